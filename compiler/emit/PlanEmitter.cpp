@@ -1,0 +1,377 @@
+#include "compiler/emit/PlanEmitter.h"
+
+#include "compiler/plan/PlanWriter.h"
+#include "dialects/kt/IR/KTOps.h"
+#include "runtime/plan/OpSignature.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/SymbolTable.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+#include <map>
+
+namespace kt::compiler {
+
+namespace {
+
+using namespace mlir;
+namespace P = ::kt::plan;
+namespace ktd = mlir::kt;
+
+P::DType planDType(Type t) {
+  if (t.isBF16()) return P::DType::BF16;
+  if (t.isF16()) return P::DType::F16;
+  if (t.isInteger(32)) return P::DType::I32;
+  return P::DType::F32;
+}
+
+std::unique_ptr<P::RopeT> planRope(ktd::RopeAttr r) {
+  auto o = std::make_unique<P::RopeT>();
+  llvm::StringRef type = r.getType();
+  o->type = type == "yarn" ? P::RopeType::Yarn : type == "linear" ? P::RopeType::Linear
+            : type == "llama3"                 ? P::RopeType::Llama3
+                                               : P::RopeType::Default;
+  o->dim = int32_t(r.getDim());
+  o->theta = r.getTheta();
+  o->factor = r.getFactor();
+  o->original_max_position = r.getOriginalMaxPosition();
+  o->beta_fast = r.getBetaFast();
+  o->beta_slow = r.getBetaSlow();
+  o->mscale = r.getMscale();
+  o->mscale_all_dim = r.getMscaleAllDim();
+  o->attention_factor = r.getAttentionFactor();
+  o->low_freq_factor = r.getLowFreqFactor();
+  o->high_freq_factor = r.getHighFreqFactor();
+  o->interleaved = r.getInterleaved();
+  return o;
+}
+
+class Emitter {
+public:
+  Emitter(ModuleOp module, PlanBuilder& b) : module_(module), b_(b), symbols_(module) {}
+
+  LogicalResult run() {
+    auto fn = symbols_.lookup<func::FuncOp>("forward");
+    if (!fn) return module_.emitError("kt module has no func.func @forward");
+    if (failed(emitModelInfo())) return failure();
+    if (fn.getNumArguments() != 2) return fn.emitError("@forward must take (ids, positions)");
+    // Prefill and decode run the same graph today; the partitioner will specialize them.
+    for (const char* entry : {"prefill", "decode"})
+      if (failed(emitEntry(fn, entry))) return failure();
+    return success();
+  }
+
+private:
+  LogicalResult emitModelInfo() {
+    auto dict = module_->getAttrOfType<DictionaryAttr>("kt.model");
+    if (!dict) return module_.emitError("kt module lacks the kt.model attribute");
+    auto info = std::make_unique<P::ModelInfoT>();
+    auto str = [&](const char* k) {
+      auto a = dict.getAs<StringAttr>(k);
+      return a ? a.str() : std::string();
+    };
+    auto num = [&](const char* k, int64_t d) {
+      auto a = dict.getAs<IntegerAttr>(k);
+      return a ? a.getInt() : d;
+    };
+    info->arch = str("arch");
+    info->source = str("source");
+    info->vocab_size = num("vocab_size", 0);
+    info->hidden_size = num("hidden_size", 0);
+    info->num_layers = int32_t(num("num_layers", 0));
+    info->max_position = num("max_position", 4096);
+    info->bos_id = int32_t(num("bos_id", -1));
+    if (auto eos = dict.getAs<DenseI64ArrayAttr>("eos_ids"))
+      for (int64_t id : eos.asArrayRef()) info->eos_ids.push_back(int32_t(id));
+    info->compute_dtype = P::DType::F32;
+    auto files = dict.getAs<ArrayAttr>("weight_files");
+    auto sizes = dict.getAs<ArrayAttr>("weight_file_sizes");
+    if (files && sizes && files.size() == sizes.size())
+      for (auto [f, s] : llvm::zip(files, sizes)) fileSizes_[llvm::cast<StringAttr>(f).str()] = uint64_t(llvm::cast<IntegerAttr>(s).getInt());
+    b_.plan().model = std::move(info);
+    return success();
+  }
+
+  uint16_t deviceOf(Operation* op) {
+    if (auto attr = op->getAttrOfType<ktd::DeviceAttr>("placement")) return b_.device(attr.getSpec().str());
+    return b_.device("cpu:numa0");
+  }
+
+  FailureOr<int32_t> weightIndex(ktd::WeightRefOp ref) {
+    auto decl = symbols_.lookup<ktd::WeightOp>(ref.getWeight());
+    if (!decl) return ref.emitError("unknown weight");
+    auto it = weights_.find(decl.getOperation());
+    if (it != weights_.end()) return it->second;
+    auto w = std::make_unique<P::WeightT>();
+    w->name = decl.getHfName().str();
+    RankedTensorType type = decl.getTensorType();
+    w->dtype = planDType(type.getElementType());
+    w->shape.assign(type.getShape().begin(), type.getShape().end());
+    auto storage = decl.getStorage().getAsRange<ktd::StorageAttr>();
+    for (ktd::StorageAttr s : storage) {
+      auto size = fileSizes_.find(s.getFile().str());
+      if (size == fileSizes_.end()) return decl.emitError("storage file '") << s.getFile() << "' is not listed in kt.model weight_files";
+      uint32_t file = b_.weightFile(s.getFile().str(), size->second);
+      w->segments.push_back(P::Segment(file, uint64_t(s.getOffset()), uint64_t(s.getSize())));
+    }
+    w->layout = w->segments.size() > 1 ? P::Layout::Stacked : P::Layout::RowMajor;
+    if (auto q = decl.getQuantAttr()) {
+      w->quant = std::make_unique<P::QuantT>();
+      llvm::StringRef s = q.getScheme();
+      w->quant->scheme = s == "int8" ? P::QuantScheme::Int8PerChannel : s == "int4" ? P::QuantScheme::Int4Group : P::QuantScheme::None;
+      w->quant->group_size = int32_t(q.getGroup());
+      w->quant->symmetric = q.getSymmetric();
+    }
+    w->device = deviceOf(decl);
+    int32_t id = int32_t(b_.weight(std::move(w)));
+    weights_[decl.getOperation()] = id;
+    return id;
+  }
+
+  // A readable step name: the weight symbol's prefix ("layers.1.attn") or op name + counter.
+  std::string stepName(Operation* op) {
+    for (Value v : op->getOperands())
+      if (auto ref = v.getDefiningOp<ktd::WeightRefOp>()) {
+        std::string s = ref.getWeight().str();
+        auto dot = s.rfind('.');
+        return dot == std::string::npos ? s : s.substr(0, dot);
+      }
+    if (auto t = llvm::dyn_cast<ktd::TapOp>(op)) return "tap." + t.getName().str();
+    return op->getName().stripDialect().str() + "." + std::to_string(counter_++);
+  }
+
+  // Buffer for a new activation value: a dead buffer of the same type when one is free.
+  uint32_t allocate(Value v, uint16_t device, const std::string& name) {
+    auto type = llvm::cast<RankedTensorType>(v.getType());
+    std::string key = std::to_string(device) + ":";
+    llvm::raw_string_ostream os(key);
+    type.print(os);
+    os.flush();
+    auto& pool = free_[key];
+    uint32_t id;
+    if (!pool.empty()) {
+      id = pool.back();
+      pool.pop_back();
+    } else {
+      std::vector<int64_t> shape;
+      for (int64_t d : type.getShape()) shape.push_back(ShapedType::isDynamic(d) ? -1 : d);
+      id = b_.buffer(name, planDType(type.getElementType()), shape, device);
+    }
+    bufferKey_[id] = key;
+    return id;
+  }
+
+  LogicalResult emitEntry(func::FuncOp fn, const std::string& name) {
+    P::EntryPointT& ep = b_.entryPoint(name);
+    values_.clear();
+    free_.clear();
+    Block& body = fn.getBody().front();
+    uint16_t cpu = b_.device("cpu:numa0");
+    uint32_t ids = b_.buffer(name + ".ids", P::DType::I32, {-1}, cpu, P::BufferKind::Input);
+    uint32_t pos = b_.buffer(name + ".positions", P::DType::I32, {-1}, cpu, P::BufferKind::Input);
+    values_[body.getArgument(0)] = ids;
+    values_[body.getArgument(1)] = pos;
+    ep.inputs = {ids, pos};
+
+    // Liveness: the last op that reads each value.
+    llvm::DenseMap<Value, Operation*> lastUse;
+    for (Operation& op : body)
+      for (Value v : op.getOperands()) lastUse[v] = &op;
+
+    for (Operation& op : body) {
+      if (auto ref = llvm::dyn_cast<ktd::WeightRefOp>(op)) {
+        auto id = weightIndex(ref);
+        if (failed(id)) return failure();
+        weightOf_[ref.getResult()] = *id;
+        continue;
+      }
+      if (auto ret = llvm::dyn_cast<func::ReturnOp>(op)) {
+        if (ret.getNumOperands() != 1 || !values_.count(ret.getOperand(0))) return ret.emitError("@forward must return the logits");
+        uint32_t out = values_[ret.getOperand(0)];
+        b_.plan().buffers[out]->kind = P::BufferKind::Output;
+        ep.outputs = {out};
+        continue;
+      }
+      auto step = std::make_unique<P::StepT>();
+      if (failed(fillStep(op, *step))) return failure();
+      step->name = stepName(&op);
+      step->device = llvm::isa<ktd::TapOp>(op) ? b_.plan().buffers[step->inputs[0]]->device : deviceOf(&op);
+      // Inputs dying here free their buffers only after the output is allocated (no aliasing).
+      uint32_t out = allocate(op.getResult(0), step->device, step->name);
+      values_[op.getResult(0)] = out;
+      step->outputs = {out};
+      for (Value v : op.getOperands())
+        if (lastUse[v] == &op && values_.count(v) && v.getParentBlock() == &body && !llvm::isa<BlockArgument>(v))
+          free_[bufferKey_[values_[v]]].push_back(values_[v]);
+      ep.steps.push_back(std::move(step));
+    }
+    if (ep.outputs.empty()) return fn.emitError("@forward has no return");
+    return success();
+  }
+
+  LogicalResult activation(Operation* op, Value v, P::StepT& s) {
+    auto it = values_.find(v);
+    if (it == values_.end()) return op->emitError("operand is not an activation produced in @forward");
+    s.inputs.push_back(it->second);
+    return success();
+  }
+  int32_t weight(Value v) {
+    if (!v) return -1;
+    auto it = weightOf_.find(v);
+    return it == weightOf_.end() ? -2 : it->second;
+  }
+  LogicalResult weights(Operation* op, P::StepT& s, std::initializer_list<Value> slots) {
+    for (Value v : slots) {
+      int32_t id = weight(v);
+      if (id == -2) return op->emitError("weight operand must come from kt.weight_ref");
+      s.weights.push_back(id);
+    }
+    return success();
+  }
+
+  void addKvLayer(int layer, P::KvKind kind, int heads, int k, int v, uint16_t device) {
+    for (auto& kv : b_.plan().kv_layers)
+      if (kv->layer == layer) return;
+    auto kv = std::make_unique<P::KvLayerT>();
+    kv->layer = layer;
+    kv->kind = kind;
+    kv->num_kv_heads = heads;
+    kv->k_dim = k;
+    kv->v_dim = v;
+    kv->device = device;
+    b_.plan().kv_layers.push_back(std::move(kv));
+  }
+
+  LogicalResult fillStep(Operation& op, P::StepT& s) {
+    return llvm::TypeSwitch<Operation*, LogicalResult>(&op)
+        .Case([&](ktd::EmbeddingOp o) {
+          s.op = P::OpKind::Embedding;
+          if (failed(activation(o, o.getIds(), s))) return failure();
+          return weights(o, s, {o.getTable()});
+        })
+        .Case([&](ktd::RmsNormOp o) {
+          s.op = P::OpKind::RmsNorm;
+          P::RmsNormAttrsT a;
+          a.eps = o.getEps().convertToDouble();
+          s.attrs.Set(a);
+          if (failed(activation(o, o.getX(), s))) return failure();
+          return weights(o, s, {o.getWeight()});
+        })
+        .Case([&](ktd::LinearOp o) {
+          s.op = P::OpKind::Linear;
+          if (failed(activation(o, o.getX(), s))) return failure();
+          return weights(o, s, {o.getWeight(), o.getBias()});
+        })
+        .Case([&](ktd::RopeOp o) {
+          s.op = P::OpKind::Rope;
+          P::RopeAttrsT a;
+          a.rope = planRope(o.getRope());
+          s.attrs.Set(std::move(a));
+          if (failed(activation(o, o.getX(), s)) || failed(activation(o, o.getPositions(), s))) return failure();
+          return success();
+        })
+        .Case([&](ktd::AttentionOp o) {
+          s.op = P::OpKind::Attention;
+          s.layer = int32_t(o.getLayer());
+          P::AttentionAttrsT a;
+          a.num_heads = int32_t(o.getNumHeads());
+          a.num_kv_heads = int32_t(o.getNumKvHeads());
+          a.head_dim = int32_t(o.getHeadDim());
+          a.scale = o.getScale().convertToDouble();
+          a.rope = planRope(o.getRope());
+          a.norm_eps = o.getNormEps() ? o.getNormEps()->convertToDouble() : 1e-6;
+          s.attrs.Set(std::move(a));
+          addKvLayer(s.layer, P::KvKind::Gqa, int(o.getNumKvHeads()), int(o.getHeadDim()), int(o.getHeadDim()), deviceOf(o));
+          if (failed(activation(o, o.getX(), s)) || failed(activation(o, o.getPositions(), s))) return failure();
+          return weights(o, s, {o.getQProj(), o.getKProj(), o.getVProj(), o.getOProj(), o.getQBias(), o.getKBias(),
+                                o.getVBias(), o.getQNorm(), o.getKNorm()});
+        })
+        .Case([&](ktd::MlaAttentionOp o) {
+          s.op = P::OpKind::MlaAttention;
+          s.layer = int32_t(o.getLayer());
+          P::MlaAttrsT a;
+          a.num_heads = int32_t(o.getNumHeads());
+          a.q_lora_rank = int32_t(o.getQLoraRank());
+          a.kv_lora_rank = int32_t(o.getKvLoraRank());
+          a.qk_nope_head_dim = int32_t(o.getQkNopeHeadDim());
+          a.qk_rope_head_dim = int32_t(o.getQkRopeHeadDim());
+          a.v_head_dim = int32_t(o.getVHeadDim());
+          a.scale = o.getScale().convertToDouble();
+          a.rope = planRope(o.getRope());
+          a.norm_eps = o.getNormEps().convertToDouble();
+          s.attrs.Set(std::move(a));
+          addKvLayer(s.layer, P::KvKind::Mla, 1, int(o.getKvLoraRank()), int(o.getQkRopeHeadDim()), deviceOf(o));
+          if (failed(activation(o, o.getX(), s)) || failed(activation(o, o.getPositions(), s))) return failure();
+          return weights(o, s, {o.getQProj(), o.getQAProj(), o.getQANorm(), o.getQBProj(), o.getKvAProj(), o.getKvANorm(),
+                                o.getKvBProj(), o.getOProj()});
+        })
+        .Case([&](ktd::MoeOp o) {
+          s.op = P::OpKind::Moe;
+          s.layer = int32_t(o.getLayer());
+          P::MoeAttrsT a;
+          a.num_experts = int32_t(o.getNumExperts());
+          a.experts_per_token = int32_t(o.getExpertsPerToken());
+          a.scoring = o.getScoring() == "sigmoid" ? P::MoeScoring::Sigmoid : P::MoeScoring::Softmax;
+          llvm::StringRef m = o.getTopkMethod();
+          a.topk_method = m == "noaux_tc" ? P::MoeTopk::NoauxTc : m == "group_limited_greedy" ? P::MoeTopk::GroupLimitedGreedy
+                                                                                             : P::MoeTopk::Greedy;
+          a.n_group = int32_t(o.getNGroup());
+          a.topk_group = int32_t(o.getTopkGroup());
+          a.norm_topk_prob = o.getNormTopkProb();
+          a.routed_scaling_factor = o.getRoutedScalingFactor().convertToDouble();
+          s.attrs.Set(a);
+          if (failed(activation(o, o.getX(), s))) return failure();
+          return weights(o, s, {o.getRouter(), o.getCorrectionBias(), o.getGate(), o.getUp(), o.getDown(), o.getSharedGate(),
+                                o.getSharedUp(), o.getSharedDown(), o.getSharedExpertGate()});
+        })
+        .Case([&](ktd::MlpOp o) {
+          s.op = P::OpKind::Mlp;
+          P::MlpAttrsT a;
+          a.activation = o.getActivation().str();
+          s.attrs.Set(a);
+          if (failed(activation(o, o.getX(), s))) return failure();
+          return weights(o, s, {o.getGate(), o.getUp(), o.getDown()});
+        })
+        .Case([&](ktd::SwigluOp o) {
+          s.op = P::OpKind::Swiglu;
+          if (failed(activation(o, o.getGate(), s)) || failed(activation(o, o.getUp(), s))) return failure();
+          return success();
+        })
+        .Case([&](ktd::AddOp o) {
+          s.op = P::OpKind::Add;
+          if (failed(activation(o, o.getLhs(), s)) || failed(activation(o, o.getRhs(), s))) return failure();
+          return success();
+        })
+        .Case([&](ktd::LmHeadOp o) {
+          s.op = P::OpKind::LmHead;
+          if (failed(activation(o, o.getX(), s))) return failure();
+          return weights(o, s, {o.getWeight()});
+        })
+        .Case([&](ktd::TapOp o) {
+          s.op = P::OpKind::Tap;
+          P::TapAttrsT a;
+          a.name = o.getName().str();
+          s.attrs.Set(a);
+          return activation(o, o.getInput(), s);
+        })
+        .Default([&](Operation* other) { return other->emitError("op cannot be lowered to a plan step"); });
+  }
+
+  ModuleOp module_;
+  PlanBuilder& b_;
+  SymbolTable symbols_;
+  std::map<std::string, uint64_t> fileSizes_;
+  llvm::DenseMap<Operation*, int32_t> weights_;
+  llvm::DenseMap<Value, int32_t> weightOf_;
+  llvm::DenseMap<Value, uint32_t> values_;
+  std::map<std::string, std::vector<uint32_t>> free_;
+  std::map<uint32_t, std::string> bufferKey_;
+  int counter_ = 0;
+};
+
+} // namespace
+
+LogicalResult emitPlan(ModuleOp module, PlanBuilder& builder) { return Emitter(module, builder).run(); }
+
+} // namespace kt::compiler

@@ -1,0 +1,78 @@
+#include "compiler/pipeline/Pipeline.h"
+
+#include "compiler/emit/PlanEmitter.h"
+#include "compiler/plan/PlanWriter.h"
+#include "dialects/kt/IR/KTOps.h"
+#include "dialects/kt/Transforms/Passes.h"
+#include "frontends/hf/HfImporter.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Support/FileUtilities.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <chrono>
+
+namespace kt::compiler {
+
+namespace {
+double since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+} // namespace
+
+bool compileModel(const hf::ModelDesc& model, const CompileOptions& options, plan::PlanT* out, CompileStats* stats) {
+  if (options.target != "cpu") {
+    llvm::errs() << "kt-compile: error: --target " << options.target
+                 << " is not available yet (this build compiles CPU plans; the CUDA backend is in progress)\n";
+    return false;
+  }
+  if (options.dtype != "f32") {
+    llvm::errs() << "kt-compile: error: --dtype " << options.dtype << " is not available yet (f32)\n";
+    return false;
+  }
+  mlir::MLIRContext ctx;
+  mlir::kt::registerKTPasses();
+  auto t0 = std::chrono::steady_clock::now();
+  mlir::OwningOpRef<mlir::ModuleOp> module = hf::importModel(ctx, model);
+  stats->importSeconds = since(t0);
+
+  t0 = std::chrono::steady_clock::now();
+  if (mlir::failed(mlir::verify(*module))) {
+    llvm::errs() << "kt-compile: internal error: the imported module does not verify\n";
+    return false;
+  }
+  mlir::PassManager pm(&ctx);
+  std::string pipeline = "kt-assign-placement{device=" + options.device + "}";
+  if (!options.passPipeline.empty()) pipeline += "," + options.passPipeline;
+  if (mlir::failed(mlir::parsePassPipeline(pipeline, pm, llvm::errs()))) return false;
+  if (mlir::failed(pm.run(*module))) return false;
+  stats->passSeconds = since(t0);
+  module->walk([&](mlir::Operation* op) {
+    if (llvm::isa<mlir::kt::WeightOp>(op)) ++stats->numWeights;
+    else if (op->getDialect() && op->getDialect()->getNamespace() == "kt" && !llvm::isa<mlir::kt::WeightRefOp>(op)) ++stats->numOps;
+  });
+
+  if (!options.dumpMlirPath.empty()) {
+    std::string err;
+    auto file = mlir::openOutputFile(options.dumpMlirPath, &err);
+    if (!file) {
+      llvm::errs() << "kt-compile: error: " << err << "\n";
+      return false;
+    }
+    module->print(file->os());
+    file->keep();
+  }
+
+  t0 = std::chrono::steady_clock::now();
+  PlanBuilder builder;
+  if (mlir::failed(emitPlan(*module, builder))) return false;
+  stats->emitSeconds = since(t0);
+  *out = std::move(builder.plan());
+  return true;
+}
+
+} // namespace kt::compiler

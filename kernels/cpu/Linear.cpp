@@ -1,0 +1,49 @@
+#include "kernels/cpu/Linear.h"
+
+#include "runtime/support/ThreadPool.h"
+
+#include <vector>
+
+namespace kt::cpu {
+
+void linearRef(const float* x, int64_t tokens, const MatrixView& w, const float* bias, float* y) {
+  const int64_t n = w.rows, k = w.cols;
+  for (int64_t t = 0; t < tokens; ++t)
+    for (int64_t r = 0; r < n; ++r) {
+      float acc = 0.f;
+      for (int64_t i = 0; i < k; ++i) acc += x[t * k + i] * w.at(r, i);
+      y[t * n + r] = acc + (bias ? bias[r] : 0.f);
+    }
+}
+
+static inline float dot(const float* a, const float* b, int64_t k) {
+  // Eight independent partial sums: lets the compiler vectorize without -ffast-math.
+  float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= k; i += 8)
+    for (int j = 0; j < 8; ++j) s[j] += a[i + j] * b[i + j];
+  float acc = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+  for (; i < k; ++i) acc += a[i] * b[i];
+  return acc;
+}
+
+void linear(ThreadPool& pool, const float* x, int64_t tokens, const MatrixView& w, const float* bias,
+            float* y) {
+  const int64_t n = w.rows, k = w.cols;
+  pool.parallelFor(n, 16, [&](int64_t begin, int64_t end) {
+    std::vector<float> rowBuf(w.dtype == DType::F32 ? 0 : size_t(k));
+    for (int64_t r = begin; r < end; ++r) {
+      const float* wr;
+      if (w.dtype == DType::F32) {
+        wr = reinterpret_cast<const float*>(w.row(r));
+      } else {
+        w.rowToF32(r, rowBuf.data());
+        wr = rowBuf.data();
+      }
+      float b = bias ? bias[r] : 0.f;
+      for (int64_t t = 0; t < tokens; ++t) y[t * n + r] = dot(x + t * k, wr, k) + b;
+    }
+  });
+}
+
+} // namespace kt::cpu

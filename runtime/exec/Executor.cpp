@@ -1,0 +1,72 @@
+#include "runtime/exec/Executor.h"
+
+#include "runtime/plan/OpSignature.h"
+#include "runtime/support/Error.h"
+
+namespace kt {
+
+std::string OpContext::where() const {
+  return "step '" + (step.name() ? step.name()->str() : std::string("?")) + "'";
+}
+
+Executor::Executor(const LoadedPlan& plan, const WeightStore& weights, ThreadPool& pool)
+    : plan_(plan), weights_(weights), pool_(pool) {
+  registerCpuOps(registry_);
+  // Refuse a plan up front if any of its steps has no kernel here (e.g. a GPU plan on a CPU build).
+  for (const plan::EntryPoint* ep : *plan.root().entry_points())
+    for (const plan::Step* s : *ep->steps()) {
+      auto kind = plan.root().devices()->Get(s->device())->kind();
+      if (!registry_.find(s->op(), kind))
+        throw Error(plan.origin() + ": step '" + s->name()->str() + "' runs " + plan::opSignature(s->op())->name +
+                    " on device '" + plan.root().devices()->Get(s->device())->name()->str() +
+                    "', which this kt-rt has no kernels for");
+    }
+}
+
+Activation Executor::run(const std::string& entry, const Batch& batch, KvCache& kv,
+                         const std::function<void(const std::string&, const Activation&)>* tapSink) {
+  const plan::EntryPoint* ep = plan_.entryPoint(entry);
+  if (!ep) throw Error(plan_.origin() + ": plan has no entry point '" + entry + "'");
+  const plan::Plan& p = plan_.root();
+  const int64_t tokens = batch.tokens();
+  if (tokens == 0) throw Error("empty batch");
+  if (int64_t(batch.positions.size()) != tokens) throw Error("batch: positions and ids differ in length");
+  int64_t covered = 0;
+  for (const SequenceChunk& c : batch.chunks) {
+    if (c.slot < 0 || c.slot >= kv.numSlots()) throw Error("batch: sequence slot " + std::to_string(c.slot) + " out of range");
+    if (c.start != covered || c.len <= 0) throw Error("batch: sequence chunks must tile the batch in order");
+    if (c.pos0 > kv.length(c.slot))
+      throw Error("batch: sequence in slot " + std::to_string(c.slot) + " starts at position " + std::to_string(c.pos0) +
+                  " but only " + std::to_string(kv.length(c.slot)) + " positions are cached");
+    if (c.pos0 + c.len > p.model()->max_position())
+      throw Error("batch: sequence in slot " + std::to_string(c.slot) + " would reach position " +
+                  std::to_string(c.pos0 + c.len) + ", beyond the model's maximum of " + std::to_string(p.model()->max_position()));
+    covered += c.len;
+  }
+  if (covered != tokens) throw Error("batch: sequence chunks cover " + std::to_string(covered) + " of " + std::to_string(tokens) + " tokens");
+  for (int32_t id : batch.ids)
+    if (id < 0 || id >= p.model()->vocab_size())
+      throw Error("token id " + std::to_string(id) + " is outside the vocabulary (0.." + std::to_string(p.model()->vocab_size() - 1) + ")");
+  for (int64_t r : batch.outputRows)
+    if (r < 0 || r >= tokens) throw Error("batch: output row " + std::to_string(r) + " out of range");
+
+  std::vector<Activation> buffers(p.buffers()->size());
+  Activation& ids = buffers[ep->inputs()->Get(0)];
+  ids.i = batch.ids;
+  ids.rows = tokens;
+  ids.cols = 1;
+  Activation& pos = buffers[ep->inputs()->Get(1)];
+  pos.i = batch.positions;
+  pos.rows = tokens;
+  pos.cols = 1;
+
+  for (const plan::Step* s : *ep->steps()) {
+    OpContext ctx{*s, batch, weights_, kv, pool_, buffers, tapSink};
+    OpFn fn = registry_.find(s->op(), p.devices()->Get(s->device())->kind());
+    fn(ctx);
+  }
+  for (const SequenceChunk& c : batch.chunks) kv.setLength(c.slot, c.pos0 + c.len);
+  return std::move(buffers[ep->outputs()->Get(0)]);
+}
+
+} // namespace kt

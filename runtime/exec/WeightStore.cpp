@@ -1,0 +1,66 @@
+#include "runtime/exec/WeightStore.h"
+
+#include "runtime/io/MappedFile.h"
+#include "runtime/support/Error.h"
+
+namespace kt {
+
+WeightStore::WeightStore(const LoadedPlan& plan) : plan_(plan) {
+  const plan::Plan& p = plan.root();
+  if (p.weight_files()) {
+    for (const plan::WeightFile* f : *p.weight_files()) {
+      std::string path = plan.resolveWeightPath(f->path()->str());
+      auto mapped = std::make_unique<MappedFile>(path);
+      if (mapped->size() != f->size())
+        throw Error(plan.origin() + ": weight file '" + path + "' has " + std::to_string(mapped->size()) +
+                    " bytes but the plan was compiled against " + std::to_string(f->size()) +
+                    " (file changed or truncated; recompile the plan)");
+      mappedBytes_ += mapped->size();
+      files_.push_back(std::move(mapped));
+    }
+  }
+  if (p.weights()) {
+    for (const plan::Weight* w : *p.weights()) {
+      if (w->layout() == plan::Layout::RowMajor && w->segments()->size() != 1)
+        throw Error(plan.origin() + ": weight '" + w->name()->str() + "' is row-major but split over " +
+                    std::to_string(w->segments()->size()) + " segments");
+      for (const plan::Segment* s : *w->segments())
+        if (s->offset() + s->size() > files_[s->file()]->size())
+          throw Error(plan.origin() + ": weight '" + w->name()->str() + "' lies outside '" + files_[s->file()]->path() + "'");
+    }
+  }
+}
+
+WeightStore::~WeightStore() = default;
+
+const uint8_t* WeightStore::segmentData(const plan::Segment& s) const {
+  return files_[s.file()]->data() + s.offset();
+}
+
+cpu::MatrixView WeightStore::matrix(int32_t id) const {
+  const plan::Weight& w = weight(id);
+  cpu::MatrixView v;
+  v.dtype = DType(w.dtype());
+  v.cols = w.shape()->Get(w.shape()->size() - 1);
+  v.rows = 1;
+  for (uint32_t i = 0; i + 1 < w.shape()->size(); ++i) v.rows *= w.shape()->Get(i);
+  v.data = segmentData(*w.segments()->Get(0));
+  return v;
+}
+
+cpu::MatrixView WeightStore::slice(int32_t id, int64_t i) const {
+  const plan::Weight& w = weight(id);
+  cpu::MatrixView v;
+  v.dtype = DType(w.dtype());
+  v.cols = w.shape()->Get(w.shape()->size() - 1);
+  v.rows = 1;
+  for (uint32_t d = 1; d + 1 < w.shape()->size(); ++d) v.rows *= w.shape()->Get(d);
+  if (w.layout() == plan::Layout::Stacked) {
+    v.data = segmentData(*w.segments()->Get(uint32_t(i)));
+  } else {
+    v.data = segmentData(*w.segments()->Get(0)) + size_t(i) * size_t(v.rows) * v.rowBytes();
+  }
+  return v;
+}
+
+} // namespace kt

@@ -1,0 +1,122 @@
+#include "kernels/cpu/Linear.h"
+#include "kernels/cpu/Norm.h"
+#include "runtime/exec/cpu/CpuOps.h"
+#include "runtime/support/Error.h"
+#include "runtime/support/ThreadPool.h"
+
+#include <cmath>
+
+namespace kt::cpuops {
+
+cpu::RopeParams ropeParams(const plan::Rope& r) {
+  cpu::RopeParams p;
+  switch (r.type()) {
+  case plan::RopeType::Default: p.type = cpu::RopeType::Default; break;
+  case plan::RopeType::Linear: p.type = cpu::RopeType::Linear; break;
+  case plan::RopeType::Yarn: p.type = cpu::RopeType::Yarn; break;
+  case plan::RopeType::Llama3: p.type = cpu::RopeType::Llama3; break;
+  }
+  p.dim = r.dim();
+  p.theta = r.theta();
+  p.factor = r.factor();
+  p.originalMaxPosition = r.original_max_position();
+  p.betaFast = r.beta_fast();
+  p.betaSlow = r.beta_slow();
+  p.lowFreqFactor = r.low_freq_factor();
+  p.highFreqFactor = r.high_freq_factor();
+  p.attentionFactor = r.attention_factor();
+  p.interleaved = r.interleaved();
+  return p;
+}
+
+void swigluInPlace(float* g, const float* u, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+
+void embedding(OpContext& c) {
+  const Activation& ids = c.in(0);
+  cpu::MatrixView table = c.w(0);
+  Activation& out = c.out(0);
+  out.resize(ids.rows, table.cols);
+  for (int64_t t = 0; t < ids.rows; ++t) table.rowToF32(ids.i[size_t(t)], out.f.data() + t * table.cols);
+}
+
+void rmsNorm(OpContext& c) {
+  const Activation& x = c.in(0);
+  Activation& out = c.out(0);
+  out.resize(x.rows, x.cols);
+  cpu::rmsNorm(x.f.data(), x.rows, x.cols, c.w(0), c.step.attrs_as_RmsNormAttrs()->eps(), out.f.data());
+}
+
+static void linearInto(OpContext& c, const Activation& x, const cpu::MatrixView& w, const float* bias, Activation& out) {
+  if (x.cols != w.cols)
+    throw Error(c.where() + ": input has " + std::to_string(x.cols) + " features, weight expects " + std::to_string(w.cols));
+  out.resize(x.rows, w.rows);
+  cpu::linear(c.pool, x.f.data(), x.rows, w, bias, out.f.data());
+}
+
+void linear(OpContext& c) {
+  std::vector<float> bias;
+  if (c.has(1)) {
+    cpu::MatrixView b = c.w(1);
+    bias.resize(size_t(b.cols));
+    b.rowToF32(0, bias.data());
+  }
+  linearInto(c, c.in(0), c.w(0), c.has(1) ? bias.data() : nullptr, c.out(0));
+}
+
+void rope(OpContext& c) {
+  const Activation& x = c.in(0);
+  const Activation& pos = c.in(1);
+  Activation& out = c.out(0);
+  out = x;
+  cpu::RopeParams p = ropeParams(*c.step.attrs_as_RopeAttrs()->rope());
+  std::vector<float> inv = cpu::ropeInvFreq(p);
+  int heads = int(x.cols / p.dim);
+  for (int64_t t = 0; t < x.rows; ++t)
+    cpu::applyRope(out.f.data() + t * x.cols, heads, p.dim, 0, pos.i[size_t(t)], p, inv);
+}
+
+void swiglu(OpContext& c) {
+  Activation& out = c.out(0);
+  out = c.in(0);
+  swigluInPlace(out.f.data(), c.in(1).f.data(), int64_t(out.f.size()));
+}
+
+void add(OpContext& c) {
+  const Activation& a = c.in(0);
+  const Activation& b = c.in(1);
+  Activation& out = c.out(0);
+  out.resize(a.rows, a.cols);
+  for (size_t i = 0; i < a.f.size(); ++i) out.f[i] = a.f[i] + b.f[i];
+}
+
+void mlp(OpContext& c) {
+  const Activation& x = c.in(0);
+  Activation g, u;
+  linearInto(c, x, c.w(0), nullptr, g);
+  linearInto(c, x, c.w(1), nullptr, u);
+  swigluInPlace(g.f.data(), u.f.data(), int64_t(g.f.size()));
+  linearInto(c, g, c.w(2), nullptr, c.out(0));
+}
+
+void lmHead(OpContext& c) {
+  const Activation& x = c.in(0);
+  if (c.batch.outputRows.empty()) {
+    linearInto(c, x, c.w(0), nullptr, c.out(0));
+    return;
+  }
+  // Only the rows the caller needs (the last token of each sequence while decoding).
+  Activation rows;
+  rows.resize(int64_t(c.batch.outputRows.size()), x.cols);
+  for (size_t r = 0; r < c.batch.outputRows.size(); ++r)
+    std::copy_n(x.f.data() + c.batch.outputRows[r] * x.cols, x.cols, rows.f.data() + int64_t(r) * x.cols);
+  linearInto(c, rows, c.w(0), nullptr, c.out(0));
+}
+
+void tap(OpContext& c) {
+  c.out(0) = c.in(0);
+  if (c.tapSink && *c.tapSink) (*c.tapSink)(c.step.attrs_as_TapAttrs()->name()->str(), c.out(0));
+}
+
+} // namespace kt::cpuops

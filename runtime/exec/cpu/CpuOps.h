@@ -1,0 +1,25 @@
+#pragma once
+// CPU implementations of the plan's ops (one function per op kind), grouped by file.
+#include "kernels/cpu/Rope.h"
+#include "runtime/exec/OpContext.h"
+
+namespace kt::cpuops {
+
+void embedding(OpContext& c);
+void rmsNorm(OpContext& c);
+void linear(OpContext& c);
+void rope(OpContext& c);
+void swiglu(OpContext& c);
+void add(OpContext& c);
+void mlp(OpContext& c);
+void lmHead(OpContext& c);
+void tap(OpContext& c);
+void attention(OpContext& c);
+void mlaAttention(OpContext& c);
+void moe(OpContext& c);
+
+cpu::RopeParams ropeParams(const plan::Rope& r);
+// silu(g) * u, the SwiGLU activation of every MLP and expert.
+void swigluInPlace(float* g, const float* u, int64_t n);
+
+} // namespace kt::cpuops

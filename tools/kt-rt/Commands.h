@@ -1,0 +1,7 @@
+#pragma once
+// kt-rt subcommands; each returns the process exit code and throws kt::Error on bad input.
+namespace kt::cli {
+int cmdInspect(int argc, char** argv);
+int cmdScore(int argc, char** argv);
+int cmdGenerate(int argc, char** argv);
+} // namespace kt::cli

@@ -1,0 +1,52 @@
+// kt-rt: the KT runtime. Loads a plan written by kt-compile and runs it. Links no MLIR/LLVM.
+#include "tools/kt-rt/Commands.h"
+
+#include "runtime/support/Error.h"
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+namespace {
+
+struct Command {
+  const char* name;
+  int (*run)(int, char**);
+  const char* help;
+};
+
+const Command kCommands[] = {
+    {"inspect", kt::cli::cmdInspect, "PLAN [--steps] [--weights]   print a plan's contents"},
+    {"score", kt::cli::cmdScore, "PLAN --ids 1,2,3 [--ids ...] --out F.safetensors [--dump-hidden]   logits of whole sequences"},
+    {"generate", kt::cli::cmdGenerate, "PLAN --ids 1,2,3 [--ids ...] -n N [--temperature T] [--json]   decode with the KV cache"},
+};
+
+void usage(FILE* out) {
+  std::fprintf(out, "usage: kt-rt <command> [args]\n\ncommands:\n");
+  for (const Command& c : kCommands) std::fprintf(out, "  %-10s %s\n", c.name, c.help);
+  std::fprintf(out, "\ncommon flags: --threads N (default: all cores)\n");
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  for (const Command& c : kCommands) {
+    if (std::strcmp(argv[1], c.name) != 0) continue;
+    try {
+      return c.run(argc, argv);
+    } catch (const kt::Error& e) {
+      std::fprintf(stderr, "kt-rt %s: error: %s\n", c.name, e.what());
+      return 1;
+    } catch (const std::bad_alloc&) {
+      std::fprintf(stderr, "kt-rt %s: error: out of memory\n", c.name);
+      return 1;
+    }
+  }
+  std::fprintf(stderr, "kt-rt: unknown command '%s'\n\n", argv[1]);
+  usage(stderr);
+  return 2;
+}
