@@ -1,8 +1,6 @@
-# Warnings on everywhere; the project's own code should build warning-free.
-add_compile_options(-Wall -Wextra -Wno-unused-parameter)
-if(CMAKE_BUILD_TYPE STREQUAL "Release")
-  add_compile_options(-O2)
-endif()
+# Warnings on everywhere for C/C++ (not passed to nvcc); the project's own code builds warning-free.
+add_compile_options($<$<COMPILE_LANGUAGE:CXX,C>:-Wall> $<$<COMPILE_LANGUAGE:CXX,C>:-Wextra>
+                    $<$<COMPILE_LANGUAGE:CXX,C>:-Wno-unused-parameter>)
 
 # Plain (exception-enabled) targets vs LLVM-style targets: MLIR code is compiled with
 # -fno-exceptions -fno-rtti like LLVM itself; code that must catch exceptions (JSON parsing,

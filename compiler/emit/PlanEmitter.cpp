@@ -142,7 +142,7 @@ private:
   }
 
   // Buffer for a new activation value: a dead buffer of the same type when one is free.
-  uint32_t allocate(Value v, uint16_t device, const std::string& name) {
+  uint32_t allocate(Value v, uint16_t device) {
     auto type = llvm::cast<RankedTensorType>(v.getType());
     std::string key = std::to_string(device) + ":";
     llvm::raw_string_ostream os(key);
@@ -156,7 +156,8 @@ private:
     } else {
       std::vector<int64_t> shape;
       for (int64_t d : type.getShape()) shape.push_back(ShapedType::isDynamic(d) ? -1 : d);
-      id = b_.buffer(name, planDType(type.getElementType()), shape, device);
+      // Named by slot, not by first user: a buffer is reused by many values.
+      id = b_.buffer("t" + std::to_string(b_.plan().buffers.size()), planDType(type.getElementType()), shape, device);
     }
     bufferKey_[id] = key;
     return id;
@@ -198,7 +199,7 @@ private:
       step->name = stepName(&op);
       step->device = llvm::isa<ktd::TapOp>(op) ? b_.plan().buffers[step->inputs[0]]->device : deviceOf(&op);
       // Inputs dying here free their buffers only after the output is allocated (no aliasing).
-      uint32_t out = allocate(op.getResult(0), step->device, step->name);
+      uint32_t out = allocate(op.getResult(0), step->device);
       values_[op.getResult(0)] = out;
       step->outputs = {out};
       for (Value v : op.getOperands())

@@ -1,6 +1,7 @@
 #include "compiler/plan/PlanWriter.h"
 
 #include "runtime/plan/PlanReader.h"
+#include "runtime/support/Crc32.h"
 #include "runtime/support/Error.h"
 
 #include <cerrno>
@@ -90,8 +91,12 @@ plan::EntryPointT& PlanBuilder::entryPoint(const std::string& name) {
 
 std::vector<uint8_t> serializePlan(const plan::PlanT& p) {
   flatbuffers::FlatBufferBuilder fbb(1 << 16);
-  plan::FinishPlanBuffer(fbb, plan::Plan::Pack(fbb, &p));
-  return std::vector<uint8_t>(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+  plan::FinishSizePrefixedPlanBuffer(fbb, plan::Plan::Pack(fbb, &p));
+  std::vector<uint8_t> bytes(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+  // Trailing CRC-32 so that any flipped byte is detected, not only structural damage.
+  uint32_t crc = crc32(bytes.data(), bytes.size());
+  for (int i = 0; i < 4; ++i) bytes.push_back(uint8_t(crc >> (8 * i)));
+  return bytes;
 }
 
 void writePlanFile(const plan::PlanT& p, const std::string& path) {

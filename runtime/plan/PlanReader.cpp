@@ -1,6 +1,7 @@
 #include "runtime/plan/PlanReader.h"
 
 #include "runtime/plan/OpSignature.h"
+#include "runtime/support/Crc32.h"
 #include "runtime/support/DType.h"
 #include "runtime/support/Error.h"
 
@@ -234,13 +235,21 @@ LoadedPlan LoadedPlan::fromBytes(std::vector<uint8_t> bytes, const std::string& 
   p.bytes_ = std::move(bytes);
   p.origin_ = origin;
   p.baseDir_ = ".";
-  if (p.bytes_.size() < 8 || !plan::PlanBufferHasIdentifier(p.bytes_.data()))
+  // File layout: [u32 size][FlatBuffer of `size` bytes, identifier "KTPL"][u32 CRC-32 of the rest].
+  const size_t n = p.bytes_.size();
+  if (n < 12 || !flatbuffers::BufferHasIdentifier(p.bytes_.data(), plan::PlanIdentifier(), /*size_prefixed=*/true))
     throw Error(origin + ": not a KT plan (missing the 'KTPL' file identifier)");
-  // The verifier checks every offset and vector length against the buffer (truncation, flipped bytes).
-  flatbuffers::Verifier verifier(p.bytes_.data(), p.bytes_.size(), /*max_depth=*/64, /*max_tables=*/10000000);
-  if (!plan::VerifyPlanBuffer(verifier))
-    throw Error(origin + ": corrupted or truncated plan (FlatBuffers verification failed)");
-  p.root_ = plan::GetPlan(p.bytes_.data());
+  uint32_t size = flatbuffers::ReadScalar<uint32_t>(p.bytes_.data());
+  if (uint64_t(size) + 8 != n)
+    throw Error(origin + ": truncated or padded plan (" + std::to_string(n) + " bytes, header says " +
+                std::to_string(uint64_t(size) + 8) + ")");
+  uint32_t stored = flatbuffers::ReadScalar<uint32_t>(p.bytes_.data() + n - 4);
+  if (crc32(p.bytes_.data(), n - 4) != stored) throw Error(origin + ": corrupted plan (checksum mismatch)");
+  // The verifier checks every offset and vector length against the buffer.
+  flatbuffers::Verifier verifier(p.bytes_.data(), n - 4, /*max_depth=*/64, /*max_tables=*/10000000);
+  if (!plan::VerifySizePrefixedPlanBuffer(verifier))
+    throw Error(origin + ": corrupted plan (FlatBuffers verification failed)");
+  p.root_ = plan::GetSizePrefixedPlan(p.bytes_.data());
   PlanValidator(*p.root_, origin).run();
   return p;
 }

@@ -10,6 +10,20 @@ namespace {
 
 constexpr uint64_t kEmptyKey = ~0ULL;
 
+// Words at least this long are cut into independently mergeable pieces first (see joinable_).
+constexpr size_t kSegmentMinBytes = 64;
+
+char32_t firstCp(const std::string& s) {
+  size_t i = 0;
+  return utf8::next(s, i);
+}
+char32_t lastCp(const std::string& s) {
+  size_t i = s.size() - 1;
+  while (i > 0 && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) --i;
+  return utf8::next(s, i);
+}
+uint64_t cpPairKey(char32_t a, char32_t b) { return (static_cast<uint64_t>(a) << 32) | b; }
+
 // Above this many symbols the heap-based merge loop beats rescanning all pairs each step. Both
 // loops apply the same merges in the same order, so the threshold never changes the result.
 constexpr size_t kSmallWord = 48;
@@ -131,7 +145,17 @@ std::unique_ptr<BpeModel> BpeModel::parse(const json& j, const std::string& path
     int32_t in = m->tokenToId(merged);
     if (in < 0) throw ParseError(indexPath(mp, i), "merged token '" + merged + "' is not in the vocab");
     m->merges_.insert(pairKey(ia, ib), MergeValue{static_cast<int32_t>(i), in});
+    if (!a.empty() && !b.empty()) m->joinable_.insert(cpPairKey(lastCp(a), firstCp(b)), {0, 0});
   }
+  // Vocabulary strings come from JSON and are valid UTF-8; single-character ones are the symbols
+  // words start from.
+  for (size_t id = 0; id < m->idToToken_.size(); ++id) {
+    const std::string& t = m->idToToken_[id];
+    if (!m->hasId_[id] || t.empty() || utf8::seqLen(static_cast<unsigned char>(t[0])) != t.size())
+      continue;
+    m->charIds_.emplace(firstCp(t), static_cast<int32_t>(id));
+  }
+  m->canSegment_ = m->prefix_.empty() && m->suffix_.empty();
   return m;
 }
 
@@ -261,6 +285,29 @@ void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out) const 
       return;
     }
   }
+  if (!canSegment_ || word.size() < kSegmentMinBytes) {
+    tokenizeSegment(word, out);
+    return;
+  }
+  size_t segStart = 0, i = 0;
+  char32_t prev = 0;
+  bool prevPlain = false;
+  while (i < word.size()) {
+    size_t at = i;
+    char32_t cp = utf8::next(word, i);
+    // Characters that are not tokens themselves (byte fallback, unk) never start a cut.
+    bool plain = charIds_.count(cp) != 0;
+    if (at > segStart && prevPlain && plain && !joinable_.find(cpPairKey(prev, cp))) {
+      tokenizeSegment(word.substr(segStart, at - segStart), out);
+      segStart = at;
+    }
+    prev = cp;
+    prevPlain = plain;
+  }
+  tokenizeSegment(word.substr(segStart), out);
+}
+
+void BpeModel::tokenizeSegment(std::string_view word, std::vector<int32_t>& out) const {
   const bool cacheable = word.size() < kCacheMaxWordBytes;
   std::string key;
   if (cacheable) {

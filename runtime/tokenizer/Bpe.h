@@ -53,6 +53,7 @@ class BpeModel {
     return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
   }
 
+  void tokenizeSegment(std::string_view word, std::vector<int32_t>& out) const;
   void initialSymbols(std::string_view word, std::vector<int32_t>& syms) const;
   void mergeSmall(std::vector<int32_t>& syms) const;
   void mergeLarge(std::vector<int32_t>& syms) const;
@@ -68,8 +69,17 @@ class BpeModel {
   std::string prefix_, suffix_;  // continuing_subword_prefix / end_of_word_suffix
   int32_t byteIds_[256];         // "<0xNN>" ids for byte fallback, -1 when missing
 
-  // Words repeat a lot in real text; HF keeps a bounded cache of merged words, so do we.
-  static constexpr size_t kCacheCapacity = 10000;
+  // Long words (SentencePiece-style tokenizers have no pre-tokenizer, so a whole paragraph is one
+  // word) are cut where no merge can ever join the two sides: between characters c1, c2 that are
+  // both single-character tokens and such that no merge has a left side ending in c1 and a right
+  // side starting in c2. Each piece then merges exactly as it would inside the whole word, and
+  // the pieces (mostly words) hit the cache.
+  PairMap joinable_;  // (last char of merge left, first char of merge right) -> unused
+  bool canSegment_ = false;
+  std::unordered_map<char32_t, int32_t> charIds_;  // single-character tokens
+
+  // Words repeat a lot in real text, so merged words are cached (bounded; restarted when full).
+  static constexpr size_t kCacheCapacity = 65536;
   static constexpr size_t kCacheMaxWordBytes = 256;
   mutable std::mutex cacheMutex_;
   mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace kt::tok::bytelevel {
 
@@ -37,7 +38,7 @@ inline const Tables& tables() {
 }
 
 // Maps every byte of `text` to its stand-in character.
-inline std::string encode(const std::string& text) {
+inline std::string encode(std::string_view text) {
   const Tables& t = tables();
   std::string out;
   out.reserve(text.size() * 2);

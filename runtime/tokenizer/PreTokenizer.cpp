@@ -21,87 +21,110 @@ Behavior parseBehavior(const json& j, const std::string& path) {
   throw ParseError(path, "unknown split behavior '" + s + "'");
 }
 
-struct Seg {
-  size_t begin, end;
-  bool flag;  // "is a match" on input, "is removed" on output
+// HF's NormalizedString::split, streamed: the matches and the gaps between them cover the text, in
+// order; the behavior decides which stretches are kept and which are glued to a neighbour. Groups
+// are passed to `onGroup(begin, end)` as soon as they are complete (at most one is held back).
+template <typename OnGroup>
+class Grouper {
+ public:
+  Grouper(Behavior b, OnGroup& onGroup) : behavior_(b), onGroup_(onGroup) {}
+
+  void add(size_t b, size_t e, bool match) {
+    switch (behavior_) {
+      case Behavior::Isolated:
+        onGroup_(b, e);
+        break;
+      case Behavior::Removed:
+        if (!match) onGroup_(b, e);
+        break;
+      case Behavior::Contiguous:
+        if (held_ && match == prevMatch_) {
+          end_ = e;
+        } else {
+          flush();
+          hold(b, e);
+        }
+        break;
+      case Behavior::MergedWithPrevious:
+        // The first match after a gap joins that gap.
+        if (held_ && match && !prevMatch_) {
+          end_ = e;
+        } else {
+          flush();
+          hold(b, e);
+        }
+        break;
+      case Behavior::MergedWithNext:
+        // A match joins the gap that follows it; only a pending match is ever held.
+        if (held_) {
+          if (!match) {
+            onGroup_(begin_, e);
+            held_ = false;
+          } else {
+            onGroup_(begin_, end_);
+            hold(b, e);
+          }
+        } else if (match) {
+          hold(b, e);
+        } else {
+          onGroup_(b, e);
+        }
+        break;
+    }
+    prevMatch_ = match;
+  }
+  void finish() { flush(); }
+
+ private:
+  void hold(size_t b, size_t e) {
+    held_ = true;
+    begin_ = b;
+    end_ = e;
+  }
+  void flush() {
+    if (held_) onGroup_(begin_, end_);
+    held_ = false;
+  }
+  Behavior behavior_;
+  OnGroup& onGroup_;
+  bool held_ = false, prevMatch_ = false;
+  size_t begin_ = 0, end_ = 0;
 };
 
-// HF's NormalizedString::split: the matches and the gaps between them cover the text; the behavior
-// decides what is kept and what is glued to a neighbour.
-void splitPiece(const Piece& piece, const std::vector<Regex::Span>& matches, bool invert,
-                Behavior behavior, std::vector<Piece>& out) {
-  const std::string& text = piece.text;
-  std::vector<Seg> segs;
-  segs.reserve(matches.size() * 2 + 1);
-  size_t prev = 0;
-  for (const auto& [b, e] : matches) {
-    if (prev != b) segs.push_back({prev, b, false});
-    segs.push_back({b, e, true});
-    prev = e;
+// Feeds the matches of `re` in `text` and the gaps between them to `g`.
+template <typename G>
+void feedMatches(const Regex& re, const std::string& text, bool invert, G& g) {
+  size_t pos = 0, prev = 0;
+  Regex::Span m;
+  while (re.findNext(text, &pos, &m)) {
+    if (prev != m.first) g.add(prev, m.first, invert);
+    g.add(m.first, m.second, !invert);
+    prev = m.second;
   }
-  if (prev != text.size() || segs.empty()) segs.push_back({prev, text.size(), false});
-  if (invert)
-    for (Seg& s : segs) s.flag = !s.flag;
-
-  std::vector<Seg> res;
-  res.reserve(segs.size());
-  bool prevMatch = false;
-  switch (behavior) {
-    case Behavior::Isolated:
-      for (const Seg& s : segs) res.push_back({s.begin, s.end, false});
-      break;
-    case Behavior::Removed:
-      res = segs;
-      break;
-    case Behavior::Contiguous:
-      for (const Seg& s : segs) {
-        if (s.flag == prevMatch && !res.empty())
-          res.back().end = s.end;
-        else
-          res.push_back({s.begin, s.end, false});
-        prevMatch = s.flag;
-      }
-      break;
-    case Behavior::MergedWithPrevious:
-      for (const Seg& s : segs) {
-        if (s.flag && !prevMatch && !res.empty())
-          res.back().end = s.end;
-        else
-          res.push_back({s.begin, s.end, false});
-        prevMatch = s.flag;
-      }
-      break;
-    case Behavior::MergedWithNext:
-      for (auto it = segs.rbegin(); it != segs.rend(); ++it) {
-        if (it->flag && !prevMatch && !res.empty())
-          res.back().begin = it->begin;
-        else
-          res.push_back({it->begin, it->end, false});
-        prevMatch = it->flag;
-      }
-      std::reverse(res.begin(), res.end());
-      break;
-  }
-  for (const Seg& s : res) {
-    if (s.flag || s.end == s.begin) continue;
-    out.push_back({text.substr(s.begin, s.end - s.begin), piece.atStart && s.begin == 0});
-  }
+  if (prev != text.size()) g.add(prev, text.size(), invert);
+  g.finish();
 }
+
+// Emits the non-empty [b, e) stretches of `src` as pieces.
+struct EmitSlices {
+  const Piece& src;
+  const PieceSink& emit;
+  void operator()(size_t b, size_t e) const {
+    if (e == b) return;
+    Piece p{src.text.substr(b, e - b), src.atStart && b == 0};
+    emit(p);
+  }
+};
 
 // A pre-tokenizer that is one regex split (Split, Digits, Whitespace, ...).
 class SplitPreTokenizer : public PreTokenizer {
  public:
   SplitPreTokenizer(std::unique_ptr<Regex> re, Behavior behavior, bool invert)
       : re_(std::move(re)), behavior_(behavior), invert_(invert) {}
-  void apply(std::vector<Piece>& pieces) const override {
-    std::vector<Piece> out;
-    out.reserve(pieces.size() * 4);
-    std::vector<Regex::Span> matches;
-    for (const Piece& p : pieces) {
-      re_->findAll(p.text, matches);
-      splitPiece(p, matches, invert_, behavior_, out);
-    }
-    pieces.swap(out);
+  void split(Piece& in, const PieceSink& emit) const override {
+    EmitSlices slices{in, emit};
+    Grouper<EmitSlices> g(behavior_, slices);
+    feedMatches(*re_, in.text, invert_, g);
   }
 
  private:
@@ -119,28 +142,25 @@ std::unique_ptr<Regex> mustCompile(const std::string& pattern) {
 
 class ByteLevelPreTokenizer : public PreTokenizer {
  public:
-  ByteLevelPreTokenizer(bool addPrefixSpace, bool useRegex)
-      : addPrefixSpace_(addPrefixSpace) {
+  ByteLevelPreTokenizer(bool addPrefixSpace, bool useRegex) : addPrefixSpace_(addPrefixSpace) {
     // GPT-2's split, as HF hard-codes it for use_regex=true.
     if (useRegex)
       gpt2_ = mustCompile(
           "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+");
   }
-  void apply(std::vector<Piece>& pieces) const override {
-    if (addPrefixSpace_) {
-      for (Piece& p : pieces)
-        if (p.text.empty() || p.text[0] != ' ') p.text.insert(0, " ");
+  void split(Piece& in, const PieceSink& emit) const override {
+    if (addPrefixSpace_ && (in.text.empty() || in.text[0] != ' ')) in.text.insert(0, " ");
+    auto mapped = [&](size_t b, size_t e) {
+      if (e == b) return;
+      Piece p{bytelevel::encode(std::string_view(in.text).substr(b, e - b)), in.atStart && b == 0};
+      emit(p);
+    };
+    if (!gpt2_) {
+      mapped(0, in.text.size());
+      return;
     }
-    if (gpt2_) {
-      std::vector<Piece> out;
-      std::vector<Regex::Span> matches;
-      for (const Piece& p : pieces) {
-        gpt2_->findAll(p.text, matches);
-        splitPiece(p, matches, false, Behavior::Isolated, out);
-      }
-      pieces.swap(out);
-    }
-    for (Piece& p : pieces) p.text = bytelevel::encode(p.text);
+    Grouper<decltype(mapped)> g(Behavior::Isolated, mapped);
+    feedMatches(*gpt2_, in.text, false, g);
   }
 
  private:
@@ -157,31 +177,27 @@ class MetaspacePreTokenizer : public PreTokenizer {
     std::string err;
     repRe_ = Regex::literal(rep_, &err);
   }
-  void apply(std::vector<Piece>& pieces) const override {
-    std::vector<Piece> out;
-    std::vector<Regex::Span> matches;
-    for (Piece& p : pieces) {
-      std::string s;
-      s.reserve(p.text.size() + rep_.size());
-      for (char c : p.text) {
-        if (c == ' ')
-          s += rep_;
-        else
-          s.push_back(c);
-      }
-      bool startsWithRep = s.compare(0, rep_.size(), rep_) == 0;
-      if (!startsWithRep && (scheme_ == PrependScheme::Always ||
-                             (scheme_ == PrependScheme::First && p.atStart)))
-        s.insert(0, rep_);
-      p.text.swap(s);
-      if (split_) {
-        repRe_->findAll(p.text, matches);
-        splitPiece(p, matches, false, Behavior::MergedWithNext, out);
-      } else if (!p.text.empty()) {
-        out.push_back(std::move(p));
-      }
+  void split(Piece& in, const PieceSink& emit) const override {
+    std::string s;
+    s.reserve(in.text.size() + rep_.size());
+    for (char c : in.text) {
+      if (c == ' ')
+        s += rep_;
+      else
+        s.push_back(c);
     }
-    pieces.swap(out);
+    bool startsWithRep = s.compare(0, rep_.size(), rep_) == 0;
+    if (!startsWithRep &&
+        (scheme_ == PrependScheme::Always || (scheme_ == PrependScheme::First && in.atStart)))
+      s.insert(0, rep_);
+    in.text.swap(s);
+    if (!split_) {
+      if (!in.text.empty()) emit(in);
+      return;
+    }
+    EmitSlices slices{in, emit};
+    Grouper<EmitSlices> g(Behavior::MergedWithNext, slices);
+    feedMatches(*repRe_, in.text, false, g);
   }
 
  private:
@@ -195,8 +211,13 @@ class SequencePreTokenizer : public PreTokenizer {
  public:
   explicit SequencePreTokenizer(std::vector<std::unique_ptr<PreTokenizer>> parts)
       : parts_(std::move(parts)) {}
-  void apply(std::vector<Piece>& pieces) const override {
-    for (const auto& p : parts_) p->apply(pieces);
+  void split(Piece& in, const PieceSink& emit) const override {
+    std::vector<const PreTokenizer*> all;
+    stages(all);
+    runPreTokenizers(all, 0, in, emit);
+  }
+  void stages(std::vector<const PreTokenizer*>& out) const override {
+    for (const auto& p : parts_) p->stages(out);
   }
 
  private:
@@ -204,6 +225,16 @@ class SequencePreTokenizer : public PreTokenizer {
 };
 
 }  // namespace
+
+void runPreTokenizers(const std::vector<const PreTokenizer*>& stages, size_t k, Piece& piece,
+                      const PieceSink& sink) {
+  if (k == stages.size()) {
+    sink(piece);
+    return;
+  }
+  auto next = [&](Piece& p) { runPreTokenizers(stages, k + 1, p, sink); };
+  stages[k]->split(piece, PieceSink(next));
+}
 
 std::unique_ptr<PreTokenizer> parsePreTokenizer(const json& j, const std::string& path) {
   if (j.is_null()) return nullptr;

@@ -145,34 +145,43 @@ std::unique_ptr<Regex> Regex::literal(const std::string& literal, std::string* e
   return re;
 }
 
+bool Regex::findNext(std::string_view subject, size_t* pos, Span* match) const {
+  if (*pos > subject.size()) return false;
+  size_t b, e;
+  if (impl_->isLiteral) {
+    b = subject.find(impl_->literal, *pos);
+    if (b == std::string_view::npos) {
+      *pos = subject.size() + 1;
+      return false;
+    }
+    e = b + impl_->literal.size();
+  } else {
+    ThreadScratch& ts = scratch();
+    int rc = pcre2_match(impl_->code, reinterpret_cast<PCRE2_SPTR>(subject.data()), subject.size(),
+                         *pos, PCRE2_NO_UTF_CHECK, ts.md, ts.ctx);
+    // rc == 0 only means the ovector was too small for the capture groups; group 0 is still set.
+    if (rc < 0) {
+      *pos = subject.size() + 1;
+      return false;
+    }
+    PCRE2_SIZE* ov = pcre2_get_ovector_pointer(ts.md);
+    b = ov[0];
+    e = ov[1];
+  }
+  *match = {b, e};
+  if (e > b)
+    *pos = e;
+  else
+    *pos = e < subject.size() ? e + utf8::seqLen(static_cast<unsigned char>(subject[e]))
+                              : subject.size() + 1;
+  return true;
+}
+
 void Regex::findAll(std::string_view subject, std::vector<Span>& out) const {
   out.clear();
-  if (impl_->isLiteral) {
-    const std::string& lit = impl_->literal;
-    size_t pos = 0;
-    while ((pos = subject.find(lit, pos)) != std::string_view::npos) {
-      out.emplace_back(pos, pos + lit.size());
-      pos += lit.size();
-    }
-    return;
-  }
-  ThreadScratch& ts = scratch();
-  auto subj = reinterpret_cast<PCRE2_SPTR>(subject.data());
   size_t pos = 0;
-  while (pos <= subject.size()) {
-    int rc = pcre2_match(impl_->code, subj, subject.size(), pos, PCRE2_NO_UTF_CHECK, ts.md, ts.ctx);
-    // rc == 0 only means the ovector was too small for the capture groups; group 0 is still set.
-    if (rc < 0) break;
-    PCRE2_SIZE* ov = pcre2_get_ovector_pointer(ts.md);
-    size_t b = ov[0], e = ov[1];
-    out.emplace_back(b, e);
-    if (e > b) {
-      pos = e;
-    } else {
-      if (e >= subject.size()) break;
-      pos = e + utf8::seqLen(static_cast<unsigned char>(subject[e]));
-    }
-  }
+  Span m;
+  while (findNext(subject, &pos, &m)) out.push_back(m);
 }
 
 bool Regex::fullMatch(std::string_view subject) const {

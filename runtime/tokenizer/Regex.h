@@ -22,8 +22,11 @@ class Regex {
   Regex& operator=(const Regex&) = delete;
 
   using Span = std::pair<size_t, size_t>;  // [begin, end) byte offsets
-  // All non-overlapping matches, left to right. `subject` must be valid UTF-8 (it is not
-  // re-checked, which keeps repeated matching linear). An empty match advances by one character.
+  // The next match at or after *pos; advances *pos past it (by one character more after an empty
+  // match). Returns false when there is none. `subject` must be valid UTF-8 (it is not re-checked,
+  // which keeps repeated matching linear).
+  bool findNext(std::string_view subject, size_t* pos, Span* match) const;
+  // All non-overlapping matches, left to right.
   void findAll(std::string_view subject, std::vector<Span>& out) const;
   // True when the whole subject matches (anchored at both ends).
   bool fullMatch(std::string_view subject) const;

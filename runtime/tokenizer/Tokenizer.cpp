@@ -20,6 +20,7 @@ namespace kt::tok {
 struct Tokenizer::Impl {
   std::unique_ptr<Normalizer> normalizer;
   std::unique_ptr<PreTokenizer> preTokenizer;
+  std::vector<const PreTokenizer*> stages;  // preTokenizer's stages, flattened
   std::unique_ptr<BpeModel> model;
   std::unique_ptr<PostProcessor> postProcessor;
   std::unique_ptr<Decoder> decoder;
@@ -115,6 +116,7 @@ std::unique_ptr<Tokenizer> Tokenizer::fromJson(const std::string& tokenizerJson,
     };
     im.normalizer = parseNormalizer(field("normalizer"), "normalizer");
     im.preTokenizer = parsePreTokenizer(field("pre_tokenizer"), "pre_tokenizer");
+    if (im.preTokenizer) im.preTokenizer->stages(im.stages);
     im.postProcessor = parsePostProcessor(field("post_processor"), "post_processor");
     im.decoder = parseDecoder(field("decoder"), "decoder");
 
@@ -233,10 +235,13 @@ std::unique_ptr<Tokenizer> Tokenizer::fromFiles(const std::string& tokenizerJson
 
 void Tokenizer::Impl::encodeText(std::string_view text, bool atStart,
                                  std::vector<int32_t>& ids) const {
-  std::vector<Piece> pieces;
-  pieces.push_back({std::string(text), atStart});
-  if (preTokenizer) preTokenizer->apply(pieces);
-  for (const Piece& p : pieces) model->tokenize(p.text, ids);
+  if (stages.empty()) {
+    model->tokenize(text, ids);
+    return;
+  }
+  Piece piece{std::string(text), atStart};
+  auto toModel = [&](Piece& p) { model->tokenize(p.text, ids); };
+  runPreTokenizers(stages, 0, piece, PieceSink(toModel));
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view input, bool addSpecial) const {

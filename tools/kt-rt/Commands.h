@@ -4,4 +4,5 @@ namespace kt::cli {
 int cmdInspect(int argc, char** argv);
 int cmdScore(int argc, char** argv);
 int cmdGenerate(int argc, char** argv);
+int cmdDevices(int argc, char** argv);
 } // namespace kt::cli

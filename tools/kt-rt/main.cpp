@@ -18,6 +18,7 @@ struct Command {
 const Command kCommands[] = {
     {"inspect", kt::cli::cmdInspect, "PLAN [--steps] [--weights]   print a plan's contents"},
     {"score", kt::cli::cmdScore, "PLAN --ids 1,2,3 [--ids ...] --out F.safetensors [--dump-hidden]   logits of whole sequences"},
+    {"devices", kt::cli::cmdDevices, "   list CPUs (NUMA nodes, ISA), GPUs and NPUs this kt-rt can use"},
     {"generate", kt::cli::cmdGenerate, "PLAN --ids 1,2,3 [--ids ...] -n N [--temperature T] [--json]   decode with the KV cache"},
 };
 

@@ -1,0 +1,31 @@
+#pragma once
+// Internal: entry points of the per-ISA translation units. Only plain declarations and
+// member-function-free structs cross TU boundaries (see the note at the top of Layout.h).
+#include "kernels/cpu/quant/Layout.h"
+
+namespace kt::cpu::quant::detail {
+
+// One matmul call on prepared activations, restricted to output rows [n0, n1).
+struct Job {
+  Layout w;              // packed weight layout
+  const uint8_t* packed; // blob start (header)
+  ActLayout a;           // prepared activation layout
+  const uint8_t* act;    // prepared activations
+  float* y;              // [t][w.n]
+  int64_t n0, n1;
+};
+
+// Scratch floats the Scalar/Avx2 kernels need (dequantized chunk + per-token accumulators).
+static inline size_t dequantScratchFloats(const Job& j) {
+  return size_t(256 * 16) + size_t(j.a.rows) * 16;
+}
+static constexpr int64_t kChunkK = 256; // k columns dequantized at a time (multiple of all kp aligns)
+
+void matmulScalarKernel(const Job& j, float* scratch); // MatmulScalar.cpp
+void matmulAvx2(const Job& j, float* scratch);         // MatmulAvx2.cpp
+void matmulAvx512(const Job& j);                       // MatmulAvx512.cpp
+void matmulAmx(const Job& j);                          // MatmulAmx.cpp (bf16/int8, rows % 16 == 0)
+// Byte-identical to prepareActivationsRef for the Bf16 / Int8 modes.
+void prepareAvx512(const ActLayout& a, WeightFormat f, const float* x, int64_t k, uint8_t* buf);
+
+} // namespace kt::cpu::quant::detail

@@ -1,0 +1,161 @@
+// AVX2 + FMA + F16C kernels. Compiled with those -m flags; called only after Dispatch.cpp verified
+// support. No std:: templates or externally visible inline functions here (see Layout.h).
+//
+// One scheme for every format and token count: per 16-row panel, dequantize a 256-column chunk to
+// f32 [kc][16] in L1 (f32 weights are used in place), then run an FMA micro-kernel of 16 rows x up
+// to 4 tokens over it, accumulating in a per-token [16] array. Weights are read from memory once
+// per call; activations stay exact f32 (ActMode::F32), so results match matmulRef to f32 rounding.
+#include "kernels/cpu/quant/Kernels.h"
+
+#include <immintrin.h>
+
+namespace kt::cpu::quant::detail {
+namespace {
+
+inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// Dequantizes columns [k0, k0+kc) of a panel to out[kc][16]; returns the f32 [kc][16] to use.
+const float* dequantChunk(const Layout& L, const uint8_t* panel, int64_t k0, int64_t kc,
+                          float* out) {
+  switch (L.fmt) {
+  case WeightFormat::F32:
+    return reinterpret_cast<const float*>(panel) + k0 * 16;
+  case WeightFormat::BF16: {
+    const __m256i hiMask = _mm256_set1_epi32(int(0xffff0000u));
+    for (int64_t c = 0; c < kc; c += 2) {
+      const uint8_t* line = panel + size_t((k0 + c) / 2) * 64;
+      for (int h = 0; h < 2; ++h) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32 * h));
+        _mm256_storeu_ps(out + c * 16 + 8 * h, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
+        _mm256_storeu_ps(out + (c + 1) * 16 + 8 * h,
+                         _mm256_castsi256_ps(_mm256_and_si256(v, hiMask)));
+      }
+    }
+    return out;
+  }
+  case WeightFormat::Int8: {
+    const __m256i flip = _mm256_set1_epi8(char(0x80)); // u8 (q + 128) -> s8 q
+    const float* sc = reinterpret_cast<const float*>(panel + L.scaleOff);
+    const __m256 s0 = _mm256_loadu_ps(sc), s1 = _mm256_loadu_ps(sc + 8);
+    for (int64_t c = 0; c < kc; c += 4) {
+      const uint8_t* line = panel + size_t((k0 + c) / 4) * 64;
+      for (int h = 0; h < 2; ++h) {
+        const __m256i v = _mm256_xor_si256(
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32 * h)), flip);
+        const __m256 s = h ? s1 : s0;
+        // Byte b of each 32-bit lane, sign-extended: shift it to the top, arithmetic shift down.
+        const __m256i b0 = _mm256_srai_epi32(_mm256_slli_epi32(v, 24), 24);
+        const __m256i b1 = _mm256_srai_epi32(_mm256_slli_epi32(v, 16), 24);
+        const __m256i b2 = _mm256_srai_epi32(_mm256_slli_epi32(v, 8), 24);
+        const __m256i b3 = _mm256_srai_epi32(v, 24);
+        _mm256_storeu_ps(out + (c + 0) * 16 + 8 * h, _mm256_mul_ps(_mm256_cvtepi32_ps(b0), s));
+        _mm256_storeu_ps(out + (c + 1) * 16 + 8 * h, _mm256_mul_ps(_mm256_cvtepi32_ps(b1), s));
+        _mm256_storeu_ps(out + (c + 2) * 16 + 8 * h, _mm256_mul_ps(_mm256_cvtepi32_ps(b2), s));
+        _mm256_storeu_ps(out + (c + 3) * 16 + 8 * h, _mm256_mul_ps(_mm256_cvtepi32_ps(b3), s));
+      }
+    }
+    return out;
+  }
+  default:
+    break;
+  }
+  // int4: w = d * u + m (sym: m = -8d, exact in f32 since d has 11 significant bits).
+  const int64_t G = L.group;
+  const __m256i nib = _mm256_set1_epi32(15);
+  for (int64_t c = 0; c < kc; c += 8) {
+    const int64_t kk = k0 + c, g = kk / G;
+    const uint8_t* line = panel + size_t(kk / 8) * 64;
+    for (int h = 0; h < 2; ++h) {
+      const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(
+          reinterpret_cast<const __m128i*>(panel + L.scaleOff + size_t(g) * 32 + 16 * h)));
+      const __m256 m =
+          L.asym ? _mm256_cvtph_ps(_mm_loadu_si128(
+                       reinterpret_cast<const __m128i*>(panel + L.minOff + size_t(g) * 32 + 16 * h)))
+                 : _mm256_mul_ps(d, _mm256_set1_ps(-8.f));
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32 * h));
+      for (int b = 0; b < 4; ++b) {
+        const __m256i lo = _mm256_and_si256(_mm256_srli_epi32(v, 8 * b), nib);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi32(v, 8 * b + 4), nib);
+        _mm256_storeu_ps(out + (c + b) * 16 + 8 * h, _mm256_fmadd_ps(_mm256_cvtepi32_ps(lo), d, m));
+        _mm256_storeu_ps(out + (c + 4 + b) * 16 + 8 * h,
+                         _mm256_fmadd_ps(_mm256_cvtepi32_ps(hi), d, m));
+      }
+    }
+  }
+  return out;
+}
+
+// acc[s][16] += sum_c B[c][0..16) * x[s][c] for TT tokens. With <= 2 tokens, two k-parity
+// accumulator sets keep 4 FMA chains in flight so a single token is not latency bound.
+template <int TT>
+void micro(const float* B, int64_t kc, const float* const* x, float* acc) {
+  constexpr int U = TT <= 2 ? 2 : 1;
+  __m256 a[TT][2 * U];
+  for (int s = 0; s < TT; ++s) {
+    a[s][0] = _mm256_loadu_ps(acc + s * 16);
+    a[s][1] = _mm256_loadu_ps(acc + s * 16 + 8);
+    for (int u = 2; u < 2 * U; ++u) a[s][u] = _mm256_setzero_ps();
+  }
+  for (int64_t c = 0; c < kc; c += U)
+    for (int u = 0; u < U; ++u) {
+      const __m256 w0 = _mm256_loadu_ps(B + (c + u) * 16), w1 = _mm256_loadu_ps(B + (c + u) * 16 + 8);
+      for (int s = 0; s < TT; ++s) {
+        const __m256 xb = _mm256_broadcast_ss(x[s] + c + u);
+        a[s][2 * u] = _mm256_fmadd_ps(w0, xb, a[s][2 * u]);
+        a[s][2 * u + 1] = _mm256_fmadd_ps(w1, xb, a[s][2 * u + 1]);
+      }
+    }
+  for (int s = 0; s < TT; ++s) {
+    __m256 lo = a[s][0], hi = a[s][1];
+    if constexpr (U == 2) {
+      lo = _mm256_add_ps(lo, a[s][2]);
+      hi = _mm256_add_ps(hi, a[s][3]);
+    }
+    _mm256_storeu_ps(acc + s * 16, lo);
+    _mm256_storeu_ps(acc + s * 16 + 8, hi);
+  }
+}
+
+} // namespace
+
+void matmulAvx2(const Job& j, float* scratch) {
+  const Layout& L = j.w;
+  const int64_t t = j.a.t;
+  float* buf = scratch;
+  float* acc = scratch + kChunkK * 16;
+  const int64_t p0 = j.n0 / 16, p1 = (j.n1 + 15) / 16;
+  for (int64_t p = p0; p < p1; ++p) {
+    const uint8_t* panel = panelPtr(L, j.packed, p);
+    for (int64_t i = 0; i < t * 16; ++i) acc[i] = 0.f;
+    for (int64_t k0 = 0; k0 < L.kp; k0 += kChunkK) {
+      const int64_t kc = imin(kChunkK, L.kp - k0);
+      const float* B = dequantChunk(L, panel, k0, kc, buf);
+      for (int64_t s0 = 0; s0 < t; s0 += 4) {
+        const float* x[4];
+        for (int s = 0; s < 4 && s0 + s < t; ++s)
+          x[s] = reinterpret_cast<const float*>(j.act + size_t(s0 + s) * j.a.rowBytes) + k0;
+        switch (imin(4, t - s0)) {
+        case 1:
+          micro<1>(B, kc, x, acc + s0 * 16);
+          break;
+        case 2:
+          micro<2>(B, kc, x, acc + s0 * 16);
+          break;
+        case 3:
+          micro<3>(B, kc, x, acc + s0 * 16);
+          break;
+        default:
+          micro<4>(B, kc, x, acc + s0 * 16);
+          break;
+        }
+      }
+    }
+    for (int64_t s = 0; s < t; ++s)
+      for (int i = 0; i < 16; ++i) {
+        const int64_t r = p * 16 + i;
+        if (r >= j.n0 && r < j.n1) j.y[s * L.n + r] = acc[s * 16 + i];
+      }
+  }
+}
+
+} // namespace kt::cpu::quant::detail

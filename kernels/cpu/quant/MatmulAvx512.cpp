@@ -1,0 +1,437 @@
+// AVX-512 kernels (F + BW + VL + BF16 + VNNI). Compiled with those -m flags; only called after
+// Dispatch.cpp verified CPU and OS support. No std:: templates or inline functions with external
+// linkage here (see Layout.h): everything is in an anonymous namespace.
+//
+// Each kernel reads a 64-byte line of a 16-row panel with one load and feeds it to 16 output lanes:
+//   f32  : FMA with a broadcast x[k]                      16 MACs / instruction / token
+//   bf16 : VDPBF16PS with a broadcast bf16 pair           32
+//   int8 : VPDPBUSD (u8 weights q+128, s8 activations)    64, corrected by -128 * sum(q_x)
+//   int4 : 2 x VPDPBUSD per line (low, high nibbles)      64, per group: f32 += d*s_x*isum + min*s_x*sum(q_x)
+#include "kernels/cpu/quant/Kernels.h"
+
+#include <immintrin.h>
+
+namespace kt::cpu::quant::detail {
+namespace {
+
+inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
+
+struct Out {
+  float* y;
+  int64_t n, n0, n1;
+};
+
+// Stores 16 outputs of rows [r0, r0+16) for token s, masked to [n0, n1).
+inline void storeRows(const Out& o, int64_t s, int64_t r0, __m512 v) {
+  float* dst = o.y + s * o.n + r0;
+  if (r0 >= o.n0 && r0 + 16 <= o.n1) {
+    _mm512_storeu_ps(dst, v);
+    return;
+  }
+  const int64_t lo = imax(o.n0 - r0, 0), hi = imin(o.n1 - r0, 16);
+  if (lo >= hi) return;
+  const __mmask16 m = __mmask16(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+  _mm512_mask_storeu_ps(dst, m, v); // masked-off lanes never touch memory
+}
+
+inline __m512i bcast32(const void* p) {
+  int v;
+  __builtin_memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+inline const uint8_t* actRow(const Job& j, int64_t s) { return j.act + size_t(s) * j.a.rowBytes; }
+inline float actScale(const Job& j, int64_t s, int64_t b) {
+  return reinterpret_cast<const float*>(j.act + j.a.scaleOff)[s * j.a.blocks + b];
+}
+inline float actSumF(const Job& j, int64_t s, int64_t b) {
+  return reinterpret_cast<const float*>(j.act + j.a.sumfOff)[s * j.a.blocks + b];
+}
+inline int32_t actSumQ(const Job& j, int64_t s, int64_t b) {
+  return reinterpret_cast<const int32_t*>(j.act + j.a.sumqOff)[s * j.a.blocks + b];
+}
+
+inline __m512 hsum4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  return _mm512_add_ps(_mm512_add_ps(a, b), _mm512_add_ps(c, d));
+}
+inline __m512i hsum4i(__m512i a, __m512i b, __m512i c, __m512i d) {
+  return _mm512_add_epi32(_mm512_add_epi32(a, b), _mm512_add_epi32(c, d));
+}
+
+// Software prefetch distance for the streaming GEMV (bytes ahead of the line being consumed).
+constexpr int kPrefetch = 1024;
+
+// ==== GEMV: t <= 4 tokens, 1 panel at a time, 4 accumulator chains per token ====================
+
+template <int T> void gemvF32(const Job& j, const Out& o, int64_t p0, int64_t p1) {
+  const int64_t kp = j.w.kp;
+  const float* x[T];
+  for (int s = 0; s < T; ++s) x[s] = reinterpret_cast<const float*>(actRow(j, s));
+  for (int64_t p = p0; p < p1; ++p) {
+    const float* w = reinterpret_cast<const float*>(panelPtr(j.w, j.packed, p));
+    __m512 acc[T][4];
+    for (int s = 0; s < T; ++s)
+      for (int u = 0; u < 4; ++u) acc[s][u] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < kp; c += 4) {
+      for (int u = 0; u < 4; ++u) {
+        _mm_prefetch(reinterpret_cast<const char*>(w + (c + u) * 16) + kPrefetch, _MM_HINT_T0);
+        const __m512 wv = _mm512_loadu_ps(w + (c + u) * 16);
+        for (int s = 0; s < T; ++s)
+          acc[s][u] = _mm512_fmadd_ps(wv, _mm512_set1_ps(x[s][c + u]), acc[s][u]);
+      }
+    }
+    for (int s = 0; s < T; ++s)
+      storeRows(o, s, p * 16, hsum4(acc[s][0], acc[s][1], acc[s][2], acc[s][3]));
+  }
+}
+
+template <int T> void gemvBf16(const Job& j, const Out& o, int64_t p0, int64_t p1) {
+  const int64_t lines = j.w.kp / 2; // multiple of 16
+  const uint8_t* x[T];
+  for (int s = 0; s < T; ++s) x[s] = actRow(j, s);
+  for (int64_t p = p0; p < p1; ++p) {
+    const uint8_t* w = panelPtr(j.w, j.packed, p);
+    __m512 acc[T][4];
+    for (int s = 0; s < T; ++s)
+      for (int u = 0; u < 4; ++u) acc[s][u] = _mm512_setzero_ps();
+    for (int64_t l = 0; l < lines; l += 4) {
+      for (int u = 0; u < 4; ++u) {
+        _mm_prefetch(reinterpret_cast<const char*>(w + (l + u) * 64) + kPrefetch, _MM_HINT_T0);
+        const __m512i wv = _mm512_loadu_si512(w + (l + u) * 64);
+        for (int s = 0; s < T; ++s)
+          acc[s][u] = _mm512_dpbf16_ps(acc[s][u], (__m512bh)wv, (__m512bh)bcast32(x[s] + (l + u) * 4));
+      }
+    }
+    for (int s = 0; s < T; ++s)
+      storeRows(o, s, p * 16, hsum4(acc[s][0], acc[s][1], acc[s][2], acc[s][3]));
+  }
+}
+
+// y = w_scale * x_scale * (sum (q_w + 128) q_x - 128 * sum q_x)
+inline __m512 int8Finish(const Job& j, const uint8_t* panel, int64_t s, __m512i isum) {
+  const __m512 ws = _mm512_loadu_ps(reinterpret_cast<const float*>(panel + j.w.scaleOff));
+  isum = _mm512_sub_epi32(isum, _mm512_set1_epi32(128 * actSumQ(j, s, 0)));
+  return _mm512_mul_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(ws, _mm512_set1_ps(actScale(j, s, 0))));
+}
+
+template <int T> void gemvInt8(const Job& j, const Out& o, int64_t p0, int64_t p1) {
+  const int64_t lines = j.w.kp / 4; // multiple of 16
+  const uint8_t* x[T];
+  for (int s = 0; s < T; ++s) x[s] = actRow(j, s);
+  for (int64_t p = p0; p < p1; ++p) {
+    const uint8_t* w = panelPtr(j.w, j.packed, p);
+    __m512i acc[T][4];
+    for (int s = 0; s < T; ++s)
+      for (int u = 0; u < 4; ++u) acc[s][u] = _mm512_setzero_si512();
+    for (int64_t l = 0; l < lines; l += 4) {
+      for (int u = 0; u < 4; ++u) {
+        _mm_prefetch(reinterpret_cast<const char*>(w + (l + u) * 64) + kPrefetch, _MM_HINT_T0);
+        const __m512i wv = _mm512_loadu_si512(w + (l + u) * 64);
+        for (int s = 0; s < T; ++s)
+          acc[s][u] = _mm512_dpbusd_epi32(acc[s][u], wv, bcast32(x[s] + (l + u) * 4));
+      }
+    }
+    for (int s = 0; s < T; ++s)
+      storeRows(o, s, p * 16,
+                int8Finish(j, w, s, hsum4i(acc[s][0], acc[s][1], acc[s][2], acc[s][3])));
+  }
+}
+
+// Per-group f32 update: acc += d * s_x * isum + min * (s_x * sum q_x); sym groups have min = -8d.
+template <bool ASYM>
+inline void int4GroupScales(const uint8_t* panel, const Layout& L, int64_t g, __m512* d,
+                            __m512* m) {
+  *d = _mm512_cvtph_ps(_mm256_loadu_si256(
+      reinterpret_cast<const __m256i*>(panel + L.scaleOff + size_t(g) * 32)));
+  if (ASYM)
+    *m = _mm512_cvtph_ps(_mm256_loadu_si256(
+        reinterpret_cast<const __m256i*>(panel + L.minOff + size_t(g) * 32)));
+  else
+    *m = _mm512_mul_ps(*d, _mm512_set1_ps(-8.f));
+}
+
+template <int T, int G, bool ASYM> void gemvInt4(const Job& j, const Out& o, int64_t p0, int64_t p1) {
+  constexpr int LG = G / 8; // lines per group (even)
+  const int64_t groups = j.w.groups;
+  const __m512i low = _mm512_set1_epi8(0x0f);
+  const uint8_t* x[T];
+  for (int s = 0; s < T; ++s) x[s] = actRow(j, s);
+  for (int64_t p = p0; p < p1; ++p) {
+    const uint8_t* panel = panelPtr(j.w, j.packed, p);
+    __m512 facc[T];
+    for (int s = 0; s < T; ++s) facc[s] = _mm512_setzero_ps();
+    for (int64_t g = 0; g < groups; ++g) {
+      const uint8_t* w = panel + size_t(g) * G * 8;
+      __m512i is[T][4];
+      for (int s = 0; s < T; ++s)
+        for (int u = 0; u < 4; ++u) is[s][u] = _mm512_setzero_si512();
+      for (int l = 0; l < LG; l += 2) {
+        for (int u = 0; u < 2; ++u) {
+          _mm_prefetch(reinterpret_cast<const char*>(w + (l + u) * 64) + kPrefetch, _MM_HINT_T0);
+          const __m512i v = _mm512_loadu_si512(w + (l + u) * 64);
+          const __m512i lo = _mm512_and_si512(v, low);
+          const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+          for (int s = 0; s < T; ++s) {
+            const uint8_t* xk = x[s] + g * G + (l + u) * 8;
+            is[s][2 * u] = _mm512_dpbusd_epi32(is[s][2 * u], lo, bcast32(xk));
+            is[s][2 * u + 1] = _mm512_dpbusd_epi32(is[s][2 * u + 1], hi, bcast32(xk + 4));
+          }
+        }
+      }
+      __m512 d, m;
+      int4GroupScales<ASYM>(panel, j.w, g, &d, &m);
+      for (int s = 0; s < T; ++s) {
+        const __m512 isum = _mm512_cvtepi32_ps(hsum4i(is[s][0], is[s][1], is[s][2], is[s][3]));
+        facc[s] = _mm512_fmadd_ps(isum, _mm512_mul_ps(d, _mm512_set1_ps(actScale(j, s, g))), facc[s]);
+        facc[s] = _mm512_fmadd_ps(m, _mm512_set1_ps(actSumF(j, s, g)), facc[s]);
+      }
+    }
+    for (int s = 0; s < T; ++s) storeRows(o, s, p * 16, facc[s]);
+  }
+}
+
+// ==== GEMM: register tiles of NP panels x 8 tokens; weights stay in L1/L2 across token blocks ====
+constexpr int TT = 8;
+
+template <int NP> void tileF32(const Job& j, const Out& o, int64_t p, int64_t s0) {
+  const int64_t kp = j.w.kp;
+  const float* w[NP];
+  for (int q = 0; q < NP; ++q) w[q] = reinterpret_cast<const float*>(panelPtr(j.w, j.packed, p + q));
+  const float* x = reinterpret_cast<const float*>(actRow(j, s0));
+  const int64_t xs = int64_t(j.a.rowBytes / 4);
+  __m512 acc[TT][NP];
+  for (int s = 0; s < TT; ++s)
+    for (int q = 0; q < NP; ++q) acc[s][q] = _mm512_setzero_ps();
+  for (int64_t c = 0; c < kp; ++c) {
+    __m512 wv[NP];
+    for (int q = 0; q < NP; ++q) wv[q] = _mm512_loadu_ps(w[q] + c * 16);
+    for (int s = 0; s < TT; ++s) {
+      const __m512 b = _mm512_set1_ps(x[s * xs + c]);
+      for (int q = 0; q < NP; ++q) acc[s][q] = _mm512_fmadd_ps(wv[q], b, acc[s][q]);
+    }
+  }
+  for (int s = 0; s < TT && s0 + s < j.a.t; ++s)
+    for (int q = 0; q < NP; ++q) storeRows(o, s0 + s, (p + q) * 16, acc[s][q]);
+}
+
+template <int NP> void tileBf16(const Job& j, const Out& o, int64_t p, int64_t s0) {
+  const int64_t lines = j.w.kp / 2;
+  const uint8_t* w[NP];
+  for (int q = 0; q < NP; ++q) w[q] = panelPtr(j.w, j.packed, p + q);
+  const uint8_t* x = actRow(j, s0);
+  const size_t xs = j.a.rowBytes;
+  __m512 acc[TT][NP];
+  for (int s = 0; s < TT; ++s)
+    for (int q = 0; q < NP; ++q) acc[s][q] = _mm512_setzero_ps();
+  for (int64_t l = 0; l < lines; ++l) {
+    __m512i wv[NP];
+    for (int q = 0; q < NP; ++q) wv[q] = _mm512_loadu_si512(w[q] + l * 64);
+    for (int s = 0; s < TT; ++s) {
+      const __m512i b = bcast32(x + s * xs + l * 4);
+      for (int q = 0; q < NP; ++q)
+        acc[s][q] = _mm512_dpbf16_ps(acc[s][q], (__m512bh)wv[q], (__m512bh)b);
+    }
+  }
+  for (int s = 0; s < TT && s0 + s < j.a.t; ++s)
+    for (int q = 0; q < NP; ++q) storeRows(o, s0 + s, (p + q) * 16, acc[s][q]);
+}
+
+template <int NP> void tileInt8(const Job& j, const Out& o, int64_t p, int64_t s0) {
+  const int64_t lines = j.w.kp / 4;
+  const uint8_t* w[NP];
+  for (int q = 0; q < NP; ++q) w[q] = panelPtr(j.w, j.packed, p + q);
+  const uint8_t* x = actRow(j, s0);
+  const size_t xs = j.a.rowBytes;
+  __m512i acc[TT][NP];
+  for (int s = 0; s < TT; ++s)
+    for (int q = 0; q < NP; ++q) acc[s][q] = _mm512_setzero_si512();
+  for (int64_t l = 0; l < lines; ++l) {
+    __m512i wv[NP];
+    for (int q = 0; q < NP; ++q) wv[q] = _mm512_loadu_si512(w[q] + l * 64);
+    for (int s = 0; s < TT; ++s) {
+      const __m512i b = bcast32(x + s * xs + l * 4);
+      for (int q = 0; q < NP; ++q) acc[s][q] = _mm512_dpbusd_epi32(acc[s][q], wv[q], b);
+    }
+  }
+  for (int s = 0; s < TT && s0 + s < j.a.t; ++s)
+    for (int q = 0; q < NP; ++q)
+      storeRows(o, s0 + s, (p + q) * 16, int8Finish(j, w[q], s0 + s, acc[s][q]));
+}
+
+// int4: one panel x 8 tokens; separate low/high-nibble chains keep 16 VPDPBUSD in flight.
+template <int G, bool ASYM> void tileInt4(const Job& j, const Out& o, int64_t p, int64_t s0) {
+  constexpr int LG = G / 8;
+  const int64_t groups = j.w.groups;
+  const __m512i low = _mm512_set1_epi8(0x0f);
+  const uint8_t* panel = panelPtr(j.w, j.packed, p);
+  const uint8_t* x = actRow(j, s0);
+  const size_t xs = j.a.rowBytes;
+  __m512 facc[TT];
+  for (int s = 0; s < TT; ++s) facc[s] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < groups; ++g) {
+    const uint8_t* w = panel + size_t(g) * G * 8;
+    __m512i is[TT][2];
+    for (int s = 0; s < TT; ++s) is[s][0] = is[s][1] = _mm512_setzero_si512();
+    for (int l = 0; l < LG; ++l) {
+      const __m512i v = _mm512_loadu_si512(w + l * 64);
+      const __m512i lo = _mm512_and_si512(v, low);
+      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+      for (int s = 0; s < TT; ++s) {
+        const uint8_t* xk = x + s * xs + g * G + l * 8;
+        is[s][0] = _mm512_dpbusd_epi32(is[s][0], lo, bcast32(xk));
+        is[s][1] = _mm512_dpbusd_epi32(is[s][1], hi, bcast32(xk + 4));
+      }
+    }
+    __m512 d, m;
+    int4GroupScales<ASYM>(panel, j.w, g, &d, &m);
+    for (int s = 0; s < TT; ++s) {
+      const __m512 isum = _mm512_cvtepi32_ps(_mm512_add_epi32(is[s][0], is[s][1]));
+      facc[s] = _mm512_fmadd_ps(isum, _mm512_mul_ps(d, _mm512_set1_ps(actScale(j, s0 + s, g))), facc[s]);
+      facc[s] = _mm512_fmadd_ps(m, _mm512_set1_ps(actSumF(j, s0 + s, g)), facc[s]);
+    }
+  }
+  for (int s = 0; s < TT && s0 + s < j.a.t; ++s) storeRows(o, s0 + s, p * 16, facc[s]);
+}
+
+// Panel pairs outermost: a pair (<= 2 x 16 rows x kp) is read from DRAM once and reused from cache
+// by every 8-token block.
+template <void (*Tile2)(const Job&, const Out&, int64_t, int64_t),
+          void (*Tile1)(const Job&, const Out&, int64_t, int64_t)>
+void gemmPairs(const Job& j, const Out& o, int64_t p0, int64_t p1) {
+  for (int64_t p = p0; p < p1; p += 2)
+    for (int64_t s0 = 0; s0 < j.a.t; s0 += TT) {
+      if (p + 1 < p1)
+        Tile2(j, o, p, s0);
+      else
+        Tile1(j, o, p, s0);
+    }
+}
+
+template <int G, bool ASYM> void gemmInt4(const Job& j, const Out& o, int64_t p0, int64_t p1) {
+  for (int64_t p = p0; p < p1; ++p)
+    for (int64_t s0 = 0; s0 < j.a.t; s0 += TT) tileInt4<G, ASYM>(j, o, p, s0);
+}
+
+template <int T> void gemvAll(const Job& j, const Out& o, int64_t p0, int64_t p1) {
+  switch (j.w.fmt) {
+  case WeightFormat::F32:
+    return gemvF32<T>(j, o, p0, p1);
+  case WeightFormat::BF16:
+    return gemvBf16<T>(j, o, p0, p1);
+  case WeightFormat::Int8:
+    return gemvInt8<T>(j, o, p0, p1);
+  case WeightFormat::Int4G32Sym:
+    return gemvInt4<T, 32, false>(j, o, p0, p1);
+  case WeightFormat::Int4G32Asym:
+    return gemvInt4<T, 32, true>(j, o, p0, p1);
+  case WeightFormat::Int4G128Sym:
+    return gemvInt4<T, 128, false>(j, o, p0, p1);
+  case WeightFormat::Int4G128Asym:
+    return gemvInt4<T, 128, true>(j, o, p0, p1);
+  }
+}
+
+// ---- activation preparation (byte-identical to prepareActivationsRef) ---------------------------
+
+inline __mmask16 tailMask(int64_t left) {
+  return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1u);
+}
+
+void prepareBf16(const ActLayout& A, const float* x, int64_t k, uint8_t* buf) {
+  for (int64_t s = 0; s < A.t; ++s) {
+    const float* xr = x + s * k;
+    uint16_t* o = reinterpret_cast<uint16_t*>(buf + size_t(s) * A.rowBytes);
+    for (int64_t c = 0; c < k; c += 16) {
+      const __mmask16 m = tailMask(k - c);
+      const __m256bh b = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, xr + c));
+      _mm256_mask_storeu_epi16(o + c, m, (__m256i)b);
+    }
+  }
+}
+
+void prepareInt8(const ActLayout& A, const float* x, int64_t k, uint8_t* buf) {
+  const __m512 fmax = _mm512_set1_ps(3.402823466e38f);
+  for (int64_t s = 0; s < A.t; ++s) {
+    const float* xr = x + s * k;
+    int8_t* q = reinterpret_cast<int8_t*>(buf + size_t(s) * A.rowBytes);
+    float* scale = reinterpret_cast<float*>(buf + A.scaleOff) + s * A.blocks;
+    float* sumf = reinterpret_cast<float*>(buf + A.sumfOff) + s * A.blocks;
+    int32_t* sumq = reinterpret_cast<int32_t*>(buf + A.sumqOff) + s * A.blocks;
+    for (int64_t b = 0; b < A.blocks; ++b) {
+      const int64_t c0 = b * A.blockSize, c1 = imin(c0 + A.blockSize, k);
+      __m512 vmax = _mm512_setzero_ps();
+      __mmask16 bad = 0;
+      for (int64_t c = c0; c < c1; c += 16) {
+        const __m512 a = _mm512_abs_ps(_mm512_maskz_loadu_ps(tailMask(c1 - c), xr + c));
+        bad |= _mm512_cmp_ps_mask(a, fmax, _CMP_NLE_UQ); // inf or NaN
+        vmax = _mm512_max_ps(vmax, a);
+      }
+      const float amax = c1 > c0 ? _mm512_reduce_max_ps(vmax) : 0.f;
+      const float sc = amax / 127.f;
+      const float inv = amax > 0.f ? 127.f / amax : 0.f;
+      int32_t sum = 0;
+      if (!bad) {
+        const __m512 vinv = _mm512_set1_ps(inv);
+        __m512i vsum = _mm512_setzero_si512();
+        for (int64_t c = c0; c < c1; c += 16) {
+          const __mmask16 m = tailMask(c1 - c);
+          const __m512i qi = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, xr + c), vinv));
+          vsum = _mm512_add_epi32(vsum, qi);
+          _mm_mask_storeu_epi8(q + c, m, _mm512_cvtepi32_epi8(qi));
+        }
+        sum = _mm512_reduce_add_epi32(vsum);
+      }
+      const float nan = __builtin_nanf("");
+      scale[b] = bad ? nan : sc;
+      sumq[b] = sum;
+      sumf[b] = bad ? nan : sc * float(sum);
+    }
+  }
+}
+
+} // namespace
+
+void matmulAvx512(const Job& j) {
+  const Out o{j.y, j.w.n, j.n0, j.n1};
+  const int64_t p0 = j.n0 / 16, p1 = (j.n1 + 15) / 16;
+  const int64_t t = j.a.t;
+  if (t <= 4) {
+    switch (t) {
+    case 1:
+      return gemvAll<1>(j, o, p0, p1);
+    case 2:
+      return gemvAll<2>(j, o, p0, p1);
+    case 3:
+      return gemvAll<3>(j, o, p0, p1);
+    default:
+      return gemvAll<4>(j, o, p0, p1);
+    }
+  }
+  switch (j.w.fmt) {
+  case WeightFormat::F32:
+    return gemmPairs<tileF32<2>, tileF32<1>>(j, o, p0, p1);
+  case WeightFormat::BF16:
+    return gemmPairs<tileBf16<2>, tileBf16<1>>(j, o, p0, p1);
+  case WeightFormat::Int8:
+    return gemmPairs<tileInt8<2>, tileInt8<1>>(j, o, p0, p1);
+  case WeightFormat::Int4G32Sym:
+    return gemmInt4<32, false>(j, o, p0, p1);
+  case WeightFormat::Int4G32Asym:
+    return gemmInt4<32, true>(j, o, p0, p1);
+  case WeightFormat::Int4G128Sym:
+    return gemmInt4<128, false>(j, o, p0, p1);
+  case WeightFormat::Int4G128Asym:
+    return gemmInt4<128, true>(j, o, p0, p1);
+  }
+}
+
+void prepareAvx512(const ActLayout& a, WeightFormat f, const float* x, int64_t k, uint8_t* buf) {
+  __builtin_memset(buf, 0, a.totalBytes);
+  if (a.mode == ActMode::Bf16)
+    prepareBf16(a, x, k, buf);
+  else
+    prepareInt8(a, x, k, buf);
+}
+
+} // namespace kt::cpu::quant::detail
