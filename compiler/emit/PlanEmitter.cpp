@@ -268,6 +268,7 @@ private:
           s.op = P::OpKind::Rope;
           P::RopeAttrsT a;
           a.rope = planRope(o.getRope());
+          a.head_dim = int32_t(llvm::cast<RankedTensorType>(o.getX().getType()).getShape().back());
           s.attrs.Set(std::move(a));
           if (failed(activation(o, o.getX(), s)) || failed(activation(o, o.getPositions(), s))) return failure();
           return success();

@@ -255,6 +255,8 @@ ModelConfig parseConfigText(const std::string& text, const std::string& origin) 
         f.fail("topk_method", "'" + moe.topkMethod + "' is not supported (greedy, group_limited_greedy, noaux_tc)");
       if (moe.nGroup <= 0 || moe.numExperts % moe.nGroup) f.fail("n_group", "must divide n_routed_experts");
       if (moe.topkGroup <= 0 || moe.topkGroup > moe.nGroup) f.fail("topk_group", "must be in 1..n_group");
+      // Plain greedy top-k ignores groups (some configs still carry n_group/topk_group).
+      if (moe.topkMethod == "greedy") moe.nGroup = moe.topkGroup = 1;
       int firstDense = int(f.integer("first_k_dense_replace", 0));
       int freq = int(f.integer("moe_layer_freq", 1));
       if (freq <= 0) f.fail("moe_layer_freq", "must be positive");

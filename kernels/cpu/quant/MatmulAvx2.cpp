@@ -7,6 +7,9 @@
 // per call; activations stay exact f32 (ActMode::F32), so results match matmulRef to f32 rounding.
 #include "kernels/cpu/quant/Kernels.h"
 
+// GCC 12 reports its own _mm512_undefined_*() inside the intrinsic headers as maybe-uninitialized
+// (GCC bug 105593, fixed in 13).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 namespace kt::cpu::quant::detail {

@@ -9,6 +9,9 @@
 //   int4 : 2 x VPDPBUSD per line (low, high nibbles)      64, per group: f32 += d*s_x*isum + min*s_x*sum(q_x)
 #include "kernels/cpu/quant/Kernels.h"
 
+// GCC 12 reports its own _mm512_undefined_*() inside the intrinsic headers as maybe-uninitialized
+// (GCC bug 105593, fixed in 13).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 namespace kt::cpu::quant::detail {

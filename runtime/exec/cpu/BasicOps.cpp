@@ -70,11 +70,16 @@ void rope(OpContext& c) {
   const Activation& pos = c.in(1);
   Activation& out = c.out(0);
   out = x;
-  cpu::RopeParams p = ropeParams(*c.step.attrs_as_RopeAttrs()->rope());
+  const auto& a = *c.step.attrs_as_RopeAttrs();
+  cpu::RopeParams p = ropeParams(*a.rope());
   std::vector<float> inv = cpu::ropeInvFreq(p);
-  int heads = int(x.cols / p.dim);
+  const int headDim = a.head_dim();
+  if (headDim < p.dim || x.cols % headDim)
+    throw Error(c.where() + ": rope over " + std::to_string(x.cols) + " features with head_dim " + std::to_string(headDim));
+  const int heads = int(x.cols / headDim);
+  // The rotated channels are the last rope.dim of each head.
   for (int64_t t = 0; t < x.rows; ++t)
-    cpu::applyRope(out.f.data() + t * x.cols, heads, p.dim, 0, pos.i[size_t(t)], p, inv);
+    cpu::applyRope(out.f.data() + t * x.cols, heads, headDim, headDim - p.dim, pos.i[size_t(t)], p, inv);
 }
 
 void swiglu(OpContext& c) {

@@ -1,0 +1,23 @@
+# cmake -DNM=nm -DOBJECTS="a.o;b.o" -P CheckIsaObjects.cmake
+# Fails when an object compiled with ISA flags (MatmulAvx2/Avx512/Amx) defines weak or unique
+# symbols (W, V, u): those are shared across translation units and the linker may pick this copy.
+set(bad "")
+foreach(obj IN LISTS OBJECTS)
+  if(obj MATCHES "Matmul(Avx2|Avx512|Amx)\\.cpp\\.o$")
+    execute_process(COMMAND ${NM} -C ${obj} OUTPUT_VARIABLE syms RESULT_VARIABLE rc)
+    if(NOT rc EQUAL 0)
+      message(FATAL_ERROR "nm failed on ${obj}")
+    endif()
+    string(REGEX MATCHALL "[^\n]* [WVu] [^\n]*" weak "${syms}")
+    if(weak)
+      string(APPEND bad "${obj}:\n")
+      foreach(line IN LISTS weak)
+        string(APPEND bad "  ${line}\n")
+      endforeach()
+    endif()
+  endif()
+endforeach()
+if(bad)
+  message(FATAL_ERROR "ISA-specific objects define shared (weak) symbols:\n${bad}")
+endif()
+message(STATUS "ISA objects: no weak symbols")
