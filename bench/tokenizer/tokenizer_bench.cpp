@@ -50,7 +50,7 @@ std::vector<std::string> paragraphs(const std::string& text) {
   return out;
 }
 
-}  // namespace
+} // namespace
 
 int main(int argc, char** argv) {
   if (argc < 3) {
@@ -76,9 +76,11 @@ int main(int argc, char** argv) {
       path += "/tokenizer.json";
     } else {
       size_t slash = path.find_last_of('/');
-      config = (slash == std::string::npos ? "." : path.substr(0, slash)) + "/tokenizer_config.json";
+      config =
+          (slash == std::string::npos ? "." : path.substr(0, slash)) + "/tokenizer_config.json";
     }
-    if (!exists(config)) config.clear();
+    if (!exists(config))
+      config.clear();
     std::string err;
     auto t0 = Clock::now();
     auto tok = kt::tok::Tokenizer::fromFiles(path, config, &err);
@@ -92,7 +94,8 @@ int main(int argc, char** argv) {
     for (const char* pass : {"paragraphs", "again"}) {
       size_t tokens = 0;
       auto b = Clock::now();
-      for (const std::string& p : paras) tokens += tok->encode(p, false).size();
+      for (const std::string& p : paras)
+        tokens += tok->encode(p, false).size();
       auto e = Clock::now();
       std::printf("  encode %-10s %8.2f MB/s  %9zu tokens  %.3f s\n", pass, mb / seconds(b, e),
                   tokens, seconds(b, e));
@@ -106,12 +109,15 @@ int main(int argc, char** argv) {
     }
     std::vector<std::vector<int32_t>> ids;
     ids.reserve(paras.size());
-    for (const std::string& p : paras) ids.push_back(tok->encode(p, false));
+    for (const std::string& p : paras)
+      ids.push_back(tok->encode(p, false));
     auto b = Clock::now();
     size_t bytes = 0;
-    for (const auto& v : ids) bytes += tok->decode(v, false).size();
+    for (const auto& v : ids)
+      bytes += tok->decode(v, false).size();
     auto e = Clock::now();
-    std::printf("  decode            %8.2f MB/s  (%zu bytes)\n", bytes / 1e6 / seconds(b, e), bytes);
+    std::printf("  decode            %8.2f MB/s  (%zu bytes)\n", bytes / 1e6 / seconds(b, e),
+                bytes);
   }
   return 0;
 }

@@ -46,6 +46,25 @@ bool compileModel(const hf::ModelDesc& model, const CompileOptions& options, pla
     return false;
   }
   mlir::PassManager pm(&ctx);
+  if (!options.hwProfile.empty()) {
+    // Built from C++ rather than a textual pipeline: paths and override regexes may contain
+    // the characters ({, }, commas, spaces) that pass-option syntax gives meaning to.
+    mlir::kt::PartitionPassOptions p;
+    p.profile = options.hwProfile;
+    p.gpuMem = options.gpuMem;
+    p.cpuMem = options.cpuMem;
+    p.expertsOnGpu = options.expertsOnGpu;
+    p.expertStats = options.expertStats;
+    p.prefillOffload = options.prefillOffload;
+    p.placementOverrides = options.placementOverrides;
+    p.promptLen = options.promptLen;
+    p.decodeBatch = options.decodeBatch;
+    p.kvTokens = options.kvTokens;
+    p.explain = options.explain;
+    p.explainJson = options.explainJsonPath;
+    pm.addPass(mlir::kt::createPartitionPass(p));
+  }
+  // After kt-partition this places nothing (everything is placed); without --hw it is the placer.
   std::string pipeline = "kt-assign-placement{device=" + options.device + "}";
   if (!options.passPipeline.empty()) pipeline += "," + options.passPipeline;
   if (mlir::failed(mlir::parsePassPipeline(pipeline, pm, llvm::errs()))) return false;

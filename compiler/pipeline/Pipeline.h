@@ -2,13 +2,15 @@
 // The kt-compile pipeline, phase by phase (IREE-style named phases):
 //   import   : Hugging Face folder -> kt module (frontends/hf)
 //   verify   : op verifiers (shapes, routing attributes, weight storage)
-//   place    : kt-assign-placement (the cost-model partitioner will replace it)
+//   place    : kt-partition (cost model, with --hw) or kt-assign-placement (everything on --device)
 //   emit     : kt module -> plan (compiler/emit)
 // This header is plain C++ so the tool's main, which catches kt::Error, includes no MLIR.
 #include "frontends/hf/HfModel.h"
 #include "runtime/schema/plan_generated.h"
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace kt::compiler {
 
@@ -19,6 +21,20 @@ struct CompileOptions {
   std::string passPipeline;    // extra passes, textual MLIR pipeline (--pass-pipeline)
   std::string dumpMlirPath;    // write the placed kt module here ("-" = stdout)
   bool verbose = false;
+
+  // Cost-model partitioning (kt-partition; docs/cost-model.md). Without a hardware profile the
+  // pipeline places everything on `device`, as before.
+  std::string hwProfile;                       // --hw: hardware profile JSON
+  std::string gpuMem, cpuMem;                  // budgets ("12GiB", "0", "unlimited"); "" = profile
+  std::string expertsOnGpu = "auto";           // routed experts per MoE layer on the GPU, or auto
+  std::string expertStats;                     // measured expert heat (JSON)
+  std::string prefillOffload = "auto";         // auto | never | always
+  std::vector<std::string> placementOverrides; // 'REGEX=DEVICE', later ones win
+  int64_t promptLen = 512;                     // prompt length of the prediction
+  int64_t decodeBatch = 1;                     // sequences decoded together
+  int64_t kvTokens = 0;                        // KV positions reserved (0 = model's, <= 4096)
+  bool explain = false;                        // print the placement table to stdout
+  std::string explainJsonPath;                 // write it as JSON ("-" = stdout)
 };
 
 struct CompileStats {

@@ -11,11 +11,12 @@ namespace {
 // Start of the character that ends just before `end`.
 size_t prevCharStart(std::string_view s, size_t end) {
   size_t i = end - 1;
-  while (i > 0 && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) --i;
+  while (i > 0 && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80)
+    --i;
   return i;
 }
 
-}  // namespace
+} // namespace
 
 AddedTokenMatcher::AddedTokenMatcher(std::vector<std::string> patterns,
                                      std::vector<const AddedToken*> tokens)
@@ -23,7 +24,8 @@ AddedTokenMatcher::AddedTokenMatcher(std::vector<std::string> patterns,
   nodes_.emplace_back();
   for (size_t t = 0; t < patterns.size(); ++t) {
     const std::string& p = patterns[t];
-    if (p.empty()) continue;
+    if (p.empty())
+      continue;
     int node = 0;
     for (unsigned char c : p) {
       int nx = child(node, c);
@@ -36,7 +38,8 @@ AddedTokenMatcher::AddedTokenMatcher(std::vector<std::string> patterns,
       node = nx;
     }
     // Two tokens with the same text: the first listed wins, as the trie would keep it.
-    if (nodes_[node].terminal < 0) nodes_[node].terminal = static_cast<int>(t);
+    if (nodes_[node].terminal < 0)
+      nodes_[node].terminal = static_cast<int>(t);
     firstByte_[static_cast<unsigned char>(p[0])] = true;
   }
   // Rust regex's \w, used by HF to decide whether a single_word token touches a word.
@@ -55,7 +58,7 @@ int AddedTokenMatcher::child(int node, unsigned char c) const {
 void AddedTokenMatcher::split(std::string_view text, std::vector<Segment>& out) const {
   out.clear();
   const size_t n = text.size();
-  size_t startOffset = 0;  // end of the last emitted segment
+  size_t startOffset = 0; // end of the last emitted segment
   size_t i = 0;
   auto isWordChar = [&](size_t at) {
     size_t len = utf8::seqLen(static_cast<unsigned char>(text[at]));
@@ -70,7 +73,8 @@ void AddedTokenMatcher::split(std::string_view text, std::vector<Segment>& out) 
     size_t bestEnd = 0;
     for (size_t j = i; j < n; ++j) {
       node = child(node, static_cast<unsigned char>(text[j]));
-      if (node < 0) break;
+      if (node < 0)
+        break;
       if (nodes_[node].terminal >= 0) {
         best = nodes_[node].terminal;
         bestEnd = j + 1;
@@ -86,14 +90,16 @@ void AddedTokenMatcher::split(std::string_view text, std::vector<Segment>& out) 
     if (tok.singleWord) {
       bool wordBefore = start > 0 && isWordChar(prevCharStart(text, start));
       bool wordAfter = stop < n && isWordChar(stop);
-      if (wordBefore || wordAfter) continue;
+      if (wordBefore || wordAfter)
+        continue;
     }
     if (tok.lstrip) {
       size_t s = start;
       while (s > startOffset) {
         size_t p = prevCharStart(text, s);
         size_t k = p;
-        if (!utf8::isWhitespace(utf8::next(text, k))) break;
+        if (!utf8::isWhitespace(utf8::next(text, k)))
+          break;
         s = p;
       }
       start = s;
@@ -101,16 +107,20 @@ void AddedTokenMatcher::split(std::string_view text, std::vector<Segment>& out) 
     if (tok.rstrip) {
       while (stop < n) {
         size_t k = stop;
-        if (!utf8::isWhitespace(utf8::next(text, k))) break;
+        if (!utf8::isWhitespace(utf8::next(text, k)))
+          break;
         stop = k;
       }
-      i = stop;
+      // Like HF (whose match iterator has already moved on), the search resumes at the end of
+      // the token itself, so a token may start inside the whitespace this one swallowed.
     }
-    if (startOffset < start) out.push_back({startOffset, start, -1});
+    if (startOffset < start)
+      out.push_back({startOffset, start, -1});
     out.push_back({start, stop, tok.id});
     startOffset = stop;
   }
-  if (startOffset < n) out.push_back({startOffset, n, -1});
+  if (startOffset < n)
+    out.push_back({startOffset, n, -1});
 }
 
-}  // namespace kt::tok
+} // namespace kt::tok

@@ -21,7 +21,7 @@ struct AddedToken {
 };
 
 class AddedTokenMatcher {
- public:
+public:
   // `patterns[i]` is the text to look for (the content, normalized for the normalized matcher);
   // `tokens[i]` its token.
   AddedTokenMatcher(std::vector<std::string> patterns, std::vector<const AddedToken*> tokens);
@@ -29,16 +29,16 @@ class AddedTokenMatcher {
 
   struct Segment {
     size_t begin, end;
-    int32_t id;  // -1 for ordinary text
+    int32_t id; // -1 for ordinary text
   };
   // Splits `text` into ordinary stretches and added tokens, covering all of it.
   void split(std::string_view text, std::vector<Segment>& out) const;
   bool empty() const { return nodes_.size() <= 1; }
 
- private:
+private:
   struct Node {
-    std::vector<std::pair<unsigned char, int>> children;  // sorted by byte
-    int terminal = -1;                                    // index into tokens_
+    std::vector<std::pair<unsigned char, int>> children; // sorted by byte
+    int terminal = -1;                                   // index into tokens_
   };
   int child(int node, unsigned char c) const;
   std::vector<Node> nodes_;
@@ -47,4 +47,4 @@ class AddedTokenMatcher {
   std::unique_ptr<Regex> wordChar_;
 };
 
-}  // namespace kt::tok
+} // namespace kt::tok

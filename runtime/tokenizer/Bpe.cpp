@@ -19,10 +19,13 @@ char32_t firstCp(const std::string& s) {
 }
 char32_t lastCp(const std::string& s) {
   size_t i = s.size() - 1;
-  while (i > 0 && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) --i;
+  while (i > 0 && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80)
+    --i;
   return utf8::next(s, i);
 }
-uint64_t cpPairKey(char32_t a, char32_t b) { return (static_cast<uint64_t>(a) << 32) | b; }
+uint64_t cpPairKey(char32_t a, char32_t b) {
+  return (static_cast<uint64_t>(a) << 32) | b;
+}
 
 // Above this many symbols the heap-based merge loop beats rescanning all pairs each step. Both
 // loops apply the same merges in the same order, so the threshold never changes the result.
@@ -35,11 +38,12 @@ uint64_t mix(uint64_t x) {
   return x;
 }
 
-}  // namespace
+} // namespace
 
 void BpeModel::PairMap::reserve(size_t n) {
   size_t cap = 16;
-  while (cap < n * 2) cap <<= 1;
+  while (cap < n * 2)
+    cap <<= 1;
   keys_.assign(cap, kEmptyKey);
   values_.assign(cap, MergeValue{0, 0});
   mask_ = cap - 1;
@@ -54,21 +58,27 @@ void BpeModel::PairMap::insert(uint64_t key, MergeValue v) {
     oldValues.swap(values_);
     reserve(oldKeys.size());
     for (size_t i = 0; i < oldKeys.size(); ++i)
-      if (oldKeys[i] != kEmptyKey) insert(oldKeys[i], oldValues[i]);
+      if (oldKeys[i] != kEmptyKey)
+        insert(oldKeys[i], oldValues[i]);
   }
   size_t i = mix(key) & mask_;
-  while (keys_[i] != kEmptyKey && keys_[i] != key) i = (i + 1) & mask_;
-  if (keys_[i] == kEmptyKey) ++size_;
+  while (keys_[i] != kEmptyKey && keys_[i] != key)
+    i = (i + 1) & mask_;
+  if (keys_[i] == kEmptyKey)
+    ++size_;
   keys_[i] = key;
   values_[i] = v;
 }
 
 const BpeModel::MergeValue* BpeModel::PairMap::find(uint64_t key) const {
-  if (keys_.empty()) return nullptr;
+  if (keys_.empty())
+    return nullptr;
   size_t i = mix(key) & mask_;
   while (true) {
-    if (keys_[i] == key) return &values_[i];
-    if (keys_[i] == kEmptyKey) return nullptr;
+    if (keys_[i] == key)
+      return &values_[i];
+    if (keys_[i] == kEmptyKey)
+      return nullptr;
     i = (i + 1) & mask_;
   }
 }
@@ -81,11 +91,13 @@ std::unique_ptr<BpeModel> BpeModel::parse(const json& j, const std::string& path
 
   const json& vocab = member(j, "vocab", path);
   std::string vp = joinPath(path, "vocab");
-  if (!vocab.is_object()) throw ParseError(vp, "expected an object of token -> id");
+  if (!vocab.is_object())
+    throw ParseError(vp, "expected an object of token -> id");
   long long maxId = -1;
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
     long long id = asInt(it.value(), vp + "[\"" + it.key() + "\"]");
-    if (id < 0 || id > INT32_MAX) throw ParseError(vp + "[\"" + it.key() + "\"]", "id out of range");
+    if (id < 0 || id > INT32_MAX)
+      throw ParseError(vp + "[\"" + it.key() + "\"]", "id out of range");
     maxId = std::max(maxId, id);
   }
   m->idToToken_.assign(static_cast<size_t>(maxId + 1), std::string());
@@ -98,7 +110,8 @@ std::unique_ptr<BpeModel> BpeModel::parse(const json& j, const std::string& path
   // The views point into idToToken_, which is never resized after this point.
   m->vocab_.reserve(vocab.size());
   for (size_t id = 0; id < m->idToToken_.size(); ++id)
-    if (m->hasId_[id]) m->vocab_.emplace(m->idToToken_[id], static_cast<int32_t>(id));
+    if (m->hasId_[id])
+      m->vocab_.emplace(m->idToToken_[id], static_cast<int32_t>(id));
 
   m->byteFallback_ = optBool(j, "byte_fallback", false, path);
   m->fuseUnk_ = optBool(j, "fuse_unk", false, path);
@@ -106,7 +119,8 @@ std::unique_ptr<BpeModel> BpeModel::parse(const json& j, const std::string& path
   m->prefix_ = optString(j, "continuing_subword_prefix", "", path);
   m->suffix_ = optString(j, "end_of_word_suffix", "", path);
   std::string unk = optString(j, "unk_token", "", path);
-  if (!unk.empty()) m->unkId_ = m->tokenToId(unk);
+  if (!unk.empty())
+    m->unkId_ = m->tokenToId(unk);
   for (int b = 0; b < 256; ++b) {
     char name[8];
     std::snprintf(name, sizeof(name), "<0x%02X>", b);
@@ -115,7 +129,8 @@ std::unique_ptr<BpeModel> BpeModel::parse(const json& j, const std::string& path
 
   const json& merges = member(j, "merges", path);
   std::string mp = joinPath(path, "merges");
-  if (!merges.is_array()) throw ParseError(mp, "expected an array");
+  if (!merges.is_array())
+    throw ParseError(mp, "expected an array");
   m->merges_.reserve(merges.size());
   for (size_t i = 0; i < merges.size(); ++i) {
     const json& e = merges[i];
@@ -135,17 +150,21 @@ std::unique_ptr<BpeModel> BpeModel::parse(const json& j, const std::string& path
       throw ParseError(indexPath(mp, i), "expected a string or pair");
     }
     int32_t ia = m->tokenToId(a), ib = m->tokenToId(b);
-    if (ia < 0) throw ParseError(indexPath(mp, i), "token '" + a + "' is not in the vocab");
-    if (ib < 0) throw ParseError(indexPath(mp, i), "token '" + b + "' is not in the vocab");
+    if (ia < 0)
+      throw ParseError(indexPath(mp, i), "token '" + a + "' is not in the vocab");
+    if (ib < 0)
+      throw ParseError(indexPath(mp, i), "token '" + b + "' is not in the vocab");
     std::string merged = a;
     if (!m->prefix_.empty() && b.compare(0, m->prefix_.size(), m->prefix_) == 0)
       merged += b.substr(m->prefix_.size());
     else
       merged += b;
     int32_t in = m->tokenToId(merged);
-    if (in < 0) throw ParseError(indexPath(mp, i), "merged token '" + merged + "' is not in the vocab");
+    if (in < 0)
+      throw ParseError(indexPath(mp, i), "merged token '" + merged + "' is not in the vocab");
     m->merges_.insert(pairKey(ia, ib), MergeValue{static_cast<int32_t>(i), in});
-    if (!a.empty() && !b.empty()) m->joinable_.insert(cpPairKey(lastCp(a), firstCp(b)), {0, 0});
+    if (!a.empty() && !b.empty())
+      m->joinable_.insert(cpPairKey(lastCp(a), firstCp(b)), {0, 0});
   }
   // Vocabulary strings come from JSON and are valid UTF-8; single-character ones are the symbols
   // words start from.
@@ -165,13 +184,14 @@ int32_t BpeModel::tokenToId(std::string_view token) const {
 }
 
 const std::string* BpeModel::idToToken(int32_t id) const {
-  if (id < 0 || static_cast<size_t>(id) >= idToToken_.size() || !hasId_[id]) return nullptr;
+  if (id < 0 || static_cast<size_t>(id) >= idToToken_.size() || !hasId_[id])
+    return nullptr;
   return &idToToken_[id];
 }
 
 void BpeModel::initialSymbols(std::string_view word, std::vector<int32_t>& syms) const {
   syms.clear();
-  int32_t pendingUnk = -1;  // fused run of unknown characters waiting to be emitted
+  int32_t pendingUnk = -1; // fused run of unknown characters waiting to be emitted
   std::string scratch;
   size_t i = 0;
   while (i < word.size()) {
@@ -182,9 +202,11 @@ void BpeModel::initialSymbols(std::string_view word, std::vector<int32_t>& syms)
     std::string_view key = ch;
     if ((!first && !prefix_.empty()) || (last && !suffix_.empty())) {
       scratch.clear();
-      if (!first) scratch += prefix_;
+      if (!first)
+        scratch += prefix_;
       scratch.append(ch.data(), ch.size());
-      if (last) scratch += suffix_;
+      if (last)
+        scratch += suffix_;
       key = scratch;
     }
     int32_t id = tokenToId(key);
@@ -198,19 +220,23 @@ void BpeModel::initialSymbols(std::string_view word, std::vector<int32_t>& syms)
     }
     if (byteFallback_) {
       bool all = true;
-      for (unsigned char c : key) all = all && byteIds_[c] >= 0;
+      for (unsigned char c : key)
+        all = all && byteIds_[c] >= 0;
       if (all) {
-        for (unsigned char c : key) syms.push_back(byteIds_[c]);
+        for (unsigned char c : key)
+          syms.push_back(byteIds_[c]);
         continue;
       }
     }
     if (unkId_ >= 0) {
-      if (pendingUnk >= 0 && !fuseUnk_) syms.push_back(pendingUnk);
+      if (pendingUnk >= 0 && !fuseUnk_)
+        syms.push_back(pendingUnk);
       pendingUnk = unkId_;
     }
     // With neither fallback nor unk token the character is dropped, as HF does.
   }
-  if (pendingUnk >= 0) syms.push_back(pendingUnk);
+  if (pendingUnk >= 0)
+    syms.push_back(pendingUnk);
 }
 
 void BpeModel::mergeSmall(std::vector<int32_t>& syms) const {
@@ -225,7 +251,8 @@ void BpeModel::mergeSmall(std::vector<int32_t>& syms) const {
         bestPos = k;
       }
     }
-    if (bestId < 0) break;
+    if (bestId < 0)
+      break;
     syms[bestPos] = bestId;
     syms.erase(syms.begin() + bestPos + 1);
   }
@@ -250,34 +277,43 @@ void BpeModel::mergeLarge(std::vector<int32_t>& syms) const {
   std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> heap;
   auto push = [&](int pos) {
     int nx = next[pos];
-    if (nx < 0) return;
+    if (nx < 0)
+      return;
     if (const MergeValue* mv = merges_.find(pairKey(syms[pos], syms[nx])))
       heap.push({mv->rank, pos, mv->newId});
   };
-  for (int k = 0; k + 1 < n; ++k) push(k);
+  for (int k = 0; k + 1 < n; ++k)
+    push(k);
   while (!heap.empty()) {
     Cand c = heap.top();
     heap.pop();
-    if (!alive[c.pos]) continue;
+    if (!alive[c.pos])
+      continue;
     int nx = next[c.pos];
-    if (nx < 0) continue;
+    if (nx < 0)
+      continue;
     const MergeValue* mv = merges_.find(pairKey(syms[c.pos], syms[nx]));
-    if (!mv || mv->newId != c.newId) continue;
+    if (!mv || mv->newId != c.newId)
+      continue;
     syms[c.pos] = c.newId;
     alive[nx] = false;
     next[c.pos] = next[nx];
-    if (next[nx] >= 0) prev[next[nx]] = c.pos;
-    if (prev[c.pos] >= 0) push(prev[c.pos]);
+    if (next[nx] >= 0)
+      prev[next[nx]] = c.pos;
+    if (prev[c.pos] >= 0)
+      push(prev[c.pos]);
     push(c.pos);
   }
   size_t out = 0;
   for (int k = 0; k < n; ++k)
-    if (alive[k]) syms[out++] = syms[k];
+    if (alive[k])
+      syms[out++] = syms[k];
   syms.resize(out);
 }
 
 void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out) const {
-  if (word.empty()) return;
+  if (word.empty())
+    return;
   if (ignoreMerges_) {
     int32_t id = tokenToId(word);
     if (id >= 0) {
@@ -329,9 +365,10 @@ void BpeModel::tokenizeSegment(std::string_view word, std::vector<int32_t>& out)
   if (cacheable) {
     std::lock_guard<std::mutex> lock(cacheMutex_);
     // A full cache is simply restarted: cheap, and keeps the words of the current text hot.
-    if (cache_.size() >= kCacheCapacity) cache_.clear();
+    if (cache_.size() >= kCacheCapacity)
+      cache_.clear();
     cache_.emplace(std::move(key), std::move(syms));
   }
 }
 
-}  // namespace kt::tok
+} // namespace kt::tok

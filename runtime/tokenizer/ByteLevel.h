@@ -11,8 +11,8 @@
 namespace kt::tok::bytelevel {
 
 struct Tables {
-  std::array<std::string, 256> byteToUtf8;  // byte -> UTF-8 of its stand-in character
-  std::array<int16_t, 512> charToByte;      // stand-in code point (< 512) -> byte, or -1
+  std::array<std::string, 256> byteToUtf8; // byte -> UTF-8 of its stand-in character
+  std::array<int16_t, 512> charToByte;     // stand-in code point (< 512) -> byte, or -1
   Tables() {
     charToByte.fill(-1);
     int n = 0;
@@ -42,8 +42,9 @@ inline std::string encode(std::string_view text) {
   const Tables& t = tables();
   std::string out;
   out.reserve(text.size() * 2);
-  for (unsigned char c : text) out += t.byteToUtf8[c];
+  for (unsigned char c : text)
+    out += t.byteToUtf8[c];
   return out;
 }
 
-}  // namespace kt::tok::bytelevel
+} // namespace kt::tok::bytelevel

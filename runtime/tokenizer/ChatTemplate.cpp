@@ -8,8 +8,12 @@
 namespace kt::tok {
 namespace {
 
-bool contains(const std::string& s, const char* needle) { return s.find(needle) != std::string::npos; }
-bool startsWith(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
+bool contains(const std::string& s, const char* needle) {
+  return s.find(needle) != std::string::npos;
+}
+bool startsWith(const std::string& s, const std::string& p) {
+  return s.compare(0, p.size(), p) == 0;
+}
 bool endsWith(const std::string& s, const std::string& p) {
   return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
 }
@@ -32,14 +36,17 @@ std::string trim(const std::string& s) {
   size_t b = 0, e = s.size();
   while (b < e) {
     size_t k = b;
-    if (!utf8::isPythonSpace(utf8::next(s, k))) break;
+    if (!utf8::isPythonSpace(utf8::next(s, k)))
+      break;
     b = k;
   }
   while (e > b) {
     size_t p = e - 1;
-    while (p > b && (static_cast<unsigned char>(s[p]) & 0xC0) == 0x80) --p;
+    while (p > b && (static_cast<unsigned char>(s[p]) & 0xC0) == 0x80)
+      --p;
     size_t k = p;
-    if (!utf8::isPythonSpace(utf8::next(s, k))) break;
+    if (!utf8::isPythonSpace(utf8::next(s, k)))
+      break;
     e = p;
   }
   return s.substr(b, e - b);
@@ -64,9 +71,11 @@ std::string literalDefaultSystem(const std::string& src) {
     size_t b = pos + head.size();
     size_t e = src.find("<|im_end|>", b);
     pos = b;
-    if (e == std::string::npos) break;
+    if (e == std::string::npos)
+      break;
     std::string lit = src.substr(b, e - b);
-    if (lit.empty() || lit.find_first_of("'\"{}+") != std::string::npos) continue;
+    if (lit.empty() || lit.find_first_of("'\"{}+") != std::string::npos)
+      continue;
     std::string out;
     for (size_t i = 0; i < lit.size(); ++i) {
       if (lit[i] == '\\' && i + 1 < lit.size() && lit[i + 1] == 'n') {
@@ -90,14 +99,15 @@ std::string todayString() {
   return buf;
 }
 
-}  // namespace
+} // namespace
 
 ChatTemplate ChatTemplate::detect(const std::string& src, const std::string& bos,
                                   const std::string& eos) {
   ChatTemplate t;
   t.bos_ = bos;
   t.eos_ = eos;
-  if (src.empty()) return t;
+  if (src.empty())
+    return t;
   if (contains(src, "<|im_start|>")) {
     t.family_ = "chatml";
     t.qwen3Thinking_ = contains(src, "reasoning_content") && contains(src, "<think>");
@@ -113,12 +123,15 @@ ChatTemplate ChatTemplate::detect(const std::string& src, const std::string& bos
     else
       t.dateString_ = todayString();
     // Templates that call strftime_now use today's date when the caller gives none.
-    if (contains(src, "strftime_now")) t.dateString_ = todayString();
+    if (contains(src, "strftime_now"))
+      t.dateString_ = todayString();
   } else if (contains(src, "<\xEF\xBD\x9CUser\xEF\xBD\x9C>") ||
-             contains(src, "<\xEF\xBD\x9C" "Assistant\xEF\xBD\x9C>")) {
+             contains(src, "<\xEF\xBD\x9C"
+                           "Assistant\xEF\xBD\x9C>")) {
     t.family_ = "deepseek";
     t.stripThinking_ = contains(src, "</think>");
-    t.genThink_ = contains(src, "<\xEF\xBD\x9C" "Assistant\xEF\xBD\x9C><think>\\n");
+    t.genThink_ = contains(src, "<\xEF\xBD\x9C"
+                                "Assistant\xEF\xBD\x9C><think>\\n");
   } else if (contains(src, "[INST]")) {
     t.family_ = "mistral";
   }
@@ -126,10 +139,14 @@ ChatTemplate ChatTemplate::detect(const std::string& src, const std::string& bos
 }
 
 std::string ChatTemplate::render(const std::vector<ChatMessage>& m, bool gen) const {
-  if (family_ == "chatml") return renderChatml(m, gen);
-  if (family_ == "llama3") return renderLlama3(m, gen);
-  if (family_ == "deepseek") return renderDeepseek(m, gen);
-  if (family_ == "mistral") return renderMistral(m);
+  if (family_ == "chatml")
+    return renderChatml(m, gen);
+  if (family_ == "llama3")
+    return renderLlama3(m, gen);
+  if (family_ == "deepseek")
+    return renderDeepseek(m, gen);
+  if (family_ == "mistral")
+    return renderMistral(m);
   return renderPlain(m, gen);
 }
 
@@ -147,8 +164,8 @@ std::string ChatTemplate::renderChatml(const std::vector<ChatMessage>& m, bool g
   size_t lastQuery = n == 0 ? 0 : n - 1;
   for (size_t k = n; k-- > 0;) {
     const ChatMessage& msg = m[k];
-    if (msg.role == "user" &&
-        !(startsWith(msg.content, "<tool_response>") && endsWith(msg.content, "</tool_response>"))) {
+    if (msg.role == "user" && !(startsWith(msg.content, "<tool_response>") &&
+                                endsWith(msg.content, "</tool_response>"))) {
       lastQuery = k;
       break;
     }
@@ -177,15 +194,19 @@ std::string ChatTemplate::renderChatml(const std::vector<ChatMessage>& m, bool g
       }
       out += "<|im_end|>\n";
     } else if (msg.role == "tool") {
-      if (i == 0 || m[i - 1].role != "tool") out += "<|im_start|>user";
+      if (i == 0 || m[i - 1].role != "tool")
+        out += "<|im_start|>user";
       out += "\n<tool_response>\n" + msg.content + "\n</tool_response>";
-      if (i + 1 == n || m[i + 1].role != "tool") out += "<|im_end|>\n";
+      if (i + 1 == n || m[i + 1].role != "tool")
+        out += "<|im_end|>\n";
     } else if (msg.role != "system") {
       // Roles the Qwen templates do not know are dropped by them; plain ChatML keeps them.
-      if (!qwen3Thinking_) out += "<|im_start|>" + msg.role + "\n" + msg.content + "<|im_end|>\n";
+      if (!qwen3Thinking_)
+        out += "<|im_start|>" + msg.role + "\n" + msg.content + "<|im_end|>\n";
     }
   }
-  if (gen) out += "<|im_start|>assistant\n";
+  if (gen)
+    out += "<|im_start|>assistant\n";
   return out;
 }
 
@@ -204,11 +225,13 @@ std::string ChatTemplate::renderLlama3(const std::vector<ChatMessage>& m, bool g
     out += system + "<|eot_id|>";
   }
   for (size_t i = first; i < m.size(); ++i) {
-    if (i == 0) out += bos_;
+    if (i == 0)
+      out += bos_;
     out += "<|start_header_id|>" + m[i].role + "<|end_header_id|>\n\n" + trim(m[i].content) +
            "<|eot_id|>";
   }
-  if (gen || !genPromptGuarded_) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
+  if (gen || !genPromptGuarded_)
+    out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
   return out;
 }
 
@@ -217,18 +240,24 @@ std::string ChatTemplate::renderDeepseek(const std::vector<ChatMessage>& m, bool
   std::string system;
   bool firstSystem = true;
   for (const ChatMessage& msg : m) {
-    if (msg.role != "system") continue;
+    if (msg.role != "system")
+      continue;
     system += firstSystem ? msg.content : "\n\n" + msg.content;
     firstSystem = false;
   }
   const std::string user = "<\xEF\xBD\x9CUser\xEF\xBD\x9C>";
-  const std::string assistant = "<\xEF\xBD\x9C" "Assistant\xEF\xBD\x9C>";
-  const std::string eos = "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>";
-  const std::string outputsBegin =
-      "<\xEF\xBD\x9Ctool\xE2\x96\x81outputs\xE2\x96\x81" "begin\xEF\xBD\x9C>";
-  const std::string outputsEnd = "<\xEF\xBD\x9Ctool\xE2\x96\x81outputs\xE2\x96\x81" "end\xEF\xBD\x9C>";
-  const std::string outputBegin = "<\xEF\xBD\x9Ctool\xE2\x96\x81output\xE2\x96\x81" "begin\xEF\xBD\x9C>";
-  const std::string outputEnd = "<\xEF\xBD\x9Ctool\xE2\x96\x81output\xE2\x96\x81" "end\xEF\xBD\x9C>";
+  const std::string assistant = "<\xEF\xBD\x9C"
+                                "Assistant\xEF\xBD\x9C>";
+  const std::string eos = "<\xEF\xBD\x9C"
+                          "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>";
+  const std::string outputsBegin = "<\xEF\xBD\x9Ctool\xE2\x96\x81outputs\xE2\x96\x81"
+                                   "begin\xEF\xBD\x9C>";
+  const std::string outputsEnd = "<\xEF\xBD\x9Ctool\xE2\x96\x81outputs\xE2\x96\x81"
+                                 "end\xEF\xBD\x9C>";
+  const std::string outputBegin = "<\xEF\xBD\x9Ctool\xE2\x96\x81output\xE2\x96\x81"
+                                  "begin\xEF\xBD\x9C>";
+  const std::string outputEnd = "<\xEF\xBD\x9Ctool\xE2\x96\x81output\xE2\x96\x81"
+                                "end\xEF\xBD\x9C>";
 
   std::string out = bos_ + system;
   bool isTool = false, outputFirst = true;
@@ -238,7 +267,8 @@ std::string ChatTemplate::renderDeepseek(const std::vector<ChatMessage>& m, bool
       out += user + msg.content;
     } else if (msg.role == "assistant") {
       std::string content = msg.content;
-      if (stripThinking_ && contains(content, "</think>")) content = afterLast(content, "</think>");
+      if (stripThinking_ && contains(content, "</think>"))
+        content = afterLast(content, "</think>");
       if (isTool) {
         out += outputsEnd + content + eos;
         isTool = false;
@@ -255,8 +285,10 @@ std::string ChatTemplate::renderDeepseek(const std::vector<ChatMessage>& m, bool
       }
     }
   }
-  if (isTool) out += outputsEnd;
-  if (gen && !isTool) out += genThink_ ? assistant + "<think>\n" : assistant;
+  if (isTool)
+    out += outputsEnd;
+  if (gen && !isTool)
+    out += genThink_ ? assistant + "<think>\n" : assistant;
   return out;
 }
 
@@ -265,12 +297,14 @@ std::string ChatTemplate::renderMistral(const std::vector<ChatMessage>& m) const
   // the first user turn. There is no generation prompt: "[/INST]" already ends the prompt.
   std::string system, out = bos_;
   for (const ChatMessage& msg : m)
-    if (msg.role == "system") system += (system.empty() ? "" : "\n\n") + msg.content;
+    if (msg.role == "system")
+      system += (system.empty() ? "" : "\n\n") + msg.content;
   bool firstUser = true;
   for (const ChatMessage& msg : m) {
     if (msg.role == "user") {
       std::string content = msg.content;
-      if (firstUser && !system.empty()) content = system + "\n\n" + content;
+      if (firstUser && !system.empty())
+        content = system + "\n\n" + content;
       firstUser = false;
       out += "[INST] " + content + " [/INST]";
     } else if (msg.role == "assistant") {
@@ -287,12 +321,14 @@ std::string ChatTemplate::renderPlain(const std::vector<ChatMessage>& m, bool ge
       out += msg.content + "\n\n";
     } else {
       std::string role = msg.role;
-      if (!role.empty() && role[0] >= 'a' && role[0] <= 'z') role[0] = static_cast<char>(role[0] - 32);
+      if (!role.empty() && role[0] >= 'a' && role[0] <= 'z')
+        role[0] = static_cast<char>(role[0] - 32);
       out += role + ": " + msg.content + "\n\n";
     }
   }
-  if (gen) out += "Assistant:";
+  if (gen)
+    out += "Assistant:";
   return out;
 }
 
-}  // namespace kt::tok
+} // namespace kt::tok

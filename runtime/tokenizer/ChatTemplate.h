@@ -16,7 +16,7 @@
 namespace kt::tok {
 
 class ChatTemplate {
- public:
+public:
   // `source` is the Jinja text ("" when the tokenizer has none); bos/eos are the token strings
   // the template refers to as bos_token / eos_token.
   static ChatTemplate detect(const std::string& source, const std::string& bos,
@@ -27,7 +27,7 @@ class ChatTemplate {
   bool recognised() const { return family_ != "none"; }
   std::string render(const std::vector<ChatMessage>& messages, bool addGenerationPrompt) const;
 
- private:
+private:
   std::string renderChatml(const std::vector<ChatMessage>& m, bool gen) const;
   std::string renderLlama3(const std::vector<ChatMessage>& m, bool gen) const;
   std::string renderDeepseek(const std::vector<ChatMessage>& m, bool gen) const;
@@ -37,15 +37,15 @@ class ChatTemplate {
   std::string family_ = "none";
   std::string bos_, eos_;
   // chatml
-  bool qwen3Thinking_ = false;     // Qwen3: <think> blocks on assistant turns after the last query
-  std::string defaultSystem_;      // Qwen2/2.5 insert one when the chat has no system message
+  bool qwen3Thinking_ = false; // Qwen3: <think> blocks on assistant turns after the last query
+  std::string defaultSystem_;  // Qwen2/2.5 insert one when the chat has no system message
   // llama3
-  bool genPromptGuarded_ = true;   // false: the template appends the assistant header always
-  bool llama31Header_ = false;     // 3.1+: system block with "Cutting Knowledge Date"
+  bool genPromptGuarded_ = true; // false: the template appends the assistant header always
+  bool llama31Header_ = false;   // 3.1+: system block with "Cutting Knowledge Date"
   std::string dateString_;
   // deepseek
-  bool stripThinking_ = false;     // R1: drop "...</think>" from past assistant turns
-  bool genThink_ = false;          // R1: generation prompt opens "<think>\n"
+  bool stripThinking_ = false; // R1: drop "...</think>" from past assistant turns
+  bool genThink_ = false;      // R1: generation prompt opens "<think>\n"
 };
 
-}  // namespace kt::tok
+} // namespace kt::tok

@@ -12,7 +12,7 @@
 namespace kt::tok {
 
 class Decoder {
- public:
+public:
   virtual ~Decoder() = default;
   virtual void decodeChain(std::vector<std::string>& tokens) const = 0;
 };
@@ -20,4 +20,4 @@ class Decoder {
 // `j` is tokenizer.json's "decoder" value; returns nullptr for null. Throws ParseError.
 std::unique_ptr<Decoder> parseDecoder(const json& j, const std::string& path);
 
-}  // namespace kt::tok
+} // namespace kt::tok

@@ -10,7 +10,7 @@
 namespace kt::tok {
 
 class Normalizer {
- public:
+public:
   virtual ~Normalizer() = default;
   virtual void normalize(std::string& text) const = 0;
 };
@@ -18,4 +18,4 @@ class Normalizer {
 // `j` is tokenizer.json's "normalizer" value; returns nullptr for null. Throws ParseError.
 std::unique_ptr<Normalizer> parseNormalizer(const json& j, const std::string& path);
 
-}  // namespace kt::tok
+} // namespace kt::tok

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "runtime/tokenizer/Json.h"
 #include "runtime/tokenizer/Regex.h"
@@ -15,10 +16,12 @@ inline std::unique_ptr<Regex> parsePattern(const json& j, const std::string& pat
   std::unique_ptr<Regex> re;
   if (const json* s = optMember(j, "String")) {
     re = Regex::literal(asString(*s, joinPath(path, "String")), &err);
-    if (!re) throw ParseError(joinPath(path, "String"), err);
+    if (!re)
+      throw ParseError(joinPath(path, "String"), err);
   } else if (const json* r = optMember(j, "Regex")) {
     re = Regex::compile(asString(*r, joinPath(path, "Regex")), &err);
-    if (!re) throw ParseError(joinPath(path, "Regex"), err);
+    if (!re)
+      throw ParseError(joinPath(path, "Regex"), err);
   } else {
     throw ParseError(path, "expected an object with \"String\" or \"Regex\"");
   }
@@ -29,7 +32,8 @@ inline std::unique_ptr<Regex> parsePattern(const json& j, const std::string& pat
 inline void replaceAll(const Regex& re, const std::string& content, std::string& text) {
   std::vector<Regex::Span> spans;
   re.findAll(text, spans);
-  if (spans.empty()) return;
+  if (spans.empty())
+    return;
   std::string out;
   out.reserve(text.size() + spans.size() * content.size());
   size_t prev = 0;
@@ -42,4 +46,4 @@ inline void replaceAll(const Regex& re, const std::string& content, std::string&
   text.swap(out);
 }
 
-}  // namespace kt::tok
+} // namespace kt::tok

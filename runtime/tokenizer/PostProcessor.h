@@ -13,7 +13,7 @@
 namespace kt::tok {
 
 class PostProcessor {
- public:
+public:
   virtual ~PostProcessor() = default;
   virtual void process(std::vector<int32_t>& ids) const = 0;
   // The first special token the processor puts in front of a sequence (the BOS), or -1.
@@ -23,4 +23,4 @@ class PostProcessor {
 // `j` is tokenizer.json's "post_processor" value; returns nullptr for null. Throws ParseError.
 std::unique_ptr<PostProcessor> parsePostProcessor(const json& j, const std::string& path);
 
-}  // namespace kt::tok
+} // namespace kt::tok

@@ -13,76 +13,82 @@ enum class Behavior { Removed, Isolated, MergedWithPrevious, MergedWithNext, Con
 
 Behavior parseBehavior(const json& j, const std::string& path) {
   std::string s = asString(j, path);
-  if (s == "Removed") return Behavior::Removed;
-  if (s == "Isolated") return Behavior::Isolated;
-  if (s == "MergedWithPrevious") return Behavior::MergedWithPrevious;
-  if (s == "MergedWithNext") return Behavior::MergedWithNext;
-  if (s == "Contiguous") return Behavior::Contiguous;
+  if (s == "Removed")
+    return Behavior::Removed;
+  if (s == "Isolated")
+    return Behavior::Isolated;
+  if (s == "MergedWithPrevious")
+    return Behavior::MergedWithPrevious;
+  if (s == "MergedWithNext")
+    return Behavior::MergedWithNext;
+  if (s == "Contiguous")
+    return Behavior::Contiguous;
   throw ParseError(path, "unknown split behavior '" + s + "'");
 }
 
 // HF's NormalizedString::split, streamed: the matches and the gaps between them cover the text, in
 // order; the behavior decides which stretches are kept and which are glued to a neighbour. Groups
 // are passed to `onGroup(begin, end)` as soon as they are complete (at most one is held back).
-template <typename OnGroup>
-class Grouper {
- public:
+template <typename OnGroup> class Grouper {
+public:
   Grouper(Behavior b, OnGroup& onGroup) : behavior_(b), onGroup_(onGroup) {}
 
   void add(size_t b, size_t e, bool match) {
     switch (behavior_) {
-      case Behavior::Isolated:
+    case Behavior::Isolated:
+      onGroup_(b, e);
+      break;
+    case Behavior::Removed:
+      if (!match)
         onGroup_(b, e);
-        break;
-      case Behavior::Removed:
-        if (!match) onGroup_(b, e);
-        break;
-      case Behavior::Contiguous:
-        if (held_ && match == prevMatch_) {
-          end_ = e;
+      break;
+    case Behavior::Contiguous:
+      if (held_ && match == prevMatch_) {
+        end_ = e;
+      } else {
+        flush();
+        hold(b, e);
+      }
+      break;
+    case Behavior::MergedWithPrevious:
+      // The first match after a gap joins that gap.
+      if (held_ && match && !prevMatch_) {
+        end_ = e;
+      } else {
+        flush();
+        hold(b, e);
+      }
+      break;
+    case Behavior::MergedWithNext:
+      // A match joins the gap that follows it; only a pending match is ever held.
+      if (held_) {
+        if (!match) {
+          onGroup_(begin_, e);
+          held_ = false;
         } else {
-          flush();
+          onGroup_(begin_, end_);
           hold(b, e);
         }
-        break;
-      case Behavior::MergedWithPrevious:
-        // The first match after a gap joins that gap.
-        if (held_ && match && !prevMatch_) {
-          end_ = e;
-        } else {
-          flush();
-          hold(b, e);
-        }
-        break;
-      case Behavior::MergedWithNext:
-        // A match joins the gap that follows it; only a pending match is ever held.
-        if (held_) {
-          if (!match) {
-            onGroup_(begin_, e);
-            held_ = false;
-          } else {
-            onGroup_(begin_, end_);
-            hold(b, e);
-          }
-        } else if (match) {
-          hold(b, e);
-        } else {
-          onGroup_(b, e);
-        }
-        break;
+      } else if (match) {
+        hold(b, e);
+      } else {
+        onGroup_(b, e);
+      }
+      break;
     }
     prevMatch_ = match;
   }
   void finish() { flush(); }
 
- private:
+private:
   void hold(size_t b, size_t e) {
     held_ = true;
     begin_ = b;
     end_ = e;
   }
   void flush() {
-    if (held_) onGroup_(begin_, end_);
+    if (held_)
+      onGroup_(begin_, end_);
     held_ = false;
   }
   Behavior behavior_;
@@ -97,11 +103,13 @@ void feedMatches(const Regex& re, const std::string& text, bool invert, G& g) {
   size_t pos = 0, prev = 0;
   Regex::Span m;
   while (re.findNext(text, &pos, &m)) {
-    if (prev != m.first) g.add(prev, m.first, invert);
+    if (prev != m.first)
+      g.add(prev, m.first, invert);
     g.add(m.first, m.second, !invert);
     prev = m.second;
   }
-  if (prev != text.size()) g.add(prev, text.size(), invert);
+  if (prev != text.size())
+    g.add(prev, text.size(), invert);
   g.finish();
 }
 
@@ -110,7 +118,8 @@ struct EmitSlices {
   const Piece& src;
   const PieceSink& emit;
   void operator()(size_t b, size_t e) const {
-    if (e == b) return;
+    if (e == b)
+      return;
     Piece p{src.text.substr(b, e - b), src.atStart && b == 0};
     emit(p);
   }
@@ -118,7 +127,7 @@ struct EmitSlices {
 
 // A pre-tokenizer that is one regex split (Split, Digits, Whitespace, ...).
 class SplitPreTokenizer : public PreTokenizer {
- public:
+public:
   SplitPreTokenizer(std::unique_ptr<Regex> re, Behavior behavior, bool invert)
       : re_(std::move(re)), behavior_(behavior), invert_(invert) {}
   void split(Piece& in, const PieceSink& emit) const override {
@@ -127,7 +136,7 @@ class SplitPreTokenizer : public PreTokenizer {
     feedMatches(*re_, in.text, invert_, g);
   }
 
- private:
+private:
   std::unique_ptr<Regex> re_;
   Behavior behavior_;
   bool invert_;
@@ -136,12 +145,13 @@ class SplitPreTokenizer : public PreTokenizer {
 std::unique_ptr<Regex> mustCompile(const std::string& pattern) {
   std::string err;
   auto re = Regex::compile(pattern, &err);
-  if (!re) throw ParseError("", "internal pattern: " + err);
+  if (!re)
+    throw ParseError("", "internal pattern: " + err);
   return re;
 }
 
 class ByteLevelPreTokenizer : public PreTokenizer {
- public:
+public:
   ByteLevelPreTokenizer(bool addPrefixSpace, bool useRegex) : addPrefixSpace_(addPrefixSpace) {
     // GPT-2's split, as HF hard-codes it for use_regex=true.
     if (useRegex)
@@ -149,9 +159,11 @@ class ByteLevelPreTokenizer : public PreTokenizer {
           "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+");
   }
   void split(Piece& in, const PieceSink& emit) const override {
-    if (addPrefixSpace_ && (in.text.empty() || in.text[0] != ' ')) in.text.insert(0, " ");
+    if (addPrefixSpace_ && (in.text.empty() || in.text[0] != ' '))
+      in.text.insert(0, " ");
     auto mapped = [&](size_t b, size_t e) {
-      if (e == b) return;
+      if (e == b)
+        return;
       Piece p{bytelevel::encode(std::string_view(in.text).substr(b, e - b)), in.atStart && b == 0};
       emit(p);
     };
@@ -163,7 +175,7 @@ class ByteLevelPreTokenizer : public PreTokenizer {
     feedMatches(*gpt2_, in.text, false, g);
   }
 
- private:
+private:
   bool addPrefixSpace_;
   std::unique_ptr<Regex> gpt2_;
 };
@@ -171,7 +183,7 @@ class ByteLevelPreTokenizer : public PreTokenizer {
 enum class PrependScheme { Always, First, Never };
 
 class MetaspacePreTokenizer : public PreTokenizer {
- public:
+public:
   MetaspacePreTokenizer(std::string replacement, PrependScheme scheme, bool split)
       : rep_(std::move(replacement)), scheme_(scheme), split_(split) {
     std::string err;
@@ -192,7 +204,8 @@ class MetaspacePreTokenizer : public PreTokenizer {
       s.insert(0, rep_);
     in.text.swap(s);
     if (!split_) {
-      if (!in.text.empty()) emit(in);
+      if (!in.text.empty())
+        emit(in);
       return;
     }
     EmitSlices slices{in, emit};
@@ -200,7 +213,7 @@ class MetaspacePreTokenizer : public PreTokenizer {
     feedMatches(*repRe_, in.text, false, g);
   }
 
- private:
+private:
   std::string rep_;
   PrependScheme scheme_;
   bool split_;
@@ -208,7 +221,7 @@ class MetaspacePreTokenizer : public PreTokenizer {
 };
 
 class SequencePreTokenizer : public PreTokenizer {
- public:
+public:
   explicit SequencePreTokenizer(std::vector<std::unique_ptr<PreTokenizer>> parts)
       : parts_(std::move(parts)) {}
   void split(Piece& in, const PieceSink& emit) const override {
@@ -217,14 +230,15 @@ class SequencePreTokenizer : public PreTokenizer {
     runPreTokenizers(all, 0, in, emit);
   }
   void stages(std::vector<const PreTokenizer*>& out) const override {
-    for (const auto& p : parts_) p->stages(out);
+    for (const auto& p : parts_)
+      p->stages(out);
   }
 
- private:
+private:
   std::vector<std::unique_ptr<PreTokenizer>> parts_;
 };
 
-}  // namespace
+} // namespace
 
 void runPreTokenizers(const std::vector<const PreTokenizer*>& stages, size_t k, Piece& piece,
                       const PieceSink& sink) {
@@ -237,23 +251,25 @@ void runPreTokenizers(const std::vector<const PreTokenizer*>& stages, size_t k, 
 }
 
 std::unique_ptr<PreTokenizer> parsePreTokenizer(const json& j, const std::string& path) {
-  if (j.is_null()) return nullptr;
+  if (j.is_null())
+    return nullptr;
   std::string type = typeOf(j, path);
   if (type == "Sequence") {
     const json& list = member(j, "pretokenizers", path);
     std::string lp = joinPath(path, "pretokenizers");
-    if (!list.is_array()) throw ParseError(lp, "expected an array");
+    if (!list.is_array())
+      throw ParseError(lp, "expected an array");
     std::vector<std::unique_ptr<PreTokenizer>> parts;
     for (size_t i = 0; i < list.size(); ++i) {
-      if (auto p = parsePreTokenizer(list[i], indexPath(lp, i))) parts.push_back(std::move(p));
+      if (auto p = parsePreTokenizer(list[i], indexPath(lp, i)))
+        parts.push_back(std::move(p));
     }
     return std::make_unique<SequencePreTokenizer>(std::move(parts));
   }
   if (type == "Split") {
     auto re = parsePattern(member(j, "pattern", path), joinPath(path, "pattern"));
     Behavior b = parseBehavior(member(j, "behavior", path), joinPath(path, "behavior"));
-    return std::make_unique<SplitPreTokenizer>(std::move(re), b,
-                                               optBool(j, "invert", false, path));
+    return std::make_unique<SplitPreTokenizer>(std::move(re), b, optBool(j, "invert", false, path));
   }
   if (type == "ByteLevel") {
     return std::make_unique<ByteLevelPreTokenizer>(optBool(j, "add_prefix_space", true, path),
@@ -279,7 +295,7 @@ std::unique_ptr<PreTokenizer> parsePreTokenizer(const json& j, const std::string
       else
         throw ParseError(joinPath(path, "prepend_scheme"), "unknown scheme '" + s + "'");
     } else if (!optBool(j, "add_prefix_space", true, path)) {
-      scheme = PrependScheme::Never;  // legacy files say add_prefix_space instead
+      scheme = PrependScheme::Never; // legacy files say add_prefix_space instead
     }
     return std::make_unique<MetaspacePreTokenizer>(rep, scheme, optBool(j, "split", true, path));
   }
@@ -294,4 +310,4 @@ std::unique_ptr<PreTokenizer> parsePreTokenizer(const json& j, const std::string
   throw ParseError(joinPath(path, "type"), "unsupported pre_tokenizer '" + type + "'");
 }
 
-}  // namespace kt::tok
+} // namespace kt::tok

@@ -25,19 +25,19 @@ struct Piece {
 // A non-owning callable taking Piece& (like a function_ref): no allocation per call, unlike
 // std::function. The callable must outlive the sink.
 class PieceSink {
- public:
+public:
   template <typename F>
-  PieceSink(F& f)  // NOLINT: implicit on purpose, sinks are built from lambdas at call sites
+  PieceSink(F& f) // NOLINT: implicit on purpose, sinks are built from lambdas at call sites
       : ctx_(&f), fn_([](void* c, Piece& p) { (*static_cast<F*>(c))(p); }) {}
   void operator()(Piece& p) const { fn_(ctx_, p); }
 
- private:
+private:
   void* ctx_;
   void (*fn_)(void*, Piece&);
 };
 
 class PreTokenizer {
- public:
+public:
   virtual ~PreTokenizer() = default;
   // Splits one piece, passing each non-empty result to `emit` in order (HF drops empty splits).
   // `in` may be modified or moved from.
@@ -53,4 +53,4 @@ std::unique_ptr<PreTokenizer> parsePreTokenizer(const json& j, const std::string
 void runPreTokenizers(const std::vector<const PreTokenizer*>& stages, size_t k, Piece& piece,
                       const PieceSink& sink);
 
-}  // namespace kt::tok
+} // namespace kt::tok

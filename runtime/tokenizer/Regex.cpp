@@ -19,7 +19,8 @@ struct ThreadScratch {
     md = pcre2_match_data_create(1, nullptr);
     ctx = pcre2_match_context_create(nullptr);
     stack = pcre2_jit_stack_create(32 * 1024, 8 * 1024 * 1024, nullptr);
-    if (ctx && stack) pcre2_jit_stack_assign(ctx, nullptr, stack);
+    if (ctx && stack)
+      pcre2_jit_stack_assign(ctx, nullptr, stack);
   }
   ~ThreadScratch() {
     pcre2_match_data_free(md);
@@ -39,7 +40,7 @@ constexpr const char* kWhiteSpaceItems =
     "\\x{3000}";
 constexpr const char* kWordItems = "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}";
 
-}  // namespace
+} // namespace
 
 std::string Regex::rustCompatible(const std::string& p) {
   // HF compiles its patterns with Oniguruma, where \s is White_Space and \w the Unicode word
@@ -54,14 +55,14 @@ std::string Regex::rustCompatible(const std::string& p) {
     char c = p[i];
     if (c == '\\' && i + 1 < p.size()) {
       char e = p[i + 1];
-      if (e == 'Q') {  // \Q...\E is literal text
+      if (e == 'Q') { // \Q...\E is literal text
         size_t end = p.find("\\E", i + 2);
         size_t stop = end == std::string::npos ? p.size() : end + 2;
         out.append(p, i, stop - i);
         i = stop;
         continue;
       }
-      const char* items = (e == 's' || e == 'S') ? kWhiteSpaceItems
+      const char* items = (e == 's' || e == 'S')   ? kWhiteSpaceItems
                           : (e == 'w' || e == 'W') ? kWordItems
                                                    : nullptr;
       bool negated = e == 'S' || e == 'W';
@@ -82,11 +83,13 @@ std::string Regex::rustCompatible(const std::string& p) {
       out.push_back(c);
       ++i;
       // A ']' right after '[' or '[^' is a literal member, not the end of the class.
-      if (i < p.size() && p[i] == '^') out.push_back(p[i++]);
-      if (i < p.size() && p[i] == ']') out.push_back(p[i++]);
+      if (i < p.size() && p[i] == '^')
+        out.push_back(p[i++]);
+      if (i < p.size() && p[i] == ']')
+        out.push_back(p[i++]);
       continue;
     }
-    if (inClass && c == '[' && i + 1 < p.size() && p[i + 1] == ':') {  // [:alpha:]
+    if (inClass && c == '[' && i + 1 < p.size() && p[i + 1] == ':') { // [:alpha:]
       size_t end = p.find(":]", i + 2);
       if (end != std::string::npos) {
         out.append(p, i, end + 2 - i);
@@ -94,7 +97,8 @@ std::string Regex::rustCompatible(const std::string& p) {
         continue;
       }
     }
-    if (inClass && c == ']') inClass = false;
+    if (inClass && c == ']')
+      inClass = false;
     out.push_back(c);
     ++i;
   }
@@ -114,9 +118,8 @@ std::unique_ptr<Regex> Regex::compile(const std::string& pattern, std::string* e
   int errcode = 0;
   PCRE2_SIZE erroff = 0;
   const std::string rewritten = rustCompatible(pattern);
-  pcre2_code* code =
-      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(rewritten.data()), rewritten.size(),
-                    PCRE2_UTF | PCRE2_UCP, &errcode, &erroff, nullptr);
+  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(rewritten.data()), rewritten.size(),
+                                   PCRE2_UTF | PCRE2_UCP, &errcode, &erroff, nullptr);
   if (!code) {
     PCRE2_UCHAR buf[256];
     pcre2_get_error_message(errcode, buf, sizeof(buf));
@@ -135,7 +138,8 @@ std::unique_ptr<Regex> Regex::compile(const std::string& pattern, std::string* e
 
 std::unique_ptr<Regex> Regex::literal(const std::string& literal, std::string* error) {
   if (literal.empty()) {
-    if (error) *error = "empty string pattern";
+    if (error)
+      *error = "empty string pattern";
     return nullptr;
   }
   std::unique_ptr<Regex> re(new Regex());
@@ -146,7 +150,8 @@ std::unique_ptr<Regex> Regex::literal(const std::string& literal, std::string* e
 }
 
 bool Regex::findNext(std::string_view subject, size_t* pos, Span* match) const {
-  if (*pos > subject.size()) return false;
+  if (*pos > subject.size())
+    return false;
   size_t b, e;
   if (impl_->isLiteral) {
     b = subject.find(impl_->literal, *pos);
@@ -181,15 +186,17 @@ void Regex::findAll(std::string_view subject, std::vector<Span>& out) const {
   out.clear();
   size_t pos = 0;
   Span m;
-  while (findNext(subject, &pos, &m)) out.push_back(m);
+  while (findNext(subject, &pos, &m))
+    out.push_back(m);
 }
 
 bool Regex::fullMatch(std::string_view subject) const {
-  if (impl_->isLiteral) return subject == impl_->literal;
+  if (impl_->isLiteral)
+    return subject == impl_->literal;
   ThreadScratch& ts = scratch();
-  int rc = pcre2_match(impl_->code, reinterpret_cast<PCRE2_SPTR>(subject.data()), subject.size(),
-                       0, PCRE2_NO_UTF_CHECK | PCRE2_ANCHORED | PCRE2_ENDANCHORED, ts.md, ts.ctx);
+  int rc = pcre2_match(impl_->code, reinterpret_cast<PCRE2_SPTR>(subject.data()), subject.size(), 0,
+                       PCRE2_NO_UTF_CHECK | PCRE2_ANCHORED | PCRE2_ENDANCHORED, ts.md, ts.ctx);
   return rc >= 0;
 }
 
-}  // namespace kt::tok
+} // namespace kt::tok

@@ -12,7 +12,7 @@
 namespace kt::tok {
 
 class Regex {
- public:
+public:
   // Returns nullptr and sets *error when the pattern does not compile.
   static std::unique_ptr<Regex> compile(const std::string& pattern, std::string* error);
   // A pattern that matches `literal` exactly (HF's {"String": ...} patterns).
@@ -21,7 +21,7 @@ class Regex {
   Regex(const Regex&) = delete;
   Regex& operator=(const Regex&) = delete;
 
-  using Span = std::pair<size_t, size_t>;  // [begin, end) byte offsets
+  using Span = std::pair<size_t, size_t>; // [begin, end) byte offsets
   // The next match at or after *pos; advances *pos past it (by one character more after an empty
   // match). Returns false when there is none. `subject` must be valid UTF-8 (it is not re-checked,
   // which keeps repeated matching linear).
@@ -35,10 +35,10 @@ class Regex {
   // gives them. compile() applies it; exposed for tests.
   static std::string rustCompatible(const std::string& pattern);
 
- private:
+private:
   Regex() = default;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace kt::tok
+} // namespace kt::tok

@@ -11,11 +11,12 @@ constexpr size_t kKeep = 8;
 
 size_t withoutTrailingReplacement(const std::string& text) {
   size_t n = text.size();
-  while (n >= 3 && text.compare(n - 3, 3, utf8::kReplacementUtf8) == 0) n -= 3;
+  while (n >= 3 && text.compare(n - 3, 3, utf8::kReplacementUtf8) == 0)
+    n -= 3;
   return n;
 }
 
-}  // namespace
+} // namespace
 
 StreamDecoder::StreamDecoder(const Tokenizer& tokenizer, bool skipSpecial)
     : tok_(tokenizer), skipSpecial_(skipSpecial) {}
@@ -24,7 +25,9 @@ bool StreamDecoder::isSkipped(int32_t id) const {
   return !tok_.isKnownId(id) || (skipSpecial_ && tok_.isSpecial(id));
 }
 
-bool StreamDecoder::isHeldByte(int32_t id) const { return tok_.isByteFallbackToken(id); }
+bool StreamDecoder::isHeldByte(int32_t id) const {
+  return tok_.isByteFallbackToken(id);
+}
 
 std::string StreamDecoder::push(int32_t id) {
   ids_.push_back(id);
@@ -33,8 +36,10 @@ std::string StreamDecoder::push(int32_t id) {
   size_t hold = ids_.size();
   for (size_t k = ids_.size(); k > 0; --k) {
     int32_t t = ids_[k - 1];
-    if (isSkipped(t)) continue;
-    if (!isHeldByte(t)) break;
+    if (isSkipped(t))
+      continue;
+    if (!isHeldByte(t))
+      break;
     hold = k - 1;
   }
   std::string text = tok_.decodeRange(ids_.data(), hold, skipSpecial_);
@@ -45,21 +50,26 @@ std::string StreamDecoder::push(int32_t id) {
     out = text.substr(emitted_, stable - emitted_);
     emitted_ = stable;
   }
-  if (hold == ids_.size() && stable == text.size()) compact();
+  if (hold == ids_.size() && stable == text.size())
+    compact();
   return out;
 }
 
 void StreamDecoder::compact() {
-  if (ids_.size() < kMaxWindow) return;
+  if (ids_.size() < kMaxWindow)
+    return;
   // The new window must start at a token whose text cannot merge with what precedes it: a real
   // token (not dropped, not a byte-fallback byte). Its decode then differs from the old window's
   // only at the front, and future pushes only append, so diffs against it stay exact.
   size_t j = ids_.size() - kKeep;
-  while (j > 0 && (isSkipped(ids_[j]) || isHeldByte(ids_[j]))) --j;
-  if (j == 0) return;
+  while (j > 0 && (isSkipped(ids_[j]) || isHeldByte(ids_[j])))
+    --j;
+  if (j == 0)
+    return;
   std::vector<int32_t> tail(ids_.begin() + static_cast<std::ptrdiff_t>(j), ids_.end());
   std::string text = tok_.decodeRange(tail.data(), tail.size(), skipSpecial_);
-  if (withoutTrailingReplacement(text) != text.size()) return;
+  if (withoutTrailingReplacement(text) != text.size())
+    return;
   ids_.swap(tail);
   emitted_ = text.size();
 }
@@ -72,4 +82,4 @@ std::string StreamDecoder::flush() {
   return out;
 }
 
-}  // namespace kt::tok
+} // namespace kt::tok

@@ -20,12 +20,12 @@
 namespace kt::tok {
 
 struct ChatMessage {
-  std::string role;  // "system", "user", "assistant" or "tool"
+  std::string role; // "system", "user", "assistant" or "tool"
   std::string content;
 };
 
 class Tokenizer {
- public:
+public:
   // Parses tokenizer.json text and (optionally empty) tokenizer_config.json text. On failure
   // returns nullptr and sets *error (when non-null) to a message naming the file and the field at
   // fault, e.g. "tokenizer.json: model.merges[12]: expected a string or pair".
@@ -62,8 +62,8 @@ class Tokenizer {
 
   // One past the largest id of the model vocabulary and the added tokens.
   size_t vocabSize() const;
-  std::string tokenText(int32_t id) const;  // raw vocab string; "" for an unknown id
-  int32_t tokenId(std::string_view token) const;  // -1 when the exact string is not a token
+  std::string tokenText(int32_t id) const;       // raw vocab string; "" for an unknown id
+  int32_t tokenId(std::string_view token) const; // -1 when the exact string is not a token
   bool isSpecial(int32_t id) const;
 
   // True when tokenizer_config.json had a chat template of a recognised family.
@@ -72,14 +72,13 @@ class Tokenizer {
   std::string chatFamily() const;
   // Reproduces the model's template for these messages; family "none" gives a plain transcript
   // ("System text\n\nUser: ...\n\nAssistant:").
-  std::string renderChat(const std::vector<ChatMessage>& messages,
-                         bool addGenerationPrompt) const;
+  std::string renderChat(const std::vector<ChatMessage>& messages, bool addGenerationPrompt) const;
   // renderChat + encode, with special tokens added only where the template does not write them
   // itself (i.e. only for family "none"), as transformers' apply_chat_template does.
   std::vector<int32_t> encodeChat(const std::vector<ChatMessage>& messages,
                                   bool addGenerationPrompt) const;
 
- private:
+private:
   friend class StreamDecoder;
   Tokenizer();
   std::string decodeRange(const int32_t* ids, size_t n, bool skipSpecial) const;
@@ -96,21 +95,21 @@ class Tokenizer {
 // concatenation of all push() results and flush() equals tokenizer.decode(allIds, skipSpecial).
 // The Tokenizer must outlive the decoder.
 class StreamDecoder {
- public:
+public:
   explicit StreamDecoder(const Tokenizer& tokenizer, bool skipSpecial = false);
   std::string push(int32_t id);
   // Ends the text: returns whatever was held back (e.g. a truncated character, as U+FFFD) and
   // resets the decoder, so the next push starts a new text.
   std::string flush();
 
- private:
+private:
   bool isHeldByte(int32_t id) const;
   bool isSkipped(int32_t id) const;
   void compact();
   const Tokenizer& tok_;
   bool skipSpecial_;
-  std::vector<int32_t> ids_;  // context window: decode(ids_) is the text seen so far (or its tail)
-  size_t emitted_ = 0;        // bytes of decode(ids_) already returned
+  std::vector<int32_t> ids_; // context window: decode(ids_) is the text seen so far (or its tail)
+  size_t emitted_ = 0;       // bytes of decode(ids_) already returned
 };
 
-}  // namespace kt::tok
+} // namespace kt::tok

@@ -19,7 +19,7 @@ struct DecompEntry {
   uint8_t length;
 };
 struct CompEntry {
-  uint64_t key;  // (first << 21) | second
+  uint64_t key; // (first << 21) | second
   char32_t composite;
 };
 struct QcRange {
@@ -38,18 +38,13 @@ constexpr int kLCount = 19, kVCount = 21, kTCount = 28, kNCount = kVCount * kTCo
 constexpr char32_t kFirstInteresting = 0x300;
 constexpr char32_t kFirstDecomposable = 0xC0;
 
-template <typename T, typename K, typename Less>
-const T* findSorted(const T* begin, const T* end, K key, Less less) {
-  const T* it = std::lower_bound(begin, end, key, less);
-  return it;
-}
-
 bool inQcSet(char32_t cp) {
-  if (cp < kFirstInteresting) return false;
+  if (cp < kFirstInteresting)
+    return false;
   const QcRange* b = std::begin(kNfcQcRanges);
   const QcRange* e = std::end(kNfcQcRanges);
   const QcRange* it =
-      findSorted(b, e, cp, [](const QcRange& r, char32_t c) { return r.last < c; });
+      std::lower_bound(b, e, cp, [](const QcRange& r, char32_t c) { return r.last < c; });
   return it != e && it->first <= cp;
 }
 
@@ -62,13 +57,14 @@ void decomposeInto(char32_t cp, std::vector<char32_t>& out) {
     int s = static_cast<int>(cp - kSBase);
     out.push_back(kLBase + s / kNCount);
     out.push_back(kVBase + (s % kNCount) / kTCount);
-    if (s % kTCount) out.push_back(kTBase + s % kTCount);
+    if (s % kTCount)
+      out.push_back(kTBase + s % kTCount);
     return;
   }
   const DecompEntry* b = std::begin(kDecomp);
   const DecompEntry* e = std::end(kDecomp);
   const DecompEntry* it =
-      findSorted(b, e, cp, [](const DecompEntry& d, char32_t c) { return d.cp < c; });
+      std::lower_bound(b, e, cp, [](const DecompEntry& d, char32_t c) { return d.cp < c; });
   if (it != e && it->cp == cp) {
     out.insert(out.end(), kDecompPool + it->offset, kDecompPool + it->offset + it->length);
   } else {
@@ -85,7 +81,8 @@ void reorder(std::vector<char32_t>& cps) {
       continue;
     }
     size_t j = i;
-    while (j < n && combiningClass(cps[j]) != 0) ++j;
+    while (j < n && combiningClass(cps[j]) != 0)
+      ++j;
     if (j - i > 1) {
       std::stable_sort(cps.begin() + i, cps.begin() + j, [](char32_t a, char32_t b) {
         return combiningClass(a) < combiningClass(b);
@@ -105,14 +102,14 @@ char32_t composePair(char32_t a, char32_t b) {
   const CompEntry* bgn = std::begin(kComp);
   const CompEntry* e = std::end(kComp);
   const CompEntry* it =
-      findSorted(bgn, e, key, [](const CompEntry& c, uint64_t k) { return c.key < k; });
+      std::lower_bound(bgn, e, key, [](const CompEntry& c, uint64_t k) { return c.key < k; });
   return (it != e && it->key == key) ? it->composite : 0;
 }
 
 void compose(std::vector<char32_t>& cps) {
   size_t out = 0;
   long starter = -1;
-  int lastClass = 0;  // class of the last character kept after the starter
+  int lastClass = 0; // class of the last character kept after the starter
   for (size_t i = 0; i < cps.size(); ++i) {
     char32_t c = cps[i];
     int cc = combiningClass(c);
@@ -127,7 +124,8 @@ void compose(std::vector<char32_t>& cps) {
         }
       }
     }
-    if (cc == 0) starter = static_cast<long>(out);
+    if (cc == 0)
+      starter = static_cast<long>(out);
     lastClass = cc;
     cps[out++] = c;
   }
@@ -138,7 +136,8 @@ std::vector<char32_t> decomposeAll(std::string_view s) {
   std::vector<char32_t> cps;
   cps.reserve(s.size());
   size_t i = 0;
-  while (i < s.size()) decomposeInto(utf8::next(s, i), cps);
+  while (i < s.size())
+    decomposeInto(utf8::next(s, i), cps);
   reorder(cps);
   return cps;
 }
@@ -146,18 +145,20 @@ std::vector<char32_t> decomposeAll(std::string_view s) {
 std::string toUtf8(const std::vector<char32_t>& cps) {
   std::string out;
   out.reserve(cps.size() * 2);
-  for (char32_t c : cps) utf8::append(out, c);
+  for (char32_t c : cps)
+    utf8::append(out, c);
   return out;
 }
 
-}  // namespace
+} // namespace
 
 int combiningClass(char32_t cp) {
-  if (cp < kFirstInteresting) return 0;
+  if (cp < kFirstInteresting)
+    return 0;
   const CccRange* b = std::begin(kCccRanges);
   const CccRange* e = std::end(kCccRanges);
   const CccRange* it =
-      findSorted(b, e, cp, [](const CccRange& r, char32_t c) { return r.last < c; });
+      std::lower_bound(b, e, cp, [](const CccRange& r, char32_t c) { return r.last < c; });
   return (it != e && it->first <= cp) ? it->ccc : 0;
 }
 
@@ -171,21 +172,26 @@ bool isNfcQuick(std::string_view s) {
       continue;
     }
     char32_t cp = utf8::next(s, i);
-    if (inQcSet(cp)) return false;
+    if (inQcSet(cp))
+      return false;
     int cc = combiningClass(cp);
-    if (cc != 0 && lastClass > cc) return false;
+    if (cc != 0 && lastClass > cc)
+      return false;
     lastClass = cc;
   }
   return true;
 }
 
 std::string nfc(std::string_view s) {
-  if (isNfcQuick(s)) return std::string(s);
+  if (isNfcQuick(s))
+    return std::string(s);
   std::vector<char32_t> cps = decomposeAll(s);
   compose(cps);
   return toUtf8(cps);
 }
 
-std::string nfd(std::string_view s) { return toUtf8(decomposeAll(s)); }
+std::string nfd(std::string_view s) {
+  return toUtf8(decomposeAll(s));
+}
 
-}  // namespace kt::tok::unicode
+} // namespace kt::tok::unicode

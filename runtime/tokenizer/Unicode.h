@@ -1,6 +1,7 @@
 // Unicode canonical normalization (NFC, NFD) without ICU: the tables are generated from the Unicode
-// Character Database (gen_unicode_tables.py -> UnicodeTables.inc). Qwen's tokenizer.json applies NFC
-// before splitting, so this must agree with Rust's unicode-normalization crate for those inputs.
+// Character Database (gen_unicode_tables.py -> UnicodeTables.inc). Qwen's tokenizer.json applies
+// NFC before splitting, so this must agree with Rust's unicode-normalization crate for those
+// inputs.
 #pragma once
 
 #include <string>
@@ -21,4 +22,4 @@ std::string nfd(std::string_view s);
 // normalized strings containing "Maybe" characters, never true for an unnormalized one).
 bool isNfcQuick(std::string_view s);
 
-}  // namespace kt::tok::unicode
+} // namespace kt::tok::unicode

@@ -42,9 +42,12 @@ inline std::string encode(char32_t cp) {
 // Length of the sequence a lead byte announces (1 for ASCII and for bytes that cannot start a
 // sequence, so callers that trust their input always make progress).
 inline size_t seqLen(unsigned char lead) {
-  if (lead < 0xC0) return 1;
-  if (lead < 0xE0) return 2;
-  if (lead < 0xF0) return 3;
+  if (lead < 0xC0)
+    return 1;
+  if (lead < 0xE0)
+    return 2;
+  if (lead < 0xF0)
+    return 3;
   return 4;
 }
 
@@ -83,10 +86,11 @@ std::string lossy(std::string_view bytes);
 // that could still become a character once more bytes arrive. 0 when `s` ends on a boundary.
 size_t incompleteTail(std::string_view s);
 
-// Rust's char::is_whitespace (Unicode White_Space), used where HF strips spaces around added tokens.
+// Rust's char::is_whitespace (Unicode White_Space), used where HF strips spaces around added
+// tokens.
 bool isWhitespace(char32_t cp);
 
 // Python's str.isspace(), used by the chat templates' `trim` / `strip` filters.
 bool isPythonSpace(char32_t cp);
 
-}  // namespace kt::tok::utf8
+} // namespace kt::tok::utf8

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -26,6 +27,22 @@ options:
   --pass-pipeline P        extra MLIR passes to run after placement (textual pipeline)
   --emit-mlir FILE         also write the placed kt module ("-" for stdout)
   -v, --verbose            print each phase's time
+
+placement by the cost model (docs/cost-model.md; without --hw everything goes on --device):
+  --hw PROFILE             hardware profile JSON (docs/hardware-profile.md, examples/hw/)
+  --gpu-mem SIZE           memory budget of each GPU: 12GiB, 0, unlimited (default: the profile's)
+  --cpu-mem SIZE           CPU memory budget, all NUMA nodes together (default: the profile's)
+  --experts-on-gpu N|auto  routed experts per MoE layer on the GPU (default auto: by benefit/byte)
+  --expert-stats FILE      measured per-layer expert activation counts (default: uniform routing)
+  --prefill-offload auto|never|always
+                           stream CPU-held experts to the GPU for long prompts (default auto)
+  --placement-override 'REGEX=DEVICE'
+                           pin weights whose symbol or HF name matches REGEX (repeatable)
+  --prompt-len P           prompt length of the predicted prefill and decode context (512)
+  --decode-batch B         sequences decoded together (1)
+  --kv-tokens N            KV-cache positions to reserve per sequence (model max, at most 4096)
+  --explain                print the placement and predicted speed per layer and device
+  --explain-json FILE      the same as JSON ("-" for stdout)
   -h, --help               this text
 
 supported architectures: )";
@@ -46,6 +63,19 @@ int main(int argc, char** argv) {
     }
     return argv[++i];
   };
+  // A flag of the cost-model partitioner given without --hw (which it needs).
+  std::string partitionFlag;
+  auto number = [&](int& i) -> int64_t {
+    std::string flag = argv[i], v = need(i);
+    char* end = nullptr;
+    long long n = std::strtoll(v.c_str(), &end, 10);
+    if (v.empty() || *end != '\0' || n < 0) {
+      std::fprintf(stderr, "kt-compile: error: %s expects a non-negative integer, got '%s'\n", flag.c_str(),
+                   v.c_str());
+      std::exit(2);
+    }
+    return int64_t(n);
+  };
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "-h" || a == "--help") {
@@ -60,6 +90,18 @@ int main(int argc, char** argv) {
     else if (a == "--pass-pipeline") opt.passPipeline = need(i);
     else if (a == "--emit-mlir") opt.dumpMlirPath = need(i);
     else if (a == "-v" || a == "--verbose") opt.verbose = true;
+    else if (a == "--hw") opt.hwProfile = need(i);
+    else if (a == "--gpu-mem") opt.gpuMem = need(i), partitionFlag = a;
+    else if (a == "--cpu-mem") opt.cpuMem = need(i), partitionFlag = a;
+    else if (a == "--experts-on-gpu") opt.expertsOnGpu = need(i), partitionFlag = a;
+    else if (a == "--expert-stats") opt.expertStats = need(i), partitionFlag = a;
+    else if (a == "--prefill-offload") opt.prefillOffload = need(i), partitionFlag = a;
+    else if (a == "--placement-override") opt.placementOverrides.push_back(need(i)), partitionFlag = a;
+    else if (a == "--prompt-len") opt.promptLen = number(i), partitionFlag = a;
+    else if (a == "--decode-batch") opt.decodeBatch = number(i), partitionFlag = a;
+    else if (a == "--kv-tokens") opt.kvTokens = number(i), partitionFlag = a;
+    else if (a == "--explain") opt.explain = true, partitionFlag = a;
+    else if (a == "--explain-json") opt.explainJsonPath = need(i), partitionFlag = a;
     else if (!a.empty() && a[0] == '-') {
       std::fprintf(stderr, "kt-compile: error: unknown flag '%s' (see --help)\n", a.c_str());
       return 2;
@@ -68,6 +110,11 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "kt-compile: error: unexpected argument '%s'\n", a.c_str());
       return 2;
     }
+  }
+  if (!partitionFlag.empty() && opt.hwProfile.empty()) {
+    std::fprintf(stderr, "kt-compile: error: %s needs a hardware profile: add --hw PROFILE (e.g. examples/hw/this-vm.json)\n",
+                 partitionFlag.c_str());
+    return 2;
   }
   if (modelDir.empty() || output.empty()) {
     std::fprintf(stderr, "kt-compile: error: need MODEL_DIR and -o PLAN (see --help)\n");

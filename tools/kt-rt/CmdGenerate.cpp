@@ -2,6 +2,7 @@
 #include "runtime/support/Error.h"
 #include "tools/kt-rt/Args.h"
 #include "tools/kt-rt/Commands.h"
+#include "tools/kt-rt/SamplingFlags.h"
 
 #include <cstdio>
 
@@ -14,10 +15,7 @@ static std::string idsJson(const std::vector<int32_t>& ids) {
 }
 
 int cmdGenerate(int argc, char** argv) {
-  Args args(argc, argv, 2,
-            {"--ids", "-n", "--max-new-tokens", "--temperature", "--top-k", "--top-p", "--min-p", "--repetition-penalty",
-             "--seed", "--threads"},
-            {"--json", "--ignore-eos"});
+  Args args(argc, argv, 2, samplingFlags({"--ids", "-n", "--max-new-tokens", "--threads"}), {"--json", "--ignore-eos"});
   if (args.positional().size() != 1 || !args.has("--ids")) {
     std::fprintf(stderr, "usage: kt-rt generate PLAN --ids 5,17,42 [--ids ...] [-n 16] [--temperature 0] [--top-k K]\n"
                          "       [--top-p P] [--min-p P] [--repetition-penalty R] [--seed S] [--ignore-eos] [--json]\n");
@@ -27,15 +25,7 @@ int cmdGenerate(int argc, char** argv) {
   for (const std::string& s : args.all("--ids")) req.prompts.push_back(parseIdList(s, "--ids"));
   req.maxNewTokens = int(args.getInt("-n", args.getInt("--max-new-tokens", 16)));
   if (req.maxNewTokens < 0) throw Error("-n must be >= 0");
-  req.sampling.temperature = args.getDouble("--temperature", 0.0);
-  req.sampling.topK = int(args.getInt("--top-k", 0));
-  req.sampling.topP = args.getDouble("--top-p", 1.0);
-  req.sampling.minP = args.getDouble("--min-p", 0.0);
-  req.sampling.repetitionPenalty = args.getDouble("--repetition-penalty", 1.0);
-  req.sampling.seed = uint64_t(args.getInt("--seed", 0));
-  if (req.sampling.temperature < 0 || req.sampling.topP <= 0 || req.sampling.topP > 1 || req.sampling.minP < 0 ||
-      req.sampling.minP > 1 || req.sampling.repetitionPenalty <= 0)
-    throw Error("sampling flags out of range (temperature >= 0, 0 < top-p <= 1, 0 <= min-p <= 1, repetition-penalty > 0)");
+  req.sampling = parseSampling(args, 0.0);
 
   Model model(args.positional()[0], int(args.getInt("--threads", 0)));
   if (!args.has("--ignore-eos") && model.info().eos_ids())

@@ -5,4 +5,9 @@ int cmdInspect(int argc, char** argv);
 int cmdScore(int argc, char** argv);
 int cmdGenerate(int argc, char** argv);
 int cmdDevices(int argc, char** argv);
+int cmdTokenize(int argc, char** argv);
+int cmdDetokenize(int argc, char** argv);
+int cmdRun(int argc, char** argv);
+int cmdChat(int argc, char** argv);
+int cmdPerplexity(int argc, char** argv);
 } // namespace kt::cli

@@ -16,8 +16,13 @@ struct Command {
 };
 
 const Command kCommands[] = {
+    {"run", kt::cli::cmdRun, "PLAN -p TEXT [-n N] [--chat] [sampling]   stream a continuation (or a chat reply)"},
+    {"chat", kt::cli::cmdChat, "PLAN [--system S] [sampling]   interactive multi-turn chat"},
     {"inspect", kt::cli::cmdInspect, "PLAN [--steps] [--weights]   print a plan's contents"},
     {"score", kt::cli::cmdScore, "PLAN --ids 1,2,3 [--ids ...] --out F.safetensors [--dump-hidden]   logits of whole sequences"},
+    {"tokenize", kt::cli::cmdTokenize, "(PLAN | --tokenizer F) (--text S | --text-file F) [--special]   ids as JSON"},
+    {"detokenize", kt::cli::cmdDetokenize, "(PLAN | --tokenizer F) --ids 1,2,3 [--skip-special]   text of ids"},
+    {"perplexity", kt::cli::cmdPerplexity, "PLAN --text-file F [--ctx 512] [--max-tokens N]   loss and perplexity"},
     {"devices", kt::cli::cmdDevices, "   list CPUs (NUMA nodes, ISA), GPUs and NPUs this kt-rt can use"},
     {"generate", kt::cli::cmdGenerate, "PLAN --ids 1,2,3 [--ids ...] -n N [--temperature T] [--json]   decode with the KV cache"},
 };

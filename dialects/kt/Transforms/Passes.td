@@ -23,4 +23,65 @@ def AssignPlacementPass : Pass<"kt-assign-placement", "::mlir::ModuleOp"> {
   ];
 }
 
+def PartitionPass : Pass<"kt-partition", "::mlir::ModuleOp"> {
+  let summary = "Place weights, ops and routed experts on devices with a cost model";
+  let description = [{
+    Reads a hardware profile (docs/hardware-profile.md), predicts the time of
+    every op on every device with the cost model in compiler/cost
+    (docs/cost-model.md), and places the model under per-device memory
+    budgets: attention (with its KV cache), dense MLPs, shared experts and the
+    hottest routed experts go to the GPU while memory allows, greedily by
+    predicted decode time saved per byte; everything else stays in CPU memory,
+    routed experts spread over the NUMA nodes. Sets `placement` on every
+    kt.weight and kt op, and on each kt.moe the per-expert map
+    `kt.expert_devices` / `kt.expert_placement` and, where streaming CPU-held
+    experts to the GPU beats computing them on the CPU for long prompts,
+    `kt.prefill_offload_min_tokens` / `kt.prefill_offload_device`
+    (see PlacementAttrs.h). Placements already in the input, and
+    `placement-override` rules (which win over them), are kept as given.
+    Fails with an error that says by how much and what to change when the
+    model does not fit.
+
+    Example: `kt-opt m.mlir --kt-partition="profile=hw.json gpu-mem=12GiB explain=true"`.
+  }];
+  let dependentDialects = ["::mlir::kt::KTDialect"];
+  let options = [
+    Option<"profile", "profile", "std::string", /*default=*/"\"\"",
+           "Hardware profile: a JSON file, or the JSON itself when it starts with '{'">,
+    Option<"gpuMem", "gpu-mem", "std::string", /*default=*/"\"\"",
+           "Memory budget of each GPU (e.g. 12GiB, 0, unlimited); default: the profile's memory minus its reserve">,
+    Option<"cpuMem", "cpu-mem", "std::string", /*default=*/"\"\"",
+           "CPU memory budget, all NUMA nodes together; default: the profile's memory minus its reserve">,
+    Option<"expertsOnGpu", "experts-on-gpu", "std::string", /*default=*/"\"auto\"",
+           "Routed experts per MoE layer on accelerators: a number, or auto (as many as pay off and fit)">,
+    Option<"expertStats", "expert-stats", "std::string", /*default=*/"\"\"",
+           "JSON file of measured per-layer, per-expert activation counts (default: uniform routing)">,
+    Option<"prefillOffload", "prefill-offload", "std::string", /*default=*/"\"auto\"",
+           "Stream CPU-held experts to the GPU for prefill: auto (from the predicted crossover prompt length), never, always">,
+    ListOption<"placementOverrides", "placement-override", "std::string",
+           "REGEX=DEVICE: pin the weights (and their ops) whose symbol or Hugging Face name matches REGEX">,
+    Option<"promptLen", "prompt-len", "int64_t", /*default=*/"512",
+           "Prompt length P for the predicted prefill (and decode context)">,
+    Option<"decodeBatch", "decode-batch", "int64_t", /*default=*/"1",
+           "Sequences decoded together (decode prediction and KV-cache reserve)">,
+    Option<"kvTokens", "kv-tokens", "int64_t", /*default=*/"0",
+           "KV-cache positions reserved per sequence (0: the model's max_position, at most 4096)">,
+    Option<"explain", "explain", "bool", /*default=*/"false",
+           "Print the placement and predicted speed as a table to stdout">,
+    Option<"explainJson", "explain-json", "std::string", /*default=*/"\"\"",
+           "Write the same as JSON to this file ('-' for stdout)">
+  ];
+}
+
+def VerifyPlacementPass : Pass<"kt-verify-placement", "::mlir::ModuleOp"> {
+  let summary = "Check that every weight and op is placed, and the expert maps are well formed";
+  let description = [{
+    What the plan emitter relies on after partitioning: every kt.weight and
+    every kt op with a `placement` has one, and the discardable attributes of
+    kt.moe (kt.expert_devices / kt.expert_placement, kt.prefill_offload_*)
+    are well formed. Errors name the op.
+  }];
+  let dependentDialects = ["::mlir::kt::KTDialect"];
+}
+
 #endif // KT_DIALECT_KT_TRANSFORMS_PASSES_TD

@@ -12,6 +12,10 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+// Register arrays (acc[T][4] ...) only stay in registers when their constant-trip loops are fully
+// unrolled; GCC -O2 does not always do it on its own.
+#define KT_UNROLL _Pragma("GCC unroll 16")
+
 namespace kt::cpu::quant::detail {
 namespace {
 
@@ -27,6 +31,7 @@ const float* dequantChunk(const Layout& L, const uint8_t* panel, int64_t k0, int
     const __m256i hiMask = _mm256_set1_epi32(int(0xffff0000u));
     for (int64_t c = 0; c < kc; c += 2) {
       const uint8_t* line = panel + size_t((k0 + c) / 2) * 64;
+      KT_UNROLL
       for (int h = 0; h < 2; ++h) {
         const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32 * h));
         _mm256_storeu_ps(out + c * 16 + 8 * h, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
@@ -42,6 +47,7 @@ const float* dequantChunk(const Layout& L, const uint8_t* panel, int64_t k0, int
     const __m256 s0 = _mm256_loadu_ps(sc), s1 = _mm256_loadu_ps(sc + 8);
     for (int64_t c = 0; c < kc; c += 4) {
       const uint8_t* line = panel + size_t((k0 + c) / 4) * 64;
+      KT_UNROLL
       for (int h = 0; h < 2; ++h) {
         const __m256i v = _mm256_xor_si256(
             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32 * h)), flip);
@@ -68,6 +74,7 @@ const float* dequantChunk(const Layout& L, const uint8_t* panel, int64_t k0, int
   for (int64_t c = 0; c < kc; c += 8) {
     const int64_t kk = k0 + c, g = kk / G;
     const uint8_t* line = panel + size_t(kk / 8) * 64;
+    KT_UNROLL
     for (int h = 0; h < 2; ++h) {
       const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(
           reinterpret_cast<const __m128i*>(panel + L.scaleOff + size_t(g) * 32 + 16 * h)));
@@ -76,6 +83,7 @@ const float* dequantChunk(const Layout& L, const uint8_t* panel, int64_t k0, int
                        reinterpret_cast<const __m128i*>(panel + L.minOff + size_t(g) * 32 + 16 * h)))
                  : _mm256_mul_ps(d, _mm256_set1_ps(-8.f));
       const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32 * h));
+      KT_UNROLL
       for (int b = 0; b < 4; ++b) {
         const __m256i lo = _mm256_and_si256(_mm256_srli_epi32(v, 8 * b), nib);
         const __m256i hi = _mm256_and_si256(_mm256_srli_epi32(v, 8 * b + 4), nib);
@@ -94,20 +102,24 @@ template <int TT>
 void micro(const float* B, int64_t kc, const float* const* x, float* acc) {
   constexpr int U = TT <= 2 ? 2 : 1;
   __m256 a[TT][2 * U];
+  KT_UNROLL
   for (int s = 0; s < TT; ++s) {
     a[s][0] = _mm256_loadu_ps(acc + s * 16);
     a[s][1] = _mm256_loadu_ps(acc + s * 16 + 8);
     for (int u = 2; u < 2 * U; ++u) a[s][u] = _mm256_setzero_ps();
   }
   for (int64_t c = 0; c < kc; c += U)
+    KT_UNROLL
     for (int u = 0; u < U; ++u) {
       const __m256 w0 = _mm256_loadu_ps(B + (c + u) * 16), w1 = _mm256_loadu_ps(B + (c + u) * 16 + 8);
+      KT_UNROLL
       for (int s = 0; s < TT; ++s) {
         const __m256 xb = _mm256_broadcast_ss(x[s] + c + u);
         a[s][2 * u] = _mm256_fmadd_ps(w0, xb, a[s][2 * u]);
         a[s][2 * u + 1] = _mm256_fmadd_ps(w1, xb, a[s][2 * u + 1]);
       }
     }
+  KT_UNROLL
   for (int s = 0; s < TT; ++s) {
     __m256 lo = a[s][0], hi = a[s][1];
     if constexpr (U == 2) {

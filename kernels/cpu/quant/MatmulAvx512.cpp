@@ -6,13 +6,17 @@
 //   f32  : FMA with a broadcast x[k]                      16 MACs / instruction / token
 //   bf16 : VDPBF16PS with a broadcast bf16 pair           32
 //   int8 : VPDPBUSD (u8 weights q+128, s8 activations)    64, corrected by -128 * sum(q_x)
-//   int4 : 2 x VPDPBUSD per line (low, high nibbles)      64, per group: f32 += d*s_x*isum + min*s_x*sum(q_x)
+//   int4 : 2 x VPDPBUSD per line (low, high nibbles)      64; per group f32 += d*s_x*isum + min*s_x*sum(q_x)
 #include "kernels/cpu/quant/Kernels.h"
 
 // GCC 12 reports its own _mm512_undefined_*() inside the intrinsic headers as maybe-uninitialized
 // (GCC bug 105593, fixed in 13).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
+
+// Register arrays (acc[T][4] ...) only stay in registers when their constant-trip loops are fully
+// unrolled; GCC -O2 does not always do it on its own.
+#define KT_UNROLL _Pragma("GCC unroll 16")
 
 namespace kt::cpu::quant::detail {
 namespace {
@@ -70,20 +74,26 @@ constexpr int kPrefetch = 1024;
 template <int T> void gemvF32(const Job& j, const Out& o, int64_t p0, int64_t p1) {
   const int64_t kp = j.w.kp;
   const float* x[T];
+  KT_UNROLL
   for (int s = 0; s < T; ++s) x[s] = reinterpret_cast<const float*>(actRow(j, s));
   for (int64_t p = p0; p < p1; ++p) {
     const float* w = reinterpret_cast<const float*>(panelPtr(j.w, j.packed, p));
     __m512 acc[T][4];
+    KT_UNROLL
     for (int s = 0; s < T; ++s)
+      KT_UNROLL
       for (int u = 0; u < 4; ++u) acc[s][u] = _mm512_setzero_ps();
     for (int64_t c = 0; c < kp; c += 4) {
+      KT_UNROLL
       for (int u = 0; u < 4; ++u) {
         _mm_prefetch(reinterpret_cast<const char*>(w + (c + u) * 16) + kPrefetch, _MM_HINT_T0);
         const __m512 wv = _mm512_loadu_ps(w + (c + u) * 16);
+        KT_UNROLL
         for (int s = 0; s < T; ++s)
           acc[s][u] = _mm512_fmadd_ps(wv, _mm512_set1_ps(x[s][c + u]), acc[s][u]);
       }
     }
+    KT_UNROLL
     for (int s = 0; s < T; ++s)
       storeRows(o, s, p * 16, hsum4(acc[s][0], acc[s][1], acc[s][2], acc[s][3]));
   }
@@ -92,20 +102,26 @@ template <int T> void gemvF32(const Job& j, const Out& o, int64_t p0, int64_t p1
 template <int T> void gemvBf16(const Job& j, const Out& o, int64_t p0, int64_t p1) {
   const int64_t lines = j.w.kp / 2; // multiple of 16
   const uint8_t* x[T];
+  KT_UNROLL
   for (int s = 0; s < T; ++s) x[s] = actRow(j, s);
   for (int64_t p = p0; p < p1; ++p) {
     const uint8_t* w = panelPtr(j.w, j.packed, p);
     __m512 acc[T][4];
+    KT_UNROLL
     for (int s = 0; s < T; ++s)
+      KT_UNROLL
       for (int u = 0; u < 4; ++u) acc[s][u] = _mm512_setzero_ps();
     for (int64_t l = 0; l < lines; l += 4) {
+      KT_UNROLL
       for (int u = 0; u < 4; ++u) {
         _mm_prefetch(reinterpret_cast<const char*>(w + (l + u) * 64) + kPrefetch, _MM_HINT_T0);
         const __m512i wv = _mm512_loadu_si512(w + (l + u) * 64);
+        KT_UNROLL
         for (int s = 0; s < T; ++s)
           acc[s][u] = _mm512_dpbf16_ps(acc[s][u], (__m512bh)wv, (__m512bh)bcast32(x[s] + (l + u) * 4));
       }
     }
+    KT_UNROLL
     for (int s = 0; s < T; ++s)
       storeRows(o, s, p * 16, hsum4(acc[s][0], acc[s][1], acc[s][2], acc[s][3]));
   }
@@ -121,75 +137,94 @@ inline __m512 int8Finish(const Job& j, const uint8_t* panel, int64_t s, __m512i 
 template <int T> void gemvInt8(const Job& j, const Out& o, int64_t p0, int64_t p1) {
   const int64_t lines = j.w.kp / 4; // multiple of 16
   const uint8_t* x[T];
+  KT_UNROLL
   for (int s = 0; s < T; ++s) x[s] = actRow(j, s);
   for (int64_t p = p0; p < p1; ++p) {
     const uint8_t* w = panelPtr(j.w, j.packed, p);
     __m512i acc[T][4];
+    KT_UNROLL
     for (int s = 0; s < T; ++s)
+      KT_UNROLL
       for (int u = 0; u < 4; ++u) acc[s][u] = _mm512_setzero_si512();
     for (int64_t l = 0; l < lines; l += 4) {
+      KT_UNROLL
       for (int u = 0; u < 4; ++u) {
         _mm_prefetch(reinterpret_cast<const char*>(w + (l + u) * 64) + kPrefetch, _MM_HINT_T0);
         const __m512i wv = _mm512_loadu_si512(w + (l + u) * 64);
+        KT_UNROLL
         for (int s = 0; s < T; ++s)
           acc[s][u] = _mm512_dpbusd_epi32(acc[s][u], wv, bcast32(x[s] + (l + u) * 4));
       }
     }
+    KT_UNROLL
     for (int s = 0; s < T; ++s)
       storeRows(o, s, p * 16,
                 int8Finish(j, w, s, hsum4i(acc[s][0], acc[s][1], acc[s][2], acc[s][3])));
   }
 }
 
-// Per-group f32 update: acc += d * s_x * isum + min * (s_x * sum q_x); sym groups have min = -8d.
+// int4 unpacking: low nibbles = v & 0x0f; high nibbles are used in place as v & 0xf0 = 16 * u (one
+// AND instead of shift + AND), so the high-nibble sums come out 16x too large. The group epilogue
+// combines 16 * sum_lo + sum_hi16 (exact in int32 and in f32: |value| < 2^22) and folds the 1/16
+// into the scale (exact: a power of two).
+// Per-group f32 update: acc += (d/16) * s_x * isum16 + min * (s_x * sum q_x); sym: min = -8d.
 template <bool ASYM>
-inline void int4GroupScales(const uint8_t* panel, const Layout& L, int64_t g, __m512* d,
+inline void int4GroupScales(const uint8_t* panel, const Layout& L, int64_t g, __m512* d16,
                             __m512* m) {
-  *d = _mm512_cvtph_ps(_mm256_loadu_si256(
+  const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(
       reinterpret_cast<const __m256i*>(panel + L.scaleOff + size_t(g) * 32)));
+  *d16 = _mm512_mul_ps(d, _mm512_set1_ps(1.f / 16.f));
   if (ASYM)
     *m = _mm512_cvtph_ps(_mm256_loadu_si256(
         reinterpret_cast<const __m256i*>(panel + L.minOff + size_t(g) * 32)));
   else
-    *m = _mm512_mul_ps(*d, _mm512_set1_ps(-8.f));
+    *m = _mm512_mul_ps(d, _mm512_set1_ps(-8.f));
+}
+
+inline __m512 int4Update(const Job& j, int64_t s, int64_t g, __m512i lo, __m512i hi16, __m512 d16,
+                         __m512 m, __m512 acc) {
+  const __m512 v = _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_slli_epi32(lo, 4), hi16));
+  acc = _mm512_fmadd_ps(v, _mm512_mul_ps(d16, _mm512_set1_ps(actScale(j, s, g))), acc);
+  return _mm512_fmadd_ps(m, _mm512_set1_ps(actSumF(j, s, g)), acc);
 }
 
 template <int T, int G, bool ASYM> void gemvInt4(const Job& j, const Out& o, int64_t p0, int64_t p1) {
-  constexpr int LG = G / 8; // lines per group (even)
+  constexpr int LG = G / 8; // lines per group
   const int64_t groups = j.w.groups;
-  const __m512i low = _mm512_set1_epi8(0x0f);
+  const __m512i low = _mm512_set1_epi8(0x0f), high = _mm512_set1_epi8(char(0xf0));
   const uint8_t* x[T];
+  KT_UNROLL
   for (int s = 0; s < T; ++s) x[s] = actRow(j, s);
   for (int64_t p = p0; p < p1; ++p) {
     const uint8_t* panel = panelPtr(j.w, j.packed, p);
     __m512 facc[T];
+    KT_UNROLL
     for (int s = 0; s < T; ++s) facc[s] = _mm512_setzero_ps();
     for (int64_t g = 0; g < groups; ++g) {
       const uint8_t* w = panel + size_t(g) * G * 8;
-      __m512i is[T][4];
-      for (int s = 0; s < T; ++s)
-        for (int u = 0; u < 4; ++u) is[s][u] = _mm512_setzero_si512();
-      for (int l = 0; l < LG; l += 2) {
-        for (int u = 0; u < 2; ++u) {
-          _mm_prefetch(reinterpret_cast<const char*>(w + (l + u) * 64) + kPrefetch, _MM_HINT_T0);
-          const __m512i v = _mm512_loadu_si512(w + (l + u) * 64);
-          const __m512i lo = _mm512_and_si512(v, low);
-          const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
-          for (int s = 0; s < T; ++s) {
-            const uint8_t* xk = x[s] + g * G + (l + u) * 8;
-            is[s][2 * u] = _mm512_dpbusd_epi32(is[s][2 * u], lo, bcast32(xk));
-            is[s][2 * u + 1] = _mm512_dpbusd_epi32(is[s][2 * u + 1], hi, bcast32(xk + 4));
-          }
+      // One low and one high chain per token: groups are independent, so out-of-order execution
+      // overlaps the chains of consecutive groups.
+      __m512i lo[T], hi[T];
+      KT_UNROLL
+      for (int s = 0; s < T; ++s) lo[s] = hi[s] = _mm512_setzero_si512();
+      KT_UNROLL
+      for (int l = 0; l < LG; ++l) {
+        _mm_prefetch(reinterpret_cast<const char*>(w + l * 64) + kPrefetch, _MM_HINT_T0);
+        const __m512i v = _mm512_loadu_si512(w + l * 64);
+        const __m512i vl = _mm512_and_si512(v, low), vh = _mm512_and_si512(v, high);
+        KT_UNROLL
+        for (int s = 0; s < T; ++s) {
+          const uint8_t* xk = x[s] + g * G + l * 8;
+          lo[s] = _mm512_dpbusd_epi32(lo[s], vl, bcast32(xk));
+          hi[s] = _mm512_dpbusd_epi32(hi[s], vh, bcast32(xk + 4));
         }
       }
-      __m512 d, m;
-      int4GroupScales<ASYM>(panel, j.w, g, &d, &m);
-      for (int s = 0; s < T; ++s) {
-        const __m512 isum = _mm512_cvtepi32_ps(hsum4i(is[s][0], is[s][1], is[s][2], is[s][3]));
-        facc[s] = _mm512_fmadd_ps(isum, _mm512_mul_ps(d, _mm512_set1_ps(actScale(j, s, g))), facc[s]);
-        facc[s] = _mm512_fmadd_ps(m, _mm512_set1_ps(actSumF(j, s, g)), facc[s]);
-      }
+      __m512 d16, m;
+      int4GroupScales<ASYM>(panel, j.w, g, &d16, &m);
+      KT_UNROLL
+      for (int s = 0; s < T; ++s) facc[s] = int4Update(j, s, g, lo[s], hi[s], d16, m, facc[s]);
     }
+    KT_UNROLL
     for (int s = 0; s < T; ++s) storeRows(o, s, p * 16, facc[s]);
   }
 }
@@ -200,101 +235,128 @@ constexpr int TT = 8;
 template <int NP> void tileF32(const Job& j, const Out& o, int64_t p, int64_t s0) {
   const int64_t kp = j.w.kp;
   const float* w[NP];
+  KT_UNROLL
   for (int q = 0; q < NP; ++q) w[q] = reinterpret_cast<const float*>(panelPtr(j.w, j.packed, p + q));
   const float* x = reinterpret_cast<const float*>(actRow(j, s0));
   const int64_t xs = int64_t(j.a.rowBytes / 4);
   __m512 acc[TT][NP];
+  KT_UNROLL
   for (int s = 0; s < TT; ++s)
+    KT_UNROLL
     for (int q = 0; q < NP; ++q) acc[s][q] = _mm512_setzero_ps();
   for (int64_t c = 0; c < kp; ++c) {
     __m512 wv[NP];
+    KT_UNROLL
     for (int q = 0; q < NP; ++q) wv[q] = _mm512_loadu_ps(w[q] + c * 16);
+    KT_UNROLL
     for (int s = 0; s < TT; ++s) {
       const __m512 b = _mm512_set1_ps(x[s * xs + c]);
+      KT_UNROLL
       for (int q = 0; q < NP; ++q) acc[s][q] = _mm512_fmadd_ps(wv[q], b, acc[s][q]);
     }
   }
-  for (int s = 0; s < TT && s0 + s < j.a.t; ++s)
-    for (int q = 0; q < NP; ++q) storeRows(o, s0 + s, (p + q) * 16, acc[s][q]);
+  KT_UNROLL
+  for (int s = 0; s < TT; ++s)
+    KT_UNROLL
+    for (int q = 0; q < NP; ++q)
+      if (s0 + s < j.a.t) storeRows(o, s0 + s, (p + q) * 16, acc[s][q]);
 }
 
 template <int NP> void tileBf16(const Job& j, const Out& o, int64_t p, int64_t s0) {
   const int64_t lines = j.w.kp / 2;
   const uint8_t* w[NP];
+  KT_UNROLL
   for (int q = 0; q < NP; ++q) w[q] = panelPtr(j.w, j.packed, p + q);
   const uint8_t* x = actRow(j, s0);
   const size_t xs = j.a.rowBytes;
   __m512 acc[TT][NP];
+  KT_UNROLL
   for (int s = 0; s < TT; ++s)
+    KT_UNROLL
     for (int q = 0; q < NP; ++q) acc[s][q] = _mm512_setzero_ps();
   for (int64_t l = 0; l < lines; ++l) {
     __m512i wv[NP];
+    KT_UNROLL
     for (int q = 0; q < NP; ++q) wv[q] = _mm512_loadu_si512(w[q] + l * 64);
+    KT_UNROLL
     for (int s = 0; s < TT; ++s) {
       const __m512i b = bcast32(x + s * xs + l * 4);
+      KT_UNROLL
       for (int q = 0; q < NP; ++q)
         acc[s][q] = _mm512_dpbf16_ps(acc[s][q], (__m512bh)wv[q], (__m512bh)b);
     }
   }
-  for (int s = 0; s < TT && s0 + s < j.a.t; ++s)
-    for (int q = 0; q < NP; ++q) storeRows(o, s0 + s, (p + q) * 16, acc[s][q]);
+  KT_UNROLL
+  for (int s = 0; s < TT; ++s)
+    KT_UNROLL
+    for (int q = 0; q < NP; ++q)
+      if (s0 + s < j.a.t) storeRows(o, s0 + s, (p + q) * 16, acc[s][q]);
 }
 
 template <int NP> void tileInt8(const Job& j, const Out& o, int64_t p, int64_t s0) {
   const int64_t lines = j.w.kp / 4;
   const uint8_t* w[NP];
+  KT_UNROLL
   for (int q = 0; q < NP; ++q) w[q] = panelPtr(j.w, j.packed, p + q);
   const uint8_t* x = actRow(j, s0);
   const size_t xs = j.a.rowBytes;
   __m512i acc[TT][NP];
+  KT_UNROLL
   for (int s = 0; s < TT; ++s)
+    KT_UNROLL
     for (int q = 0; q < NP; ++q) acc[s][q] = _mm512_setzero_si512();
   for (int64_t l = 0; l < lines; ++l) {
     __m512i wv[NP];
+    KT_UNROLL
     for (int q = 0; q < NP; ++q) wv[q] = _mm512_loadu_si512(w[q] + l * 64);
+    KT_UNROLL
     for (int s = 0; s < TT; ++s) {
       const __m512i b = bcast32(x + s * xs + l * 4);
+      KT_UNROLL
       for (int q = 0; q < NP; ++q) acc[s][q] = _mm512_dpbusd_epi32(acc[s][q], wv[q], b);
     }
   }
-  for (int s = 0; s < TT && s0 + s < j.a.t; ++s)
+  KT_UNROLL
+  for (int s = 0; s < TT; ++s)
+    KT_UNROLL
     for (int q = 0; q < NP; ++q)
-      storeRows(o, s0 + s, (p + q) * 16, int8Finish(j, w[q], s0 + s, acc[s][q]));
+      if (s0 + s < j.a.t) storeRows(o, s0 + s, (p + q) * 16, int8Finish(j, w[q], s0 + s, acc[s][q]));
 }
 
-// int4: one panel x 8 tokens; separate low/high-nibble chains keep 16 VPDPBUSD in flight.
+// int4: one panel x 8 tokens, a low and a high chain per token (16 VPDPBUSD in flight).
 template <int G, bool ASYM> void tileInt4(const Job& j, const Out& o, int64_t p, int64_t s0) {
   constexpr int LG = G / 8;
   const int64_t groups = j.w.groups;
-  const __m512i low = _mm512_set1_epi8(0x0f);
+  const __m512i low = _mm512_set1_epi8(0x0f), high = _mm512_set1_epi8(char(0xf0));
   const uint8_t* panel = panelPtr(j.w, j.packed, p);
   const uint8_t* x = actRow(j, s0);
   const size_t xs = j.a.rowBytes;
   __m512 facc[TT];
+  KT_UNROLL
   for (int s = 0; s < TT; ++s) facc[s] = _mm512_setzero_ps();
   for (int64_t g = 0; g < groups; ++g) {
     const uint8_t* w = panel + size_t(g) * G * 8;
-    __m512i is[TT][2];
-    for (int s = 0; s < TT; ++s) is[s][0] = is[s][1] = _mm512_setzero_si512();
+    __m512i lo[TT], hi[TT];
+    KT_UNROLL
+    for (int s = 0; s < TT; ++s) lo[s] = hi[s] = _mm512_setzero_si512();
     for (int l = 0; l < LG; ++l) {
       const __m512i v = _mm512_loadu_si512(w + l * 64);
-      const __m512i lo = _mm512_and_si512(v, low);
-      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+      const __m512i vl = _mm512_and_si512(v, low), vh = _mm512_and_si512(v, high);
+      KT_UNROLL
       for (int s = 0; s < TT; ++s) {
         const uint8_t* xk = x + s * xs + g * G + l * 8;
-        is[s][0] = _mm512_dpbusd_epi32(is[s][0], lo, bcast32(xk));
-        is[s][1] = _mm512_dpbusd_epi32(is[s][1], hi, bcast32(xk + 4));
+        lo[s] = _mm512_dpbusd_epi32(lo[s], vl, bcast32(xk));
+        hi[s] = _mm512_dpbusd_epi32(hi[s], vh, bcast32(xk + 4));
       }
     }
-    __m512 d, m;
-    int4GroupScales<ASYM>(panel, j.w, g, &d, &m);
-    for (int s = 0; s < TT; ++s) {
-      const __m512 isum = _mm512_cvtepi32_ps(_mm512_add_epi32(is[s][0], is[s][1]));
-      facc[s] = _mm512_fmadd_ps(isum, _mm512_mul_ps(d, _mm512_set1_ps(actScale(j, s0 + s, g))), facc[s]);
-      facc[s] = _mm512_fmadd_ps(m, _mm512_set1_ps(actSumF(j, s0 + s, g)), facc[s]);
-    }
+    __m512 d16, m;
+    int4GroupScales<ASYM>(panel, j.w, g, &d16, &m);
+    KT_UNROLL
+    for (int s = 0; s < TT; ++s) facc[s] = int4Update(j, s0 + s, g, lo[s], hi[s], d16, m, facc[s]);
   }
-  for (int s = 0; s < TT && s0 + s < j.a.t; ++s) storeRows(o, s0 + s, p * 16, facc[s]);
+  KT_UNROLL
+  for (int s = 0; s < TT; ++s)
+    if (s0 + s < j.a.t) storeRows(o, s0 + s, p * 16, facc[s]);
 }
 
 // Panel pairs outermost: a pair (<= 2 x 16 rows x kp) is read from DRAM once and reused from cache

@@ -29,9 +29,11 @@ struct Result {
   std::string output; // stdout + stderr
 };
 
+// Runs a shell command and captures stdout (and stderr, unless the command redirects it itself).
 Result run(const std::string& cmd) {
   Result r;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  bool ownRedirect = cmd.find("2>/dev/null") != std::string::npos;
+  FILE* p = popen((ownRedirect ? cmd : cmd + " 2>&1").c_str(), "r");
   if (!p) return r;
   char buf[4096];
   size_t n;
@@ -248,6 +250,56 @@ TEST(Tools, GenerateJsonAndHelp) {
   EXPECT_EQ(r.code, 0);
   EXPECT_NE(r.output.find("--target"), std::string::npos);
   EXPECT_NE(r.output.find("deepseek_v3"), std::string::npos);
+}
+
+} // namespace
+
+namespace {
+
+// The bundled demo model through the text commands: run prints exactly the reference texts.
+TEST(TextCommands, RunTokenizeDetokenizeChatPerplexity) {
+  const std::string dir = std::string(KT_EXAMPLES_DIR) + "/austen-moe";
+  std::string d = tempDir("text");
+  std::string plan = d + "/austen.ktplan";
+  ASSERT_EQ(run(kCompile + " " + dir + " -o " + plan).code, 0);
+  nlohmann::json ref;
+  std::ifstream(dir + "/reference.json") >> ref;
+  for (const auto& g : ref["greedy"]) {
+    std::string prompt = g["prompt"];
+    Result r = run(kRt + " run " + plan + " -p '" + prompt + "' -n 32 --ignore-eos 2>/dev/null");
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_EQ(r.output, g["text"].get<std::string>());
+    r = run(kRt + " tokenize " + plan + " --text '" + prompt + "' --special");
+    EXPECT_EQ(nlohmann::json::parse(r.output), g["prompt_ids"]) << r.output;
+  }
+  Result r = run(kRt + " detokenize " + plan + " --ids 1,17636,8010,6186,403 --skip-special");
+  EXPECT_EQ(r.output, "Emma Woodhouse was\n");
+  r = run(kRt + " tokenize --tokenizer " + dir + "/tokenizer.json --text 'Emma Woodhouse was'");
+  EXPECT_EQ(r.output, "[17636,8010,6186,403]\n");
+  // With EOS honoured, run stops where the model ends its text; the summary line says so.
+  r = run(kRt + " run " + plan + " -p 'Emma Woodhouse was' -n 32");
+  EXPECT_NE(r.output.find("end of text"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("decode"), std::string::npos);
+  // --stop cuts the text before the stop string.
+  r = run(kRt + " run " + plan + " -p 'It is a truth universally acknowledged' -n 32 --stop impossible 2>/dev/null");
+  EXPECT_EQ(r.output, "It is a truth universally acknowledged, and it is ");
+  // chat: two turns from stdin, then EOF ends the session cleanly.
+  r = run("printf 'Hello\\nHow are you?\\n' | " + kRt + " chat " + plan + " -n 8 --seed 3");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("cached"), std::string::npos);
+  // perplexity on a paragraph of Austen (in-distribution) is far below chance (ln 32000 = 10.4).
+  std::ofstream(d + "/austen.txt") << "Emma Woodhouse, handsome, clever, and rich, with a comfortable home and happy "
+                                      "disposition, seemed to unite some of the best blessings of existence; and had lived "
+                                      "nearly twenty-one years in the world with very little to distress or vex her.";
+  r = run(kRt + " perplexity " + plan + " --text-file " + d + "/austen.txt --json 2>/dev/null");
+  ASSERT_EQ(r.code, 0) << r.output;
+  nlohmann::json j = nlohmann::json::parse(r.output);
+  EXPECT_LT(j["loss"].get<double>(), 6.0);
+  EXPECT_GT(j["tokens"].get<int>(), 40);
+  // A plan compiled from a folder without tokenizer.json says so.
+  std::string bare = copyModel("llama", "no_tokenizer");
+  ASSERT_EQ(run(kCompile + " " + bare + " -o " + bare + "/p.ktplan").code, 0);
+  expectError(run(kRt + " run " + bare + "/p.ktplan -p hi"), {"embeds no tokenizer"});
 }
 
 } // namespace

@@ -4,6 +4,8 @@
 #include "compiler/plan/PlanWriter.h"
 #include "frontends/hf/HfModel.h"
 #include "runtime/generate/Generator.h"
+#include "runtime/generate/PlanTokenizer.h"
+#include "runtime/generate/Session.h"
 
 #include <gtest/gtest.h>
 
@@ -55,5 +57,55 @@ TEST(AustenMoe, GreedyContinuationsMatchTransformers) {
     for (size_t j = 0; j < idx.size(); ++j) idx[j] = int32_t(j);
     std::partial_sort(idx.begin(), idx.begin() + 5, idx.end(), [&](int32_t a, int32_t b) { return row[a] > row[b]; });
     EXPECT_EQ(std::vector<int32_t>(idx.begin(), idx.begin() + 5), top5[i]) << "prompt " << i;
+  }
+}
+
+// Text in, text out: the embedded tokenizer gives the reference prompt ids, the decoded greedy
+// sequence is the reference text, and the session API (used by run/chat) generates the same tokens
+// and reuses the KV cache of a previous turn.
+TEST(AustenMoe, TextPathMatchesReference) {
+  const std::string dir = std::string(KT_EXAMPLES_DIR) + "/austen-moe";
+  nlohmann::json ref;
+  std::ifstream(dir + "/reference.json") >> ref;
+  hf::ModelDesc desc = hf::describeModel(dir);
+  plan::PlanT p;
+  compiler::CompileStats stats;
+  ASSERT_TRUE(compiler::compileModel(desc, compiler::CompileOptions(), &p, &stats));
+  p.tokenizer = std::make_unique<plan::TokenizerBlobT>();
+  p.tokenizer->tokenizer_json = desc.tokenizerJson;
+  p.tokenizer->tokenizer_config_json = desc.tokenizerConfigJson;
+  std::string planPath = testing::TempDir() + "/austen_text.ktplan";
+  compiler::writePlanFile(p, planPath);
+  Model model(planPath, 2);
+  auto tok = planTokenizer(model.plan());
+
+  for (const auto& g : ref["greedy"]) {
+    std::vector<int32_t> promptIds = g["prompt_ids"].get<std::vector<int32_t>>();
+    std::vector<int32_t> all = g["greedy_ids"].get<std::vector<int32_t>>();
+    EXPECT_EQ(tok->encode(g["prompt"].get<std::string>(), true), promptIds);
+    EXPECT_EQ(tok->decode(all, true), g["text"].get<std::string>());
+
+    Session session(model);
+    Sampler greedy(SamplerConfig{});
+    SessionLimits limits;
+    limits.maxNewTokens = int(all.size() - promptIds.size());
+    std::vector<int32_t> got;
+    TurnStats st = session.generate(promptIds, limits, greedy, [&](int32_t id) {
+      got.push_back(id);
+      return true;
+    });
+    EXPECT_EQ(got, std::vector<int32_t>(all.begin() + std::ptrdiff_t(promptIds.size()), all.end()));
+    EXPECT_EQ(st.reusedTokens, 0);
+    // A follow-up request that extends the conversation reuses everything but the last token.
+    std::vector<int32_t> next = all;
+    next.push_back(all.back());
+    std::vector<int32_t> more;
+    limits.maxNewTokens = 2;
+    st = session.generate(next, limits, greedy, [&](int32_t id) {
+      more.push_back(id);
+      return true;
+    });
+    EXPECT_EQ(st.reusedTokens, int64_t(all.size()) - 1);
+    EXPECT_EQ(more.size(), 2u);
   }
 }

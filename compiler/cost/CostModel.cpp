@@ -1,0 +1,148 @@
+#include "compiler/cost/CostModel.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace kt::cost {
+
+CostModel::CostModel(const HardwareProfile& profile) : profile_(profile) {
+  for (size_t i = 0; i < profile_.cpu.numaNodes.size(); ++i)
+    devices_.push_back({"cpu:numa" + std::to_string(i), DeviceClass::Cpu, int(i)});
+  for (size_t i = 0; i < profile_.gpus.size(); ++i)
+    devices_.push_back({"gpu:" + std::to_string(i), DeviceClass::Gpu, int(i)});
+  for (size_t i = 0; i < profile_.npus.size(); ++i)
+    devices_.push_back({"npu:" + std::to_string(i), DeviceClass::Npu, int(i)});
+}
+
+bool CostModel::find(const std::string& spec, Device* out) const {
+  for (const Device& d : devices_) {
+    if (d.spec == spec) {
+      *out = d;
+      return true;
+    }
+  }
+  return false;
+}
+
+const AcceleratorProfile& CostModel::accel(const Device& d) const {
+  return d.cls == DeviceClass::Gpu ? profile_.gpus[size_t(d.index)]
+                                   : profile_.npus[size_t(d.index)];
+}
+
+double CostModel::bandwidth(const Device& d) const {
+  if (d.isCpu())
+    return profile_.cpu.numaNodes[size_t(d.index)].bandwidthGBs * 1e9;
+  return accel(d).bandwidthGBs * 1e9;
+}
+
+double CostModel::gemvEfficiency(const Device& d, WeightFormat f) const {
+  return d.isCpu() ? profile_.cpu.gemvEfficiency.get(f) : accel(d).gemvEfficiency.get(f);
+}
+
+double CostModel::peakFlops(const Device& d, WeightFormat f) const {
+  // CPU tables are per NUMA node in GFLOP/s, accelerator tables in TFLOP/s.
+  return d.isCpu() ? profile_.cpu.bestGemmGflops(f) * 1e9 : accel(d).gemmTflops.get(f) * 1e12;
+}
+
+double CostModel::opOverhead(const Device& d) const {
+  return (d.isCpu() ? profile_.cpu.opOverheadUs : accel(d).launchOverheadUs) * 1e-6;
+}
+
+double CostModel::memoryBytes(const Device& d) const {
+  return d.isCpu() ? profile_.cpu.numaNodes[size_t(d.index)].memoryBytes : accel(d).memoryBytes;
+}
+
+double CostModel::reservedBytes(const Device& d) const {
+  if (!d.isCpu())
+    return accel(d).reservedBytes;
+  // The CPU reserve is for the whole machine; each node keeps its share of it.
+  double total = 0;
+  for (const NumaNode& n : profile_.cpu.numaNodes)
+    total += n.memoryBytes;
+  return total > 0 ? profile_.cpu.reservedBytes * memoryBytes(d) / total : 0;
+}
+
+bool CostModel::supports(const Device& d, const std::string& opKind) const {
+  if (d.cls != DeviceClass::Npu)
+    return true;
+  const auto& ops = accel(d).supportedOps;
+  return std::find(ops.begin(), ops.end(), opKind) != ops.end();
+}
+
+double CostModel::computeTime(const Device& d, double flops, double bytes, WeightFormat f,
+                              int ops) const {
+  double compute = flops > 0 ? flops / peakFlops(d, f) : 0;
+  double memory = bytes > 0 ? bytes / (bandwidth(d) * gemvEfficiency(d, f)) : 0;
+  return std::max(compute, memory) + ops * opOverhead(d);
+}
+
+double CostModel::transferTime(const Device& from, const Device& to, double bytes) const {
+  if (from.spec == to.spec || (from.isCpu() && to.isCpu()))
+    return 0;
+  double t = 0;
+  if (!from.isCpu()) {
+    const HostLink& l = accel(from).link;
+    t += l.latencyUs * 1e-6 + bytes / (l.d2hGBs * 1e9);
+  }
+  if (!to.isCpu()) {
+    const HostLink& l = accel(to).link;
+    t += l.latencyUs * 1e-6 + bytes / (l.h2dGBs * 1e9);
+  }
+  return t;
+}
+
+double CostModel::unitTime(const Unit& u, const Device& d, const Shape& s) const {
+  double flops = s.tokens * u.flopsPerToken;
+  double bytes = u.readsWholeWeights ? u.weightBytes
+                                     : std::min(u.weightBytes, s.tokens * u.bytesPerToken);
+  if (u.kvBytesPerToken > 0 || u.attnFlopsPerPair > 0) {
+    // Each sequence adds n = tokens/batch positions after `context` cached ones; causal
+    // attention pairs a new token with every earlier position. The whole visible cache is read
+    // once per step.
+    double n = s.tokens / std::max(1.0, s.batch);
+    double pairs = s.batch * (n * s.context + n * (n + 1) / 2);
+    flops += pairs * u.attnFlopsPerPair;
+    bytes += s.batch * (s.context + n) * u.kvBytesPerToken;
+  }
+  return computeTime(d, flops, bytes, u.format, u.numOps);
+}
+
+double CostModel::expectedTouched(const Unit& u, const std::vector<int>& experts, double tokens) {
+  double touched = 0;
+  for (int e : experts)
+    touched += 1.0 - std::pow(1.0 - u.expertProb[size_t(e)], tokens);
+  return touched;
+}
+
+double CostModel::expectedTokens(const Unit& u, const std::vector<int>& experts, double tokens) {
+  double mass = 0;
+  for (int e : experts)
+    mass += u.expertProb[size_t(e)];
+  return tokens * mass;
+}
+
+double CostModel::expertsTime(const Unit& u, const std::vector<int>& experts, const Device& d,
+                              const Shape& s) const {
+  double touched = expectedTouched(u, experts, s.tokens);
+  if (touched <= 0)
+    return 0;
+  double flops = expectedTokens(u, experts, s.tokens) * u.expertFlopsPerToken;
+  return computeTime(d, flops, touched * u.expertBytes, u.expertFormat, /*ops=*/1);
+}
+
+double CostModel::streamedExpertsTime(const Unit& u, const std::vector<int>& experts,
+                                      const Device& gpu, const Shape& s) const {
+  double touched = expectedTouched(u, experts, s.tokens);
+  if (touched <= 0)
+    return 0;
+  const HostLink& l = accel(gpu).link;
+  double bytes = touched * u.expertBytes;
+  double copy = bytes / (l.h2dGBs * 1e9);
+  // Experts are copied one after another into a double buffer while the previous one computes,
+  // so copy and compute overlap; the first copy's latency does not.
+  double compute = computeTime(gpu, expectedTokens(u, experts, s.tokens) * u.expertFlopsPerToken,
+                               bytes, u.expertFormat, /*ops=*/1);
+  return l.latencyUs * 1e-6 + std::max(copy, compute);
+}
+
+} // namespace kt::cost

@@ -1,0 +1,81 @@
+#pragma once
+// The cost model: how long a piece of work takes on a device of a hardware profile.
+//
+//   time = max(flops / peak(format), bytes / (bandwidth * gemv_efficiency(format)))
+//          + ops * per-op overhead (CPU fork/join, GPU/NPU launch)
+//
+// a roofline per op: decode (a few tokens) is bound by the weight bytes it streams, prefill (many
+// tokens) by FLOPs. Moving activations between a CPU node and an accelerator costs the link's
+// latency plus bytes / link bandwidth. Routed experts are modelled by expectation: with P(token
+// picks expert e) = p_e, a step of T tokens touches expert e with probability 1 - (1 - p_e)^T
+// (its weights are read once if touched) and sends it T * p_e tokens (FLOPs). For uniform routing
+// p_e = k/E, so E * (1 - (1 - k/E)^T) distinct experts and T*k/E tokens per expert.
+// docs/cost-model.md has the derivations and the limits.
+#include "compiler/cost/HardwareProfile.h"
+#include "compiler/cost/ModelGraph.h"
+
+#include <string>
+#include <vector>
+
+namespace kt::cost {
+
+enum class DeviceClass { Cpu, Gpu, Npu };
+
+struct Device {
+  std::string spec; // "cpu:numa0", "gpu:1", "npu:0" (the #kt.device spelling)
+  DeviceClass cls = DeviceClass::Cpu;
+  int index = 0;
+  bool isCpu() const { return cls == DeviceClass::Cpu; }
+};
+
+class CostModel {
+public:
+  explicit CostModel(const HardwareProfile& profile);
+
+  const HardwareProfile& profile() const { return profile_; }
+  // Every device of the profile: CPU NUMA nodes, then GPUs, then NPUs.
+  const std::vector<Device>& devices() const { return devices_; }
+  // Looks up a spec; false if the profile has no such device.
+  bool find(const std::string& spec, Device* out) const;
+
+  // Device characteristics (seconds, bytes/s, FLOP/s).
+  double bandwidth(const Device& d) const;          // memory bandwidth
+  double gemvEfficiency(const Device& d, WeightFormat f) const;
+  double peakFlops(const Device& d, WeightFormat f) const;
+  double opOverhead(const Device& d) const;
+  double memoryBytes(const Device& d) const;        // physical memory
+  double reservedBytes(const Device& d) const;      // kept back from the budget
+  // Whether `d` can run ops of this kind (CPUs and GPUs run everything; NPUs what they list).
+  bool supports(const Device& d, const std::string& opKind) const;
+
+  // The roofline time of `flops` and `bytes` (streamed from memory) in format `f` plus `ops`
+  // op overheads.
+  double computeTime(const Device& d, double flops, double bytes, WeightFormat f, int ops) const;
+  // Moving `bytes` of activations from one device to another: 0 within the host (NUMA nodes
+  // share memory), latency + bytes / link bandwidth across a host link (twice between two
+  // accelerators, which go through the host).
+  double transferTime(const Device& from, const Device& to, double bytes) const;
+
+  // A unit's dense work (everything but routed experts) for one step.
+  double unitTime(const Unit& u, const Device& d, const Shape& s) const;
+  // The routed experts `experts` of MoE unit `u`, all held by `d`, for one step (no time if none
+  // is expected to be touched).
+  double expertsTime(const Unit& u, const std::vector<int>& experts, const Device& d,
+                     const Shape& s) const;
+  // Prefill offload: the same experts held in host memory, streamed to accelerator `gpu` over
+  // its link and computed there (transfer and compute overlap).
+  double streamedExpertsTime(const Unit& u, const std::vector<int>& experts, const Device& gpu,
+                             const Shape& s) const;
+
+  // Expected distinct experts touched / tokens routed to a set of experts in one step.
+  static double expectedTouched(const Unit& u, const std::vector<int>& experts, double tokens);
+  static double expectedTokens(const Unit& u, const std::vector<int>& experts, double tokens);
+
+private:
+  const AcceleratorProfile& accel(const Device& d) const;
+
+  HardwareProfile profile_;
+  std::vector<Device> devices_;
+};
+
+} // namespace kt::cost

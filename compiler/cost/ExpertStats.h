@@ -1,0 +1,31 @@
+#pragma once
+// Measured routed-expert heat: how often each expert of each MoE layer was chosen (counts or
+// frequencies, e.g. from kt-tune over a calibration set). The partitioner uses it to put the
+// hottest experts on the GPU; without it every expert is equally likely. Format:
+//   {"tokens": 123456,                          (optional, informational)
+//    "layers": {"1": [812, 95, 1203, ...],      (one number per expert; layer keys are the
+//               "2": [...]}}                     `layer` attribute of kt.moe)
+// Values are relative: each layer is normalised so that its experts' probabilities sum to
+// experts_per_token (every token picks k experts). Never throws (see HardwareProfile.h).
+#include <map>
+#include <string>
+#include <vector>
+
+namespace kt::cost {
+
+struct ExpertStats {
+  std::string origin; // file name, for error messages
+  std::map<int, std::vector<double>> layers;
+};
+
+bool parseExpertStats(const std::string& jsonText, const std::string& origin, ExpertStats* out,
+                      std::string* error);
+bool loadExpertStats(const std::string& path, ExpertStats* out, std::string* error);
+
+// The probability that one token activates each of the `numExperts` experts of `layer`
+// (k * v_e / sum(v), capped at 1); uniform k/E when `stats` is null or lacks the layer.
+// Fails when the layer's list does not have numExperts entries.
+bool expertProbabilities(const ExpertStats* stats, int layer, int numExperts, int topK,
+                         std::vector<double>* probs, std::string* error);
+
+} // namespace kt::cost

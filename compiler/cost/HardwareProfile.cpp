@@ -1,0 +1,382 @@
+#include "compiler/cost/HardwareProfile.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+namespace kt::cost {
+
+namespace {
+
+using nlohmann::json;
+
+// The formats a missing entry falls back to, in order (see FormatTable).
+std::vector<std::string> fallbackChain(WeightFormat f) {
+  switch (f) {
+  case WeightFormat::F32:
+    return {"f32"};
+  case WeightFormat::BF16:
+    return {"bf16", "f32"};
+  case WeightFormat::F16:
+    return {"f16", "bf16", "f32"};
+  case WeightFormat::Int8:
+    return {"int8", "bf16", "f32"};
+  case WeightFormat::Int4:
+    return {"int4", "int8", "bf16", "f32"};
+  }
+  return {"f32"};
+}
+
+// Thrown inside this file only; parseHardwareProfile turns it into the error string.
+struct FieldError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+[[noreturn]] void fail(const std::string& path, const std::string& what) {
+  throw FieldError(path + ": " + what);
+}
+
+std::string shown(const json& v) {
+  std::string s = v.dump();
+  return s.size() > 40 ? s.substr(0, 37) + "..." : s;
+}
+
+std::string join(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names)
+    out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+// Rejects fields the schema does not know (a typo in an optional field would otherwise be
+// silently ignored). Keys starting with '_' are comments.
+void onlyKnownKeys(const json& obj, const std::string& path, const std::vector<std::string>& known) {
+  for (auto it = obj.begin(); it != obj.end(); ++it) {
+    const std::string& k = it.key();
+    if (!k.empty() && k[0] == '_')
+      continue;
+    if (std::find(known.begin(), known.end(), k) == known.end())
+      fail(path + (path.empty() ? "" : ".") + k,
+           "unknown field (expected one of: " + join(known) + ")");
+  }
+}
+
+const json& object(const json& v, const std::string& path) {
+  if (!v.is_object())
+    fail(path, "expected an object, got " + shown(v));
+  return v;
+}
+
+std::string sub(const std::string& path, const std::string& key) {
+  return path.empty() ? key : path + "." + key;
+}
+
+const json* find(const json& obj, const std::string& key) {
+  auto it = obj.find(key);
+  return it == obj.end() ? nullptr : &*it;
+}
+
+const json& need(const json& obj, const std::string& path, const std::string& key) {
+  const json* v = find(obj, key);
+  if (!v)
+    fail(sub(path, key), "missing (required)");
+  return *v;
+}
+
+double number(const json& v, const std::string& path, bool allowZero) {
+  if (!v.is_number() || (allowZero ? v.get<double>() < 0 : v.get<double>() <= 0))
+    fail(path, std::string("expected a ") + (allowZero ? "non-negative" : "positive") +
+                   " number, got " + shown(v));
+  return v.get<double>();
+}
+
+int positiveInt(const json& v, const std::string& path) {
+  if (!v.is_number_integer() || v.get<int64_t>() <= 0)
+    fail(path, "expected a positive integer, got " + shown(v));
+  return int(v.get<int64_t>());
+}
+
+std::string string(const json& v, const std::string& path) {
+  if (!v.is_string())
+    fail(path, "expected a string, got " + shown(v));
+  return v.get<std::string>();
+}
+
+// A byte count: a number of bytes or a string such as "24GiB".
+double bytes(const json& v, const std::string& path) {
+  if (v.is_number())
+    return number(v, path, /*allowZero=*/true);
+  if (v.is_string()) {
+    double b = 0;
+    std::string why;
+    if (!parseByteSize(v.get<std::string>(), &b, &why) || b >= kUnlimitedBytes)
+      fail(path, why.empty() ? "expected a finite size, got " + shown(v) : why);
+    return b;
+  }
+  fail(path, "expected a byte count (a number or a string like \"24GiB\"), got " + shown(v));
+}
+
+double optNumber(const json& obj, const std::string& path, const std::string& key, double dflt) {
+  const json* v = find(obj, key);
+  return v ? number(*v, sub(path, key), /*allowZero=*/true) : dflt;
+}
+
+// {"f32": x, "bf16": y, ...}; `maxValue` > 0 bounds every value (efficiencies are <= 1).
+FormatTable formatTable(const json& v, const std::string& path, double maxValue = 0) {
+  object(v, path);
+  if (v.empty())
+    fail(path, "needs at least one format (f32, bf16, f16, int8, int4)");
+  FormatTable t;
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    WeightFormat f;
+    if (!parseWeightFormat(it.key(), &f))
+      fail(sub(path, it.key()), "unknown weight format (expected f32, bf16, f16, int8 or int4)");
+    double x = number(it.value(), sub(path, it.key()), /*allowZero=*/false);
+    if (maxValue > 0 && x > maxValue)
+      fail(sub(path, it.key()), "must be at most " + std::to_string(int(maxValue)) +
+                                    " (a fraction of the bandwidth), got " + shown(it.value()));
+    t.values[it.key()] = x;
+  }
+  return t;
+}
+
+int checkId(const json& obj, const std::string& path, size_t index) {
+  const json* v = find(obj, "id");
+  if (!v)
+    return int(index);
+  if (!v->is_number_integer() || v->get<int64_t>() != int64_t(index))
+    fail(sub(path, "id"), "must equal the position in the list (" + std::to_string(index) +
+                              "), got " + shown(*v));
+  return int(index);
+}
+
+NumaNode numaNode(const json& v, const std::string& path, size_t index) {
+  object(v, path);
+  onlyKnownKeys(v, path, {"id", "cores", "memory_bytes", "bandwidth_gbs"});
+  NumaNode n;
+  n.id = checkId(v, path, index);
+  n.cores = positiveInt(need(v, path, "cores"), sub(path, "cores"));
+  n.memoryBytes = bytes(need(v, path, "memory_bytes"), sub(path, "memory_bytes"));
+  n.bandwidthGBs = number(need(v, path, "bandwidth_gbs"), sub(path, "bandwidth_gbs"), false);
+  return n;
+}
+
+CpuProfile cpu(const json& v, const std::string& path) {
+  object(v, path);
+  onlyKnownKeys(v, path,
+                {"model", "isa", "numa_nodes", "caches", "gemv_efficiency", "gemm_gflops",
+                 "reserved_bytes", "op_overhead_us"});
+  CpuProfile c;
+  if (const json* m = find(v, "model"))
+    c.model = string(*m, sub(path, "model"));
+
+  const json& isa = need(v, path, "isa");
+  if (!isa.is_array() || isa.empty())
+    fail(sub(path, "isa"), "expected a non-empty list of ISA names, got " + shown(isa));
+  for (size_t i = 0; i < isa.size(); ++i) {
+    std::string p = sub(path, "isa") + "[" + std::to_string(i) + "]";
+    std::string name = string(isa[i], p);
+    const auto& known = knownIsas();
+    if (std::find(known.begin(), known.end(), name) == known.end())
+      fail(p, "unknown ISA '" + name + "' (expected one of: " + join(known) + ")");
+    c.isa.push_back(name);
+  }
+
+  const json& nodes = need(v, path, "numa_nodes");
+  if (!nodes.is_array() || nodes.empty())
+    fail(sub(path, "numa_nodes"), "expected a non-empty list of NUMA nodes, got " + shown(nodes));
+  for (size_t i = 0; i < nodes.size(); ++i)
+    c.numaNodes.push_back(
+        numaNode(nodes[i], sub(path, "numa_nodes") + "[" + std::to_string(i) + "]", i));
+
+  if (const json* caches = find(v, "caches")) {
+    std::string p = sub(path, "caches");
+    object(*caches, p);
+    onlyKnownKeys(*caches, p, {"l1d_per_core_bytes", "l2_per_core_bytes", "l3_per_node_bytes"});
+    if (const json* x = find(*caches, "l1d_per_core_bytes"))
+      c.caches.l1dPerCore = bytes(*x, sub(p, "l1d_per_core_bytes"));
+    if (const json* x = find(*caches, "l2_per_core_bytes"))
+      c.caches.l2PerCore = bytes(*x, sub(p, "l2_per_core_bytes"));
+    if (const json* x = find(*caches, "l3_per_node_bytes"))
+      c.caches.l3PerNode = bytes(*x, sub(p, "l3_per_node_bytes"));
+  }
+
+  c.gemvEfficiency =
+      formatTable(need(v, path, "gemv_efficiency"), sub(path, "gemv_efficiency"), 1.0);
+
+  std::string gp = sub(path, "gemm_gflops");
+  const json& gemm = object(need(v, path, "gemm_gflops"), gp);
+  bool hasF32 = false;
+  for (auto it = gemm.begin(); it != gemm.end(); ++it) {
+    if (std::find(c.isa.begin(), c.isa.end(), it.key()) == c.isa.end())
+      fail(sub(gp, it.key()), "ISA '" + it.key() + "' is not listed in " + sub(path, "isa"));
+    c.gemmGflops[it.key()] = formatTable(it.value(), sub(gp, it.key()));
+    hasF32 = hasF32 || c.gemmGflops[it.key()].values.count("f32");
+  }
+  if (!hasF32)
+    fail(gp, "needs an f32 entry for at least one ISA (every format can fall back to f32)");
+
+  if (const json* r = find(v, "reserved_bytes"))
+    c.reservedBytes = bytes(*r, sub(path, "reserved_bytes"));
+  c.opOverheadUs = optNumber(v, path, "op_overhead_us", 0);
+  return c;
+}
+
+HostLink link(const json& v, const std::string& path) {
+  object(v, path);
+  onlyKnownKeys(v, path, {"h2d_gbs", "d2h_gbs", "latency_us"});
+  HostLink l;
+  l.h2dGBs = number(need(v, path, "h2d_gbs"), sub(path, "h2d_gbs"), false);
+  l.d2hGBs = number(need(v, path, "d2h_gbs"), sub(path, "d2h_gbs"), false);
+  l.latencyUs = optNumber(v, path, "latency_us", 0);
+  return l;
+}
+
+AcceleratorProfile accelerator(const json& v, const std::string& path, size_t index, bool npu) {
+  object(v, path);
+  std::vector<std::string> keys = {"id",           "name",        "memory_bytes",
+                                   "reserved_bytes", "bandwidth_gbs", "gemv_efficiency",
+                                   "gemm_tflops",  "link",        "launch_overhead_us"};
+  if (npu)
+    keys.push_back("supported_ops");
+  onlyKnownKeys(v, path, keys);
+  AcceleratorProfile a;
+  a.id = checkId(v, path, index);
+  if (const json* n = find(v, "name"))
+    a.name = string(*n, sub(path, "name"));
+  a.memoryBytes = bytes(need(v, path, "memory_bytes"), sub(path, "memory_bytes"));
+  if (const json* r = find(v, "reserved_bytes"))
+    a.reservedBytes = bytes(*r, sub(path, "reserved_bytes"));
+  if (a.reservedBytes > a.memoryBytes)
+    fail(sub(path, "reserved_bytes"), "is larger than memory_bytes");
+  a.bandwidthGBs = number(need(v, path, "bandwidth_gbs"), sub(path, "bandwidth_gbs"), false);
+  if (const json* e = find(v, "gemv_efficiency"))
+    a.gemvEfficiency = formatTable(*e, sub(path, "gemv_efficiency"), 1.0);
+  else
+    a.gemvEfficiency.values["f32"] = 0.8;
+  a.gemmTflops = formatTable(need(v, path, "gemm_tflops"), sub(path, "gemm_tflops"));
+  a.link = link(need(v, path, "link"), sub(path, "link"));
+  a.launchOverheadUs = optNumber(v, path, "launch_overhead_us", 0);
+  if (npu) {
+    std::string p = sub(path, "supported_ops");
+    const json& ops = need(v, path, "supported_ops");
+    if (!ops.is_array() || ops.empty())
+      fail(p, "expected a non-empty list of op kinds, got " + shown(ops));
+    for (size_t i = 0; i < ops.size(); ++i) {
+      std::string pi = p + "[" + std::to_string(i) + "]";
+      std::string kind = string(ops[i], pi);
+      const auto& known = knownOpKinds();
+      if (std::find(known.begin(), known.end(), kind) == known.end())
+        fail(pi, "unknown op kind '" + kind + "' (expected one of: " + join(known) + ")");
+      a.supportedOps.push_back(kind);
+    }
+  }
+  return a;
+}
+
+HardwareProfile profile(const json& v) {
+  object(v, "(top level)");
+  onlyKnownKeys(v, "", {"name", "description", "source", "cpu", "gpus", "npus"});
+  HardwareProfile p;
+  p.name = string(need(v, "", "name"), "name");
+  if (const json* d = find(v, "description"))
+    p.description = string(*d, "description");
+  if (const json* s = find(v, "source")) {
+    p.source = string(*s, "source");
+    if (p.source != "measured" && p.source != "datasheet" && p.source != "placeholder")
+      fail("source", "expected \"measured\", \"datasheet\" or \"placeholder\", got " + shown(*s));
+  }
+  p.cpu = cpu(need(v, "", "cpu"), "cpu");
+  for (const char* kind : {"gpus", "npus"}) {
+    const json* list = find(v, kind);
+    if (!list)
+      continue;
+    if (!list->is_array())
+      fail(kind, "expected a list, got " + shown(*list));
+    for (size_t i = 0; i < list->size(); ++i) {
+      std::string path = std::string(kind) + "[" + std::to_string(i) + "]";
+      bool npu = std::string(kind) == "npus";
+      (npu ? p.npus : p.gpus).push_back(accelerator((*list)[i], path, i, npu));
+    }
+  }
+  return p;
+}
+
+} // namespace
+
+double FormatTable::get(WeightFormat f) const {
+  for (const std::string& name : fallbackChain(f)) {
+    auto it = values.find(name);
+    if (it != values.end())
+      return it->second;
+  }
+  // Nothing on the chain (e.g. an NPU with only int8 asked for f32): the smallest number given is
+  // the conservative guess.
+  double best = 0;
+  for (const auto& kv : values)
+    best = best == 0 ? kv.second : std::min(best, kv.second);
+  return best;
+}
+
+double CpuProfile::bestGemmGflops(WeightFormat f) const {
+  // An ISA without an entry for a format cannot run it (AMX has no f32), so look for exact
+  // entries along the fallback chain rather than using each table's own fallback.
+  for (const std::string& name : fallbackChain(f)) {
+    double best = 0;
+    for (const auto& kv : gemmGflops) {
+      auto it = kv.second.values.find(name);
+      if (it != kv.second.values.end())
+        best = std::max(best, it->second);
+    }
+    if (best > 0)
+      return best;
+  }
+  return 0; // unreachable for a parsed profile (f32 is required)
+}
+
+const std::vector<std::string>& knownOpKinds() {
+  static const std::vector<std::string> kinds = {
+      "embedding", "attention", "mla_attention", "mlp",  "shared_experts", "routed_experts",
+      "lm_head",   "linear",    "rms_norm",      "add",  "rope",           "swiglu"};
+  return kinds;
+}
+
+const std::vector<std::string>& knownIsas() {
+  static const std::vector<std::string> isas = {"scalar",      "avx2",        "avx512",
+                                                "avx512_bf16", "avx512_vnni", "amx"};
+  return isas;
+}
+
+bool parseHardwareProfile(const std::string& jsonText, const std::string& origin,
+                          HardwareProfile* out, std::string* error) {
+  try {
+    json doc = json::parse(jsonText);
+    *out = profile(doc);
+    return true;
+  } catch (const FieldError& e) {
+    *error = origin + ": " + e.what();
+  } catch (const json::parse_error& e) {
+    // nlohmann's message carries the line and column.
+    *error = origin + ": not valid JSON: " + e.what();
+  } catch (const std::exception& e) {
+    *error = origin + ": " + e.what();
+  }
+  return false;
+}
+
+bool loadHardwareProfile(const std::string& path, HardwareProfile* out, std::string* error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *error = path + ": cannot open the hardware profile";
+    return false;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parseHardwareProfile(ss.str(), path, out, error);
+}
+
+} // namespace kt::cost

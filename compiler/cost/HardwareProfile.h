@@ -1,0 +1,93 @@
+#pragma once
+// A hardware profile: what the cost model knows about the machine a plan is compiled for — CPU
+// NUMA nodes (cores, memory, bandwidth), CPU kernel throughput per weight format and ISA, GPUs
+// (memory, HBM bandwidth, GEMM throughput, the host link) and NPUs (the same plus the op kinds they
+// can run). Read from JSON; the schema is docs/hardware-profile.md and examples are in examples/hw/.
+//
+// Parsing never throws: errors come back as one line naming the file and the JSON field, e.g.
+// "hw.json: cpu.numa_nodes[1].bandwidth_gbs: expected a positive number, got \"fast\"".
+// (The parser itself is exception-based nlohmann_json, caught inside HardwareProfile.cpp, so this
+// header is safe for -fno-exceptions callers.)
+#include "compiler/cost/Units.h"
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace kt::cost {
+
+// A number per weight format ("f32", "bf16", "f16", "int8", "int4"). A format that is absent
+// falls back along f16 -> bf16 -> f32 and int4 -> int8 -> bf16 -> f32, so a profile can give
+// only what it has measured; "f32" is always present (the parser requires it).
+struct FormatTable {
+  std::map<std::string, double> values;
+  double get(WeightFormat f) const;
+};
+
+struct NumaNode {
+  int id = 0;
+  int cores = 0;
+  double memoryBytes = 0;
+  double bandwidthGBs = 0; // sustained DRAM read bandwidth of this node (STREAM-like)
+};
+
+struct CpuCaches {
+  double l1dPerCore = 0, l2PerCore = 0, l3PerNode = 0; // bytes; recorded, not yet modelled
+};
+
+struct CpuProfile {
+  std::string model;
+  std::vector<std::string> isa;     // e.g. avx2, avx512, avx512_bf16, avx512_vnni, amx
+  std::vector<NumaNode> numaNodes;  // index i is cpu:numa<i>
+  CpuCaches caches;
+  FormatTable gemvEfficiency;       // fraction of bandwidthGBs a 1-token GEMV reaches
+  // ISA -> GFLOP/s of one NUMA node (all its cores) for a large GEMM of that weight format.
+  std::map<std::string, FormatTable> gemmGflops;
+  double reservedBytes = 0;         // kept for the OS and runtime, summed over nodes
+  double opOverheadUs = 0;          // fork/join of the worker pool, per kt op
+
+  // The best GFLOP/s of any ISA this CPU has for `f`.
+  double bestGemmGflops(WeightFormat f) const;
+};
+
+// The PCIe (or other) link between host memory and an accelerator, pinned buffers.
+struct HostLink {
+  double h2dGBs = 0, d2hGBs = 0;
+  double latencyUs = 0;
+};
+
+// A GPU or an NPU. NPUs also list the op kinds they can run; GPUs run everything.
+struct AcceleratorProfile {
+  int id = 0;
+  std::string name;
+  double memoryBytes = 0;
+  double reservedBytes = 0;     // runtime context, workspaces and activations
+  double bandwidthGBs = 0;      // device memory bandwidth
+  FormatTable gemvEfficiency;   // default 0.8 for every format when absent
+  FormatTable gemmTflops;       // per weight format
+  HostLink link;
+  double launchOverheadUs = 0;  // per kt op (a few kernels, CUDA-graph launched)
+  std::vector<std::string> supportedOps; // NPU only; see docs/hardware-profile.md for the names
+};
+
+struct HardwareProfile {
+  std::string name;
+  std::string description;
+  std::string source; // "measured" (kt-rt probe), "datasheet" or "placeholder"
+  CpuProfile cpu;
+  std::vector<AcceleratorProfile> gpus; // index i is gpu:<i>
+  std::vector<AcceleratorProfile> npus; // index i is npu:<i>
+};
+
+// The op kinds an NPU's supported_ops may list (also the names --explain uses for groups).
+const std::vector<std::string>& knownOpKinds();
+// ISA names a profile may use in cpu.isa and cpu.gemm_gflops.
+const std::vector<std::string>& knownIsas();
+
+// Parses and validates a profile. `origin` (a file name, or "inline profile") prefixes errors.
+bool parseHardwareProfile(const std::string& jsonText, const std::string& origin,
+                          HardwareProfile* out, std::string* error);
+// Reads `path` and parses it.
+bool loadHardwareProfile(const std::string& path, HardwareProfile* out, std::string* error);
+
+} // namespace kt::cost

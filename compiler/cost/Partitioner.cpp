@@ -1,0 +1,832 @@
+#include "compiler/cost/Partitioner.h"
+
+#include <algorithm>
+#include <cmath>
+#include <regex>
+#include <sstream>
+
+namespace kt::cost {
+
+bool parsePrefillOffload(const std::string& text, PrefillOffload* out) {
+  if (text == "auto")
+    *out = PrefillOffload::Auto;
+  else if (text == "never")
+    *out = PrefillOffload::Never;
+  else if (text == "always")
+    *out = PrefillOffload::Always;
+  else
+    return false;
+  return true;
+}
+
+bool parsePlacementOverride(const std::string& text, PlacementOverride* out, std::string* why) {
+  size_t eq = text.rfind('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == text.size()) {
+    *why = "placement override '" + text + "' is not REGEX=DEVICE (e.g. 'layers\\.[0-9]+\\.attn=gpu:0')";
+    return false;
+  }
+  out->pattern = text.substr(0, eq);
+  out->device = text.substr(eq + 1);
+  try {
+    std::regex check(out->pattern);
+  } catch (const std::regex_error& e) {
+    *why = "placement override '" + text + "': invalid regex '" + out->pattern + "': " + e.what();
+    return false;
+  }
+  return true;
+}
+
+namespace {
+
+constexpr int kNoExpert = -1;
+
+// A placeable thing: a unit (with the units tied to it) or one routed expert.
+struct Item {
+  int unit = 0;
+  int expert = kNoExpert;
+  double bytes = 0;
+  std::map<std::string, double> benefit; // accelerator spec -> decode seconds saved
+  double density = 0;                    // best benefit / bytes
+  bool forced = false;                   // --experts-on-gpu N: goes on if it fits, gain or not
+};
+
+class Partitioner {
+public:
+  Partitioner(const ModelGraph& g, const CostModel& cost, const PartitionOptions& o)
+      : g_(g), cost_(cost), o_(o) {}
+
+  bool run(PartitionResult* r, std::string* error) {
+    error_ = error;
+    setup();
+    if (!resolvePins() || !placePins())
+      return false;
+    greedy();
+    if (!fitCpu())
+      return false;
+    if (!assignCpuNodes())
+      return false;
+    refine();
+    prefillOffload();
+    Assignment& a = r->assignment;
+    a.unitDevice = unitDev_;
+    a.expertDevice = expertDev_;
+    a.prefillOffloadMinTokens = offloadMin_;
+    a.offloadDevice = offloadDevice_;
+    a.kvBytes = kv_;
+    r->budgets = budget_;
+    r->notes = notes_;
+    PredictOptions po;
+    po.promptLen = o_.promptLen;
+    po.decodeBatch = o_.decodeBatch;
+    r->prediction = predict(g_, cost_, a, po, budget_);
+    return true;
+  }
+
+private:
+  bool fail(const std::string& what) {
+    *error_ = what;
+    return false;
+  }
+
+  Device dev(const std::string& spec) const {
+    Device d;
+    cost_.find(spec, &d);
+    return d;
+  }
+
+  int leader(int i) const {
+    while (g_.units[size_t(i)].tiedTo >= 0)
+      i = g_.units[size_t(i)].tiedTo;
+    return i;
+  }
+
+  Shape decodeShape() const {
+    return {double(o_.decodeBatch), double(o_.promptLen), double(o_.decodeBatch)};
+  }
+
+  void setup() {
+    size_t n = g_.units.size();
+    unitDev_.assign(n, "");
+    expertDev_.assign(n, {});
+    offloadMin_.assign(n, 0);
+    kv_.assign(n, 0);
+    for (size_t i = 0; i < n; ++i) {
+      const Unit& u = g_.units[i];
+      expertDev_[i].assign(size_t(u.numExperts), "");
+      kv_[i] = u.kvBytesPerToken * double(o_.kvTokens) * double(o_.decodeBatch);
+    }
+    double cpuMemory = 0;
+    for (const Device& d : cost_.devices()) {
+      if (d.isCpu()) {
+        cpus_.push_back(d);
+        cpuMemory += cost_.memoryBytes(d);
+      } else {
+        accels_.push_back(d);
+      }
+    }
+    double cpuTotal = o_.cpuMemBytes >= 0 ? o_.cpuMemBytes
+                                          : cpuMemory - cost_.profile().cpu.reservedBytes;
+    for (const Device& d : cpus_)
+      budget_[d.spec] = std::max(0.0, cpuTotal * cost_.memoryBytes(d) / cpuMemory);
+    for (const Device& d : accels_) {
+      double own = cost_.memoryBytes(d) - cost_.reservedBytes(d);
+      budget_[d.spec] = d.cls == DeviceClass::Gpu && o_.gpuMemBytes >= 0 ? o_.gpuMemBytes : own;
+    }
+    for (const auto& kv : budget_)
+      used_[kv.first] = 0;
+
+    // Prefill offload streams CPU-held experts through a double buffer on one GPU; reserve it when
+    // some experts will have to stay on the CPU (everything cannot fit on the accelerators).
+    double maxExpert = 0, total = 0, accelBudget = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const Unit& u = g_.units[i];
+      maxExpert = std::max(maxExpert, u.expertBytes);
+      total += u.memoryBytes() + kv_[i] + u.expertBytes * u.numExperts;
+    }
+    for (const Device& d : accels_)
+      accelBudget += budget_[d.spec];
+    if (o_.prefillOffload != PrefillOffload::Never && maxExpert > 0 && total > accelBudget) {
+      std::string best;
+      for (const Device& d : accels_)
+        if (d.cls == DeviceClass::Gpu && (best.empty() || budget_[d.spec] > budget_[best]))
+          best = d.spec;
+      double staging = 2 * maxExpert;
+      if (!best.empty() && budget_[best] >= staging) {
+        offloadDevice_ = best;
+        used_[best] += staging;
+        stagingNote_ = notes_.size();
+        notes_.push_back("prefill offload: " + formatBytes(staging) + " of " + best +
+                         " is reserved to stream CPU-held experts during long prefills");
+      } else if (o_.prefillOffload == PrefillOffload::Always) {
+        notes_.push_back("prefill-offload=always ignored: no GPU has " + formatBytes(staging) +
+                         " free for the streaming buffer");
+      }
+    }
+  }
+
+  // Overrides (later ones win) over placements already in the IR.
+  bool resolvePins() {
+    size_t n = g_.units.size();
+    unitPin_.assign(n, "");
+    expertPin_.assign(n, {});
+    std::vector<std::string> pinWhy(n);
+    for (size_t i = 0; i < n; ++i) {
+      const Unit& u = g_.units[i];
+      unitPin_[i] = u.pinned;
+      expertPin_[i] = u.expertPinned;
+      expertPin_[i].resize(size_t(u.numExperts));
+    }
+    for (const PlacementOverride& ov : o_.overrides) {
+      Device d;
+      if (!cost_.find(ov.device, &d))
+        return fail("placement override '" + ov.pattern + "=" + ov.device + "': the profile has no device '" +
+                    ov.device + "' (it has " + deviceList() + ")");
+      std::regex re(ov.pattern);
+      bool any = false;
+      auto matches = [&](const std::vector<std::string>& names) {
+        for (const std::string& s : names)
+          if (std::regex_search(s, re))
+            return true;
+        return false;
+      };
+      for (size_t i = 0; i < n; ++i) {
+        const Unit& u = g_.units[i];
+        if (matches(u.names)) {
+          unitPin_[i] = ov.device;
+          any = true;
+        }
+        for (int e = 0; e < u.numExperts; ++e) {
+          if (size_t(e) < u.expertNames.size() && matches(u.expertNames[size_t(e)])) {
+            expertPin_[i][size_t(e)] = ov.device;
+            any = true;
+          }
+        }
+      }
+      if (!any)
+        notes_.push_back("placement override '" + ov.pattern + "=" + ov.device + "' matched no weight");
+    }
+    // A pin on a tied unit pins the unit that owns the shared weights.
+    for (size_t i = 0; i < n; ++i) {
+      int l = leader(int(i));
+      if (l != int(i) && !unitPin_[i].empty())
+        unitPin_[size_t(l)] = unitPin_[i];
+    }
+    for (size_t i = 0; i < n; ++i) {
+      const Unit& u = g_.units[i];
+      std::vector<std::pair<std::string, std::string>> checks; // device, op kind
+      if (!unitPin_[i].empty())
+        checks.push_back({unitPin_[i], u.opKind});
+      for (const std::string& p : expertPin_[i])
+        if (!p.empty())
+          checks.push_back({p, "routed_experts"});
+      for (const auto& [spec, kind] : checks) {
+        Device d;
+        if (!cost_.find(spec, &d))
+          return fail("unit '" + unitName(i) + "' is placed on '" + spec +
+                      "', which the hardware profile does not have (it has " + deviceList() + ")");
+        if (!cost_.supports(d, kind))
+          return fail("unit '" + unitName(i) + "' is placed on " + spec + ", which cannot run '" +
+                      kind + "' ops (its supported_ops do not list it)");
+      }
+    }
+    return true;
+  }
+
+  std::string deviceList() const {
+    std::string s;
+    for (const Device& d : cost_.devices())
+      s += (s.empty() ? "" : ", ") + d.spec;
+    return s;
+  }
+
+  std::string unitName(size_t i) const {
+    const Unit& u = g_.units[i];
+    std::string layer = u.layer >= 0 ? "layer " + std::to_string(u.layer) + " " : "";
+    return layer + groupName(u);
+  }
+
+  // Bytes a leader unit brings to its device: its own, its KV cache and its tied units'.
+  double groupBytes(size_t i) const {
+    double b = g_.units[i].memoryBytes() + kv_[i];
+    for (size_t j = 0; j < g_.units.size(); ++j)
+      if (j != i && leader(int(j)) == int(i))
+        b += g_.units[j].memoryBytes() + kv_[j];
+    return b;
+  }
+
+  bool placePins() {
+    for (size_t i = 0; i < g_.units.size(); ++i) {
+      if (leader(int(i)) == int(i) && !unitPin_[i].empty()) {
+        unitDev_[i] = unitPin_[i];
+        used_[unitPin_[i]] += groupBytes(i);
+      }
+      for (size_t e = 0; e < expertPin_[i].size(); ++e) {
+        if (!expertPin_[i][e].empty()) {
+          expertDev_[i][e] = expertPin_[i][e];
+          used_[expertPin_[i][e]] += g_.units[i].expertBytes;
+        }
+      }
+    }
+    for (const Device& d : accels_) {
+      if (used_[d.spec] > budget_[d.spec] + 0.5)
+        return fail("pinned placements (placement overrides or placements in the input) put " +
+                    formatBytes(used_[d.spec]) + " on " + d.spec + ", over its budget of " +
+                    formatBytes(budget_[d.spec]) + (d.cls == DeviceClass::Gpu ? " (--gpu-mem)" : ""));
+    }
+    return true;
+  }
+
+  // Decode seconds of a leader unit and its tied units on `d`.
+  double groupTime(size_t i, const Device& d, const Shape& s) const {
+    double t = 0;
+    for (size_t j = 0; j < g_.units.size(); ++j)
+      if (leader(int(j)) == int(i))
+        t += cost_.unitTime(g_.units[j], d, s);
+    return t;
+  }
+
+  bool groupSupported(size_t i, const Device& d) const {
+    for (size_t j = 0; j < g_.units.size(); ++j)
+      if (leader(int(j)) == int(i) && !cost_.supports(d, g_.units[j].opKind))
+        return false;
+    return true;
+  }
+
+  // One expert's marginal decode time on `d`: op overheads are paid per device and layer, not per
+  // expert, so they are left out.
+  double expertTime(const Unit& u, int e, const Device& d, const Shape& s) const {
+    double p = u.expertProb[size_t(e)];
+    double touched = 1.0 - std::pow(1.0 - p, s.tokens);
+    return cost_.computeTime(d, s.tokens * p * u.expertFlopsPerToken, touched * u.expertBytes,
+                             u.expertFormat, 0);
+  }
+
+  // The GPU a unit "belongs" to when there are several: layers are split evenly in program
+  // order (a pipeline), so consecutive units share a GPU and activations rarely cross links.
+  std::string homeGpu(size_t i) const {
+    std::vector<std::string> gpus;
+    for (const Device& d : accels_)
+      if (d.cls == DeviceClass::Gpu)
+        gpus.push_back(d.spec);
+    if (gpus.empty())
+      return "";
+    size_t k = std::min(gpus.size() - 1, i * gpus.size() / std::max<size_t>(1, g_.units.size()));
+    return gpus[k];
+  }
+
+  std::vector<Item> makeItems() const {
+    Shape s = decodeShape();
+    const Device& host = cpus_.front();
+    std::vector<Item> items;
+    for (size_t i = 0; i < g_.units.size(); ++i) {
+      const Unit& u = g_.units[i];
+      if (leader(int(i)) == int(i) && unitPin_[i].empty()) {
+        Item it;
+        it.unit = int(i);
+        it.bytes = groupBytes(i);
+        double onCpu = groupTime(i, host, s);
+        for (const Device& a : accels_)
+          if (groupSupported(i, a))
+            it.benefit[a.spec] = onCpu - groupTime(i, a, s);
+        items.push_back(it);
+      }
+      if (u.numExperts == 0 || o_.expertsOnGpu == 0)
+        continue;
+      // With --experts-on-gpu N only the N hottest experts of each layer are candidates.
+      std::vector<int> order(size_t(u.numExperts));
+      for (int e = 0; e < u.numExperts; ++e)
+        order[size_t(e)] = e;
+      std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+        return u.expertProb[size_t(a)] > u.expertProb[size_t(b)];
+      });
+      int taken = 0;
+      for (int e = 0; e < u.numExperts; ++e)
+        if (!expertDev_[i][size_t(e)].empty() && !dev(expertDev_[i][size_t(e)]).isCpu())
+          ++taken;
+      for (int e : order) {
+        if (!expertPin_[i][size_t(e)].empty())
+          continue;
+        if (o_.expertsOnGpu > 0 && taken >= o_.expertsOnGpu)
+          break;
+        ++taken;
+        Item it;
+        it.unit = int(i);
+        it.expert = e;
+        it.bytes = u.expertBytes;
+        it.forced = o_.expertsOnGpu > 0;
+        double onCpu = expertTime(u, e, host, s);
+        for (const Device& a : accels_)
+          if (cost_.supports(a, "routed_experts"))
+            it.benefit[a.spec] = onCpu - expertTime(u, e, a, s);
+        items.push_back(it);
+      }
+    }
+    for (Item& it : items) {
+      double best = -1e300;
+      for (const auto& kv : it.benefit)
+        best = std::max(best, kv.second);
+      it.density = it.benefit.empty() ? -1e300 : best / std::max(1.0, it.bytes);
+    }
+    // Benefit per byte, best first; ties (identical layers, uniform experts) in program order.
+    std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
+      if (a.density != b.density)
+        return a.density > b.density;
+      if (a.unit != b.unit)
+        return a.unit < b.unit;
+      return a.expert < b.expert;
+    });
+    return items;
+  }
+
+  // The accelerator an item should go to ("" = none): the largest gain among those with room,
+  // preferring the unit's home GPU among (near-)equal gains.
+  std::string choose(const Item& it, bool requireGain) {
+    std::string home = homeGpu(size_t(it.unit));
+    std::string best;
+    double bestGain = 0;
+    for (const auto& [spec, gain] : it.benefit) {
+      if (used_[spec] + it.bytes > budget_[spec])
+        continue;
+      if (requireGain && gain <= 0)
+        continue;
+      bool better = best.empty() || gain > bestGain * (1 + 1e-9) + 1e-15;
+      bool tie = !best.empty() && std::fabs(gain - bestGain) <= 1e-3 * std::fabs(bestGain);
+      if (better && !(tie && best == home))
+        best = spec, bestGain = gain;
+      else if (tie && spec == home)
+        best = spec, bestGain = gain;
+    }
+    return best;
+  }
+
+  void put(const Item& it, const std::string& spec) {
+    if (it.expert == kNoExpert)
+      unitDev_[size_t(it.unit)] = spec;
+    else
+      expertDev_[size_t(it.unit)][size_t(it.expert)] = spec;
+    used_[spec] += it.bytes;
+  }
+
+  bool placed(const Item& it) const {
+    return it.expert == kNoExpert ? !unitDev_[size_t(it.unit)].empty()
+                                  : !expertDev_[size_t(it.unit)][size_t(it.expert)].empty();
+  }
+
+  void greedy() {
+    items_ = makeItems();
+    std::map<int, int> wanted, got; // layer unit -> experts (--experts-on-gpu N)
+    for (const Item& it : items_) {
+      std::string spec = choose(it, /*requireGain=*/!it.forced);
+      if (it.expert != kNoExpert && it.forced)
+        ++wanted[it.unit];
+      if (spec.empty())
+        continue;
+      put(it, spec);
+      if (it.expert != kNoExpert && it.forced)
+        ++got[it.unit];
+    }
+    for (const auto& [unit, n] : wanted)
+      if (got[unit] < n) {
+        notes_.push_back("experts-on-gpu=" + std::to_string(o_.expertsOnGpu) + ": only " +
+                         std::to_string(got[unit]) + " of layer " +
+                         std::to_string(g_.units[size_t(unit)].layer) +
+                         "'s routed experts fit in the accelerator budget");
+      }
+  }
+
+  // Bytes that still need a CPU home, split into routed experts and the rest.
+  void cpuNeed(double* experts, double* rest) const {
+    *experts = *rest = 0;
+    for (size_t i = 0; i < g_.units.size(); ++i) {
+      if (leader(int(i)) == int(i) && (unitDev_[i].empty() || dev(unitDev_[i]).isCpu()))
+        *rest += groupBytes(i);
+      for (const std::string& d : expertDev_[i])
+        if (d.empty() || dev(d).isCpu())
+          *experts += g_.units[i].expertBytes;
+    }
+  }
+
+  double cpuBudget() const {
+    double b = 0;
+    for (const Device& d : cpus_)
+      b += budget_.at(d.spec);
+    return b;
+  }
+
+  // When the CPU cannot hold what the greedy step left it, move more to the accelerators even
+  // where that is not faster (fitting beats speed), best benefit per byte first.
+  bool fitCpu() {
+    double experts, rest;
+    cpuNeed(&experts, &rest);
+    if (experts + rest <= cpuBudget())
+      return true;
+    for (const Item& it : items_) {
+      if (experts + rest <= cpuBudget())
+        break;
+      if (placed(it))
+        continue;
+      std::string spec = choose(it, /*requireGain=*/false);
+      if (spec.empty())
+        continue;
+      put(it, spec);
+      (it.expert == kNoExpert ? rest : experts) -= it.bytes;
+    }
+    if (experts + rest <= cpuBudget())
+      return true;
+    return fail(doesNotFit(experts, rest));
+  }
+
+  std::string doesNotFit(double experts, double rest) const {
+    double need = experts + rest, budget = cpuBudget();
+    double onAccel = 0, int4Savings = 0;
+    for (const Device& d : accels_)
+      onAccel += used_.at(d.spec);
+    for (size_t i = 0; i < g_.units.size(); ++i) {
+      const Unit& u = g_.units[i];
+      for (const std::string& d : expertDev_[i])
+        if ((d.empty() || dev(d).isCpu()) && u.expertBytesInt4 > 0)
+          int4Savings += std::max(0.0, u.expertBytes - u.expertBytesInt4);
+    }
+    std::ostringstream os;
+    os << "the model does not fit: it needs " << formatBytes(need) << " of CPU memory (";
+    if (experts > 0)
+      os << formatBytes(experts) << " for routed experts, ";
+    os << formatBytes(rest) << " for other weights and the KV cache)";
+    if (onAccel > 0)
+      os << " after " << formatBytes(onAccel) << " went to the accelerators";
+    os << ", but the CPU budget is " << formatBytes(budget) << " (short by "
+       << formatBytes(need - budget) << "): raise --cpu-mem to at least " << formatBytes(need);
+    if (int4Savings > 1024)
+      os << ", quantize the routed experts to int4 (saves " << formatBytes(int4Savings) << ")";
+    bool hasGpu = false;
+    for (const Device& d : accels_)
+      hasGpu = hasGpu || d.cls == DeviceClass::Gpu;
+    if (!hasGpu)
+      os << ", or add a GPU to the hardware profile";
+    else if (o_.gpuMemBytes >= 0 && o_.gpuMemBytes < kUnlimitedBytes)
+      os << ", or give the GPU more memory (--gpu-mem is " << formatBytes(o_.gpuMemBytes) << ")";
+    else
+      os << ", or add GPU memory";
+    if (o_.kvTokens > 0 && rest > 0)
+      os << " (a smaller KV reserve, --kv-tokens, also helps)";
+    return os.str();
+  }
+
+  // Non-expert units on the CPU live on node 0 (next to the thread that drives the graph) unless
+  // it is full; routed experts are spread over the nodes, hottest first, each to the node whose
+  // expected expert load (bytes touched / its bandwidth) grows least.
+  bool assignCpuNodes() {
+    std::map<std::string, double> nodeUsed;
+    for (const Device& d : cpus_)
+      nodeUsed[d.spec] = used_[d.spec];
+    auto room = [&](const Device& d, double bytes) {
+      return nodeUsed[d.spec] + bytes <= budget_[d.spec] + 0.5;
+    };
+    for (size_t i = 0; i < g_.units.size(); ++i) {
+      if (leader(int(i)) != int(i) || !unitDev_[i].empty())
+        continue;
+      double bytes = groupBytes(i);
+      const Device* pick = nullptr;
+      for (const Device& d : cpus_)
+        if (room(d, bytes) && (!pick || (pick->index != 0 && d.index == 0)))
+          pick = &d;
+      if (!pick)
+        return fail("cannot place " + unitName(i) + " (" + formatBytes(bytes) +
+                    ") on any NUMA node within the CPU budget (--cpu-mem); raise it");
+      unitDev_[i] = pick->spec;
+      nodeUsed[pick->spec] += bytes;
+    }
+    Shape s = decodeShape();
+    for (size_t i = 0; i < g_.units.size(); ++i) {
+      const Unit& u = g_.units[i];
+      // The node running the router and shared experts starts loaded with them: experts on the
+      // other nodes overlap with that work.
+      std::map<std::string, double> load;
+      if (u.numExperts > 0 && dev(unitDev_[i]).isCpu())
+        load[unitDev_[i]] = u.weightBytes;
+      std::vector<int> order;
+      for (int e = 0; e < u.numExperts; ++e)
+        if (expertDev_[i][size_t(e)].empty())
+          order.push_back(e);
+      std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+        return u.expertProb[size_t(a)] > u.expertProb[size_t(b)];
+      });
+      for (int e : order) {
+        double touched = 1.0 - std::pow(1.0 - u.expertProb[size_t(e)], s.tokens);
+        const Device* pick = nullptr;
+        double pickLoad = 0;
+        for (const Device& d : cpus_) {
+          if (!room(d, u.expertBytes))
+            continue;
+          double l = (load[d.spec] + touched * u.expertBytes) / cost_.bandwidth(d);
+          if (!pick || l < pickLoad - 1e-15)
+            pick = &d, pickLoad = l;
+        }
+        if (!pick)
+          return fail("cannot place the routed experts of layer " + std::to_string(u.layer) +
+                      " within the per-NUMA-node CPU budgets (--cpu-mem is split over the nodes "
+                      "by their memory); raise --cpu-mem");
+        expertDev_[i][size_t(e)] = pick->spec;
+        load[pick->spec] += touched * u.expertBytes;
+        nodeUsed[pick->spec] += u.expertBytes;
+      }
+    }
+    for (const Device& d : cpus_)
+      used_[d.spec] = nodeUsed[d.spec];
+    // Tied units sit with the unit whose weights they share.
+    for (size_t i = 0; i < g_.units.size(); ++i)
+      unitDev_[i] = unitDev_[size_t(leader(int(i)))];
+    return true;
+  }
+
+  // ---- Refinement -------------------------------------------------------------------------
+  // The greedy step scores items one at a time and so cannot see costs that depend on
+  // neighbours: activations crossing the host link when consecutive units sit on different
+  // devices, or a layer's routed experts split away from its router. Refinement fixes that by
+  // local search on the real objective, the predicted decode step: move the whole model, one
+  // layer, or one unit to another device, or a layer's accelerator-held experts back to the CPU,
+  // and keep a move only if the prediction improves (and budgets still hold).
+
+  Assignment current() const {
+    Assignment a;
+    a.unitDevice = unitDev_;
+    a.expertDevice = expertDev_;
+    return a;
+  }
+
+  double decodeCost() const {
+    return predictStepSeconds(g_, cost_, current(), decodeShape(), /*prefill=*/false);
+  }
+
+  struct State {
+    std::vector<std::string> unitDev;
+    std::vector<std::vector<std::string>> expertDev;
+    std::map<std::string, double> used;
+  };
+  State save() const { return {unitDev_, expertDev_, used_}; }
+  void restore(const State& s) {
+    unitDev_ = s.unitDev;
+    expertDev_ = s.expertDev;
+    used_ = s.used;
+  }
+
+  // Keeps the moves made since `before` if the decode step got faster, else undoes them.
+  bool keepIfBetter(const State& before, double* best) {
+    double t = decodeCost();
+    if (t < *best * (1 - 1e-9)) {
+      *best = t;
+      return true;
+    }
+    restore(before);
+    return false;
+  }
+
+  // Moves leader unit i (with its tied units) to `to` when it fits there and can run there.
+  bool moveUnit(size_t i, const std::string& to) {
+    const std::string from = unitDev_[i];
+    double bytes = groupBytes(i);
+    if (from == to || used_[to] + bytes > budget_[to] + 0.5 || !groupSupported(i, dev(to)))
+      return false;
+    used_[from] -= bytes;
+    used_[to] += bytes;
+    for (size_t j = 0; j < g_.units.size(); ++j)
+      if (leader(int(j)) == int(i))
+        unitDev_[j] = to;
+    return true;
+  }
+
+  // Moves free expert e of unit i to `to`, or to the least loaded CPU node with room when `to`
+  // is empty or full.
+  bool moveExpert(size_t i, int e, const std::string& to) {
+    const Unit& u = g_.units[i];
+    std::string& cur = expertDev_[i][size_t(e)];
+    std::string target = to;
+    if (target.empty() || used_[target] + u.expertBytes > budget_[target] + 0.5) {
+      target.clear();
+      for (const Device& c : cpus_)
+        if (used_[c.spec] + u.expertBytes <= budget_[c.spec] + 0.5 &&
+            (target.empty() ||
+             used_[c.spec] / cost_.bandwidth(c) < used_[target] / cost_.bandwidth(dev(target))))
+          target = c.spec;
+    }
+    if (target.empty() || target == cur)
+      return false;
+    used_[cur] -= u.expertBytes;
+    used_[target] += u.expertBytes;
+    cur = target;
+    return true;
+  }
+
+  bool freeLeader(size_t i) const { return leader(int(i)) == int(i) && unitPin_[i].empty(); }
+
+  // Moves `units` to `to` together; the routed experts that shared an accelerator with their
+  // MoE unit go along (or to the CPU), so a move never splits a layer that was whole.
+  bool tryMove(const std::vector<size_t>& units, const std::string& to, double* best) {
+    State before = save();
+    bool any = false;
+    for (size_t i : units) {
+      std::string from = unitDev_[i];
+      if (from == to)
+        continue;
+      if (!moveUnit(i, to)) {
+        restore(before);
+        return false;
+      }
+      any = true;
+      if (dev(from).isCpu())
+        continue;
+      for (int e = 0; e < g_.units[i].numExperts; ++e)
+        if (expertPin_[i][size_t(e)].empty() && expertDev_[i][size_t(e)] == from)
+          moveExpert(i, e, dev(to).isCpu() ? "" : to);
+    }
+    if (!any)
+      return false;
+    return keepIfBetter(before, best);
+  }
+
+  // Moves the free routed experts of unit i that sit on an accelerator other than the unit's own
+  // device back to the CPU, if that is faster.
+  bool tryExpertsHome(size_t i, double* best) {
+    State before = save();
+    bool any = false;
+    for (int e = 0; e < g_.units[i].numExperts; ++e) {
+      const std::string& d = expertDev_[i][size_t(e)];
+      if (!expertPin_[i][size_t(e)].empty() || dev(d).isCpu() || d == unitDev_[i])
+        continue;
+      if (!moveExpert(i, e, "")) {
+        restore(before);
+        return false;
+      }
+      any = true;
+    }
+    return any && keepIfBetter(before, best);
+  }
+
+  void refine() {
+    double best = decodeCost();
+    std::vector<std::string> targets = {cpus_.front().spec};
+    for (const Device& a : accels_)
+      targets.push_back(a.spec);
+    std::vector<size_t> all;
+    std::map<int, std::vector<size_t>> byLayer;
+    for (size_t i = 0; i < g_.units.size(); ++i) {
+      if (!freeLeader(i))
+        continue;
+      all.push_back(i);
+      if (g_.units[i].layer >= 0)
+        byLayer[g_.units[i].layer].push_back(i);
+    }
+    for (int round = 0; round < 4; ++round) {
+      bool improved = false;
+      for (const std::string& t : targets)
+        improved |= tryMove(all, t, &best);
+      for (const auto& [layer, units] : byLayer)
+        for (const std::string& t : targets)
+          improved |= tryMove(units, t, &best);
+      for (size_t i : all) {
+        // One unit: to the host, or to a device a neighbour or its home GPU uses.
+        std::vector<std::string> near = {cpus_.front().spec, homeGpu(i)};
+        if (i > 0)
+          near.push_back(unitDev_[i - 1]);
+        if (i + 1 < g_.units.size())
+          near.push_back(unitDev_[i + 1]);
+        for (const std::string& t : near)
+          if (!t.empty())
+            improved |= tryMove({i}, t, &best);
+      }
+      for (size_t i = 0; i < g_.units.size(); ++i)
+        improved |= tryExpertsHome(i, &best);
+      if (!improved)
+        break;
+    }
+  }
+
+  // Per MoE layer with CPU-held experts: the smallest prompt length from which streaming those
+  // experts to the GPU beats computing them on the CPU. CPU time grows with the prompt (FLOPs),
+  // streaming time is capped by the bytes of the layer's CPU experts, so there is at most one
+  // crossing; find it by doubling, then bisection.
+  void prefillOffload() {
+    if (offloadDevice_.empty())
+      return;
+    Device gpu = dev(offloadDevice_);
+    bool anyCpuExperts = false;
+    for (size_t i = 0; i < g_.units.size(); ++i) {
+      const Unit& u = g_.units[i];
+      std::map<std::string, std::vector<int>> byNode;
+      std::vector<int> all;
+      for (int e = 0; e < u.numExperts; ++e) {
+        const std::string& spec = expertDev_[i][size_t(e)];
+        if (dev(spec).isCpu()) {
+          byNode[spec].push_back(e);
+          all.push_back(e);
+        }
+      }
+      if (all.empty())
+        continue;
+      anyCpuExperts = true;
+      if (o_.prefillOffload == PrefillOffload::Always) {
+        offloadMin_[i] = 1;
+        continue;
+      }
+      auto streamWins = [&](int64_t p) {
+        Shape s{double(p), 0, 1};
+        double cpu = 0;
+        for (const auto& [spec, experts] : byNode)
+          cpu = std::max(cpu, cost_.expertsTime(u, experts, dev(spec), s));
+        return cost_.streamedExpertsTime(u, all, gpu, s) < cpu;
+      };
+      constexpr int64_t kMaxPrompt = int64_t(1) << 22;
+      int64_t hi = 1;
+      while (hi <= kMaxPrompt && !streamWins(hi))
+        hi *= 2;
+      if (hi > kMaxPrompt)
+        continue; // streaming never pays off for this layer
+      int64_t lo = hi / 2; // streamWins(lo) is false (or lo == 0)
+      while (hi - lo > 1) {
+        int64_t mid = lo + (hi - lo) / 2;
+        (streamWins(mid) ? hi : lo) = mid;
+      }
+      offloadMin_[i] = hi;
+    }
+    if (!anyCpuExperts) {
+      // Everything ended up on the accelerators after all: nothing will be streamed.
+      offloadDevice_.clear();
+      notes_.erase(notes_.begin() + long(stagingNote_));
+    }
+  }
+
+  const ModelGraph& g_;
+  const CostModel& cost_;
+  const PartitionOptions& o_;
+  std::string* error_ = nullptr;
+  std::vector<Device> cpus_, accels_;
+  std::map<std::string, double> budget_, used_;
+  std::vector<std::string> unitDev_, unitPin_;
+  std::vector<std::vector<std::string>> expertDev_, expertPin_;
+  std::vector<int64_t> offloadMin_;
+  std::vector<double> kv_;
+  std::string offloadDevice_;
+  size_t stagingNote_ = 0;
+  std::vector<Item> items_;
+  std::vector<std::string> notes_;
+};
+
+} // namespace
+
+bool partition(const ModelGraph& g, const CostModel& cost, const PartitionOptions& options,
+               PartitionResult* result, std::string* error) {
+  if (cost.devices().empty() || !cost.devices().front().isCpu()) {
+    *error = "the hardware profile has no CPU NUMA node";
+    return false;
+  }
+  for (const Unit& u : g.units) {
+    if (int(u.expertProb.size()) != u.numExperts) {
+      *error = "internal error: expert probabilities missing for layer " + std::to_string(u.layer);
+      return false;
+    }
+  }
+  Partitioner p(g, cost, options);
+  return p.run(result, error);
+}
+
+} // namespace kt::cost

@@ -1,0 +1,232 @@
+#include "compiler/cost/Predict.h"
+
+#include <algorithm>
+
+namespace kt::cost {
+
+std::string groupName(const Unit& u) {
+  switch (u.kind) {
+  case UnitKind::Embedding:
+    return "embedding";
+  case UnitKind::Attention:
+    return "attention";
+  case UnitKind::MlaAttention:
+    return "mla attention";
+  case UnitKind::DenseMlp:
+    return "dense mlp";
+  case UnitKind::Moe:
+    return u.sharedBytes > 0 ? "router + shared experts" : "router";
+  case UnitKind::LmHead:
+    return "lm_head";
+  case UnitKind::Linear:
+    return "linear";
+  case UnitKind::Other:
+    break;
+  }
+  return "other";
+}
+
+namespace {
+
+struct MoeTimes {
+  double head = 0;   // router + shared experts (the row of the moe op itself)
+  double routed = 0; // what the routed experts add on top (critical path)
+};
+
+class Predictor {
+public:
+  Predictor(const ModelGraph& g, const CostModel& cost, const Assignment& a,
+            std::map<std::string, DeviceUse>& use)
+      : g_(g), cost_(cost), a_(a), use_(use) {}
+
+  Device dev(const std::string& spec) const {
+    Device d;
+    cost_.find(spec, &d);
+    return d;
+  }
+
+  // Runs one step of shape `s`; fills per-unit times (two entries per MoE unit) and returns the
+  // total, with link transfers in *transfers.
+  double step(const Shape& s, bool prefill, std::vector<double>* headTimes,
+              std::vector<double>* routedTimes, double* transfers) {
+    double total = 0;
+    *transfers = 0;
+    headTimes->assign(g_.units.size(), 0);
+    routedTimes->assign(g_.units.size(), 0);
+    const Unit* prev = nullptr;
+    Device prevDev;
+    for (size_t i = 0; i < g_.units.size(); ++i) {
+      const Unit& u = g_.units[i];
+      Device d = dev(a_.unitDevice[i]);
+      if (prev) {
+        double t = cost_.transferTime(prevDev, d, s.tokens * double(prev->hidden) * 4.0);
+        *transfers += t;
+        total += t;
+      }
+      if (u.kind == UnitKind::Moe) {
+        MoeTimes m = moe(i, u, d, s, prefill);
+        (*headTimes)[i] = m.head;
+        (*routedTimes)[i] = m.routed;
+        total += m.head + m.routed;
+      } else {
+        double t = cost_.unitTime(u, d, s);
+        busy(d, prefill, t);
+        (*headTimes)[i] = t;
+        total += t;
+      }
+      prev = &u;
+      prevDev = d;
+    }
+    // Logits of the last position of each sequence go back to the host for sampling.
+    if (prev && !prevDev.isCpu()) {
+      Device host = dev("cpu:numa0");
+      double t = cost_.transferTime(prevDev, host, s.batch * double(prev->hidden) * 4.0);
+      *transfers += t;
+      total += t;
+    }
+    return total;
+  }
+
+private:
+  void busy(const Device& d, bool prefill, double t) {
+    DeviceUse& u = use_[d.spec];
+    (prefill ? u.prefillBusySeconds : u.decodeBusySeconds) += t;
+  }
+
+  // The router runs first on the moe op's device ("home"); then the shared experts and home's own
+  // routed experts run there while every other device computes its experts in parallel, after the
+  // hidden state has crossed the link (and before the results cross back).
+  MoeTimes moe(size_t i, const Unit& u, const Device& home, const Shape& s, bool prefill) {
+    Unit router = u;
+    router.weightBytes -= u.sharedBytes;
+    router.flopsPerToken -= u.sharedFlopsPerToken;
+    double tRouter = cost_.unitTime(router, home, s);
+    double tShared = u.sharedBytes > 0 ? cost_.computeTime(home, s.tokens * u.sharedFlopsPerToken,
+                                                           u.sharedBytes, u.format, 1)
+                                       : 0;
+    busy(home, prefill, tRouter + tShared);
+
+    std::map<std::string, std::vector<int>> byDevice;
+    for (int e = 0; e < u.numExperts; ++e)
+      byDevice[a_.expertDevice[i][size_t(e)]].push_back(e);
+    std::vector<int> onCpu;
+    for (const auto& [spec, experts] : byDevice)
+      if (dev(spec).isCpu())
+        onCpu.insert(onCpu.end(), experts.begin(), experts.end());
+    bool stream = prefill && !a_.offloadDevice.empty() && a_.prefillOffloadMinTokens[i] > 0 &&
+                  s.tokens >= double(a_.prefillOffloadMinTokens[i]) && !onCpu.empty();
+    double activation = s.tokens * double(u.hidden) * 4.0;
+    double homePath = tShared, otherPath = 0;
+    auto add = [&](const Device& d, double t) {
+      if (t <= 0)
+        return;
+      busy(d, prefill, t);
+      if (d.spec == home.spec)
+        homePath += t;
+      else
+        otherPath = std::max(otherPath, t + cost_.transferTime(home, d, activation) +
+                                            cost_.transferTime(d, home, activation));
+    };
+    for (const auto& [spec, experts] : byDevice) {
+      Device d = dev(spec);
+      if (stream && d.isCpu())
+        continue;
+      add(d, cost_.expertsTime(u, experts, d, s));
+    }
+    if (stream)
+      add(dev(a_.offloadDevice), cost_.streamedExpertsTime(u, onCpu, dev(a_.offloadDevice), s));
+    MoeTimes m;
+    m.head = tRouter + tShared;
+    m.routed = std::max(homePath, otherPath) - tShared;
+    return m;
+  }
+
+  const ModelGraph& g_;
+  const CostModel& cost_;
+  const Assignment& a_;
+  std::map<std::string, DeviceUse>& use_;
+};
+
+std::string expertSummary(const std::map<std::string, int>& perDevice) {
+  // "2 gpu:0 / 14 cpu": accelerators by name, CPU nodes summed (the per-node split is in JSON).
+  std::string out;
+  int cpu = 0;
+  for (const auto& [spec, n] : perDevice) {
+    if (spec.rfind("cpu:", 0) == 0) {
+      cpu += n;
+      continue;
+    }
+    out += (out.empty() ? "" : " / ") + std::to_string(n) + " " + spec;
+  }
+  if (cpu > 0 || out.empty())
+    out += (out.empty() ? "" : " / ") + std::to_string(cpu) + " cpu";
+  return out;
+}
+
+} // namespace
+
+double predictStepSeconds(const ModelGraph& g, const CostModel& cost, const Assignment& a,
+                          const Shape& s, bool prefill) {
+  std::map<std::string, DeviceUse> use;
+  Predictor predictor(g, cost, a, use);
+  std::vector<double> head, routed;
+  double transfers = 0;
+  return predictor.step(s, prefill, &head, &routed, &transfers);
+}
+
+Prediction predict(const ModelGraph& g, const CostModel& cost, const Assignment& a,
+                   const PredictOptions& opts, const std::map<std::string, double>& budgets) {
+  Prediction p;
+  p.prefill = {double(opts.promptLen), 0, 1};
+  p.decode = {double(opts.decodeBatch), double(opts.promptLen), double(opts.decodeBatch)};
+
+  std::map<std::string, DeviceUse> use;
+  for (const Device& d : cost.devices())
+    use[d.spec].device = d.spec;
+  Predictor predictor(g, cost, a, use);
+  std::vector<double> decHead, decRouted, preHead, preRouted;
+  p.decodeStepSeconds = predictor.step(p.decode, false, &decHead, &decRouted, &p.decodeTransferSeconds);
+  p.prefillSeconds = predictor.step(p.prefill, true, &preHead, &preRouted, &p.prefillTransferSeconds);
+  p.decodeTokensPerSecond = p.decodeStepSeconds > 0 ? p.decode.tokens / p.decodeStepSeconds : 0;
+  p.prefillTokensPerSecond = p.prefillSeconds > 0 ? p.prefill.tokens / p.prefillSeconds : 0;
+
+  for (size_t i = 0; i < g.units.size(); ++i) {
+    const Unit& u = g.units[i];
+    Row r;
+    r.layer = u.layer;
+    r.group = groupName(u);
+    r.device = a.unitDevice[i];
+    r.weightBytes = u.memoryBytes();
+    r.kvBytes = a.kvBytes.empty() ? 0 : a.kvBytes[i];
+    r.decodeSeconds = decHead[i];
+    r.prefillSeconds = preHead[i];
+    use[r.device].weightBytes += r.weightBytes;
+    use[r.device].kvBytes += r.kvBytes;
+    p.rows.push_back(r);
+    if (u.kind != UnitKind::Moe || u.numExperts == 0)
+      continue;
+    Row x;
+    x.layer = u.layer;
+    x.group = "routed experts";
+    for (int e = 0; e < u.numExperts; ++e) {
+      const std::string& spec = a.expertDevice[i][size_t(e)];
+      ++x.expertsPerDevice[spec];
+      use[spec].weightBytes += u.expertBytes;
+    }
+    x.device = expertSummary(x.expertsPerDevice);
+    x.weightBytes = u.expertBytes * u.numExperts;
+    x.decodeSeconds = decRouted[i];
+    x.prefillSeconds = preRouted[i];
+    x.prefillOffloadMinTokens = a.prefillOffloadMinTokens.empty() ? 0 : a.prefillOffloadMinTokens[i];
+    p.rows.push_back(x);
+  }
+  for (const Device& d : cost.devices()) {
+    DeviceUse du = use[d.spec];
+    auto b = budgets.find(d.spec);
+    du.budgetBytes = b == budgets.end() ? 0 : b->second;
+    p.devices.push_back(du);
+  }
+  return p;
+}
+
+} // namespace kt::cost

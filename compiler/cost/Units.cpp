@@ -1,0 +1,157 @@
+#include "compiler/cost/Units.h"
+
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+
+namespace kt::cost {
+
+namespace {
+
+std::string lower(std::string s) {
+  for (char& c : s)
+    c = char(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string trim(const std::string& s) {
+  size_t b = s.find_first_not_of(" \t");
+  size_t e = s.find_last_not_of(" \t");
+  return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+}
+
+} // namespace
+
+bool parseByteSize(const std::string& text, double* bytes, std::string* why) {
+  std::string t = lower(trim(text));
+  if (t == "unlimited" || t == "inf") {
+    *bytes = kUnlimitedBytes;
+    return true;
+  }
+  // strtod would accept "nan", "inf" and hex; insist on digits and one optional dot.
+  size_t i = 0;
+  bool digits = false, dot = false;
+  for (; i < t.size(); ++i) {
+    if (std::isdigit(static_cast<unsigned char>(t[i])))
+      digits = true;
+    else if (t[i] == '.' && !dot)
+      dot = true;
+    else
+      break;
+  }
+  if (!digits) {
+    if (why)
+      *why = "expected a size such as 12GiB, 512MiB, 4096 or 'unlimited', got '" + text + "'";
+    return false;
+  }
+  double value = std::strtod(t.substr(0, i).c_str(), nullptr);
+  std::string unit = trim(t.substr(i));
+  struct Unit {
+    const char* name;
+    double scale;
+  };
+  static const Unit kUnits[] = {
+      {"", 1},         {"b", 1},           {"k", 1024.0},    {"kib", 1024.0},
+      {"kb", 1e3},     {"m", 1048576.0},   {"mib", 1048576.0}, {"mb", 1e6},
+      {"g", 1073741824.0}, {"gib", 1073741824.0}, {"gb", 1e9},
+      {"t", 1099511627776.0}, {"tib", 1099511627776.0}, {"tb", 1e12}};
+  for (const Unit& u : kUnits) {
+    if (unit == u.name) {
+      *bytes = std::floor(value * u.scale);
+      return true;
+    }
+  }
+  if (why)
+    *why = "unknown unit '" + unit + "' in '" + text + "' (use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)";
+  return false;
+}
+
+std::string formatBytes(double bytes) {
+  if (bytes >= kUnlimitedBytes / 2)
+    return "unlimited";
+  static const char* kNames[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  double v = bytes;
+  while (std::fabs(v) >= 1024.0 && u < 4) {
+    v /= 1024.0;
+    ++u;
+  }
+  char buf[32];
+  if (u == 0)
+    std::snprintf(buf, sizeof buf, "%.0f B", v);
+  else
+    std::snprintf(buf, sizeof buf, "%.1f %s", v, kNames[u]);
+  return buf;
+}
+
+std::string formatSeconds(double s) {
+  char buf[32];
+  if (s < 1e-3)
+    std::snprintf(buf, sizeof buf, "%.1f us", s * 1e6);
+  else if (s < 1.0)
+    std::snprintf(buf, sizeof buf, "%.2f ms", s * 1e3);
+  else
+    std::snprintf(buf, sizeof buf, "%.2f s", s);
+  return buf;
+}
+
+const char* formatName(WeightFormat f) {
+  switch (f) {
+  case WeightFormat::F32:
+    return "f32";
+  case WeightFormat::BF16:
+    return "bf16";
+  case WeightFormat::F16:
+    return "f16";
+  case WeightFormat::Int8:
+    return "int8";
+  case WeightFormat::Int4:
+    return "int4";
+  }
+  return "?";
+}
+
+bool parseWeightFormat(const std::string& name, WeightFormat* f) {
+  static const WeightFormat kAll[] = {WeightFormat::F32, WeightFormat::BF16, WeightFormat::F16,
+                                      WeightFormat::Int8, WeightFormat::Int4};
+  for (WeightFormat w : kAll) {
+    if (name == formatName(w)) {
+      *f = w;
+      return true;
+    }
+  }
+  return false;
+}
+
+double plainBytes(int64_t elements, WeightFormat f) {
+  switch (f) {
+  case WeightFormat::F32:
+    return 4.0 * double(elements);
+  case WeightFormat::BF16:
+  case WeightFormat::F16:
+    return 2.0 * double(elements);
+  case WeightFormat::Int8:
+    return double(elements);
+  case WeightFormat::Int4:
+    return 0.5 * double(elements);
+  }
+  return 4.0 * double(elements);
+}
+
+double matrixBytes(int64_t rows, int64_t cols, const QuantSpec& q) {
+  double n = double(rows) * double(cols);
+  switch (q.format) {
+  case WeightFormat::Int8:
+    return n + 4.0 * double(rows);
+  case WeightFormat::Int4: {
+    int64_t group = q.group > 0 ? q.group : 128;
+    double groups = double(rows) * std::ceil(double(cols) / double(group));
+    return 0.5 * n + groups * (q.symmetric ? 2.0 : 4.0);
+  }
+  default:
+    return plainBytes(rows * cols, q.format);
+  }
+}
+
+} // namespace kt::cost

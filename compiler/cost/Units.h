@@ -1,0 +1,47 @@
+#pragma once
+// Quantities the cost model and the partitioner talk in: byte sizes as users type them
+// ("12GiB", "0", "unlimited"), weight storage formats and what a matrix costs in each, and the
+// human-readable rendering used by --explain and by error messages.
+//
+// Plain C++ with no exceptions in the interface: this header is included by LLVM-style
+// (-fno-exceptions) code such as the kt-partition pass.
+#include <cstdint>
+#include <string>
+
+namespace kt::cost {
+
+// A budget of "unlimited": larger than any real memory, still finite arithmetic.
+constexpr double kUnlimitedBytes = 1e30;
+
+// "12GiB", "1.5 GB", "512MiB", "4096" (bytes), "0", "unlimited". Binary (KiB/MiB/GiB/TiB) and
+// decimal (KB/MB/GB/TB) units; a bare number is bytes. On failure returns false and says why.
+bool parseByteSize(const std::string& text, double* bytes, std::string* why);
+
+// 1536 -> "1.5 KiB", 3.2e10 -> "29.8 GiB"; kUnlimitedBytes -> "unlimited".
+std::string formatBytes(double bytes);
+// 1.2e-5 -> "12.0 us", 0.0345 -> "34.5 ms", 2.5 -> "2.50 s".
+std::string formatSeconds(double seconds);
+
+// How a weight is stored at run time (the `#kt.quant` scheme, or the checkpoint dtype).
+enum class WeightFormat { F32, BF16, F16, Int8, Int4 };
+
+const char* formatName(WeightFormat f);
+bool parseWeightFormat(const std::string& name, WeightFormat* f);
+
+struct QuantSpec {
+  WeightFormat format = WeightFormat::F32;
+  int64_t group = 0;      // int4 group size along the input dimension
+  bool symmetric = true;  // int4 without a per-group minimum
+};
+
+// Bytes of a [rows, cols] matrix (rows = output channels, PyTorch nn.Linear layout) stored as `q`,
+// matching the packed CPU layouts (kernels/cpu/quant/Layout.h): f32 4 B, bf16/f16 2 B; int8 1 B
+// plus one f32 scale per row; int4 0.5 B plus one f16 scale per group of `group` columns (and one
+// f16 minimum per group when asymmetric). Padding to kernel tiles is ignored (under 1% for real
+// models).
+double matrixBytes(int64_t rows, int64_t cols, const QuantSpec& q);
+
+// Bytes of an unquantized tensor of `elements` elements (norm vectors, biases).
+double plainBytes(int64_t elements, WeightFormat f);
+
+} // namespace kt::cost

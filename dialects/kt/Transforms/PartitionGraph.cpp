@@ -1,0 +1,324 @@
+//===- PartitionGraph.cpp - kt module -> cost-model graph -----------------===//
+
+#include "dialects/kt/Transforms/PartitionGraph.h"
+
+#include "dialects/kt/Transforms/PlacementAttrs.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/SymbolTable.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+#include <algorithm>
+
+using namespace mlir;
+using namespace mlir::kt;
+namespace cost = ::kt::cost;
+
+namespace {
+
+cost::WeightFormat elementFormat(Type t) {
+  if (t.isBF16())
+    return cost::WeightFormat::BF16;
+  if (t.isF16())
+    return cost::WeightFormat::F16;
+  return cost::WeightFormat::F32;
+}
+
+/// How the plan stores `w`: its #kt.quant, else the checkpoint dtype.
+cost::QuantSpec quantOf(WeightOp w) {
+  cost::QuantSpec q;
+  q.format = elementFormat(w.getTensorType().getElementType());
+  if (QuantAttr qa = w.getQuantAttr()) {
+    (void)cost::parseWeightFormat(qa.getScheme().str(), &q.format); // verified scheme
+    q.group = qa.getGroup();
+    q.symmetric = qa.getSymmetric();
+  }
+  return q;
+}
+
+/// Run-time bytes of `w` (all experts of a stacked weight).
+double bytesOf(WeightOp w, const cost::QuantSpec& q) {
+  ArrayRef<int64_t> s = w.getTensorType().getShape();
+  if (s.size() == 2)
+    return cost::matrixBytes(s[0], s[1], q);
+  if (s.size() == 3)
+    return double(s[0]) * cost::matrixBytes(s[1], s[2], q);
+  // Vectors (norms, biases) are never quantized: integer schemes keep the checkpoint dtype.
+  int64_t n = w.getTensorType().getNumElements();
+  bool integer = q.format == cost::WeightFormat::Int8 || q.format == cost::WeightFormat::Int4;
+  return cost::plainBytes(n, integer ? elementFormat(w.getTensorType().getElementType()) : q.format);
+}
+
+/// Multiply-adds x2 per token of a matrix weight (0 for vectors).
+double flopsOf(WeightOp w) {
+  return w.getTensorType().getRank() >= 2 ? 2.0 * double(w.getTensorType().getNumElements()) : 0;
+}
+
+int64_t lastDim(Value v) {
+  auto t = llvm::cast<RankedTensorType>(v.getType());
+  return t.getRank() ? t.getShape().back() : 1;
+}
+
+bool isGlue(Operation* op) { return llvm::isa<RmsNormOp, AddOp, RopeOp, SwigluOp>(op); }
+
+std::string opKindOf(Operation* op) {
+  return llvm::TypeSwitch<Operation*, std::string>(op)
+      .Case([](EmbeddingOp) { return "embedding"; })
+      .Case([](AttentionOp) { return "attention"; })
+      .Case([](MlaAttentionOp) { return "mla_attention"; })
+      .Case([](MlpOp) { return "mlp"; })
+      .Case([](MoeOp) { return "shared_experts"; })
+      .Case([](LmHeadOp) { return "lm_head"; })
+      .Case([](LinearOp) { return "linear"; })
+      .Case([](RmsNormOp) { return "rms_norm"; })
+      .Case([](AddOp) { return "add"; })
+      .Case([](RopeOp) { return "rope"; })
+      .Case([](SwigluOp) { return "swiglu"; })
+      .Default([](Operation*) { return "other"; });
+}
+
+class GraphBuilder {
+public:
+  GraphBuilder(ModuleOp module, const cost::ExpertStats* stats, cost::ModelGraph& g,
+               PartitionBinding& b)
+      : module_(module), symbols_(module), stats_(stats), g_(g), b_(b) {}
+
+  LogicalResult build() {
+    readModelInfo();
+    for (auto func : module_.getOps<func::FuncOp>()) {
+      for (Operation& op : func.getBody().getOps()) {
+        if (!llvm::isa<PlacementOpInterface>(op))
+          continue;
+        if (isGlue(&op)) {
+          pendingGlue_.push_back(&op);
+          continue;
+        }
+        if (failed(addUnit(&op)))
+          return failure();
+      }
+    }
+    // Ops after the last big one (rare: a final norm with no lm_head) join it.
+    if (!pendingGlue_.empty()) {
+      if (g_.units.empty())
+        newUnit(pendingGlue_.front(), cost::UnitKind::Other);
+      for (Operation* op : pendingGlue_)
+        addGlue(g_.units.size() - 1, op);
+      pendingGlue_.clear();
+    }
+    for (WeightOp w : module_.getOps<WeightOp>())
+      if (!owner_.count(w.getOperation()))
+        b_.unused.push_back(w);
+    if (g_.numLayers == 0)
+      g_.numLayers = maxLayer_ + 1;
+    return success();
+  }
+
+private:
+  void readModelInfo() {
+    auto info = module_->getAttrOfType<DictionaryAttr>("kt.model");
+    if (!info)
+      return;
+    auto str = [&](llvm::StringRef k) {
+      auto a = info.getAs<StringAttr>(k);
+      return a ? a.getValue().str() : std::string();
+    };
+    auto num = [&](llvm::StringRef k) -> int64_t {
+      auto a = info.getAs<IntegerAttr>(k);
+      return a ? a.getInt() : 0;
+    };
+    g_.name = !str("name").empty() ? str("name") : str("arch");
+    g_.numLayers = int(num("num_layers") ? num("num_layers") : num("num_hidden_layers"));
+    g_.maxPosition = num("max_position") ? num("max_position") : num("max_position_embeddings");
+  }
+
+  size_t newUnit(Operation* main, cost::UnitKind kind) {
+    cost::Unit u;
+    u.kind = kind;
+    u.opKind = opKindOf(main);
+    u.layer = layer_;
+    u.residentBytes = 0;
+    g_.units.push_back(u);
+    largest_.push_back(0);
+    PartitionBinding::UnitOps ops;
+    ops.main = main;
+    b_.units.push_back(ops);
+    return g_.units.size() - 1;
+  }
+
+  WeightOp weightOf(Value v) {
+    if (!v)
+      return {};
+    auto ref = v.getDefiningOp<WeightRefOp>();
+    return ref ? symbols_.lookup<WeightOp>(ref.getWeight()) : WeightOp();
+  }
+
+  /// Adds weight `v` (if any) to unit `i`: it reads the bytes every step; the
+  /// first unit to use a weight holds it, later ones are tied to that unit.
+  void useWeight(size_t i, Value v, double* flops) {
+    WeightOp w = weightOf(v);
+    if (!w)
+      return;
+    cost::Unit& u = g_.units[i];
+    cost::QuantSpec q = quantOf(w);
+    double bytes = bytesOf(w, q);
+    u.weightBytes += bytes;
+    if (flops)
+      *flops += flopsOf(w);
+    if (bytes > largest_[i]) {
+      largest_[i] = bytes;
+      u.format = q.format;
+    }
+    u.names.push_back(w.getSymName().str());
+    u.names.push_back(w.getHfName().str());
+    auto [it, fresh] = owner_.try_emplace(w.getOperation(), i);
+    if (fresh) {
+      u.residentBytes += bytes;
+      b_.units[i].weights.push_back(w);
+      if (DeviceAttr p = w.getPlacementAttr(); p && u.pinned.empty())
+        u.pinned = p.getSpec().str();
+    } else if (it->second != i && u.tiedTo < 0) {
+      u.tiedTo = int(it->second);
+    }
+  }
+
+  void addGlue(size_t i, Operation* op) {
+    cost::Unit& u = g_.units[i];
+    ++u.numOps;
+    u.glueOpKinds.push_back(opKindOf(op));
+    b_.units[i].glue.push_back(op);
+    for (Value v : op->getOperands())
+      useWeight(i, v, /*flops=*/nullptr);
+  }
+
+  LogicalResult addUnit(Operation* op) {
+    if (auto a = llvm::dyn_cast<AttentionOp>(op))
+      layer_ = int(a.getLayer());
+    else if (auto m = llvm::dyn_cast<MlaAttentionOp>(op))
+      layer_ = int(m.getLayer());
+    else if (auto m = llvm::dyn_cast<MoeOp>(op))
+      layer_ = int(m.getLayer());
+    bool outside = llvm::isa<EmbeddingOp, LmHeadOp>(op);
+    int savedLayer = layer_;
+    if (outside)
+      layer_ = -1;
+    cost::UnitKind kind = llvm::TypeSwitch<Operation*, cost::UnitKind>(op)
+                              .Case([](EmbeddingOp) { return cost::UnitKind::Embedding; })
+                              .Case([](AttentionOp) { return cost::UnitKind::Attention; })
+                              .Case([](MlaAttentionOp) { return cost::UnitKind::MlaAttention; })
+                              .Case([](MlpOp) { return cost::UnitKind::DenseMlp; })
+                              .Case([](MoeOp) { return cost::UnitKind::Moe; })
+                              .Case([](LmHeadOp) { return cost::UnitKind::LmHead; })
+                              .Case([](LinearOp) { return cost::UnitKind::Linear; })
+                              .Default([](Operation*) { return cost::UnitKind::Other; });
+    size_t i = newUnit(op, kind);
+    layer_ = savedLayer;
+    maxLayer_ = std::max(maxLayer_, g_.units[i].layer);
+    if (auto p = llvm::cast<PlacementOpInterface>(op).getPlacementAttr())
+      g_.units[i].pinned = p.getSpec().str();
+    for (Operation* glue : pendingGlue_)
+      addGlue(i, glue);
+    pendingGlue_.clear();
+
+    cost::Unit& u = g_.units[i];
+    u.hidden = lastDim(op->getResult(0));
+    if (auto moe = llvm::dyn_cast<MoeOp>(op))
+      return addMoe(i, moe);
+    double flops = 0;
+    for (Value v : op->getOperands())
+      useWeight(i, v, &flops);
+    u.flopsPerToken += flops;
+    if (auto e = llvm::dyn_cast<EmbeddingOp>(op)) {
+      // A lookup reads one row per token, not the table (and multiplies nothing).
+      u.readsWholeWeights = false;
+      u.flopsPerToken = 0;
+      int64_t rows = llvm::cast<RankedTensorType>(e.getTable().getType()).getShape()[0];
+      u.bytesPerToken = u.weightBytes / double(std::max<int64_t>(1, rows));
+    } else if (auto a = llvm::dyn_cast<AttentionOp>(op)) {
+      // The runtime's KV cache is f32: K and V per KV head.
+      u.kvBytesPerToken = 2.0 * double(a.getNumKvHeads() * a.getHeadDim()) * 4.0;
+      u.attnFlopsPerPair = 4.0 * double(a.getNumHeads() * a.getHeadDim());
+    } else if (auto m = llvm::dyn_cast<MlaAttentionOp>(op)) {
+      // MLA caches the compressed latent and the shared rope key; the absorbed form scores
+      // against latent+rope and mixes values in latent space.
+      int64_t latent = m.getKvLoraRank(), rope = m.getQkRopeHeadDim(), heads = m.getNumHeads();
+      u.kvBytesPerToken = double(latent + rope) * 4.0;
+      u.attnFlopsPerPair = 2.0 * double(heads * (latent + rope)) + 2.0 * double(heads * latent);
+    }
+    return success();
+  }
+
+  LogicalResult addMoe(size_t i, MoeOp moe) {
+    double flops = 0, sharedFlops = 0;
+    for (Value v : {moe.getRouter(), moe.getCorrectionBias()})
+      useWeight(i, v, &flops);
+    double before = g_.units[i].weightBytes;
+    for (Value v : {moe.getSharedGate(), moe.getSharedUp(), moe.getSharedDown(),
+                    moe.getSharedExpertGate()})
+      useWeight(i, v, &sharedFlops);
+    cost::Unit& u = g_.units[i];
+    u.sharedBytes = u.weightBytes - before;
+    u.sharedFlopsPerToken = sharedFlops;
+    u.flopsPerToken = flops + sharedFlops;
+
+    u.numExperts = int(moe.getNumExperts());
+    u.topK = int(moe.getExpertsPerToken());
+    u.expertNames.assign(size_t(u.numExperts), {});
+    double largest = 0;
+    for (Value v : {moe.getGate(), moe.getUp(), moe.getDown()}) {
+      WeightOp w = weightOf(v);
+      if (!w)
+        return moe.emitError() << "kt-partition: routed expert weights must come from kt.weight_ref";
+      cost::QuantSpec q = quantOf(w);
+      ArrayRef<int64_t> s = w.getTensorType().getShape();
+      double perExpert = cost::matrixBytes(s[1], s[2], q);
+      u.expertBytes += perExpert;
+      u.expertBytesInt4 += cost::matrixBytes(s[1], s[2], {cost::WeightFormat::Int4, 64, true});
+      u.expertFlopsPerToken += 2.0 * double(s[1] * s[2]);
+      if (perExpert > largest) {
+        largest = perExpert;
+        u.expertFormat = q.format;
+      }
+      owner_.try_emplace(w.getOperation(), i);
+      b_.units[i].expertWeights.push_back(w);
+      std::string sym = w.getSymName().str(), hf = w.getHfName().str();
+      for (int e = 0; e < u.numExperts; ++e) {
+        std::string name = hf;
+        size_t at = name.find("{e}");
+        if (at != std::string::npos)
+          name.replace(at, 3, std::to_string(e));
+        auto& names = u.expertNames[size_t(e)];
+        names.push_back(sym);
+        names.push_back(sym + "[" + std::to_string(e) + "]");
+        names.push_back(name);
+      }
+    }
+    std::string why;
+    if (!cost::expertProbabilities(stats_, int(moe.getLayer()), u.numExperts, u.topK,
+                                   &u.expertProb, &why))
+      return moe.emitError() << "kt-partition: " << why;
+    if (failed(verifyExpertPlacement(moe)))
+      return failure();
+    u.expertPinned.assign(size_t(u.numExperts), "");
+    for (auto [e, d] : llvm::enumerate(getExpertDevices(moe)))
+      u.expertPinned[e] = d.getSpec().str();
+    return success();
+  }
+
+  ModuleOp module_;
+  SymbolTable symbols_;
+  const cost::ExpertStats* stats_;
+  cost::ModelGraph& g_;
+  PartitionBinding& b_;
+  llvm::DenseMap<Operation*, size_t> owner_; // weight -> unit that holds it
+  std::vector<double> largest_;              // per unit: bytes of its largest weight
+  llvm::SmallVector<Operation*> pendingGlue_;
+  int layer_ = -1, maxLayer_ = -1;
+};
+
+} // namespace
+
+LogicalResult mlir::kt::buildPartitionGraph(ModuleOp module, const cost::ExpertStats* stats,
+                                            cost::ModelGraph& graph, PartitionBinding& binding) {
+  return GraphBuilder(module, stats, graph, binding).build();
+}

@@ -1,0 +1,133 @@
+#include "tools/kt-synth/SafetensorsStream.h"
+
+#include "runtime/support/Error.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+namespace kt::synth {
+
+namespace {
+
+const char* safetensorsDType(DType t) {
+  switch (t) {
+  case DType::F32:
+    return "F32";
+  case DType::BF16:
+    return "BF16";
+  case DType::F16:
+    return "F16";
+  case DType::I32:
+    return "I32";
+  case DType::I8:
+    return "I8";
+  case DType::U8:
+    return "U8";
+  case DType::I4:
+    break;
+  }
+  throw Error(std::string("safetensors has no dtype for ") + dtypeName(t));
+}
+
+std::string errnoText() {
+  return std::strerror(errno);
+}
+
+} // namespace
+
+uint64_t StreamTensor::bytes() const {
+  uint64_t n = dtypeSize(dtype);
+  for (int64_t d : shape)
+    n *= uint64_t(d);
+  return n;
+}
+
+std::string safetensorsHeader(const std::vector<StreamTensor>& tensors, const Metadata& metadata) {
+  // ordered_json keeps the data order in the header, as the safetensors library does.
+  nlohmann::ordered_json h = nlohmann::ordered_json::object();
+  h["__metadata__"] = {{"format", "pt"}};
+  for (const auto& [k, v] : metadata)
+    h["__metadata__"][k] = v;
+  uint64_t offset = 0;
+  for (const StreamTensor& t : tensors) {
+    const uint64_t end = offset + t.bytes();
+    h[t.name] = {
+        {"dtype", safetensorsDType(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, end}}};
+    offset = end;
+  }
+  std::string json = h.dump();
+  // Pad so the data section starts 8-byte aligned (the reader then maps aligned tensors).
+  json.append((8 - json.size() % 8) % 8, ' ');
+  std::string out(8, '\0');
+  uint64_t n = json.size();
+  for (int i = 0; i < 8; ++i)
+    out[size_t(i)] = char((n >> (8 * i)) & 0xff);
+  return out + json;
+}
+
+uint64_t safetensorsFileSize(const std::vector<StreamTensor>& tensors, const Metadata& metadata) {
+  uint64_t data = 0;
+  for (const StreamTensor& t : tensors)
+    data += t.bytes();
+  return safetensorsHeader(tensors, metadata).size() + data;
+}
+
+SafetensorsStreamWriter::SafetensorsStreamWriter(const std::string& path,
+                                                 const std::vector<StreamTensor>& tensors,
+                                                 const Metadata& metadata)
+    : path_(path), partial_(path + ".partial") {
+  for (const StreamTensor& t : tensors)
+    expected_ += t.bytes();
+  const std::string header = safetensorsHeader(tensors, metadata);
+  fd_ = ::open(partial_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0)
+    throw Error(partial_ + ": cannot create: " + errnoText());
+  writeAll(header.data(), header.size());
+}
+
+SafetensorsStreamWriter::~SafetensorsStreamWriter() {
+  if (fd_ >= 0)
+    ::close(fd_);
+  if (!done_)
+    ::unlink(partial_.c_str());
+}
+
+void SafetensorsStreamWriter::writeAll(const void* data, size_t n) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    ssize_t k = ::write(fd_, p, n);
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k <= 0)
+      throw Error(partial_ +
+                  ": write failed: " + (k < 0 ? errnoText() : std::string("no progress")));
+    p += k;
+    n -= size_t(k);
+  }
+}
+
+void SafetensorsStreamWriter::append(const void* data, size_t n) {
+  if (written_ + n > expected_)
+    throw Error(partial_ + ": internal error: more data than the header describes");
+  writeAll(data, n);
+  written_ += n;
+}
+
+void SafetensorsStreamWriter::finish() {
+  if (written_ != expected_)
+    throw Error(partial_ + ": internal error: wrote " + std::to_string(written_) + " of " +
+                std::to_string(expected_) + " data bytes");
+  // close() reports delayed write errors (e.g. ENOSPC on NFS); a failed close means a bad file.
+  int fd = fd_;
+  fd_ = -1;
+  if (::close(fd) != 0)
+    throw Error(partial_ + ": close failed: " + errnoText());
+  if (::rename(partial_.c_str(), path_.c_str()) != 0)
+    throw Error(path_ + ": cannot rename from .partial: " + errnoText());
+  done_ = true;
+}
+
+} // namespace kt::synth
