@@ -24,10 +24,17 @@ int32_t Sampler::sample(const float* logits, int64_t vocab, const std::vector<in
   }
   if (c_.temperature <= 0.0) return argmax(l.data(), vocab);
 
-  std::vector<int32_t> idx(static_cast<size_t>(vocab));
-  std::iota(idx.begin(), idx.end(), 0);
-  std::sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return l[size_t(a)] > l[size_t(b)]; });
-  size_t keep = size_t(vocab);
+  // Only tokens within 25 temperature-scaled nats of the best can matter (relative probability
+  // e^-25 ~ 1e-11); sorting just those keeps sampling cheap for large vocabularies.
+  float best = *std::max_element(l.begin(), l.end());
+  float floor = best - float(25.0 * c_.temperature);
+  std::vector<int32_t> idx;
+  for (int64_t i = 0; i < vocab; ++i)
+    if (l[size_t(i)] >= floor) idx.push_back(int32_t(i));
+  std::sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) {
+    return l[size_t(a)] > l[size_t(b)] || (l[size_t(a)] == l[size_t(b)] && a < b);
+  });
+  size_t keep = idx.size();
   if (c_.topK > 0) keep = std::min(keep, size_t(c_.topK));
   std::vector<double> p(keep);
   double mx = l[size_t(idx[0])], sum = 0;
