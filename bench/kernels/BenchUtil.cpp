@@ -92,20 +92,31 @@ Buffer::~Buffer() { std::free(data); }
 
 // ---- bandwidth -------------------------------------------------------------------------------------
 
-__attribute__((target("avx2"))) static double sumAvx2(const double* a, size_t n) {
-  __m256d s0 = _mm256_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
+// Eight independent accumulators: the sum must stay far from latency-bound even on a busy core.
+__attribute__((target("avx512f"))) static double sumAvx512(const double* a, size_t n) {
+  __m512d s[8];
+  for (int j = 0; j < 8; ++j) s[j] = _mm512_setzero_pd();
   size_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    s0 = _mm256_add_pd(s0, _mm256_load_pd(a + i));
-    s1 = _mm256_add_pd(s1, _mm256_load_pd(a + i + 4));
-    s2 = _mm256_add_pd(s2, _mm256_load_pd(a + i + 8));
-    s3 = _mm256_add_pd(s3, _mm256_load_pd(a + i + 12));
-  }
+  for (; i + 64 <= n; i += 64)
+    for (int j = 0; j < 8; ++j) s[j] = _mm512_add_pd(s[j], _mm512_load_pd(a + i + 8 * j));
+  for (int j = 1; j < 8; ++j) s[0] = _mm512_add_pd(s[0], s[j]);
+  double r = _mm512_reduce_add_pd(s[0]);
+  for (; i < n; ++i) r += a[i];
+  return r;
+}
+
+__attribute__((target("avx2"))) static double sumAvx2(const double* a, size_t n) {
+  __m256d s[8];
+  for (int j = 0; j < 8; ++j) s[j] = _mm256_setzero_pd();
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    for (int j = 0; j < 8; ++j) s[j] = _mm256_add_pd(s[j], _mm256_load_pd(a + i + 4 * j));
+  for (int j = 1; j < 8; ++j) s[0] = _mm256_add_pd(s[0], s[j]);
   double out[4];
-  _mm256_storeu_pd(out, _mm256_add_pd(_mm256_add_pd(s0, s1), _mm256_add_pd(s2, s3)));
-  double s = out[0] + out[1] + out[2] + out[3];
-  for (; i < n; ++i) s += a[i];
-  return s;
+  _mm256_storeu_pd(out, s[0]);
+  double r = out[0] + out[1] + out[2] + out[3];
+  for (; i < n; ++i) r += a[i];
+  return r;
 }
 
 static double sumScalar(const double* a, size_t n) {
@@ -139,6 +150,7 @@ Bandwidth measureBandwidth(Team& team, size_t bytesPerArray, int reps) {
     for (size_t i = lo; i < hi; ++i) a[i] = 1.0, b[i] = 2.0, c[i] = 0.5;
   });
   const bool avx2 = __builtin_cpu_supports("avx2");
+  const bool avx512 = __builtin_cpu_supports("avx512f");
   const size_t block = std::min(n, (size_t(16) << 20) / 8);
   std::vector<double> sink(size_t(nt) * 8);
   std::vector<double> reads, triads;
@@ -146,14 +158,15 @@ Bandwidth measureBandwidth(Team& team, size_t bytesPerArray, int reps) {
     for (size_t b0 = 0; b0 + block <= n; b0 += block) {
       // Each thread takes a contiguous part of the block.
       auto part = [&](int tid, size_t* lo, size_t* hi) {
-        *lo = b0 + block * tid / nt / 16 * 16;
-        *hi = tid + 1 == nt ? b0 + block : b0 + block * (tid + 1) / nt / 16 * 16;
+        *lo = b0 + block * tid / nt / 64 * 64;
+        *hi = tid + 1 == nt ? b0 + block : b0 + block * (tid + 1) / nt / 64 * 64;
       };
       double t0 = nowSeconds();
       team.run([&](int tid) {
         size_t lo, hi;
         part(tid, &lo, &hi);
-        sink[tid * 8] += avx2 ? sumAvx2(a + lo, hi - lo) : sumScalar(a + lo, hi - lo);
+        sink[tid * 8] += avx512 ? sumAvx512(a + lo, hi - lo)
+                         : avx2 ? sumAvx2(a + lo, hi - lo) : sumScalar(a + lo, hi - lo);
       });
       double t1 = nowSeconds();
       team.run([&](int tid) {
@@ -190,6 +203,9 @@ template <typename F> static double timed(Team& team, double opsPerThread, F bod
   return best;
 }
 
+// The 12 accumulators must live in registers: fully unroll the inner loops.
+#define KT_UNROLL12 _Pragma("GCC unroll 12")
+
 static volatile float gSinkF;
 static volatile int gSinkI;
 
@@ -198,6 +214,7 @@ __attribute__((target("avx2,fma"))) static void loopFma256() {
   const __m256 m = _mm256_set1_ps(0.9999f), c = _mm256_set1_ps(1e-6f);
   for (int i = 0; i < 12; ++i) a[i] = _mm256_set1_ps(float(i));
   for (long it = 0; it < kPeakIters; ++it)
+    KT_UNROLL12
     for (int i = 0; i < 12; ++i) a[i] = _mm256_fmadd_ps(a[i], m, c);
   __m256 s = a[0];
   for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, a[i]);
@@ -209,6 +226,7 @@ __attribute__((target("avx512f"))) static void loopFma512() {
   const __m512 m = _mm512_set1_ps(0.9999f), c = _mm512_set1_ps(1e-6f);
   for (int i = 0; i < 12; ++i) a[i] = _mm512_set1_ps(float(i));
   for (long it = 0; it < kPeakIters; ++it)
+    KT_UNROLL12
     for (int i = 0; i < 12; ++i) a[i] = _mm512_fmadd_ps(a[i], m, c);
   __m512 s = a[0];
   for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, a[i]);
@@ -220,6 +238,7 @@ __attribute__((target("avx512f,avx512bf16"))) static void loopDpbf16() {
   const __m512i v = _mm512_set1_epi32(0x3f803f80); // bf16 pair (1.0, 1.0)
   for (int i = 0; i < 12; ++i) a[i] = _mm512_set1_ps(float(i));
   for (long it = 0; it < kPeakIters; ++it)
+    KT_UNROLL12
     for (int i = 0; i < 12; ++i) a[i] = _mm512_dpbf16_ps(a[i], (__m512bh)v, (__m512bh)v);
   __m512 s = a[0];
   for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, a[i]);
@@ -231,6 +250,7 @@ __attribute__((target("avx512f,avx512vnni"))) static void loopDpbusd() {
   const __m512i u = _mm512_set1_epi8(3), s8 = _mm512_set1_epi8(-2);
   for (int i = 0; i < 12; ++i) a[i] = _mm512_set1_epi32(i);
   for (long it = 0; it < kPeakIters; ++it)
+    KT_UNROLL12
     for (int i = 0; i < 12; ++i) a[i] = _mm512_dpbusd_epi32(a[i], u, s8);
   __m512i s = a[0];
   for (int i = 1; i < 12; ++i) s = _mm512_add_epi32(s, a[i]);
@@ -242,6 +262,7 @@ static void loopScalar() {
   for (int i = 0; i < 12; ++i) a[i] = float(i);
   const float m = 0.9999f, c = 1e-6f;
   for (long it = 0; it < kPeakIters / 4; ++it)
+    KT_UNROLL12
     for (int i = 0; i < 12; ++i) a[i] = a[i] * m + c;
   float s = 0;
   for (int i = 0; i < 12; ++i) s += a[i];
@@ -266,6 +287,15 @@ double peakDpbusd(Team& team) {
 }
 double peakScalarFma(Team& team) {
   return timed(team, double(kPeakIters / 4) * 12 * 2, loopScalar);
+}
+
+double readSum(const uint8_t* p, size_t n) {
+  const double* a = reinterpret_cast<const double*>(p);
+  if (__builtin_cpu_supports("avx512f") && reinterpret_cast<uintptr_t>(p) % 64 == 0)
+    return sumAvx512(a, n / 8);
+  if (__builtin_cpu_supports("avx2") && reinterpret_cast<uintptr_t>(p) % 32 == 0)
+    return sumAvx2(a, n / 8);
+  return sumScalar(a, n / 8);
 }
 
 std::string jsonEscape(const std::string& s) {

@@ -69,6 +69,9 @@ double peakDpbf16(Team& team);    // VDPBF16PS
 double peakDpbusd(Team& team);    // VPDPBUSD
 double peakScalarFma(Team& team); // scalar f32 mul+add (no -mfma baseline)
 
+// Read-only sum of bytes [p, p+n) (n a multiple of 8): the plain-read baseline of one blob.
+double readSum(const uint8_t* p, size_t n);
+
 std::string jsonEscape(const std::string& s);
 
 } // namespace kt::bench

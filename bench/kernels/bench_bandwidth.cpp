@@ -3,7 +3,7 @@
 // The physical limit decode GEMV is measured against (kt_bench_matmul measures it again itself).
 // Each 16 MiB block is timed on its own and the best block is reported next to the median: on a
 // shared VM the best block is the machine's rate, the median shows the interference.
-//   kt_bench_bandwidth [--size-mb N (per array, default 1024)] [--reps N] [--json FILE]
+//   kt_bench_bandwidth [--size-mb N (per array, default 1024)] [--reps N] [--json FILE] [--no-pin]
 #include "bench/kernels/BenchUtil.h"
 
 #include <cstdio>
@@ -18,16 +18,19 @@ int main(int argc, char** argv) {
   size_t sizeMb = 1024;
   int reps = 3;
   std::string json;
+  bool pin = true;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--size-mb" && i + 1 < argc)
       sizeMb = std::strtoull(argv[++i], nullptr, 10);
     else if (a == "--reps" && i + 1 < argc)
       reps = std::atoi(argv[++i]);
+    else if (a == "--no-pin")
+      pin = false;
     else if (a == "--json" && i + 1 < argc)
       json = argv[++i];
     else {
-      std::fprintf(stderr, "usage: %s [--size-mb N] [--reps N] [--json FILE]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--size-mb N] [--reps N] [--json FILE] [--no-pin]\n", argv[0]);
       return 2;
     }
   }
@@ -38,7 +41,7 @@ int main(int argc, char** argv) {
   std::string rows;
   for (int threads : {1, 2}) {
     if (threads > hw && threads > 1) break;
-    Team team(threads);
+    Team team(threads, pin);
     Bandwidth bw = measureBandwidth(team, sizeMb << 20, reps);
     std::printf("%-8d %12.2f (%7.2f) %12.2f (%7.2f)\n", threads, bw.readGBs, bw.readMedianGBs,
                 bw.triadGBs, bw.triadMedianGBs);

@@ -9,6 +9,7 @@
 // on its own; tables show the best call (the kernel's speed on a shared machine) and the median.
 //   kt_bench_matmul [--json FILE] [--isa a,b] [--format f,g] [--threads 1,2] [--no-gemv]
 //                   [--no-gemm] [--gemm-t 128,512] [--scalar-gemm] [--pool-mb N] [--min-time S]
+//                   [--no-pin]   (threads are pinned to CPUs 0..N-1 by default)
 #include "bench/kernels/BenchUtil.h"
 #include "kernels/cpu/quant/QuantMatmul.h"
 
@@ -50,7 +51,7 @@ struct Options {
   std::vector<WeightFormat> formats;
   std::vector<int> threads = {1, 2};
   std::vector<int64_t> gemmT = {128, 512};
-  bool gemv = true, gemm = true, scalarGemm = false;
+  bool gemv = true, gemm = true, scalarGemm = false, pin = true;
   size_t poolMb = 1024;
   double minTime = 0.3;
 };
@@ -58,7 +59,7 @@ struct Options {
 // A team of the largest thread count; runs with fewer threads leave the rest idle.
 struct Runner {
   Team team;
-  explicit Runner(int threads) : team(threads) {}
+  Runner(int threads, bool pin) : team(threads, pin) {}
   void run(int active, const std::function<void(int, int)>& fn) {
     if (active <= 1) return fn(0, 1); // no hand-off latency for single-thread runs
     team.run([&](int tid) {
@@ -100,6 +101,7 @@ struct Record {
   int threads;
   double seconds, gbs, fracRead, fracTriad, gflops, fracPeak;
   double medianSeconds;
+  double blobReadGBs, fracBlobRead;
 };
 
 // Times calls one by one: best and median seconds per call. On a shared machine the best call is
@@ -150,6 +152,8 @@ int main(int argc, char** argv) {
       opt.gemv = false;
     } else if (a == "--no-gemm") {
       opt.gemm = false;
+    } else if (a == "--no-pin") {
+      opt.pin = false;
     } else if (a == "--scalar-gemm") {
       opt.scalarGemm = true;
     } else if (a == "--pool-mb") {
@@ -160,7 +164,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: %s [--json FILE] [--isa a,b] [--format f,g] [--threads 1,2] "
                    "[--no-gemv] [--no-gemm] [--gemm-t 128,512] [--scalar-gemm] [--pool-mb N] "
-                   "[--min-time S]\n",
+                   "[--min-time S] [--no-pin]\n",
                    argv[0]);
       return 2;
     }
@@ -181,7 +185,7 @@ int main(int argc, char** argv) {
   std::printf("%-8s %10s %10s | peak GOP/s: %8s %8s %8s %9s %9s\n", "threads", "read GB/s",
               "triad GB/s", "scalar", "fma256", "fma512", "vdpbf16ps", "vpdpbusd");
   for (int nt : opt.threads) {
-    Team team(nt);
+    Team team(nt, opt.pin);
     bw[nt] = measureBandwidth(team, size_t(1) << 30, 2);
     Peaks& p = peaks[nt];
     p.scalar = peakScalarFma(team);
@@ -196,16 +200,18 @@ int main(int argc, char** argv) {
   }
 
   // Created after the limit probes: its idle workers spin and would disturb them.
-  Runner runner(maxThreads);
+  Runner runner(maxThreads, opt.pin);
   std::vector<Record> records;
   std::mt19937 rng(42);
   std::normal_distribution<float> nd(0.f, 0.02f);
 
   // ---- GEMV (decode) ----
   if (opt.gemv) {
-    std::printf("\nGEMV t=1 (weights streamed from DRAM; %% of measured read / triad bandwidth)\n");
-    std::printf("%-15s %-7s %-15s %3s %9s %9s %9s %8s %8s\n", "shape", "isa", "format", "thr",
-                "us/call", "GB/s", "GB/s med", "%read", "%triad");
+    std::printf("\nGEMV t=1 (weights streamed from DRAM). GB/s: best call (median call); blob rd: a\n"
+                "plain read of the same blobs timed the same way; %%: GEMV vs blob read, vs the\n"
+                "read-only and triad bandwidth of 16 MiB blocks\n");
+    std::printf("%-15s %-7s %-15s %3s %9s %9s %9s %9s %8s %8s %8s\n", "shape", "isa", "format",
+                "thr", "us/call", "GB/s", "GB/s med", "blob rd", "%blobrd", "%read", "%triad");
     Buffer pool(opt.poolMb << 20);
     for (const Shape& sh : kShapes) {
       std::vector<float> w(size_t(sh.n * sh.k));
@@ -231,16 +237,30 @@ int main(int argc, char** argv) {
                        rowSplit(sh.n, tid + 1, active));
               });
             };
-            for (size_t i = 0; i < std::min<size_t>(copies, 8); ++i) call(i); // warm-up
+            // Baseline: a plain read of the same blobs, split the same way, timed the same way.
+            std::vector<double> sink(16);
+            auto readCall = [&](size_t i) {
+              const uint8_t* blob = pool.data + (i % copies) * stride;
+              runner.run(nt, [&](int tid, int active) {
+                size_t lo = bytes * tid / active / 64 * 64;
+                size_t hi = tid + 1 == active ? bytes / 64 * 64 : bytes * (tid + 1) / active / 64 * 64;
+                sink[tid * 8 % 16] += readSum(blob + lo, hi - lo);
+              });
+            };
+            for (size_t i = 0; i < std::min<size_t>(copies, 8); ++i) call(i), readCall(i); // warm-up
+            const Timing rd = timeCalls(readCall, std::max<size_t>(copies, 50), opt.minTime / 2);
             const Timing tm = timeCalls(call, std::max<size_t>(copies, 50), opt.minTime);
             const double sec = tm.best;
             Record r{"gemv", sh.name, isaName(isa), formatName(f), "", sh.n, sh.k, 1, nt, sec,
-                     bytes / sec / 1e9, 0, 0, 2.0 * sh.n * sh.k / sec / 1e9, 0, tm.median};
+                     bytes / sec / 1e9, 0, 0, 2.0 * sh.n * sh.k / sec / 1e9, 0, tm.median,
+                     bytes / rd.best / 1e9, 0};
             r.fracRead = r.gbs / bw[nt].readGBs;
             r.fracTriad = r.gbs / bw[nt].triadGBs;
+            r.fracBlobRead = r.gbs / r.blobReadGBs;
             records.push_back(r);
-            std::printf("%-15s %-7s %-15s %3d %9.1f %9.2f %9.2f %7.1f%% %7.1f%%\n", sh.name,
-                        isaName(isa), formatName(f), nt, sec * 1e6, r.gbs, bytes / tm.median / 1e9,
+            std::printf("%-15s %-7s %-15s %3d %9.1f %9.2f %9.2f %9.2f %7.1f%% %7.1f%% %7.1f%%\n",
+                        sh.name, isaName(isa), formatName(f), nt, sec * 1e6, r.gbs,
+                        bytes / tm.median / 1e9, r.blobReadGBs, 100 * r.fracBlobRead,
                         100 * r.fracRead, 100 * r.fracTriad);
             std::fflush(stdout);
           }
@@ -279,7 +299,7 @@ int main(int argc, char** argv) {
               const double peak = peaks[nt].forKernel(isa, f, &what);
               Record r{"gemm", sh.name, isaName(isa), formatName(f), what, sh.n, sh.k, t, nt, sec,
                        packedBytes(f, sh.n, sh.k) / sec / 1e9, 0, 0,
-                       2.0 * sh.n * sh.k * t / sec / 1e9, 0, tm.median};
+                       2.0 * sh.n * sh.k * t / sec / 1e9, 0, tm.median, 0, 0};
               r.fracPeak = peak > 0 ? r.gflops / peak : 0;
               records.push_back(r);
               std::printf("%-15s %-7s %-15s %4lld %3d %9.2f %9.1f %9.1f %7.1f%%  %s\n", sh.name,
@@ -319,11 +339,11 @@ int main(int argc, char** argv) {
                    "\"%s\", \"n\": %lld, \"k\": %lld, \"t\": %lld, \"threads\": %d, \"seconds\": "
                    "%.9f, \"weight_gbs\": %.3f, \"frac_read_bw\": %.4f, \"frac_triad_bw\": %.4f, "
                    "\"gflops\": %.3f, \"frac_peak\": %.4f, \"peak_of\": \"%s\", "
-                   "\"median_seconds\": %.9f}",
+                   "\"median_seconds\": %.9f, \"blob_read_gbs\": %.3f, \"frac_blob_read\": %.4f}",
                    first ? "" : ",", r.kind.c_str(), r.shape.c_str(), r.isa.c_str(),
                    jsonEscape(r.format).c_str(), (long long)r.n, (long long)r.k, (long long)r.t,
                    r.threads, r.seconds, r.gbs, r.fracRead, r.fracTriad, r.gflops, r.fracPeak,
-                   jsonEscape(r.peakWhat).c_str(), r.medianSeconds);
+                   jsonEscape(r.peakWhat).c_str(), r.medianSeconds, r.blobReadGBs, r.fracBlobRead);
       first = false;
     }
     std::fprintf(fp, "\n  ]\n}\n");

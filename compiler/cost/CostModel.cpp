@@ -93,8 +93,8 @@ double CostModel::transferTime(const Device& from, const Device& to, double byte
 
 double CostModel::unitTime(const Unit& u, const Device& d, const Shape& s) const {
   double flops = s.tokens * u.flopsPerToken;
-  double bytes = u.readsWholeWeights ? u.weightBytes
-                                     : std::min(u.weightBytes, s.tokens * u.bytesPerToken);
+  double bytes =
+      u.readsWholeWeights ? u.weightBytes : std::min(u.weightBytes, s.tokens * u.bytesPerToken);
   if (u.kvBytesPerToken > 0 || u.attnFlopsPerPair > 0) {
     // Each sequence adds n = tokens/batch positions after `context` cached ones; causal
     // attention pairs a new token with every earlier position. The whole visible cache is read

@@ -39,12 +39,12 @@ public:
   bool find(const std::string& spec, Device* out) const;
 
   // Device characteristics (seconds, bytes/s, FLOP/s).
-  double bandwidth(const Device& d) const;          // memory bandwidth
+  double bandwidth(const Device& d) const; // memory bandwidth
   double gemvEfficiency(const Device& d, WeightFormat f) const;
   double peakFlops(const Device& d, WeightFormat f) const;
   double opOverhead(const Device& d) const;
-  double memoryBytes(const Device& d) const;        // physical memory
-  double reservedBytes(const Device& d) const;      // kept back from the budget
+  double memoryBytes(const Device& d) const;   // physical memory
+  double reservedBytes(const Device& d) const; // kept back from the budget
   // Whether `d` can run ops of this kind (CPUs and GPUs run everything; NPUs what they list).
   bool supports(const Device& d, const std::string& opKind) const;
 

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 
@@ -16,7 +17,9 @@ std::string pad(const std::string& s, size_t width, bool right = false) {
   return right ? fill + s : s + fill;
 }
 
-std::string layerCell(int layer) { return layer >= 0 ? std::to_string(layer) : "-"; }
+std::string layerCell(int layer) {
+  return layer >= 0 ? std::to_string(layer) : "-";
+}
 
 std::string tokensPerSecond(double v) {
   char buf[32];
@@ -44,7 +47,10 @@ std::string explainText(const ModelGraph& g, const HardwareProfile& profile,
   std::ostringstream os;
   os << header(g, profile, o) << "\n";
   std::string prefillHead = "prefill(" + std::to_string(o.promptLen) + ")";
-  os << pad("layer", 6, true) << "  " << pad("group", 24) << pad("device", 22)
+  size_t dw = 22; // the device column grows for splits such as "29 gpu:6 / 29 gpu:7 / 6 cpu"
+  for (const Row& row : p.rows)
+    dw = std::max(dw, row.device.size() + 2);
+  os << pad("layer", 6, true) << "  " << pad("group", 24) << pad("device", dw)
      << pad("weights", 11, true) << pad("kv cache", 11, true) << pad("decode/step", 13, true)
      << pad(prefillHead, 14, true) << "  prefill offload\n";
   double weights = 0, kv = 0;
@@ -54,19 +60,18 @@ std::string explainText(const ModelGraph& g, const HardwareProfile& profile,
     std::string offload;
     if (row.group == "routed experts" && row.prefillOffloadMinTokens > 0)
       offload = "stream from " + std::to_string(row.prefillOffloadMinTokens) + " tokens";
-    os << pad(layerCell(row.layer), 6, true) << "  " << pad(row.group, 24) << pad(row.device, 22)
+    os << pad(layerCell(row.layer), 6, true) << "  " << pad(row.group, 24) << pad(row.device, dw)
        << pad(formatBytes(row.weightBytes), 11, true)
        << pad(row.kvBytes > 0 ? formatBytes(row.kvBytes) : "-", 11, true)
        << pad(formatSeconds(row.decodeSeconds), 13, true)
        << pad(formatSeconds(row.prefillSeconds), 14, true) << (offload.empty() ? "" : "  ")
        << offload << "\n";
   }
-  os << pad("", 6) << "  " << pad("link transfers", 24) << pad("", 22) << pad("", 11) << pad("", 11)
+  os << pad("", 6) << "  " << pad("link transfers", 24) << pad("", dw) << pad("", 11) << pad("", 11)
      << pad(formatSeconds(p.decodeTransferSeconds), 13, true)
      << pad(formatSeconds(p.prefillTransferSeconds), 14, true) << "\n";
-  os << pad("", 6) << "  " << pad("total", 24) << pad("", 22)
-     << pad(formatBytes(weights), 11, true) << pad(formatBytes(kv), 11, true)
-     << pad(formatSeconds(p.decodeStepSeconds), 13, true)
+  os << pad("", 6) << "  " << pad("total", 24) << pad("", dw) << pad(formatBytes(weights), 11, true)
+     << pad(formatBytes(kv), 11, true) << pad(formatSeconds(p.decodeStepSeconds), 13, true)
      << pad(formatSeconds(p.prefillSeconds), 14, true) << "\n\n";
 
   os << pad("device", 12) << pad("weights", 12, true) << pad("kv cache", 12, true)
@@ -80,8 +85,8 @@ std::string explainText(const ModelGraph& g, const HardwareProfile& profile,
   }
   os << "\npredicted: prefill " << o.promptLen << " tokens in " << formatSeconds(p.prefillSeconds)
      << " (" << tokensPerSecond(p.prefillTokensPerSecond) << " tok/s); decode "
-     << formatSeconds(p.decodeStepSeconds) << " per step = "
-     << tokensPerSecond(p.decodeTokensPerSecond) << " tok/s\n";
+     << formatSeconds(p.decodeStepSeconds)
+     << " per step = " << tokensPerSecond(p.decodeTokensPerSecond) << " tok/s\n";
   os << "(routed-expert rows show what they add to the layer beyond the router and shared "
         "experts, which they overlap)\n";
   for (const std::string& n : r.notes)

@@ -54,7 +54,8 @@ std::string join(const std::vector<std::string>& names) {
 
 // Rejects fields the schema does not know (a typo in an optional field would otherwise be
 // silently ignored). Keys starting with '_' are comments.
-void onlyKnownKeys(const json& obj, const std::string& path, const std::vector<std::string>& known) {
+void onlyKnownKeys(const json& obj, const std::string& path,
+                   const std::vector<std::string>& known) {
   for (auto it = obj.begin(); it != obj.end(); ++it) {
     const std::string& k = it.key();
     if (!k.empty() && k[0] == '_')
@@ -149,8 +150,8 @@ int checkId(const json& obj, const std::string& path, size_t index) {
   if (!v)
     return int(index);
   if (!v->is_number_integer() || v->get<int64_t>() != int64_t(index))
-    fail(sub(path, "id"), "must equal the position in the list (" + std::to_string(index) +
-                              "), got " + shown(*v));
+    fail(sub(path, "id"),
+         "must equal the position in the list (" + std::to_string(index) + "), got " + shown(*v));
   return int(index);
 }
 
@@ -238,9 +239,15 @@ HostLink link(const json& v, const std::string& path) {
 
 AcceleratorProfile accelerator(const json& v, const std::string& path, size_t index, bool npu) {
   object(v, path);
-  std::vector<std::string> keys = {"id",           "name",        "memory_bytes",
-                                   "reserved_bytes", "bandwidth_gbs", "gemv_efficiency",
-                                   "gemm_tflops",  "link",        "launch_overhead_us"};
+  std::vector<std::string> keys = {"id",
+                                   "name",
+                                   "memory_bytes",
+                                   "reserved_bytes",
+                                   "bandwidth_gbs",
+                                   "gemv_efficiency",
+                                   "gemm_tflops",
+                                   "link",
+                                   "launch_overhead_us"};
   if (npu)
     keys.push_back("supported_ops");
   onlyKnownKeys(v, path, keys);
@@ -340,8 +347,8 @@ double CpuProfile::bestGemmGflops(WeightFormat f) const {
 
 const std::vector<std::string>& knownOpKinds() {
   static const std::vector<std::string> kinds = {
-      "embedding", "attention", "mla_attention", "mlp",  "shared_experts", "routed_experts",
-      "lm_head",   "linear",    "rms_norm",      "add",  "rope",           "swiglu"};
+      "embedding", "attention", "mla_attention", "mlp", "shared_experts", "routed_experts",
+      "lm_head",   "linear",    "rms_norm",      "add", "rope",           "swiglu"};
   return kinds;
 }
 

@@ -2,7 +2,8 @@
 // A hardware profile: what the cost model knows about the machine a plan is compiled for — CPU
 // NUMA nodes (cores, memory, bandwidth), CPU kernel throughput per weight format and ISA, GPUs
 // (memory, HBM bandwidth, GEMM throughput, the host link) and NPUs (the same plus the op kinds they
-// can run). Read from JSON; the schema is docs/hardware-profile.md and examples are in examples/hw/.
+// can run). Read from JSON; the schema is docs/hardware-profile.md and examples are in
+// examples/hw/.
 //
 // Parsing never throws: errors come back as one line naming the file and the JSON field, e.g.
 // "hw.json: cpu.numa_nodes[1].bandwidth_gbs: expected a positive number, got \"fast\"".
@@ -37,14 +38,14 @@ struct CpuCaches {
 
 struct CpuProfile {
   std::string model;
-  std::vector<std::string> isa;     // e.g. avx2, avx512, avx512_bf16, avx512_vnni, amx
-  std::vector<NumaNode> numaNodes;  // index i is cpu:numa<i>
+  std::vector<std::string> isa;    // e.g. avx2, avx512, avx512_bf16, avx512_vnni, amx
+  std::vector<NumaNode> numaNodes; // index i is cpu:numa<i>
   CpuCaches caches;
-  FormatTable gemvEfficiency;       // fraction of bandwidthGBs a 1-token GEMV reaches
+  FormatTable gemvEfficiency; // fraction of bandwidthGBs a 1-token GEMV reaches
   // ISA -> GFLOP/s of one NUMA node (all its cores) for a large GEMM of that weight format.
   std::map<std::string, FormatTable> gemmGflops;
-  double reservedBytes = 0;         // kept for the OS and runtime, summed over nodes
-  double opOverheadUs = 0;          // fork/join of the worker pool, per kt op
+  double reservedBytes = 0; // kept for the OS and runtime, summed over nodes
+  double opOverheadUs = 0;  // fork/join of the worker pool, per kt op
 
   // The best GFLOP/s of any ISA this CPU has for `f`.
   double bestGemmGflops(WeightFormat f) const;
@@ -61,12 +62,12 @@ struct AcceleratorProfile {
   int id = 0;
   std::string name;
   double memoryBytes = 0;
-  double reservedBytes = 0;     // runtime context, workspaces and activations
-  double bandwidthGBs = 0;      // device memory bandwidth
-  FormatTable gemvEfficiency;   // default 0.8 for every format when absent
-  FormatTable gemmTflops;       // per weight format
+  double reservedBytes = 0;   // runtime context, workspaces and activations
+  double bandwidthGBs = 0;    // device memory bandwidth
+  FormatTable gemvEfficiency; // default 0.8 for every format when absent
+  FormatTable gemmTflops;     // per weight format
   HostLink link;
-  double launchOverheadUs = 0;  // per kt op (a few kernels, CUDA-graph launched)
+  double launchOverheadUs = 0;           // per kt op (a few kernels, CUDA-graph launched)
   std::vector<std::string> supportedOps; // NPU only; see docs/hardware-profile.md for the names
 };
 

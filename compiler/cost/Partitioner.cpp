@@ -22,7 +22,8 @@ bool parsePrefillOffload(const std::string& text, PrefillOffload* out) {
 bool parsePlacementOverride(const std::string& text, PlacementOverride* out, std::string* why) {
   size_t eq = text.rfind('=');
   if (eq == std::string::npos || eq == 0 || eq + 1 == text.size()) {
-    *why = "placement override '" + text + "' is not REGEX=DEVICE (e.g. 'layers\\.[0-9]+\\.attn=gpu:0')";
+    *why = "placement override '" + text +
+           "' is not REGEX=DEVICE (e.g. 'layers\\.[0-9]+\\.attn=gpu:0')";
     return false;
   }
   out->pattern = text.substr(0, eq);
@@ -39,6 +40,9 @@ bool parsePlacementOverride(const std::string& text, PlacementOverride* out, std
 namespace {
 
 constexpr int kNoExpert = -1;
+// The GPUs as one pool while items are chosen; mapped to real GPUs in program order afterwards
+// (assignPool), so that each GPU holds a run of consecutive layers with their experts.
+const char* const kGpuPool = "gpu:*";
 
 // A placeable thing: a unit (with the units tied to it) or one routed expert.
 struct Item {
@@ -60,9 +64,11 @@ public:
     setup();
     if (!resolvePins() || !placePins())
       return false;
+    reserveStaging();
     greedy();
     if (!fitCpu())
       return false;
+    assignPool();
     if (!assignCpuNodes())
       return false;
     refine();
@@ -124,8 +130,8 @@ private:
         accels_.push_back(d);
       }
     }
-    double cpuTotal = o_.cpuMemBytes >= 0 ? o_.cpuMemBytes
-                                          : cpuMemory - cost_.profile().cpu.reservedBytes;
+    double cpuTotal =
+        o_.cpuMemBytes >= 0 ? o_.cpuMemBytes : cpuMemory - cost_.profile().cpu.reservedBytes;
     for (const Device& d : cpus_)
       budget_[d.spec] = std::max(0.0, cpuTotal * cost_.memoryBytes(d) / cpuMemory);
     for (const Device& d : accels_) {
@@ -134,9 +140,12 @@ private:
     }
     for (const auto& kv : budget_)
       used_[kv.first] = 0;
+  }
 
-    // Prefill offload streams CPU-held experts through a double buffer on one GPU; reserve it when
-    // some experts will have to stay on the CPU (everything cannot fit on the accelerators).
+  // Prefill offload streams CPU-held experts through a double buffer on one GPU; reserve it when
+  // some experts will have to stay on the CPU (everything cannot fit on the accelerators).
+  void reserveStaging() {
+    size_t n = g_.units.size();
     double maxExpert = 0, total = 0, accelBudget = 0;
     for (size_t i = 0; i < n; ++i) {
       const Unit& u = g_.units[i];
@@ -145,13 +154,14 @@ private:
     }
     for (const Device& d : accels_)
       accelBudget += budget_[d.spec];
-    if (o_.prefillOffload != PrefillOffload::Never && maxExpert > 0 && total > accelBudget) {
+    bool someOnCpu = total > accelBudget || o_.expertsOnGpu >= 0;
+    if (o_.prefillOffload != PrefillOffload::Never && maxExpert > 0 && someOnCpu) {
       std::string best;
       for (const Device& d : accels_)
         if (d.cls == DeviceClass::Gpu && (best.empty() || budget_[d.spec] > budget_[best]))
           best = d.spec;
       double staging = 2 * maxExpert;
-      if (!best.empty() && budget_[best] >= staging) {
+      if (!best.empty() && budget_[best] - used_[best] >= staging) {
         offloadDevice_ = best;
         used_[best] += staging;
         stagingNote_ = notes_.size();
@@ -179,8 +189,9 @@ private:
     for (const PlacementOverride& ov : o_.overrides) {
       Device d;
       if (!cost_.find(ov.device, &d))
-        return fail("placement override '" + ov.pattern + "=" + ov.device + "': the profile has no device '" +
-                    ov.device + "' (it has " + deviceList() + ")");
+        return fail("placement override '" + ov.pattern + "=" + ov.device +
+                    "': the profile has no device '" + ov.device + "' (it has " + deviceList() +
+                    ")");
       std::regex re(ov.pattern);
       bool any = false;
       auto matches = [&](const std::vector<std::string>& names) {
@@ -203,7 +214,8 @@ private:
         }
       }
       if (!any)
-        notes_.push_back("placement override '" + ov.pattern + "=" + ov.device + "' matched no weight");
+        notes_.push_back("placement override '" + ov.pattern + "=" + ov.device +
+                         "' matched no weight");
     }
     // A pin on a tied unit pins the unit that owns the shared weights.
     for (size_t i = 0; i < n; ++i) {
@@ -271,7 +283,8 @@ private:
       if (used_[d.spec] > budget_[d.spec] + 0.5)
         return fail("pinned placements (placement overrides or placements in the input) put " +
                     formatBytes(used_[d.spec]) + " on " + d.spec + ", over its budget of " +
-                    formatBytes(budget_[d.spec]) + (d.cls == DeviceClass::Gpu ? " (--gpu-mem)" : ""));
+                    formatBytes(budget_[d.spec]) +
+                    (d.cls == DeviceClass::Gpu ? " (--gpu-mem)" : ""));
     }
     return true;
   }
@@ -301,17 +314,27 @@ private:
                              u.expertFormat, 0);
   }
 
-  // The GPU a unit "belongs" to when there are several: layers are split evenly in program
-  // order (a pipeline), so consecutive units share a GPU and activations rarely cross links.
-  std::string homeGpu(size_t i) const {
-    std::vector<std::string> gpus;
-    for (const Device& d : accels_)
-      if (d.cls == DeviceClass::Gpu)
-        gpus.push_back(d.spec);
-    if (gpus.empty())
-      return "";
-    size_t k = std::min(gpus.size() - 1, i * gpus.size() / std::max<size_t>(1, g_.units.size()));
-    return gpus[k];
+  // GPUs count as one target (the pool, with the best GPU's gain); NPUs each on their own.
+  static void addBenefit(Item& it, const Device& a, double gain) {
+    std::string key = a.cls == DeviceClass::Gpu ? kGpuPool : a.spec;
+    auto [at, fresh] = it.benefit.try_emplace(key, gain);
+    if (!fresh)
+      at->second = std::max(at->second, gain);
+  }
+
+  bool onCpu(const std::string& spec) const {
+    return spec.empty() || (spec != kGpuPool && dev(spec).isCpu());
+  }
+
+  double room(const std::string& spec) const {
+    if (spec == kGpuPool) {
+      double free = 0;
+      for (const Device& d : accels_)
+        if (d.cls == DeviceClass::Gpu)
+          free += std::max(0.0, budget_.at(d.spec) - used_.at(d.spec));
+      return free - poolUsed_;
+    }
+    return budget_.at(spec) - used_.at(spec);
   }
 
   std::vector<Item> makeItems() const {
@@ -327,7 +350,7 @@ private:
         double onCpu = groupTime(i, host, s);
         for (const Device& a : accels_)
           if (groupSupported(i, a))
-            it.benefit[a.spec] = onCpu - groupTime(i, a, s);
+            addBenefit(it, a, onCpu - groupTime(i, a, s));
         items.push_back(it);
       }
       if (u.numExperts == 0 || o_.expertsOnGpu == 0)
@@ -357,7 +380,7 @@ private:
         double onCpu = expertTime(u, e, host, s);
         for (const Device& a : accels_)
           if (cost_.supports(a, "routed_experts"))
-            it.benefit[a.spec] = onCpu - expertTime(u, e, a, s);
+            addBenefit(it, a, onCpu - expertTime(u, e, a, s));
         items.push_back(it);
       }
     }
@@ -378,22 +401,17 @@ private:
     return items;
   }
 
-  // The accelerator an item should go to ("" = none): the largest gain among those with room,
-  // preferring the unit's home GPU among (near-)equal gains.
-  std::string choose(const Item& it, bool requireGain) {
-    std::string home = homeGpu(size_t(it.unit));
+  // The accelerator (or the GPU pool) an item should go to ("" = none): the largest gain among
+  // those with room.
+  std::string choose(const Item& it, bool requireGain) const {
     std::string best;
     double bestGain = 0;
     for (const auto& [spec, gain] : it.benefit) {
-      if (used_[spec] + it.bytes > budget_[spec])
+      if (it.bytes > room(spec))
         continue;
       if (requireGain && gain <= 0)
         continue;
-      bool better = best.empty() || gain > bestGain * (1 + 1e-9) + 1e-15;
-      bool tie = !best.empty() && std::fabs(gain - bestGain) <= 1e-3 * std::fabs(bestGain);
-      if (better && !(tie && best == home))
-        best = spec, bestGain = gain;
-      else if (tie && spec == home)
+      if (best.empty() || gain > bestGain)
         best = spec, bestGain = gain;
     }
     return best;
@@ -404,7 +422,86 @@ private:
       unitDev_[size_t(it.unit)] = spec;
     else
       expertDev_[size_t(it.unit)][size_t(it.expert)] = spec;
-    used_[spec] += it.bytes;
+    (spec == kGpuPool ? poolUsed_ : used_[spec]) += it.bytes;
+  }
+
+  // Pool -> GPUs: walk the units in program order, a unit's routed experts right after it, and
+  // fill GPU 0 up to its share of the pool's bytes (shares in proportion to free memory), then
+  // GPU 1, ... — a pipeline of consecutive layers per GPU, so activations cross between GPUs only
+  // at stage boundaries. What no GPU can take after all (fragmentation) goes to the CPU.
+  void assignPool() {
+    std::vector<std::string> gpus;
+    double free = 0;
+    for (const Device& d : accels_)
+      if (d.cls == DeviceClass::Gpu) {
+        gpus.push_back(d.spec);
+        free += std::max(0.0, budget_[d.spec] - used_[d.spec]);
+      }
+    std::vector<double> target(gpus.size()), filled(gpus.size(), 0);
+    for (size_t k = 0; k < gpus.size(); ++k)
+      target[k] =
+          free > 0 ? poolUsed_ * std::max(0.0, budget_[gpus[k]] - used_[gpus[k]]) / free : 0;
+    size_t g = 0;
+    auto fits = [&](size_t k, double bytes) {
+      return used_[gpus[k]] + bytes <= budget_[gpus[k]] + 0.5;
+    };
+    auto place = [&](double bytes) -> std::string {
+      // Move on once this item would end past the GPU's share by more than half of itself.
+      while (g + 1 < gpus.size() && filled[g] + bytes / 2 > target[g])
+        ++g;
+      size_t k = g;
+      if (!fits(k, bytes)) {
+        k = gpus.size();
+        for (size_t j = 0; j < gpus.size(); ++j) // the nearest GPU with room
+          if (fits(j, bytes) &&
+              (k == gpus.size() || (j > g ? j - g : g - j) < (k > g ? k - g : g - k)))
+            k = j;
+        if (k == gpus.size())
+          return "";
+      }
+      used_[gpus[k]] += bytes;
+      filled[k] += bytes;
+      return gpus[k];
+    };
+    std::vector<size_t> homeless;
+    for (size_t i = 0; i < g_.units.size(); ++i) {
+      if (unitDev_[i] == kGpuPool) {
+        unitDev_[i] = place(groupBytes(i));
+        if (unitDev_[i].empty())
+          homeless.push_back(i);
+      }
+      for (std::string& d : expertDev_[i])
+        if (d == kGpuPool)
+          d = place(g_.units[i].expertBytes);
+    }
+    poolUsed_ = 0;
+    // A big unit (lm_head) that found no GPU in the leftovers: make room next to its predecessor
+    // by sending that GPU's coldest free routed experts to the CPU (they gain less per byte).
+    for (size_t i : homeless) {
+      std::string spec = i > 0 && !onCpu(unitDev_[i - 1]) ? unitDev_[i - 1] : gpus.back();
+      std::vector<std::pair<size_t, int>> experts;
+      for (size_t j = 0; j < g_.units.size(); ++j)
+        for (int e = 0; e < g_.units[j].numExperts; ++e)
+          if (expertDev_[j][size_t(e)] == spec && expertPin_[j][size_t(e)].empty())
+            experts.push_back({j, e});
+      std::stable_sort(experts.begin(), experts.end(), [&](auto a, auto b) {
+        return g_.units[a.first].expertProb[size_t(a.second)] <
+               g_.units[b.first].expertProb[size_t(b.second)];
+      });
+      double need = groupBytes(i);
+      double freed = budget_[spec] - used_[spec];
+      size_t n = 0;
+      while (freed + 0.5 < need && n < experts.size())
+        freed += g_.units[experts[n++].first].expertBytes;
+      if (freed + 0.5 < need)
+        continue; // stays on the CPU
+      for (size_t k = 0; k < n; ++k) {
+        expertDev_[experts[k].first][size_t(experts[k].second)].clear();
+        used_[spec] -= g_.units[experts[k].first].expertBytes;
+      }
+      unitDev_[i] = spec;
+      used_[spec] += need;
+    }
   }
 
   bool placed(const Item& it) const {
@@ -438,10 +535,10 @@ private:
   void cpuNeed(double* experts, double* rest) const {
     *experts = *rest = 0;
     for (size_t i = 0; i < g_.units.size(); ++i) {
-      if (leader(int(i)) == int(i) && (unitDev_[i].empty() || dev(unitDev_[i]).isCpu()))
+      if (leader(int(i)) == int(i) && onCpu(unitDev_[i]))
         *rest += groupBytes(i);
       for (const std::string& d : expertDev_[i])
-        if (d.empty() || dev(d).isCpu())
+        if (onCpu(d))
           *experts += g_.units[i].expertBytes;
     }
   }
@@ -478,13 +575,13 @@ private:
 
   std::string doesNotFit(double experts, double rest) const {
     double need = experts + rest, budget = cpuBudget();
-    double onAccel = 0, int4Savings = 0;
+    double onAccel = poolUsed_, int4Savings = 0;
     for (const Device& d : accels_)
       onAccel += used_.at(d.spec);
     for (size_t i = 0; i < g_.units.size(); ++i) {
       const Unit& u = g_.units[i];
       for (const std::string& d : expertDev_[i])
-        if ((d.empty() || dev(d).isCpu()) && u.expertBytesInt4 > 0)
+        if (onCpu(d) && u.expertBytesInt4 > 0)
           int4Savings += std::max(0.0, u.expertBytes - u.expertBytesInt4);
     }
     std::ostringstream os;
@@ -497,7 +594,8 @@ private:
     os << ", but the CPU budget is " << formatBytes(budget) << " (short by "
        << formatBytes(need - budget) << "): raise --cpu-mem to at least " << formatBytes(need);
     if (int4Savings > 1024)
-      os << ", quantize the routed experts to int4 (saves " << formatBytes(int4Savings) << ")";
+      os << ", use --cpu-quant int4 (saves " << formatBytes(int4Savings)
+         << " on the routed experts alone)";
     bool hasGpu = false;
     for (const Device& d : accels_)
       hasGpu = hasGpu || d.cls == DeviceClass::Gpu;
@@ -587,15 +685,16 @@ private:
   // layer, or one unit to another device, or a layer's accelerator-held experts back to the CPU,
   // and keep a move only if the prediction improves (and budgets still hold).
 
-  Assignment current() const {
+  // The decode step of the current placement. The vectors are swapped into an Assignment and
+  // back rather than copied: this runs for every move the refinement tries.
+  double decodeCost() {
     Assignment a;
-    a.unitDevice = unitDev_;
-    a.expertDevice = expertDev_;
-    return a;
-  }
-
-  double decodeCost() const {
-    return predictStepSeconds(g_, cost_, current(), decodeShape(), /*prefill=*/false);
+    a.unitDevice.swap(unitDev_);
+    a.expertDevice.swap(expertDev_);
+    double t = predictStepSeconds(g_, cost_, a, decodeShape(), /*prefill=*/false);
+    a.unitDevice.swap(unitDev_);
+    a.expertDevice.swap(expertDev_);
+    return t;
   }
 
   struct State {
@@ -724,8 +823,8 @@ private:
         for (const std::string& t : targets)
           improved |= tryMove(units, t, &best);
       for (size_t i : all) {
-        // One unit: to the host, or to a device a neighbour or its home GPU uses.
-        std::vector<std::string> near = {cpus_.front().spec, homeGpu(i)};
+        // One unit: to the host, or to a device a neighbour uses.
+        std::vector<std::string> near = {cpus_.front().spec};
         if (i > 0)
           near.push_back(unitDev_[i - 1]);
         if (i + 1 < g_.units.size())
@@ -780,7 +879,7 @@ private:
       while (hi <= kMaxPrompt && !streamWins(hi))
         hi *= 2;
       if (hi > kMaxPrompt)
-        continue; // streaming never pays off for this layer
+        continue;          // streaming never pays off for this layer
       int64_t lo = hi / 2; // streamWins(lo) is false (or lo == 0)
       while (hi - lo > 1) {
         int64_t mid = lo + (hi - lo) / 2;
@@ -801,6 +900,7 @@ private:
   std::string* error_ = nullptr;
   std::vector<Device> cpus_, accels_;
   std::map<std::string, double> budget_, used_;
+  double poolUsed_ = 0; // chosen for the GPU pool, not yet on a GPU
   std::vector<std::string> unitDev_, unitPin_;
   std::vector<std::vector<std::string>> expertDev_, expertPin_;
   std::vector<int64_t> offloadMin_;

@@ -32,13 +32,13 @@ struct PlacementOverride {
 bool parsePlacementOverride(const std::string& text, PlacementOverride* out, std::string* why);
 
 struct PartitionOptions {
-  double gpuMemBytes = -1;   // budget of each GPU; < 0: its memory minus its reserve
-  double cpuMemBytes = -1;   // all NUMA nodes together; < 0: their memory minus the reserve
-  int expertsOnGpu = -1;     // routed experts per MoE layer on accelerators; -1 = auto
+  double gpuMemBytes = -1; // budget of each GPU; < 0: its memory minus its reserve
+  double cpuMemBytes = -1; // all NUMA nodes together; < 0: their memory minus the reserve
+  int expertsOnGpu = -1;   // routed experts per MoE layer on accelerators; -1 = auto
   PrefillOffload prefillOffload = PrefillOffload::Auto;
-  int64_t promptLen = 512;   // P: the prefill that is predicted, and decode's context
-  int64_t decodeBatch = 1;   // sequences decoded together
-  int64_t kvTokens = 4096;   // KV-cache positions reserved per sequence
+  int64_t promptLen = 512; // P: the prefill that is predicted, and decode's context
+  int64_t decodeBatch = 1; // sequences decoded together
+  int64_t kvTokens = 4096; // KV-cache positions reserved per sequence
   std::vector<PlacementOverride> overrides; // later ones win
 };
 

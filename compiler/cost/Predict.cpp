@@ -97,10 +97,9 @@ private:
   // routed experts run there while every other device computes its experts in parallel, after the
   // hidden state has crossed the link (and before the results cross back).
   MoeTimes moe(size_t i, const Unit& u, const Device& home, const Shape& s, bool prefill) {
-    Unit router = u;
-    router.weightBytes -= u.sharedBytes;
-    router.flopsPerToken -= u.sharedFlopsPerToken;
-    double tRouter = cost_.unitTime(router, home, s);
+    // The router (with the small ops folded in) is the unit minus its shared experts.
+    double tRouter = cost_.computeTime(home, s.tokens * (u.flopsPerToken - u.sharedFlopsPerToken),
+                                       u.weightBytes - u.sharedBytes, u.format, u.numOps);
     double tShared = u.sharedBytes > 0 ? cost_.computeTime(home, s.tokens * u.sharedFlopsPerToken,
                                                            u.sharedBytes, u.format, 1)
                                        : 0;
@@ -185,8 +184,10 @@ Prediction predict(const ModelGraph& g, const CostModel& cost, const Assignment&
     use[d.spec].device = d.spec;
   Predictor predictor(g, cost, a, use);
   std::vector<double> decHead, decRouted, preHead, preRouted;
-  p.decodeStepSeconds = predictor.step(p.decode, false, &decHead, &decRouted, &p.decodeTransferSeconds);
-  p.prefillSeconds = predictor.step(p.prefill, true, &preHead, &preRouted, &p.prefillTransferSeconds);
+  p.decodeStepSeconds =
+      predictor.step(p.decode, false, &decHead, &decRouted, &p.decodeTransferSeconds);
+  p.prefillSeconds =
+      predictor.step(p.prefill, true, &preHead, &preRouted, &p.prefillTransferSeconds);
   p.decodeTokensPerSecond = p.decodeStepSeconds > 0 ? p.decode.tokens / p.decodeStepSeconds : 0;
   p.prefillTokensPerSecond = p.prefillSeconds > 0 ? p.prefill.tokens / p.prefillSeconds : 0;
 
@@ -217,7 +218,8 @@ Prediction predict(const ModelGraph& g, const CostModel& cost, const Assignment&
     x.weightBytes = u.expertBytes * u.numExperts;
     x.decodeSeconds = decRouted[i];
     x.prefillSeconds = preRouted[i];
-    x.prefillOffloadMinTokens = a.prefillOffloadMinTokens.empty() ? 0 : a.prefillOffloadMinTokens[i];
+    x.prefillOffloadMinTokens =
+        a.prefillOffloadMinTokens.empty() ? 0 : a.prefillOffloadMinTokens[i];
     p.rows.push_back(x);
   }
   for (const Device& d : cost.devices()) {

@@ -17,8 +17,8 @@ struct Assignment {
   // Per unit: prompts of at least this many tokens stream the unit's CPU-held experts to
   // `offloadDevice` for prefill instead of computing them on the CPU; 0 = never.
   std::vector<int64_t> prefillOffloadMinTokens;
-  std::string offloadDevice;                          // "" when there is no GPU to stream to
-  std::vector<double> kvBytes;                        // per unit (attention: reserved cache)
+  std::string offloadDevice;   // "" when there is no GPU to stream to
+  std::vector<double> kvBytes; // per unit (attention: reserved cache)
 };
 
 struct PredictOptions {
@@ -29,12 +29,12 @@ struct PredictOptions {
 // One line of the --explain table.
 struct Row {
   int layer = -1;
-  std::string group;       // "attention", "routed experts", ...
-  std::string device;      // "gpu:0", or "2 gpu:0 / 14 cpu" for routed experts
+  std::string group;  // "attention", "routed experts", ...
+  std::string device; // "gpu:0", or "2 gpu:0 / 14 cpu" for routed experts
   double weightBytes = 0;
   double kvBytes = 0;
-  double decodeSeconds = 0;  // this row's share of one decode step
-  double prefillSeconds = 0; // this row's share of one prefill
+  double decodeSeconds = 0;                    // this row's share of one decode step
+  double prefillSeconds = 0;                   // this row's share of one prefill
   std::map<std::string, int> expertsPerDevice; // routed experts only
   int64_t prefillOffloadMinTokens = 0;         // routed experts only
 };

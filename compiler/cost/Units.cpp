@@ -51,11 +51,20 @@ bool parseByteSize(const std::string& text, double* bytes, std::string* why) {
     const char* name;
     double scale;
   };
-  static const Unit kUnits[] = {
-      {"", 1},         {"b", 1},           {"k", 1024.0},    {"kib", 1024.0},
-      {"kb", 1e3},     {"m", 1048576.0},   {"mib", 1048576.0}, {"mb", 1e6},
-      {"g", 1073741824.0}, {"gib", 1073741824.0}, {"gb", 1e9},
-      {"t", 1099511627776.0}, {"tib", 1099511627776.0}, {"tb", 1e12}};
+  static const Unit kUnits[] = {{"", 1},
+                                {"b", 1},
+                                {"k", 1024.0},
+                                {"kib", 1024.0},
+                                {"kb", 1e3},
+                                {"m", 1048576.0},
+                                {"mib", 1048576.0},
+                                {"mb", 1e6},
+                                {"g", 1073741824.0},
+                                {"gib", 1073741824.0},
+                                {"gb", 1e9},
+                                {"t", 1099511627776.0},
+                                {"tib", 1099511627776.0},
+                                {"tb", 1e12}};
   for (const Unit& u : kUnits) {
     if (unit == u.name) {
       *bytes = std::floor(value * u.scale);
@@ -63,7 +72,8 @@ bool parseByteSize(const std::string& text, double* bytes, std::string* why) {
     }
   }
   if (why)
-    *why = "unknown unit '" + unit + "' in '" + text + "' (use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)";
+    *why = "unknown unit '" + unit + "' in '" + text +
+           "' (use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)";
   return false;
 }
 

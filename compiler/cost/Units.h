@@ -30,8 +30,8 @@ bool parseWeightFormat(const std::string& name, WeightFormat* f);
 
 struct QuantSpec {
   WeightFormat format = WeightFormat::F32;
-  int64_t group = 0;      // int4 group size along the input dimension
-  bool symmetric = true;  // int4 without a per-group minimum
+  int64_t group = 0;     // int4 group size along the input dimension
+  bool symmetric = true; // int4 without a per-group minimum
 };
 
 // Bytes of a [rows, cols] matrix (rows = output channels, PyTorch nn.Linear layout) stored as `q`,

@@ -1,6 +1,7 @@
 #include "compiler/emit/PlanEmitter.h"
 
 #include "compiler/plan/PlanWriter.h"
+#include "compiler/plan/WeightPacker.h"
 #include "dialects/kt/IR/KTOps.h"
 #include "runtime/plan/OpSignature.h"
 
@@ -49,7 +50,7 @@ std::unique_ptr<P::RopeT> planRope(ktd::RopeAttr r) {
 
 class Emitter {
 public:
-  Emitter(ModuleOp module, PlanBuilder& b) : module_(module), b_(b), symbols_(module) {}
+  Emitter(ModuleOp module, PlanBuilder& b, WeightPacker* packer) : module_(module), b_(b), symbols_(module), packer_(packer) {}
 
   LogicalResult run() {
     auto fn = symbols_.lookup<func::FuncOp>("forward");
@@ -116,19 +117,75 @@ private:
       w->segments.push_back(P::Segment(file, uint64_t(s.getOffset()), uint64_t(s.getSize())));
     }
     w->layout = w->segments.size() > 1 ? P::Layout::Stacked : P::Layout::RowMajor;
+    w->device = deviceOf(decl);
     if (auto q = decl.getQuantAttr()) {
       w->quant = std::make_unique<P::QuantT>();
       llvm::StringRef s = q.getScheme();
       w->quant->scheme = s == "int8" ? P::QuantScheme::Int8PerChannel : s == "int4" ? P::QuantScheme::Int4Group : P::QuantScheme::None;
       w->quant->group_size = int32_t(q.getGroup());
       w->quant->symmetric = q.getSymmetric();
+      if (b_.plan().devices[w->device]->kind == P::DeviceKind::CPU && failed(pack(decl, q, *w))) return failure();
     }
-    w->device = deviceOf(decl);
     int32_t id = int32_t(b_.weight(std::move(w)));
     weights_[decl.getOperation()] = id;
     return id;
   }
 
+  // Repacks a CPU weight for the quantized kernels: one blob per matrix (per expert for stacked
+  // weights) appended to the sidecar; the plan's segments then point into the sidecar.
+  LogicalResult pack(ktd::WeightOp decl, ktd::QuantAttr q, P::WeightT& w) {
+    if (!packer_) return decl.emitError("quantized weights need a sidecar (internal: no packer given)");
+    llvm::StringRef s = q.getScheme();
+    P::PackedFormat fmt;
+    if (s == "f32") fmt = P::PackedFormat::F32;
+    else if (s == "bf16") fmt = P::PackedFormat::BF16;
+    else if (s == "int8") fmt = P::PackedFormat::Int8;
+    else if (s == "int4" && q.getGroup() == 32) fmt = q.getSymmetric() ? P::PackedFormat::Int4G32Sym : P::PackedFormat::Int4G32Asym;
+    else if (s == "int4" && q.getGroup() == 128) fmt = q.getSymmetric() ? P::PackedFormat::Int4G128Sym : P::PackedFormat::Int4G128Asym;
+    else return decl.emitError("no CPU kernel format for quantization ") << q;
+    const int64_t rank = int64_t(w.shape.size());
+    const int64_t n = w.shape[size_t(rank - 2)], k = w.shape[size_t(rank - 1)];
+    const int64_t slices = rank == 3 ? w.shape[0] : 1;
+    const uint64_t sliceBytes = uint64_t(n * k) * dtypeSize(::kt::DType(w.dtype));
+    std::vector<P::Segment> packed;
+    for (int64_t i = 0; i < slices; ++i) {
+      // A slice is a segment of its own (stacked experts) or a sub-range of the single segment.
+      const P::Segment& src = w.segments.size() == size_t(slices) ? w.segments[size_t(i)] : w.segments[0];
+      uint64_t offset = src.offset() + (w.segments.size() == size_t(slices) ? 0 : uint64_t(i) * sliceBytes);
+      uint64_t outOffset = 0, outSize = 0;
+      std::string err;
+      const std::string& file = b_.plan().weight_files[src.file()]->path;
+      if (!packer_->pack(file, offset, ::kt::DType(w.dtype), n, k, int(fmt), &outOffset, &outSize, &err))
+        return decl.emitError("packing failed: ") << err;
+      packed.push_back(P::Segment(sidecarIndex(), outOffset, outSize));
+    }
+    w.segments = std::move(packed);
+    w.layout = P::Layout::Packed;
+    w.packed_format = fmt;
+    return success();
+  }
+
+  // The sidecar's entry in the plan's weight files (its size is set when packing finishes).
+  uint32_t sidecarIndex() {
+    if (sidecar_ < 0) {
+      std::string name = packer_->path();
+      if (auto slash = name.find_last_of('/'); slash != std::string::npos) name = name.substr(slash + 1);
+      sidecar_ = int32_t(b_.weightFile(name, 0));
+    }
+    return uint32_t(sidecar_);
+  }
+
+public:
+  LogicalResult finishSidecar() {
+    if (!packer_) return success();
+    uint64_t size = 0;
+    std::string err;
+    if (!packer_->finish(&size, &err)) return module_.emitError(err);
+    if (sidecar_ >= 0) b_.plan().weight_files[size_t(sidecar_)]->size = size;
+    return success();
+  }
+
+private:
   // A readable step name: the weight symbol's prefix ("layers.1.attn") or op name + counter.
   std::string stepName(Operation* op) {
     for (Value v : op->getOperands())
@@ -370,10 +427,16 @@ private:
   std::map<std::string, std::vector<uint32_t>> free_;
   std::map<uint32_t, std::string> bufferKey_;
   int counter_ = 0;
+  WeightPacker* packer_ = nullptr;
+  int32_t sidecar_ = -1;
 };
 
 } // namespace
 
-LogicalResult emitPlan(ModuleOp module, PlanBuilder& builder) { return Emitter(module, builder).run(); }
+LogicalResult emitPlan(ModuleOp module, PlanBuilder& builder, WeightPacker* packer) {
+  Emitter e(module, builder, packer);
+  if (failed(e.run())) return failure();
+  return e.finishSidecar();
+}
 
 } // namespace kt::compiler

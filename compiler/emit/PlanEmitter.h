@@ -11,9 +11,12 @@
 namespace kt::compiler {
 
 class PlanBuilder;
+class WeightPacker;
 
 // Fills model metadata, devices, weights, buffers, KV-cache layout and the "prefill" and "decode"
-// entry points of `builder` from `module`. Reports problems as MLIR diagnostics on the op at fault.
-mlir::LogicalResult emitPlan(mlir::ModuleOp module, PlanBuilder& builder);
+// entry points of `builder` from `module`. Weights marked with `quant` and placed on the CPU are
+// packed by `packer` into the plan's sidecar (required when there are any). Reports problems as
+// MLIR diagnostics on the op at fault.
+mlir::LogicalResult emitPlan(mlir::ModuleOp module, PlanBuilder& builder, WeightPacker* packer);
 
 } // namespace kt::compiler

@@ -1,7 +1,9 @@
 #include "compiler/pipeline/Pipeline.h"
 
 #include "compiler/emit/PlanEmitter.h"
+#include "compiler/passes/QuantizeWeights.h"
 #include "compiler/plan/PlanWriter.h"
+#include "compiler/plan/WeightPacker.h"
 #include "dialects/kt/IR/KTOps.h"
 #include "dialects/kt/Transforms/Passes.h"
 #include "frontends/hf/HfImporter.h"
@@ -30,10 +32,14 @@ bool compileModel(const hf::ModelDesc& model, const CompileOptions& options, pla
                  << " is not available yet (this build compiles CPU plans; the CUDA backend is in progress)\n";
     return false;
   }
-  if (options.dtype != "f32") {
-    llvm::errs() << "kt-compile: error: --dtype " << options.dtype << " is not available yet (f32)\n";
+  if (options.dtype != "f32" && options.dtype != "bf16") {
+    llvm::errs() << "kt-compile: error: --dtype must be f32 or bf16, not '" << options.dtype << "'\n";
     return false;
   }
+  // bf16 compute on the CPU = bf16 weight panels multiplied by bf16-rounded activations (AVX512-BF16
+  // or AMX), f32 accumulation; unless the user also chose a quantized format.
+  std::string cpuQuant = options.cpuQuant;
+  if (cpuQuant.empty() && options.dtype == "bf16") cpuQuant = "bf16";
   mlir::MLIRContext ctx;
   mlir::kt::registerKTPasses();
   auto t0 = std::chrono::steady_clock::now();
@@ -68,6 +74,15 @@ bool compileModel(const hf::ModelDesc& model, const CompileOptions& options, pla
   std::string pipeline = "kt-assign-placement{device=" + options.device + "}";
   if (!options.passPipeline.empty()) pipeline += "," + options.passPipeline;
   if (mlir::failed(mlir::parsePassPipeline(pipeline, pm, llvm::errs()))) return false;
+  if (!cpuQuant.empty()) {
+    std::string err;
+    auto pass = createQuantizeWeightsPass(cpuQuant, &err);
+    if (!pass) {
+      llvm::errs() << "kt-compile: error: " << err << "\n";
+      return false;
+    }
+    pm.addPass(std::move(pass));
+  }
   if (mlir::failed(pm.run(*module))) return false;
   stats->passSeconds = since(t0);
   module->walk([&](mlir::Operation* op) {
@@ -88,7 +103,9 @@ bool compileModel(const hf::ModelDesc& model, const CompileOptions& options, pla
 
   t0 = std::chrono::steady_clock::now();
   PlanBuilder builder;
-  if (mlir::failed(emitPlan(*module, builder))) return false;
+  WeightPacker packer(options.sidecarPath.empty() ? "model.ktplan.weights" : options.sidecarPath);
+  if (mlir::failed(emitPlan(*module, builder, &packer))) return false;
+  builder.plan().model->compute_dtype = options.dtype == "bf16" ? plan::DType::BF16 : plan::DType::F32;
   stats->emitSeconds = since(t0);
   *out = std::move(builder.plan());
   return true;

@@ -3,7 +3,7 @@
 //   import   : Hugging Face folder -> kt module (frontends/hf)
 //   verify   : op verifiers (shapes, routing attributes, weight storage)
 //   place    : kt-partition (cost model, with --hw) or kt-assign-placement (everything on --device)
-//   emit     : kt module -> plan (compiler/emit)
+//   emit     : kt module -> plan (compiler/emit); packed weights go to the sidecar
 // This header is plain C++ so the tool's main, which catches kt::Error, includes no MLIR.
 #include "frontends/hf/HfModel.h"
 #include "runtime/schema/plan_generated.h"
@@ -18,6 +18,8 @@ struct CompileOptions {
   std::string target = "cpu";  // cpu (gpu/hybrid come with the CUDA backend)
   std::string dtype = "f32";   // compute precision
   std::string device = "cpu:numa0";
+  std::string cpuQuant;        // pack CPU weight matrices: f32|bf16|int8|int4[:g32|:g128][:asym]; "" = as stored
+  std::string sidecarPath;     // where packed weights go (PLAN.weights); needed when cpuQuant is set
   std::string passPipeline;    // extra passes, textual MLIR pipeline (--pass-pipeline)
   std::string dumpMlirPath;    // write the placed kt module here ("-" = stdout)
   bool verbose = false;

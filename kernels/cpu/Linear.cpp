@@ -1,6 +1,10 @@
 #include "kernels/cpu/Linear.h"
 
+#include "kernels/cpu/quant/QuantMatmul.h"
 #include "runtime/support/ThreadPool.h"
+
+#include <algorithm>
+#include <cstdint>
 
 #include <vector>
 
@@ -8,6 +12,13 @@ namespace kt::cpu {
 
 void linearRef(const float* x, int64_t tokens, const MatrixView& w, const float* bias, float* y) {
   const int64_t n = w.rows, k = w.cols;
+  if (w.packed >= 0) { // the format's definition: exact dequantization, double accumulation
+    quant::matmulRef(quant::WeightFormat(w.packed), w.data, n, k, x, tokens, y);
+    if (bias)
+      for (int64_t t = 0; t < tokens; ++t)
+        for (int64_t r = 0; r < n; ++r) y[t * n + r] += bias[r];
+    return;
+  }
   for (int64_t t = 0; t < tokens; ++t)
     for (int64_t r = 0; r < n; ++r) {
       float acc = 0.f;
@@ -27,8 +38,31 @@ static inline float dot(const float* a, const float* b, int64_t k) {
   return acc;
 }
 
+// Packed weights: activations are converted once (bf16 / int8 as the format's kernel wants), then
+// the threads split the output rows in whole 16-row panels.
+static void linearPacked(ThreadPool& pool, const float* x, int64_t tokens, const MatrixView& w, const float* bias,
+                         float* y) {
+  using namespace quant;
+  static const Isa isa = detectIsa();
+  const auto fmt = WeightFormat(w.packed);
+  const int64_t n = w.rows, k = w.cols;
+  thread_local std::vector<uint8_t> actStorage;
+  size_t bytes = activationBytes(isa, fmt, k, tokens);
+  actStorage.resize(bytes + kPackedAlign);
+  uint8_t* act = actStorage.data() + (kPackedAlign - reinterpret_cast<uintptr_t>(actStorage.data()) % kPackedAlign) % kPackedAlign;
+  prepareActivations(isa, fmt, x, k, tokens, act);
+  const int64_t panels = (n + kRowBlock - 1) / kRowBlock;
+  pool.parallelFor(panels, 1, [&](int64_t b, int64_t e) {
+    matmulPrepared(isa, fmt, w.data, n, k, act, tokens, y, b * kRowBlock, std::min(n, e * kRowBlock));
+  });
+  if (bias)
+    for (int64_t t = 0; t < tokens; ++t)
+      for (int64_t r = 0; r < n; ++r) y[t * n + r] += bias[r];
+}
+
 void linear(ThreadPool& pool, const float* x, int64_t tokens, const MatrixView& w, const float* bias,
             float* y) {
+  if (w.packed >= 0) return linearPacked(pool, x, tokens, w, bias, y);
   const int64_t n = w.rows, k = w.cols;
   pool.parallelFor(n, 16, [&](int64_t begin, int64_t end) {
     std::vector<float> rowBuf(w.dtype == DType::F32 ? 0 : size_t(k));

@@ -1,5 +1,7 @@
 #include "kernels/cpu/Matrix.h"
 
+#include "kernels/cpu/quant/QuantMatmul.h"
+
 #include <cstring>
 
 namespace kt::cpu {
@@ -27,6 +29,10 @@ float MatrixView::at(int64_t r, int64_t c) const {
 }
 
 void MatrixView::rowToF32(int64_t r, float* out) const {
+  if (packed >= 0) {
+    quant::dequantizeRow(quant::WeightFormat(packed), data, rows, cols, r, out);
+    return;
+  }
   const uint8_t* p = row(r);
   switch (dtype) {
   case DType::F32: std::memcpy(out, p, size_t(cols) * 4); return;

@@ -1,5 +1,6 @@
 #include "runtime/exec/WeightStore.h"
 
+#include "kernels/cpu/quant/QuantMatmul.h"
 #include "runtime/io/MappedFile.h"
 #include "runtime/support/Error.h"
 
@@ -21,6 +22,7 @@ WeightStore::WeightStore(const LoadedPlan& plan) : plan_(plan) {
   }
   if (p.weights()) {
     for (const plan::Weight* w : *p.weights()) {
+      if (w->layout() == plan::Layout::Packed) checkPacked(*w);
       if (w->layout() == plan::Layout::RowMajor && w->segments()->size() != 1)
         throw Error(plan.origin() + ": weight '" + w->name()->str() + "' is row-major but split over " +
                     std::to_string(w->segments()->size()) + " segments");
@@ -32,6 +34,21 @@ WeightStore::WeightStore(const LoadedPlan& plan) : plan_(plan) {
 }
 
 WeightStore::~WeightStore() = default;
+
+// A packed blob must carry the header the kernels expect for its format and shape, so a stale or
+// foreign sidecar is refused here instead of being read as garbage.
+void WeightStore::checkPacked(const plan::Weight& w) const {
+  const auto fmt = cpu::quant::WeightFormat(w.packed_format());
+  const auto* shape = w.shape();
+  int64_t n = shape->Get(shape->size() - 2), k = shape->Get(shape->size() - 1);
+  for (const plan::Segment* s : *w.segments()) {
+    std::string err;
+    if (s->offset() % cpu::quant::kPackedAlign)
+      throw Error(plan_.origin() + ": packed weight '" + w.name()->str() + "' is not 64-byte aligned in its sidecar");
+    if (!cpu::quant::checkPacked(fmt, segmentData(*s), s->size(), n, k, &err))
+      throw Error(plan_.origin() + ": packed weight '" + w.name()->str() + "' in '" + files_[s->file()]->path() + "': " + err);
+  }
+}
 
 const uint8_t* WeightStore::segmentData(const plan::Segment& s) const {
   return files_[s.file()]->data() + s.offset();
@@ -45,6 +62,7 @@ cpu::MatrixView WeightStore::matrix(int32_t id) const {
   v.rows = 1;
   for (uint32_t i = 0; i + 1 < w.shape()->size(); ++i) v.rows *= w.shape()->Get(i);
   v.data = segmentData(*w.segments()->Get(0));
+  if (w.layout() == plan::Layout::Packed) v.packed = int32_t(w.packed_format());
   return v;
 }
 
@@ -55,7 +73,10 @@ cpu::MatrixView WeightStore::slice(int32_t id, int64_t i) const {
   v.cols = w.shape()->Get(w.shape()->size() - 1);
   v.rows = 1;
   for (uint32_t d = 1; d + 1 < w.shape()->size(); ++d) v.rows *= w.shape()->Get(d);
-  if (w.layout() == plan::Layout::Stacked) {
+  if (w.layout() == plan::Layout::Packed) {
+    v.data = segmentData(*w.segments()->Get(uint32_t(i)));
+    v.packed = int32_t(w.packed_format());
+  } else if (w.layout() == plan::Layout::Stacked) {
     v.data = segmentData(*w.segments()->Get(uint32_t(i)));
   } else {
     v.data = segmentData(*w.segments()->Get(0)) + size_t(i) * size_t(v.rows) * v.rowBytes();

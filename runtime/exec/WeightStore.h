@@ -28,6 +28,7 @@ public:
 
 private:
   const uint8_t* segmentData(const plan::Segment& s) const;
+  void checkPacked(const plan::Weight& w) const;
 
   const LoadedPlan& plan_;
   std::vector<std::unique_ptr<MappedFile>> files_;

@@ -72,8 +72,16 @@ private:
       uint32_t layout = uint32_t(w->layout());
       if (layout > uint32_t(Layout::MAX)) fail(what + " has unknown layout " + std::to_string(layout));
       uint64_t expectTotal = numel * dtypeSize(kt::DType(w->dtype()));
-      bool quantized = w->quant() && w->quant()->scheme() != QuantScheme::None;
-      if (w->layout() == Layout::Stacked && w->segments()->size() != uint32_t(w->shape()->Get(0)))
+      const bool packed = w->layout() == Layout::Packed;
+      if (packed && uint32_t(w->packed_format()) > uint32_t(PackedFormat::MAX))
+        fail(what + " has unknown packed format " + std::to_string(uint32_t(w->packed_format())));
+      if (packed && (w->shape()->size() < 2 || w->shape()->size() > 3))
+        fail(what + " is packed but is not a matrix or a stack of matrices");
+      // Packed blobs are sized by the kernels' layout; WeightStore checks them against it.
+      bool quantized = packed || (w->quant() && w->quant()->scheme() != QuantScheme::None);
+      bool perSlice = w->layout() == Layout::Stacked || (packed && w->shape()->size() == 3);
+      if (packed && !perSlice && w->segments()->size() != 1) fail(what + " is packed but has several segments");
+      if (perSlice && w->segments()->size() != uint32_t(w->shape()->Get(0)))
         fail(what + " is stacked over " + std::to_string(w->shape()->Get(0)) + " slices but has " +
              std::to_string(w->segments()->size()) + " segments");
       uint64_t total = 0;

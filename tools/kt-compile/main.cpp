@@ -22,7 +22,10 @@ their files; the plan records where they are.
 options:
   -o, --output PLAN        plan file to write (required)
   --target cpu             devices to compile for (cpu; gpu and hybrid: in progress)
-  --dtype f32              compute precision (f32)
+  --dtype f32|bf16         compute precision (bf16: bf16 weights x bf16 activations, f32 sums)
+  --cpu-quant FORMAT       pack CPU weight matrices: f32, bf16, int8, int4 (= int4:g32),
+                           int4:g128, int4:g32:asym, int4:g128:asym; packed weights go to
+                           PLAN.weights next to the plan (the checkpoint is only read)
   --device SPEC            placement for the cpu target (default cpu:numa0)
   --pass-pipeline P        extra MLIR passes to run after placement (textual pipeline)
   --emit-mlir FILE         also write the placed kt module ("-" for stdout)
@@ -86,6 +89,7 @@ int main(int argc, char** argv) {
     } else if (a == "-o" || a == "--output") output = need(i);
     else if (a == "--target") opt.target = need(i);
     else if (a == "--dtype") opt.dtype = need(i);
+    else if (a == "--cpu-quant") opt.cpuQuant = need(i);
     else if (a == "--device") opt.device = need(i);
     else if (a == "--pass-pipeline") opt.passPipeline = need(i);
     else if (a == "--emit-mlir") opt.dumpMlirPath = need(i);
@@ -120,6 +124,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "kt-compile: error: need MODEL_DIR and -o PLAN (see --help)\n");
     return 2;
   }
+  opt.sidecarPath = output + ".weights";
   try {
     auto t0 = std::chrono::steady_clock::now();
     std::fprintf(stderr, "[kt-compile] reading %s\n", modelDir.c_str());

@@ -1,7 +1,7 @@
 #pragma once
 // Counter-based random numbers: value i of a stream is a pure function of (key, i), so a tensor's
 // bytes do not depend on the order tensors are written in, on chunk sizes, or on threads.
-#include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -27,19 +27,10 @@ inline uint64_t randomBits(uint64_t key, uint64_t counter) {
   return mix64(key + (counter + 1) * 0x9e3779b97f4a7c15ull);
 }
 
-// Standard normals number 2p and 2p+1 of a stream, by Box-Muller from one 64-bit draw (24 bits
-// each for the radius and the angle: plenty for weights stored in 16 bits).
-inline void normalPair(uint64_t key, uint64_t p, float* z0, float* z1) {
-  uint64_t r = randomBits(key, p);
-  const float u1 = float((r >> 40) + 1) * (1.0f / 16777216.0f); // (0, 1]: log stays finite
-  const float u2 = float(r & 0xffffffu) * (1.0f / 16777216.0f); // [0, 1)
-  const float radius = std::sqrt(-2.0f * std::log(u1));
-  const float angle = 6.28318530717958647692f * u2;
-  *z0 = radius * std::cos(angle);
-  *z1 = radius * std::sin(angle);
-}
-
 // Normals i0 .. i0+n-1 of stream `key`, scaled and shifted: out[k] = mean + std * z[i0+k].
+// Normals 2p and 2p+1 come from draw p by Box-Muller (24 bits each for radius and angle: plenty
+// for weights stored in 16 bits). log, sin and cos are polynomials in plain IEEE arithmetic, not
+// libm: the loops vectorize, and the bytes are the same on every machine and libm.
 void fillNormal(uint64_t key, uint64_t i0, size_t n, float mean, float std, float* out);
 
 } // namespace kt::synth

@@ -46,19 +46,23 @@ uint64_t StreamTensor::bytes() const {
 }
 
 std::string safetensorsHeader(const std::vector<StreamTensor>& tensors, const Metadata& metadata) {
-  // ordered_json keeps the data order in the header, as the safetensors library does.
-  nlohmann::ordered_json h = nlohmann::ordered_json::object();
-  h["__metadata__"] = {{"format", "pt"}};
+  // Built as text: nlohmann's ordered_json inserts in linear time, quadratic for 45k tensors.
+  // Keys follow the data order, after "__metadata__", as the safetensors library writes them.
+  auto str = [](const std::string& v) { return nlohmann::json(v).dump(); };
+  std::string json = "{\"__metadata__\":{\"format\":\"pt\"";
   for (const auto& [k, v] : metadata)
-    h["__metadata__"][k] = v;
+    json += "," + str(k) + ":" + str(v);
+  json += "}";
   uint64_t offset = 0;
   for (const StreamTensor& t : tensors) {
     const uint64_t end = offset + t.bytes();
-    h[t.name] = {
-        {"dtype", safetensorsDType(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, end}}};
+    json += "," + str(t.name) + ":{\"dtype\":\"" + safetensorsDType(t.dtype) + "\",\"shape\":[";
+    for (size_t i = 0; i < t.shape.size(); ++i)
+      json += (i ? "," : "") + std::to_string(t.shape[i]);
+    json += "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(end) + "]}";
     offset = end;
   }
-  std::string json = h.dump();
+  json += "}";
   // Pad so the data section starts 8-byte aligned (the reader then maps aligned tensors).
   json.append((8 - json.size() % 8) % 8, ' ');
   std::string out(8, '\0');

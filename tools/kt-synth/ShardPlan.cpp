@@ -1,5 +1,6 @@
 #include "tools/kt-synth/ShardPlan.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -47,19 +48,34 @@ std::vector<Shard> planShards(const std::vector<uint64_t>& tensorBytes, uint64_t
 
 std::string shardIndexJson(const std::vector<Shard>& shards, const std::vector<std::string>& names,
                            const std::map<std::string, std::string>& metadata) {
-  nlohmann::ordered_json j;
+  // As transformers writes it: json.dumps(index, indent=2, sort_keys=True). Built as text, since
+  // nlohmann's ordered_json inserts in linear time (quadratic for 45k tensors).
+  auto str = [](const std::string& v) { return nlohmann::json(v).dump(); };
   uint64_t total = 0;
   for (const Shard& s : shards)
     total += s.dataBytes;
-  j["metadata"] = {{"total_size", total}};
+  std::map<std::string, std::string> meta;
   for (const auto& [k, v] : metadata)
-    j["metadata"][k] = v;
-  nlohmann::ordered_json map = nlohmann::ordered_json::object();
+    meta[k] = str(v);
+  meta["total_size"] = std::to_string(total);
+  std::vector<std::pair<std::string, std::string>> map; // tensor -> file
   for (const Shard& s : shards)
     for (size_t t : s.tensors)
-      map[names[t]] = s.file;
-  j["weight_map"] = std::move(map);
-  return j.dump(2) + "\n";
+      map.emplace_back(names[t], s.file);
+  std::sort(map.begin(), map.end());
+  std::string j = "{\n  \"metadata\": {";
+  bool first = true;
+  for (const auto& [k, v] : meta) {
+    j += std::string(first ? "" : ",") + "\n    " + str(k) + ": " + v;
+    first = false;
+  }
+  j += "\n  },\n  \"weight_map\": {";
+  first = true;
+  for (const auto& [name, file] : map) {
+    j += std::string(first ? "" : ",") + "\n    " + str(name) + ": " + str(file);
+    first = false;
+  }
+  return j + "\n  }\n}\n";
 }
 
 bool parseByteSize(const std::string& text, uint64_t* out) {

@@ -89,8 +89,13 @@ private:
             "docs/hardware-profile.md and examples/hw/");
       return failure();
     }
-    bool inlineJson = profile.front() == '{';
-    if (!(inlineJson ? cost::parseHardwareProfile(profile, "inline profile", &hw, &why)
+    // Inline JSON: `profile={"name": ...}`. The pass-option parser strips the outer braces of a
+    // value, so a leading quote means the braces were there.
+    std::string text = profile;
+    bool inlineJson = text.front() == '{' || text.front() == '"';
+    if (text.front() == '"')
+      text = "{" + text + "}";
+    if (!(inlineJson ? cost::parseHardwareProfile(text, "inline profile", &hw, &why)
                      : cost::loadHardwareProfile(profile, &hw, &why))) {
       error(why);
       return failure();

@@ -47,7 +47,8 @@ double bytesOf(WeightOp w, const cost::QuantSpec& q) {
   // Vectors (norms, biases) are never quantized: integer schemes keep the checkpoint dtype.
   int64_t n = w.getTensorType().getNumElements();
   bool integer = q.format == cost::WeightFormat::Int8 || q.format == cost::WeightFormat::Int4;
-  return cost::plainBytes(n, integer ? elementFormat(w.getTensorType().getElementType()) : q.format);
+  return cost::plainBytes(n,
+                          integer ? elementFormat(w.getTensorType().getElementType()) : q.format);
 }
 
 /// Multiply-adds x2 per token of a matrix weight (0 for vectors).
@@ -60,7 +61,9 @@ int64_t lastDim(Value v) {
   return t.getRank() ? t.getShape().back() : 1;
 }
 
-bool isGlue(Operation* op) { return llvm::isa<RmsNormOp, AddOp, RopeOp, SwigluOp>(op); }
+bool isGlue(Operation* op) {
+  return llvm::isa<RmsNormOp, AddOp, RopeOp, SwigluOp>(op);
+}
 
 std::string opKindOf(Operation* op) {
   return llvm::TypeSwitch<Operation*, std::string>(op)
@@ -253,8 +256,8 @@ private:
     for (Value v : {moe.getRouter(), moe.getCorrectionBias()})
       useWeight(i, v, &flops);
     double before = g_.units[i].weightBytes;
-    for (Value v : {moe.getSharedGate(), moe.getSharedUp(), moe.getSharedDown(),
-                    moe.getSharedExpertGate()})
+    for (Value v :
+         {moe.getSharedGate(), moe.getSharedUp(), moe.getSharedDown(), moe.getSharedExpertGate()})
       useWeight(i, v, &sharedFlops);
     cost::Unit& u = g_.units[i];
     u.sharedBytes = u.weightBytes - before;
@@ -268,12 +271,14 @@ private:
     for (Value v : {moe.getGate(), moe.getUp(), moe.getDown()}) {
       WeightOp w = weightOf(v);
       if (!w)
-        return moe.emitError() << "kt-partition: routed expert weights must come from kt.weight_ref";
+        return moe.emitError()
+               << "kt-partition: routed expert weights must come from kt.weight_ref";
       cost::QuantSpec q = quantOf(w);
       ArrayRef<int64_t> s = w.getTensorType().getShape();
       double perExpert = cost::matrixBytes(s[1], s[2], q);
       u.expertBytes += perExpert;
-      u.expertBytesInt4 += cost::matrixBytes(s[1], s[2], {cost::WeightFormat::Int4, 64, true});
+      // What --cpu-quant int4 (group 32, symmetric) would make of it.
+      u.expertBytesInt4 += cost::matrixBytes(s[1], s[2], {cost::WeightFormat::Int4, 32, true});
       u.expertFlopsPerToken += 2.0 * double(s[1] * s[2]);
       if (perExpert > largest) {
         largest = perExpert;
@@ -294,8 +299,8 @@ private:
       }
     }
     std::string why;
-    if (!cost::expertProbabilities(stats_, int(moe.getLayer()), u.numExperts, u.topK,
-                                   &u.expertProb, &why))
+    if (!cost::expertProbabilities(stats_, int(moe.getLayer()), u.numExperts, u.topK, &u.expertProb,
+                                   &why))
       return moe.emitError() << "kt-partition: " << why;
     if (failed(verifyExpertPlacement(moe)))
       return failure();

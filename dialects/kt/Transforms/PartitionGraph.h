@@ -26,13 +26,13 @@ namespace kt {
 /// The ops and weights behind each unit of a cost::ModelGraph.
 struct PartitionBinding {
   struct UnitOps {
-    Operation* main = nullptr;                   // the big op
-    llvm::SmallVector<Operation*> glue;          // small ops folded into it
-    llvm::SmallVector<WeightOp> weights;         // weights it owns (first user)
-    llvm::SmallVector<WeightOp> expertWeights;   // stacked [E, ...] routed experts
+    Operation* main = nullptr;                 // the big op
+    llvm::SmallVector<Operation*> glue;        // small ops folded into it
+    llvm::SmallVector<WeightOp> weights;       // weights it owns (first user)
+    llvm::SmallVector<WeightOp> expertWeights; // stacked [E, ...] routed experts
   };
   std::vector<UnitOps> units;
-  llvm::SmallVector<WeightOp> unused;            // weights no op reads
+  llvm::SmallVector<WeightOp> unused; // weights no op reads
 };
 
 /// Builds the graph of `module`'s functions. `stats` (may be null) gives

@@ -27,7 +27,8 @@ struct VerifyPlacementPass : public kt::impl::VerifyPlacementPassBase<VerifyPlac
   void runOnOperation() override {
     bool ok = true;
     getOperation().walk([&](Operation* op) {
-      if (auto placed = llvm::dyn_cast<PlacementOpInterface>(op); placed && !placed.getPlacementAttr()) {
+      if (auto placed = llvm::dyn_cast<PlacementOpInterface>(op);
+          placed && !placed.getPlacementAttr()) {
         op->emitError() << "has no placement (run kt-partition or kt-assign-placement)";
         ok = false;
       }

@@ -67,7 +67,14 @@ inline __m512i hsum4i(__m512i a, __m512i b, __m512i c, __m512i d) {
 }
 
 // Software prefetch distance for the streaming GEMV (bytes ahead of the line being consumed).
-constexpr int kPrefetch = 1024;
+#ifndef KT_QUANT_PREFETCH
+#define KT_QUANT_PREFETCH 4096
+#endif
+constexpr int kPrefetch = KT_QUANT_PREFETCH; // 0: rely on the hardware prefetchers alone
+inline void prefetchAhead(const void* p) {
+  if constexpr (kPrefetch > 0)
+    _mm_prefetch(static_cast<const char*>(p) + kPrefetch, _MM_HINT_T0);
+}
 
 // ==== GEMV: t <= 4 tokens, 1 panel at a time, 4 accumulator chains per token ====================
 
@@ -86,7 +93,7 @@ template <int T> void gemvF32(const Job& j, const Out& o, int64_t p0, int64_t p1
     for (int64_t c = 0; c < kp; c += 4) {
       KT_UNROLL
       for (int u = 0; u < 4; ++u) {
-        _mm_prefetch(reinterpret_cast<const char*>(w + (c + u) * 16) + kPrefetch, _MM_HINT_T0);
+        prefetchAhead(w + (c + u) * 16);
         const __m512 wv = _mm512_loadu_ps(w + (c + u) * 16);
         KT_UNROLL
         for (int s = 0; s < T; ++s)
@@ -114,7 +121,7 @@ template <int T> void gemvBf16(const Job& j, const Out& o, int64_t p0, int64_t p
     for (int64_t l = 0; l < lines; l += 4) {
       KT_UNROLL
       for (int u = 0; u < 4; ++u) {
-        _mm_prefetch(reinterpret_cast<const char*>(w + (l + u) * 64) + kPrefetch, _MM_HINT_T0);
+        prefetchAhead(w + (l + u) * 64);
         const __m512i wv = _mm512_loadu_si512(w + (l + u) * 64);
         KT_UNROLL
         for (int s = 0; s < T; ++s)
@@ -149,7 +156,7 @@ template <int T> void gemvInt8(const Job& j, const Out& o, int64_t p0, int64_t p
     for (int64_t l = 0; l < lines; l += 4) {
       KT_UNROLL
       for (int u = 0; u < 4; ++u) {
-        _mm_prefetch(reinterpret_cast<const char*>(w + (l + u) * 64) + kPrefetch, _MM_HINT_T0);
+        prefetchAhead(w + (l + u) * 64);
         const __m512i wv = _mm512_loadu_si512(w + (l + u) * 64);
         KT_UNROLL
         for (int s = 0; s < T; ++s)
@@ -188,6 +195,16 @@ inline __m512 int4Update(const Job& j, int64_t s, int64_t g, __m512i lo, __m512i
   return _mm512_fmadd_ps(m, _mm512_set1_ps(actSumF(j, s, g)), acc);
 }
 
+// The group scales (and mins) sit after the panel's weight lines: a second stream that starts afresh
+// in every panel, where the hardware prefetcher would only catch on after a few demand misses.
+// Prefetch that region of the next panel one panel ahead (of the first panel, right away).
+inline void prefetchScales(const Layout& L, const uint8_t* blob, int64_t p, int64_t p1) {
+  if (p >= p1) return;
+  const uint8_t* base = panelPtr(L, blob, p);
+  for (size_t off = L.scaleOff; off < L.panelBytes; off += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(base + off), _MM_HINT_T0);
+}
+
 template <int T, int G, bool ASYM> void gemvInt4(const Job& j, const Out& o, int64_t p0, int64_t p1) {
   constexpr int LG = G / 8; // lines per group
   const int64_t groups = j.w.groups;
@@ -195,34 +212,46 @@ template <int T, int G, bool ASYM> void gemvInt4(const Job& j, const Out& o, int
   const uint8_t* x[T];
   KT_UNROLL
   for (int s = 0; s < T; ++s) x[s] = actRow(j, s);
+  prefetchScales(j.w, j.packed, p0, p1);
   for (int64_t p = p0; p < p1; ++p) {
     const uint8_t* panel = panelPtr(j.w, j.packed, p);
+    prefetchScales(j.w, j.packed, p + 1, p1);
     __m512 facc[T];
     KT_UNROLL
     for (int s = 0; s < T; ++s) facc[s] = _mm512_setzero_ps();
     for (int64_t g = 0; g < groups; ++g) {
       const uint8_t* w = panel + size_t(g) * G * 8;
-      // One low and one high chain per token: groups are independent, so out-of-order execution
-      // overlaps the chains of consecutive groups.
-      __m512i lo[T], hi[T];
+      // Low and high chains per token, doubled by line parity for t <= 2 so a single token keeps
+      // four VPDPBUSD chains in flight.
+      constexpr int C = T <= 2 ? 2 : 1;
+      __m512i lo[T][C], hi[T][C];
       KT_UNROLL
-      for (int s = 0; s < T; ++s) lo[s] = hi[s] = _mm512_setzero_si512();
+      for (int s = 0; s < T; ++s)
+        KT_UNROLL
+        for (int c = 0; c < C; ++c) lo[s][c] = hi[s][c] = _mm512_setzero_si512();
       KT_UNROLL
       for (int l = 0; l < LG; ++l) {
-        _mm_prefetch(reinterpret_cast<const char*>(w + l * 64) + kPrefetch, _MM_HINT_T0);
+        prefetchAhead(w + l * 64);
         const __m512i v = _mm512_loadu_si512(w + l * 64);
         const __m512i vl = _mm512_and_si512(v, low), vh = _mm512_and_si512(v, high);
         KT_UNROLL
         for (int s = 0; s < T; ++s) {
           const uint8_t* xk = x[s] + g * G + l * 8;
-          lo[s] = _mm512_dpbusd_epi32(lo[s], vl, bcast32(xk));
-          hi[s] = _mm512_dpbusd_epi32(hi[s], vh, bcast32(xk + 4));
+          lo[s][l % C] = _mm512_dpbusd_epi32(lo[s][l % C], vl, bcast32(xk));
+          hi[s][l % C] = _mm512_dpbusd_epi32(hi[s][l % C], vh, bcast32(xk + 4));
+        }
+      }
+      if constexpr (C == 2) {
+        KT_UNROLL
+        for (int s = 0; s < T; ++s) {
+          lo[s][0] = _mm512_add_epi32(lo[s][0], lo[s][1]);
+          hi[s][0] = _mm512_add_epi32(hi[s][0], hi[s][1]);
         }
       }
       __m512 d16, m;
       int4GroupScales<ASYM>(panel, j.w, g, &d16, &m);
       KT_UNROLL
-      for (int s = 0; s < T; ++s) facc[s] = int4Update(j, s, g, lo[s], hi[s], d16, m, facc[s]);
+      for (int s = 0; s < T; ++s) facc[s] = int4Update(j, s, g, lo[s][0], hi[s][0], d16, m, facc[s]);
     }
     KT_UNROLL
     for (int s = 0; s < T; ++s) storeRows(o, s, p * 16, facc[s]);

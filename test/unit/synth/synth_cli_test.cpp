@@ -221,7 +221,7 @@ TEST(SynthDeterminism, SameSeedSameBytes) {
   }
   // A tensor's values depend on (seed, name) only, not on the other tensors: a 1-layer model's
   // embedding table equals the 3-layer model's.
-  ASSERT_EQ(run(kSynth + " " + cfg + " " + d + "/one -q --seed 11 --layers 1").code, 0);
+  ASSERT_EQ(run(kSynth + " " + cfg + " " + d + "/one -q --seed 11 --dtype f32 --layers 1").code, 0);
   SafetensorsFile full(d + "/a/model.safetensors"), one(d + "/one/model.safetensors");
   const TensorInfo* t1 = full.find("model.embed_tokens.weight");
   const TensorInfo* t2 = one.find("model.embed_tokens.weight");
@@ -250,11 +250,11 @@ TEST(SynthSharding, ShardsComputeTheSameLogits) {
     EXPECT_NE(f.find("-of-"), std::string::npos) << f;
   }
   uint64_t dataBytes = 0;
-  for (const auto& [name, t] : SafetensorsFile(d + "/single/model.safetensors").tensors())
+  SafetensorsFile singleFile(d + "/single/model.safetensors");
+  for (const auto& [name, t] : singleFile.tensors())
     dataBytes += t.size;
   EXPECT_EQ(index["metadata"]["total_size"].get<uint64_t>(), dataBytes);
-  EXPECT_EQ(index["weight_map"].size(),
-            SafetensorsFile(d + "/single/model.safetensors").tensors().size());
+  EXPECT_EQ(index["weight_map"].size(), singleFile.tensors().size());
   for (const char* m : {"single", "sharded"}) {
     ASSERT_EQ(run(kCompile + " " + d + "/" + m + " -o " + d + "/" + m + ".ktplan").code, 0) << m;
     r = run(kRt + " score " + d + "/" + m + ".ktplan --ids 3,1,4,1,5,9 --out " + d + "/" + m +

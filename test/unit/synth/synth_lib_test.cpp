@@ -82,6 +82,20 @@ TEST(Random, CounterBasedAndChunkIndependent) {
   EXPECT_NE(key, synth::streamKey(7, "model.layers.1.mlp.up_proj.weight"));
 }
 
+// The exact bits, so that a checkpoint is the same on every machine: these came from the x86-64
+// build (AVX2 path); the SSE2 path, other compilers and other CPUs must agree.
+TEST(Random, GoldenValues) {
+  const uint32_t golden[9] = {0xbcfcb510u, 0x3f04c7f0u, 0xbf89547au, 0xbf8e5c89u, 0x3e2320f8u,
+                              0xbf587737u, 0x3f9eb920u, 0x3e5fe131u, 0x3ee115d7u};
+  float v[9];
+  synth::fillNormal(synth::streamKey(42, "model.embed_tokens.weight"), 1000001, 9, 0.0f, 1.0f, v);
+  for (int i = 0; i < 9; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &v[i], 4);
+    EXPECT_EQ(bits, golden[i]) << "value " << i << " = " << v[i];
+  }
+}
+
 TEST(Random, StandardNormal) {
   const size_t n = 1 << 20;
   std::vector<float> z(n);

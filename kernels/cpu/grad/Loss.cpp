@@ -1,0 +1,107 @@
+// lm_head + mean causal cross-entropy. For a predicted position with logits l = x·Wᵀ and target c:
+//   loss = logsumexp(l) - l_c,   dl = (softmax(l) - onehot(c)) / N,   dx = dl · W  (W frozen).
+// Logits exist only for a chunk of predicted positions at a time (vocabularies are large).
+#include "kernels/cpu/grad/Detail.h"
+#include "runtime/support/Error.h"
+#include "runtime/support/ThreadPool.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+namespace kt::cpu::grad {
+
+namespace {
+constexpr int64_t kChunkLogits = int64_t(1) << 23; // logits per chunk (32 MiB in f32)
+
+template <class T>
+LossResult crossEntropy(ThreadPool& pool, const MatrixView& lmHead, const T* x, int64_t batch,
+                        int64_t seqLen, const int32_t* labels, T* dx, int64_t normalizer) {
+  const int64_t rows = batch * seqLen, H = lmHead.cols, V = lmHead.rows;
+  // Position t of a sequence predicts the sequence's token t + 1 (Hugging Face's shift).
+  std::vector<int64_t> pos;
+  std::vector<int32_t> target;
+  for (int64_t r = 0; r < rows; ++r) {
+    if (r % seqLen == seqLen - 1)
+      continue;
+    const int32_t c = labels[r + 1];
+    if (c == kIgnoreIndex)
+      continue;
+    if (c < 0 || c >= V)
+      throw Error("cross-entropy: label " + std::to_string(c) + " at row " + std::to_string(r + 1) +
+                  " is outside the vocabulary of " + std::to_string(V));
+    pos.push_back(r);
+    target.push_back(c);
+  }
+  if (dx)
+    std::fill(dx, dx + rows * H, T(0));
+  LossResult res;
+  res.count = int64_t(pos.size());
+  if (pos.empty())
+    return res;
+  const double norm = normalizer > 0 ? double(normalizer) : double(res.count);
+  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(res.count, kChunkLogits / V));
+  std::vector<T> xs, logits, dxs;
+  std::vector<double> rowLoss(static_cast<size_t>(chunk));
+  double sum = 0;
+  for (int64_t c0 = 0; c0 < res.count; c0 += chunk) {
+    const int64_t n = std::min(chunk, res.count - c0);
+    xs.resize(size_t(n * H));
+    logits.resize(size_t(n * V));
+    for (int64_t i = 0; i < n; ++i)
+      std::copy_n(x + pos[size_t(c0 + i)] * H, H, xs.data() + i * H);
+    detail::matmulXWt(pool, xs.data(), n, lmHead, MatrixView{}, logits.data());
+    pool.parallelFor(n, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        T* l = logits.data() + i * V;
+        const int32_t c = target[size_t(c0 + i)];
+        const T mx = *std::max_element(l, l + V);
+        T s = 0;
+        for (int64_t j = 0; j < V; ++j)
+          s += std::exp(l[j] - mx);
+        const T lse = mx + std::log(s);
+        rowLoss[size_t(i)] = double(lse - l[c]);
+        if (!dx)
+          continue;
+        const T inv = T(1.0 / norm);
+        for (int64_t j = 0; j < V; ++j)
+          l[j] = std::exp(l[j] - lse) * inv;
+        l[c] -= inv;
+      }
+    });
+    for (int64_t i = 0; i < n; ++i)
+      sum += rowLoss[size_t(i)]; // fixed order: deterministic
+    if (!dx)
+      continue;
+    dxs.resize(size_t(n * H));
+    detail::matmulDyW(pool, logits.data(), n, lmHead, dxs.data(), false);
+    for (int64_t i = 0; i < n; ++i)
+      std::copy_n(dxs.data() + i * H, H, dx + pos[size_t(c0 + i)] * H);
+  }
+  res.loss = sum / norm;
+  return res;
+}
+} // namespace
+
+template <class T>
+LossResult lmHeadLossForward(ThreadPool& pool, const MatrixView& lmHead, const T* x, int64_t batch,
+                             int64_t seqLen, const int32_t* labels, int64_t normalizer) {
+  return crossEntropy(pool, lmHead, x, batch, seqLen, labels, static_cast<T*>(nullptr), normalizer);
+}
+
+template <class T>
+LossResult lmHeadLossBackward(ThreadPool& pool, const MatrixView& lmHead, const T* x, int64_t batch,
+                              int64_t seqLen, const int32_t* labels, T* dx, int64_t normalizer) {
+  return crossEntropy(pool, lmHead, x, batch, seqLen, labels, dx, normalizer);
+}
+
+#define KT_GRAD_INSTANTIATE(T)                                                                     \
+  template LossResult lmHeadLossForward<T>(ThreadPool&, const MatrixView&, const T*, int64_t,      \
+                                           int64_t, const int32_t*, int64_t);                      \
+  template LossResult lmHeadLossBackward<T>(ThreadPool&, const MatrixView&, const T*, int64_t,     \
+                                            int64_t, const int32_t*, T*, int64_t);
+KT_GRAD_INSTANTIATE(float)
+KT_GRAD_INSTANTIATE(double)
+#undef KT_GRAD_INSTANTIATE
+
+} // namespace kt::cpu::grad

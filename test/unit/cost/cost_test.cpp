@@ -1,0 +1,463 @@
+// compiler/cost: the hardware-profile parser's error messages, the cost model's arithmetic on a
+// profile with known numbers, expert statistics, and the partitioner on hand-built graphs.
+#include "compiler/cost/CostModel.h"
+#include "compiler/cost/ExpertStats.h"
+#include "compiler/cost/Explain.h"
+#include "compiler/cost/HardwareProfile.h"
+#include "compiler/cost/Partitioner.h"
+#include "compiler/cost/Units.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+
+namespace kt::cost {
+namespace {
+
+// One NUMA node of 100 GB/s at 1000 GFLOP/s, one GPU of 1000 GB/s at 100 TFLOP/s on a 10 GB/s
+// link with 5 us latency; efficiencies 1 and overheads 0 unless a test sets them, so times are
+// plain bytes / bandwidth and flops / peak.
+const char* kProfile = R"({
+  "name": "unit",
+  "source": "placeholder",
+  "cpu": {
+    "isa": ["avx512", "amx"],
+    "numa_nodes": [{"cores": 8, "memory_bytes": "64GiB", "bandwidth_gbs": 100}],
+    "gemv_efficiency": {"f32": 1.0},
+    "gemm_gflops": {"avx512": {"f32": 1000, "bf16": 2000}, "amx": {"bf16": 20000, "int8": 40000}}
+  },
+  "gpus": [{"memory_bytes": "16GiB", "reserved_bytes": "1GiB", "bandwidth_gbs": 1000,
+            "gemv_efficiency": {"f32": 1.0}, "gemm_tflops": {"f32": 100},
+            "link": {"h2d_gbs": 10, "d2h_gbs": 20, "latency_us": 5}}]
+})";
+
+HardwareProfile parsed(const std::string& text = kProfile) {
+  HardwareProfile p;
+  std::string error;
+  EXPECT_TRUE(parseHardwareProfile(text, "unit.json", &p, &error)) << error;
+  return p;
+}
+
+// The error for `text`, which must not parse.
+std::string profileError(const std::string& text) {
+  HardwareProfile p;
+  std::string error;
+  EXPECT_FALSE(parseHardwareProfile(text, "hw.json", &p, &error));
+  return error;
+}
+
+// kProfile with `from` replaced by `to` (exactly once).
+std::string edited(const std::string& from, const std::string& to) {
+  std::string s = kProfile;
+  size_t at = s.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  return at == std::string::npos ? s : s.replace(at, from.size(), to);
+}
+
+// ---- Units -------------------------------------------------------------------------------------
+
+TEST(Units, ByteSizes) {
+  double b = 0;
+  std::string why;
+  ASSERT_TRUE(parseByteSize("12GiB", &b, &why));
+  EXPECT_EQ(b, 12.0 * 1024 * 1024 * 1024);
+  ASSERT_TRUE(parseByteSize("1.5 GB", &b, &why));
+  EXPECT_EQ(b, 1.5e9);
+  ASSERT_TRUE(parseByteSize("4096", &b, &why));
+  EXPECT_EQ(b, 4096);
+  ASSERT_TRUE(parseByteSize("0", &b, &why));
+  EXPECT_EQ(b, 0);
+  ASSERT_TRUE(parseByteSize("unlimited", &b, &why));
+  EXPECT_GE(b, kUnlimitedBytes);
+  EXPECT_FALSE(parseByteSize("lots", &b, &why));
+  EXPECT_EQ(why, "expected a size such as 12GiB, 512MiB, 4096 or 'unlimited', got 'lots'");
+  EXPECT_FALSE(parseByteSize("12 parsecs", &b, &why));
+  EXPECT_NE(why.find("unknown unit 'parsecs'"), std::string::npos) << why;
+  EXPECT_FALSE(parseByteSize("-1GiB", &b, &why));
+  EXPECT_EQ(formatBytes(1536), "1.5 KiB");
+  EXPECT_EQ(formatBytes(3.0 * 1024 * 1024 * 1024), "3.0 GiB");
+  EXPECT_EQ(formatBytes(kUnlimitedBytes), "unlimited");
+  EXPECT_EQ(formatSeconds(1.2e-5), "12.0 us");
+  EXPECT_EQ(formatSeconds(0.0345), "34.50 ms");
+}
+
+TEST(Units, WeightBytesPerFormat) {
+  // bf16 2 B, int8 1 B + an f32 scale per row, int4 0.5 B + an f16 scale per group (+ an f16
+  // minimum per group when asymmetric).
+  EXPECT_EQ(matrixBytes(4096, 1024, {WeightFormat::F32}), 4.0 * 4096 * 1024);
+  EXPECT_EQ(matrixBytes(4096, 1024, {WeightFormat::BF16}), 2.0 * 4096 * 1024);
+  EXPECT_EQ(matrixBytes(4096, 1024, {WeightFormat::Int8}), 4096.0 * 1024 + 4.0 * 4096);
+  EXPECT_EQ(matrixBytes(4096, 1024, {WeightFormat::Int4, 64, true}),
+            0.5 * 4096 * 1024 + 2.0 * 4096 * (1024 / 64));
+  EXPECT_EQ(matrixBytes(4096, 1024, {WeightFormat::Int4, 128, false}),
+            0.5 * 4096 * 1024 + 4.0 * 4096 * (1024 / 128));
+  EXPECT_EQ(plainBytes(100, WeightFormat::F16), 200);
+}
+
+// ---- Hardware profile --------------------------------------------------------------------------
+
+TEST(HardwareProfile, ParsesAndFallsBack) {
+  HardwareProfile p = parsed();
+  EXPECT_EQ(p.name, "unit");
+  ASSERT_EQ(p.cpu.numaNodes.size(), 1u);
+  EXPECT_EQ(p.cpu.numaNodes[0].memoryBytes, 64.0 * (1ull << 30));
+  ASSERT_EQ(p.gpus.size(), 1u);
+  EXPECT_EQ(p.gpus[0].reservedBytes, 1.0 * (1ull << 30));
+  // Missing formats fall back: int4 -> int8 -> bf16 -> f32.
+  EXPECT_EQ(p.cpu.gemvEfficiency.get(WeightFormat::Int4), 1.0);
+  EXPECT_EQ(p.gpus[0].gemmTflops.get(WeightFormat::BF16), 100);
+  // The best ISA per format: AMX for bf16/int8, but AMX has no f32, so f32 is AVX-512's.
+  EXPECT_EQ(p.cpu.bestGemmGflops(WeightFormat::BF16), 20000);
+  EXPECT_EQ(p.cpu.bestGemmGflops(WeightFormat::Int8), 40000);
+  EXPECT_EQ(p.cpu.bestGemmGflops(WeightFormat::Int4), 40000);
+  EXPECT_EQ(p.cpu.bestGemmGflops(WeightFormat::F32), 1000);
+}
+
+TEST(HardwareProfile, ShippedExamplesParse) {
+  for (const char* name :
+       {"xeon-2s-rtx4090.json", "xeon-2s-8xl20.json", "npu-box.json", "this-vm.json"}) {
+    HardwareProfile p;
+    std::string error;
+    EXPECT_TRUE(loadHardwareProfile(std::string(KT_EXAMPLES_DIR) + "/hw/" + name, &p, &error))
+        << error;
+  }
+  HardwareProfile l20;
+  std::string error;
+  ASSERT_TRUE(
+      loadHardwareProfile(std::string(KT_EXAMPLES_DIR) + "/hw/xeon-2s-8xl20.json", &l20, &error));
+  EXPECT_EQ(l20.gpus.size(), 8u);
+  EXPECT_EQ(l20.cpu.numaNodes.size(), 2u);
+}
+
+TEST(HardwareProfile, ErrorsNameTheField) {
+  EXPECT_EQ(profileError(edited("\"bandwidth_gbs\": 100", "\"bandwith_gbs\": 100")),
+            "hw.json: cpu.numa_nodes[0].bandwith_gbs: unknown field (expected one of: id, cores, "
+            "memory_bytes, bandwidth_gbs)");
+  EXPECT_EQ(profileError(edited("\"bandwidth_gbs\": 100", "\"bandwidth_gbs\": \"fast\"")),
+            "hw.json: cpu.numa_nodes[0].bandwidth_gbs: expected a positive number, got \"fast\"");
+  EXPECT_EQ(profileError(edited("\"cores\": 8, ", "")),
+            "hw.json: cpu.numa_nodes[0].cores: missing (required)");
+  EXPECT_EQ(
+      profileError(edited("\"gemv_efficiency\": {\"f32\": 1.0},\n    \"gemm",
+                          "\"gemv_efficiency\": {\"f32\": 1.5},\n    \"gemm")),
+      "hw.json: cpu.gemv_efficiency.f32: must be at most 1 (a fraction of the bandwidth), got 1.5");
+  EXPECT_EQ(profileError(edited("\"amx\": {\"bf16\"", "\"avx2\": {\"bf16\"")),
+            "hw.json: cpu.gemm_gflops.avx2: ISA 'avx2' is not listed in cpu.isa");
+  EXPECT_EQ(profileError(edited("{\"f32\": 1000, \"bf16\": 2000}", "{\"bf16\": 2000}")),
+            "hw.json: cpu.gemm_gflops: needs an f32 entry for at least one ISA (every format can "
+            "fall back to f32)");
+  EXPECT_EQ(
+      profileError(edited("\"gemm_tflops\": {\"f32\": 100}", "\"gemm_tflops\": {\"fp8\": 100}")),
+      "hw.json: gpus[0].gemm_tflops.fp8: unknown weight format (expected f32, bf16, f16, int8 or "
+      "int4)");
+  EXPECT_EQ(
+      profileError(edited("\"memory_bytes\": \"16GiB\"", "\"memory_bytes\": \"16 GiBs\"")),
+      "hw.json: gpus[0].memory_bytes: unknown unit 'gibs' in '16 GiBs' (use B, KiB, MiB, GiB, "
+      "TiB, KB, MB, GB or TB)");
+  EXPECT_EQ(profileError(edited("\"link\": {\"h2d_gbs\": 10, ", "\"link\": {")),
+            "hw.json: gpus[0].link.h2d_gbs: missing (required)");
+  EXPECT_EQ(profileError(edited("\"gpus\": [{", "\"gpus\": [{\"id\": 3, ")),
+            "hw.json: gpus[0].id: must equal the position in the list (0), got 3");
+  EXPECT_EQ(profileError(edited("\"gpus\"", "\"npus\"")),
+            "hw.json: npus[0].supported_ops: missing (required)");
+  EXPECT_EQ(
+      profileError(edited("\"source\": \"placeholder\"", "\"source\": \"guess\"")),
+      "hw.json: source: expected \"measured\", \"datasheet\" or \"placeholder\", got \"guess\"");
+  EXPECT_EQ(profileError("[1, 2]"), "hw.json: (top level): expected an object, got [1,2]");
+  std::string json = profileError("{\"name\": ");
+  EXPECT_EQ(json.rfind("hw.json: not valid JSON: ", 0), 0u) << json;
+  HardwareProfile p;
+  std::string error;
+  EXPECT_FALSE(loadHardwareProfile("/no/such/profile.json", &p, &error));
+  EXPECT_EQ(error, "/no/such/profile.json: cannot open the hardware profile");
+}
+
+TEST(HardwareProfile, NpuOpKinds) {
+  std::string npu =
+      edited("\"gpus\": [{", "\"npus\": [{\"supported_ops\": [\"attention\", \"warp_drive\"], ");
+  EXPECT_EQ(profileError(npu).substr(0, 64),
+            "hw.json: npus[0].supported_ops[1]: unknown op kind 'warp_drive' ");
+}
+
+// ---- Cost model arithmetic -----------------------------------------------------------------
+
+Unit linearUnit(double bytes, double flopsPerToken) {
+  Unit u;
+  u.kind = UnitKind::Linear;
+  u.opKind = "linear";
+  u.weightBytes = bytes;
+  u.flopsPerToken = flopsPerToken;
+  u.hidden = 1024;
+  return u;
+}
+
+TEST(CostModel, DecodeGemvIsBytesOverBandwidth) {
+  CostModel m(parsed());
+  Device cpu, gpu;
+  ASSERT_TRUE(m.find("cpu:numa0", &cpu));
+  ASSERT_TRUE(m.find("gpu:0", &gpu));
+  // A 4096 x 4096 f32 GEMV: 64 MiB read, 2 * 16.8 M flops (negligible at 1 token).
+  double bytes = 4.0 * 4096 * 4096, flops = 2.0 * 4096 * 4096;
+  Unit u = linearUnit(bytes, flops);
+  Shape decode{1, 0, 1};
+  EXPECT_DOUBLE_EQ(m.unitTime(u, cpu, decode), bytes / 100e9);
+  EXPECT_DOUBLE_EQ(m.unitTime(u, gpu, decode), bytes / 1000e9);
+  // 4096 tokens: compute-bound, flops / peak.
+  Shape prefill{4096, 0, 1};
+  EXPECT_DOUBLE_EQ(m.unitTime(u, cpu, prefill), 4096 * flops / 1000e9);
+  EXPECT_DOUBLE_EQ(m.unitTime(u, gpu, prefill), 4096 * flops / 100e12);
+}
+
+TEST(CostModel, EfficiencyOverheadAndTransfers) {
+  HardwareProfile p = parsed();
+  p.cpu.gemvEfficiency.values["f32"] = 0.5;
+  p.cpu.opOverheadUs = 3;
+  CostModel m(p);
+  Device cpu, gpu;
+  ASSERT_TRUE(m.find("cpu:numa0", &cpu));
+  ASSERT_TRUE(m.find("gpu:0", &gpu));
+  Unit u = linearUnit(1e9, 0);
+  u.numOps = 2;
+  EXPECT_DOUBLE_EQ(m.unitTime(u, cpu, {1, 0, 1}), 1e9 / (100e9 * 0.5) + 2 * 3e-6);
+  // Host <-> GPU: latency + bytes / link bandwidth, per direction; nothing between CPU nodes.
+  EXPECT_DOUBLE_EQ(m.transferTime(cpu, gpu, 1e6), 5e-6 + 1e6 / 10e9);
+  EXPECT_DOUBLE_EQ(m.transferTime(gpu, cpu, 1e6), 5e-6 + 1e6 / 20e9);
+  EXPECT_EQ(m.transferTime(cpu, cpu, 1e6), 0);
+}
+
+TEST(CostModel, AttentionReadsTheKvCache) {
+  CostModel m(parsed());
+  Device cpu;
+  ASSERT_TRUE(m.find("cpu:numa0", &cpu));
+  Unit u = linearUnit(1e6, 0);
+  u.kvBytesPerToken = 1000;
+  // Decode one token of each of 4 sequences with 999 cached positions: 4 * 1000 positions read.
+  EXPECT_DOUBLE_EQ(m.unitTime(u, cpu, {4, 999, 4}), (1e6 + 4 * 1000 * 1000) / 100e9);
+}
+
+Unit moeUnit(int experts, int topK, double expertBytes) {
+  Unit u;
+  u.kind = UnitKind::Moe;
+  u.opKind = "shared_experts";
+  u.layer = 1;
+  u.numExperts = experts;
+  u.topK = topK;
+  u.expertBytes = expertBytes;
+  u.expertBytesInt4 = expertBytes / 4;
+  u.expertFlopsPerToken = expertBytes / 2; // bf16: 2 flops per 2-byte weight
+  u.expertFormat = WeightFormat::BF16;
+  u.format = WeightFormat::BF16;
+  u.hidden = 2048;
+  std::string why;
+  EXPECT_TRUE(expertProbabilities(nullptr, 1, experts, topK, &u.expertProb, &why));
+  return u;
+}
+
+TEST(CostModel, UniformRoutingExpectations) {
+  // Uniform routing: T*k/E tokens per expert, E*(1-(1-k/E)^T) distinct experts touched.
+  Unit u = moeUnit(64, 6, 1e6);
+  std::vector<int> all(64);
+  for (int e = 0; e < 64; ++e)
+    all[size_t(e)] = e;
+  for (double t : {1.0, 8.0, 512.0}) {
+    EXPECT_NEAR(CostModel::expectedTouched(u, all, t), 64 * (1 - std::pow(1 - 6.0 / 64, t)), 1e-9);
+    EXPECT_NEAR(CostModel::expectedTokens(u, all, t), t * 6, 1e-9);
+  }
+  // One decode token reads exactly its 6 experts.
+  CostModel m(parsed());
+  Device cpu;
+  ASSERT_TRUE(m.find("cpu:numa0", &cpu));
+  EXPECT_NEAR(m.expertsTime(u, all, cpu, {1, 0, 1}), 6 * 1e6 / 100e9, 1e-15);
+}
+
+TEST(ExpertStats, NormalisesAndChecksLengths) {
+  ExpertStats s;
+  std::string why;
+  ASSERT_TRUE(
+      parseExpertStats(R"({"tokens": 10, "layers": {"3": [1, 1, 2, 4]}})", "s.json", &s, &why))
+      << why;
+  std::vector<double> p;
+  ASSERT_TRUE(expertProbabilities(&s, 3, 4, 2, &p, &why));
+  EXPECT_DOUBLE_EQ(p[0], 0.25);
+  EXPECT_DOUBLE_EQ(p[2], 0.5);
+  EXPECT_DOUBLE_EQ(p[3], 1.0);
+  ASSERT_TRUE(expertProbabilities(&s, 5, 4, 2, &p, &why)); // absent layer: uniform
+  EXPECT_DOUBLE_EQ(p[1], 0.5);
+  EXPECT_FALSE(expertProbabilities(&s, 3, 8, 2, &p, &why));
+  EXPECT_EQ(why, "s.json: layers.3 has 4 values but the model's layer 3 has 8 routed experts");
+  EXPECT_FALSE(parseExpertStats(R"({"layers": {"x": [1]}})", "s.json", &s, &why));
+  EXPECT_EQ(why, "s.json: layers.x: layer keys must be layer numbers such as \"3\"");
+  EXPECT_FALSE(parseExpertStats(R"({"layers": {"1": [1, -2]}})", "s.json", &s, &why));
+  EXPECT_EQ(why, "s.json: layers.1[1]: expected a non-negative number, got -2");
+}
+
+// ---- Partitioner -------------------------------------------------------------------------------
+
+// attention (10 MB + KV), one MoE layer of 8 experts of 10 MB, lm_head 20 MB.
+ModelGraph smallModel() {
+  ModelGraph g;
+  g.name = "small";
+  g.numLayers = 1;
+  Unit attn = linearUnit(10e6, 2 * 5e6);
+  attn.kind = UnitKind::Attention;
+  attn.opKind = "attention";
+  attn.layer = 0;
+  attn.kvBytesPerToken = 1000;
+  g.units.push_back(attn);
+  Unit moe = moeUnit(8, 2, 10e6);
+  moe.layer = 0;
+  moe.weightBytes = 1e6;
+  moe.flopsPerToken = 1e6;
+  g.units.push_back(moe);
+  Unit head = linearUnit(20e6, 2 * 10e6);
+  head.kind = UnitKind::LmHead;
+  head.opKind = "lm_head";
+  g.units.push_back(head);
+  return g;
+}
+
+TEST(Partitioner, BudgetsDecide) {
+  CostModel m(parsed());
+  ModelGraph g = smallModel();
+  PartitionOptions o;
+  o.kvTokens = 1000;
+  PartitionResult r;
+  std::string why;
+
+  o.gpuMemBytes = 0;
+  ASSERT_TRUE(partition(g, m, o, &r, &why)) << why;
+  for (const std::string& d : r.assignment.unitDevice)
+    EXPECT_EQ(d, "cpu:numa0");
+  for (const std::string& d : r.assignment.expertDevice[1])
+    EXPECT_EQ(d, "cpu:numa0");
+  EXPECT_TRUE(r.assignment.offloadDevice.empty());
+
+  o.gpuMemBytes = kUnlimitedBytes;
+  ASSERT_TRUE(partition(g, m, o, &r, &why)) << why;
+  for (const std::string& d : r.assignment.unitDevice)
+    EXPECT_EQ(d, "gpu:0");
+  for (const std::string& d : r.assignment.expertDevice[1])
+    EXPECT_EQ(d, "gpu:0");
+  // Everything on the GPU: the decode step is the GPU's bytes / bandwidth (weights, 513 cached
+  // positions, the 2 routed experts of the token) plus the logits copy back to the host.
+  double bytes = 10e6 + 1000 * 513 + 1e6 + 2 * 10e6 + 20e6;
+  EXPECT_NEAR(r.prediction.decodeStepSeconds, bytes / 1000e9 + 5e-6 + 1024 * 4 / 20e9, 1e-9);
+
+  // Room for the dense part (31 MB + KV) and 2 experts besides the 20 MB streaming buffer.
+  o.gpuMemBytes = 72e6;
+  ASSERT_TRUE(partition(g, m, o, &r, &why)) << why;
+  EXPECT_EQ(r.assignment.unitDevice[0], "gpu:0");
+  EXPECT_EQ(r.assignment.unitDevice[2], "gpu:0");
+  int onGpu = 0;
+  for (const std::string& d : r.assignment.expertDevice[1])
+    onGpu += d == "gpu:0";
+  EXPECT_EQ(onGpu, 2);
+  EXPECT_EQ(r.assignment.offloadDevice, "gpu:0");
+  EXPECT_GT(r.assignment.prefillOffloadMinTokens[1], 1);
+}
+
+TEST(Partitioner, PrefillCrossoverIsWhereStreamingWins) {
+  CostModel m(parsed());
+  ModelGraph g = smallModel();
+  PartitionOptions o;
+  o.gpuMemBytes = 72e6;
+  o.kvTokens = 1000;
+  PartitionResult r;
+  std::string why;
+  ASSERT_TRUE(partition(g, m, o, &r, &why)) << why;
+  int64_t n = r.assignment.prefillOffloadMinTokens[1];
+  ASSERT_GT(n, 1);
+  std::vector<int> cpuExperts;
+  for (int e = 0; e < 8; ++e)
+    if (r.assignment.expertDevice[1][size_t(e)] == "cpu:numa0")
+      cpuExperts.push_back(e);
+  Device cpu, gpu;
+  ASSERT_TRUE(m.find("cpu:numa0", &cpu));
+  ASSERT_TRUE(m.find("gpu:0", &gpu));
+  auto wins = [&](int64_t p) {
+    Shape s{double(p), 0, 1};
+    return m.streamedExpertsTime(g.units[1], cpuExperts, gpu, s) <
+           m.expertsTime(g.units[1], cpuExperts, cpu, s);
+  };
+  EXPECT_TRUE(wins(n));
+  EXPECT_FALSE(wins(n - 1));
+}
+
+TEST(Partitioner, DoesNotFitSaysByHowMuch) {
+  CostModel m(parsed());
+  ModelGraph g = smallModel();
+  PartitionOptions o;
+  o.gpuMemBytes = 0;
+  o.cpuMemBytes = 50e6;
+  o.kvTokens = 1000;
+  PartitionResult r;
+  std::string why;
+  EXPECT_FALSE(partition(g, m, o, &r, &why));
+  // 80 MB of experts + 31 MB of other weights + 1 MB of KV cache = 112 MB; budget 50 MB.
+  EXPECT_NE(why.find("needs 106.8 MiB of CPU memory (76.3 MiB for routed experts, 30.5 MiB for "
+                     "other weights and the KV cache)"),
+            std::string::npos)
+      << why;
+  EXPECT_NE(why.find("but the CPU budget is 47.7 MiB (short by 59.1 MiB)"), std::string::npos)
+      << why;
+  EXPECT_NE(why.find("use --cpu-quant int4 (saves 57.2 MiB on the routed experts alone)"),
+            std::string::npos)
+      << why;
+  EXPECT_NE(why.find("--gpu-mem is 0 B"), std::string::npos) << why;
+}
+
+TEST(Partitioner, OverridesAndExpertCap) {
+  CostModel m(parsed());
+  ModelGraph g = smallModel();
+  g.units[2].names = {"lm_head", "lm_head.weight"};
+  for (int e = 0; e < 8; ++e)
+    g.units[1].expertNames.push_back(
+        {"experts", "model.layers.0.mlp.experts." + std::to_string(e) + ".up_proj.weight"});
+  PartitionOptions o;
+  o.gpuMemBytes = kUnlimitedBytes;
+  o.kvTokens = 1000;
+  o.expertsOnGpu = 0;
+  PlacementOverride ov;
+  std::string why;
+  ASSERT_TRUE(parsePlacementOverride("^lm_head$=cpu:numa0", &ov, &why)) << why;
+  o.overrides.push_back(ov);
+  ASSERT_TRUE(parsePlacementOverride("experts\\.7\\.=gpu:0", &ov, &why)) << why;
+  o.overrides.push_back(ov);
+  PartitionResult r;
+  ASSERT_TRUE(partition(g, m, o, &r, &why)) << why;
+  EXPECT_EQ(r.assignment.unitDevice[2], "cpu:numa0");
+  for (int e = 0; e < 8; ++e)
+    EXPECT_EQ(r.assignment.expertDevice[1][size_t(e)], e == 7 ? "gpu:0" : "cpu:numa0") << e;
+
+  EXPECT_FALSE(parsePlacementOverride("([=gpu:0", &ov, &why));
+  EXPECT_NE(why.find("invalid regex '(['"), std::string::npos) << why;
+  o.overrides = {{"lm_head", "gpu:7"}};
+  EXPECT_FALSE(partition(g, m, o, &r, &why));
+  EXPECT_EQ(why, "placement override 'lm_head=gpu:7': the profile has no device 'gpu:7' (it has "
+                 "cpu:numa0, gpu:0)");
+}
+
+TEST(Explain, TableAndJson) {
+  HardwareProfile p = parsed();
+  CostModel m(p);
+  ModelGraph g = smallModel();
+  PartitionOptions o;
+  o.gpuMemBytes = 72e6;
+  o.kvTokens = 1000;
+  PartitionResult r;
+  std::string why;
+  ASSERT_TRUE(partition(g, m, o, &r, &why)) << why;
+  std::string text = explainText(g, p, o, r);
+  EXPECT_NE(text.find("kt-partition: small (1 layers) on unit [placeholder numbers]"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("routed experts          2 gpu:0 / 6 cpu"), std::string::npos) << text;
+  EXPECT_NE(text.find("predicted: prefill 512 tokens in"), std::string::npos) << text;
+  std::string json = explainJson(g, p, o, r);
+  EXPECT_NE(json.find("\"group\": \"routed experts\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"decode_tokens_per_second\""), std::string::npos) << json;
+}
+
+} // namespace
+} // namespace kt::cost

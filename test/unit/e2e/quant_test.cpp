@@ -1,0 +1,116 @@
+// Packed/quantized CPU weights (--cpu-quant): the f32 packing runs the fast kernels and must still
+// match transformers exactly; bf16/int8/int4 are measured against the exact f32 logits (top-1
+// agreement and KL divergence), with bounds that a correct quantizer meets on these models.
+#include "compiler/pipeline/Pipeline.h"
+#include "compiler/plan/PlanWriter.h"
+#include "frontends/hf/HfModel.h"
+#include "runtime/generate/Generator.h"
+#include "runtime/io/Safetensors.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+using namespace kt;
+
+namespace {
+
+std::vector<float> refTensor(const SafetensorsFile& f, const std::string& name) {
+  const TensorInfo* t = f.find(name);
+  if (!t) return {};
+  std::vector<float> v(static_cast<size_t>(t->numel()));
+  std::memcpy(v.data(), f.data(*t), v.size() * 4);
+  return v;
+}
+
+std::unique_ptr<Model> compile(const std::string& arch, const std::string& quant, const std::string& dtype = "f32") {
+  std::string dir = std::string(KT_FIXTURES_DIR) + "/hf/" + arch;
+  hf::ModelDesc desc = hf::describeModel(dir);
+  compiler::CompileOptions opt;
+  opt.cpuQuant = quant;
+  opt.dtype = dtype;
+  std::string plan = testing::TempDir() + "/" + arch + "_" + quant + dtype + ".ktplan";
+  opt.sidecarPath = plan + ".weights";
+  plan::PlanT p;
+  compiler::CompileStats stats;
+  EXPECT_TRUE(compiler::compileModel(desc, opt, &p, &stats));
+  compiler::writePlanFile(p, plan);
+  return std::make_unique<Model>(plan, 2);
+}
+
+struct Agreement {
+  double top1 = 0, kl = 0, maxAbs = 0;
+};
+
+Agreement compare(const std::vector<float>& exact, const std::vector<float>& approx, int64_t vocab) {
+  Agreement a;
+  const int64_t rows = int64_t(exact.size()) / vocab;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* p = exact.data() + r * vocab;
+    const float* q = approx.data() + r * vocab;
+    int64_t ap = std::max_element(p, p + vocab) - p, aq = std::max_element(q, q + vocab) - q;
+    a.top1 += ap == aq;
+    double mp = *std::max_element(p, p + vocab), mq = *std::max_element(q, q + vocab), zp = 0, zq = 0;
+    for (int64_t v = 0; v < vocab; ++v) {
+      zp += std::exp(p[v] - mp);
+      zq += std::exp(q[v] - mq);
+    }
+    for (int64_t v = 0; v < vocab; ++v) {
+      double lp = p[v] - mp - std::log(zp), lq = q[v] - mq - std::log(zq);
+      a.kl += std::exp(lp) * (lp - lq);
+      a.maxAbs = std::max(a.maxAbs, double(std::fabs(p[v] - q[v])));
+    }
+  }
+  a.top1 /= double(rows);
+  a.kl /= double(rows);
+  return a;
+}
+
+class Quantized : public testing::TestWithParam<std::string> {};
+
+TEST_P(Quantized, PackedF32MatchesTransformers) {
+  auto model = compile(GetParam(), "f32");
+  SafetensorsFile ref(std::string(KT_FIXTURES_DIR) + "/hf/" + GetParam() + "/reference.safetensors");
+  for (int p = 0; p < 2; ++p) {
+    const TensorInfo* ids = ref.find("p" + std::to_string(p) + ".input_ids");
+    std::vector<int32_t> prompt(static_cast<size_t>(ids->numel()));
+    std::memcpy(prompt.data(), ref.data(*ids), prompt.size() * 4);
+    auto got = scoreSequences(*model, {prompt});
+    std::vector<float> want = refTensor(ref, "p" + std::to_string(p) + ".logits");
+    ASSERT_EQ(got[0].size(), want.size());
+    double maxDiff = 0;
+    for (size_t i = 0; i < want.size(); ++i) maxDiff = std::max(maxDiff, double(std::fabs(got[0][i] - want[i])));
+    EXPECT_LT(maxDiff, 1e-3) << "prompt " << p;
+  }
+}
+
+TEST_P(Quantized, FormatsAgreeWithF32) {
+  SafetensorsFile ref(std::string(KT_FIXTURES_DIR) + "/hf/" + GetParam() + "/reference.safetensors");
+  const TensorInfo* ids = ref.find("p0.greedy_ids");
+  std::vector<int32_t> seq(static_cast<size_t>(ids->numel()));
+  std::memcpy(seq.data(), ref.data(*ids), seq.size() * 4);
+  std::vector<float> exact = refTensor(ref, "p0.greedy_logits");
+  struct Case {
+    const char* quant;
+    double minTop1, maxKl;
+  };
+  // Random tiny models are harder to quantize than trained ones (no smooth weight distributions);
+  // the bounds are what the formats' error analysis allows, not tuned to pass.
+  for (Case c : {Case{"bf16", 0.95, 2e-3}, Case{"int8", 0.9, 5e-3}, Case{"int4:g32", 0.6, 0.08}, Case{"int4:g128:asym", 0.55, 0.1}}) {
+    auto model = compile(GetParam(), c.quant);
+    auto got = scoreSequences(*model, {seq});
+    Agreement a = compare(exact, got[0], model->info().vocab_size());
+    RecordProperty(std::string(c.quant) + "_top1", std::to_string(a.top1));
+    RecordProperty(std::string(c.quant) + "_kl", std::to_string(a.kl));
+    std::printf("  %-12s %-16s top-1 %.3f  KL %.2e  max|dlogit| %.3f\n", GetParam().c_str(), c.quant, a.top1, a.kl, a.maxAbs);
+    EXPECT_GE(a.top1, c.minTop1) << c.quant;
+    EXPECT_LE(a.kl, c.maxKl) << c.quant;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, Quantized,
+                         testing::Values("llama", "mixtral", "qwen3_moe", "deepseek_v2", "deepseek_v2_yarn", "deepseek_v3"),
+                         [](const testing::TestParamInfo<std::string>& i) { return i.param; });
+
+} // namespace
