@@ -31,8 +31,10 @@ static void pinTo(int cpu) {
 }
 
 Team::Team(int threads, bool pin) : threads_(threads < 1 ? 1 : threads), pin_(pin) {
-  if (pin_) pinTo(0);
-  for (int i = 1; i < threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
+  if (pin_)
+    pinTo(0);
+  for (int i = 1; i < threads_; ++i)
+    workers_.emplace_back([this, i] { worker(i); });
 }
 
 Team::~Team() {
@@ -42,11 +44,13 @@ Team::~Team() {
     generation_.fetch_add(1);
   }
   cv_.notify_all();
-  for (auto& t : workers_) t.join();
+  for (auto& t : workers_)
+    t.join();
 }
 
 void Team::worker(int tid) {
-  if (pin_) pinTo(tid);
+  if (pin_)
+    pinTo(tid);
   uint64_t seen = 0;
   for (;;) {
     uint64_t g;
@@ -60,7 +64,8 @@ void Team::worker(int tid) {
       }
     }
     seen = g;
-    if (stop_.load()) return;
+    if (stop_.load())
+      return;
     (*fn_)(tid);
     pending_.fetch_sub(1, std::memory_order_acq_rel);
   }
@@ -86,36 +91,48 @@ void Team::run(const std::function<void(int)>& fn) {
 
 Buffer::Buffer(size_t bytes) : size(bytes) {
   data = static_cast<uint8_t*>(std::aligned_alloc(4096, (bytes + 4095) / 4096 * 4096));
-  if (data) std::memset(data, 0, bytes);
+  if (data)
+    std::memset(data, 0, bytes);
 }
-Buffer::~Buffer() { std::free(data); }
+Buffer::~Buffer() {
+  std::free(data);
+}
 
-// ---- bandwidth -------------------------------------------------------------------------------------
+// ---- bandwidth
+// -------------------------------------------------------------------------------------
 
 // Eight independent accumulators: the sum must stay far from latency-bound even on a busy core.
 __attribute__((target("avx512f"))) static double sumAvx512(const double* a, size_t n) {
   __m512d s[8];
-  for (int j = 0; j < 8; ++j) s[j] = _mm512_setzero_pd();
+  for (int j = 0; j < 8; ++j)
+    s[j] = _mm512_setzero_pd();
   size_t i = 0;
   for (; i + 64 <= n; i += 64)
-    for (int j = 0; j < 8; ++j) s[j] = _mm512_add_pd(s[j], _mm512_load_pd(a + i + 8 * j));
-  for (int j = 1; j < 8; ++j) s[0] = _mm512_add_pd(s[0], s[j]);
+    for (int j = 0; j < 8; ++j)
+      s[j] = _mm512_add_pd(s[j], _mm512_load_pd(a + i + 8 * j));
+  for (int j = 1; j < 8; ++j)
+    s[0] = _mm512_add_pd(s[0], s[j]);
   double r = _mm512_reduce_add_pd(s[0]);
-  for (; i < n; ++i) r += a[i];
+  for (; i < n; ++i)
+    r += a[i];
   return r;
 }
 
 __attribute__((target("avx2"))) static double sumAvx2(const double* a, size_t n) {
   __m256d s[8];
-  for (int j = 0; j < 8; ++j) s[j] = _mm256_setzero_pd();
+  for (int j = 0; j < 8; ++j)
+    s[j] = _mm256_setzero_pd();
   size_t i = 0;
   for (; i + 32 <= n; i += 32)
-    for (int j = 0; j < 8; ++j) s[j] = _mm256_add_pd(s[j], _mm256_load_pd(a + i + 4 * j));
-  for (int j = 1; j < 8; ++j) s[0] = _mm256_add_pd(s[0], s[j]);
+    for (int j = 0; j < 8; ++j)
+      s[j] = _mm256_add_pd(s[j], _mm256_load_pd(a + i + 4 * j));
+  for (int j = 1; j < 8; ++j)
+    s[0] = _mm256_add_pd(s[0], s[j]);
   double out[4];
   _mm256_storeu_pd(out, s[0]);
   double r = out[0] + out[1] + out[2] + out[3];
-  for (; i < n; ++i) r += a[i];
+  for (; i < n; ++i)
+    r += a[i];
   return r;
 }
 
@@ -123,17 +140,21 @@ static double sumScalar(const double* a, size_t n) {
   double s[4] = {0, 0, 0, 0};
   size_t i = 0;
   for (; i + 4 <= n; i += 4)
-    for (int j = 0; j < 4; ++j) s[j] += a[i + j];
-  for (; i < n; ++i) s[0] += a[i];
+    for (int j = 0; j < 4; ++j)
+      s[j] += a[i + j];
+  for (; i < n; ++i)
+    s[0] += a[i];
   return s[0] + s[1] + s[2] + s[3];
 }
 
 static void triad(double* a, const double* b, const double* c, double s, size_t n) {
-  for (size_t i = 0; i < n; ++i) a[i] = b[i] + s * c[i];
+  for (size_t i = 0; i < n; ++i)
+    a[i] = b[i] + s * c[i];
 }
 
 static double median(std::vector<double> v) {
-  if (v.empty()) return 0;
+  if (v.empty())
+    return 0;
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
 }
@@ -147,7 +168,8 @@ Bandwidth measureBandwidth(Team& team, size_t bytesPerArray, int reps) {
   const int nt = team.size();
   team.run([&](int tid) {
     size_t lo = n * tid / nt, hi = n * (tid + 1) / nt;
-    for (size_t i = lo; i < hi; ++i) a[i] = 1.0, b[i] = 2.0, c[i] = 0.5;
+    for (size_t i = lo; i < hi; ++i)
+      a[i] = 1.0, b[i] = 2.0, c[i] = 0.5;
   });
   const bool avx2 = __builtin_cpu_supports("avx2");
   const bool avx512 = __builtin_cpu_supports("avx512f");
@@ -166,7 +188,8 @@ Bandwidth measureBandwidth(Team& team, size_t bytesPerArray, int reps) {
         size_t lo, hi;
         part(tid, &lo, &hi);
         sink[tid * 8] += avx512 ? sumAvx512(a + lo, hi - lo)
-                         : avx2 ? sumAvx2(a + lo, hi - lo) : sumScalar(a + lo, hi - lo);
+                         : avx2 ? sumAvx2(a + lo, hi - lo)
+                                : sumScalar(a + lo, hi - lo);
       });
       double t1 = nowSeconds();
       team.run([&](int tid) {
@@ -188,7 +211,8 @@ Bandwidth measureBandwidth(Team& team, size_t bytesPerArray, int reps) {
   return bw;
 }
 
-// ---- peak arithmetic: 12 independent accumulators, register-only ----------------------------------
+// ---- peak arithmetic: 12 independent accumulators, register-only
+// ----------------------------------
 
 constexpr long kPeakIters = 100'000; // one burst: ~0.3-1 ms
 
@@ -212,77 +236,101 @@ static volatile int gSinkI;
 __attribute__((target("avx2,fma"))) static void loopFma256() {
   __m256 a[12];
   const __m256 m = _mm256_set1_ps(0.9999f), c = _mm256_set1_ps(1e-6f);
-  for (int i = 0; i < 12; ++i) a[i] = _mm256_set1_ps(float(i));
-  for (long it = 0; it < kPeakIters; ++it)
+  for (int i = 0; i < 12; ++i)
+    a[i] = _mm256_set1_ps(float(i));
+  for (long it = 0; it < kPeakIters; ++it) {
     KT_UNROLL12
-    for (int i = 0; i < 12; ++i) a[i] = _mm256_fmadd_ps(a[i], m, c);
+    for (int i = 0; i < 12; ++i)
+      a[i] = _mm256_fmadd_ps(a[i], m, c);
+  }
   __m256 s = a[0];
-  for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, a[i]);
+  for (int i = 1; i < 12; ++i)
+    s = _mm256_add_ps(s, a[i]);
   gSinkF = _mm256_cvtss_f32(s);
 }
 
 __attribute__((target("avx512f"))) static void loopFma512() {
   __m512 a[12];
   const __m512 m = _mm512_set1_ps(0.9999f), c = _mm512_set1_ps(1e-6f);
-  for (int i = 0; i < 12; ++i) a[i] = _mm512_set1_ps(float(i));
-  for (long it = 0; it < kPeakIters; ++it)
+  for (int i = 0; i < 12; ++i)
+    a[i] = _mm512_set1_ps(float(i));
+  for (long it = 0; it < kPeakIters; ++it) {
     KT_UNROLL12
-    for (int i = 0; i < 12; ++i) a[i] = _mm512_fmadd_ps(a[i], m, c);
+    for (int i = 0; i < 12; ++i)
+      a[i] = _mm512_fmadd_ps(a[i], m, c);
+  }
   __m512 s = a[0];
-  for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, a[i]);
+  for (int i = 1; i < 12; ++i)
+    s = _mm512_add_ps(s, a[i]);
   gSinkF = _mm512_reduce_add_ps(s);
 }
 
 __attribute__((target("avx512f,avx512bf16"))) static void loopDpbf16() {
   __m512 a[12];
   const __m512i v = _mm512_set1_epi32(0x3f803f80); // bf16 pair (1.0, 1.0)
-  for (int i = 0; i < 12; ++i) a[i] = _mm512_set1_ps(float(i));
-  for (long it = 0; it < kPeakIters; ++it)
+  for (int i = 0; i < 12; ++i)
+    a[i] = _mm512_set1_ps(float(i));
+  for (long it = 0; it < kPeakIters; ++it) {
     KT_UNROLL12
-    for (int i = 0; i < 12; ++i) a[i] = _mm512_dpbf16_ps(a[i], (__m512bh)v, (__m512bh)v);
+    for (int i = 0; i < 12; ++i)
+      a[i] = _mm512_dpbf16_ps(a[i], (__m512bh)v, (__m512bh)v);
+  }
   __m512 s = a[0];
-  for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, a[i]);
+  for (int i = 1; i < 12; ++i)
+    s = _mm512_add_ps(s, a[i]);
   gSinkF = _mm512_reduce_add_ps(s);
 }
 
 __attribute__((target("avx512f,avx512vnni"))) static void loopDpbusd() {
   __m512i a[12];
   const __m512i u = _mm512_set1_epi8(3), s8 = _mm512_set1_epi8(-2);
-  for (int i = 0; i < 12; ++i) a[i] = _mm512_set1_epi32(i);
-  for (long it = 0; it < kPeakIters; ++it)
+  for (int i = 0; i < 12; ++i)
+    a[i] = _mm512_set1_epi32(i);
+  for (long it = 0; it < kPeakIters; ++it) {
     KT_UNROLL12
-    for (int i = 0; i < 12; ++i) a[i] = _mm512_dpbusd_epi32(a[i], u, s8);
+    for (int i = 0; i < 12; ++i)
+      a[i] = _mm512_dpbusd_epi32(a[i], u, s8);
+  }
   __m512i s = a[0];
-  for (int i = 1; i < 12; ++i) s = _mm512_add_epi32(s, a[i]);
+  for (int i = 1; i < 12; ++i)
+    s = _mm512_add_epi32(s, a[i]);
   gSinkI = _mm512_reduce_add_epi32(s);
 }
 
 static void loopScalar() {
   float a[12];
-  for (int i = 0; i < 12; ++i) a[i] = float(i);
+  for (int i = 0; i < 12; ++i)
+    a[i] = float(i);
   const float m = 0.9999f, c = 1e-6f;
-  for (long it = 0; it < kPeakIters / 4; ++it)
+  for (long it = 0; it < kPeakIters / 4; ++it) {
     KT_UNROLL12
-    for (int i = 0; i < 12; ++i) a[i] = a[i] * m + c;
+    for (int i = 0; i < 12; ++i)
+      a[i] = a[i] * m + c;
+  }
   float s = 0;
-  for (int i = 0; i < 12; ++i) s += a[i];
+  for (int i = 0; i < 12; ++i)
+    s += a[i];
   gSinkF = s;
 }
 
 double peakFma256(Team& team) {
-  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return 0;
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+    return 0;
   return timed(team, double(kPeakIters) * 12 * 8 * 2, loopFma256);
 }
 double peakFma512(Team& team) {
-  if (!__builtin_cpu_supports("avx512f")) return 0;
+  if (!__builtin_cpu_supports("avx512f"))
+    return 0;
   return timed(team, double(kPeakIters) * 12 * 16 * 2, loopFma512);
 }
 double peakDpbf16(Team& team) {
-  if (!__builtin_cpu_supports("avx512bf16")) return 0;
+  if (!__builtin_cpu_supports("avx512bf16"))
+    return 0;
   return timed(team, double(kPeakIters) * 12 * 32 * 2, loopDpbf16);
 }
 double peakDpbusd(Team& team) {
-  if (!__builtin_cpu_supports("avx512vnni")) return 0;
+  if (!__builtin_cpu_supports("avx512vnni"))
+    return 0;
   return timed(team, double(kPeakIters) * 12 * 64 * 2, loopDpbusd);
 }
 double peakScalarFma(Team& team) {
@@ -301,7 +349,8 @@ double readSum(const uint8_t* p, size_t n) {
 std::string jsonEscape(const std::string& s) {
   std::string o;
   for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
+    if (c == '"' || c == '\\')
+      o += '\\';
     o += c;
   }
   return o;

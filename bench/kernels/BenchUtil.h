@@ -4,10 +4,10 @@
 // arithmetic probes (register-only loops per instruction), plus a tiny JSON writer.
 #include <atomic>
 #include <condition_variable>
-#include <mutex>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>

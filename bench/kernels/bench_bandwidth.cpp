@@ -30,7 +30,8 @@ int main(int argc, char** argv) {
     else if (a == "--json" && i + 1 < argc)
       json = argv[++i];
     else {
-      std::fprintf(stderr, "usage: %s [--size-mb N] [--reps N] [--json FILE] [--no-pin]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--size-mb N] [--reps N] [--json FILE] [--no-pin]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -40,7 +41,8 @@ int main(int argc, char** argv) {
   std::printf("%-8s %22s %22s\n", "threads", "read GB/s", "triad GB/s");
   std::string rows;
   for (int threads : {1, 2}) {
-    if (threads > hw && threads > 1) break;
+    if (threads > hw && threads > 1)
+      break;
     Team team(threads, pin);
     Bandwidth bw = measureBandwidth(team, sizeMb << 20, reps);
     std::printf("%-8d %12.2f (%7.2f) %12.2f (%7.2f)\n", threads, bw.readGBs, bw.readMedianGBs,

@@ -33,15 +33,15 @@ struct Shape {
   const char* name;
   int64_t n, k;
 };
-const Shape kShapes[] = {{"expert.gate_up", 1408, 2048},
-                         {"expert.down", 2048, 1408},
-                         {"dense.gate_up", 10944, 2048}};
+const Shape kShapes[] = {
+    {"expert.gate_up", 1408, 2048}, {"expert.down", 2048, 1408}, {"dense.gate_up", 10944, 2048}};
 
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream ss(s);
   std::string item;
-  while (std::getline(ss, item, ',')) out.push_back(item);
+  while (std::getline(ss, item, ','))
+    out.push_back(item);
   return out;
 }
 
@@ -61,9 +61,11 @@ struct Runner {
   Team team;
   Runner(int threads, bool pin) : team(threads, pin) {}
   void run(int active, const std::function<void(int, int)>& fn) {
-    if (active <= 1) return fn(0, 1); // no hand-off latency for single-thread runs
+    if (active <= 1)
+      return fn(0, 1); // no hand-off latency for single-thread runs
     team.run([&](int tid) {
-      if (tid < active) fn(tid, active);
+      if (tid < active)
+        fn(tid, active);
     });
   }
 };
@@ -84,8 +86,10 @@ struct Peaks {
       *what = "fma256";
       return fma256;
     case Isa::Avx512:
-      if (f == WeightFormat::F32) return *what = "fma512", fma512;
-      if (f == WeightFormat::BF16) return *what = "vdpbf16ps", dpbf16;
+      if (f == WeightFormat::F32)
+        return *what = "fma512", fma512;
+      if (f == WeightFormat::BF16)
+        return *what = "vdpbf16ps", dpbf16;
       return *what = "vpdpbusd", dpbusd;
     case Isa::Amx:
       *what = "amx (not measured)";
@@ -133,21 +137,25 @@ int main(int argc, char** argv) {
     } else if (a == "--isa") {
       for (auto& s : split(next())) {
         Isa isa;
-        if (!parseIsa(s, &isa)) return std::fprintf(stderr, "unknown isa '%s'\n", s.c_str()), 2;
+        if (!parseIsa(s, &isa))
+          return std::fprintf(stderr, "unknown isa '%s'\n", s.c_str()), 2;
         opt.isas.push_back(isa);
       }
     } else if (a == "--format") {
       for (auto& s : split(next())) {
         WeightFormat f;
-        if (!parseFormat(s, &f)) return std::fprintf(stderr, "unknown format '%s'\n", s.c_str()), 2;
+        if (!parseFormat(s, &f))
+          return std::fprintf(stderr, "unknown format '%s'\n", s.c_str()), 2;
         opt.formats.push_back(f);
       }
     } else if (a == "--threads") {
       opt.threads.clear();
-      for (auto& s : split(next())) opt.threads.push_back(std::max(1, std::atoi(s.c_str())));
+      for (auto& s : split(next()))
+        opt.threads.push_back(std::max(1, std::atoi(s.c_str())));
     } else if (a == "--gemm-t") {
       opt.gemmT.clear();
-      for (auto& s : split(next())) opt.gemmT.push_back(std::max(1, std::atoi(s.c_str())));
+      for (auto& s : split(next()))
+        opt.gemmT.push_back(std::max(1, std::atoi(s.c_str())));
     } else if (a == "--no-gemv") {
       opt.gemv = false;
     } else if (a == "--no-gemm") {
@@ -171,10 +179,14 @@ int main(int argc, char** argv) {
   }
   if (opt.isas.empty())
     for (Isa isa : kAllIsas)
-      if (isaSupported(isa)) opt.isas.push_back(isa);
-  if (opt.formats.empty()) opt.formats.assign(std::begin(kAllWeightFormats), std::end(kAllWeightFormats));
+      if (isaSupported(isa))
+        opt.isas.push_back(isa);
+  if (opt.formats.empty())
+    opt.formats.assign(std::begin(kAllWeightFormats), std::end(kAllWeightFormats));
   for (Isa isa : opt.isas)
-    if (!isaSupported(isa)) std::printf("note: %s not supported here, runs as %s\n", isaName(isa), isaName(bestSupportedIsa()));
+    if (!isaSupported(isa))
+      std::printf("note: %s not supported here, runs as %s\n", isaName(isa),
+                  isaName(bestSupportedIsa()));
   const int maxThreads = *std::max_element(opt.threads.begin(), opt.threads.end());
 
   // ---- machine limits ----
@@ -189,7 +201,8 @@ int main(int argc, char** argv) {
     bw[nt] = measureBandwidth(team, size_t(1) << 30, 2);
     Peaks& p = peaks[nt];
     p.scalar = peakScalarFma(team);
-    if (isaSupported(Isa::Avx2)) p.fma256 = peakFma256(team);
+    if (isaSupported(Isa::Avx2))
+      p.fma256 = peakFma256(team);
     if (isaSupported(Isa::Avx512)) {
       p.fma512 = peakFma512(team);
       p.dpbf16 = peakDpbf16(team);
@@ -207,17 +220,20 @@ int main(int argc, char** argv) {
 
   // ---- GEMV (decode) ----
   if (opt.gemv) {
-    std::printf("\nGEMV t=1 (weights streamed from DRAM). GB/s: best call (median call); blob rd: a\n"
-                "plain read of the same blobs timed the same way; %%: GEMV vs blob read, vs the\n"
-                "read-only and triad bandwidth of 16 MiB blocks\n");
+    std::printf(
+        "\nGEMV t=1 (weights streamed from DRAM). GB/s: best call (median call); blob rd: a\n"
+        "plain read of the same blobs timed the same way; %%: GEMV vs blob read, vs the\n"
+        "read-only and triad bandwidth of 16 MiB blocks\n");
     std::printf("%-15s %-7s %-15s %3s %9s %9s %9s %9s %8s %8s %8s\n", "shape", "isa", "format",
                 "thr", "us/call", "GB/s", "GB/s med", "blob rd", "%blobrd", "%read", "%triad");
     Buffer pool(opt.poolMb << 20);
     for (const Shape& sh : kShapes) {
       std::vector<float> w(size_t(sh.n * sh.k));
-      for (float& v : w) v = nd(rng);
+      for (float& v : w)
+        v = nd(rng);
       std::vector<float> x(size_t(sh.k)), y(size_t(sh.n));
-      for (float& v : x) v = nd(rng) * 50.f;
+      for (float& v : x)
+        v = nd(rng) * 50.f;
       for (WeightFormat f : opt.formats) {
         const size_t bytes = packedBytes(f, sh.n, sh.k);
         const size_t stride = (bytes + 4095) / 4096 * 4096;
@@ -227,7 +243,8 @@ int main(int argc, char** argv) {
           continue;
         }
         packWeights(f, w.data(), sh.n, sh.k, pool.data);
-        for (size_t c = 1; c < copies; ++c) std::memcpy(pool.data + c * stride, pool.data, bytes);
+        for (size_t c = 1; c < copies; ++c)
+          std::memcpy(pool.data + c * stride, pool.data, bytes);
         for (Isa isa : opt.isas)
           for (int nt : opt.threads) {
             auto call = [&](size_t i) {
@@ -243,17 +260,34 @@ int main(int argc, char** argv) {
               const uint8_t* blob = pool.data + (i % copies) * stride;
               runner.run(nt, [&](int tid, int active) {
                 size_t lo = bytes * tid / active / 64 * 64;
-                size_t hi = tid + 1 == active ? bytes / 64 * 64 : bytes * (tid + 1) / active / 64 * 64;
+                size_t hi =
+                    tid + 1 == active ? bytes / 64 * 64 : bytes * (tid + 1) / active / 64 * 64;
                 sink[tid * 8 % 16] += readSum(blob + lo, hi - lo);
               });
             };
-            for (size_t i = 0; i < std::min<size_t>(copies, 8); ++i) call(i), readCall(i); // warm-up
+            for (size_t i = 0; i < std::min<size_t>(copies, 8); ++i)
+              call(i), readCall(i); // warm-up
             const Timing rd = timeCalls(readCall, std::max<size_t>(copies, 50), opt.minTime / 2);
             const Timing tm = timeCalls(call, std::max<size_t>(copies, 50), opt.minTime);
             const double sec = tm.best;
-            Record r{"gemv", sh.name, isaName(isa), formatName(f), "", sh.n, sh.k, 1, nt, sec,
-                     bytes / sec / 1e9, 0, 0, 2.0 * sh.n * sh.k / sec / 1e9, 0, tm.median,
-                     bytes / rd.best / 1e9, 0};
+            Record r{"gemv",
+                     sh.name,
+                     isaName(isa),
+                     formatName(f),
+                     "",
+                     sh.n,
+                     sh.k,
+                     1,
+                     nt,
+                     sec,
+                     bytes / sec / 1e9,
+                     0,
+                     0,
+                     2.0 * sh.n * sh.k / sec / 1e9,
+                     0,
+                     tm.median,
+                     bytes / rd.best / 1e9,
+                     0};
             r.fracRead = r.gbs / bw[nt].readGBs;
             r.fracTriad = r.gbs / bw[nt].triadGBs;
             r.fracBlobRead = r.gbs / r.blobReadGBs;
@@ -270,21 +304,25 @@ int main(int argc, char** argv) {
 
   // ---- GEMM (prefill) ----
   if (opt.gemm) {
-    std::printf("\nGEMM (GFLOP/s = 2*n*k*t / time; %% of the measured peak of the kernel's instruction)\n");
+    std::printf(
+        "\nGEMM (GFLOP/s = 2*n*k*t / time; %% of the measured peak of the kernel's instruction)\n");
     std::printf("%-15s %-7s %-15s %4s %3s %9s %9s %9s %8s  %s\n", "shape", "isa", "format", "t",
                 "thr", "ms/call", "GFLOP/s", "GF/s med", "%peak", "peak of");
     for (const Shape& sh : kShapes) {
       std::vector<float> w(size_t(sh.n * sh.k));
-      for (float& v : w) v = nd(rng);
+      for (float& v : w)
+        v = nd(rng);
       for (int64_t t : opt.gemmT) {
         std::vector<float> x(size_t(t * sh.k)), y(size_t(t * sh.n));
-        for (float& v : x) v = nd(rng) * 50.f;
+        for (float& v : x)
+          v = nd(rng) * 50.f;
         for (WeightFormat f : opt.formats) {
           std::vector<uint8_t> blob(packedBytes(f, sh.n, sh.k) + 64);
           uint8_t* b = blob.data() + (64 - reinterpret_cast<uintptr_t>(blob.data()) % 64) % 64;
           packWeights(f, w.data(), sh.n, sh.k, b);
           for (Isa isa : opt.isas) {
-            if (isa == Isa::Scalar && !opt.scalarGemm) continue;
+            if (isa == Isa::Scalar && !opt.scalarGemm)
+              continue;
             for (int nt : opt.threads) {
               auto call = [&]() {
                 runner.run(nt, [&](int tid, int active) {
@@ -297,9 +335,24 @@ int main(int argc, char** argv) {
               const double sec = tm.best;
               const char* what = "";
               const double peak = peaks[nt].forKernel(isa, f, &what);
-              Record r{"gemm", sh.name, isaName(isa), formatName(f), what, sh.n, sh.k, t, nt, sec,
-                       packedBytes(f, sh.n, sh.k) / sec / 1e9, 0, 0,
-                       2.0 * sh.n * sh.k * t / sec / 1e9, 0, tm.median, 0, 0};
+              Record r{"gemm",
+                       sh.name,
+                       isaName(isa),
+                       formatName(f),
+                       what,
+                       sh.n,
+                       sh.k,
+                       t,
+                       nt,
+                       sec,
+                       packedBytes(f, sh.n, sh.k) / sec / 1e9,
+                       0,
+                       0,
+                       2.0 * sh.n * sh.k * t / sec / 1e9,
+                       0,
+                       tm.median,
+                       0,
+                       0};
               r.fracPeak = peak > 0 ? r.gflops / peak : 0;
               records.push_back(r);
               std::printf("%-15s %-7s %-15s %4lld %3d %9.2f %9.1f %9.1f %7.1f%%  %s\n", sh.name,
@@ -315,7 +368,8 @@ int main(int argc, char** argv) {
 
   if (!opt.json.empty()) {
     FILE* fp = std::fopen(opt.json.c_str(), "w");
-    if (!fp) return std::fprintf(stderr, "cannot write %s\n", opt.json.c_str()), 1;
+    if (!fp)
+      return std::fprintf(stderr, "cannot write %s\n", opt.json.c_str()), 1;
     std::fprintf(fp, "{\n  \"machine\": {\"hardware_threads\": %u, \"best_isa\": \"%s\"},\n",
                  std::thread::hardware_concurrency(), isaName(bestSupportedIsa()));
     std::fprintf(fp, "  \"limits\": [");

@@ -80,7 +80,13 @@ public:
       auto decl = llvm::cast<ktd::WeightOp>(op);
       if (!ok || decl.getQuantAttr() || decl.getTensorType().getRank() < 2) continue;
       if (auto dev = decl.getPlacementAttr(); dev && dev.getKind() != ktd::DeviceKind::CPU) continue;
-      decl.setQuantAttr(ktd::QuantAttr::get(&getContext(), scheme_.name, scheme_.group, scheme_.symmetric));
+      // int4 groups run along the input dimension; a matrix whose input size is not a multiple of
+      // the group falls back to groups of 32, then to int8 (never a group straddling rows).
+      Scheme s = scheme_;
+      int64_t k = decl.getTensorType().getShape().back();
+      if (s.name == "int4" && k % s.group) s.group = 32;
+      if (s.name == "int4" && k % s.group) s = {"int8", 0, true};
+      decl.setQuantAttr(ktd::QuantAttr::get(&getContext(), s.name, s.group, s.symmetric));
     }
   }
 

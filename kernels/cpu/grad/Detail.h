@@ -36,9 +36,6 @@ void gemmTN(ThreadPool& pool, int64_t M, int64_t N, int64_t K, T alpha, const T*
 template <class T>
 void linearBackwardAcc(ThreadPool& pool, const ProjectionT<T>& p, const T* x, int64_t rows,
                        const T* dy, T* dx, bool accumulate);
-template <class T> int64_t outFeatures(const ProjectionT<T>& p) {
-  return p.w.rows;
-}
 
 // ---- RMSNorm with accumulation ----------------------------------------------------------------
 template <class T>

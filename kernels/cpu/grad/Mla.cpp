@@ -1,8 +1,8 @@
 // DeepSeek MLA in the explicit form (transformers' DeepseekV2/V3Attention):
-//   q      = q_proj(x)  or  q_b(rmsnorm(q_a(x)))           [rows, heads, nope | rope]
-//   kv_a   = kv_a(x) = [latent | k_pe]                       latent → rmsnorm, k_pe rotated (1
-//   head) kv     = kv_b(rmsnorm(latent))                           [rows, heads, nope | v] K_h    =
-//   [kv_h.nope | k_pe],  V_h = kv_h.v,  y = o(attention(q, K, V))
+//   q    = q_proj(x) or q_b(rmsnorm(q_a(x)))      [rows, heads, nope | rope], rope part rotated
+//   kv_a = kv_a(x) = [latent | k_pe]              k_pe: one rotated head shared by all heads
+//   kv   = kv_b(rmsnorm(latent))                  [rows, heads, nope | v]
+//   K_h  = [kv_h.nope | k_pe],  V_h = kv_h.v,  y = o(attention(q, K, V))
 // The inference op computes the same function in the absorbed form (kv_b folded into the query).
 // Backward: o, attention, then k_pe's gradient is the sum over heads (it is shared), kv_b, the
 // latent norm, the inverse rotations, kv_a, and the q path.

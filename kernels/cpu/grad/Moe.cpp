@@ -1,9 +1,8 @@
 // MoE layer as runtime/exec/cpu/MoeOp.cpp computes it, with adapters on every expert:
 //   y_t = Σ_k w_tk · E_{e_tk}(x_t)  +  γ_t · S(x_t),   γ_t = σ(x_t·g) (Qwen2-MoE) or 1
-// Backward (router, bias and g frozen):
-//   dx_t = Σ_k w_tk · dE(x_t; dy_t)                    expert paths (adapter grads accumulate)
-//        + Σ_i dl_ti · W_router[i]                     with dw_tk = dy_t·E_{e_tk}(x_t) →
-//        routeBackward
+// Backward (router, bias and g frozen), with dw_tk = dy_t · E_{e_tk}(x_t) fed to routeBackward:
+//   dx_t = Σ_k w_tk · dE(x_t; dy_t)             expert paths (adapter grads accumulate)
+//        + Σ_i dl_ti · W_router[i]              routing weights through the router logits
 //        + dS(x_t; γ_t dy_t) + (dy_t·S(x_t)) γ_t(1-γ_t) · g
 // Tokens are grouped by expert so each expert's weights are streamed once for all its tokens.
 #include "kernels/cpu/grad/Detail.h"

@@ -26,7 +26,8 @@ void prepareActivationsRef(ActMode mode, WeightFormat f, const float* x, int64_t
     }
     if (mode == ActMode::Bf16) {
       uint16_t* o = reinterpret_cast<uint16_t*>(row);
-      for (int64_t c = 0; c < k; ++c) o[c] = f32ToBf16(xr[c]);
+      for (int64_t c = 0; c < k; ++c)
+        o[c] = f32ToBf16(xr[c]);
       continue;
     }
     int8_t* q = reinterpret_cast<int8_t*>(row);
@@ -42,8 +43,10 @@ void prepareActivationsRef(ActMode mode, WeightFormat f, const float* x, int64_t
       bool bad = false;
       for (int64_t c = c0; c < c1; ++c) {
         float a = std::fabs(xr[c]);
-        if (!(a <= 3.402823466e38f)) bad = true; // inf or NaN
-        else if (a > amax) amax = a;
+        if (!(a <= 3.402823466e38f))
+          bad = true; // inf or NaN
+        else if (a > amax)
+          amax = a;
       }
       const float s = amax / 127.f;
       const float inv = amax > 0.f ? 127.f / amax : 0.f;

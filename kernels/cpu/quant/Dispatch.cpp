@@ -55,9 +55,11 @@ bool requestAmxPermission() {
 #if defined(__linux__) && defined(SYS_arch_prctl)
   constexpr long kArchGetXcompPerm = 0x1022, kArchReqXcompPerm = 0x1023;
   constexpr long kXfeatureXtiledata = 18;
-  if (syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) != 0) return false;
+  if (syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) != 0)
+    return false;
   unsigned long bitmask = 0;
-  if (syscall(SYS_arch_prctl, kArchGetXcompPerm, &bitmask) != 0) return false;
+  if (syscall(SYS_arch_prctl, kArchGetXcompPerm, &bitmask) != 0)
+    return false;
   return (bitmask >> kXfeatureXtiledata) & 1;
 #else
   return false;
@@ -66,13 +68,17 @@ bool requestAmxPermission() {
 
 Isa probeIsa() {
   unsigned a, b, c, d;
-  if (!__get_cpuid(1, &a, &b, &c, &d)) return Isa::Scalar;
+  if (!__get_cpuid(1, &a, &b, &c, &d))
+    return Isa::Scalar;
   const bool osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1,
              f16c = (c >> 29) & 1;
-  if (!osxsave || !avx) return Isa::Scalar;
+  if (!osxsave || !avx)
+    return Isa::Scalar;
   const uint64_t xcr0 = readXcr0();
-  if ((xcr0 & 0x6) != 0x6) return Isa::Scalar; // OS saves SSE + AVX state
-  if (__get_cpuid_max(0, nullptr) < 7) return Isa::Scalar;
+  if ((xcr0 & 0x6) != 0x6)
+    return Isa::Scalar; // OS saves SSE + AVX state
+  if (__get_cpuid_max(0, nullptr) < 7)
+    return Isa::Scalar;
   __cpuid_count(7, 0, a, b, c, d);
   const bool avx2 = (b >> 5) & 1;
   const bool avx512f = (b >> 16) & 1, avx512bw = (b >> 30) & 1, avx512vl = (b >> 31) & 1;
@@ -81,12 +87,16 @@ Isa probeIsa() {
   unsigned a1, b1, c1, d1;
   __cpuid_count(7, 1, a1, b1, c1, d1);
   const bool avx512bf16 = (a1 >> 5) & 1;
-  if (!(avx2 && fma && f16c)) return Isa::Scalar;
+  if (!(avx2 && fma && f16c))
+    return Isa::Scalar;
   const bool zmmState = (xcr0 & 0xe0) == 0xe0; // opmask, ZMM_Hi256, Hi16_ZMM
-  if (!(avx512f && avx512bw && avx512vl && vnni && avx512bf16 && zmmState)) return Isa::Avx2;
+  if (!(avx512f && avx512bw && avx512vl && vnni && avx512bf16 && zmmState))
+    return Isa::Avx2;
   const bool tileState = (xcr0 & 0x60000) == 0x60000; // XTILECFG, XTILEDATA
-  if (!(amxTile && amxBf16 && amxInt8 && tileState)) return Isa::Avx512;
-  if (!requestAmxPermission()) return Isa::Avx512;
+  if (!(amxTile && amxBf16 && amxInt8 && tileState))
+    return Isa::Avx512;
+  if (!requestAmxPermission())
+    return Isa::Avx512;
   return Isa::Amx;
 }
 
@@ -97,7 +107,9 @@ Isa bestSupportedIsa() {
   return best;
 }
 
-bool isaSupported(Isa isa) { return int(isa) <= int(bestSupportedIsa()); }
+bool isaSupported(Isa isa) {
+  return int(isa) <= int(bestSupportedIsa());
+}
 
 static Isa clampIsa(Isa isa) {
   Isa best = bestSupportedIsa();
@@ -106,7 +118,8 @@ static Isa clampIsa(Isa isa) {
 
 Isa isaForRequest(const char* request, bool quiet) {
   const Isa best = bestSupportedIsa();
-  if (!request || !*request) return best;
+  if (!request || !*request)
+    return best;
   Isa want;
   if (!parseIsa(request, &want)) {
     if (!quiet)
@@ -130,9 +143,12 @@ Isa detectIsa() {
 
 ActMode activationMode(Isa isa, WeightFormat f) {
   isa = clampIsa(isa);
-  if (isa == Isa::Scalar || isa == Isa::Avx2 || f == WeightFormat::F32) return ActMode::F32;
-  if (f == WeightFormat::BF16) return ActMode::Bf16;
-  if (f == WeightFormat::Int8) return ActMode::Int8PerToken;
+  if (isa == Isa::Scalar || isa == Isa::Avx2 || f == WeightFormat::F32)
+    return ActMode::F32;
+  if (f == WeightFormat::BF16)
+    return ActMode::Bf16;
+  if (f == WeightFormat::Int8)
+    return ActMode::Int8PerToken;
   return ActMode::Int8PerGroup;
 }
 
@@ -143,7 +159,8 @@ static bool usesAmx(Isa isa, WeightFormat f, int64_t t) {
 
 int64_t activationRows(Isa isa, WeightFormat f, int64_t t) {
   isa = clampIsa(isa);
-  if (t <= kGemvMaxTokens) return t;
+  if (t <= kGemvMaxTokens)
+    return t;
   return roundUpI(t, usesAmx(isa, f, t) ? 16 : 8); // GEMM tiles: 8 tokens (AMX: 16)
 }
 
@@ -167,13 +184,15 @@ namespace {
 
 float* floatScratch(size_t count) {
   static thread_local std::vector<float> buf;
-  if (buf.size() < count + 16) buf.resize(count + 16);
+  if (buf.size() < count + 16)
+    buf.resize(count + 16);
   return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
 }
 
 uint8_t* byteScratch(size_t count) {
   static thread_local std::vector<uint8_t> buf;
-  if (buf.size() < count + 64) buf.resize(count + 64);
+  if (buf.size() < count + 64)
+    buf.resize(count + 64);
   return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) &
                                     ~uintptr_t(63));
 }
@@ -183,12 +202,16 @@ uint8_t* byteScratch(size_t count) {
 void matmulPrepared(Isa isa, WeightFormat f, const uint8_t* packed, int64_t n, int64_t k,
                     const uint8_t* act, int64_t t, float* y, int64_t n0, int64_t n1) {
   isa = clampIsa(isa);
-  if (n0 < 0) n0 = 0;
-  if (n1 > n) n1 = n;
-  if (n0 >= n1 || t <= 0) return;
+  if (n0 < 0)
+    n0 = 0;
+  if (n1 > n)
+    n1 = n;
+  if (n0 >= n1 || t <= 0)
+    return;
   if (packedBytes(f, n, k) == 0) { // unsupported shape: make it visible, never read the blob
     for (int64_t s = 0; s < t; ++s)
-      for (int64_t r = n0; r < n1; ++r) y[s * n + r] = NAN;
+      for (int64_t r = n0; r < n1; ++r)
+        y[s * n + r] = NAN;
     return;
   }
   Job j;
@@ -221,7 +244,8 @@ void matmulPrepared(Isa isa, WeightFormat f, const uint8_t* packed, int64_t n, i
 void matmul(Isa isa, WeightFormat f, const uint8_t* packed, int64_t n, int64_t k, const float* x,
             int64_t t, float* y, int64_t n0, int64_t n1) {
   isa = clampIsa(isa);
-  if (t <= 0 || n0 >= n1) return;
+  if (t <= 0 || n0 >= n1)
+    return;
   uint8_t* act = byteScratch(activationBytes(isa, f, k, t));
   prepareActivations(isa, f, x, k, t, act);
   matmulPrepared(isa, f, packed, n, k, act, t, y, n0, n1);

@@ -38,18 +38,27 @@ bool parseFormat(std::string_view s, WeightFormat* out) {
       return true;
     }
   // Accepted spellings of the same formats.
-  if (s == "int4:g32:sym") return *out = WeightFormat::Int4G32Sym, true;
-  if (s == "int4:g128:sym") return *out = WeightFormat::Int4G128Sym, true;
-  if (s == "int8:sym") return *out = WeightFormat::Int8, true;
+  if (s == "int4:g32:sym")
+    return *out = WeightFormat::Int4G32Sym, true;
+  if (s == "int4:g128:sym")
+    return *out = WeightFormat::Int4G128Sym, true;
+  if (s == "int8:sym")
+    return *out = WeightFormat::Int8, true;
   return false;
 }
 
-bool isInt4(WeightFormat f) { return int4Format(f); }
-int64_t groupSize(WeightFormat f) { return int4Format(f) ? kAlignOf(f) : 0; }
+bool isInt4(WeightFormat f) {
+  return int4Format(f);
+}
+int64_t groupSize(WeightFormat f) {
+  return int4Format(f) ? kAlignOf(f) : 0;
+}
 
 size_t packedBytes(WeightFormat f, int64_t n, int64_t k) {
-  if (n < 0 || k < 0) return 0;
-  if (f == WeightFormat::Int8 && k > kInt8MaxK) return 0;
+  if (n < 0 || k < 0)
+    return 0;
+  if (f == WeightFormat::Int8 && k > kInt8MaxK)
+    return 0;
   return makeLayout(f, n, k).totalBytes;
 }
 
@@ -58,16 +67,20 @@ namespace {
 // Round-to-nearest-even bf16 that keeps denormals (weights: bf16 -> f32 -> bf16 is the identity).
 uint16_t weightToBf16(float f) {
   uint32_t u = bitsOf(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40u);
+  if ((u & 0x7fffffffu) > 0x7f800000u)
+    return uint16_t((u >> 16) | 0x40u);
   u += 0x7fffu + ((u >> 16) & 1u);
   return uint16_t(u >> 16);
 }
 
-float clampF16(float v) { return std::max(-65504.f, std::min(65504.f, v)); }
+float clampF16(float v) {
+  return std::max(-65504.f, std::min(65504.f, v));
+}
 
 bool allFinite(const float* v, int64_t count) {
   for (int64_t i = 0; i < count; ++i)
-    if (!std::isfinite(v[i])) return false;
+    if (!std::isfinite(v[i]))
+      return false;
   return true;
 }
 
@@ -78,7 +91,8 @@ void packPanel(const Layout& L, const float* rows, uint8_t* panel) {
   case WeightFormat::F32: {
     float* o = reinterpret_cast<float*>(panel);
     for (int64_t c = 0; c < kp; ++c)
-      for (int i = 0; i < 16; ++i) o[c * 16 + i] = rows[i * kp + c];
+      for (int i = 0; i < 16; ++i)
+        o[c * 16 + i] = rows[i * kp + c];
     return;
   }
   case WeightFormat::BF16: {
@@ -95,7 +109,8 @@ void packPanel(const Layout& L, const float* rows, uint8_t* panel) {
     for (int i = 0; i < 16; ++i) {
       const float* r = rows + i * kp;
       float amax = 0.f;
-      for (int64_t c = 0; c < k; ++c) amax = std::max(amax, std::fabs(r[c]));
+      for (int64_t c = 0; c < k; ++c)
+        amax = std::max(amax, std::fabs(r[c]));
       bool finite = allFinite(r, k);
       float s = finite ? amax / 127.f : NAN;
       scales[i] = s;
@@ -125,7 +140,8 @@ void packPanel(const Layout& L, const float* rows, uint8_t* panel) {
         // Q4_0-style: the value of largest magnitude maps to -8 exactly; the scale is signed.
         float m = 0.f;
         for (int64_t c = 0; c < valid; ++c)
-          if (std::fabs(r[c]) > std::fabs(m)) m = r[c];
+          if (std::fabs(r[c]) > std::fabs(m))
+            m = r[c];
         uint16_t dh = finite ? f32ToF16(clampF16(m / -8.f)) : uint16_t(0x7e00);
         float d = f16ToF32(dh);
         dS[g * 16 + i] = dh;
@@ -137,8 +153,10 @@ void packPanel(const Layout& L, const float* rows, uint8_t* panel) {
         }
       } else {
         float lo = 0.f, hi = 0.f;
-        if (valid > 0) lo = hi = r[0];
-        for (int64_t c = 1; c < valid; ++c) lo = std::min(lo, r[c]), hi = std::max(hi, r[c]);
+        if (valid > 0)
+          lo = hi = r[0];
+        for (int64_t c = 1; c < valid; ++c)
+          lo = std::min(lo, r[c]), hi = std::max(hi, r[c]);
         uint16_t mh = finite ? f32ToF16(clampF16(lo)) : uint16_t(0x7e00);
         uint16_t dh = finite ? f32ToF16(clampF16((hi - lo) / 15.f)) : uint16_t(0x7e00);
         float mn = f16ToF32(mh), d = f16ToF32(dh);
@@ -179,14 +197,16 @@ void writeHeader(const Layout& L, uint8_t* out) {
 
 void packWeights(WeightFormat f, int64_t n, int64_t k,
                  const std::function<void(int64_t row, float* out)>& loadRow, uint8_t* out) {
-  if (packedBytes(f, n, k) == 0) return;
+  if (packedBytes(f, n, k) == 0)
+    return;
   const Layout L = makeLayout(f, n, k);
   std::memset(out, 0, L.totalBytes);
   writeHeader(L, out);
   std::vector<float> rows(size_t(16 * L.kp) + 1);
   for (int64_t p = 0; p < L.panels; ++p) {
     std::fill(rows.begin(), rows.end(), 0.f);
-    for (int i = 0; i < 16 && p * 16 + i < n; ++i) loadRow(p * 16 + i, rows.data() + i * L.kp);
+    for (int i = 0; i < 16 && p * 16 + i < n; ++i)
+      loadRow(p * 16 + i, rows.data() + i * L.kp);
     packPanel(L, rows.data(), out + kHeaderBytes + size_t(p) * L.panelBytes);
   }
 }
@@ -195,14 +215,16 @@ void packWeights(WeightFormat f, SourceType src, const void* w, int64_t n, int64
                  uint8_t* out) {
   if (f == WeightFormat::BF16 && src == SourceType::BF16) {
     // Exact: repack the bits without a float round trip.
-    if (packedBytes(f, n, k) == 0) return;
+    if (packedBytes(f, n, k) == 0)
+      return;
     const Layout L = makeLayout(f, n, k);
     std::memset(out, 0, L.totalBytes);
     writeHeader(L, out);
     const uint16_t* s = static_cast<const uint16_t*>(w);
     for (int64_t r = 0; r < n; ++r) {
       uint16_t* o = reinterpret_cast<uint16_t*>(out + kHeaderBytes + size_t(r / 16) * L.panelBytes);
-      for (int64_t c = 0; c < k; ++c) o[(c / 2) * 32 + (r % 16) * 2 + (c % 2)] = s[r * k + c];
+      for (int64_t c = 0; c < k; ++c)
+        o[(c / 2) * 32 + (r % 16) * 2 + (c % 2)] = s[r * k + c];
     }
     return;
   }
@@ -214,10 +236,12 @@ void packWeights(WeightFormat f, SourceType src, const void* w, int64_t n, int64
           std::memcpy(o, static_cast<const float*>(w) + r * k, size_t(k) * 4);
           break;
         case SourceType::BF16:
-          for (int64_t c = 0; c < k; ++c) o[c] = bf16ToF32(static_cast<const uint16_t*>(w)[r * k + c]);
+          for (int64_t c = 0; c < k; ++c)
+            o[c] = bf16ToF32(static_cast<const uint16_t*>(w)[r * k + c]);
           break;
         case SourceType::F16:
-          for (int64_t c = 0; c < k; ++c) o[c] = f16ToF32(static_cast<const uint16_t*>(w)[r * k + c]);
+          for (int64_t c = 0; c < k; ++c)
+            o[c] = f16ToF32(static_cast<const uint16_t*>(w)[r * k + c]);
           break;
         }
       },
@@ -231,23 +255,27 @@ void packWeights(WeightFormat f, const float* w, int64_t n, int64_t k, uint8_t* 
 bool checkPacked(WeightFormat f, const uint8_t* packed, size_t size, int64_t n, int64_t k,
                  std::string* error) {
   auto fail = [&](const std::string& m) {
-    if (error) *error = m;
+    if (error)
+      *error = m;
     return false;
   };
   size_t want = packedBytes(f, n, k);
   if (want == 0)
     return fail(std::string("unsupported shape for ") + formatName(f) + ": [" + std::to_string(n) +
                 ", " + std::to_string(k) + "]");
-  if (!packed || size < sizeof(PackedHeader)) return fail("packed blob shorter than its header");
+  if (!packed || size < sizeof(PackedHeader))
+    return fail("packed blob shorter than its header");
   PackedHeader h;
   std::memcpy(&h, packed, sizeof h);
-  if (std::memcmp(h.magic, "KTQW", 4) != 0) return fail("packed blob: bad magic (not KTQW)");
+  if (std::memcmp(h.magic, "KTQW", 4) != 0)
+    return fail("packed blob: bad magic (not KTQW)");
   if (h.version != kPackedVersion)
     return fail("packed blob: version " + std::to_string(h.version) + ", expected " +
                 std::to_string(kPackedVersion));
   if (h.format != uint32_t(f))
-    return fail(std::string("packed blob: format ") + (h.format < 7 ? formatName(WeightFormat(h.format)) : "?") +
-                ", expected " + formatName(f));
+    return fail(std::string("packed blob: format ") +
+                (h.format < 7 ? formatName(WeightFormat(h.format)) : "?") + ", expected " +
+                formatName(f));
   if (h.n != n || h.k != k)
     return fail("packed blob: shape [" + std::to_string(h.n) + ", " + std::to_string(h.k) +
                 "], expected [" + std::to_string(n) + ", " + std::to_string(k) + "]");
@@ -262,7 +290,8 @@ bool checkPacked(WeightFormat f, const uint8_t* packed, size_t size, int64_t n, 
 void dequantizeRow(WeightFormat f, const uint8_t* packed, int64_t n, int64_t k, int64_t r,
                    float* out) {
   const Layout L = makeLayout(f, n, k);
-  if (r < 0 || r >= n) return;
+  if (r < 0 || r >= n)
+    return;
   const uint8_t* panel = panelPtr(L, packed, r / 16);
   const int i = int(r % 16);
   switch (f) {
@@ -293,7 +322,8 @@ void dequantizeRow(WeightFormat f, const uint8_t* packed, int64_t n, int64_t k, 
     const int u = (c % 8) < 4 ? (byte & 15) : (byte >> 4);
     uint16_t dh, mh = 0;
     std::memcpy(&dh, panel + L.scaleOff + size_t(g * 16 + i) * 2, 2);
-    if (L.asym) std::memcpy(&mh, panel + L.minOff + size_t(g * 16 + i) * 2, 2);
+    if (L.asym)
+      std::memcpy(&mh, panel + L.minOff + size_t(g * 16 + i) * 2, 2);
     const float d = f16ToF32(dh);
     out[c] = L.asym ? d * float(u) + f16ToF32(mh) : d * float(u - 8);
   }

@@ -19,7 +19,8 @@ struct Job {
 static inline size_t dequantScratchFloats(const Job& j) {
   return size_t(256 * 16) + size_t(j.a.rows) * 16;
 }
-static constexpr int64_t kChunkK = 256; // k columns dequantized at a time (multiple of all kp aligns)
+static constexpr int64_t kChunkK =
+    256; // k columns dequantized at a time (multiple of all kp aligns)
 
 void matmulScalarKernel(const Job& j, float* scratch); // MatmulScalar.cpp
 void matmulAvx2(const Job& j, float* scratch);         // MatmulAvx2.cpp

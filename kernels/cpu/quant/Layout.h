@@ -5,12 +5,14 @@
 // Everything here has internal linkage (`static`) and the structs have no member functions on
 // purpose: the ISA-specific .cpp files are compiled with -mavx512f etc., and an inline function
 // with external linkage emitted there could be the copy the linker keeps for a baseline caller —
-// executing AVX-512 on an AVX2-only machine. Static functions stay private to each translation unit.
+// executing AVX-512 on an AVX2-only machine. Static functions stay private to each translation
+// unit.
 //
-// ==== Packed weight blob ==========================================================================
-// offset 0: PackedHeader (64 bytes). Then ceil(n/16) panels of `panelBytes` each (a multiple of 64).
-// Panel p holds output rows [16p, 16p+16); rows >= n are zero. Every 64-byte "line" of a panel
-// holds one k-slice of all 16 rows, so one aligned 512-bit load feeds 16 output accumulators:
+// ==== Packed weight blob
+// ========================================================================== offset 0: PackedHeader
+// (64 bytes). Then ceil(n/16) panels of `panelBytes` each (a multiple of 64). Panel p holds output
+// rows [16p, 16p+16); rows >= n are zero. Every 64-byte "line" of a panel holds one k-slice of all
+// 16 rows, so one aligned 512-bit load feeds 16 output accumulators:
 //   f32  : line k            = W[16p+i][k]                        i = 0..15, 4 bytes each
 //   bf16 : line j (k=2j,2j+1) = {W[16p+i][2j], W[16p+i][2j+1]}     4 bytes per row (lo = even k)
 //          -> VDPBF16PS operand, and exactly the AMX-BF16 "B" tile row layout (16 lines = 1 tile).
@@ -65,7 +67,9 @@ struct Layout {
   size_t totalBytes;  // header + panels
 };
 
-static inline int64_t roundUpI(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+static inline int64_t roundUpI(int64_t v, int64_t m) {
+  return (v + m - 1) / m * m;
+}
 
 static inline int64_t kAlignOf(WeightFormat f) {
   switch (f) {
@@ -130,10 +134,11 @@ static inline const uint8_t* panelPtr(const Layout& L, const uint8_t* blob, int6
   return blob + kHeaderBytes + size_t(p) * L.panelBytes;
 }
 
-// ==== Prepared activations ========================================================================
-// rows x rowBytes of converted activations (f32 / bf16 / int8, zero-padded to kp columns and to
-// `rows` rows), then for the int8 modes three [rows][blocks] arrays: f32 scale s, f32 s*sum(q)
-// and int32 sum(q) of each (token, block). A block is all of K (Int8PerToken) or one weight group.
+// ==== Prepared activations
+// ======================================================================== rows x rowBytes of
+// converted activations (f32 / bf16 / int8, zero-padded to kp columns and to `rows` rows), then for
+// the int8 modes three [rows][blocks] arrays: f32 scale s, f32 s*sum(q) and int32 sum(q) of each
+// (token, block). A block is all of K (Int8PerToken) or one weight group.
 struct ActLayout {
   ActMode mode;
   int64_t t, rows, kp;
@@ -167,7 +172,8 @@ static inline ActLayout makeActLayout(ActMode mode, WeightFormat f, int64_t k, i
   return A;
 }
 
-// ==== Scalar conversions (bit-exact definitions) ==================================================
+// ==== Scalar conversions (bit-exact definitions)
+// ==================================================
 static inline uint32_t bitsOf(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);
@@ -179,14 +185,18 @@ static inline float floatOf(uint32_t u) {
   return f;
 }
 
-static inline float bf16ToF32(uint16_t b) { return floatOf(uint32_t(b) << 16); }
+static inline float bf16ToF32(uint16_t b) {
+  return floatOf(uint32_t(b) << 16);
+}
 
 // Round-to-nearest-even with denormal inputs treated as zero and NaN quieted: the definition of
 // VCVTNEPS2BF16, so scalar and SIMD activation rounding agree bit for bit.
 static inline uint16_t f32ToBf16(float f) {
   uint32_t u = bitsOf(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40u); // NaN -> quiet NaN
-  if ((u & 0x7f800000u) == 0) return uint16_t((u >> 16) & 0x8000u);       // denormal -> +-0
+  if ((u & 0x7fffffffu) > 0x7f800000u)
+    return uint16_t((u >> 16) | 0x40u); // NaN -> quiet NaN
+  if ((u & 0x7f800000u) == 0)
+    return uint16_t((u >> 16) & 0x8000u); // denormal -> +-0
   u += 0x7fffu + ((u >> 16) & 1u);
   return uint16_t(u >> 16);
 }
@@ -198,7 +208,8 @@ static inline float f16ToF32(uint16_t h) {
     float v = float(mant) * 5.9604644775390625e-8f;
     return floatOf(bitsOf(v) | sign);
   }
-  if (exp == 31) return floatOf(sign | 0x7f800000u | (mant << 13));
+  if (exp == 31)
+    return floatOf(sign | 0x7f800000u | (mant << 13));
   return floatOf(sign | ((exp + 112u) << 23) | (mant << 13));
 }
 
@@ -207,19 +218,23 @@ static inline uint16_t f32ToF16(float f) {
   uint32_t x = bitsOf(f);
   uint16_t sign = uint16_t((x >> 16) & 0x8000u);
   x &= 0x7fffffffu;
-  if (x > 0x7f800000u) return uint16_t(sign | 0x7e00u);
-  if (x >= 0x477ff000u) return uint16_t(sign | 0x7c00u); // >= 65520 rounds to inf
+  if (x > 0x7f800000u)
+    return uint16_t(sign | 0x7e00u);
+  if (x >= 0x477ff000u)
+    return uint16_t(sign | 0x7c00u); // >= 65520 rounds to inf
   if (x < 0x38800000u) { // below 2^-14: f16 subnormal = round(|f| * 2^24) (1024 -> min normal)
     float a = floatOf(x) * 16777216.0f;
     uint32_t m = uint32_t(a);
     float rem = a - float(m);
-    if (rem > 0.5f || (rem == 0.5f && (m & 1u))) ++m;
+    if (rem > 0.5f || (rem == 0.5f && (m & 1u)))
+      ++m;
     return uint16_t(sign | m);
   }
   uint32_t mant = x & 0x7fffffu;
   uint32_t h = ((((x >> 23) - 127u + 15u) << 10) | (mant >> 13));
   uint32_t rem = mant & 0x1fffu;
-  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h; // carry may bump the exponent: correct
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u)))
+    ++h; // carry may bump the exponent: correct
   return uint16_t(sign | h);
 }
 

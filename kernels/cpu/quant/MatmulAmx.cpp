@@ -9,14 +9,21 @@
 // C[m][n] is token m, output row n of the panel; each C tile is stored to a 1 KiB buffer and
 // copied (int8: scaled) into y with the same masked stores as the AVX-512 kernels.
 //
-// NOTE: not executed on the development machine (no AMX there); the unit tests run it
-// automatically on a CPU with AMX.
+// NOTE: the development machine has no AMX: there the unit tests run this code against a scalar
+// model of the tile instructions (AmxEmulation.h); on a CPU with AMX they run the real thing.
 #include "kernels/cpu/quant/Kernels.h"
 
 // GCC 12 reports its own _mm512_undefined_*() inside the intrinsic headers as maybe-uninitialized
 // (GCC bug 105593, fixed in 13).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
+
+// Tests compile this file a second time with KT_AMX_EMULATE naming a header that replaces the tile
+// intrinsics by a scalar model of the AMX registers, so the tiling and addressing below are
+// checked on machines without AMX (test/unit/kernels/AmxEmulation.h).
+#ifdef KT_AMX_EMULATE
+#include KT_AMX_EMULATE
+#endif
 
 namespace kt::cpu::quant::detail {
 namespace {
@@ -29,8 +36,12 @@ struct alignas(64) TileConfig {
   uint8_t rows[16];
 };
 
-inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
-inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
+inline int64_t imin(int64_t a, int64_t b) {
+  return a < b ? a : b;
+}
+inline int64_t imax(int64_t a, int64_t b) {
+  return a > b ? a : b;
+}
 
 struct Out {
   float* y;
@@ -40,13 +51,15 @@ struct Out {
 inline void storeRows(const Out& o, int64_t s, int64_t r0, __m512 v) {
   float* dst = o.y + s * o.n + r0;
   const int64_t lo = imax(o.n0 - r0, 0), hi = imin(o.n1 - r0, 16);
-  if (lo >= hi) return;
+  if (lo >= hi)
+    return;
   const __mmask16 m = __mmask16(((1u << hi) - 1u) & ~((1u << lo) - 1u));
   _mm512_mask_storeu_ps(dst, m, v);
 }
 
 inline void emitF32(const Out& o, int64_t s0, int64_t p, const float* c) {
-  for (int r = 0; r < 16 && s0 + r < o.t; ++r) storeRows(o, s0 + r, p * 16, _mm512_load_ps(c + r * 16));
+  for (int r = 0; r < 16 && s0 + r < o.t; ++r)
+    storeRows(o, s0 + r, p * 16, _mm512_load_ps(c + r * 16));
 }
 
 inline void emitInt8(const Job& j, const Out& o, int64_t s0, int64_t p, const int32_t* c) {
@@ -64,8 +77,7 @@ inline void emitInt8(const Job& j, const Out& o, int64_t s0, int64_t p, const in
 }
 
 // One register block: NT token tiles (16 tokens each) x NP panels, over all of K.
-template <bool INT8, int NT, int NP>
-void block(const Job& j, const Out& o, int64_t p, int64_t s0) {
+template <bool INT8, int NT, int NP> void block(const Job& j, const Out& o, int64_t p, int64_t s0) {
   const size_t xs = j.a.rowBytes;
   const uint8_t* x0 = j.act + size_t(s0) * xs;
   const uint8_t* x1 = x0 + 16 * xs;
@@ -75,24 +87,35 @@ void block(const Job& j, const Out& o, int64_t p, int64_t s0) {
   // 16 weight lines (1024 bytes) of the panel.
   const int64_t steps = INT8 ? j.w.kp / 64 : j.w.kp / 32;
   _tile_zero(0);
-  if (NP == 2) _tile_zero(1);
-  if (NT == 2) _tile_zero(2);
-  if (NT == 2 && NP == 2) _tile_zero(3);
+  if (NP == 2)
+    _tile_zero(1);
+  if (NT == 2)
+    _tile_zero(2);
+  if (NT == 2 && NP == 2)
+    _tile_zero(3);
   for (int64_t i = 0; i < steps; ++i) {
     _tile_loadd(4, x0 + i * 64, xs);
-    if (NT == 2) _tile_loadd(5, x1 + i * 64, xs);
+    if (NT == 2)
+      _tile_loadd(5, x1 + i * 64, xs);
     _tile_loadd(6, w0 + i * 1024, 64);
-    if (NP == 2) _tile_loadd(7, w1 + i * 1024, 64);
+    if (NP == 2)
+      _tile_loadd(7, w1 + i * 1024, 64);
     if (INT8) {
       _tile_dpbsud(0, 4, 6);
-      if (NP == 2) _tile_dpbsud(1, 4, 7);
-      if (NT == 2) _tile_dpbsud(2, 5, 6);
-      if (NT == 2 && NP == 2) _tile_dpbsud(3, 5, 7);
+      if (NP == 2)
+        _tile_dpbsud(1, 4, 7);
+      if (NT == 2)
+        _tile_dpbsud(2, 5, 6);
+      if (NT == 2 && NP == 2)
+        _tile_dpbsud(3, 5, 7);
     } else {
       _tile_dpbf16ps(0, 4, 6);
-      if (NP == 2) _tile_dpbf16ps(1, 4, 7);
-      if (NT == 2) _tile_dpbf16ps(2, 5, 6);
-      if (NT == 2 && NP == 2) _tile_dpbf16ps(3, 5, 7);
+      if (NP == 2)
+        _tile_dpbf16ps(1, 4, 7);
+      if (NT == 2)
+        _tile_dpbf16ps(2, 5, 6);
+      if (NT == 2 && NP == 2)
+        _tile_dpbf16ps(3, 5, 7);
     }
   }
   alignas(64) int32_t cbuf[256];
@@ -137,17 +160,17 @@ template <bool INT8> void run(const Job& j) {
   }
 }
 
+// Palette 1; tiles 0-7 all 16 rows x 64 bytes. A constant in .rodata: GCC's _tile_loadconfig asm
+// names only the first 8 bytes of the config as its input, so a stack copy could be incomplete.
+const TileConfig kTileConfig = {
+    1, 0, {}, {64, 64, 64, 64, 64, 64, 64, 64}, {16, 16, 16, 16, 16, 16, 16, 16}};
+
 } // namespace
 
 void matmulAmx(const Job& j) {
-  TileConfig cfg;
-  __builtin_memset(&cfg, 0, sizeof cfg);
-  cfg.palette = 1;
-  for (int i = 0; i < 8; ++i) {
-    cfg.colsb[i] = 64;
-    cfg.rows[i] = 16;
-  }
-  _tile_loadconfig(&cfg);
+  // tileloadd's asm has no memory operand: make sure the prepared activations are in memory.
+  __asm__ volatile("" ::: "memory");
+  _tile_loadconfig(&kTileConfig);
   if (j.w.fmt == WeightFormat::Int8)
     run<true>(j);
   else

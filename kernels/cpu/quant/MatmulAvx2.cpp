@@ -19,7 +19,9 @@
 namespace kt::cpu::quant::detail {
 namespace {
 
-inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t imin(int64_t a, int64_t b) {
+  return a < b ? a : b;
+}
 
 // Dequantizes columns [k0, k0+kc) of a panel to out[kc][16]; returns the f32 [kc][16] to use.
 const float* dequantChunk(const Layout& L, const uint8_t* panel, int64_t k0, int64_t kc,
@@ -78,10 +80,9 @@ const float* dequantChunk(const Layout& L, const uint8_t* panel, int64_t k0, int
     for (int h = 0; h < 2; ++h) {
       const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(
           reinterpret_cast<const __m128i*>(panel + L.scaleOff + size_t(g) * 32 + 16 * h)));
-      const __m256 m =
-          L.asym ? _mm256_cvtph_ps(_mm_loadu_si128(
-                       reinterpret_cast<const __m128i*>(panel + L.minOff + size_t(g) * 32 + 16 * h)))
-                 : _mm256_mul_ps(d, _mm256_set1_ps(-8.f));
+      const __m256 m = L.asym ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(
+                                    panel + L.minOff + size_t(g) * 32 + 16 * h)))
+                              : _mm256_mul_ps(d, _mm256_set1_ps(-8.f));
       const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32 * h));
       KT_UNROLL
       for (int b = 0; b < 4; ++b) {
@@ -98,20 +99,21 @@ const float* dequantChunk(const Layout& L, const uint8_t* panel, int64_t k0, int
 
 // acc[s][16] += sum_c B[c][0..16) * x[s][c] for TT tokens. With <= 2 tokens, two k-parity
 // accumulator sets keep 4 FMA chains in flight so a single token is not latency bound.
-template <int TT>
-void micro(const float* B, int64_t kc, const float* const* x, float* acc) {
+template <int TT> void micro(const float* B, int64_t kc, const float* const* x, float* acc) {
   constexpr int U = TT <= 2 ? 2 : 1;
   __m256 a[TT][2 * U];
   KT_UNROLL
   for (int s = 0; s < TT; ++s) {
     a[s][0] = _mm256_loadu_ps(acc + s * 16);
     a[s][1] = _mm256_loadu_ps(acc + s * 16 + 8);
-    for (int u = 2; u < 2 * U; ++u) a[s][u] = _mm256_setzero_ps();
+    for (int u = 2; u < 2 * U; ++u)
+      a[s][u] = _mm256_setzero_ps();
   }
-  for (int64_t c = 0; c < kc; c += U)
+  for (int64_t c = 0; c < kc; c += U) {
     KT_UNROLL
     for (int u = 0; u < U; ++u) {
-      const __m256 w0 = _mm256_loadu_ps(B + (c + u) * 16), w1 = _mm256_loadu_ps(B + (c + u) * 16 + 8);
+      const __m256 w0 = _mm256_loadu_ps(B + (c + u) * 16),
+                   w1 = _mm256_loadu_ps(B + (c + u) * 16 + 8);
       KT_UNROLL
       for (int s = 0; s < TT; ++s) {
         const __m256 xb = _mm256_broadcast_ss(x[s] + c + u);
@@ -119,6 +121,7 @@ void micro(const float* B, int64_t kc, const float* const* x, float* acc) {
         a[s][2 * u + 1] = _mm256_fmadd_ps(w1, xb, a[s][2 * u + 1]);
       }
     }
+  }
   KT_UNROLL
   for (int s = 0; s < TT; ++s) {
     __m256 lo = a[s][0], hi = a[s][1];
@@ -141,7 +144,8 @@ void matmulAvx2(const Job& j, float* scratch) {
   const int64_t p0 = j.n0 / 16, p1 = (j.n1 + 15) / 16;
   for (int64_t p = p0; p < p1; ++p) {
     const uint8_t* panel = panelPtr(L, j.packed, p);
-    for (int64_t i = 0; i < t * 16; ++i) acc[i] = 0.f;
+    for (int64_t i = 0; i < t * 16; ++i)
+      acc[i] = 0.f;
     for (int64_t k0 = 0; k0 < L.kp; k0 += kChunkK) {
       const int64_t kc = imin(kChunkK, L.kp - k0);
       const float* B = dequantChunk(L, panel, k0, kc, buf);
@@ -168,7 +172,8 @@ void matmulAvx2(const Job& j, float* scratch) {
     for (int64_t s = 0; s < t; ++s)
       for (int i = 0; i < 16; ++i) {
         const int64_t r = p * 16 + i;
-        if (r >= j.n0 && r < j.n1) j.y[s * L.n + r] = acc[s * 16 + i];
+        if (r >= j.n0 && r < j.n1)
+          j.y[s * L.n + r] = acc[s * 16 + i];
       }
   }
 }

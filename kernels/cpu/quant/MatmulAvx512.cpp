@@ -6,7 +6,8 @@
 //   f32  : FMA with a broadcast x[k]                      16 MACs / instruction / token
 //   bf16 : VDPBF16PS with a broadcast bf16 pair           32
 //   int8 : VPDPBUSD (u8 weights q+128, s8 activations)    64, corrected by -128 * sum(q_x)
-//   int4 : 2 x VPDPBUSD per line (low, high nibbles)      64; per group f32 += d*s_x*isum + min*s_x*sum(q_x)
+//   int4 : 2 x VPDPBUSD per line (low, high nibbles)      64; per group f32 += d*s_x*isum +
+//   min*s_x*sum(q_x)
 #include "kernels/cpu/quant/Kernels.h"
 
 // GCC 12 reports its own _mm512_undefined_*() inside the intrinsic headers as maybe-uninitialized
@@ -21,8 +22,12 @@
 namespace kt::cpu::quant::detail {
 namespace {
 
-inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
-inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
+inline int64_t imin(int64_t a, int64_t b) {
+  return a < b ? a : b;
+}
+inline int64_t imax(int64_t a, int64_t b) {
+  return a > b ? a : b;
+}
 
 struct Out {
   float* y;
@@ -37,7 +42,8 @@ inline void storeRows(const Out& o, int64_t s, int64_t r0, __m512 v) {
     return;
   }
   const int64_t lo = imax(o.n0 - r0, 0), hi = imin(o.n1 - r0, 16);
-  if (lo >= hi) return;
+  if (lo >= hi)
+    return;
   const __mmask16 m = __mmask16(((1u << hi) - 1u) & ~((1u << lo) - 1u));
   _mm512_mask_storeu_ps(dst, m, v); // masked-off lanes never touch memory
 }
@@ -48,7 +54,9 @@ inline __m512i bcast32(const void* p) {
   return _mm512_set1_epi32(v);
 }
 
-inline const uint8_t* actRow(const Job& j, int64_t s) { return j.act + size_t(s) * j.a.rowBytes; }
+inline const uint8_t* actRow(const Job& j, int64_t s) {
+  return j.act + size_t(s) * j.a.rowBytes;
+}
 inline float actScale(const Job& j, int64_t s, int64_t b) {
   return reinterpret_cast<const float*>(j.act + j.a.scaleOff)[s * j.a.blocks + b];
 }
@@ -59,11 +67,19 @@ inline int32_t actSumQ(const Job& j, int64_t s, int64_t b) {
   return reinterpret_cast<const int32_t*>(j.act + j.a.sumqOff)[s * j.a.blocks + b];
 }
 
-inline __m512 hsum4(__m512 a, __m512 b, __m512 c, __m512 d) {
-  return _mm512_add_ps(_mm512_add_ps(a, b), _mm512_add_ps(c, d));
+template <int U> inline __m512 sumChains(const __m512* a) {
+  __m512 s = a[0];
+  KT_UNROLL
+  for (int u = 1; u < U; ++u)
+    s = _mm512_add_ps(s, a[u]);
+  return s;
 }
-inline __m512i hsum4i(__m512i a, __m512i b, __m512i c, __m512i d) {
-  return _mm512_add_epi32(_mm512_add_epi32(a, b), _mm512_add_epi32(c, d));
+template <int U> inline __m512i sumChainsI(const __m512i* a) {
+  __m512i s = a[0];
+  KT_UNROLL
+  for (int u = 1; u < U; ++u)
+    s = _mm512_add_epi32(s, a[u]);
+  return s;
 }
 
 // Software prefetch distance for the streaming GEMV (bytes ahead of the line being consumed).
@@ -76,23 +92,27 @@ inline void prefetchAhead(const void* p) {
     _mm_prefetch(static_cast<const char*>(p) + kPrefetch, _MM_HINT_T0);
 }
 
-// ==== GEMV: t <= 4 tokens, 1 panel at a time, 4 accumulator chains per token ====================
+// ==== GEMV: t <= 4 tokens, 1 panel at a time, 4-8 accumulator chains per token =================
 
 template <int T> void gemvF32(const Job& j, const Out& o, int64_t p0, int64_t p1) {
+  constexpr int U = T <= 2 ? 8 : 4; // independent chains per token (latency hiding)
   const int64_t kp = j.w.kp;
   const float* x[T];
   KT_UNROLL
-  for (int s = 0; s < T; ++s) x[s] = reinterpret_cast<const float*>(actRow(j, s));
+  for (int s = 0; s < T; ++s)
+    x[s] = reinterpret_cast<const float*>(actRow(j, s));
   for (int64_t p = p0; p < p1; ++p) {
     const float* w = reinterpret_cast<const float*>(panelPtr(j.w, j.packed, p));
-    __m512 acc[T][4];
+    __m512 acc[T][U];
     KT_UNROLL
-    for (int s = 0; s < T; ++s)
+    for (int s = 0; s < T; ++s) {
       KT_UNROLL
-      for (int u = 0; u < 4; ++u) acc[s][u] = _mm512_setzero_ps();
-    for (int64_t c = 0; c < kp; c += 4) {
+      for (int u = 0; u < U; ++u)
+        acc[s][u] = _mm512_setzero_ps();
+    }
+    for (int64_t c = 0; c < kp; c += U) {
       KT_UNROLL
-      for (int u = 0; u < 4; ++u) {
+      for (int u = 0; u < U; ++u) {
         prefetchAhead(w + (c + u) * 16);
         const __m512 wv = _mm512_loadu_ps(w + (c + u) * 16);
         KT_UNROLL
@@ -102,35 +122,40 @@ template <int T> void gemvF32(const Job& j, const Out& o, int64_t p0, int64_t p1
     }
     KT_UNROLL
     for (int s = 0; s < T; ++s)
-      storeRows(o, s, p * 16, hsum4(acc[s][0], acc[s][1], acc[s][2], acc[s][3]));
+      storeRows(o, s, p * 16, sumChains<U>(acc[s]));
   }
 }
 
 template <int T> void gemvBf16(const Job& j, const Out& o, int64_t p0, int64_t p1) {
+  constexpr int U = T <= 2 ? 8 : 4; // independent chains per token (latency hiding)
   const int64_t lines = j.w.kp / 2; // multiple of 16
   const uint8_t* x[T];
   KT_UNROLL
-  for (int s = 0; s < T; ++s) x[s] = actRow(j, s);
+  for (int s = 0; s < T; ++s)
+    x[s] = actRow(j, s);
   for (int64_t p = p0; p < p1; ++p) {
     const uint8_t* w = panelPtr(j.w, j.packed, p);
-    __m512 acc[T][4];
+    __m512 acc[T][U];
     KT_UNROLL
-    for (int s = 0; s < T; ++s)
+    for (int s = 0; s < T; ++s) {
       KT_UNROLL
-      for (int u = 0; u < 4; ++u) acc[s][u] = _mm512_setzero_ps();
-    for (int64_t l = 0; l < lines; l += 4) {
+      for (int u = 0; u < U; ++u)
+        acc[s][u] = _mm512_setzero_ps();
+    }
+    for (int64_t l = 0; l < lines; l += U) {
       KT_UNROLL
-      for (int u = 0; u < 4; ++u) {
+      for (int u = 0; u < U; ++u) {
         prefetchAhead(w + (l + u) * 64);
         const __m512i wv = _mm512_loadu_si512(w + (l + u) * 64);
         KT_UNROLL
         for (int s = 0; s < T; ++s)
-          acc[s][u] = _mm512_dpbf16_ps(acc[s][u], (__m512bh)wv, (__m512bh)bcast32(x[s] + (l + u) * 4));
+          acc[s][u] =
+              _mm512_dpbf16_ps(acc[s][u], (__m512bh)wv, (__m512bh)bcast32(x[s] + (l + u) * 4));
       }
     }
     KT_UNROLL
     for (int s = 0; s < T; ++s)
-      storeRows(o, s, p * 16, hsum4(acc[s][0], acc[s][1], acc[s][2], acc[s][3]));
+      storeRows(o, s, p * 16, sumChains<U>(acc[s]));
   }
 }
 
@@ -138,24 +163,29 @@ template <int T> void gemvBf16(const Job& j, const Out& o, int64_t p0, int64_t p
 inline __m512 int8Finish(const Job& j, const uint8_t* panel, int64_t s, __m512i isum) {
   const __m512 ws = _mm512_loadu_ps(reinterpret_cast<const float*>(panel + j.w.scaleOff));
   isum = _mm512_sub_epi32(isum, _mm512_set1_epi32(128 * actSumQ(j, s, 0)));
-  return _mm512_mul_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(ws, _mm512_set1_ps(actScale(j, s, 0))));
+  return _mm512_mul_ps(_mm512_cvtepi32_ps(isum),
+                       _mm512_mul_ps(ws, _mm512_set1_ps(actScale(j, s, 0))));
 }
 
 template <int T> void gemvInt8(const Job& j, const Out& o, int64_t p0, int64_t p1) {
+  constexpr int U = T <= 2 ? 8 : 4; // independent chains per token (latency hiding)
   const int64_t lines = j.w.kp / 4; // multiple of 16
   const uint8_t* x[T];
   KT_UNROLL
-  for (int s = 0; s < T; ++s) x[s] = actRow(j, s);
+  for (int s = 0; s < T; ++s)
+    x[s] = actRow(j, s);
   for (int64_t p = p0; p < p1; ++p) {
     const uint8_t* w = panelPtr(j.w, j.packed, p);
-    __m512i acc[T][4];
+    __m512i acc[T][U];
     KT_UNROLL
-    for (int s = 0; s < T; ++s)
+    for (int s = 0; s < T; ++s) {
       KT_UNROLL
-      for (int u = 0; u < 4; ++u) acc[s][u] = _mm512_setzero_si512();
-    for (int64_t l = 0; l < lines; l += 4) {
+      for (int u = 0; u < U; ++u)
+        acc[s][u] = _mm512_setzero_si512();
+    }
+    for (int64_t l = 0; l < lines; l += U) {
       KT_UNROLL
-      for (int u = 0; u < 4; ++u) {
+      for (int u = 0; u < U; ++u) {
         prefetchAhead(w + (l + u) * 64);
         const __m512i wv = _mm512_loadu_si512(w + (l + u) * 64);
         KT_UNROLL
@@ -165,8 +195,7 @@ template <int T> void gemvInt8(const Job& j, const Out& o, int64_t p0, int64_t p
     }
     KT_UNROLL
     for (int s = 0; s < T; ++s)
-      storeRows(o, s, p * 16,
-                int8Finish(j, w, s, hsum4i(acc[s][0], acc[s][1], acc[s][2], acc[s][3])));
+      storeRows(o, s, p * 16, int8Finish(j, w, s, sumChainsI<U>(acc[s])));
   }
 }
 
@@ -178,12 +207,12 @@ template <int T> void gemvInt8(const Job& j, const Out& o, int64_t p0, int64_t p
 template <bool ASYM>
 inline void int4GroupScales(const uint8_t* panel, const Layout& L, int64_t g, __m512* d16,
                             __m512* m) {
-  const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(
-      reinterpret_cast<const __m256i*>(panel + L.scaleOff + size_t(g) * 32)));
+  const __m512 d = _mm512_cvtph_ps(
+      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + L.scaleOff + size_t(g) * 32)));
   *d16 = _mm512_mul_ps(d, _mm512_set1_ps(1.f / 16.f));
   if (ASYM)
-    *m = _mm512_cvtph_ps(_mm256_loadu_si256(
-        reinterpret_cast<const __m256i*>(panel + L.minOff + size_t(g) * 32)));
+    *m = _mm512_cvtph_ps(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + L.minOff + size_t(g) * 32)));
   else
     *m = _mm512_mul_ps(d, _mm512_set1_ps(-8.f));
 }
@@ -195,40 +224,46 @@ inline __m512 int4Update(const Job& j, int64_t s, int64_t g, __m512i lo, __m512i
   return _mm512_fmadd_ps(m, _mm512_set1_ps(actSumF(j, s, g)), acc);
 }
 
-// The group scales (and mins) sit after the panel's weight lines: a second stream that starts afresh
-// in every panel, where the hardware prefetcher would only catch on after a few demand misses.
-// Prefetch that region of the next panel one panel ahead (of the first panel, right away).
+// The group scales (and mins) sit after the panel's weight lines: a second stream that starts
+// afresh in every panel, where the hardware prefetcher would only catch on after a few demand
+// misses. Prefetch that region of the next panel one panel ahead (of the first panel, right away).
 inline void prefetchScales(const Layout& L, const uint8_t* blob, int64_t p, int64_t p1) {
-  if (p >= p1) return;
+  if (p >= p1)
+    return;
   const uint8_t* base = panelPtr(L, blob, p);
   for (size_t off = L.scaleOff; off < L.panelBytes; off += 64)
     _mm_prefetch(reinterpret_cast<const char*>(base + off), _MM_HINT_T0);
 }
 
-template <int T, int G, bool ASYM> void gemvInt4(const Job& j, const Out& o, int64_t p0, int64_t p1) {
+template <int T, int G, bool ASYM>
+void gemvInt4(const Job& j, const Out& o, int64_t p0, int64_t p1) {
   constexpr int LG = G / 8; // lines per group
   const int64_t groups = j.w.groups;
   const __m512i low = _mm512_set1_epi8(0x0f), high = _mm512_set1_epi8(char(0xf0));
   const uint8_t* x[T];
   KT_UNROLL
-  for (int s = 0; s < T; ++s) x[s] = actRow(j, s);
+  for (int s = 0; s < T; ++s)
+    x[s] = actRow(j, s);
   prefetchScales(j.w, j.packed, p0, p1);
   for (int64_t p = p0; p < p1; ++p) {
     const uint8_t* panel = panelPtr(j.w, j.packed, p);
     prefetchScales(j.w, j.packed, p + 1, p1);
     __m512 facc[T];
     KT_UNROLL
-    for (int s = 0; s < T; ++s) facc[s] = _mm512_setzero_ps();
+    for (int s = 0; s < T; ++s)
+      facc[s] = _mm512_setzero_ps();
     for (int64_t g = 0; g < groups; ++g) {
       const uint8_t* w = panel + size_t(g) * G * 8;
-      // Low and high chains per token, doubled by line parity for t <= 2 so a single token keeps
-      // four VPDPBUSD chains in flight.
-      constexpr int C = T <= 2 ? 2 : 1;
+      // Low and high chains per token, C-fold by line index: VPDPBUSD has a multi-cycle latency,
+      // and with fewer chains a single token is latency-bound (measured 2.5x slower with C = 1).
+      constexpr int C = T == 1 ? 4 : 2;
       __m512i lo[T][C], hi[T][C];
       KT_UNROLL
-      for (int s = 0; s < T; ++s)
+      for (int s = 0; s < T; ++s) {
         KT_UNROLL
-        for (int c = 0; c < C; ++c) lo[s][c] = hi[s][c] = _mm512_setzero_si512();
+        for (int c = 0; c < C; ++c)
+          lo[s][c] = hi[s][c] = _mm512_setzero_si512();
+      }
       KT_UNROLL
       for (int l = 0; l < LG; ++l) {
         prefetchAhead(w + l * 64);
@@ -241,20 +276,23 @@ template <int T, int G, bool ASYM> void gemvInt4(const Job& j, const Out& o, int
           hi[s][l % C] = _mm512_dpbusd_epi32(hi[s][l % C], vh, bcast32(xk + 4));
         }
       }
-      if constexpr (C == 2) {
+      KT_UNROLL
+      for (int s = 0; s < T; ++s) {
         KT_UNROLL
-        for (int s = 0; s < T; ++s) {
-          lo[s][0] = _mm512_add_epi32(lo[s][0], lo[s][1]);
-          hi[s][0] = _mm512_add_epi32(hi[s][0], hi[s][1]);
+        for (int c = 1; c < C; ++c) {
+          lo[s][0] = _mm512_add_epi32(lo[s][0], lo[s][c]);
+          hi[s][0] = _mm512_add_epi32(hi[s][0], hi[s][c]);
         }
       }
       __m512 d16, m;
       int4GroupScales<ASYM>(panel, j.w, g, &d16, &m);
       KT_UNROLL
-      for (int s = 0; s < T; ++s) facc[s] = int4Update(j, s, g, lo[s][0], hi[s][0], d16, m, facc[s]);
+      for (int s = 0; s < T; ++s)
+        facc[s] = int4Update(j, s, g, lo[s][0], hi[s][0], d16, m, facc[s]);
     }
     KT_UNROLL
-    for (int s = 0; s < T; ++s) storeRows(o, s, p * 16, facc[s]);
+    for (int s = 0; s < T; ++s)
+      storeRows(o, s, p * 16, facc[s]);
   }
 }
 
@@ -265,48 +303,59 @@ template <int NP> void tileF32(const Job& j, const Out& o, int64_t p, int64_t s0
   const int64_t kp = j.w.kp;
   const float* w[NP];
   KT_UNROLL
-  for (int q = 0; q < NP; ++q) w[q] = reinterpret_cast<const float*>(panelPtr(j.w, j.packed, p + q));
+  for (int q = 0; q < NP; ++q)
+    w[q] = reinterpret_cast<const float*>(panelPtr(j.w, j.packed, p + q));
   const float* x = reinterpret_cast<const float*>(actRow(j, s0));
   const int64_t xs = int64_t(j.a.rowBytes / 4);
   __m512 acc[TT][NP];
   KT_UNROLL
-  for (int s = 0; s < TT; ++s)
+  for (int s = 0; s < TT; ++s) {
     KT_UNROLL
-    for (int q = 0; q < NP; ++q) acc[s][q] = _mm512_setzero_ps();
+    for (int q = 0; q < NP; ++q)
+      acc[s][q] = _mm512_setzero_ps();
+  }
   for (int64_t c = 0; c < kp; ++c) {
     __m512 wv[NP];
     KT_UNROLL
-    for (int q = 0; q < NP; ++q) wv[q] = _mm512_loadu_ps(w[q] + c * 16);
+    for (int q = 0; q < NP; ++q)
+      wv[q] = _mm512_loadu_ps(w[q] + c * 16);
     KT_UNROLL
     for (int s = 0; s < TT; ++s) {
       const __m512 b = _mm512_set1_ps(x[s * xs + c]);
       KT_UNROLL
-      for (int q = 0; q < NP; ++q) acc[s][q] = _mm512_fmadd_ps(wv[q], b, acc[s][q]);
+      for (int q = 0; q < NP; ++q)
+        acc[s][q] = _mm512_fmadd_ps(wv[q], b, acc[s][q]);
     }
   }
   KT_UNROLL
-  for (int s = 0; s < TT; ++s)
+  for (int s = 0; s < TT; ++s) {
     KT_UNROLL
     for (int q = 0; q < NP; ++q)
-      if (s0 + s < j.a.t) storeRows(o, s0 + s, (p + q) * 16, acc[s][q]);
+      if (s0 + s < j.a.t)
+        storeRows(o, s0 + s, (p + q) * 16, acc[s][q]);
+  }
 }
 
 template <int NP> void tileBf16(const Job& j, const Out& o, int64_t p, int64_t s0) {
   const int64_t lines = j.w.kp / 2;
   const uint8_t* w[NP];
   KT_UNROLL
-  for (int q = 0; q < NP; ++q) w[q] = panelPtr(j.w, j.packed, p + q);
+  for (int q = 0; q < NP; ++q)
+    w[q] = panelPtr(j.w, j.packed, p + q);
   const uint8_t* x = actRow(j, s0);
   const size_t xs = j.a.rowBytes;
   __m512 acc[TT][NP];
   KT_UNROLL
-  for (int s = 0; s < TT; ++s)
+  for (int s = 0; s < TT; ++s) {
     KT_UNROLL
-    for (int q = 0; q < NP; ++q) acc[s][q] = _mm512_setzero_ps();
+    for (int q = 0; q < NP; ++q)
+      acc[s][q] = _mm512_setzero_ps();
+  }
   for (int64_t l = 0; l < lines; ++l) {
     __m512i wv[NP];
     KT_UNROLL
-    for (int q = 0; q < NP; ++q) wv[q] = _mm512_loadu_si512(w[q] + l * 64);
+    for (int q = 0; q < NP; ++q)
+      wv[q] = _mm512_loadu_si512(w[q] + l * 64);
     KT_UNROLL
     for (int s = 0; s < TT; ++s) {
       const __m512i b = bcast32(x + s * xs + l * 4);
@@ -316,40 +365,49 @@ template <int NP> void tileBf16(const Job& j, const Out& o, int64_t p, int64_t s
     }
   }
   KT_UNROLL
-  for (int s = 0; s < TT; ++s)
+  for (int s = 0; s < TT; ++s) {
     KT_UNROLL
     for (int q = 0; q < NP; ++q)
-      if (s0 + s < j.a.t) storeRows(o, s0 + s, (p + q) * 16, acc[s][q]);
+      if (s0 + s < j.a.t)
+        storeRows(o, s0 + s, (p + q) * 16, acc[s][q]);
+  }
 }
 
 template <int NP> void tileInt8(const Job& j, const Out& o, int64_t p, int64_t s0) {
   const int64_t lines = j.w.kp / 4;
   const uint8_t* w[NP];
   KT_UNROLL
-  for (int q = 0; q < NP; ++q) w[q] = panelPtr(j.w, j.packed, p + q);
+  for (int q = 0; q < NP; ++q)
+    w[q] = panelPtr(j.w, j.packed, p + q);
   const uint8_t* x = actRow(j, s0);
   const size_t xs = j.a.rowBytes;
   __m512i acc[TT][NP];
   KT_UNROLL
-  for (int s = 0; s < TT; ++s)
+  for (int s = 0; s < TT; ++s) {
     KT_UNROLL
-    for (int q = 0; q < NP; ++q) acc[s][q] = _mm512_setzero_si512();
+    for (int q = 0; q < NP; ++q)
+      acc[s][q] = _mm512_setzero_si512();
+  }
   for (int64_t l = 0; l < lines; ++l) {
     __m512i wv[NP];
     KT_UNROLL
-    for (int q = 0; q < NP; ++q) wv[q] = _mm512_loadu_si512(w[q] + l * 64);
+    for (int q = 0; q < NP; ++q)
+      wv[q] = _mm512_loadu_si512(w[q] + l * 64);
     KT_UNROLL
     for (int s = 0; s < TT; ++s) {
       const __m512i b = bcast32(x + s * xs + l * 4);
       KT_UNROLL
-      for (int q = 0; q < NP; ++q) acc[s][q] = _mm512_dpbusd_epi32(acc[s][q], wv[q], b);
+      for (int q = 0; q < NP; ++q)
+        acc[s][q] = _mm512_dpbusd_epi32(acc[s][q], wv[q], b);
     }
   }
   KT_UNROLL
-  for (int s = 0; s < TT; ++s)
+  for (int s = 0; s < TT; ++s) {
     KT_UNROLL
     for (int q = 0; q < NP; ++q)
-      if (s0 + s < j.a.t) storeRows(o, s0 + s, (p + q) * 16, int8Finish(j, w[q], s0 + s, acc[s][q]));
+      if (s0 + s < j.a.t)
+        storeRows(o, s0 + s, (p + q) * 16, int8Finish(j, w[q], s0 + s, acc[s][q]));
+  }
 }
 
 // int4: one panel x 8 tokens, a low and a high chain per token (16 VPDPBUSD in flight).
@@ -362,12 +420,14 @@ template <int G, bool ASYM> void tileInt4(const Job& j, const Out& o, int64_t p,
   const size_t xs = j.a.rowBytes;
   __m512 facc[TT];
   KT_UNROLL
-  for (int s = 0; s < TT; ++s) facc[s] = _mm512_setzero_ps();
+  for (int s = 0; s < TT; ++s)
+    facc[s] = _mm512_setzero_ps();
   for (int64_t g = 0; g < groups; ++g) {
     const uint8_t* w = panel + size_t(g) * G * 8;
     __m512i lo[TT], hi[TT];
     KT_UNROLL
-    for (int s = 0; s < TT; ++s) lo[s] = hi[s] = _mm512_setzero_si512();
+    for (int s = 0; s < TT; ++s)
+      lo[s] = hi[s] = _mm512_setzero_si512();
     for (int l = 0; l < LG; ++l) {
       const __m512i v = _mm512_loadu_si512(w + l * 64);
       const __m512i vl = _mm512_and_si512(v, low), vh = _mm512_and_si512(v, high);
@@ -381,11 +441,13 @@ template <int G, bool ASYM> void tileInt4(const Job& j, const Out& o, int64_t p,
     __m512 d16, m;
     int4GroupScales<ASYM>(panel, j.w, g, &d16, &m);
     KT_UNROLL
-    for (int s = 0; s < TT; ++s) facc[s] = int4Update(j, s0 + s, g, lo[s], hi[s], d16, m, facc[s]);
+    for (int s = 0; s < TT; ++s)
+      facc[s] = int4Update(j, s0 + s, g, lo[s], hi[s], d16, m, facc[s]);
   }
   KT_UNROLL
   for (int s = 0; s < TT; ++s)
-    if (s0 + s < j.a.t) storeRows(o, s0 + s, p * 16, facc[s]);
+    if (s0 + s < j.a.t)
+      storeRows(o, s0 + s, p * 16, facc[s]);
 }
 
 // Panel pairs outermost: a pair (<= 2 x 16 rows x kp) is read from DRAM once and reused from cache
@@ -404,7 +466,8 @@ void gemmPairs(const Job& j, const Out& o, int64_t p0, int64_t p1) {
 
 template <int G, bool ASYM> void gemmInt4(const Job& j, const Out& o, int64_t p0, int64_t p1) {
   for (int64_t p = p0; p < p1; ++p)
-    for (int64_t s0 = 0; s0 < j.a.t; s0 += TT) tileInt4<G, ASYM>(j, o, p, s0);
+    for (int64_t s0 = 0; s0 < j.a.t; s0 += TT)
+      tileInt4<G, ASYM>(j, o, p, s0);
 }
 
 template <int T> void gemvAll(const Job& j, const Out& o, int64_t p0, int64_t p1) {
@@ -470,7 +533,8 @@ void prepareInt8(const ActLayout& A, const float* x, int64_t k, uint8_t* buf) {
         __m512i vsum = _mm512_setzero_si512();
         for (int64_t c = c0; c < c1; c += 16) {
           const __mmask16 m = tailMask(c1 - c);
-          const __m512i qi = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, xr + c), vinv));
+          const __m512i qi =
+              _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, xr + c), vinv));
           vsum = _mm512_add_epi32(vsum, qi);
           _mm_mask_storeu_epi8(q + c, m, _mm512_cvtepi32_epi8(qi));
         }

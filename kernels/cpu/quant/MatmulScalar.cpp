@@ -57,7 +57,8 @@ void refProduct(const Layout& L, const uint8_t* packed, const double* x, int64_t
     dequantRowExact(L, packed, r, w.data());
     for (int64_t s = 0; s < t; ++s) {
       double acc = 0;
-      for (int64_t c = 0; c < L.k; ++c) acc += x[s * L.k + c] * w[c];
+      for (int64_t c = 0; c < L.k; ++c)
+        acc += x[s * L.k + c] * w[c];
       y[s * L.n + r] = float(acc);
     }
   }
@@ -72,11 +73,13 @@ void matmulRef(WeightFormat f, const uint8_t* packed, int64_t n, int64_t k, cons
 
 void matmulRefAct(ActMode mode, WeightFormat f, const uint8_t* packed, int64_t n, int64_t k,
                   const float* x, int64_t t, float* y) {
-  if (n <= 0 || t <= 0 || k < 0) return;
+  if (n <= 0 || t <= 0 || k < 0)
+    return;
   const Layout L = makeLayout(f, n, k);
   std::vector<double> xd(size_t(t * k) + 1);
   if (mode == ActMode::F32) {
-    for (int64_t i = 0; i < t * k; ++i) xd[i] = x[i];
+    for (int64_t i = 0; i < t * k; ++i)
+      xd[i] = x[i];
   } else {
     // Decode the prepared buffer: x' = bf16(x), or s_block * q.
     const ActLayout A = makeActLayout(mode, f, k, t, t);
@@ -105,12 +108,13 @@ namespace detail {
 void matmulScalarKernel(const Job& j, float* scratch) {
   const Layout& L = j.w;
   const ActLayout& A = j.a;
-  float* buf = scratch;                 // [kChunkK][16]
-  float* acc = scratch + kChunkK * 16;  // [t][16]
+  float* buf = scratch;                // [kChunkK][16]
+  float* acc = scratch + kChunkK * 16; // [t][16]
   const int64_t p0 = j.n0 / 16, p1 = (j.n1 + 15) / 16;
   for (int64_t p = p0; p < p1; ++p) {
     const uint8_t* panel = panelPtr(L, j.packed, p);
-    for (int64_t i = 0; i < A.t * 16; ++i) acc[i] = 0.f;
+    for (int64_t i = 0; i < A.t * 16; ++i)
+      acc[i] = 0.f;
     for (int64_t k0 = 0; k0 < L.kp; k0 += kChunkK) {
       const int64_t kc = L.kp - k0 < kChunkK ? L.kp - k0 : kChunkK;
       for (int64_t c = 0; c < kc; ++c) {
@@ -133,8 +137,9 @@ void matmulScalarKernel(const Job& j, float* scratch) {
             const uint8_t byte = panel[size_t(kk / 8) * 64 + i * 4 + (kk % 4)];
             const int u = (kk % 8) < 4 ? (byte & 15) : (byte >> 4);
             const float d = f16ToF32(load16(panel + L.scaleOff + size_t(g * 16 + i) * 2));
-            o[i] = L.asym ? d * float(u) + f16ToF32(load16(panel + L.minOff + size_t(g * 16 + i) * 2))
-                          : d * float(u - 8);
+            o[i] = L.asym
+                       ? d * float(u) + f16ToF32(load16(panel + L.minOff + size_t(g * 16 + i) * 2))
+                       : d * float(u - 8);
           }
           }
         }
@@ -143,13 +148,15 @@ void matmulScalarKernel(const Job& j, float* scratch) {
         const float* x = reinterpret_cast<const float*>(j.act + size_t(s) * A.rowBytes) + k0;
         float* a = acc + s * 16;
         for (int64_t c = 0; c < kc; ++c)
-          for (int i = 0; i < 16; ++i) a[i] += buf[c * 16 + i] * x[c];
+          for (int i = 0; i < 16; ++i)
+            a[i] += buf[c * 16 + i] * x[c];
       }
     }
     for (int64_t s = 0; s < A.t; ++s)
       for (int i = 0; i < 16; ++i) {
         const int64_t r = p * 16 + i;
-        if (r >= j.n0 && r < j.n1) j.y[s * L.n + r] = acc[s * 16 + i];
+        if (r >= j.n0 && r < j.n1)
+          j.y[s * L.n + r] = acc[s * 16 + i];
       }
   }
 }

@@ -1,15 +1,17 @@
 #pragma once
 // Quantized CPU matrix kernels: y[t, n] = sum_k x[t, k] * W[n, k] for a weight matrix W [N, K]
 // (row-major in checkpoints: N output features, K input features) that was packed once, at compile
-// time, into a format-specific blob (see Layout.h for the byte layout), and f32 activations x [T, K].
+// time, into a format-specific blob (see Layout.h for the byte layout), and f32 activations x [T,
+// K].
 //
 // Paths (same packed bytes for all):
 //   * Isa::Scalar — portable C++; also the fallback of every other ISA.
 //   * Isa::Avx2   — AVX2+FMA+F16C: dequantizes 256-column chunks of a 16-row panel to f32 in L1 and
 //                   multiplies with f32 activations (exact activations, f32 accumulation).
-//   * Isa::Avx512 — AVX-512 F/BW/VL + BF16 + VNNI: consumes the packed data directly. f32 weights use
-//                   FMA; bf16 weights use VDPBF16PS (activations rounded to bf16); int8/int4 weights
-//                   use VPDPBUSD (activations quantized to int8 on the fly).
+//   * Isa::Avx512 — AVX-512 F/BW/VL + BF16 + VNNI: consumes the packed data directly. f32 weights
+//   use
+//                   FMA; bf16 weights use VDPBF16PS (activations rounded to bf16); int8/int4
+//                   weights use VPDPBUSD (activations quantized to int8 on the fly).
 //   * Isa::Amx    — AMX tiles (TDPBF16PS / TDPBSUD) for bf16 and int8 when t > kGemvMaxTokens, with
 //                   the same activation rounding as Avx512; everything else runs the Avx512 code.
 //
@@ -18,16 +20,18 @@
 // single token is not latency bound — that path is bound by memory bandwidth. Beyond 4 tokens the
 // register file cannot hold 4 chains x t tokens, so a register-tiled GEMM (2 panels x 8 tokens of
 // accumulators, int4: 1 panel x 8 tokens) runs instead; it still reads each weight panel from DRAM
-// once (the panel stays in L1/L2 while all token blocks pass over it), so it is also bandwidth-bound
-// for small t and compute-bound from t ~ 16..32 on (arithmetic intensity 2*t flops per weight vs.
-// the machine balance of ~100 flop/byte x bytes-per-weight). The threshold is therefore a register
-// budget, not a cache one, and is the same for every format.
+// once (the panel stays in L1/L2 while all token blocks pass over it), so it is also
+// bandwidth-bound for small t and compute-bound from t ~ 16..32 on (arithmetic intensity 2*t flops
+// per weight vs. the machine balance of ~100 flop/byte x bytes-per-weight). The threshold is
+// therefore a register budget, not a cache one, and is the same for every format.
 //
 // Activation rounding (what `activationMode` reports; matmulRefAct reproduces it exactly):
 //   * ActMode::F32          exact f32 activations (Scalar, Avx2, and f32 weights everywhere).
-//   * ActMode::Bf16         x rounded to bf16 (round-to-nearest-even, denormals to zero: exactly what
-//                           VCVTNEPS2BF16 does). Relative error <= 2^-9 per element, so a dot product
-//                           gains at most 2^-9 * sum|x w| (typically ~2^-9 * |y| / sqrt-ish).
+//   * ActMode::Bf16         x rounded to bf16 (round-to-nearest-even, denormals to zero: exactly
+//   what
+//                           VCVTNEPS2BF16 does). Relative error <= 2^-9 per element, so a dot
+//                           product gains at most 2^-9 * sum|x w| (typically ~2^-9 * |y| /
+//                           sqrt-ish).
 //   * ActMode::Int8PerToken int8 weights: per token, symmetric over all K: s = max|x| / 127,
 //                           q = round(x / s). Error <= s/2 per element; for LLM activations with a
 //                           few outlier channels (max|x| ~ 20-100 x rms) this costs ~0.5-2% of |y|.
@@ -57,10 +61,10 @@ enum class WeightFormat : uint32_t {
   Int4G128Sym = 5,  // groups of 128, as Int4G32Sym
   Int4G128Asym = 6, // groups of 128, as Int4G32Asym
 };
-constexpr WeightFormat kAllWeightFormats[] = {
-    WeightFormat::F32,         WeightFormat::BF16,        WeightFormat::Int8,
-    WeightFormat::Int4G32Sym,  WeightFormat::Int4G32Asym, WeightFormat::Int4G128Sym,
-    WeightFormat::Int4G128Asym};
+constexpr WeightFormat kAllWeightFormats[] = {WeightFormat::F32,         WeightFormat::BF16,
+                                              WeightFormat::Int8,        WeightFormat::Int4G32Sym,
+                                              WeightFormat::Int4G32Asym, WeightFormat::Int4G128Sym,
+                                              WeightFormat::Int4G128Asym};
 
 // Ordered: a higher value supports everything a lower one does.
 enum class Isa : int { Scalar = 0, Avx2 = 1, Avx512 = 2, Amx = 3 };
@@ -71,10 +75,10 @@ enum class ActMode { F32, Bf16, Int8PerToken, Int8PerGroup };
 // Element type of a row-major source matrix given to packWeights.
 enum class SourceType { F32, BF16, F16 };
 
-constexpr int64_t kRowBlock = 16;      // output rows per packed panel
-constexpr size_t kPackedAlign = 64;    // packed blobs should start 64-byte aligned (see Layout.h)
-constexpr int64_t kGemvMaxTokens = 4;  // t <= this: GEMV path; above: GEMM path
-constexpr int64_t kInt8MaxK = 65536;   // int8: larger K could overflow the int32 VNNI accumulators
+constexpr int64_t kRowBlock = 16;     // output rows per packed panel
+constexpr size_t kPackedAlign = 64;   // packed blobs should start 64-byte aligned (see Layout.h)
+constexpr int64_t kGemvMaxTokens = 4; // t <= this: GEMV path; above: GEMM path
+constexpr int64_t kInt8MaxK = 65536;  // int8: larger K could overflow the int32 VNNI accumulators
 
 // "f32", "bf16", "int8", "int4:g32", "int4:g32:asym", "int4:g128", "int4:g128:asym".
 const char* formatName(WeightFormat f);
@@ -130,7 +134,8 @@ void matmulRef(WeightFormat f, const uint8_t* packed, int64_t n, int64_t k, cons
 void matmulRefAct(ActMode mode, WeightFormat f, const uint8_t* packed, int64_t n, int64_t k,
                   const float* x, int64_t t, float* y);
 
-// ---- Two-phase form (activations converted once, shared by all threads) --------------------------
+// ---- Two-phase form (activations converted once, shared by all threads)
+// --------------------------
 ActMode activationMode(Isa isa, WeightFormat f);
 // Token rows the prepared buffer holds (t padded for the GEMM tiles).
 int64_t activationRows(Isa isa, WeightFormat f, int64_t t);

@@ -1,6 +1,7 @@
 // Quantized matmul kernels: the quantizers against the original f32 weights, the reference against
 // an f32/double product of the original weights, every SIMD kernel the CPU supports against the
 // reference on the same packed data (same activation rounding), and ISA dispatch.
+#include "kernels/cpu/quant/Kernels.h"
 #include "kernels/cpu/quant/QuantMatmul.h"
 
 #include <gtest/gtest.h>
@@ -14,6 +15,15 @@
 #include <vector>
 
 namespace kt::cpu::quant {
+namespace detail {
+void matmulAmxEmulated(const Job& j); // amx_emulated.cpp
+} // namespace detail
+
+// Readable test names in failure messages.
+void PrintTo(Isa isa, std::ostream* os) {
+  *os << isaName(isa);
+}
+
 namespace {
 
 struct Shape {
@@ -25,7 +35,8 @@ std::vector<float> randomWeights(std::mt19937& rng, int64_t n, int64_t k) {
   std::normal_distribution<float> nd(0.f, 0.02f);
   std::uniform_real_distribution<float> u(0.f, 1.f);
   std::vector<float> w(size_t(n * k));
-  for (float& v : w) v = nd(rng) * (u(rng) < 0.01f ? 8.f : 1.f);
+  for (float& v : w)
+    v = nd(rng) * (u(rng) < 0.01f ? 8.f : 1.f);
   return w;
 }
 
@@ -34,7 +45,8 @@ std::vector<float> randomActivations(std::mt19937& rng, int64_t t, int64_t k) {
   std::vector<float> x(size_t(t * k));
   for (int64_t c = 0; c < k; ++c) {
     const float gain = (c % 97 == 13) ? 25.f : 1.f; // outlier channels
-    for (int64_t s = 0; s < t; ++s) x[s * k + c] = nd(rng) * gain;
+    for (int64_t s = 0; s < t; ++s)
+      x[s * k + c] = nd(rng) * gain;
   }
   return x;
 }
@@ -48,7 +60,8 @@ std::vector<uint8_t> pack(WeightFormat f, const std::vector<float>& w, int64_t n
 std::vector<float> dequantAll(WeightFormat f, const std::vector<uint8_t>& blob, int64_t n,
                               int64_t k) {
   std::vector<float> w(size_t(n * k) + 1);
-  for (int64_t r = 0; r < n; ++r) dequantizeRow(f, blob.data(), n, k, r, w.data() + r * k);
+  for (int64_t r = 0; r < n; ++r)
+    dequantizeRow(f, blob.data(), n, k, r, w.data() + r * k);
   return w;
 }
 
@@ -59,15 +72,19 @@ std::vector<double> weightErrorBound(WeightFormat f, const std::vector<float>& w
   const int64_t g = groupSize(f);
   for (int64_t r = 0; r < n; ++r) {
     const float* row = w.data() + r * k;
-    if (f == WeightFormat::F32) continue;
+    if (f == WeightFormat::F32)
+      continue;
     if (f == WeightFormat::BF16) {
-      for (int64_t c = 0; c < k; ++c) b[r * k + c] = std::fabs(row[c]) * std::ldexp(1.0, -8);
+      for (int64_t c = 0; c < k; ++c)
+        b[r * k + c] = std::fabs(row[c]) * std::ldexp(1.0, -8);
       continue;
     }
     if (f == WeightFormat::Int8) {
       double amax = 0;
-      for (int64_t c = 0; c < k; ++c) amax = std::max(amax, double(std::fabs(row[c])));
-      for (int64_t c = 0; c < k; ++c) b[r * k + c] = amax / 127 * 0.5 * (1 + 1e-5) + 1e-30;
+      for (int64_t c = 0; c < k; ++c)
+        amax = std::max(amax, double(std::fabs(row[c])));
+      for (int64_t c = 0; c < k; ++c)
+        b[r * k + c] = amax / 127 * 0.5 * (1 + 1e-5) + 1e-30;
       continue;
     }
     const bool asym = f == WeightFormat::Int4G32Asym || f == WeightFormat::Int4G128Asym;
@@ -90,7 +107,8 @@ std::vector<double> weightErrorBound(WeightFormat f, const std::vector<float>& w
         // clamp at +7, so the bound is one step (not half a step).
         bound = amax / 8 * (1 + std::ldexp(1.0, -9)) + 16 * slack;
       }
-      for (int64_t c = c0; c < c1; ++c) b[r * k + c] = bound;
+      for (int64_t c = c0; c < c1; ++c)
+        b[r * k + c] = bound;
     }
   }
   return b;
@@ -103,7 +121,8 @@ std::vector<double> product(const std::vector<float>& x, const std::vector<float
   for (int64_t s = 0; s < t; ++s)
     for (int64_t r = 0; r < n; ++r) {
       double acc = 0;
-      for (int64_t c = 0; c < k; ++c) acc += double(x[s * k + c]) * w[r * k + c];
+      for (int64_t c = 0; c < k; ++c)
+        acc += double(x[s * k + c]) * w[r * k + c];
       y[s * n + r] = acc;
     }
   return y;
@@ -116,7 +135,8 @@ std::vector<double> magnitude(const std::vector<float>& x, const std::vector<flo
   for (int64_t s = 0; s < t; ++s)
     for (int64_t r = 0; r < n; ++r) {
       double acc = 0;
-      for (int64_t c = 0; c < k; ++c) acc += std::fabs(double(x[s * k + c]) * w[r * k + c]);
+      for (int64_t c = 0; c < k; ++c)
+        acc += std::fabs(double(x[s * k + c]) * w[r * k + c]);
       m[s * n + r] = acc;
     }
   return m;
@@ -133,14 +153,16 @@ std::vector<Shape> testShapes(std::mt19937& rng, int count) {
   const int64_t ns[] = {1, 2, 3, 7, 16, 17, 33, 65, 129};
   const int64_t ks[] = {1, 3, 17, 32, 33, 65, 128, 129, 200, 257, 300};
   const int64_t ts[] = {1, 2, 3, 4, 5, 7, 8, 9, 17, 33, 65};
-  std::vector<Shape> out = {{1, 1, 1}, {17, 129, 1}, {33, 257, 4}, {129, 300, 33}, {16, 0, 3},
-                            {64, 2048, 2}, {48, 1408, 20}};
+  std::vector<Shape> out = {{1, 1, 1},  {17, 129, 1},  {33, 257, 4},  {129, 300, 33},
+                            {16, 0, 3}, {64, 2048, 2}, {48, 1408, 20}};
   std::uniform_int_distribution<int> pn(0, 8), pk(0, 10), pt(0, 10);
-  for (int i = 0; i < count; ++i) out.push_back({ns[pn(rng)], ks[pk(rng)], ts[pt(rng)]});
+  for (int i = 0; i < count; ++i)
+    out.push_back({ns[pn(rng)], ks[pk(rng)], ts[pt(rng)]});
   return out;
 }
 
-// ---- formats and quantizers ----------------------------------------------------------------------
+// ---- formats and quantizers
+// ----------------------------------------------------------------------
 
 TEST(QuantFormats, NamesRoundTrip) {
   for (WeightFormat f : kAllWeightFormats) {
@@ -186,7 +208,8 @@ TEST(QuantFormats, Bf16SourceIsExactAndF16SourceConverts) {
   const int64_t n = 5, k = 37;
   std::vector<uint16_t> src(n * k);
   std::mt19937 rng(2);
-  for (auto& v : src) v = uint16_t(rng() & 0x7f7f) | 0x3c00; // finite, varied
+  for (auto& v : src)
+    v = uint16_t(rng() & 0x7f7f) | 0x3c00; // finite, varied
   std::vector<uint8_t> blob(packedBytes(WeightFormat::BF16, n, k));
   packWeights(WeightFormat::BF16, SourceType::BF16, src.data(), n, k, blob.data());
   std::vector<float> row(k);
@@ -226,7 +249,8 @@ TEST(QuantFormats, CheckPackedRejectsBadBlobs) {
   EXPECT_NE(err.find("magic"), std::string::npos) << err;
 }
 
-// ---- the reference -------------------------------------------------------------------------------
+// ---- the reference
+// -------------------------------------------------------------------------------
 
 // matmulRef on packed data vs the exact product of the ORIGINAL weights: the difference must be
 // explained by the quantizer's per-weight bound (so a wrong quantizer fails here).
@@ -245,7 +269,8 @@ TEST(QuantReference, MatchesOriginalWeightsWithinQuantizationError) {
       for (int64_t i = 0; i < s.t; ++i)
         for (int64_t r = 0; r < s.n; ++r) {
           double tol = 1e-6 * mag[i * s.n + r] + 1e-30;
-          for (int64_t c = 0; c < s.k; ++c) tol += std::fabs(x[i * s.k + c]) * bound[r * s.k + c];
+          for (int64_t c = 0; c < s.k; ++c)
+            tol += std::fabs(x[i * s.k + c]) * bound[r * s.k + c];
           ASSERT_NEAR(y[i * s.n + r], exact[i * s.n + r], tol) << describe(f, s);
         }
     }
@@ -256,7 +281,8 @@ TEST(QuantReference, ActivationRoundingWithinBound) {
   std::mt19937 rng(4);
   for (WeightFormat f : kAllWeightFormats)
     for (ActMode mode : {ActMode::Bf16, ActMode::Int8PerToken, ActMode::Int8PerGroup}) {
-      if (mode == ActMode::Int8PerGroup && !isInt4(f)) continue;
+      if (mode == ActMode::Int8PerGroup && !isInt4(f))
+        continue;
       const Shape s{19, 300, 3};
       auto w = randomWeights(rng, s.n, s.k);
       auto x = randomActivations(rng, s.t, s.k);
@@ -276,17 +302,20 @@ TEST(QuantReference, ActivationRoundingWithinBound) {
             } else {
               const int64_t c0 = c / block * block, c1 = std::min(s.k, c0 + block);
               double amax = 0;
-              for (int64_t cc = c0; cc < c1; ++cc) amax = std::max(amax, double(std::fabs(x[i * s.k + cc])));
+              for (int64_t cc = c0; cc < c1; ++cc)
+                amax = std::max(amax, double(std::fabs(x[i * s.k + cc])));
               xb = amax / 127 * 0.5 * (1 + 1e-5);
             }
             tol += xb * std::fabs(dq[r * s.k + c]);
           }
-          ASSERT_NEAR(y1[i * s.n + r], y0[i * s.n + r], tol) << formatName(f) << " mode " << int(mode);
+          ASSERT_NEAR(y1[i * s.n + r], y0[i * s.n + r], tol)
+              << formatName(f) << " mode " << int(mode);
         }
     }
 }
 
-// ---- kernels vs reference, per ISA ---------------------------------------------------------------
+// ---- kernels vs reference, per ISA
+// ---------------------------------------------------------------
 
 class QuantKernel : public ::testing::TestWithParam<Isa> {};
 
@@ -313,14 +342,14 @@ TEST_P(QuantKernel, MatchesReferenceOnOddShapes) {
       std::vector<float> ys(s.n * s.t, 12345.f);
       std::uniform_int_distribution<int64_t> cut(0, s.n);
       int64_t a = cut(rng), b = cut(rng);
-      if (a > b) std::swap(a, b);
+      if (a > b)
+        std::swap(a, b);
       matmul(isa, f, blob.data(), s.n, s.k, x.data(), s.t, ys.data(), 0, a);
       matmul(isa, f, blob.data(), s.n, s.k, x.data(), s.t, ys.data(), a, b);
       matmul(isa, f, blob.data(), s.n, s.k, x.data(), s.t, ys.data(), b, s.n);
       for (int64_t i = 0; i < s.n * s.t; ++i) {
         const double tol = 1e-4 * mag[i] + 1e-6;
-        ASSERT_NEAR(y[i], ref[i], tol) << isaName(isa) << " " << describe(f, s) << " at "
-                                       << i;
+        ASSERT_NEAR(y[i], ref[i], tol) << isaName(isa) << " " << describe(f, s) << " at " << i;
         ASSERT_EQ(y[i], ys[i]) << isaName(isa) << " split [" << a << "," << b << ") "
                                << describe(f, s) << " at " << i;
       }
@@ -330,7 +359,8 @@ TEST_P(QuantKernel, MatchesReferenceOnOddShapes) {
 
 TEST_P(QuantKernel, WritesOnlyItsRows) {
   const Isa isa = GetParam();
-  if (!isaSupported(isa)) GTEST_SKIP() << "this CPU lacks " << isaName(isa);
+  if (!isaSupported(isa))
+    GTEST_SKIP() << "this CPU lacks " << isaName(isa);
   std::mt19937 rng(7);
   for (WeightFormat f : kAllWeightFormats)
     for (int64_t t : {1, 3, 9, 40}) {
@@ -342,8 +372,10 @@ TEST_P(QuantKernel, WritesOnlyItsRows) {
       matmul(isa, f, blob.data(), n, k, x.data(), t, y.data(), 5, 37);
       for (int64_t s = 0; s < t; ++s)
         for (int64_t r = 0; r < n; ++r)
-          if (r < 5 || r >= 37) ASSERT_EQ(y[s * n + r], -7.f) << formatName(f) << " row " << r;
-          else ASSERT_NE(y[s * n + r], -7.f) << formatName(f) << " row " << r;
+          if (r < 5 || r >= 37)
+            ASSERT_EQ(y[s * n + r], -7.f) << formatName(f) << " row " << r;
+          else
+            ASSERT_NE(y[s * n + r], -7.f) << formatName(f) << " row " << r;
     }
 }
 
@@ -351,16 +383,21 @@ TEST_P(QuantKernel, WritesOnlyItsRows) {
 // denormals, signed zeros and values on rounding ties).
 TEST_P(QuantKernel, PreparedActivationsMatchReferenceBytes) {
   const Isa isa = GetParam();
-  if (!isaSupported(isa)) GTEST_SKIP() << "this CPU lacks " << isaName(isa);
+  if (!isaSupported(isa))
+    GTEST_SKIP() << "this CPU lacks " << isaName(isa);
   std::mt19937 rng(8);
   for (WeightFormat f : kAllWeightFormats)
     for (int64_t t : {1, 2, 5, 17})
       for (int64_t k : {1, 31, 129, 300}) {
         auto x = randomActivations(rng, t, k);
-        const float specials[] = {0.f, -0.f, 1e-40f, -1e-41f, 3.0e38f, 0.5f, -1.5f, 2.5f, 1.00390625f};
-        for (size_t i = 0; i < x.size(); i += 7) x[i] = specials[i % 9];
-        if (t > 1) x[size_t(k)] = NAN; // a bad token: its blocks get NaN scales
-        if (t > 2) x[size_t(2 * k)] = INFINITY;
+        const float specials[] = {0.f,  -0.f,  1e-40f, -1e-41f,    3.0e38f,
+                                  0.5f, -1.5f, 2.5f,   1.00390625f};
+        for (size_t i = 0; i < x.size(); i += 7)
+          x[i] = specials[i % 9];
+        if (t > 1)
+          x[size_t(k)] = NAN; // a bad token: its blocks get NaN scales
+        if (t > 2)
+          x[size_t(2 * k)] = INFINITY;
         const ActMode mode = activationMode(isa, f);
         const int64_t rows = activationRows(isa, f, t);
         ASSERT_EQ(activationBytes(isa, f, k, t), activationBytesFor(mode, f, k, rows));
@@ -368,15 +405,16 @@ TEST_P(QuantKernel, PreparedActivationsMatchReferenceBytes) {
         prepareActivations(isa, f, x.data(), k, t, a.data());
         prepareActivationsRef(mode, f, x.data(), k, t, rows, b.data());
         for (size_t i = 0; i < a.size(); ++i)
-          ASSERT_EQ(int(a[i]), int(b[i])) << isaName(isa) << " " << formatName(f) << " t=" << t
-                                          << " k=" << k << " byte " << i;
+          ASSERT_EQ(int(a[i]), int(b[i]))
+              << isaName(isa) << " " << formatName(f) << " t=" << t << " k=" << k << " byte " << i;
       }
 }
 
 // Non-finite weights or activations produce NaN outputs, never silent garbage.
 TEST_P(QuantKernel, NonFiniteInputsGiveNaN) {
   const Isa isa = GetParam();
-  if (!isaSupported(isa)) GTEST_SKIP() << "this CPU lacks " << isaName(isa);
+  if (!isaSupported(isa))
+    GTEST_SKIP() << "this CPU lacks " << isaName(isa);
   std::mt19937 rng(9);
   const int64_t n = 20, k = 64, t = 2;
   for (WeightFormat f : kAllWeightFormats) {
@@ -400,7 +438,50 @@ INSTANTIATE_TEST_SUITE_P(AllIsas, QuantKernel, ::testing::ValuesIn(kAllIsas),
                            return std::string(isaName(i.param));
                          });
 
-// ---- dispatch ------------------------------------------------------------------------------------
+// The AMX kernel's tiling (16-token x 16-row tiles, 2x2 register blocks, K steps of 32 bf16 / 64
+// int8, token and row tails, row ranges) against the reference, on a scalar model of the tile
+// instructions — so it is checked on CPUs without AMX too. (On AMX CPUs QuantKernel/amx runs the
+// real instructions.)
+TEST(QuantAmxModel, TiledKernelMatchesReference) {
+  if (!isaSupported(Isa::Avx512))
+    GTEST_SKIP() << "the AMX kernel's epilogue needs AVX-512";
+  std::mt19937 rng(11);
+  for (WeightFormat f : {WeightFormat::BF16, WeightFormat::Int8})
+    for (Shape s : {Shape{1, 1, 5}, Shape{17, 33, 16}, Shape{33, 65, 17}, Shape{45, 129, 33},
+                    Shape{64, 200, 40}, Shape{20, 300, 64}, Shape{7, 64, 100}}) {
+      const ActMode mode = f == WeightFormat::BF16 ? ActMode::Bf16 : ActMode::Int8PerToken;
+      auto w = randomWeights(rng, s.n, s.k);
+      auto x = randomActivations(rng, s.t, s.k);
+      auto blob = pack(f, w, s.n, s.k);
+      auto dq = dequantAll(f, blob, s.n, s.k);
+      const int64_t rows = (s.t + 15) / 16 * 16;
+      std::vector<uint8_t> act(activationBytesFor(mode, f, s.k, rows) + 64);
+      uint8_t* a = act.data() + (64 - reinterpret_cast<uintptr_t>(act.data()) % 64) % 64;
+      prepareActivationsRef(mode, f, x.data(), s.k, s.t, rows, a);
+      std::vector<float> ref(s.n * s.t), y(s.n * s.t, 12345.f);
+      matmulRefAct(mode, f, blob.data(), s.n, s.k, x.data(), s.t, ref.data());
+      detail::Job j;
+      j.w = detail::makeLayout(f, s.n, s.k);
+      j.packed = blob.data();
+      j.a = detail::makeActLayout(mode, f, s.k, s.t, rows);
+      j.act = a;
+      j.y = y.data();
+      const int64_t cut = s.n / 3; // two calls with a row split that is not 16-aligned
+      j.n0 = 0;
+      j.n1 = cut;
+      if (cut > 0)
+        detail::matmulAmxEmulated(j);
+      j.n0 = cut;
+      j.n1 = s.n;
+      detail::matmulAmxEmulated(j);
+      auto mag = magnitude(x, dq, s.n, s.k, s.t);
+      for (int64_t i = 0; i < s.n * s.t; ++i)
+        ASSERT_NEAR(y[i], ref[i], 1e-4 * mag[i] + 1e-6) << describe(f, s) << " at " << i;
+    }
+}
+
+// ---- dispatch
+// ------------------------------------------------------------------------------------
 
 TEST(QuantDispatch, HonoursRequestAndNeverExceedsCpu) {
   const Isa best = bestSupportedIsa();
