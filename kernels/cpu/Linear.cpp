@@ -60,6 +60,43 @@ static void linearPacked(ThreadPool& pool, const float* x, int64_t tokens, const
       for (int64_t r = 0; r < n; ++r) y[t * n + r] += bias[r];
 }
 
+void prepareInput(const MatrixView& w, const float* x, int64_t tokens, PreparedInput* out) {
+  out->x = x;
+  out->tokens = tokens;
+  out->k = w.cols;
+  out->packed = w.packed;
+  if (w.packed < 0) return;
+  using namespace quant;
+  static const Isa isa = detectIsa();
+  const auto fmt = WeightFormat(w.packed);
+  out->storage.resize(activationBytes(isa, fmt, w.cols, tokens) + kPackedAlign);
+  uint8_t* p = out->storage.data();
+  p += (kPackedAlign - reinterpret_cast<uintptr_t>(p) % kPackedAlign) % kPackedAlign;
+  prepareActivations(isa, fmt, x, w.cols, tokens, p);
+  out->act = p;
+}
+
+void linearRows(const MatrixView& w, const PreparedInput& in, float* y, int64_t r0, int64_t r1) {
+  const int64_t n = w.rows, k = w.cols;
+  if (w.packed >= 0) {
+    static const quant::Isa isa = quant::detectIsa();
+    quant::matmulPrepared(isa, quant::WeightFormat(w.packed), w.data, n, k, in.act, in.tokens, y, r0, r1);
+    return;
+  }
+  thread_local std::vector<float> rowBuf;
+  rowBuf.resize(size_t(k));
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* wr;
+    if (w.dtype == DType::F32) {
+      wr = reinterpret_cast<const float*>(w.row(r));
+    } else {
+      w.rowToF32(r, rowBuf.data());
+      wr = rowBuf.data();
+    }
+    for (int64_t t = 0; t < in.tokens; ++t) y[t * n + r] = dot(in.x + t * k, wr, k);
+  }
+}
+
 void linear(ThreadPool& pool, const float* x, int64_t tokens, const MatrixView& w, const float* bias,
             float* y) {
   if (w.packed >= 0) return linearPacked(pool, x, tokens, w, bias, y);

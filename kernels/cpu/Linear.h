@@ -3,6 +3,8 @@
 // arithmetic over f32/bf16/f16 weights.
 #include "kernels/cpu/Matrix.h"
 
+#include <vector>
+
 namespace kt {
 class ThreadPool;
 }
@@ -16,5 +18,18 @@ void linearRef(const float* x, int64_t tokens, const MatrixView& w, const float*
 // weight is streamed from memory exactly once per call.
 void linear(ThreadPool& pool, const float* x, int64_t tokens, const MatrixView& w, const float* bias,
             float* y);
+
+// Activations converted once for a weight's kernel (packed formats want bf16 or int8 activations),
+// so several threads can each compute a range of output rows from the same input.
+struct PreparedInput {
+  const float* x = nullptr;
+  int64_t tokens = 0, k = 0;
+  int32_t packed = -1; // the packed format the activations were prepared for; -1: plain f32
+  const uint8_t* act = nullptr;
+  std::vector<uint8_t> storage;
+};
+void prepareInput(const MatrixView& w, const float* x, int64_t tokens, PreparedInput* out);
+// y[t, r] (row stride w.rows) for output rows [r0, r1) of w, on the calling thread.
+void linearRows(const MatrixView& w, const PreparedInput& in, float* y, int64_t r0, int64_t r1);
 
 } // namespace kt::cpu

@@ -24,15 +24,86 @@ cpu::MoeRoutingParams routingParams(const plan::MoeAttrs& a) {
   return p;
 }
 
-// down(silu(gate(x)) * up(x)) for `rows` rows of x.
-std::vector<float> swigluMlp(ThreadPool& pool, const float* x, int64_t rows, const cpu::MatrixView& gate,
-                             const cpu::MatrixView& up, const cpu::MatrixView& down) {
-  std::vector<float> g(size_t(rows * gate.rows)), u(size_t(rows * up.rows)), y(size_t(rows * down.rows));
-  cpu::linear(pool, x, rows, gate, nullptr, g.data());
-  cpu::linear(pool, x, rows, up, nullptr, u.data());
-  swigluInPlace(g.data(), u.data(), int64_t(g.size()));
-  cpu::linear(pool, g.data(), rows, down, nullptr, y.data());
-  return y;
+// One expert's share of the batch: its tokens, their routing weights and the intermediate values.
+struct ExpertWork {
+  cpu::MatrixView gate, up, down;
+  std::vector<int64_t> tokens;
+  std::vector<float> weights; // routing weight per token (shared experts: 1, or Qwen2's sigmoid gate)
+  std::vector<float> x, g, u, y;
+  cpu::PreparedInput inGate, inUp, inDown;
+};
+
+constexpr int64_t kRowsPerTask = 64; // a multiple of the packed kernels' 16-row panels
+
+// A (work item, row block) list over all experts, so that one parallel loop keeps every thread
+// busy whether the batch has 1 token (few experts, many row blocks) or thousands (many experts).
+struct Task {
+  int work;
+  int64_t r0, r1;
+};
+std::vector<Task> rowTasks(const std::vector<ExpertWork>& works, bool down) {
+  std::vector<Task> tasks;
+  for (int w = 0; w < int(works.size()); ++w) {
+    int64_t rows = down ? works[size_t(w)].down.rows : works[size_t(w)].gate.rows;
+    for (int64_t r = 0; r < rows; r += kRowsPerTask) tasks.push_back({w, r, std::min(rows, r + kRowsPerTask)});
+  }
+  return tasks;
+}
+
+// Runs the SwiGLU experts of all work items with three parallel phases (gate+up, activation,
+// down) instead of three parallel loops per expert, then the weighted combine.
+void runExperts(ThreadPool& pool, std::vector<ExpertWork>& works, const float* x, int64_t H, float* out, int64_t T) {
+  pool.parallelFor(int64_t(works.size()), 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      ExpertWork& w = works[size_t(i)];
+      const int64_t n = int64_t(w.tokens.size());
+      w.x.resize(size_t(n * H));
+      for (int64_t r = 0; r < n; ++r) std::copy_n(x + w.tokens[size_t(r)] * H, H, w.x.data() + r * H);
+      w.g.resize(size_t(n * w.gate.rows));
+      w.u.resize(size_t(n * w.up.rows));
+      w.y.resize(size_t(n * H));
+      cpu::prepareInput(w.gate, w.x.data(), n, &w.inGate);
+      cpu::prepareInput(w.up, w.x.data(), n, &w.inUp);
+    }
+  });
+  std::vector<Task> up = rowTasks(works, false);
+  pool.parallelFor(int64_t(up.size()), 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      ExpertWork& w = works[size_t(up[size_t(i)].work)];
+      cpu::linearRows(w.gate, w.inGate, w.g.data(), up[size_t(i)].r0, up[size_t(i)].r1);
+      cpu::linearRows(w.up, w.inUp, w.u.data(), up[size_t(i)].r0, up[size_t(i)].r1);
+    }
+  });
+  pool.parallelFor(int64_t(works.size()), 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      ExpertWork& w = works[size_t(i)];
+      swigluInPlace(w.g.data(), w.u.data(), int64_t(w.g.size()));
+      cpu::prepareInput(w.down, w.g.data(), int64_t(w.tokens.size()), &w.inDown);
+    }
+  });
+  std::vector<Task> down = rowTasks(works, true);
+  pool.parallelFor(int64_t(down.size()), 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      ExpertWork& w = works[size_t(down[size_t(i)].work)];
+      cpu::linearRows(w.down, w.inDown, w.y.data(), down[size_t(i)].r0, down[size_t(i)].r1);
+    }
+  });
+  // Combine per token (each output row written by one thread): sum of weight * expert output.
+  std::vector<std::vector<std::pair<int, int64_t>>> contributions(static_cast<size_t>(T));
+  for (int w = 0; w < int(works.size()); ++w)
+    for (int64_t r = 0; r < int64_t(works[size_t(w)].tokens.size()); ++r)
+      contributions[size_t(works[size_t(w)].tokens[size_t(r)])].push_back({w, r});
+  pool.parallelFor(T, 4, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      float* o = out + t * H;
+      for (auto [w, r] : contributions[size_t(t)]) {
+        const ExpertWork& ew = works[size_t(w)];
+        const float scale = ew.weights[size_t(r)];
+        const float* yr = ew.y.data() + r * H;
+        for (int64_t i = 0; i < H; ++i) o[i] += scale * yr[i];
+      }
+    }
+  });
 }
 } // namespace
 
@@ -58,38 +129,32 @@ void moe(OpContext& c) {
                     weight.data() + t * K);
 
   // Group tokens by expert so each expert's weights are streamed once for all its tokens.
-  std::vector<std::vector<std::pair<int64_t, float>>> byExpert(static_cast<size_t>(E));
+  std::vector<int> workOf(static_cast<size_t>(E), -1);
+  std::vector<ExpertWork> works;
   for (int64_t t = 0; t < T; ++t)
-    for (int k = 0; k < K; ++k) byExpert[size_t(chosen[size_t(t * K + k)])].push_back({t, weight[size_t(t * K + k)]});
-
+    for (int k = 0; k < K; ++k) {
+      int e = chosen[size_t(t * K + k)];
+      if (workOf[size_t(e)] < 0) {
+        workOf[size_t(e)] = int(works.size());
+        works.push_back({c.expert(Gate, e), c.expert(Up, e), c.expert(Down, e), {}, {}, {}, {}, {}, {}, {}, {}, {}});
+      }
+      works[size_t(workOf[size_t(e)])].tokens.push_back(t);
+      works[size_t(workOf[size_t(e)])].weights.push_back(weight[size_t(t * K + k)]);
+    }
+  // Shared experts run with the routed ones, over every token.
+  if (c.has(SharedGate)) {
+    ExpertWork shared{c.w(SharedGate), c.w(SharedUp), c.w(SharedDown), {}, {}, {}, {}, {}, {}, {}, {}, {}};
+    shared.weights.assign(size_t(T), 1.0f);
+    if (c.has(SharedExpertGate)) { // Qwen2-MoE: sigmoid(x . w) scales the shared expert
+      cpu::linear(c.pool, x.f.data(), T, c.w(SharedExpertGate), nullptr, shared.weights.data());
+      for (float& g : shared.weights) g = 1.0f / (1.0f + std::exp(-g));
+    }
+    for (int64_t t = 0; t < T; ++t) shared.tokens.push_back(t);
+    works.push_back(std::move(shared));
+  }
   Activation& out = c.out(0);
   out.resize(T, H);
-  std::vector<float> rows;
-  for (int e = 0; e < E; ++e) {
-    const auto& list = byExpert[size_t(e)];
-    if (list.empty()) continue;
-    rows.resize(list.size() * size_t(H));
-    for (size_t r = 0; r < list.size(); ++r)
-      std::copy_n(x.f.data() + list[r].first * H, H, rows.data() + int64_t(r) * H);
-    std::vector<float> y = swigluMlp(c.pool, rows.data(), int64_t(list.size()), c.expert(Gate, e), c.expert(Up, e),
-                                     c.expert(Down, e));
-    for (size_t r = 0; r < list.size(); ++r) {
-      float* o = out.f.data() + list[r].first * H;
-      const float* yr = y.data() + int64_t(r) * H;
-      for (int64_t i = 0; i < H; ++i) o[i] += list[r].second * yr[i];
-    }
-  }
-
-  if (c.has(SharedGate)) {
-    std::vector<float> y = swigluMlp(c.pool, x.f.data(), T, c.w(SharedGate), c.w(SharedUp), c.w(SharedDown));
-    std::vector<float> gateScale(size_t(T), 1.0f);
-    if (c.has(SharedExpertGate)) { // Qwen2-MoE: sigmoid(x . w) scales the shared expert
-      cpu::linear(c.pool, x.f.data(), T, c.w(SharedExpertGate), nullptr, gateScale.data());
-      for (float& g : gateScale) g = 1.0f / (1.0f + std::exp(-g));
-    }
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t i = 0; i < H; ++i) out.f[size_t(t * H + i)] += gateScale[size_t(t)] * y[size_t(t * H + i)];
-  }
+  runExperts(c.pool, works, x.f.data(), H, out.f.data(), T);
 }
 
 } // namespace kt::cpuops
