@@ -833,7 +833,8 @@ private:
           if (!t.empty())
             improved |= tryMove({i}, t, &best);
       }
-      for (size_t i = 0; i < g_.units.size(); ++i)
+      // (--experts-on-gpu N is the user's call: its experts stay where it put them.)
+      for (size_t i = 0; i < g_.units.size() && o_.expertsOnGpu < 0; ++i)
         improved |= tryExpertsHome(i, &best);
       if (!improved)
         break;

@@ -103,6 +103,51 @@ void matmulRefAct(ActMode mode, WeightFormat f, const uint8_t* packed, int64_t n
 
 namespace detail {
 
+// Columns [k0, k0+kc) of a panel as f32 [kc][16] (the format switch and the scale conversions
+// hoisted out of the element loops; f32 panels are used in place).
+static const float* dequantChunk(const Layout& L, const uint8_t* panel, int64_t k0, int64_t kc,
+                                 float* out) {
+  switch (L.fmt) {
+  case WeightFormat::F32:
+    return reinterpret_cast<const float*>(panel) + k0 * 16;
+  case WeightFormat::BF16:
+    for (int64_t c = 0; c < kc; ++c) {
+      const uint8_t* line = panel + size_t((k0 + c) / 2) * 64 + ((k0 + c) % 2) * 2;
+      for (int i = 0; i < 16; ++i)
+        out[c * 16 + i] = bf16ToF32(load16(line + i * 4));
+    }
+    return out;
+  case WeightFormat::Int8: {
+    float sc[16];
+    std::memcpy(sc, panel + L.scaleOff, sizeof sc);
+    for (int64_t c = 0; c < kc; ++c) {
+      const uint8_t* line = panel + size_t((k0 + c) / 4) * 64 + (k0 + c) % 4;
+      for (int i = 0; i < 16; ++i)
+        out[c * 16 + i] = float(int(line[i * 4]) - 128) * sc[i];
+    }
+    return out;
+  }
+  default:
+    break;
+  }
+  float d[16], m[16];
+  for (int64_t c = 0; c < kc; ++c) {
+    const int64_t kk = k0 + c;
+    if (kk % L.group == 0 || c == 0) { // new group: convert its 16 scales (and mins) once
+      const int64_t g = kk / L.group;
+      for (int i = 0; i < 16; ++i) {
+        d[i] = f16ToF32(load16(panel + L.scaleOff + size_t(g * 16 + i) * 2));
+        m[i] = L.asym ? f16ToF32(load16(panel + L.minOff + size_t(g * 16 + i) * 2)) : -8.f * d[i];
+      }
+    }
+    const uint8_t* line = panel + size_t(kk / 8) * 64 + (kk % 4);
+    const int shift = (kk % 8) < 4 ? 0 : 4;
+    for (int i = 0; i < 16; ++i)
+      out[c * 16 + i] = d[i] * float((line[i * 4] >> shift) & 15) + m[i];
+  }
+  return out;
+}
+
 // Portable kernel: per 16-row panel, dequantize 256-column chunks to f32 [kc][16] and accumulate
 // all tokens from that L1-resident chunk, so each weight byte is read from memory once.
 void matmulScalarKernel(const Job& j, float* scratch) {
@@ -117,39 +162,13 @@ void matmulScalarKernel(const Job& j, float* scratch) {
       acc[i] = 0.f;
     for (int64_t k0 = 0; k0 < L.kp; k0 += kChunkK) {
       const int64_t kc = L.kp - k0 < kChunkK ? L.kp - k0 : kChunkK;
-      for (int64_t c = 0; c < kc; ++c) {
-        const int64_t kk = k0 + c;
-        float* o = buf + c * 16;
-        for (int i = 0; i < 16; ++i) {
-          switch (L.fmt) {
-          case WeightFormat::F32:
-            o[i] = loadF(panel + size_t(kk) * 64 + i * 4);
-            break;
-          case WeightFormat::BF16:
-            o[i] = bf16ToF32(load16(panel + size_t(kk / 2) * 64 + i * 4 + (kk % 2) * 2));
-            break;
-          case WeightFormat::Int8:
-            o[i] = float(int(panel[(kk / 4) * 64 + i * 4 + kk % 4]) - 128) *
-                   loadF(panel + L.scaleOff + i * 4);
-            break;
-          default: {
-            const int64_t g = kk / L.group;
-            const uint8_t byte = panel[size_t(kk / 8) * 64 + i * 4 + (kk % 4)];
-            const int u = (kk % 8) < 4 ? (byte & 15) : (byte >> 4);
-            const float d = f16ToF32(load16(panel + L.scaleOff + size_t(g * 16 + i) * 2));
-            o[i] = L.asym
-                       ? d * float(u) + f16ToF32(load16(panel + L.minOff + size_t(g * 16 + i) * 2))
-                       : d * float(u - 8);
-          }
-          }
-        }
-      }
+      const float* B = dequantChunk(L, panel, k0, kc, buf);
       for (int64_t s = 0; s < A.t; ++s) {
         const float* x = reinterpret_cast<const float*>(j.act + size_t(s) * A.rowBytes) + k0;
         float* a = acc + s * 16;
         for (int64_t c = 0; c < kc; ++c)
           for (int i = 0; i < 16; ++i)
-            a[i] += buf[c * 16 + i] * x[c];
+            a[i] += B[c * 16 + i] * x[c];
       }
     }
     for (int64_t s = 0; s < A.t; ++s)

@@ -17,6 +17,7 @@
 #include <sstream>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 using namespace kt;
@@ -50,7 +51,8 @@ Result run(const std::string& cmd) {
 }
 
 std::string tempDir(const std::string& name) {
-  std::string d = testing::TempDir() + "/kt_synth_" + name;
+  // The pid keeps concurrent runs of this test (other build folders) out of each other's way.
+  std::string d = testing::TempDir() + "/kt_synth_" + std::to_string(getpid()) + "_" + name;
   fs::remove_all(d);
   fs::create_directories(d);
   return d;

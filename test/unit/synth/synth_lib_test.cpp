@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 using namespace kt;
@@ -188,7 +189,8 @@ TEST(ShardPlan, ParsesSizes) {
 // The streamed file is a valid safetensors file: the runtime's strict reader accepts it and sees
 // the bytes where the header says.
 TEST(SafetensorsStream, ReaderAcceptsStreamedFile) {
-  const std::string path = testing::TempDir() + "/kt_synth_stream.safetensors";
+  const std::string path =
+      testing::TempDir() + "/kt_synth_stream_" + std::to_string(getpid()) + ".safetensors";
   std::vector<synth::StreamTensor> ts = {
       {"b", DType::BF16, {3, 5}}, {"a", DType::F32, {7}}, {"empty", DType::F16, {0, 4}}};
   {
@@ -212,10 +214,12 @@ TEST(SafetensorsStream, ReaderAcceptsStreamedFile) {
   EXPECT_EQ(reinterpret_cast<const uint16_t*>(f.data(*b))[14], 14);
   EXPECT_EQ(f.find("b")->offset % 8, 0u); // data section is 8-byte aligned
   EXPECT_EQ(f.fileSize(), synth::safetensorsFileSize(ts, {{"generator", "test"}}));
+  fs::remove(path);
 }
 
 TEST(SafetensorsStream, IncompleteFileIsRemoved) {
-  const std::string path = testing::TempDir() + "/kt_synth_incomplete.safetensors";
+  const std::string path =
+      testing::TempDir() + "/kt_synth_incomplete_" + std::to_string(getpid()) + ".safetensors";
   fs::remove(path);
   {
     synth::SafetensorsStreamWriter w(path, {{"a", DType::F32, {4}}}, {});
