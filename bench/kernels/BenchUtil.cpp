@@ -100,8 +100,7 @@ Buffer::~Buffer() {
   std::free(data);
 }
 
-// ---- bandwidth
-// -------------------------------------------------------------------------------------
+// ---- bandwidth ----
 
 // Eight independent accumulators (never latency-bound, even on a busy core) and software prefetch
 // 4 KiB ahead, as the GEMV kernels do: the probe measures what a streaming kernel can get.
@@ -225,8 +224,7 @@ Bandwidth measureBandwidth(Team& team, size_t bytesPerArray, int reps) {
   return bw;
 }
 
-// ---- peak arithmetic: 12 independent accumulators, register-only
-// ----------------------------------
+// ---- peak arithmetic: 12 independent accumulators, register-only ----
 
 constexpr long kPeakIters = 100'000; // one burst: ~0.3-1 ms
 

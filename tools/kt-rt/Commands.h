@@ -10,4 +10,5 @@ int cmdDetokenize(int argc, char** argv);
 int cmdRun(int argc, char** argv);
 int cmdChat(int argc, char** argv);
 int cmdPerplexity(int argc, char** argv);
+int cmdBench(int argc, char** argv);
 } // namespace kt::cli

@@ -23,6 +23,7 @@ const Command kCommands[] = {
     {"tokenize", kt::cli::cmdTokenize, "(PLAN | --tokenizer F) (--text S | --text-file F) [--special]   ids as JSON"},
     {"detokenize", kt::cli::cmdDetokenize, "(PLAN | --tokenizer F) --ids 1,2,3 [--skip-special]   text of ids"},
     {"perplexity", kt::cli::cmdPerplexity, "PLAN --text-file F [--ctx 512] [--max-tokens N]   loss and perplexity"},
+    {"bench", kt::cli::cmdBench, "PLAN [--prompt-len 128] [--gen-len 32] [--batch B] [--json]   speed vs roofline"},
     {"devices", kt::cli::cmdDevices, "   list CPUs (NUMA nodes, ISA), GPUs and NPUs this kt-rt can use"},
     {"generate", kt::cli::cmdGenerate, "PLAN --ids 1,2,3 [--ids ...] -n N [--temperature T] [--json]   decode with the KV cache"},
 };

@@ -8,11 +8,10 @@
 // executing AVX-512 on an AVX2-only machine. Static functions stay private to each translation
 // unit.
 //
-// ==== Packed weight blob
-// ========================================================================== offset 0: PackedHeader
-// (64 bytes). Then ceil(n/16) panels of `panelBytes` each (a multiple of 64). Panel p holds output
-// rows [16p, 16p+16); rows >= n are zero. Every 64-byte "line" of a panel holds one k-slice of all
-// 16 rows, so one aligned 512-bit load feeds 16 output accumulators:
+// ==== Packed weight blob ====
+// Offset 0: PackedHeader (64 bytes). Then ceil(n/16) panels of `panelBytes` each (a multiple of
+// 64). Panel p holds output rows [16p, 16p+16); rows >= n are zero. Every 64-byte "line" of a
+// panel holds one k-slice of all 16 rows, so one aligned 512-bit load feeds 16 output accumulators:
 //   f32  : line k            = W[16p+i][k]                        i = 0..15, 4 bytes each
 //   bf16 : line j (k=2j,2j+1) = {W[16p+i][2j], W[16p+i][2j+1]}     4 bytes per row (lo = even k)
 //          -> VDPBF16PS operand, and exactly the AMX-BF16 "B" tile row layout (16 lines = 1 tile).
@@ -21,9 +20,9 @@
 //          16 f32 row scales (64 bytes).
 //   int4 : per group g, G/8 lines; line j covers k = gG+8j .. gG+8j+7: byte 4i+c holds
 //          u(row i, k=gG+8j+c) in the low nibble and u(row i, k=gG+8j+4+c) in the high nibble, so
-//          (v & 15) and (v >> 4 & 15) are two VPDPBUSD operands of 4 k each. After kp*8 bytes of
-//          lines: scales f16 [groups][16], then (asym) mins f16 [groups][16], then zero padding
-//          to 64. Sym: w = d * (u - 8); asym: w = d * u + min.
+//          (v & 0x0f) and (v & 0xf0) = 16 u are two VPDPBUSD operands of 4 k each. After kp*8
+//          bytes of lines: scales f16 [groups][16], then (asym) mins f16 [groups][16], then zero
+//          padding to 64. Sym: w = d * (u - 8); asym: w = d * u + min.
 // K is padded with zero weights (and zero activations) to kp: f32 8, bf16 32 (one AMX tile of K),
 // int8 64 (one AMX tile of K), int4 the group size.
 //
@@ -134,11 +133,10 @@ static inline const uint8_t* panelPtr(const Layout& L, const uint8_t* blob, int6
   return blob + kHeaderBytes + size_t(p) * L.panelBytes;
 }
 
-// ==== Prepared activations
-// ======================================================================== rows x rowBytes of
-// converted activations (f32 / bf16 / int8, zero-padded to kp columns and to `rows` rows), then for
-// the int8 modes three [rows][blocks] arrays: f32 scale s, f32 s*sum(q) and int32 sum(q) of each
-// (token, block). A block is all of K (Int8PerToken) or one weight group.
+// ==== Prepared activations ====
+// rows x rowBytes of converted activations (f32 / bf16 / int8, zero-padded to kp columns and to
+// `rows` rows), then for the int8 modes three [rows][blocks] arrays: f32 scale s, f32 s*sum(q) and
+// int32 sum(q) of each (token, block). A block is all of K (Int8PerToken) or one weight group.
 struct ActLayout {
   ActMode mode;
   int64_t t, rows, kp;
@@ -172,8 +170,7 @@ static inline ActLayout makeActLayout(ActMode mode, WeightFormat f, int64_t k, i
   return A;
 }
 
-// ==== Scalar conversions (bit-exact definitions)
-// ==================================================
+// ==== Scalar conversions (bit-exact definitions) ====
 static inline uint32_t bitsOf(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);

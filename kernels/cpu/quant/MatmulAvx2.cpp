@@ -137,7 +137,7 @@ template <int TT> void micro(const float* B, int64_t kc, const float* const* x, 
   }
 }
 
-// ---- direct GEMV --------------------------------------------------------------------------------
+// ---- direct GEMV ----
 
 // Accumulator chains per (token, 8-row half): enough independent FMAs in flight for one token,
 // within the 16 ymm registers for two.

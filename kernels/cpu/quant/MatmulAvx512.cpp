@@ -3,11 +3,11 @@
 // linkage here (see Layout.h): everything is in an anonymous namespace.
 //
 // Each kernel reads a 64-byte line of a 16-row panel with one load and feeds it to 16 output lanes:
-//   f32  : FMA with a broadcast x[k]                      16 MACs / instruction / token
-//   bf16 : VDPBF16PS with a broadcast bf16 pair           32
-//   int8 : VPDPBUSD (u8 weights q+128, s8 activations)    64, corrected by -128 * sum(q_x)
-//   int4 : 2 x VPDPBUSD per line (low, high nibbles)      64; per group f32 += d*s_x*isum +
-//   min*s_x*sum(q_x)
+//   f32  : FMA with a broadcast x[k]                    16 MACs / instruction / token
+//   bf16 : VDPBF16PS with a broadcast bf16 pair         32
+//   int8 : VPDPBUSD (u8 weights q+128, s8 activations)  64, minus 128 * sum(q_x) at the end
+//   int4 : 2 x VPDPBUSD per line (low, high nibbles)    64; then per group
+//          acc += d * s_x * isum + min * s_x * sum(q_x)
 #include "kernels/cpu/quant/Kernels.h"
 
 // GCC 12 reports its own _mm512_undefined_*() inside the intrinsic headers as maybe-uninitialized
@@ -92,7 +92,7 @@ inline void prefetchAhead(const void* p) {
     _mm_prefetch(static_cast<const char*>(p) + kPrefetch, _MM_HINT_T0);
 }
 
-// ==== GEMV: t <= 4 tokens, 1 panel at a time, 4-8 accumulator chains per token =================
+// ==== GEMV: t <= 4 tokens, 1 panel at a time, 4-8 accumulator chains per token ====
 
 template <int T> void gemvF32(const Job& j, const Out& o, int64_t p0, int64_t p1) {
   constexpr int U = T <= 2 ? 8 : 4; // independent chains per token (latency hiding)
@@ -489,7 +489,7 @@ template <int T> void gemvAll(const Job& j, const Out& o, int64_t p0, int64_t p1
   }
 }
 
-// ---- activation preparation (byte-identical to prepareActivationsRef) ---------------------------
+// ---- activation preparation (byte-identical to prepareActivationsRef) ----
 
 inline __mmask16 tailMask(int64_t left) {
   return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1u);

@@ -1,48 +1,45 @@
 #pragma once
 // Quantized CPU matrix kernels: y[t, n] = sum_k x[t, k] * W[n, k] for a weight matrix W [N, K]
-// (row-major in checkpoints: N output features, K input features) that was packed once, at compile
-// time, into a format-specific blob (see Layout.h for the byte layout), and f32 activations x [T,
-// K].
+// (row-major in checkpoints: N output features, K input features) packed once, at compile time,
+// into a format-specific blob (byte layout: Layout.h), and f32 activations x [T, K].
 //
-// Paths (same packed bytes for all):
-//   * Isa::Scalar — portable C++; also the fallback of every other ISA.
-//   * Isa::Avx2   — AVX2+FMA+F16C: dequantizes 256-column chunks of a 16-row panel to f32 in L1 and
-//                   multiplies with f32 activations (exact activations, f32 accumulation).
-//   * Isa::Avx512 — AVX-512 F/BW/VL + BF16 + VNNI: consumes the packed data directly. f32 weights
-//   use
-//                   FMA; bf16 weights use VDPBF16PS (activations rounded to bf16); int8/int4
-//                   weights use VPDPBUSD (activations quantized to int8 on the fly).
-//   * Isa::Amx    — AMX tiles (TDPBF16PS / TDPBSUD) for bf16 and int8 when t > kGemvMaxTokens, with
-//                   the same activation rounding as Avx512; everything else runs the Avx512 code.
+// Paths (all read the same packed bytes):
+//   Isa::Scalar  portable C++; also what any ISA falls back to.
+//   Isa::Avx2    AVX2 + FMA + F16C: t <= 2 unpacks each 64-byte line to f32 in registers (GEMV);
+//                otherwise 256-column chunks of a 16-row panel are dequantized to f32 in L1 and
+//                an FMA micro-kernel runs over them. Exact f32 activations.
+//   Isa::Avx512  AVX-512 F/BW/VL + BF16 + VNNI, straight from the packed lines: f32 weights with
+//                FMA, bf16 weights with VDPBF16PS (activations rounded to bf16), int8/int4
+//                weights with VPDPBUSD (activations quantized to int8 on the fly).
+//   Isa::Amx     AMX tiles (TDPBF16PS / TDPBSUD) for bf16 and int8 when t > kGemvMaxTokens, with
+//                the activation rounding of Avx512; everything else runs the Avx512 code.
 //
-// GEMV vs GEMM (Avx512/Amx): for t <= kGemvMaxTokens (4) each 16-row panel is streamed once and
-// every 64-byte line feeds all t tokens, with 4 independent accumulator chains per token so a
-// single token is not latency bound — that path is bound by memory bandwidth. Beyond 4 tokens the
-// register file cannot hold 4 chains x t tokens, so a register-tiled GEMM (2 panels x 8 tokens of
-// accumulators, int4: 1 panel x 8 tokens) runs instead; it still reads each weight panel from DRAM
-// once (the panel stays in L1/L2 while all token blocks pass over it), so it is also
-// bandwidth-bound for small t and compute-bound from t ~ 16..32 on (arithmetic intensity 2*t flops
-// per weight vs. the machine balance of ~100 flop/byte x bytes-per-weight). The threshold is
-// therefore a register budget, not a cache one, and is the same for every format.
+// GEMV vs GEMM (Avx512/Amx). For t <= kGemvMaxTokens (4) each 16-row panel is streamed once and
+// every 64-byte line feeds all t tokens, with 4-8 accumulator chains per token so that one token
+// is not latency-bound: this path is bound by memory bandwidth. Above 4 tokens the registers
+// cannot hold 4 chains x t tokens, so a register-tiled GEMM runs (2 panels x 8 tokens of
+// accumulators; int4 1 panel x 8 tokens; AMX 2 x 2 tiles of 16 x 16). It also reads each panel
+// from DRAM once (token blocks loop inside a panel pair, which stays in L1/L2), so it is
+// bandwidth-bound for small t and compute-bound from t ~ 16..32 on (2t flops per weight against a
+// machine balance of roughly 100 flop per byte). The threshold is a register budget, not a cache
+// size, and the same for every format.
 //
-// Activation rounding (what `activationMode` reports; matmulRefAct reproduces it exactly):
-//   * ActMode::F32          exact f32 activations (Scalar, Avx2, and f32 weights everywhere).
-//   * ActMode::Bf16         x rounded to bf16 (round-to-nearest-even, denormals to zero: exactly
-//   what
-//                           VCVTNEPS2BF16 does). Relative error <= 2^-9 per element, so a dot
-//                           product gains at most 2^-9 * sum|x w| (typically ~2^-9 * |y| /
-//                           sqrt-ish).
-//   * ActMode::Int8PerToken int8 weights: per token, symmetric over all K: s = max|x| / 127,
-//                           q = round(x / s). Error <= s/2 per element; for LLM activations with a
-//                           few outlier channels (max|x| ~ 20-100 x rms) this costs ~0.5-2% of |y|.
-//   * ActMode::Int8PerGroup int4 weights: as above but with one scale per token per weight group
-//                           (32 or 128 columns), which is free because int4 kernels convert to f32
-//                           at every group anyway; outliers then only hurt their own group.
-// The same token gives the same numbers whether it is decoded alone (t=1) or inside a prefill
-// batch: the activation mode depends on the ISA and format, never on t.
+// Activation rounding (activationMode(); matmulRefAct reproduces each mode exactly):
+//   ActMode::F32           exact f32 activations (Scalar, Avx2, and f32 weights everywhere).
+//   ActMode::Bf16          x rounded to bf16, nearest-even, denormals to zero (what VCVTNEPS2BF16
+//                          does): error <= 2^-9 |x| per element.
+//   ActMode::Int8PerToken  int8 weights: per token, symmetric over all of K, s = max|x| / 127,
+//                          q = rint(x / s): error <= s/2 per element. Activations with outlier
+//                          channels make s large for every element of the token (see README.md for
+//                          measured errors).
+//   ActMode::Int8PerGroup  int4 weights: as above with one scale per token per weight group (32 or
+//                          128 columns); free, since int4 kernels convert to f32 at every group
+//                          anyway, and an outlier then only coarsens its own group.
+// The mode depends on the ISA and the format, never on t: a token gets the same numbers alone in
+// decode and inside a prefill batch.
 //
-// Threading: the caller splits output rows [n0, n1) over its threads. Every row range is correct;
-// ranges that start and end on multiples of kRowBlock (16) do no redundant work.
+// Threading: the caller splits output rows [n0, n1) over its threads. Any split is correct; splits
+// at multiples of kRowBlock (16) do no redundant work.
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -86,7 +83,7 @@ bool parseFormat(std::string_view s, WeightFormat* out);
 bool isInt4(WeightFormat f);
 int64_t groupSize(WeightFormat f); // int4 group (32/128); 0 for other formats
 
-// ---- ISA selection ------------------------------------------------------------------------------
+// ---- ISA selection ----
 const char* isaName(Isa isa); // "scalar", "avx2", "avx512", "amx"
 bool parseIsa(std::string_view s, Isa* out);
 // Best ISA this CPU and OS support (CPUID + XCR0; for AMX also the Linux arch_prctl permission),
@@ -99,7 +96,7 @@ Isa detectIsa();
 // What detectIsa() would return for KT_ISA=request (nullptr: unset); uncached, for tests.
 Isa isaForRequest(const char* request, bool quiet = false);
 
-// ---- Packing (pure: bytes -> bytes) -------------------------------------------------------------
+// ---- Packing (pure: bytes -> bytes) ----
 // Size of the packed blob for an [n, k] matrix; 0 when the shape is unsupported (negative sizes, or
 // int8 with k > kInt8MaxK).
 size_t packedBytes(WeightFormat f, int64_t n, int64_t k);
@@ -119,7 +116,7 @@ bool checkPacked(WeightFormat f, const uint8_t* packed, size_t size, int64_t n, 
 void dequantizeRow(WeightFormat f, const uint8_t* packed, int64_t n, int64_t k, int64_t r,
                    float* out);
 
-// ---- Matmul -------------------------------------------------------------------------------------
+// ---- Matmul ----
 // y[t, n] (row stride n) = x[t, k] * W^T for output rows [n0, n1) only. `isa` is clamped to what
 // the CPU supports (never an illegal instruction). Uses a thread-local scratch buffer.
 void matmul(Isa isa, WeightFormat f, const uint8_t* packed, int64_t n, int64_t k, const float* x,
@@ -134,8 +131,7 @@ void matmulRef(WeightFormat f, const uint8_t* packed, int64_t n, int64_t k, cons
 void matmulRefAct(ActMode mode, WeightFormat f, const uint8_t* packed, int64_t n, int64_t k,
                   const float* x, int64_t t, float* y);
 
-// ---- Two-phase form (activations converted once, shared by all threads)
-// --------------------------
+// ---- Two-phase form (activations converted once, shared by all threads) ----
 ActMode activationMode(Isa isa, WeightFormat f);
 // Token rows the prepared buffer holds (t padded for the GEMM tiles).
 int64_t activationRows(Isa isa, WeightFormat f, int64_t t);

@@ -246,6 +246,13 @@ TEST(Tools, GenerateJsonAndHelp) {
   ASSERT_EQ(r.code, 0) << r.output;
   j = nlohmann::json::parse(r.output);
   EXPECT_EQ(j["sequences"].size(), 2u);
+  r = run(kRt + " bench " + d + "/p.ktplan --prompt-len 8 --gen-len 4 --reps 1 --json");
+  ASSERT_EQ(r.code, 0) << r.output;
+  j = nlohmann::json::parse(r.output);
+  EXPECT_GT(j["decode_tok_s"].get<double>(), 0);
+  EXPECT_GT(j["prefill_tok_s"].get<double>(), 0);
+  EXPECT_GT(j["active_weight_bytes_per_token"].get<double>(), 0);
+  EXPECT_GT(j["decode_roofline_tok_s"].get<double>(), 0);
   r = run(kCompile + " --help");
   EXPECT_EQ(r.code, 0);
   EXPECT_NE(r.output.find("--target"), std::string::npos);

@@ -161,8 +161,7 @@ std::vector<Shape> testShapes(std::mt19937& rng, int count) {
   return out;
 }
 
-// ---- formats and quantizers
-// ----------------------------------------------------------------------
+// ---- formats and quantizers ----
 
 TEST(QuantFormats, NamesRoundTrip) {
   for (WeightFormat f : kAllWeightFormats) {
@@ -249,8 +248,7 @@ TEST(QuantFormats, CheckPackedRejectsBadBlobs) {
   EXPECT_NE(err.find("magic"), std::string::npos) << err;
 }
 
-// ---- the reference
-// -------------------------------------------------------------------------------
+// ---- the reference ----
 
 // matmulRef on packed data vs the exact product of the ORIGINAL weights: the difference must be
 // explained by the quantizer's per-weight bound (so a wrong quantizer fails here).
@@ -314,8 +312,7 @@ TEST(QuantReference, ActivationRoundingWithinBound) {
     }
 }
 
-// ---- kernels vs reference, per ISA
-// ---------------------------------------------------------------
+// ---- kernels vs reference, per ISA ----
 
 class QuantKernel : public ::testing::TestWithParam<Isa> {};
 
@@ -480,8 +477,7 @@ TEST(QuantAmxModel, TiledKernelMatchesReference) {
     }
 }
 
-// ---- dispatch
-// ------------------------------------------------------------------------------------
+// ---- dispatch ----
 
 TEST(QuantDispatch, HonoursRequestAndNeverExceedsCpu) {
   const Isa best = bestSupportedIsa();
