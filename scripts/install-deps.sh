@@ -10,7 +10,7 @@ PACKAGES=(
   libhwloc-dev libpcre2-dev nlohmann-json3-dev
   protobuf-compiler libprotobuf-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  clang-format
+  clang-format time
 )
 
 missing=()

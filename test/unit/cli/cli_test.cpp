@@ -303,6 +303,22 @@ TEST(TextCommands, RunTokenizeDetokenizeChatPerplexity) {
   nlohmann::json j = nlohmann::json::parse(r.output);
   EXPECT_LT(j["loss"].get<double>(), 6.0);
   EXPECT_GT(j["tokens"].get<int>(), 40);
+  // Weights are mapped, not copied: peak memory of a generate run stays near the mapped bytes
+  // (21.5 MB of bf16 weights) plus a small working set, and shrinks with an int4 sidecar.
+  auto rssKb = [&](const std::string& planPath) {
+    run("/usr/bin/time -f 'maxrss=%M' -o " + d + "/rss.txt " + kRt + " generate " + planPath + " --ids 1,560,272,5398 -n 16");
+    std::ifstream in(d + "/rss.txt");
+    std::string line;
+    std::getline(in, line);
+    return line.rfind("maxrss=", 0) == 0 ? std::stol(line.substr(7)) : -1L;
+  };
+  long plainKb = rssKb(plan);
+  EXPECT_GT(plainKb, 0) << "needs /usr/bin/time (Debian package 'time')";
+  EXPECT_LT(plainKb, (21500 + 24000)) << "kt-rt read the weights instead of mapping them?";
+  ASSERT_EQ(run(kCompile + " " + dir + " -o " + d + "/q.ktplan --cpu-quant int4").code, 0);
+  long int4Kb = rssKb(d + "/q.ktplan");
+  EXPECT_GT(int4Kb, 0);
+  EXPECT_LT(int4Kb, plainKb) << "an int4 plan maps 6 MB instead of 21.5 MB";
   // A plan compiled from a folder without tokenizer.json says so.
   std::string bare = copyModel("llama", "no_tokenizer");
   ASSERT_EQ(run(kCompile + " " + bare + " -o " + bare + "/p.ktplan").code, 0);
