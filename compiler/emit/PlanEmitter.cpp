@@ -21,18 +21,22 @@ namespace P = ::kt::plan;
 namespace ktd = mlir::kt;
 
 P::DType planDType(Type t) {
-  if (t.isBF16()) return P::DType::BF16;
-  if (t.isF16()) return P::DType::F16;
-  if (t.isInteger(32)) return P::DType::I32;
+  if (t.isBF16())
+    return P::DType::BF16;
+  if (t.isF16())
+    return P::DType::F16;
+  if (t.isInteger(32))
+    return P::DType::I32;
   return P::DType::F32;
 }
 
 std::unique_ptr<P::RopeT> planRope(ktd::RopeAttr r) {
   auto o = std::make_unique<P::RopeT>();
   llvm::StringRef type = r.getType();
-  o->type = type == "yarn" ? P::RopeType::Yarn : type == "linear" ? P::RopeType::Linear
-            : type == "llama3"                 ? P::RopeType::Llama3
-                                               : P::RopeType::Default;
+  o->type = type == "yarn"     ? P::RopeType::Yarn
+            : type == "linear" ? P::RopeType::Linear
+            : type == "llama3" ? P::RopeType::Llama3
+                               : P::RopeType::Default;
   o->dim = int32_t(r.getDim());
   o->theta = r.getTheta();
   o->factor = r.getFactor();
@@ -50,23 +54,29 @@ std::unique_ptr<P::RopeT> planRope(ktd::RopeAttr r) {
 
 class Emitter {
 public:
-  Emitter(ModuleOp module, PlanBuilder& b, WeightPacker* packer) : module_(module), b_(b), symbols_(module), packer_(packer) {}
+  Emitter(ModuleOp module, PlanBuilder& b, WeightPacker* packer)
+      : module_(module), b_(b), symbols_(module), packer_(packer) {}
 
   LogicalResult run() {
     auto fn = symbols_.lookup<func::FuncOp>("forward");
-    if (!fn) return module_.emitError("kt module has no func.func @forward");
-    if (failed(emitModelInfo())) return failure();
-    if (fn.getNumArguments() != 2) return fn.emitError("@forward must take (ids, positions)");
+    if (!fn)
+      return module_.emitError("kt module has no func.func @forward");
+    if (failed(emitModelInfo()))
+      return failure();
+    if (fn.getNumArguments() != 2)
+      return fn.emitError("@forward must take (ids, positions)");
     // Prefill and decode run the same graph today; the partitioner will specialize them.
     for (const char* entry : {"prefill", "decode"})
-      if (failed(emitEntry(fn, entry))) return failure();
+      if (failed(emitEntry(fn, entry)))
+        return failure();
     return success();
   }
 
 private:
   LogicalResult emitModelInfo() {
     auto dict = module_->getAttrOfType<DictionaryAttr>("kt.model");
-    if (!dict) return module_.emitError("kt module lacks the kt.model attribute");
+    if (!dict)
+      return module_.emitError("kt module lacks the kt.model attribute");
     auto info = std::make_unique<P::ModelInfoT>();
     auto str = [&](const char* k) {
       auto a = dict.getAs<StringAttr>(k);
@@ -84,26 +94,31 @@ private:
     info->max_position = num("max_position", 4096);
     info->bos_id = int32_t(num("bos_id", -1));
     if (auto eos = dict.getAs<DenseI64ArrayAttr>("eos_ids"))
-      for (int64_t id : eos.asArrayRef()) info->eos_ids.push_back(int32_t(id));
+      for (int64_t id : eos.asArrayRef())
+        info->eos_ids.push_back(int32_t(id));
     info->compute_dtype = P::DType::F32;
     auto files = dict.getAs<ArrayAttr>("weight_files");
     auto sizes = dict.getAs<ArrayAttr>("weight_file_sizes");
     if (files && sizes && files.size() == sizes.size())
-      for (auto [f, s] : llvm::zip(files, sizes)) fileSizes_[llvm::cast<StringAttr>(f).str()] = uint64_t(llvm::cast<IntegerAttr>(s).getInt());
+      for (auto [f, s] : llvm::zip(files, sizes))
+        fileSizes_[llvm::cast<StringAttr>(f).str()] = uint64_t(llvm::cast<IntegerAttr>(s).getInt());
     b_.plan().model = std::move(info);
     return success();
   }
 
   uint16_t deviceOf(Operation* op) {
-    if (auto attr = op->getAttrOfType<ktd::DeviceAttr>("placement")) return b_.device(attr.getSpec().str());
+    if (auto attr = op->getAttrOfType<ktd::DeviceAttr>("placement"))
+      return b_.device(attr.getSpec().str());
     return b_.device("cpu:numa0");
   }
 
   FailureOr<int32_t> weightIndex(ktd::WeightRefOp ref) {
     auto decl = symbols_.lookup<ktd::WeightOp>(ref.getWeight());
-    if (!decl) return ref.emitError("unknown weight");
+    if (!decl)
+      return ref.emitError("unknown weight");
     auto it = weights_.find(decl.getOperation());
-    if (it != weights_.end()) return it->second;
+    if (it != weights_.end())
+      return it->second;
     auto w = std::make_unique<P::WeightT>();
     w->name = decl.getHfName().str();
     RankedTensorType type = decl.getTensorType();
@@ -112,7 +127,9 @@ private:
     auto storage = decl.getStorage().getAsRange<ktd::StorageAttr>();
     for (ktd::StorageAttr s : storage) {
       auto size = fileSizes_.find(s.getFile().str());
-      if (size == fileSizes_.end()) return decl.emitError("storage file '") << s.getFile() << "' is not listed in kt.model weight_files";
+      if (size == fileSizes_.end())
+        return decl.emitError("storage file '")
+               << s.getFile() << "' is not listed in kt.model weight_files";
       uint32_t file = b_.weightFile(s.getFile().str(), size->second);
       w->segments.push_back(P::Segment(file, uint64_t(s.getOffset()), uint64_t(s.getSize())));
     }
@@ -121,10 +138,13 @@ private:
     if (auto q = decl.getQuantAttr()) {
       w->quant = std::make_unique<P::QuantT>();
       llvm::StringRef s = q.getScheme();
-      w->quant->scheme = s == "int8" ? P::QuantScheme::Int8PerChannel : s == "int4" ? P::QuantScheme::Int4Group : P::QuantScheme::None;
+      w->quant->scheme = s == "int8"   ? P::QuantScheme::Int8PerChannel
+                         : s == "int4" ? P::QuantScheme::Int4Group
+                                       : P::QuantScheme::None;
       w->quant->group_size = int32_t(q.getGroup());
       w->quant->symmetric = q.getSymmetric();
-      if (b_.plan().devices[w->device]->kind == P::DeviceKind::CPU && failed(pack(decl, q, *w))) return failure();
+      if (b_.plan().devices[w->device]->kind == P::DeviceKind::CPU && failed(pack(decl, q, *w)))
+        return failure();
     }
     int32_t id = int32_t(b_.weight(std::move(w)));
     weights_[decl.getOperation()] = id;
@@ -134,15 +154,22 @@ private:
   // Repacks a CPU weight for the quantized kernels: one blob per matrix (per expert for stacked
   // weights) appended to the sidecar; the plan's segments then point into the sidecar.
   LogicalResult pack(ktd::WeightOp decl, ktd::QuantAttr q, P::WeightT& w) {
-    if (!packer_) return decl.emitError("quantized weights need a sidecar (internal: no packer given)");
+    if (!packer_)
+      return decl.emitError("quantized weights need a sidecar (internal: no packer given)");
     llvm::StringRef s = q.getScheme();
     P::PackedFormat fmt;
-    if (s == "f32") fmt = P::PackedFormat::F32;
-    else if (s == "bf16") fmt = P::PackedFormat::BF16;
-    else if (s == "int8") fmt = P::PackedFormat::Int8;
-    else if (s == "int4" && q.getGroup() == 32) fmt = q.getSymmetric() ? P::PackedFormat::Int4G32Sym : P::PackedFormat::Int4G32Asym;
-    else if (s == "int4" && q.getGroup() == 128) fmt = q.getSymmetric() ? P::PackedFormat::Int4G128Sym : P::PackedFormat::Int4G128Asym;
-    else return decl.emitError("no CPU kernel format for quantization ") << q;
+    if (s == "f32")
+      fmt = P::PackedFormat::F32;
+    else if (s == "bf16")
+      fmt = P::PackedFormat::BF16;
+    else if (s == "int8")
+      fmt = P::PackedFormat::Int8;
+    else if (s == "int4" && q.getGroup() == 32)
+      fmt = q.getSymmetric() ? P::PackedFormat::Int4G32Sym : P::PackedFormat::Int4G32Asym;
+    else if (s == "int4" && q.getGroup() == 128)
+      fmt = q.getSymmetric() ? P::PackedFormat::Int4G128Sym : P::PackedFormat::Int4G128Asym;
+    else
+      return decl.emitError("no CPU kernel format for quantization ") << q;
     const int64_t rank = int64_t(w.shape.size());
     const int64_t n = w.shape[size_t(rank - 2)], k = w.shape[size_t(rank - 1)];
     const int64_t slices = rank == 3 ? w.shape[0] : 1;
@@ -150,12 +177,15 @@ private:
     std::vector<P::Segment> packed;
     for (int64_t i = 0; i < slices; ++i) {
       // A slice is a segment of its own (stacked experts) or a sub-range of the single segment.
-      const P::Segment& src = w.segments.size() == size_t(slices) ? w.segments[size_t(i)] : w.segments[0];
-      uint64_t offset = src.offset() + (w.segments.size() == size_t(slices) ? 0 : uint64_t(i) * sliceBytes);
+      const P::Segment& src =
+          w.segments.size() == size_t(slices) ? w.segments[size_t(i)] : w.segments[0];
+      uint64_t offset =
+          src.offset() + (w.segments.size() == size_t(slices) ? 0 : uint64_t(i) * sliceBytes);
       uint64_t outOffset = 0, outSize = 0;
       std::string err;
       const std::string& file = b_.plan().weight_files[src.file()]->path;
-      if (!packer_->pack(file, offset, ::kt::DType(w.dtype), n, k, int(fmt), &outOffset, &outSize, &err))
+      if (!packer_->pack(file, offset, ::kt::DType(w.dtype), n, k, int(fmt), &outOffset, &outSize,
+                         &err))
         return decl.emitError("packing failed: ") << err;
       packed.push_back(P::Segment(sidecarIndex(), outOffset, outSize));
     }
@@ -169,7 +199,8 @@ private:
   uint32_t sidecarIndex() {
     if (sidecar_ < 0) {
       std::string name = packer_->path();
-      if (auto slash = name.find_last_of('/'); slash != std::string::npos) name = name.substr(slash + 1);
+      if (auto slash = name.find_last_of('/'); slash != std::string::npos)
+        name = name.substr(slash + 1);
       sidecar_ = int32_t(b_.weightFile(name, 0));
     }
     return uint32_t(sidecar_);
@@ -177,11 +208,14 @@ private:
 
 public:
   LogicalResult finishSidecar() {
-    if (!packer_) return success();
+    if (!packer_)
+      return success();
     uint64_t size = 0;
     std::string err;
-    if (!packer_->finish(&size, &err)) return module_.emitError(err);
-    if (sidecar_ >= 0) b_.plan().weight_files[size_t(sidecar_)]->size = size;
+    if (!packer_->finish(&size, &err))
+      return module_.emitError(err);
+    if (sidecar_ >= 0)
+      b_.plan().weight_files[size_t(sidecar_)]->size = size;
     return success();
   }
 
@@ -194,7 +228,8 @@ private:
         auto dot = s.rfind('.');
         return dot == std::string::npos ? s : s.substr(0, dot);
       }
-    if (auto t = llvm::dyn_cast<ktd::TapOp>(op)) return "tap." + t.getName().str();
+    if (auto t = llvm::dyn_cast<ktd::TapOp>(op))
+      return "tap." + t.getName().str();
     return op->getName().stripDialect().str() + "." + std::to_string(counter_++);
   }
 
@@ -212,9 +247,11 @@ private:
       pool.pop_back();
     } else {
       std::vector<int64_t> shape;
-      for (int64_t d : type.getShape()) shape.push_back(ShapedType::isDynamic(d) ? -1 : d);
+      for (int64_t d : type.getShape())
+        shape.push_back(ShapedType::isDynamic(d) ? -1 : d);
       // Named by slot, not by first user: a buffer is reused by many values.
-      id = b_.buffer("t" + std::to_string(b_.plan().buffers.size()), planDType(type.getElementType()), shape, device);
+      id = b_.buffer("t" + std::to_string(b_.plan().buffers.size()),
+                     planDType(type.getElementType()), shape, device);
     }
     bufferKey_[id] = key;
     return id;
@@ -235,54 +272,64 @@ private:
     // Liveness: the last op that reads each value.
     llvm::DenseMap<Value, Operation*> lastUse;
     for (Operation& op : body)
-      for (Value v : op.getOperands()) lastUse[v] = &op;
+      for (Value v : op.getOperands())
+        lastUse[v] = &op;
 
     for (Operation& op : body) {
       if (auto ref = llvm::dyn_cast<ktd::WeightRefOp>(op)) {
         auto id = weightIndex(ref);
-        if (failed(id)) return failure();
+        if (failed(id))
+          return failure();
         weightOf_[ref.getResult()] = *id;
         continue;
       }
       if (auto ret = llvm::dyn_cast<func::ReturnOp>(op)) {
-        if (ret.getNumOperands() != 1 || !values_.count(ret.getOperand(0))) return ret.emitError("@forward must return the logits");
+        if (ret.getNumOperands() != 1 || !values_.count(ret.getOperand(0)))
+          return ret.emitError("@forward must return the logits");
         uint32_t out = values_[ret.getOperand(0)];
         b_.plan().buffers[out]->kind = P::BufferKind::Output;
         ep.outputs = {out};
         continue;
       }
       auto step = std::make_unique<P::StepT>();
-      if (failed(fillStep(op, *step))) return failure();
+      if (failed(fillStep(op, *step)))
+        return failure();
       step->name = stepName(&op);
-      step->device = llvm::isa<ktd::TapOp>(op) ? b_.plan().buffers[step->inputs[0]]->device : deviceOf(&op);
+      step->device =
+          llvm::isa<ktd::TapOp>(op) ? b_.plan().buffers[step->inputs[0]]->device : deviceOf(&op);
       // Inputs dying here free their buffers only after the output is allocated (no aliasing).
       uint32_t out = allocate(op.getResult(0), step->device);
       values_[op.getResult(0)] = out;
       step->outputs = {out};
       for (Value v : op.getOperands())
-        if (lastUse[v] == &op && values_.count(v) && v.getParentBlock() == &body && !llvm::isa<BlockArgument>(v))
+        if (lastUse[v] == &op && values_.count(v) && v.getParentBlock() == &body &&
+            !llvm::isa<BlockArgument>(v))
           free_[bufferKey_[values_[v]]].push_back(values_[v]);
       ep.steps.push_back(std::move(step));
     }
-    if (ep.outputs.empty()) return fn.emitError("@forward has no return");
+    if (ep.outputs.empty())
+      return fn.emitError("@forward has no return");
     return success();
   }
 
   LogicalResult activation(Operation* op, Value v, P::StepT& s) {
     auto it = values_.find(v);
-    if (it == values_.end()) return op->emitError("operand is not an activation produced in @forward");
+    if (it == values_.end())
+      return op->emitError("operand is not an activation produced in @forward");
     s.inputs.push_back(it->second);
     return success();
   }
   int32_t weight(Value v) {
-    if (!v) return -1;
+    if (!v)
+      return -1;
     auto it = weightOf_.find(v);
     return it == weightOf_.end() ? -2 : it->second;
   }
   LogicalResult weights(Operation* op, P::StepT& s, std::initializer_list<Value> slots) {
     for (Value v : slots) {
       int32_t id = weight(v);
-      if (id == -2) return op->emitError("weight operand must come from kt.weight_ref");
+      if (id == -2)
+        return op->emitError("weight operand must come from kt.weight_ref");
       s.weights.push_back(id);
     }
     return success();
@@ -290,7 +337,8 @@ private:
 
   void addKvLayer(int layer, P::KvKind kind, int heads, int k, int v, uint16_t device) {
     for (auto& kv : b_.plan().kv_layers)
-      if (kv->layer == layer) return;
+      if (kv->layer == layer)
+        return;
     auto kv = std::make_unique<P::KvLayerT>();
     kv->layer = layer;
     kv->kind = kind;
@@ -305,7 +353,8 @@ private:
     return llvm::TypeSwitch<Operation*, LogicalResult>(&op)
         .Case([&](ktd::EmbeddingOp o) {
           s.op = P::OpKind::Embedding;
-          if (failed(activation(o, o.getIds(), s))) return failure();
+          if (failed(activation(o, o.getIds(), s)))
+            return failure();
           return weights(o, s, {o.getTable()});
         })
         .Case([&](ktd::RmsNormOp o) {
@@ -313,12 +362,14 @@ private:
           P::RmsNormAttrsT a;
           a.eps = o.getEps().convertToDouble();
           s.attrs.Set(a);
-          if (failed(activation(o, o.getX(), s))) return failure();
+          if (failed(activation(o, o.getX(), s)))
+            return failure();
           return weights(o, s, {o.getWeight()});
         })
         .Case([&](ktd::LinearOp o) {
           s.op = P::OpKind::Linear;
-          if (failed(activation(o, o.getX(), s))) return failure();
+          if (failed(activation(o, o.getX(), s)))
+            return failure();
           return weights(o, s, {o.getWeight(), o.getBias()});
         })
         .Case([&](ktd::RopeOp o) {
@@ -327,7 +378,8 @@ private:
           a.rope = planRope(o.getRope());
           a.head_dim = int32_t(llvm::cast<RankedTensorType>(o.getX().getType()).getShape().back());
           s.attrs.Set(std::move(a));
-          if (failed(activation(o, o.getX(), s)) || failed(activation(o, o.getPositions(), s))) return failure();
+          if (failed(activation(o, o.getX(), s)) || failed(activation(o, o.getPositions(), s)))
+            return failure();
           return success();
         })
         .Case([&](ktd::AttentionOp o) {
@@ -341,10 +393,13 @@ private:
           a.rope = planRope(o.getRope());
           a.norm_eps = o.getNormEps() ? o.getNormEps()->convertToDouble() : 1e-6;
           s.attrs.Set(std::move(a));
-          addKvLayer(s.layer, P::KvKind::Gqa, int(o.getNumKvHeads()), int(o.getHeadDim()), int(o.getHeadDim()), deviceOf(o));
-          if (failed(activation(o, o.getX(), s)) || failed(activation(o, o.getPositions(), s))) return failure();
-          return weights(o, s, {o.getQProj(), o.getKProj(), o.getVProj(), o.getOProj(), o.getQBias(), o.getKBias(),
-                                o.getVBias(), o.getQNorm(), o.getKNorm()});
+          addKvLayer(s.layer, P::KvKind::Gqa, int(o.getNumKvHeads()), int(o.getHeadDim()),
+                     int(o.getHeadDim()), deviceOf(o));
+          if (failed(activation(o, o.getX(), s)) || failed(activation(o, o.getPositions(), s)))
+            return failure();
+          return weights(o, s,
+                         {o.getQProj(), o.getKProj(), o.getVProj(), o.getOProj(), o.getQBias(),
+                          o.getKBias(), o.getVBias(), o.getQNorm(), o.getKNorm()});
         })
         .Case([&](ktd::MlaAttentionOp o) {
           s.op = P::OpKind::MlaAttention;
@@ -360,10 +415,13 @@ private:
           a.rope = planRope(o.getRope());
           a.norm_eps = o.getNormEps().convertToDouble();
           s.attrs.Set(std::move(a));
-          addKvLayer(s.layer, P::KvKind::Mla, 1, int(o.getKvLoraRank()), int(o.getQkRopeHeadDim()), deviceOf(o));
-          if (failed(activation(o, o.getX(), s)) || failed(activation(o, o.getPositions(), s))) return failure();
-          return weights(o, s, {o.getQProj(), o.getQAProj(), o.getQANorm(), o.getQBProj(), o.getKvAProj(), o.getKvANorm(),
-                                o.getKvBProj(), o.getOProj()});
+          addKvLayer(s.layer, P::KvKind::Mla, 1, int(o.getKvLoraRank()), int(o.getQkRopeHeadDim()),
+                     deviceOf(o));
+          if (failed(activation(o, o.getX(), s)) || failed(activation(o, o.getPositions(), s)))
+            return failure();
+          return weights(o, s,
+                         {o.getQProj(), o.getQAProj(), o.getQANorm(), o.getQBProj(), o.getKvAProj(),
+                          o.getKvANorm(), o.getKvBProj(), o.getOProj()});
         })
         .Case([&](ktd::MoeOp o) {
           s.op = P::OpKind::Moe;
@@ -373,38 +431,46 @@ private:
           a.experts_per_token = int32_t(o.getExpertsPerToken());
           a.scoring = o.getScoring() == "sigmoid" ? P::MoeScoring::Sigmoid : P::MoeScoring::Softmax;
           llvm::StringRef m = o.getTopkMethod();
-          a.topk_method = m == "noaux_tc" ? P::MoeTopk::NoauxTc : m == "group_limited_greedy" ? P::MoeTopk::GroupLimitedGreedy
-                                                                                             : P::MoeTopk::Greedy;
+          a.topk_method = m == "noaux_tc"               ? P::MoeTopk::NoauxTc
+                          : m == "group_limited_greedy" ? P::MoeTopk::GroupLimitedGreedy
+                                                        : P::MoeTopk::Greedy;
           a.n_group = int32_t(o.getNGroup());
           a.topk_group = int32_t(o.getTopkGroup());
           a.norm_topk_prob = o.getNormTopkProb();
           a.routed_scaling_factor = o.getRoutedScalingFactor().convertToDouble();
           s.attrs.Set(a);
-          if (failed(activation(o, o.getX(), s))) return failure();
-          return weights(o, s, {o.getRouter(), o.getCorrectionBias(), o.getGate(), o.getUp(), o.getDown(), o.getSharedGate(),
-                                o.getSharedUp(), o.getSharedDown(), o.getSharedExpertGate()});
+          if (failed(activation(o, o.getX(), s)))
+            return failure();
+          return weights(o, s,
+                         {o.getRouter(), o.getCorrectionBias(), o.getGate(), o.getUp(), o.getDown(),
+                          o.getSharedGate(), o.getSharedUp(), o.getSharedDown(),
+                          o.getSharedExpertGate()});
         })
         .Case([&](ktd::MlpOp o) {
           s.op = P::OpKind::Mlp;
           P::MlpAttrsT a;
           a.activation = o.getActivation().str();
           s.attrs.Set(a);
-          if (failed(activation(o, o.getX(), s))) return failure();
+          if (failed(activation(o, o.getX(), s)))
+            return failure();
           return weights(o, s, {o.getGate(), o.getUp(), o.getDown()});
         })
         .Case([&](ktd::SwigluOp o) {
           s.op = P::OpKind::Swiglu;
-          if (failed(activation(o, o.getGate(), s)) || failed(activation(o, o.getUp(), s))) return failure();
+          if (failed(activation(o, o.getGate(), s)) || failed(activation(o, o.getUp(), s)))
+            return failure();
           return success();
         })
         .Case([&](ktd::AddOp o) {
           s.op = P::OpKind::Add;
-          if (failed(activation(o, o.getLhs(), s)) || failed(activation(o, o.getRhs(), s))) return failure();
+          if (failed(activation(o, o.getLhs(), s)) || failed(activation(o, o.getRhs(), s)))
+            return failure();
           return success();
         })
         .Case([&](ktd::LmHeadOp o) {
           s.op = P::OpKind::LmHead;
-          if (failed(activation(o, o.getX(), s))) return failure();
+          if (failed(activation(o, o.getX(), s)))
+            return failure();
           return weights(o, s, {o.getWeight()});
         })
         .Case([&](ktd::TapOp o) {
@@ -414,7 +480,9 @@ private:
           s.attrs.Set(a);
           return activation(o, o.getInput(), s);
         })
-        .Default([&](Operation* other) { return other->emitError("op cannot be lowered to a plan step"); });
+        .Default([&](Operation* other) {
+          return other->emitError("op cannot be lowered to a plan step");
+        });
   }
 
   ModuleOp module_;
@@ -435,7 +503,8 @@ private:
 
 LogicalResult emitPlan(ModuleOp module, PlanBuilder& builder, WeightPacker* packer) {
   Emitter e(module, builder, packer);
-  if (failed(e.run())) return failure();
+  if (failed(e.run()))
+    return failure();
   return e.finishSidecar();
 }
 

@@ -25,11 +25,16 @@ bool parseScheme(const std::string& s, Scheme* out) {
     *out = {s, 0, true};
     return true;
   }
-  if (s == "int4" || s == "int4:g32") *out = {"int4", 32, true};
-  else if (s == "int4:g128") *out = {"int4", 128, true};
-  else if (s == "int4:g32:asym") *out = {"int4", 32, false};
-  else if (s == "int4:g128:asym") *out = {"int4", 128, false};
-  else return false;
+  if (s == "int4" || s == "int4:g32")
+    *out = {"int4", 32, true};
+  else if (s == "int4:g128")
+    *out = {"int4", 128, true};
+  else if (s == "int4:g32:asym")
+    *out = {"int4", 32, false};
+  else if (s == "int4:g128:asym")
+    *out = {"int4", 128, false};
+  else
+    return false;
   return true;
 }
 
@@ -42,12 +47,16 @@ llvm::SmallVector<Value> packableOperands(Operation* op) {
       })
       .Case([](ktd::MlaAttentionOp o) {
         // kv_b_proj is read row by row in f32 for the absorbed form: kept as is.
-        return llvm::SmallVector<Value>{o.getQProj(), o.getQAProj(), o.getQBProj(), o.getKvAProj(), o.getOProj()};
+        return llvm::SmallVector<Value>{o.getQProj(), o.getQAProj(), o.getQBProj(), o.getKvAProj(),
+                                        o.getOProj()};
       })
       .Case([](ktd::MoeOp o) {
-        return llvm::SmallVector<Value>{o.getGate(), o.getUp(), o.getDown(), o.getSharedGate(), o.getSharedUp(), o.getSharedDown()};
+        return llvm::SmallVector<Value>{o.getGate(),       o.getUp(),       o.getDown(),
+                                        o.getSharedGate(), o.getSharedUp(), o.getSharedDown()};
       })
-      .Case([](ktd::MlpOp o) { return llvm::SmallVector<Value>{o.getGate(), o.getUp(), o.getDown()}; })
+      .Case([](ktd::MlpOp o) {
+        return llvm::SmallVector<Value>{o.getGate(), o.getUp(), o.getDown()};
+      })
       .Case([](ktd::LmHeadOp o) { return llvm::SmallVector<Value>{o.getWeight()}; })
       .Case([](ktd::EmbeddingOp o) { return llvm::SmallVector<Value>{o.getTable()}; })
       .Default([](Operation*) { return llvm::SmallVector<Value>{}; });
@@ -58,7 +67,9 @@ public:
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(QuantizeWeightsPass)
   explicit QuantizeWeightsPass(Scheme s) : scheme_(std::move(s)) {}
   StringRef getArgument() const override { return "kt-quantize-weights"; }
-  StringRef getDescription() const override { return "Mark CPU weight matrices for packing/quantization"; }
+  StringRef getDescription() const override {
+    return "Mark CPU weight matrices for packing/quantization";
+  }
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
@@ -67,7 +78,8 @@ public:
     llvm::DenseMap<Operation*, bool> packable;
     module.walk([&](ktd::WeightRefOp ref) {
       auto decl = symbols.lookup<ktd::WeightOp>(ref.getWeight());
-      if (!decl) return;
+      if (!decl)
+        return;
       bool ok = true;
       for (OpOperand& use : ref.getResult().getUses()) {
         auto operands = packableOperands(use.getOwner());
@@ -78,14 +90,18 @@ public:
     });
     for (auto [op, ok] : packable) {
       auto decl = llvm::cast<ktd::WeightOp>(op);
-      if (!ok || decl.getQuantAttr() || decl.getTensorType().getRank() < 2) continue;
-      if (auto dev = decl.getPlacementAttr(); dev && dev.getKind() != ktd::DeviceKind::CPU) continue;
+      if (!ok || decl.getQuantAttr() || decl.getTensorType().getRank() < 2)
+        continue;
+      if (auto dev = decl.getPlacementAttr(); dev && dev.getKind() != ktd::DeviceKind::CPU)
+        continue;
       // int4 groups run along the input dimension; a matrix whose input size is not a multiple of
       // the group falls back to groups of 32, then to int8 (never a group straddling rows).
       Scheme s = scheme_;
       int64_t k = decl.getTensorType().getShape().back();
-      if (s.name == "int4" && k % s.group) s.group = 32;
-      if (s.name == "int4" && k % s.group) s = {"int8", 0, true};
+      if (s.name == "int4" && k % s.group)
+        s.group = 32;
+      if (s.name == "int4" && k % s.group)
+        s = {"int8", 0, true};
       decl.setQuantAttr(ktd::QuantAttr::get(&getContext(), s.name, s.group, s.symmetric));
     }
   }
@@ -96,10 +112,12 @@ private:
 
 } // namespace
 
-std::unique_ptr<mlir::Pass> createQuantizeWeightsPass(const std::string& scheme, std::string* error) {
+std::unique_ptr<mlir::Pass> createQuantizeWeightsPass(const std::string& scheme,
+                                                      std::string* error) {
   Scheme s;
   if (!parseScheme(scheme, &s)) {
-    *error = "unknown --cpu-quant '" + scheme + "' (f32, bf16, int8, int4, int4:g32, int4:g128, int4:g32:asym, int4:g128:asym)";
+    *error = "unknown --cpu-quant '" + scheme +
+             "' (f32, bf16, int8, int4, int4:g32, int4:g128, int4:g32:asym, int4:g128:asym)";
     return nullptr;
   }
   return std::make_unique<QuantizeWeightsPass>(s);

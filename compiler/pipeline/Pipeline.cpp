@@ -26,20 +26,24 @@ double since(std::chrono::steady_clock::time_point t0) {
 }
 } // namespace
 
-bool compileModel(const hf::ModelDesc& model, const CompileOptions& options, plan::PlanT* out, CompileStats* stats) {
+bool compileModel(const hf::ModelDesc& model, const CompileOptions& options, plan::PlanT* out,
+                  CompileStats* stats) {
   if (options.target != "cpu") {
     llvm::errs() << "kt-compile: error: --target " << options.target
-                 << " is not available yet (this build compiles CPU plans; the CUDA backend is in progress)\n";
+                 << " is not available yet (this build compiles CPU plans; the CUDA backend is in "
+                    "progress)\n";
     return false;
   }
   if (options.dtype != "f32" && options.dtype != "bf16") {
-    llvm::errs() << "kt-compile: error: --dtype must be f32 or bf16, not '" << options.dtype << "'\n";
+    llvm::errs() << "kt-compile: error: --dtype must be f32 or bf16, not '" << options.dtype
+                 << "'\n";
     return false;
   }
-  // bf16 compute on the CPU = bf16 weight panels multiplied by bf16-rounded activations (AVX512-BF16
-  // or AMX), f32 accumulation; unless the user also chose a quantized format.
+  // bf16 compute on the CPU = bf16 weight panels multiplied by bf16-rounded activations
+  // (AVX512-BF16 or AMX), f32 accumulation; unless the user also chose a quantized format.
   std::string cpuQuant = options.cpuQuant;
-  if (cpuQuant.empty() && options.dtype == "bf16") cpuQuant = "bf16";
+  if (cpuQuant.empty() && options.dtype == "bf16")
+    cpuQuant = "bf16";
   mlir::MLIRContext ctx;
   mlir::kt::registerKTPasses();
   auto t0 = std::chrono::steady_clock::now();
@@ -72,8 +76,10 @@ bool compileModel(const hf::ModelDesc& model, const CompileOptions& options, pla
   }
   // After kt-partition this places nothing (everything is placed); without --hw it is the placer.
   std::string pipeline = "kt-assign-placement{device=" + options.device + "}";
-  if (!options.passPipeline.empty()) pipeline += "," + options.passPipeline;
-  if (mlir::failed(mlir::parsePassPipeline(pipeline, pm, llvm::errs()))) return false;
+  if (!options.passPipeline.empty())
+    pipeline += "," + options.passPipeline;
+  if (mlir::failed(mlir::parsePassPipeline(pipeline, pm, llvm::errs())))
+    return false;
   if (!cpuQuant.empty()) {
     std::string err;
     auto pass = createQuantizeWeightsPass(cpuQuant, &err);
@@ -83,11 +89,15 @@ bool compileModel(const hf::ModelDesc& model, const CompileOptions& options, pla
     }
     pm.addPass(std::move(pass));
   }
-  if (mlir::failed(pm.run(*module))) return false;
+  if (mlir::failed(pm.run(*module)))
+    return false;
   stats->passSeconds = since(t0);
   module->walk([&](mlir::Operation* op) {
-    if (llvm::isa<mlir::kt::WeightOp>(op)) ++stats->numWeights;
-    else if (op->getDialect() && op->getDialect()->getNamespace() == "kt" && !llvm::isa<mlir::kt::WeightRefOp>(op)) ++stats->numOps;
+    if (llvm::isa<mlir::kt::WeightOp>(op))
+      ++stats->numWeights;
+    else if (op->getDialect() && op->getDialect()->getNamespace() == "kt" &&
+             !llvm::isa<mlir::kt::WeightRefOp>(op))
+      ++stats->numOps;
   });
 
   if (!options.dumpMlirPath.empty()) {
@@ -104,8 +114,10 @@ bool compileModel(const hf::ModelDesc& model, const CompileOptions& options, pla
   t0 = std::chrono::steady_clock::now();
   PlanBuilder builder;
   WeightPacker packer(options.sidecarPath.empty() ? "model.ktplan.weights" : options.sidecarPath);
-  if (mlir::failed(emitPlan(*module, builder, &packer))) return false;
-  builder.plan().model->compute_dtype = options.dtype == "bf16" ? plan::DType::BF16 : plan::DType::F32;
+  if (mlir::failed(emitPlan(*module, builder, &packer)))
+    return false;
+  builder.plan().model->compute_dtype =
+      options.dtype == "bf16" ? plan::DType::BF16 : plan::DType::F32;
   stats->emitSeconds = since(t0);
   *out = std::move(builder.plan());
   return true;

@@ -15,13 +15,14 @@
 namespace kt::compiler {
 
 struct CompileOptions {
-  std::string target = "cpu";  // cpu (gpu/hybrid come with the CUDA backend)
-  std::string dtype = "f32";   // compute precision
+  std::string target = "cpu"; // cpu (gpu/hybrid come with the CUDA backend)
+  std::string dtype = "f32";  // compute precision
   std::string device = "cpu:numa0";
-  std::string cpuQuant;        // pack CPU weight matrices: f32|bf16|int8|int4[:g32|:g128][:asym]; "" = as stored
-  std::string sidecarPath;     // where packed weights go (PLAN.weights); needed when cpuQuant is set
-  std::string passPipeline;    // extra passes, textual MLIR pipeline (--pass-pipeline)
-  std::string dumpMlirPath;    // write the placed kt module here ("-" = stdout)
+  std::string
+      cpuQuant; // pack CPU weight matrices: f32|bf16|int8|int4[:g32|:g128][:asym]; "" = as stored
+  std::string sidecarPath;  // where packed weights go (PLAN.weights); needed when cpuQuant is set
+  std::string passPipeline; // extra passes, textual MLIR pipeline (--pass-pipeline)
+  std::string dumpMlirPath; // write the placed kt module here ("-" = stdout)
   bool verbose = false;
 
   // Cost-model partitioning (kt-partition; docs/cost-model.md). Without a hardware profile the
@@ -44,7 +45,9 @@ struct CompileStats {
   size_t numOps = 0, numWeights = 0;
 };
 
-// Runs import -> verify -> place -> emit into `out`. Diagnostics go to stderr; returns false on error.
-bool compileModel(const hf::ModelDesc& model, const CompileOptions& options, plan::PlanT* out, CompileStats* stats);
+// Runs import -> verify -> place -> emit into `out`. Diagnostics go to stderr; returns false on
+// error.
+bool compileModel(const hf::ModelDesc& model, const CompileOptions& options, plan::PlanT* out,
+                  CompileStats* stats);
 
 } // namespace kt::compiler

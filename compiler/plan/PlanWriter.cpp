@@ -18,7 +18,9 @@ PlanBuilder::PlanBuilder() {
 
 bool parsePlacement(const std::string& s, plan::DeviceKind* kind, int* index) {
   auto number = [](const std::string& digits, int* out) {
-    if (digits.empty() || digits.size() > 6 || digits.find_first_not_of("0123456789") != std::string::npos) return false;
+    if (digits.empty() || digits.size() > 6 ||
+        digits.find_first_not_of("0123456789") != std::string::npos)
+      return false;
     *out = std::stoi(digits);
     return true;
   };
@@ -44,7 +46,8 @@ bool parsePlacement(const std::string& s, plan::DeviceKind* kind, int* index) {
 
 uint16_t PlanBuilder::device(const std::string& placement) {
   for (size_t i = 0; i < plan_.devices.size(); ++i)
-    if (plan_.devices[i]->name == placement) return uint16_t(i);
+    if (plan_.devices[i]->name == placement)
+      return uint16_t(i);
   auto d = std::make_unique<plan::DeviceT>();
   if (!parsePlacement(placement, &d->kind, &d->index))
     throw Error("invalid placement '" + placement + "' (expected gpu:N, cpu:numaN, npu:N or disk)");
@@ -55,7 +58,8 @@ uint16_t PlanBuilder::device(const std::string& placement) {
 
 uint32_t PlanBuilder::weightFile(const std::string& path, uint64_t size) {
   for (size_t i = 0; i < plan_.weight_files.size(); ++i)
-    if (plan_.weight_files[i]->path == path) return uint32_t(i);
+    if (plan_.weight_files[i]->path == path)
+      return uint32_t(i);
   auto f = std::make_unique<plan::WeightFileT>();
   f->path = path;
   f->size = size;
@@ -68,8 +72,8 @@ uint32_t PlanBuilder::weight(std::unique_ptr<plan::WeightT> w) {
   return uint32_t(plan_.weights.size() - 1);
 }
 
-uint32_t PlanBuilder::buffer(const std::string& name, plan::DType dtype, std::vector<int64_t> shape, uint16_t device,
-                             plan::BufferKind kind) {
+uint32_t PlanBuilder::buffer(const std::string& name, plan::DType dtype, std::vector<int64_t> shape,
+                             uint16_t device, plan::BufferKind kind) {
   auto b = std::make_unique<plan::BufferT>();
   b->name = name;
   b->dtype = dtype;
@@ -82,7 +86,8 @@ uint32_t PlanBuilder::buffer(const std::string& name, plan::DType dtype, std::ve
 
 plan::EntryPointT& PlanBuilder::entryPoint(const std::string& name) {
   for (auto& ep : plan_.entry_points)
-    if (ep->name == name) return *ep;
+    if (ep->name == name)
+      return *ep;
   auto ep = std::make_unique<plan::EntryPointT>();
   ep->name = name;
   plan_.entry_points.push_back(std::move(ep));
@@ -95,7 +100,8 @@ std::vector<uint8_t> serializePlan(const plan::PlanT& p) {
   std::vector<uint8_t> bytes(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
   // Trailing CRC-32 so that any flipped byte is detected, not only structural damage.
   uint32_t crc = crc32(bytes.data(), bytes.size());
-  for (int i = 0; i < 4; ++i) bytes.push_back(uint8_t(crc >> (8 * i)));
+  for (int i = 0; i < 4; ++i)
+    bytes.push_back(uint8_t(crc >> (8 * i)));
   return bytes;
 }
 
@@ -104,11 +110,14 @@ void writePlanFile(const plan::PlanT& p, const std::string& path) {
   std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error("cannot write plan '" + path + "': " + std::strerror(errno));
+    if (!out)
+      throw Error("cannot write plan '" + path + "': " + std::strerror(errno));
     out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
-    if (!out) throw Error("error writing plan '" + path + "'");
+    if (!out)
+      throw Error("error writing plan '" + path + "'");
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw Error("cannot move plan into '" + path + "': " + std::strerror(errno));
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    throw Error("cannot move plan into '" + path + "': " + std::strerror(errno));
 }
 
 } // namespace kt::compiler

@@ -19,8 +19,8 @@ public:
   uint16_t device(const std::string& placement);
   uint32_t weightFile(const std::string& path, uint64_t size);
   uint32_t weight(std::unique_ptr<plan::WeightT> w);
-  uint32_t buffer(const std::string& name, plan::DType dtype, std::vector<int64_t> shape, uint16_t device,
-                  plan::BufferKind kind = plan::BufferKind::Activation);
+  uint32_t buffer(const std::string& name, plan::DType dtype, std::vector<int64_t> shape,
+                  uint16_t device, plan::BufferKind kind = plan::BufferKind::Activation);
   plan::EntryPointT& entryPoint(const std::string& name);
 
 private:

@@ -16,31 +16,40 @@ namespace q = kt::cpu::quant;
 WeightPacker::WeightPacker(std::string sidecarPath) : path_(std::move(sidecarPath)) {}
 
 WeightPacker::~WeightPacker() {
-  if (out_) std::fclose(out_);
+  if (out_)
+    std::fclose(out_);
 }
 
-bool WeightPacker::pack(const std::string& file, uint64_t offset, DType src, int64_t n, int64_t k, int format,
-                        uint64_t* outOffset, uint64_t* outSize, std::string* error) {
+bool WeightPacker::pack(const std::string& file, uint64_t offset, DType src, int64_t n, int64_t k,
+                        int format, uint64_t* outOffset, uint64_t* outSize, std::string* error) {
   auto t0 = std::chrono::steady_clock::now();
   try {
     auto& mapped = sources_[file];
-    if (!mapped) mapped = std::make_unique<MappedFile>(file);
+    if (!mapped)
+      mapped = std::make_unique<MappedFile>(file);
     const uint64_t bytes = uint64_t(n * k) * dtypeSize(src);
-    if (offset + bytes > mapped->size()) throw Error(file + ": weight bytes lie outside the file");
-    q::SourceType st = src == DType::BF16 ? q::SourceType::BF16 : src == DType::F16 ? q::SourceType::F16 : q::SourceType::F32;
+    if (offset + bytes > mapped->size())
+      throw Error(file + ": weight bytes lie outside the file");
+    q::SourceType st = src == DType::BF16  ? q::SourceType::BF16
+                       : src == DType::F16 ? q::SourceType::F16
+                                           : q::SourceType::F32;
     const auto fmt = q::WeightFormat(format);
     size_t packedSize = q::packedBytes(fmt, n, k);
-    if (packedSize == 0) throw Error(std::string("format ") + q::formatName(fmt) + " cannot hold a [" + std::to_string(n) + ", " + std::to_string(k) + "] matrix");
+    if (packedSize == 0)
+      throw Error(std::string("format ") + q::formatName(fmt) + " cannot hold a [" +
+                  std::to_string(n) + ", " + std::to_string(k) + "] matrix");
     std::vector<uint8_t> blob(packedSize);
     q::packWeights(fmt, st, mapped->data() + offset, n, k, blob.data());
     if (!out_) {
       out_ = std::fopen(path_.c_str(), "wb");
-      if (!out_) throw Error("cannot write '" + path_ + "': " + std::strerror(errno));
+      if (!out_)
+        throw Error("cannot write '" + path_ + "': " + std::strerror(errno));
     }
     // Blobs start 64-byte aligned relative to the file (the kernels' promise, checked at load).
     static const uint8_t zeros[q::kPackedAlign] = {};
     size_t pad = (q::kPackedAlign - size_ % q::kPackedAlign) % q::kPackedAlign;
-    if (std::fwrite(zeros, 1, pad, out_) != pad || std::fwrite(blob.data(), 1, blob.size(), out_) != blob.size())
+    if (std::fwrite(zeros, 1, pad, out_) != pad ||
+        std::fwrite(blob.data(), 1, blob.size(), out_) != blob.size())
       throw Error("error writing '" + path_ + "': " + std::strerror(errno));
     *outOffset = size_ + pad;
     *outSize = blob.size();
@@ -53,21 +62,29 @@ bool WeightPacker::pack(const std::string& file, uint64_t offset, DType src, int
   }
   seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (blobs_ % 64 == 0)
-    std::fprintf(stderr, "\r[kt-compile] packing weights: %llu matrices, %.2f GB read, %.2f GB written (%.0f MB/s)",
-                 (unsigned long long)blobs_, double(sourceBytes_) / 1e9, double(size_) / 1e9, double(sourceBytes_) / 1e6 / seconds_);
+    std::fprintf(
+        stderr,
+        "\r[kt-compile] packing weights: %llu matrices, %.2f GB read, %.2f GB written (%.0f MB/s)",
+        (unsigned long long)blobs_, double(sourceBytes_) / 1e9, double(size_) / 1e9,
+        double(sourceBytes_) / 1e6 / seconds_);
   return true;
 }
 
 bool WeightPacker::finish(uint64_t* size, std::string* error) {
   *size = size_;
-  if (!out_) return true;
-  if (blobs_ >= 64) std::fprintf(stderr, "\n");
-  std::fprintf(stderr, "[kt-compile] packed %llu matrices (%.1f MiB -> %.1f MiB) into %s in %.2fs\n",
-               (unsigned long long)blobs_, double(sourceBytes_) / (1 << 20), double(size_) / (1 << 20), path_.c_str(), seconds_);
+  if (!out_)
+    return true;
+  if (blobs_ >= 64)
+    std::fprintf(stderr, "\n");
+  std::fprintf(stderr,
+               "[kt-compile] packed %llu matrices (%.1f MiB -> %.1f MiB) into %s in %.2fs\n",
+               (unsigned long long)blobs_, double(sourceBytes_) / (1 << 20),
+               double(size_) / (1 << 20), path_.c_str(), seconds_);
   bool ok = std::fflush(out_) == 0;
   ok = std::fclose(out_) == 0 && ok;
   out_ = nullptr;
-  if (!ok) *error = "error writing '" + path_ + "': " + std::strerror(errno);
+  if (!ok)
+    *error = "error writing '" + path_ + "': " + std::strerror(errno);
   return ok;
 }
 

@@ -24,9 +24,10 @@ public:
 
   // Packs the row-major [n, k] matrix of dtype `src` stored at `file`:`offset` in format `format`
   // (a kt::cpu::quant::WeightFormat value) and appends it; returns where it went.
-  bool pack(const std::string& file, uint64_t offset, DType src, int64_t n, int64_t k, int format, uint64_t* outOffset,
-            uint64_t* outSize, std::string* error);
-  // Flushes and closes the sidecar; `size` is its final length (0 and no file when nothing was packed).
+  bool pack(const std::string& file, uint64_t offset, DType src, int64_t n, int64_t k, int format,
+            uint64_t* outOffset, uint64_t* outSize, std::string* error);
+  // Flushes and closes the sidecar; `size` is its final length (0 and no file when nothing was
+  // packed).
   bool finish(uint64_t* size, std::string* error);
   const std::string& path() const { return path_; }
   uint64_t packedBlobs() const { return blobs_; }

@@ -10,7 +10,7 @@ namespace kt::hf {
 
 struct RopeConfig {
   std::string type = "default"; // default | linear | yarn | llama3
-  int dim = 0;                   // rotated dimensions per head
+  int dim = 0;                  // rotated dimensions per head
   double theta = 10000.0;
   double factor = 1.0;
   int64_t originalMaxPosition = 0;
@@ -32,7 +32,7 @@ struct MoeConfig {
   int nGroup = 1, topkGroup = 1;
   bool normTopkProb = false;
   double routedScalingFactor = 1.0;
-  bool correctionBias = false;    // DeepSeek-V3 e_score_correction_bias
+  bool correctionBias = false; // DeepSeek-V3 e_score_correction_bias
 };
 
 struct MlaConfig {
@@ -54,7 +54,7 @@ struct ModelConfig {
   MlaConfig mlaConfig;
   MoeConfig moe;
   RopeConfig rope;
-  double softmaxScale = 0.0;  // attention score scale, YaRN mscale included
+  double softmaxScale = 0.0; // attention score scale, YaRN mscale included
   std::vector<bool> layerIsMoe;
   int bosId = -1;
   std::vector<int> eosIds;

@@ -1,6 +1,7 @@
 #pragma once
-// Builds the kt-dialect module of a resolved Hugging Face model: one kt.weight per checkpoint tensor
-// (or stacked expert group), and func.func @forward(ids, positions) -> logits made of kt ops.
+// Builds the kt-dialect module of a resolved Hugging Face model: one kt.weight per checkpoint
+// tensor (or stacked expert group), and func.func @forward(ids, positions) -> logits made of kt
+// ops.
 #include "frontends/hf/HfModel.h"
 
 #include "mlir/IR/BuiltinOps.h"

@@ -25,7 +25,8 @@ public:
   }
 
   // One weight [experts, ...shape] whose slices are the per-expert tensors, left where they are.
-  int addStacked(const std::string& symbol, const std::string& pattern, int experts, const std::vector<int64_t>& shape) {
+  int addStacked(const std::string& symbol, const std::string& pattern, int experts,
+                 const std::vector<int64_t>& shape) {
     WeightDesc w;
     w.symbol = symbol;
     w.hfName = pattern;
@@ -34,10 +35,11 @@ public:
     for (int e = 0; e < experts; ++e) {
       std::string name = expertTensorName(pattern, e);
       TensorRef t = ckpt_.require(name, shape);
-      if (e == 0) w.dtype = t.info->dtype;
+      if (e == 0)
+        w.dtype = t.info->dtype;
       else if (t.info->dtype != w.dtype)
-        throw Error(ckpt_.files()[size_t(t.file)]->path() + ": tensor '" + name + "' is " + dtypeName(t.info->dtype) +
-                    " but expert 0 is " + dtypeName(w.dtype));
+        throw Error(ckpt_.files()[size_t(t.file)]->path() + ": tensor '" + name + "' is " +
+                    dtypeName(t.info->dtype) + " but expert 0 is " + dtypeName(w.dtype));
       w.segments.push_back({t.file, t.info->offset, t.info->size});
     }
     m_.weights.push_back(std::move(w));
@@ -74,23 +76,40 @@ ModelDesc describeModel(const std::string& dir) {
     m.layers[size_t(l)].moe = c.layerIsMoe[size_t(l)];
   }
   for (const TensorSpec& s : tensorSpecs(c)) {
-    int w = s.experts > 0 ? b.addStacked(s.symbol, s.hfName, s.experts, s.shape) : b.add(s.symbol, s.hfName, s.shape);
+    int w = s.experts > 0 ? b.addStacked(s.symbol, s.hfName, s.experts, s.shape)
+                          : b.add(s.symbol, s.hfName, s.shape);
     switch (s.slot) {
-    case TensorSlot::Embed: m.embed = w; break;
-    case TensorSlot::FinalNorm: m.finalNorm = w; break;
-    case TensorSlot::LmHead: m.lmHead = w; break;
-    case TensorSlot::InputNorm: m.layers[size_t(s.layer)].inputNorm = w; break;
-    case TensorSlot::PostNorm: m.layers[size_t(s.layer)].postNorm = w; break;
-    case TensorSlot::Attention: m.layers[size_t(s.layer)].attention[s.role] = w; break;
-    case TensorSlot::Ffn: m.layers[size_t(s.layer)].ffn[s.role] = w; break;
+    case TensorSlot::Embed:
+      m.embed = w;
+      break;
+    case TensorSlot::FinalNorm:
+      m.finalNorm = w;
+      break;
+    case TensorSlot::LmHead:
+      m.lmHead = w;
+      break;
+    case TensorSlot::InputNorm:
+      m.layers[size_t(s.layer)].inputNorm = w;
+      break;
+    case TensorSlot::PostNorm:
+      m.layers[size_t(s.layer)].postNorm = w;
+      break;
+    case TensorSlot::Attention:
+      m.layers[size_t(s.layer)].attention[s.role] = w;
+      break;
+    case TensorSlot::Ffn:
+      m.layers[size_t(s.layer)].ffn[s.role] = w;
+      break;
     }
   }
   // Tied embeddings reuse the table; some tied checkpoints still carry a copy of lm_head.weight.
-  if (c.tieEmbeddings) m.lmHead = m.embed;
+  if (c.tieEmbeddings)
+    m.lmHead = m.embed;
 
   if (std::ifstream(dir + "/tokenizer.json").good()) {
     m.tokenizerJson = readTextFile(dir + "/tokenizer.json");
-    if (std::ifstream(dir + "/tokenizer_config.json").good()) m.tokenizerConfigJson = readTextFile(dir + "/tokenizer_config.json");
+    if (std::ifstream(dir + "/tokenizer_config.json").good())
+      m.tokenizerConfigJson = readTextFile(dir + "/tokenizer_config.json");
   }
   return m;
 }

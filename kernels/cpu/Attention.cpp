@@ -11,7 +11,8 @@ namespace kt::cpu {
 namespace {
 float dot(const float* a, const float* b, int n) {
   float acc = 0.f;
-  for (int i = 0; i < n; ++i) acc += a[i] * b[i];
+  for (int i = 0; i < n; ++i)
+    acc += a[i] * b[i];
   return acc;
 }
 
@@ -24,12 +25,14 @@ void softmax(float* s, int64_t n) {
     sum += s[i];
   }
   float inv = 1.0f / sum;
-  for (int64_t i = 0; i < n; ++i) s[i] *= inv;
+  for (int64_t i = 0; i < n; ++i)
+    s[i] *= inv;
 }
 } // namespace
 
-void gqaAttention(ThreadPool& pool, const float* q, int64_t len, int heads, int kvHeads, int headDim,
-                  const float* kCache, const float* vCache, int64_t pos0, double scale, float* out) {
+void gqaAttention(ThreadPool& pool, const float* q, int64_t len, int heads, int kvHeads,
+                  int headDim, const float* kCache, const float* vCache, int64_t pos0, double scale,
+                  float* out) {
   const int group = heads / kvHeads;
   const int64_t kvStride = int64_t(kvHeads) * headDim;
   pool.parallelFor(len * heads, 1, [&](int64_t begin, int64_t end) {
@@ -48,14 +51,16 @@ void gqaAttention(ThreadPool& pool, const float* q, int64_t len, int heads, int 
       for (int64_t s = 0; s < ctx; ++s) {
         const float* v = vCache + s * kvStride + kvh * headDim;
         float p = scores[size_t(s)];
-        for (int d = 0; d < headDim; ++d) o[d] += p * v[d];
+        for (int d = 0; d < headDim; ++d)
+          o[d] += p * v[d];
       }
     }
   });
 }
 
-void mlaAttention(ThreadPool& pool, const float* qAbs, const float* qPe, int64_t len, int heads, int latentDim,
-                  int ropeDim, const float* latent, const float* kPe, int64_t pos0, double scale, float* out) {
+void mlaAttention(ThreadPool& pool, const float* qAbs, const float* qPe, int64_t len, int heads,
+                  int latentDim, int ropeDim, const float* latent, const float* kPe, int64_t pos0,
+                  double scale, float* out) {
   pool.parallelFor(len * heads, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> scores;
     for (int64_t job = begin; job < end; ++job) {
@@ -67,14 +72,16 @@ void mlaAttention(ThreadPool& pool, const float* qAbs, const float* qPe, int64_t
       const float* qp = qPe + (t * heads + h) * ropeDim;
       for (int64_t s = 0; s < ctx; ++s)
         scores[size_t(s)] =
-            (dot(qa, latent + s * latentDim, latentDim) + dot(qp, kPe + s * ropeDim, ropeDim)) * float(scale);
+            (dot(qa, latent + s * latentDim, latentDim) + dot(qp, kPe + s * ropeDim, ropeDim)) *
+            float(scale);
       softmax(scores.data(), ctx);
       float* o = out + (t * heads + h) * latentDim;
       std::fill(o, o + latentDim, 0.f);
       for (int64_t s = 0; s < ctx; ++s) {
         const float* c = latent + s * latentDim;
         float p = scores[size_t(s)];
-        for (int d = 0; d < latentDim; ++d) o[d] += p * c[d];
+        for (int d = 0; d < latentDim; ++d)
+          o[d] += p * c[d];
       }
     }
   });

@@ -16,13 +16,15 @@ void linearRef(const float* x, int64_t tokens, const MatrixView& w, const float*
     quant::matmulRef(quant::WeightFormat(w.packed), w.data, n, k, x, tokens, y);
     if (bias)
       for (int64_t t = 0; t < tokens; ++t)
-        for (int64_t r = 0; r < n; ++r) y[t * n + r] += bias[r];
+        for (int64_t r = 0; r < n; ++r)
+          y[t * n + r] += bias[r];
     return;
   }
   for (int64_t t = 0; t < tokens; ++t)
     for (int64_t r = 0; r < n; ++r) {
       float acc = 0.f;
-      for (int64_t i = 0; i < k; ++i) acc += x[t * k + i] * w.at(r, i);
+      for (int64_t i = 0; i < k; ++i)
+        acc += x[t * k + i] * w.at(r, i);
       y[t * n + r] = acc + (bias ? bias[r] : 0.f);
     }
 }
@@ -32,32 +34,12 @@ static inline float dot(const float* a, const float* b, int64_t k) {
   float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;
   for (; i + 8 <= k; i += 8)
-    for (int j = 0; j < 8; ++j) s[j] += a[i + j] * b[i + j];
+    for (int j = 0; j < 8; ++j)
+      s[j] += a[i + j] * b[i + j];
   float acc = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-  for (; i < k; ++i) acc += a[i] * b[i];
+  for (; i < k; ++i)
+    acc += a[i] * b[i];
   return acc;
-}
-
-// Packed weights: activations are converted once (bf16 / int8 as the format's kernel wants), then
-// the threads split the output rows in whole 16-row panels.
-static void linearPacked(ThreadPool& pool, const float* x, int64_t tokens, const MatrixView& w, const float* bias,
-                         float* y) {
-  using namespace quant;
-  static const Isa isa = detectIsa();
-  const auto fmt = WeightFormat(w.packed);
-  const int64_t n = w.rows, k = w.cols;
-  thread_local std::vector<uint8_t> actStorage;
-  size_t bytes = activationBytes(isa, fmt, k, tokens);
-  actStorage.resize(bytes + kPackedAlign);
-  uint8_t* act = actStorage.data() + (kPackedAlign - reinterpret_cast<uintptr_t>(actStorage.data()) % kPackedAlign) % kPackedAlign;
-  prepareActivations(isa, fmt, x, k, tokens, act);
-  const int64_t panels = (n + kRowBlock - 1) / kRowBlock;
-  pool.parallelFor(panels, 1, [&](int64_t b, int64_t e) {
-    matmulPrepared(isa, fmt, w.data, n, k, act, tokens, y, b * kRowBlock, std::min(n, e * kRowBlock));
-  });
-  if (bias)
-    for (int64_t t = 0; t < tokens; ++t)
-      for (int64_t r = 0; r < n; ++r) y[t * n + r] += bias[r];
 }
 
 void prepareInput(const MatrixView& w, const float* x, int64_t tokens, PreparedInput* out) {
@@ -65,7 +47,8 @@ void prepareInput(const MatrixView& w, const float* x, int64_t tokens, PreparedI
   out->tokens = tokens;
   out->k = w.cols;
   out->packed = w.packed;
-  if (w.packed < 0) return;
+  if (w.packed < 0)
+    return;
   using namespace quant;
   static const Isa isa = detectIsa();
   const auto fmt = WeightFormat(w.packed);
@@ -80,7 +63,8 @@ void linearRows(const MatrixView& w, const PreparedInput& in, float* y, int64_t 
   const int64_t n = w.rows, k = w.cols;
   if (w.packed >= 0) {
     static const quant::Isa isa = quant::detectIsa();
-    quant::matmulPrepared(isa, quant::WeightFormat(w.packed), w.data, n, k, in.act, in.tokens, y, r0, r1);
+    quant::matmulPrepared(isa, quant::WeightFormat(w.packed), w.data, n, k, in.act, in.tokens, y,
+                          r0, r1);
     return;
   }
   thread_local std::vector<float> rowBuf;
@@ -93,28 +77,27 @@ void linearRows(const MatrixView& w, const PreparedInput& in, float* y, int64_t 
       w.rowToF32(r, rowBuf.data());
       wr = rowBuf.data();
     }
-    for (int64_t t = 0; t < in.tokens; ++t) y[t * n + r] = dot(in.x + t * k, wr, k);
+    for (int64_t t = 0; t < in.tokens; ++t)
+      y[t * n + r] = dot(in.x + t * k, wr, k);
   }
 }
 
-void linear(ThreadPool& pool, const float* x, int64_t tokens, const MatrixView& w, const float* bias,
-            float* y) {
-  if (w.packed >= 0) return linearPacked(pool, x, tokens, w, bias, y);
-  const int64_t n = w.rows, k = w.cols;
-  pool.parallelFor(n, 16, [&](int64_t begin, int64_t end) {
-    std::vector<float> rowBuf(w.dtype == DType::F32 ? 0 : size_t(k));
-    for (int64_t r = begin; r < end; ++r) {
-      const float* wr;
-      if (w.dtype == DType::F32) {
-        wr = reinterpret_cast<const float*>(w.row(r));
-      } else {
-        w.rowToF32(r, rowBuf.data());
-        wr = rowBuf.data();
-      }
-      float b = bias ? bias[r] : 0.f;
-      for (int64_t t = 0; t < tokens; ++t) y[t * n + r] = dot(x + t * k, wr, k) + b;
-    }
+// Activations are prepared once (converted to bf16/int8 for packed formats), then the threads
+// split the output rows in whole 16-row panels (the packed kernels' unit) and each streams its
+// rows of the weight exactly once for all tokens.
+void linear(ThreadPool& pool, const float* x, int64_t tokens, const MatrixView& w,
+            const float* bias, float* y) {
+  const int64_t n = w.rows;
+  PreparedInput in;
+  prepareInput(w, x, tokens, &in);
+  const int64_t panels = (n + quant::kRowBlock - 1) / quant::kRowBlock;
+  pool.parallelFor(panels, 1, [&](int64_t b, int64_t e) {
+    linearRows(w, in, y, b * quant::kRowBlock, std::min(n, e * quant::kRowBlock));
   });
+  if (bias)
+    for (int64_t t = 0; t < tokens; ++t)
+      for (int64_t r = 0; r < n; ++r)
+        y[t * n + r] += bias[r];
 }
 
 } // namespace kt::cpu

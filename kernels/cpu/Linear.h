@@ -16,8 +16,8 @@ void linearRef(const float* x, int64_t tokens, const MatrixView& w, const float*
 
 // Threaded over output rows; each weight row is converted once and applied to all tokens so the
 // weight is streamed from memory exactly once per call.
-void linear(ThreadPool& pool, const float* x, int64_t tokens, const MatrixView& w, const float* bias,
-            float* y);
+void linear(ThreadPool& pool, const float* x, int64_t tokens, const MatrixView& w,
+            const float* bias, float* y);
 
 // Activations converted once for a weight's kernel (packed formats want bf16 or int8 activations),
 // so several threads can each compute a range of output rows from the same input.

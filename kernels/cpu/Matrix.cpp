@@ -24,7 +24,8 @@ float MatrixView::at(int64_t r, int64_t c) const {
     std::memcpy(&h, p, 2);
     return f16ToF32(h);
   }
-  default: return 0.f;
+  default:
+    return 0.f;
   }
 }
 
@@ -35,19 +36,24 @@ void MatrixView::rowToF32(int64_t r, float* out) const {
   }
   const uint8_t* p = row(r);
   switch (dtype) {
-  case DType::F32: std::memcpy(out, p, size_t(cols) * 4); return;
+  case DType::F32:
+    std::memcpy(out, p, size_t(cols) * 4);
+    return;
   case DType::BF16: {
     const uint16_t* h = reinterpret_cast<const uint16_t*>(p);
-    for (int64_t i = 0; i < cols; ++i) out[i] = bf16ToF32(h[i]);
+    for (int64_t i = 0; i < cols; ++i)
+      out[i] = bf16ToF32(h[i]);
     return;
   }
   case DType::F16: {
     const uint16_t* h = reinterpret_cast<const uint16_t*>(p);
-    for (int64_t i = 0; i < cols; ++i) out[i] = f16ToF32(h[i]);
+    for (int64_t i = 0; i < cols; ++i)
+      out[i] = f16ToF32(h[i]);
     return;
   }
   default:
-    for (int64_t i = 0; i < cols; ++i) out[i] = 0.f;
+    for (int64_t i = 0; i < cols; ++i)
+      out[i] = 0.f;
   }
 }
 

@@ -25,6 +25,8 @@ struct MatrixView {
 };
 
 // A vector (norm weight, bias) is a one-row matrix.
-inline float vecAt(const MatrixView& v, int64_t i) { return v.at(0, i); }
+inline float vecAt(const MatrixView& v, int64_t i) {
+  return v.at(0, i);
+}
 
 } // namespace kt::cpu

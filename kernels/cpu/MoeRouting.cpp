@@ -19,21 +19,26 @@ std::vector<int> topkIndices(const std::vector<float>& v, int k) {
 }
 } // namespace
 
-void routeToken(const float* logits, const float* bias, const MoeRoutingParams& p, int* experts, float* weights) {
+void routeToken(const float* logits, const float* bias, const MoeRoutingParams& p, int* experts,
+                float* weights) {
   const int e = p.numExperts;
   std::vector<float> scores(static_cast<size_t>(e));
   if (p.scoring == MoeScoring::Softmax) {
     float mx = *std::max_element(logits, logits + e), sum = 0.f;
-    for (int i = 0; i < e; ++i) sum += (scores[size_t(i)] = std::exp(logits[i] - mx));
-    for (float& s : scores) s /= sum;
+    for (int i = 0; i < e; ++i)
+      sum += (scores[size_t(i)] = std::exp(logits[i] - mx));
+    for (float& s : scores)
+      s /= sum;
   } else {
-    for (int i = 0; i < e; ++i) scores[size_t(i)] = 1.0f / (1.0f + std::exp(-logits[i]));
+    for (int i = 0; i < e; ++i)
+      scores[size_t(i)] = 1.0f / (1.0f + std::exp(-logits[i]));
   }
   // Selection scores: the bias (DeepSeek-V3's load-balancing correction) only steers the choice;
   // the weights come from the unbiased scores.
   std::vector<float> choice = scores;
   if (bias)
-    for (int i = 0; i < e; ++i) choice[size_t(i)] += bias[i];
+    for (int i = 0; i < e; ++i)
+      choice[size_t(i)] += bias[i];
 
   if (p.method != MoeTopk::Greedy && p.nGroup > 1) {
     const int perGroup = e / p.nGroup;
@@ -46,16 +51,19 @@ void routeToken(const float* logits, const float* bias, const MoeRoutingParams& 
         std::vector<float> grp(b, b + perGroup);
         std::vector<int> top2 = topkIndices(grp, std::min(2, perGroup));
         float s = 0.f;
-        for (int i : top2) s += grp[size_t(i)];
+        for (int i : top2)
+          s += grp[size_t(i)];
         groupScore[size_t(g)] = s;
       }
     }
     std::vector<int> keep = topkIndices(groupScore, p.topkGroup);
     std::vector<bool> kept(size_t(p.nGroup), false);
-    for (int g : keep) kept[size_t(g)] = true;
+    for (int g : keep)
+      kept[size_t(g)] = true;
     // Experts of dropped groups are masked to 0.0 (not -inf), exactly as the reference does.
     for (int i = 0; i < e; ++i)
-      if (!kept[size_t(i / perGroup)]) choice[size_t(i)] = 0.0f;
+      if (!kept[size_t(i / perGroup)])
+        choice[size_t(i)] = 0.0f;
   }
   std::vector<int> top = topkIndices(choice, p.topK);
   float sum = 0.f;
@@ -65,8 +73,10 @@ void routeToken(const float* logits, const float* bias, const MoeRoutingParams& 
     sum += weights[k];
   }
   if (p.normTopkProb)
-    for (int k = 0; k < p.topK; ++k) weights[k] /= (sum + 1e-20f);
-  for (int k = 0; k < p.topK; ++k) weights[k] = float(weights[k] * p.routedScalingFactor);
+    for (int k = 0; k < p.topK; ++k)
+      weights[k] /= (sum + 1e-20f);
+  for (int k = 0; k < p.topK; ++k)
+    weights[k] = float(weights[k] * p.routedScalingFactor);
 }
 
 } // namespace kt::cpu

@@ -22,6 +22,7 @@ struct MoeRoutingParams {
 
 // logits: [numExperts] for one token; bias: correction bias [numExperts] or nullptr.
 // Writes topK expert ids and weights.
-void routeToken(const float* logits, const float* bias, const MoeRoutingParams& p, int* experts, float* weights);
+void routeToken(const float* logits, const float* bias, const MoeRoutingParams& p, int* experts,
+                float* weights);
 
 } // namespace kt::cpu

@@ -12,9 +12,11 @@ void rmsNorm(const float* x, int64_t rows, int64_t dim, const MatrixView& w, dou
     const float* xr = x + r * dim;
     float* yr = y + r * dim;
     float ss = 0.f;
-    for (int64_t i = 0; i < dim; ++i) ss += xr[i] * xr[i];
+    for (int64_t i = 0; i < dim; ++i)
+      ss += xr[i] * xr[i];
     float inv = 1.0f / std::sqrt(ss / float(dim) + float(eps));
-    for (int64_t i = 0; i < dim; ++i) yr[i] = wf[i] * (xr[i] * inv);
+    for (int64_t i = 0; i < dim; ++i)
+      yr[i] = wf[i] * (xr[i] * inv);
   }
 }
 

@@ -22,9 +22,11 @@ std::vector<float> ropeInvFreq(const RopeParams& p) {
     inv[size_t(i)] = 1.0f / std::pow(float(p.theta), expo);
   }
   switch (p.type) {
-  case RopeType::Default: break;
+  case RopeType::Default:
+    break;
   case RopeType::Linear:
-    for (float& f : inv) f = float(f / p.factor);
+    for (float& f : inv)
+      f = float(f / p.factor);
     break;
   case RopeType::Llama3: {
     double oldCtx = double(p.originalMaxPosition);
@@ -41,18 +43,22 @@ std::vector<float> ropeInvFreq(const RopeParams& p) {
     break;
   }
   case RopeType::Yarn: {
-    double low = std::floor(yarnCorrectionDim(p.betaFast, p.dim, p.theta, double(p.originalMaxPosition)));
-    double high = std::ceil(yarnCorrectionDim(p.betaSlow, p.dim, p.theta, double(p.originalMaxPosition)));
+    double low =
+        std::floor(yarnCorrectionDim(p.betaFast, p.dim, p.theta, double(p.originalMaxPosition)));
+    double high =
+        std::ceil(yarnCorrectionDim(p.betaSlow, p.dim, p.theta, double(p.originalMaxPosition)));
     low = std::max(low, 0.0);
     high = std::min(high, double(p.dim - 1));
-    if (low == high) high += 0.001;
+    if (low == high)
+      high += 0.001;
     for (int i = 0; i < half; ++i) {
       float posFreq = std::pow(float(p.theta), float(2 * i) / float(p.dim));
       float extrapolation = 1.0f / posFreq;
       float interpolation = 1.0f / (float(p.factor) * posFreq);
       float ramp = std::clamp(float((double(i) - low) / (high - low)), 0.0f, 1.0f);
       float extrapolationFactor = 1.0f - ramp;
-      inv[size_t(i)] = interpolation * (1 - extrapolationFactor) + extrapolation * extrapolationFactor;
+      inv[size_t(i)] =
+          interpolation * (1 - extrapolationFactor) + extrapolation * extrapolationFactor;
     }
     break;
   }
@@ -60,8 +66,8 @@ std::vector<float> ropeInvFreq(const RopeParams& p) {
   return inv;
 }
 
-void applyRope(float* x, int heads, int64_t stride, int64_t offset, int64_t position, const RopeParams& p,
-               const std::vector<float>& invFreq) {
+void applyRope(float* x, int heads, int64_t stride, int64_t offset, int64_t position,
+               const RopeParams& p, const std::vector<float>& invFreq) {
   const int half = p.dim / 2;
   // cos/sin once per token, reused by every head.
   float cosv[512], sinv[512];

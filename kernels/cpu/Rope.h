@@ -20,12 +20,13 @@ struct RopeParams {
   bool interleaved = false;
 };
 
-// The dim/2 inverse frequencies of the schedule (as Hugging Face's rope init functions compute them).
+// The dim/2 inverse frequencies of the schedule (as Hugging Face's rope init functions compute
+// them).
 std::vector<float> ropeInvFreq(const RopeParams& p);
 
 // Rotates `heads` vectors of length `stride` at x (the rotated part starts at `offset` and is
 // p.dim long) for one token at `position`. invFreq from ropeInvFreq.
-void applyRope(float* x, int heads, int64_t stride, int64_t offset, int64_t position, const RopeParams& p,
-               const std::vector<float>& invFreq);
+void applyRope(float* x, int heads, int64_t stride, int64_t offset, int64_t position,
+               const RopeParams& p, const std::vector<float>& invFreq);
 
 } // namespace kt::cpu

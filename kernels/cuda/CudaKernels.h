@@ -23,6 +23,7 @@ std::vector<GpuInfo> listGpus(std::string* why);
 
 // y = x / sqrt(mean(x^2) + eps) * w over `rows` rows of `dim`, computed on GPU `device` (host
 // buffers in and out; used by tests and as the first kernel of the backend).
-bool rmsNorm(int device, const float* x, int64_t rows, int64_t dim, const float* w, float eps, float* y, std::string* err);
+bool rmsNorm(int device, const float* x, int64_t rows, int64_t dim, const float* w, float eps,
+             float* y, std::string* err);
 
 } // namespace kt::cuda

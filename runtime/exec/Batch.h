@@ -6,7 +6,7 @@
 namespace kt {
 
 struct SequenceChunk {
-  int slot = 0;     // KV-cache slot of the sequence
+  int slot = 0;      // KV-cache slot of the sequence
   int64_t start = 0; // first row of the chunk in the batch
   int64_t len = 0;   // new tokens
   int64_t pos0 = 0;  // position of the first new token (= tokens already cached)

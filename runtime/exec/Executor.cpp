@@ -17,38 +17,51 @@ Executor::Executor(const LoadedPlan& plan, const WeightStore& weights, ThreadPoo
     for (const plan::Step* s : *ep->steps()) {
       auto kind = plan.root().devices()->Get(s->device())->kind();
       if (!registry_.find(s->op(), kind))
-        throw Error(plan.origin() + ": step '" + s->name()->str() + "' runs " + plan::opSignature(s->op())->name +
-                    " on device '" + plan.root().devices()->Get(s->device())->name()->str() +
+        throw Error(plan.origin() + ": step '" + s->name()->str() + "' runs " +
+                    plan::opSignature(s->op())->name + " on device '" +
+                    plan.root().devices()->Get(s->device())->name()->str() +
                     "', which this kt-rt has no kernels for");
     }
 }
 
-Activation Executor::run(const std::string& entry, const Batch& batch, KvCache& kv,
-                         const std::function<void(const std::string&, const Activation&)>* tapSink) {
+Activation
+Executor::run(const std::string& entry, const Batch& batch, KvCache& kv,
+              const std::function<void(const std::string&, const Activation&)>* tapSink) {
   const plan::EntryPoint* ep = plan_.entryPoint(entry);
-  if (!ep) throw Error(plan_.origin() + ": plan has no entry point '" + entry + "'");
+  if (!ep)
+    throw Error(plan_.origin() + ": plan has no entry point '" + entry + "'");
   const plan::Plan& p = plan_.root();
   const int64_t tokens = batch.tokens();
-  if (tokens == 0) throw Error("empty batch");
-  if (int64_t(batch.positions.size()) != tokens) throw Error("batch: positions and ids differ in length");
+  if (tokens == 0)
+    throw Error("empty batch");
+  if (int64_t(batch.positions.size()) != tokens)
+    throw Error("batch: positions and ids differ in length");
   int64_t covered = 0;
   for (const SequenceChunk& c : batch.chunks) {
-    if (c.slot < 0 || c.slot >= kv.numSlots()) throw Error("batch: sequence slot " + std::to_string(c.slot) + " out of range");
-    if (c.start != covered || c.len <= 0) throw Error("batch: sequence chunks must tile the batch in order");
+    if (c.slot < 0 || c.slot >= kv.numSlots())
+      throw Error("batch: sequence slot " + std::to_string(c.slot) + " out of range");
+    if (c.start != covered || c.len <= 0)
+      throw Error("batch: sequence chunks must tile the batch in order");
     if (c.pos0 > kv.length(c.slot))
-      throw Error("batch: sequence in slot " + std::to_string(c.slot) + " starts at position " + std::to_string(c.pos0) +
-                  " but only " + std::to_string(kv.length(c.slot)) + " positions are cached");
+      throw Error("batch: sequence in slot " + std::to_string(c.slot) + " starts at position " +
+                  std::to_string(c.pos0) + " but only " + std::to_string(kv.length(c.slot)) +
+                  " positions are cached");
     if (c.pos0 + c.len > p.model()->max_position())
       throw Error("batch: sequence in slot " + std::to_string(c.slot) + " would reach position " +
-                  std::to_string(c.pos0 + c.len) + ", beyond the model's maximum of " + std::to_string(p.model()->max_position()));
+                  std::to_string(c.pos0 + c.len) + ", beyond the model's maximum of " +
+                  std::to_string(p.model()->max_position()));
     covered += c.len;
   }
-  if (covered != tokens) throw Error("batch: sequence chunks cover " + std::to_string(covered) + " of " + std::to_string(tokens) + " tokens");
+  if (covered != tokens)
+    throw Error("batch: sequence chunks cover " + std::to_string(covered) + " of " +
+                std::to_string(tokens) + " tokens");
   for (int32_t id : batch.ids)
     if (id < 0 || id >= p.model()->vocab_size())
-      throw Error("token id " + std::to_string(id) + " is outside the vocabulary (0.." + std::to_string(p.model()->vocab_size() - 1) + ")");
+      throw Error("token id " + std::to_string(id) + " is outside the vocabulary (0.." +
+                  std::to_string(p.model()->vocab_size() - 1) + ")");
   for (int64_t r : batch.outputRows)
-    if (r < 0 || r >= tokens) throw Error("batch: output row " + std::to_string(r) + " out of range");
+    if (r < 0 || r >= tokens)
+      throw Error("batch: output row " + std::to_string(r) + " out of range");
 
   std::vector<Activation> buffers(p.buffers()->size());
   Activation& ids = buffers[ep->inputs()->Get(0)];
@@ -65,7 +78,8 @@ Activation Executor::run(const std::string& entry, const Batch& batch, KvCache& 
     OpFn fn = registry_.find(s->op(), p.devices()->Get(s->device())->kind());
     fn(ctx);
   }
-  for (const SequenceChunk& c : batch.chunks) kv.setLength(c.slot, c.pos0 + c.len);
+  for (const SequenceChunk& c : batch.chunks)
+    kv.setLength(c.slot, c.pos0 + c.len);
   return std::move(buffers[ep->outputs()->Get(0)]);
 }
 

@@ -14,8 +14,9 @@ public:
 
   // Runs `entry` ("prefill" or "decode") for `batch`, appending to the KV cache. Returns logits
   // [rows, vocab] for batch.outputRows (or every token). Throws kt::Error on a bad request.
-  Activation run(const std::string& entry, const Batch& batch, KvCache& kv,
-                 const std::function<void(const std::string&, const Activation&)>* tapSink = nullptr);
+  Activation
+  run(const std::string& entry, const Batch& batch, KvCache& kv,
+      const std::function<void(const std::string&, const Activation&)>* tapSink = nullptr);
 
 private:
   const LoadedPlan& plan_;

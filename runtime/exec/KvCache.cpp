@@ -23,7 +23,8 @@ KvCache::KvCache(const plan::Plan& plan, int numSlots)
 
 const KvCache::LayerSpec& KvCache::spec(int layer) const {
   auto it = specs_.find(layer);
-  if (it == specs_.end()) throw Error("KV cache: layer " + std::to_string(layer) + " has no cache entry");
+  if (it == specs_.end())
+    throw Error("KV cache: layer " + std::to_string(layer) + " has no cache entry");
   return it->second;
 }
 
@@ -49,7 +50,8 @@ float* KvCache::v(int slot, int layer, int64_t tokens) {
 uint64_t KvCache::bytes() const {
   uint64_t b = 0;
   for (const auto& slot : data_)
-    for (const auto& kv : slot) b += (kv.second.first.capacity() + kv.second.second.capacity()) * sizeof(float);
+    for (const auto& kv : slot)
+      b += (kv.second.first.capacity() + kv.second.second.capacity()) * sizeof(float);
   return b;
 }
 

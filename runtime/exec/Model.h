@@ -1,5 +1,6 @@
 #pragma once
-// A loaded plan ready to run: the verified plan, its mapped weights, a thread pool and the executor.
+// A loaded plan ready to run: the verified plan, its mapped weights, a thread pool and the
+// executor.
 #include "runtime/exec/Executor.h"
 #include "runtime/exec/WeightStore.h"
 #include "runtime/support/ThreadPool.h"

@@ -42,7 +42,9 @@ struct OpContext {
   Activation& out(int i) { return buffers[step.outputs()->Get(uint32_t(i))]; }
   bool has(int slot) const { return step.weights()->Get(uint32_t(slot)) >= 0; }
   cpu::MatrixView w(int slot) const { return weights.matrix(step.weights()->Get(uint32_t(slot))); }
-  cpu::MatrixView expert(int slot, int64_t e) const { return weights.slice(step.weights()->Get(uint32_t(slot)), e); }
+  cpu::MatrixView expert(int slot, int64_t e) const {
+    return weights.slice(step.weights()->Get(uint32_t(slot)), e);
+  }
   std::string where() const;
 };
 

@@ -13,22 +13,25 @@ WeightStore::WeightStore(const LoadedPlan& plan) : plan_(plan) {
       std::string path = plan.resolveWeightPath(f->path()->str());
       auto mapped = std::make_unique<MappedFile>(path);
       if (mapped->size() != f->size())
-        throw Error(plan.origin() + ": weight file '" + path + "' has " + std::to_string(mapped->size()) +
-                    " bytes but the plan was compiled against " + std::to_string(f->size()) +
-                    " (file changed or truncated; recompile the plan)");
+        throw Error(plan.origin() + ": weight file '" + path + "' has " +
+                    std::to_string(mapped->size()) + " bytes but the plan was compiled against " +
+                    std::to_string(f->size()) + " (file changed or truncated; recompile the plan)");
       mappedBytes_ += mapped->size();
       files_.push_back(std::move(mapped));
     }
   }
   if (p.weights()) {
     for (const plan::Weight* w : *p.weights()) {
-      if (w->layout() == plan::Layout::Packed) checkPacked(*w);
+      if (w->layout() == plan::Layout::Packed)
+        checkPacked(*w);
       if (w->layout() == plan::Layout::RowMajor && w->segments()->size() != 1)
-        throw Error(plan.origin() + ": weight '" + w->name()->str() + "' is row-major but split over " +
-                    std::to_string(w->segments()->size()) + " segments");
+        throw Error(plan.origin() + ": weight '" + w->name()->str() +
+                    "' is row-major but split over " + std::to_string(w->segments()->size()) +
+                    " segments");
       for (const plan::Segment* s : *w->segments())
         if (s->offset() + s->size() > files_[s->file()]->size())
-          throw Error(plan.origin() + ": weight '" + w->name()->str() + "' lies outside '" + files_[s->file()]->path() + "'");
+          throw Error(plan.origin() + ": weight '" + w->name()->str() + "' lies outside '" +
+                      files_[s->file()]->path() + "'");
     }
   }
 }
@@ -44,9 +47,11 @@ void WeightStore::checkPacked(const plan::Weight& w) const {
   for (const plan::Segment* s : *w.segments()) {
     std::string err;
     if (s->offset() % cpu::quant::kPackedAlign)
-      throw Error(plan_.origin() + ": packed weight '" + w.name()->str() + "' is not 64-byte aligned in its sidecar");
+      throw Error(plan_.origin() + ": packed weight '" + w.name()->str() +
+                  "' is not 64-byte aligned in its sidecar");
     if (!cpu::quant::checkPacked(fmt, segmentData(*s), s->size(), n, k, &err))
-      throw Error(plan_.origin() + ": packed weight '" + w.name()->str() + "' in '" + files_[s->file()]->path() + "': " + err);
+      throw Error(plan_.origin() + ": packed weight '" + w.name()->str() + "' in '" +
+                  files_[s->file()]->path() + "': " + err);
   }
 }
 
@@ -60,9 +65,11 @@ cpu::MatrixView WeightStore::matrix(int32_t id) const {
   v.dtype = DType(w.dtype());
   v.cols = w.shape()->Get(w.shape()->size() - 1);
   v.rows = 1;
-  for (uint32_t i = 0; i + 1 < w.shape()->size(); ++i) v.rows *= w.shape()->Get(i);
+  for (uint32_t i = 0; i + 1 < w.shape()->size(); ++i)
+    v.rows *= w.shape()->Get(i);
   v.data = segmentData(*w.segments()->Get(0));
-  if (w.layout() == plan::Layout::Packed) v.packed = int32_t(w.packed_format());
+  if (w.layout() == plan::Layout::Packed)
+    v.packed = int32_t(w.packed_format());
   return v;
 }
 
@@ -72,7 +79,8 @@ cpu::MatrixView WeightStore::slice(int32_t id, int64_t i) const {
   v.dtype = DType(w.dtype());
   v.cols = w.shape()->Get(w.shape()->size() - 1);
   v.rows = 1;
-  for (uint32_t d = 1; d + 1 < w.shape()->size(); ++d) v.rows *= w.shape()->Get(d);
+  for (uint32_t d = 1; d + 1 < w.shape()->size(); ++d)
+    v.rows *= w.shape()->Get(d);
   if (w.layout() == plan::Layout::Packed) {
     v.data = segmentData(*w.segments()->Get(uint32_t(i)));
     v.packed = int32_t(w.packed_format());

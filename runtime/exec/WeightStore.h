@@ -22,7 +22,9 @@ public:
   cpu::MatrixView matrix(int32_t id) const;
   // Slice `i` of a stacked weight (an expert of an MoE layer) as a 2-D view of its trailing dims.
   cpu::MatrixView slice(int32_t id, int64_t i) const;
-  const plan::Weight& weight(int32_t id) const { return *plan_.root().weights()->Get(uint32_t(id)); }
+  const plan::Weight& weight(int32_t id) const {
+    return *plan_.root().weights()->Get(uint32_t(id));
+  }
   // Bytes of weight files mapped (their total size).
   uint64_t mappedBytes() const { return mappedBytes_; }
 

@@ -20,8 +20,12 @@ struct GenerateResult {
   std::vector<std::vector<int32_t>> newIds;
   int64_t prefillTokens = 0, decodeTokens = 0;
   double prefillSeconds = 0, decodeSeconds = 0;
-  double prefillTokPerSec() const { return prefillSeconds > 0 ? double(prefillTokens) / prefillSeconds : 0; }
-  double decodeTokPerSec() const { return decodeSeconds > 0 ? double(decodeTokens) / decodeSeconds : 0; }
+  double prefillTokPerSec() const {
+    return prefillSeconds > 0 ? double(prefillTokens) / prefillSeconds : 0;
+  }
+  double decodeTokPerSec() const {
+    return decodeSeconds > 0 ? double(decodeTokens) / decodeSeconds : 0;
+  }
 };
 
 struct GenerateCallbacks {
@@ -37,8 +41,9 @@ GenerateResult generate(Model& model, const GenerateRequest& req, const Generate
 
 // One forward pass over whole sequences (no generation): logits for every position of each.
 // `taps` receives intermediate values (name, sequence, rows) when set.
-std::vector<std::vector<float>> scoreSequences(
-    Model& model, const std::vector<std::vector<int32_t>>& seqs,
-    const std::function<void(const std::string& name, int seq, const float* rows, int64_t n, int64_t cols)>& taps = {});
+std::vector<std::vector<float>>
+scoreSequences(Model& model, const std::vector<std::vector<int32_t>>& seqs,
+               const std::function<void(const std::string& name, int seq, const float* rows,
+                                        int64_t n, int64_t cols)>& taps = {});
 
 } // namespace kt

@@ -13,14 +13,17 @@ void Session::reset() {
   kv_.reset(0);
 }
 
-TurnStats Session::generate(const std::vector<int32_t>& tokens, const SessionLimits& limits, Sampler& sampler,
-                            const std::function<bool(int32_t)>& onToken, const std::function<bool()>& cancelled) {
-  if (tokens.empty()) throw Error("empty prompt");
+TurnStats Session::generate(const std::vector<int32_t>& tokens, const SessionLimits& limits,
+                            Sampler& sampler, const std::function<bool(int32_t)>& onToken,
+                            const std::function<bool()>& cancelled) {
+  if (tokens.empty())
+    throw Error("empty prompt");
   TurnStats st;
   st.promptTokens = int64_t(tokens.size());
   // Reuse the cached prefix; at least the last prompt token is recomputed to get fresh logits.
   size_t keep = 0;
-  while (keep < history_.size() && keep + 1 < tokens.size() && history_[keep] == tokens[keep]) ++keep;
+  while (keep < history_.size() && keep + 1 < tokens.size() && history_[keep] == tokens[keep])
+    ++keep;
   history_.resize(keep);
   kv_.setLength(0, int64_t(keep));
   st.reusedTokens = int64_t(keep);
@@ -51,14 +54,17 @@ TurnStats Session::generate(const std::vector<int32_t>& tokens, const SessionLim
     int32_t id = sampler.sample(logits.f.data(), vocab, history_);
     ++st.newTokens;
     bool eos = false;
-    for (int32_t s : limits.stopIds) eos |= id == s;
+    for (int32_t s : limits.stopIds)
+      eos |= id == s;
     if (eos) {
       st.stoppedByEos = true;
       break;
     }
     // The last token's K/V is not computed: a following turn recomputes it as part of its prompt.
-    if (!onToken(id) || i + 1 == limits.maxNewTokens) break;
-    if (int64_t(history_.size()) + 1 > model_.info().max_position()) break;
+    if (!onToken(id) || i + 1 == limits.maxNewTokens)
+      break;
+    if (int64_t(history_.size()) + 1 > model_.info().max_position())
+      break;
     logits = chunk(&id, 1);
   }
   st.decodeSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

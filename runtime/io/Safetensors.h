@@ -21,7 +21,8 @@ struct TensorInfo {
   uint64_t size = 0;   // bytes
   int64_t numel() const {
     int64_t n = 1;
-    for (int64_t d : shape) n *= d;
+    for (int64_t d : shape)
+      n *= d;
     return n;
   }
 };
@@ -49,6 +50,8 @@ private:
 
 // Parses a safetensors dtype string ("F32", "BF16", "F16", "I32", "I8", "U8").
 bool parseSafetensorsDType(const std::string& s, DType* out);
+// The safetensors name of a dtype; nullptr for one the format cannot hold (I4).
+const char* safetensorsDTypeName(DType t);
 
 // Writes f32/i32 tensors to a .safetensors file (used for `kt-rt score --out`).
 struct OutTensor {

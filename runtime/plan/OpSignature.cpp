@@ -11,15 +11,16 @@ const char* const kAttention[] = {"q_proj", "k_proj", "v_proj", "o_proj", "q_bia
                                   "k_bias", "v_bias", "q_norm", "k_norm"};
 const char* const kMla[] = {"q_proj",    "q_a_proj",  "q_a_norm",  "q_b_proj",
                             "kv_a_proj", "kv_a_norm", "kv_b_proj", "o_proj"};
-const char* const kMoe[] = {"router",      "correction_bias", "gate",
-                            "up",          "down",            "shared_gate",
-                            "shared_up",   "shared_down",     "shared_expert_gate"};
+const char* const kMoe[] = {
+    "router",      "correction_bias",   "gate", "up", "down", "shared_gate", "shared_up",
+    "shared_down", "shared_expert_gate"};
 const char* const kMlp[] = {"gate", "up", "down"};
 const char* const kLmHead[] = {"weight"};
 
 constexpr uint32_t bits(std::initializer_list<int> s) {
   uint32_t m = 0;
-  for (int i : s) m |= 1u << i;
+  for (int i : s)
+    m |= 1u << i;
   return m;
 }
 
@@ -31,7 +32,8 @@ const OpSignature kSignatures[] = {
     {"rope", 2, 1, 0, 0, OpAttrs::RopeAttrs, kNone},
     {"attention", 2, 1, AttentionCount, bits({Q, K, V, O}), OpAttrs::AttentionAttrs, kAttention},
     // q_proj or the q_a/q_b pair: checked by the validator, not by the mask.
-    {"mla_attention", 2, 1, MlaCount, bits({KvAProj, KvANorm, KvBProj, MlaO}), OpAttrs::MlaAttrs, kMla},
+    {"mla_attention", 2, 1, MlaCount, bits({KvAProj, KvANorm, KvBProj, MlaO}), OpAttrs::MlaAttrs,
+     kMla},
     {"moe", 1, 1, MoeCount, bits({Router, Gate, Up, Down}), OpAttrs::MoeAttrs, kMoe},
     {"mlp", 1, 1, MlpCount, bits({MlpGate, MlpUp, MlpDown}), OpAttrs::MlpAttrs, kMlp},
     {"swiglu", 2, 1, 0, 0, OpAttrs::NONE, kNone},
@@ -43,7 +45,8 @@ const OpSignature kSignatures[] = {
 
 const OpSignature* opSignature(OpKind kind) {
   auto i = static_cast<size_t>(kind);
-  if (i >= sizeof(kSignatures) / sizeof(kSignatures[0])) return nullptr;
+  if (i >= sizeof(kSignatures) / sizeof(kSignatures[0]))
+    return nullptr;
   return &kSignatures[i];
 }
 

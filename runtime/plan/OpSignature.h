@@ -24,7 +24,18 @@ enum Attention { Q = 0, K, V, O, QBias, KBias, VBias, QNorm, KNorm, AttentionCou
 // MLA
 enum Mla { QProj = 0, QAProj, QANorm, QBProj, KvAProj, KvANorm, KvBProj, MlaO, MlaCount };
 // MoE
-enum Moe { Router = 0, CorrectionBias, Gate, Up, Down, SharedGate, SharedUp, SharedDown, SharedExpertGate, MoeCount };
+enum Moe {
+  Router = 0,
+  CorrectionBias,
+  Gate,
+  Up,
+  Down,
+  SharedGate,
+  SharedUp,
+  SharedDown,
+  SharedExpertGate,
+  MoeCount
+};
 // Dense SwiGLU MLP
 enum Mlp { MlpGate = 0, MlpUp, MlpDown, MlpCount };
 } // namespace slots

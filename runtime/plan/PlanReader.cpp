@@ -24,34 +24,43 @@ public:
       fail("plan format version " + std::to_string(p_.version()) + ", this kt-rt reads version " +
            std::to_string(kPlanVersion) + " (recompile the model with this release's kt-compile)");
     const ModelInfo* m = p_.model();
-    if (!m) fail("missing model metadata");
+    if (!m)
+      fail("missing model metadata");
     if (m->vocab_size() <= 0 || m->hidden_size() <= 0 || m->num_layers() < 0)
       fail("model metadata has non-positive vocab_size/hidden_size");
     numDevices_ = p_.devices() ? p_.devices()->size() : 0;
-    if (numDevices_ == 0) fail("plan lists no devices");
+    if (numDevices_ == 0)
+      fail("plan lists no devices");
     for (uint32_t i = 0; i < numDevices_; ++i) {
       auto k = uint32_t(p_.devices()->Get(i)->kind());
-      if (k > uint32_t(DeviceKind::MAX)) fail("device " + std::to_string(i) + " has unknown kind " + std::to_string(k));
+      if (k > uint32_t(DeviceKind::MAX))
+        fail("device " + std::to_string(i) + " has unknown kind " + std::to_string(k));
     }
     numFiles_ = p_.weight_files() ? p_.weight_files()->size() : 0;
     for (uint32_t i = 0; i < numFiles_; ++i)
-      if (!p_.weight_files()->Get(i)->path()) fail("weight file " + std::to_string(i) + " has no path");
+      if (!p_.weight_files()->Get(i)->path())
+        fail("weight file " + std::to_string(i) + " has no path");
     checkWeights();
     checkBuffers();
     checkKvLayers();
-    if (!p_.entry_points() || p_.entry_points()->size() == 0) fail("plan has no entry points");
-    for (uint32_t i = 0; i < p_.entry_points()->size(); ++i) checkEntryPoint(*p_.entry_points()->Get(i), i);
+    if (!p_.entry_points() || p_.entry_points()->size() == 0)
+      fail("plan has no entry points");
+    for (uint32_t i = 0; i < p_.entry_points()->size(); ++i)
+      checkEntryPoint(*p_.entry_points()->Get(i), i);
   }
 
 private:
-  [[noreturn]] void fail(const std::string& why) const { throw Error(origin_ + ": invalid plan: " + why); }
+  [[noreturn]] void fail(const std::string& why) const {
+    throw Error(origin_ + ": invalid plan: " + why);
+  }
 
   static std::string nameOr(const flatbuffers::String* s, const std::string& fallback) {
     return s ? s->str() : fallback;
   }
 
   void checkDType(plan::DType t, const std::string& what) {
-    if (uint32_t(t) > uint32_t(plan::DType::MAX)) fail(what + " has unknown dtype " + std::to_string(uint32_t(t)));
+    if (uint32_t(t) > uint32_t(plan::DType::MAX))
+      fail(what + " has unknown dtype " + std::to_string(uint32_t(t)));
   }
 
   void checkWeights() {
@@ -60,17 +69,24 @@ private:
       const Weight* w = p_.weights()->Get(i);
       std::string what = "weight " + std::to_string(i) + " '" + nameOr(w->name(), "?") + "'";
       checkDType(w->dtype(), what);
-      if (!w->shape() || w->shape()->size() == 0) fail(what + " has no shape");
+      if (!w->shape() || w->shape()->size() == 0)
+        fail(what + " has no shape");
       uint64_t numel = 1;
       for (int64_t d : *w->shape()) {
-        if (d <= 0 || d > (int64_t(1) << 40)) fail(what + " has invalid dimension " + std::to_string(d));
-        if (numel > (uint64_t(1) << 48) / uint64_t(d)) fail(what + " is implausibly large");
+        if (d <= 0 || d > (int64_t(1) << 40))
+          fail(what + " has invalid dimension " + std::to_string(d));
+        if (numel > (uint64_t(1) << 48) / uint64_t(d))
+          fail(what + " is implausibly large");
         numel *= uint64_t(d);
       }
-      if (w->device() >= numDevices_) fail(what + " is placed on device " + std::to_string(w->device()) + " of " + std::to_string(numDevices_));
-      if (!w->segments() || w->segments()->size() == 0) fail(what + " has no storage segments");
+      if (w->device() >= numDevices_)
+        fail(what + " is placed on device " + std::to_string(w->device()) + " of " +
+             std::to_string(numDevices_));
+      if (!w->segments() || w->segments()->size() == 0)
+        fail(what + " has no storage segments");
       uint32_t layout = uint32_t(w->layout());
-      if (layout > uint32_t(Layout::MAX)) fail(what + " has unknown layout " + std::to_string(layout));
+      if (layout > uint32_t(Layout::MAX))
+        fail(what + " has unknown layout " + std::to_string(layout));
       uint64_t expectTotal = numel * dtypeSize(kt::DType(w->dtype()));
       const bool packed = w->layout() == Layout::Packed;
       if (packed && uint32_t(w->packed_format()) > uint32_t(PackedFormat::MAX))
@@ -80,19 +96,24 @@ private:
       // Packed blobs are sized by the kernels' layout; WeightStore checks them against it.
       bool quantized = packed || (w->quant() && w->quant()->scheme() != QuantScheme::None);
       bool perSlice = w->layout() == Layout::Stacked || (packed && w->shape()->size() == 3);
-      if (packed && !perSlice && w->segments()->size() != 1) fail(what + " is packed but has several segments");
+      if (packed && !perSlice && w->segments()->size() != 1)
+        fail(what + " is packed but has several segments");
       if (perSlice && w->segments()->size() != uint32_t(w->shape()->Get(0)))
         fail(what + " is stacked over " + std::to_string(w->shape()->Get(0)) + " slices but has " +
              std::to_string(w->segments()->size()) + " segments");
       uint64_t total = 0;
       for (uint32_t s = 0; s < w->segments()->size(); ++s) {
         const Segment* seg = w->segments()->Get(s);
-        if (seg->file() >= numFiles_) fail(what + " segment " + std::to_string(s) + " refers to weight file " + std::to_string(seg->file()) + " of " + std::to_string(numFiles_));
-        if (seg->offset() > (uint64_t(1) << 50) || seg->size() > (uint64_t(1) << 50)) fail(what + " segment " + std::to_string(s) + " has an implausible range");
+        if (seg->file() >= numFiles_)
+          fail(what + " segment " + std::to_string(s) + " refers to weight file " +
+               std::to_string(seg->file()) + " of " + std::to_string(numFiles_));
+        if (seg->offset() > (uint64_t(1) << 50) || seg->size() > (uint64_t(1) << 50))
+          fail(what + " segment " + std::to_string(s) + " has an implausible range");
         total += seg->size();
       }
       if (!quantized && total != expectTotal)
-        fail(what + ": shape and dtype need " + std::to_string(expectTotal) + " bytes but its segments hold " + std::to_string(total));
+        fail(what + ": shape and dtype need " + std::to_string(expectTotal) +
+             " bytes but its segments hold " + std::to_string(total));
     }
   }
 
@@ -102,47 +123,64 @@ private:
       const Buffer* b = p_.buffers()->Get(i);
       std::string what = "buffer " + std::to_string(i) + " '" + nameOr(b->name(), "?") + "'";
       checkDType(b->dtype(), what);
-      if (!b->shape() || b->shape()->size() == 0) fail(what + " has no shape");
+      if (!b->shape() || b->shape()->size() == 0)
+        fail(what + " has no shape");
       int dynamic = 0;
       for (int64_t d : *b->shape()) {
-        if (d == -1) ++dynamic;
-        else if (d <= 0 || d > (int64_t(1) << 32)) fail(what + " has invalid dimension " + std::to_string(d));
+        if (d == -1)
+          ++dynamic;
+        else if (d <= 0 || d > (int64_t(1) << 32))
+          fail(what + " has invalid dimension " + std::to_string(d));
       }
-      if (dynamic > 1) fail(what + " has more than one token dimension");
-      if (b->device() >= numDevices_) fail(what + " is placed on device " + std::to_string(b->device()));
+      if (dynamic > 1)
+        fail(what + " has more than one token dimension");
+      if (b->device() >= numDevices_)
+        fail(what + " is placed on device " + std::to_string(b->device()));
     }
   }
 
   void checkKvLayers() {
-    if (!p_.kv_layers()) return;
+    if (!p_.kv_layers())
+      return;
     for (uint32_t i = 0; i < p_.kv_layers()->size(); ++i) {
       const KvLayer* kv = p_.kv_layers()->Get(i);
       std::string what = "kv layer " + std::to_string(i);
-      if (kv->layer() < 0 || kv->layer() >= p_.model()->num_layers()) fail(what + " names layer " + std::to_string(kv->layer()));
+      if (kv->layer() < 0 || kv->layer() >= p_.model()->num_layers())
+        fail(what + " names layer " + std::to_string(kv->layer()));
       if (kv->k_dim() <= 0 || kv->v_dim() <= 0 || kv->k_dim() > 65536 || kv->v_dim() > 65536 ||
           (kv->kind() == KvKind::Gqa && (kv->num_kv_heads() <= 0 || kv->num_kv_heads() > 4096)))
         fail(what + " has invalid dimensions");
-      if (uint32_t(kv->kind()) > uint32_t(KvKind::MAX)) fail(what + " has unknown kind");
-      if (kv->device() >= numDevices_) fail(what + " is placed on device " + std::to_string(kv->device()));
+      if (uint32_t(kv->kind()) > uint32_t(KvKind::MAX))
+        fail(what + " has unknown kind");
+      if (kv->device() >= numDevices_)
+        fail(what + " is placed on device " + std::to_string(kv->device()));
     }
   }
 
   bool hasKvLayer(int layer) const {
-    if (!p_.kv_layers()) return false;
+    if (!p_.kv_layers())
+      return false;
     for (const KvLayer* kv : *p_.kv_layers())
-      if (kv->layer() == layer) return true;
+      if (kv->layer() == layer)
+        return true;
     return false;
   }
 
-  void checkIndices(const flatbuffers::Vector<uint32_t>* v, uint32_t limit, const std::string& what, const char* kind) {
-    if (!v) return;
+  void checkIndices(const flatbuffers::Vector<uint32_t>* v, uint32_t limit, const std::string& what,
+                    const char* kind) {
+    if (!v)
+      return;
     for (uint32_t x : *v)
-      if (x >= limit) fail(what + ": " + kind + " " + std::to_string(x) + " out of range (plan has " + std::to_string(limit) + ")");
+      if (x >= limit)
+        fail(what + ": " + kind + " " + std::to_string(x) + " out of range (plan has " +
+             std::to_string(limit) + ")");
   }
 
   void checkRope(const Rope* r, const std::string& what) {
-    if (!r) fail(what + ": missing rope parameters");
-    if (r->dim() <= 0 || r->dim() % 2 || r->dim() > 1024 || r->theta() <= 0 || uint32_t(r->type()) > uint32_t(RopeType::MAX))
+    if (!r)
+      fail(what + ": missing rope parameters");
+    if (r->dim() <= 0 || r->dim() % 2 || r->dim() > 1024 || r->theta() <= 0 ||
+        uint32_t(r->type()) > uint32_t(RopeType::MAX))
       fail(what + ": invalid rope parameters (dim " + std::to_string(r->dim()) + ")");
   }
 
@@ -150,31 +188,40 @@ private:
     switch (s.attrs_type()) {
     case OpAttrs::AttentionAttrs: {
       auto a = s.attrs_as_AttentionAttrs();
-      if (a->num_heads() <= 0 || a->num_kv_heads() <= 0 || a->head_dim() <= 0 || a->num_heads() % a->num_kv_heads())
+      if (a->num_heads() <= 0 || a->num_kv_heads() <= 0 || a->head_dim() <= 0 ||
+          a->num_heads() % a->num_kv_heads())
         fail(what + ": invalid head counts");
       checkRope(a->rope(), what);
       break;
     }
     case OpAttrs::MlaAttrs: {
       auto a = s.attrs_as_MlaAttrs();
-      if (a->num_heads() <= 0 || a->kv_lora_rank() <= 0 || a->qk_rope_head_dim() <= 0 || a->v_head_dim() <= 0 || a->qk_nope_head_dim() < 0)
+      if (a->num_heads() <= 0 || a->kv_lora_rank() <= 0 || a->qk_rope_head_dim() <= 0 ||
+          a->v_head_dim() <= 0 || a->qk_nope_head_dim() < 0)
         fail(what + ": invalid MLA dimensions");
       checkRope(a->rope(), what);
       bool direct = s.weights()->Get(slots::QProj) >= 0;
-      bool lora = s.weights()->Get(slots::QAProj) >= 0 && s.weights()->Get(slots::QANorm) >= 0 && s.weights()->Get(slots::QBProj) >= 0;
-      if (direct == lora) fail(what + ": needs either q_proj or all of q_a_proj, q_a_norm, q_b_proj");
+      bool lora = s.weights()->Get(slots::QAProj) >= 0 && s.weights()->Get(slots::QANorm) >= 0 &&
+                  s.weights()->Get(slots::QBProj) >= 0;
+      if (direct == lora)
+        fail(what + ": needs either q_proj or all of q_a_proj, q_a_norm, q_b_proj");
       break;
     }
     case OpAttrs::MoeAttrs: {
       auto a = s.attrs_as_MoeAttrs();
-      if (a->num_experts() <= 0 || a->experts_per_token() <= 0 || a->experts_per_token() > a->num_experts() ||
-          a->n_group() <= 0 || a->num_experts() % a->n_group() || a->topk_group() <= 0 || a->topk_group() > a->n_group() ||
-          uint32_t(a->scoring()) > uint32_t(MoeScoring::MAX) || uint32_t(a->topk_method()) > uint32_t(MoeTopk::MAX))
+      if (a->num_experts() <= 0 || a->experts_per_token() <= 0 ||
+          a->experts_per_token() > a->num_experts() || a->n_group() <= 0 ||
+          a->num_experts() % a->n_group() || a->topk_group() <= 0 ||
+          a->topk_group() > a->n_group() || uint32_t(a->scoring()) > uint32_t(MoeScoring::MAX) ||
+          uint32_t(a->topk_method()) > uint32_t(MoeTopk::MAX))
         fail(what + ": inconsistent MoE routing attributes");
       break;
     }
-    case OpAttrs::RopeAttrs: checkRope(s.attrs_as_RopeAttrs()->rope(), what); break;
-    default: break;
+    case OpAttrs::RopeAttrs:
+      checkRope(s.attrs_as_RopeAttrs()->rope(), what);
+      break;
+    default:
+      break;
     }
   }
 
@@ -184,35 +231,47 @@ private:
     checkIndices(ep.outputs(), numBuffers_, "entry '" + epName + "'", "output buffer");
     if (!ep.inputs() || ep.inputs()->size() < 2 || !ep.outputs() || ep.outputs()->size() < 1)
       fail("entry '" + epName + "' must bind ids, positions and logits buffers");
-    if (!ep.steps()) fail("entry '" + epName + "' has no steps");
+    if (!ep.steps())
+      fail("entry '" + epName + "' has no steps");
     for (uint32_t i = 0; i < ep.steps()->size(); ++i) {
       const Step& s = *ep.steps()->Get(i);
-      std::string what = "entry '" + epName + "' step " + std::to_string(i) + " (" + nameOr(s.name(), "?") + ")";
+      std::string what =
+          "entry '" + epName + "' step " + std::to_string(i) + " (" + nameOr(s.name(), "?") + ")";
       const OpSignature* sig = opSignature(s.op());
-      if (!sig) fail(what + ": unknown op kind " + std::to_string(uint32_t(s.op())));
-      if (s.device() >= numDevices_) fail(what + ": device " + std::to_string(s.device()) + " out of range");
-      uint32_t nin = s.inputs() ? s.inputs()->size() : 0, nout = s.outputs() ? s.outputs()->size() : 0;
+      if (!sig)
+        fail(what + ": unknown op kind " + std::to_string(uint32_t(s.op())));
+      if (s.device() >= numDevices_)
+        fail(what + ": device " + std::to_string(s.device()) + " out of range");
+      uint32_t nin = s.inputs() ? s.inputs()->size() : 0,
+               nout = s.outputs() ? s.outputs()->size() : 0;
       if (int(nin) != sig->numInputs || int(nout) != sig->numOutputs)
         fail(what + ": " + sig->name + " takes " + std::to_string(sig->numInputs) + " inputs and " +
-             std::to_string(sig->numOutputs) + " outputs, step has " + std::to_string(nin) + " and " + std::to_string(nout));
+             std::to_string(sig->numOutputs) + " outputs, step has " + std::to_string(nin) +
+             " and " + std::to_string(nout));
       checkIndices(s.inputs(), numBuffers_, what, "input buffer");
       checkIndices(s.outputs(), numBuffers_, what, "output buffer");
       uint32_t nw = s.weights() ? s.weights()->size() : 0;
       if (int(nw) != sig->numWeightSlots)
-        fail(what + ": " + sig->name + " has " + std::to_string(sig->numWeightSlots) + " weight slots, step lists " + std::to_string(nw));
+        fail(what + ": " + sig->name + " has " + std::to_string(sig->numWeightSlots) +
+             " weight slots, step lists " + std::to_string(nw));
       for (uint32_t w = 0; w < nw; ++w) {
         int32_t id = s.weights()->Get(w);
         if (id < -1 || (id >= 0 && uint32_t(id) >= numWeights_))
-          fail(what + ": weight slot " + sig->slotNames[w] + " refers to weight " + std::to_string(id) + " of " + std::to_string(numWeights_));
-        if (id < 0 && (sig->requiredWeights >> w & 1)) fail(what + ": required weight " + sig->slotNames[w] + " is missing");
+          fail(what + ": weight slot " + sig->slotNames[w] + " refers to weight " +
+               std::to_string(id) + " of " + std::to_string(numWeights_));
+        if (id < 0 && (sig->requiredWeights >> w & 1))
+          fail(what + ": required weight " + sig->slotNames[w] + " is missing");
       }
-      if (s.attrs_type() != sig->attrs) fail(what + ": attribute table does not match op " + sig->name);
-      if (sig->attrs != OpAttrs::NONE && !s.attrs()) fail(what + ": missing attributes");
+      if (s.attrs_type() != sig->attrs)
+        fail(what + ": attribute table does not match op " + sig->name);
+      if (sig->attrs != OpAttrs::NONE && !s.attrs())
+        fail(what + ": missing attributes");
       checkAttrs(s, what);
       if ((s.op() == OpKind::Attention || s.op() == OpKind::MlaAttention) && !hasKvLayer(s.layer()))
         fail(what + ": attention layer " + std::to_string(s.layer()) + " has no KV-cache entry");
       checkIndices(s.wait_events(), ep.num_events(), what, "wait event");
-      if (s.signal_event() < -1 || (s.signal_event() >= 0 && uint32_t(s.signal_event()) >= ep.num_events()))
+      if (s.signal_event() < -1 ||
+          (s.signal_event() >= 0 && uint32_t(s.signal_event()) >= ep.num_events()))
         fail(what + ": signal event " + std::to_string(s.signal_event()) + " out of range");
     }
   }
@@ -231,8 +290,10 @@ std::string dirOf(const std::string& path) {
 
 LoadedPlan LoadedPlan::fromFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot open plan '" + path + "': " + std::strerror(errno));
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in)
+    throw Error("cannot open plan '" + path + "': " + std::strerror(errno));
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
   LoadedPlan p = fromBytes(std::move(bytes), path);
   p.baseDir_ = dirOf(path);
   return p;
@@ -245,14 +306,16 @@ LoadedPlan LoadedPlan::fromBytes(std::vector<uint8_t> bytes, const std::string& 
   p.baseDir_ = ".";
   // File layout: [u32 size][FlatBuffer of `size` bytes, identifier "KTPL"][u32 CRC-32 of the rest].
   const size_t n = p.bytes_.size();
-  if (n < 12 || !flatbuffers::BufferHasIdentifier(p.bytes_.data(), plan::PlanIdentifier(), /*size_prefixed=*/true))
+  if (n < 12 || !flatbuffers::BufferHasIdentifier(p.bytes_.data(), plan::PlanIdentifier(),
+                                                  /*size_prefixed=*/true))
     throw Error(origin + ": not a KT plan (missing the 'KTPL' file identifier)");
   uint32_t size = flatbuffers::ReadScalar<uint32_t>(p.bytes_.data());
   if (uint64_t(size) + 8 != n)
-    throw Error(origin + ": truncated or padded plan (" + std::to_string(n) + " bytes, header says " +
-                std::to_string(uint64_t(size) + 8) + ")");
+    throw Error(origin + ": truncated or padded plan (" + std::to_string(n) +
+                " bytes, header says " + std::to_string(uint64_t(size) + 8) + ")");
   uint32_t stored = flatbuffers::ReadScalar<uint32_t>(p.bytes_.data() + n - 4);
-  if (crc32(p.bytes_.data(), n - 4) != stored) throw Error(origin + ": corrupted plan (checksum mismatch)");
+  if (crc32(p.bytes_.data(), n - 4) != stored)
+    throw Error(origin + ": corrupted plan (checksum mismatch)");
   // The verifier checks every offset and vector length against the buffer.
   flatbuffers::Verifier verifier(p.bytes_.data(), n - 4, /*max_depth=*/64, /*max_tables=*/10000000);
   if (!plan::VerifySizePrefixedPlanBuffer(verifier))
@@ -263,13 +326,15 @@ LoadedPlan LoadedPlan::fromBytes(std::vector<uint8_t> bytes, const std::string& 
 }
 
 std::string LoadedPlan::resolveWeightPath(const std::string& path) const {
-  if (!path.empty() && path[0] == '/') return path;
+  if (!path.empty() && path[0] == '/')
+    return path;
   return baseDir_ + "/" + path;
 }
 
 const plan::EntryPoint* LoadedPlan::entryPoint(const std::string& name) const {
   for (const plan::EntryPoint* ep : *root_->entry_points())
-    if (ep->name() && ep->name()->str() == name) return ep;
+    if (ep->name() && ep->name()->str() == name)
+      return ep;
   return nullptr;
 }
 

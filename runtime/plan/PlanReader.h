@@ -1,7 +1,8 @@
 #pragma once
 // Loads a .ktplan: runs the FlatBuffers verifier, checks the version, then bounds-checks every
 // index (weights, buffers, devices, files, events, attribute tables) so that the executor can use
-// the plan without further checks. Any failure is a kt::Error naming the plan and the item at fault.
+// the plan without further checks. Any failure is a kt::Error naming the plan and the item at
+// fault.
 #include "runtime/schema/plan_generated.h"
 
 #include <cstdint>

@@ -13,13 +13,15 @@ inline uint32_t crc32(const uint8_t* data, size_t n, uint32_t crc = 0) {
     } t{};
     for (uint32_t i = 0; i < 256; ++i) {
       uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+      for (int k = 0; k < 8; ++k)
+        c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
       t.v[i] = c;
     }
     return t;
   }();
   crc = ~crc;
-  for (size_t i = 0; i < n; ++i) crc = table.v[(crc ^ data[i]) & 0xff] ^ (crc >> 8);
+  for (size_t i = 0; i < n; ++i)
+    crc = table.v[(crc ^ data[i]) & 0xff] ^ (crc >> 8);
   return ~crc;
 }
 

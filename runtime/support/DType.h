@@ -29,13 +29,20 @@ inline size_t dtypeSize(DType t) {
 
 inline const char* dtypeName(DType t) {
   switch (t) {
-  case DType::F32: return "f32";
-  case DType::BF16: return "bf16";
-  case DType::F16: return "f16";
-  case DType::I32: return "i32";
-  case DType::I8: return "i8";
-  case DType::I4: return "i4";
-  case DType::U8: return "u8";
+  case DType::F32:
+    return "f32";
+  case DType::BF16:
+    return "bf16";
+  case DType::F16:
+    return "f16";
+  case DType::I32:
+    return "i32";
+  case DType::I8:
+    return "i8";
+  case DType::I4:
+    return "i4";
+  case DType::U8:
+    return "u8";
   }
   return "?";
 }
@@ -51,7 +58,8 @@ inline float bf16ToF32(uint16_t h) {
 inline uint16_t f32ToBf16(float f) {
   uint32_t bits;
   std::memcpy(&bits, &f, 4);
-  if ((bits & 0x7fffffffu) > 0x7f800000u) return uint16_t((bits >> 16) | 0x40); // keep NaN a NaN
+  if ((bits & 0x7fffffffu) > 0x7f800000u)
+    return uint16_t((bits >> 16) | 0x40); // keep NaN a NaN
   bits += 0x7fffu + ((bits >> 16) & 1u);
   return uint16_t(bits >> 16);
 }

@@ -4,10 +4,13 @@
 
 namespace kt {
 
-int hardwareThreads() { return std::max(1u, std::thread::hardware_concurrency()); }
+int hardwareThreads() {
+  return std::max(1u, std::thread::hardware_concurrency());
+}
 
 ThreadPool::ThreadPool(int numThreads) {
-  for (int i = 1; i < std::max(1, numThreads); ++i) workers_.emplace_back([this] { workerLoop(); });
+  for (int i = 1; i < std::max(1, numThreads); ++i)
+    workers_.emplace_back([this] { workerLoop(); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -16,7 +19,8 @@ ThreadPool::~ThreadPool() {
     stop_ = true;
   }
   wake_.notify_all();
-  for (auto& t : workers_) t.join();
+  for (auto& t : workers_)
+    t.join();
 }
 
 void ThreadPool::runChunks() {
@@ -24,7 +28,8 @@ void ThreadPool::runChunks() {
     int64_t begin;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (next_ >= n_) return;
+      if (next_ >= n_)
+        return;
       begin = next_;
       next_ += chunk_;
     }
@@ -38,20 +43,24 @@ void ThreadPool::workerLoop() {
     {
       std::unique_lock<std::mutex> lock(mu_);
       wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
+      if (stop_)
+        return;
       seen = generation_;
       ++active_;
     }
     runChunks();
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (--active_ == 0) done_.notify_all();
+      if (--active_ == 0)
+        done_.notify_all();
     }
   }
 }
 
-void ThreadPool::parallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
-  if (n <= 0) return;
+void ThreadPool::parallelFor(int64_t n, int64_t grain,
+                             const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0)
+    return;
   int64_t threads = size();
   if (threads == 1 || n <= grain) {
     fn(0, n);

@@ -14,7 +14,8 @@ void detectIsa(Topology& t) {
   t.avx2 = __builtin_cpu_supports("avx2");
   t.avx512f = __builtin_cpu_supports("avx512f");
   unsigned a, b, c, d;
-  if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) t.avx512bf16 = (a >> 5) & 1;
+  if (__get_cpuid_count(7, 1, &a, &b, &c, &d))
+    t.avx512bf16 = (a >> 5) & 1;
   if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
     t.avx512vnni = (c >> 11) & 1;
     t.amxBf16 = (d >> 22) & 1;
@@ -28,7 +29,8 @@ std::string cpuModelName() {
   while (std::getline(in, line))
     if (line.rfind("model name", 0) == 0) {
       auto colon = line.find(':');
-      if (colon != std::string::npos) return line.substr(colon + 2);
+      if (colon != std::string::npos)
+        return line.substr(colon + 2);
     }
   return "unknown CPU";
 }
@@ -46,8 +48,10 @@ Topology readTopology() {
   t.packages = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PACKAGE);
   t.cores = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE);
   t.threads = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PU);
-  if (hwloc_obj_t l2 = hwloc_get_obj_by_type(topo, HWLOC_OBJ_L2CACHE, 0)) t.l2Bytes = l2->attr->cache.size;
-  if (hwloc_obj_t l3 = hwloc_get_obj_by_type(topo, HWLOC_OBJ_L3CACHE, 0)) t.l3Bytes = l3->attr->cache.size;
+  if (hwloc_obj_t l2 = hwloc_get_obj_by_type(topo, HWLOC_OBJ_L2CACHE, 0))
+    t.l2Bytes = l2->attr->cache.size;
+  if (hwloc_obj_t l3 = hwloc_get_obj_by_type(topo, HWLOC_OBJ_L3CACHE, 0))
+    t.l3Bytes = l3->attr->cache.size;
   int nodes = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE);
   for (int i = 0; i < nodes; ++i) {
     hwloc_obj_t n = hwloc_get_obj_by_type(topo, HWLOC_OBJ_NUMANODE, unsigned(i));
@@ -58,7 +62,8 @@ Topology readTopology() {
     node.threads = hwloc_get_nbobjs_inside_cpuset_by_type(topo, n->cpuset, HWLOC_OBJ_PU);
     t.numa.push_back(node);
   }
-  if (t.numa.empty()) t.numa.push_back({0, t.cores, t.threads, 0});
+  if (t.numa.empty())
+    t.numa.push_back({0, t.cores, t.threads, 0});
   hwloc_topology_destroy(topo);
   return t;
 }

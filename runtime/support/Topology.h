@@ -19,7 +19,8 @@ struct Topology {
   int packages = 0, cores = 0, threads = 0;
   uint64_t l2Bytes = 0, l3Bytes = 0; // per cache instance
   std::vector<NumaNode> numa;
-  bool avx2 = false, avx512f = false, avx512bf16 = false, avx512vnni = false, amxBf16 = false, amxInt8 = false;
+  bool avx2 = false, avx512f = false, avx512bf16 = false, avx512vnni = false, amxBf16 = false,
+       amxInt8 = false;
 };
 
 // Reads the topology once; falls back to one node with hardware_concurrency() cores if hwloc fails.

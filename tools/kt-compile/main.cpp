@@ -73,8 +73,8 @@ int main(int argc, char** argv) {
     char* end = nullptr;
     long long n = std::strtoll(v.c_str(), &end, 10);
     if (v.empty() || *end != '\0' || n < 0) {
-      std::fprintf(stderr, "kt-compile: error: %s expects a non-negative integer, got '%s'\n", flag.c_str(),
-                   v.c_str());
+      std::fprintf(stderr, "kt-compile: error: %s expects a non-negative integer, got '%s'\n",
+                   flag.c_str(), v.c_str());
       std::exit(2);
     }
     return int64_t(n);
@@ -83,40 +83,64 @@ int main(int argc, char** argv) {
     std::string a = argv[i];
     if (a == "-h" || a == "--help") {
       std::printf("%s", kUsage);
-      for (const auto& arch : kt::hf::supportedArchitectures()) std::printf("%s ", arch.c_str());
+      for (const auto& arch : kt::hf::supportedArchitectures())
+        std::printf("%s ", arch.c_str());
       std::printf("\n");
       return 0;
-    } else if (a == "-o" || a == "--output") output = need(i);
-    else if (a == "--target") opt.target = need(i);
-    else if (a == "--dtype") opt.dtype = need(i);
-    else if (a == "--cpu-quant") opt.cpuQuant = need(i);
-    else if (a == "--device") opt.device = need(i);
-    else if (a == "--pass-pipeline") opt.passPipeline = need(i);
-    else if (a == "--emit-mlir") opt.dumpMlirPath = need(i);
-    else if (a == "-v" || a == "--verbose") opt.verbose = true;
-    else if (a == "--hw") opt.hwProfile = need(i);
-    else if (a == "--gpu-mem") opt.gpuMem = need(i), partitionFlag = a;
-    else if (a == "--cpu-mem") opt.cpuMem = need(i), partitionFlag = a;
-    else if (a == "--experts-on-gpu") opt.expertsOnGpu = need(i), partitionFlag = a;
-    else if (a == "--expert-stats") opt.expertStats = need(i), partitionFlag = a;
-    else if (a == "--prefill-offload") opt.prefillOffload = need(i), partitionFlag = a;
-    else if (a == "--placement-override") opt.placementOverrides.push_back(need(i)), partitionFlag = a;
-    else if (a == "--prompt-len") opt.promptLen = number(i), partitionFlag = a;
-    else if (a == "--decode-batch") opt.decodeBatch = number(i), partitionFlag = a;
-    else if (a == "--kv-tokens") opt.kvTokens = number(i), partitionFlag = a;
-    else if (a == "--explain") opt.explain = true, partitionFlag = a;
-    else if (a == "--explain-json") opt.explainJsonPath = need(i), partitionFlag = a;
+    } else if (a == "-o" || a == "--output")
+      output = need(i);
+    else if (a == "--target")
+      opt.target = need(i);
+    else if (a == "--dtype")
+      opt.dtype = need(i);
+    else if (a == "--cpu-quant")
+      opt.cpuQuant = need(i);
+    else if (a == "--device")
+      opt.device = need(i);
+    else if (a == "--pass-pipeline")
+      opt.passPipeline = need(i);
+    else if (a == "--emit-mlir")
+      opt.dumpMlirPath = need(i);
+    else if (a == "-v" || a == "--verbose")
+      opt.verbose = true;
+    else if (a == "--hw")
+      opt.hwProfile = need(i);
+    else if (a == "--gpu-mem")
+      opt.gpuMem = need(i), partitionFlag = a;
+    else if (a == "--cpu-mem")
+      opt.cpuMem = need(i), partitionFlag = a;
+    else if (a == "--experts-on-gpu")
+      opt.expertsOnGpu = need(i), partitionFlag = a;
+    else if (a == "--expert-stats")
+      opt.expertStats = need(i), partitionFlag = a;
+    else if (a == "--prefill-offload")
+      opt.prefillOffload = need(i), partitionFlag = a;
+    else if (a == "--placement-override")
+      opt.placementOverrides.push_back(need(i)), partitionFlag = a;
+    else if (a == "--prompt-len")
+      opt.promptLen = number(i), partitionFlag = a;
+    else if (a == "--decode-batch")
+      opt.decodeBatch = number(i), partitionFlag = a;
+    else if (a == "--kv-tokens")
+      opt.kvTokens = number(i), partitionFlag = a;
+    else if (a == "--explain")
+      opt.explain = true, partitionFlag = a;
+    else if (a == "--explain-json")
+      opt.explainJsonPath = need(i), partitionFlag = a;
     else if (!a.empty() && a[0] == '-') {
       std::fprintf(stderr, "kt-compile: error: unknown flag '%s' (see --help)\n", a.c_str());
       return 2;
-    } else if (modelDir.empty()) modelDir = a;
+    } else if (modelDir.empty())
+      modelDir = a;
     else {
       std::fprintf(stderr, "kt-compile: error: unexpected argument '%s'\n", a.c_str());
       return 2;
     }
   }
   if (!partitionFlag.empty() && opt.hwProfile.empty()) {
-    std::fprintf(stderr, "kt-compile: error: %s needs a hardware profile: add --hw PROFILE (e.g. examples/hw/this-vm.json)\n",
+    std::fprintf(stderr,
+                 "kt-compile: error: %s needs a hardware profile: add --hw PROFILE (e.g. "
+                 "examples/hw/this-vm.json)\n",
                  partitionFlag.c_str());
     return 2;
   }
@@ -132,7 +156,8 @@ int main(int argc, char** argv) {
     double readSeconds = since(t0);
     kt::plan::PlanT plan;
     kt::compiler::CompileStats stats;
-    if (!kt::compiler::compileModel(model, opt, &plan, &stats)) return 1;
+    if (!kt::compiler::compileModel(model, opt, &plan, &stats))
+      return 1;
     if (!model.tokenizerJson.empty()) {
       plan.tokenizer = std::make_unique<kt::plan::TokenizerBlobT>();
       plan.tokenizer->tokenizer_json = model.tokenizerJson;
@@ -141,13 +166,17 @@ int main(int argc, char** argv) {
     kt::compiler::writePlanFile(plan, output);
     uint64_t bytes = 0;
     for (const auto& w : plan.weights)
-      for (const auto& s : w->segments) bytes += s.size();
+      for (const auto& s : w->segments)
+        bytes += s.size();
     if (opt.verbose)
-      std::fprintf(stderr, "[kt-compile] phases: read %.3fs, import %.3fs, passes %.3fs, emit %.3fs\n", readSeconds,
-                   stats.importSeconds, stats.passSeconds, stats.emitSeconds);
-    std::fprintf(stderr, "[kt-compile] %s: %d layers, %zu ops, %zu weights (%.1f MiB, mapped from %zu file(s)) -> %s in %.2fs\n",
-                 model.config.arch.c_str(), model.config.numLayers, stats.numOps, stats.numWeights, double(bytes) / (1 << 20),
-                 plan.weight_files.size(), output.c_str(), since(t0));
+      std::fprintf(stderr,
+                   "[kt-compile] phases: read %.3fs, import %.3fs, passes %.3fs, emit %.3fs\n",
+                   readSeconds, stats.importSeconds, stats.passSeconds, stats.emitSeconds);
+    std::fprintf(stderr,
+                 "[kt-compile] %s: %d layers, %zu ops, %zu weights (%.1f MiB, mapped from %zu "
+                 "file(s)) -> %s in %.2fs\n",
+                 model.config.arch.c_str(), model.config.numLayers, stats.numOps, stats.numWeights,
+                 double(bytes) / (1 << 20), plan.weight_files.size(), output.c_str(), since(t0));
     return 0;
   } catch (const kt::Error& e) {
     std::fprintf(stderr, "kt-compile: error: %s\n", e.what());

@@ -12,7 +12,8 @@ namespace kt::cli {
 class Args {
 public:
   // `valueFlags` take a value; `boolFlags` do not. Flags may repeat (see all()).
-  Args(int argc, char** argv, int first, const std::set<std::string>& valueFlags, const std::set<std::string>& boolFlags);
+  Args(int argc, char** argv, int first, const std::set<std::string>& valueFlags,
+       const std::set<std::string>& boolFlags);
 
   const std::vector<std::string>& positional() const { return positional_; }
   bool has(const std::string& f) const { return values_.count(f) != 0; }

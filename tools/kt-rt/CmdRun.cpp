@@ -17,7 +17,9 @@ namespace kt::cli {
 namespace {
 
 std::atomic<bool> gInterrupted{false};
-void onSigint(int) { gInterrupted = true; }
+void onSigint(int) {
+  gInterrupted = true;
+}
 
 void installSigint() {
   struct sigaction sa {};
@@ -32,9 +34,11 @@ class TextStream {
 public:
   // The decoder is primed with the prompt so the reply is decoded in context (SentencePiece
   // strips the leading space of a text's first token, which the reply's first token is not).
-  TextStream(const tok::Tokenizer& tok, const std::vector<int32_t>& prompt, std::vector<std::string> stops)
+  TextStream(const tok::Tokenizer& tok, const std::vector<int32_t>& prompt,
+             std::vector<std::string> stops)
       : dec_(tok, /*skipSpecial=*/true), stops_(std::move(stops)) {
-    for (int32_t id : prompt) dec_.push(id);
+    for (int32_t id : prompt)
+      dec_.push(id);
   }
 
   // Returns false once a stop string was produced.
@@ -73,7 +77,8 @@ private:
     return !stopped_;
   }
   void emit(const std::string& s) {
-    if (s.empty()) return;
+    if (s.empty())
+      return;
     text_ += s;
     std::fwrite(s.data(), 1, s.size(), stdout);
     std::fflush(stdout);
@@ -86,31 +91,41 @@ private:
 };
 
 void summary(const TurnStats& st) {
-  std::fprintf(stderr, "\n[%lld prompt tokens (%lld cached), prefill %.1f tok/s, %lld new tokens, decode %.1f tok/s%s]\n",
-               (long long)st.promptTokens, (long long)st.reusedTokens, st.prefillTokPerSec(), (long long)st.newTokens,
-               st.decodeTokPerSec(), st.cancelled ? ", interrupted" : st.stoppedByEos ? ", end of text" : "");
+  std::fprintf(stderr,
+               "\n[%lld prompt tokens (%lld cached), prefill %.1f tok/s, %lld new tokens, decode "
+               "%.1f tok/s%s]\n",
+               (long long)st.promptTokens, (long long)st.reusedTokens, st.prefillTokPerSec(),
+               (long long)st.newTokens, st.decodeTokPerSec(),
+               st.cancelled      ? ", interrupted"
+               : st.stoppedByEos ? ", end of text"
+                                 : "");
 }
 
 SessionLimits limitsFrom(const Args& args, const Model& model, const tok::Tokenizer& tok) {
   SessionLimits l;
   l.maxNewTokens = int(args.getInt("-n", args.getInt("--max-new-tokens", 256)));
-  if (l.maxNewTokens < 1) throw Error("-n must be >= 1");
+  if (l.maxNewTokens < 1)
+    throw Error("-n must be >= 1");
   if (!args.has("--ignore-eos")) {
     l.stopIds = tok.stopIds();
     if (model.info().eos_ids())
-      for (int id : *model.info().eos_ids()) l.stopIds.push_back(id);
+      for (int id : *model.info().eos_ids())
+        l.stopIds.push_back(id);
   }
   return l;
 }
 
-const std::set<std::string> kTextFlags = {"-n", "--max-new-tokens", "--threads", "--system", "--stop", "-p", "--prompt"};
+const std::set<std::string> kTextFlags = {
+    "-n", "--max-new-tokens", "--threads", "--system", "--stop", "-p", "--prompt"};
 
 } // namespace
 
 int cmdRun(int argc, char** argv) {
   Args args(argc, argv, 2, samplingFlags(kTextFlags), {"--chat", "--ignore-eos"});
   if (args.positional().size() != 1 || !(args.has("-p") || args.has("--prompt"))) {
-    std::fprintf(stderr, "usage: kt-rt run PLAN -p TEXT [-n 256] [--chat [--system S]] [--stop STR ...] [--ignore-eos]\n%s",
+    std::fprintf(stderr,
+                 "usage: kt-rt run PLAN -p TEXT [-n 256] [--chat [--system S]] [--stop STR ...] "
+                 "[--ignore-eos]\n%s",
                  kSamplingHelp);
     return 2;
   }
@@ -120,7 +135,8 @@ int cmdRun(int argc, char** argv) {
   std::vector<int32_t> ids;
   if (args.has("--chat")) {
     std::vector<tok::ChatMessage> msgs;
-    if (args.has("--system")) msgs.push_back({"system", args.get("--system")});
+    if (args.has("--system"))
+      msgs.push_back({"system", args.get("--system")});
     msgs.push_back({"user", prompt});
     ids = tok->encodeChat(msgs, true);
   } else {
@@ -131,8 +147,9 @@ int cmdRun(int argc, char** argv) {
   Session session(model);
   installSigint();
   TextStream out(*tok, ids, args.all("--stop"));
-  TurnStats st = session.generate(ids, limitsFrom(args, model, *tok), sampler, [&](int32_t id) { return out.push(id); },
-                                  [] { return gInterrupted.load(); });
+  TurnStats st = session.generate(
+      ids, limitsFrom(args, model, *tok), sampler, [&](int32_t id) { return out.push(id); },
+      [] { return gInterrupted.load(); });
   out.finish();
   summary(st);
   return 0;
@@ -141,7 +158,8 @@ int cmdRun(int argc, char** argv) {
 int cmdChat(int argc, char** argv) {
   Args args(argc, argv, 2, samplingFlags(kTextFlags), {"--ignore-eos"});
   if (args.positional().size() != 1) {
-    std::fprintf(stderr, "usage: kt-rt chat PLAN [-n 256] [--system S] [--stop STR ...]\n%s", kSamplingHelp);
+    std::fprintf(stderr, "usage: kt-rt chat PLAN [-n 256] [--system S] [--stop STR ...]\n%s",
+                 kSamplingHelp);
     return 2;
   }
   Model model(args.positional()[0], int(args.getInt("--threads", 0)));
@@ -153,18 +171,24 @@ int cmdChat(int argc, char** argv) {
   installSigint();
   const bool templated = tok->hasChatTemplate();
   const bool tty = isatty(STDIN_FILENO);
-  std::fprintf(stderr, "[kt-rt chat: %s, %s; Ctrl-C stops a reply, Ctrl-D or Ctrl-C at the prompt quits]\n",
+  std::fprintf(stderr,
+               "[kt-rt chat: %s, %s; Ctrl-C stops a reply, Ctrl-D or Ctrl-C at the prompt quits]\n",
                model.info().arch()->c_str(),
-               templated ? ("chat template: " + tok->chatFamily()).c_str() : "no chat template: plain continuation");
+               templated ? ("chat template: " + tok->chatFamily()).c_str()
+                         : "no chat template: plain continuation");
   std::vector<tok::ChatMessage> msgs;
-  if (args.has("--system")) msgs.push_back({"system", args.get("--system")});
+  if (args.has("--system"))
+    msgs.push_back({"system", args.get("--system")});
   std::string transcript; // plain mode: the running text
   for (;;) {
-    if (tty) std::fprintf(stderr, "> ");
+    if (tty)
+      std::fprintf(stderr, "> ");
     std::string line;
     gInterrupted = false;
-    if (!std::getline(std::cin, line) || gInterrupted) break;
-    if (line.empty()) continue;
+    if (!std::getline(std::cin, line) || gInterrupted)
+      break;
+    if (line.empty())
+      continue;
     std::vector<int32_t> ids;
     if (templated) {
       msgs.push_back({"user", line});
@@ -174,12 +198,15 @@ int cmdChat(int argc, char** argv) {
       ids = tok->encode(transcript, true);
     }
     TextStream out(*tok, ids, args.all("--stop"));
-    TurnStats st = session.generate(ids, limits, sampler, [&](int32_t id) { return out.push(id); },
-                                    [] { return gInterrupted.load(); });
+    TurnStats st = session.generate(
+        ids, limits, sampler, [&](int32_t id) { return out.push(id); },
+        [] { return gInterrupted.load(); });
     out.finish();
     summary(st);
-    if (templated) msgs.push_back({"assistant", out.text()});
-    else transcript += out.text();
+    if (templated)
+      msgs.push_back({"assistant", out.text()});
+    else
+      transcript += out.text();
   }
   std::fprintf(stderr, "\n");
   return 0;

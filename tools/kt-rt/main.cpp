@@ -16,33 +16,45 @@ struct Command {
 };
 
 const Command kCommands[] = {
-    {"run", kt::cli::cmdRun, "PLAN -p TEXT [-n N] [--chat] [sampling]   stream a continuation (or a chat reply)"},
+    {"run", kt::cli::cmdRun,
+     "PLAN -p TEXT [-n N] [--chat] [sampling]   stream a continuation (or a chat reply)"},
     {"chat", kt::cli::cmdChat, "PLAN [--system S] [sampling]   interactive multi-turn chat"},
     {"inspect", kt::cli::cmdInspect, "PLAN [--steps] [--weights]   print a plan's contents"},
-    {"score", kt::cli::cmdScore, "PLAN --ids 1,2,3 [--ids ...] --out F.safetensors [--dump-hidden]   logits of whole sequences"},
-    {"tokenize", kt::cli::cmdTokenize, "(PLAN | --tokenizer F) (--text S | --text-file F) [--special]   ids as JSON"},
-    {"detokenize", kt::cli::cmdDetokenize, "(PLAN | --tokenizer F) --ids 1,2,3 [--skip-special]   text of ids"},
-    {"perplexity", kt::cli::cmdPerplexity, "PLAN --text-file F [--ctx 512] [--max-tokens N]   loss and perplexity"},
-    {"bench", kt::cli::cmdBench, "PLAN [--prompt-len 128] [--gen-len 32] [--batch B] [--json]   speed vs roofline"},
-    {"devices", kt::cli::cmdDevices, "   list CPUs (NUMA nodes, ISA), GPUs and NPUs this kt-rt can use"},
-    {"generate", kt::cli::cmdGenerate, "PLAN --ids 1,2,3 [--ids ...] -n N [--temperature T] [--json]   decode with the KV cache"},
+    {"score", kt::cli::cmdScore,
+     "PLAN --ids 1,2,3 [--ids ...] --out F.safetensors [--dump-hidden]   logits of whole "
+     "sequences"},
+    {"tokenize", kt::cli::cmdTokenize,
+     "(PLAN | --tokenizer F) (--text S | --text-file F) [--special]   ids as JSON"},
+    {"detokenize", kt::cli::cmdDetokenize,
+     "(PLAN | --tokenizer F) --ids 1,2,3 [--skip-special]   text of ids"},
+    {"perplexity", kt::cli::cmdPerplexity,
+     "PLAN --text-file F [--ctx 512] [--max-tokens N]   loss and perplexity"},
+    {"bench", kt::cli::cmdBench,
+     "PLAN [--prompt-len 128] [--gen-len 32] [--batch B] [--json]   speed vs roofline"},
+    {"devices", kt::cli::cmdDevices,
+     "   list CPUs (NUMA nodes, ISA), GPUs and NPUs this kt-rt can use"},
+    {"generate", kt::cli::cmdGenerate,
+     "PLAN --ids 1,2,3 [--ids ...] -n N [--temperature T] [--json]   decode with the KV cache"},
 };
 
 void usage(FILE* out) {
   std::fprintf(out, "usage: kt-rt <command> [args]\n\ncommands:\n");
-  for (const Command& c : kCommands) std::fprintf(out, "  %-10s %s\n", c.name, c.help);
+  for (const Command& c : kCommands)
+    std::fprintf(out, "  %-10s %s\n", c.name, c.help);
   std::fprintf(out, "\ncommon flags: --threads N (default: all cores)\n");
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
+      !std::strcmp(argv[1], "help")) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
   for (const Command& c : kCommands) {
-    if (std::strcmp(argv[1], c.name) != 0) continue;
+    if (std::strcmp(argv[1], c.name) != 0)
+      continue;
     try {
       return c.run(argc, argv);
     } catch (const kt::Error& e) {

@@ -1,5 +1,7 @@
 #include "tools/kt-synth/SafetensorsStream.h"
 
+#include "runtime/io/Safetensors.h"
+
 #include "runtime/support/Error.h"
 
 #include <cerrno>
@@ -13,22 +15,8 @@ namespace kt::synth {
 namespace {
 
 const char* safetensorsDType(DType t) {
-  switch (t) {
-  case DType::F32:
-    return "F32";
-  case DType::BF16:
-    return "BF16";
-  case DType::F16:
-    return "F16";
-  case DType::I32:
-    return "I32";
-  case DType::I8:
-    return "I8";
-  case DType::U8:
-    return "U8";
-  case DType::I4:
-    break;
-  }
+  if (const char* name = safetensorsDTypeName(t))
+    return name;
   throw Error(std::string("safetensors has no dtype for ") + dtypeName(t));
 }
 

@@ -248,15 +248,18 @@ void gemvInt4(const Job& j, const Out& o, int64_t p0, int64_t p1) {
   for (int64_t p = p0; p < p1; ++p) {
     const uint8_t* panel = panelPtr(j.w, j.packed, p);
     prefetchScales(j.w, j.packed, p + 1, p1);
-    __m512 facc[T];
+    // Two f32 accumulators per token (even / odd groups): the per-group update is two dependent
+    // FMAs, which would otherwise chain every group behind the previous one.
+    __m512 facc[T][2];
     KT_UNROLL
     for (int s = 0; s < T; ++s)
-      facc[s] = _mm512_setzero_ps();
+      facc[s][0] = facc[s][1] = _mm512_setzero_ps();
     for (int64_t g = 0; g < groups; ++g) {
       const uint8_t* w = panel + size_t(g) * G * 8;
-      // Low and high chains per token, C-fold by line index: VPDPBUSD has a multi-cycle latency,
-      // and with fewer chains a single token is latency-bound (measured 2.5x slower with C = 1).
-      constexpr int C = T == 1 ? 4 : 2;
+      // Low and high chains per token, C-fold by line index for g128 (16 lines per group: keeps
+      // more VPDPBUSD in flight). A g32 group has only 4 lines and groups are independent, so
+      // there the extra chains would only add adds to the per-group epilogue.
+      constexpr int C = G == 32 ? 1 : T == 1 ? 4 : 2;
       __m512i lo[T][C], hi[T][C];
       KT_UNROLL
       for (int s = 0; s < T; ++s) {
@@ -288,11 +291,11 @@ void gemvInt4(const Job& j, const Out& o, int64_t p0, int64_t p1) {
       int4GroupScales<ASYM>(panel, j.w, g, &d16, &m);
       KT_UNROLL
       for (int s = 0; s < T; ++s)
-        facc[s] = int4Update(j, s, g, lo[s][0], hi[s][0], d16, m, facc[s]);
+        facc[s][g & 1] = int4Update(j, s, g, lo[s][0], hi[s][0], d16, m, facc[s][g & 1]);
     }
     KT_UNROLL
     for (int s = 0; s < T; ++s)
-      storeRows(o, s, p * 16, facc[s]);
+      storeRows(o, s, p * 16, _mm512_add_ps(facc[s][0], facc[s][1]));
   }
 }
 

@@ -11,10 +11,18 @@ namespace kt::cpuops {
 cpu::RopeParams ropeParams(const plan::Rope& r) {
   cpu::RopeParams p;
   switch (r.type()) {
-  case plan::RopeType::Default: p.type = cpu::RopeType::Default; break;
-  case plan::RopeType::Linear: p.type = cpu::RopeType::Linear; break;
-  case plan::RopeType::Yarn: p.type = cpu::RopeType::Yarn; break;
-  case plan::RopeType::Llama3: p.type = cpu::RopeType::Llama3; break;
+  case plan::RopeType::Default:
+    p.type = cpu::RopeType::Default;
+    break;
+  case plan::RopeType::Linear:
+    p.type = cpu::RopeType::Linear;
+    break;
+  case plan::RopeType::Yarn:
+    p.type = cpu::RopeType::Yarn;
+    break;
+  case plan::RopeType::Llama3:
+    p.type = cpu::RopeType::Llama3;
+    break;
   }
   p.dim = r.dim();
   p.theta = r.theta();
@@ -30,7 +38,8 @@ cpu::RopeParams ropeParams(const plan::Rope& r) {
 }
 
 void swigluInPlace(float* g, const float* u, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+  for (int64_t i = 0; i < n; ++i)
+    g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
 }
 
 void embedding(OpContext& c) {
@@ -38,19 +47,23 @@ void embedding(OpContext& c) {
   cpu::MatrixView table = c.w(0);
   Activation& out = c.out(0);
   out.resize(ids.rows, table.cols);
-  for (int64_t t = 0; t < ids.rows; ++t) table.rowToF32(ids.i[size_t(t)], out.f.data() + t * table.cols);
+  for (int64_t t = 0; t < ids.rows; ++t)
+    table.rowToF32(ids.i[size_t(t)], out.f.data() + t * table.cols);
 }
 
 void rmsNorm(OpContext& c) {
   const Activation& x = c.in(0);
   Activation& out = c.out(0);
   out.resize(x.rows, x.cols);
-  cpu::rmsNorm(x.f.data(), x.rows, x.cols, c.w(0), c.step.attrs_as_RmsNormAttrs()->eps(), out.f.data());
+  cpu::rmsNorm(x.f.data(), x.rows, x.cols, c.w(0), c.step.attrs_as_RmsNormAttrs()->eps(),
+               out.f.data());
 }
 
-static void linearInto(OpContext& c, const Activation& x, const cpu::MatrixView& w, const float* bias, Activation& out) {
+static void linearInto(OpContext& c, const Activation& x, const cpu::MatrixView& w,
+                       const float* bias, Activation& out) {
   if (x.cols != w.cols)
-    throw Error(c.where() + ": input has " + std::to_string(x.cols) + " features, weight expects " + std::to_string(w.cols));
+    throw Error(c.where() + ": input has " + std::to_string(x.cols) + " features, weight expects " +
+                std::to_string(w.cols));
   out.resize(x.rows, w.rows);
   cpu::linear(c.pool, x.f.data(), x.rows, w, bias, out.f.data());
 }
@@ -75,11 +88,13 @@ void rope(OpContext& c) {
   std::vector<float> inv = cpu::ropeInvFreq(p);
   const int headDim = a.head_dim();
   if (headDim < p.dim || x.cols % headDim)
-    throw Error(c.where() + ": rope over " + std::to_string(x.cols) + " features with head_dim " + std::to_string(headDim));
+    throw Error(c.where() + ": rope over " + std::to_string(x.cols) + " features with head_dim " +
+                std::to_string(headDim));
   const int heads = int(x.cols / headDim);
   // The rotated channels are the last rope.dim of each head.
   for (int64_t t = 0; t < x.rows; ++t)
-    cpu::applyRope(out.f.data() + t * x.cols, heads, headDim, headDim - p.dim, pos.i[size_t(t)], p, inv);
+    cpu::applyRope(out.f.data() + t * x.cols, heads, headDim, headDim - p.dim, pos.i[size_t(t)], p,
+                   inv);
 }
 
 void swiglu(OpContext& c) {
@@ -93,7 +108,8 @@ void add(OpContext& c) {
   const Activation& b = c.in(1);
   Activation& out = c.out(0);
   out.resize(a.rows, a.cols);
-  for (size_t i = 0; i < a.f.size(); ++i) out.f[i] = a.f[i] + b.f[i];
+  for (size_t i = 0; i < a.f.size(); ++i)
+    out.f[i] = a.f[i] + b.f[i];
 }
 
 void mlp(OpContext& c) {
@@ -115,13 +131,15 @@ void lmHead(OpContext& c) {
   Activation rows;
   rows.resize(int64_t(c.batch.outputRows.size()), x.cols);
   for (size_t r = 0; r < c.batch.outputRows.size(); ++r)
-    std::copy_n(x.f.data() + c.batch.outputRows[r] * x.cols, x.cols, rows.f.data() + int64_t(r) * x.cols);
+    std::copy_n(x.f.data() + c.batch.outputRows[r] * x.cols, x.cols,
+                rows.f.data() + int64_t(r) * x.cols);
   linearInto(c, rows, c.w(0), nullptr, c.out(0));
 }
 
 void tap(OpContext& c) {
   c.out(0) = c.in(0);
-  if (c.tapSink && *c.tapSink) (*c.tapSink)(c.step.attrs_as_TapAttrs()->name()->str(), c.out(0));
+  if (c.tapSink && *c.tapSink)
+    (*c.tapSink)(c.step.attrs_as_TapAttrs()->name()->str(), c.out(0));
 }
 
 } // namespace kt::cpuops

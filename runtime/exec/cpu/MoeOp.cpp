@@ -13,10 +13,12 @@ cpu::MoeRoutingParams routingParams(const plan::MoeAttrs& a) {
   cpu::MoeRoutingParams p;
   p.numExperts = a.num_experts();
   p.topK = a.experts_per_token();
-  p.scoring = a.scoring() == plan::MoeScoring::Sigmoid ? cpu::MoeScoring::Sigmoid : cpu::MoeScoring::Softmax;
-  p.method = a.topk_method() == plan::MoeTopk::Greedy               ? cpu::MoeTopk::Greedy
-             : a.topk_method() == plan::MoeTopk::GroupLimitedGreedy ? cpu::MoeTopk::GroupLimitedGreedy
-                                                                    : cpu::MoeTopk::NoauxTc;
+  p.scoring = a.scoring() == plan::MoeScoring::Sigmoid ? cpu::MoeScoring::Sigmoid
+                                                       : cpu::MoeScoring::Softmax;
+  p.method = a.topk_method() == plan::MoeTopk::Greedy ? cpu::MoeTopk::Greedy
+             : a.topk_method() == plan::MoeTopk::GroupLimitedGreedy
+                 ? cpu::MoeTopk::GroupLimitedGreedy
+                 : cpu::MoeTopk::NoauxTc;
   p.nGroup = a.n_group();
   p.topkGroup = a.topk_group();
   p.normTopkProb = a.norm_topk_prob();
@@ -28,7 +30,8 @@ cpu::MoeRoutingParams routingParams(const plan::MoeAttrs& a) {
 struct ExpertWork {
   cpu::MatrixView gate, up, down;
   std::vector<int64_t> tokens;
-  std::vector<float> weights; // routing weight per token (shared experts: 1, or Qwen2's sigmoid gate)
+  std::vector<float>
+      weights; // routing weight per token (shared experts: 1, or Qwen2's sigmoid gate)
   std::vector<float> x, g, u, y;
   cpu::PreparedInput inGate, inUp, inDown;
 };
@@ -45,20 +48,23 @@ std::vector<Task> rowTasks(const std::vector<ExpertWork>& works, bool down) {
   std::vector<Task> tasks;
   for (int w = 0; w < int(works.size()); ++w) {
     int64_t rows = down ? works[size_t(w)].down.rows : works[size_t(w)].gate.rows;
-    for (int64_t r = 0; r < rows; r += kRowsPerTask) tasks.push_back({w, r, std::min(rows, r + kRowsPerTask)});
+    for (int64_t r = 0; r < rows; r += kRowsPerTask)
+      tasks.push_back({w, r, std::min(rows, r + kRowsPerTask)});
   }
   return tasks;
 }
 
 // Runs the SwiGLU experts of all work items with three parallel phases (gate+up, activation,
 // down) instead of three parallel loops per expert, then the weighted combine.
-void runExperts(ThreadPool& pool, std::vector<ExpertWork>& works, const float* x, int64_t H, float* out, int64_t T) {
+void runExperts(ThreadPool& pool, std::vector<ExpertWork>& works, const float* x, int64_t H,
+                float* out, int64_t T) {
   pool.parallelFor(int64_t(works.size()), 1, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       ExpertWork& w = works[size_t(i)];
       const int64_t n = int64_t(w.tokens.size());
       w.x.resize(size_t(n * H));
-      for (int64_t r = 0; r < n; ++r) std::copy_n(x + w.tokens[size_t(r)] * H, H, w.x.data() + r * H);
+      for (int64_t r = 0; r < n; ++r)
+        std::copy_n(x + w.tokens[size_t(r)] * H, H, w.x.data() + r * H);
       w.g.resize(size_t(n * w.gate.rows));
       w.u.resize(size_t(n * w.up.rows));
       w.y.resize(size_t(n * H));
@@ -100,7 +106,8 @@ void runExperts(ThreadPool& pool, std::vector<ExpertWork>& works, const float* x
         const ExpertWork& ew = works[size_t(w)];
         const float scale = ew.weights[size_t(r)];
         const float* yr = ew.y.data() + r * H;
-        for (int64_t i = 0; i < H; ++i) o[i] += scale * yr[i];
+        for (int64_t i = 0; i < H; ++i)
+          o[i] += scale * yr[i];
       }
     }
   });
@@ -125,8 +132,8 @@ void moe(OpContext& c) {
   std::vector<int> chosen(size_t(T * K));
   std::vector<float> weight(size_t(T * K));
   for (int64_t t = 0; t < T; ++t)
-    cpu::routeToken(logits.data() + t * E, bias.empty() ? nullptr : bias.data(), rp, chosen.data() + t * K,
-                    weight.data() + t * K);
+    cpu::routeToken(logits.data() + t * E, bias.empty() ? nullptr : bias.data(), rp,
+                    chosen.data() + t * K, weight.data() + t * K);
 
   // Group tokens by expert so each expert's weights are streamed once for all its tokens.
   std::vector<int> workOf(static_cast<size_t>(E), -1);
@@ -136,20 +143,34 @@ void moe(OpContext& c) {
       int e = chosen[size_t(t * K + k)];
       if (workOf[size_t(e)] < 0) {
         workOf[size_t(e)] = int(works.size());
-        works.push_back({c.expert(Gate, e), c.expert(Up, e), c.expert(Down, e), {}, {}, {}, {}, {}, {}, {}, {}, {}});
+        works.push_back({c.expert(Gate, e),
+                         c.expert(Up, e),
+                         c.expert(Down, e),
+                         {},
+                         {},
+                         {},
+                         {},
+                         {},
+                         {},
+                         {},
+                         {},
+                         {}});
       }
       works[size_t(workOf[size_t(e)])].tokens.push_back(t);
       works[size_t(workOf[size_t(e)])].weights.push_back(weight[size_t(t * K + k)]);
     }
   // Shared experts run with the routed ones, over every token.
   if (c.has(SharedGate)) {
-    ExpertWork shared{c.w(SharedGate), c.w(SharedUp), c.w(SharedDown), {}, {}, {}, {}, {}, {}, {}, {}, {}};
+    ExpertWork shared{
+        c.w(SharedGate), c.w(SharedUp), c.w(SharedDown), {}, {}, {}, {}, {}, {}, {}, {}, {}};
     shared.weights.assign(size_t(T), 1.0f);
     if (c.has(SharedExpertGate)) { // Qwen2-MoE: sigmoid(x . w) scales the shared expert
       cpu::linear(c.pool, x.f.data(), T, c.w(SharedExpertGate), nullptr, shared.weights.data());
-      for (float& g : shared.weights) g = 1.0f / (1.0f + std::exp(-g));
+      for (float& g : shared.weights)
+        g = 1.0f / (1.0f + std::exp(-g));
     }
-    for (int64_t t = 0; t < T; ++t) shared.tokens.push_back(t);
+    for (int64_t t = 0; t < T; ++t)
+      shared.tokens.push_back(t);
     works.push_back(std::move(shared));
   }
   Activation& out = c.out(0);

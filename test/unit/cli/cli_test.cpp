@@ -34,10 +34,12 @@ Result run(const std::string& cmd) {
   Result r;
   bool ownRedirect = cmd.find("2>/dev/null") != std::string::npos;
   FILE* p = popen((ownRedirect ? cmd : cmd + " 2>&1").c_str(), "r");
-  if (!p) return r;
+  if (!p)
+    return r;
   char buf[4096];
   size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0)
+    r.output.append(buf, n);
   int status = pclose(p);
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return r;
@@ -53,7 +55,8 @@ std::string tempDir(const std::string& name) {
 // A copy of a fixture model folder whose config.json and tensors the test may then damage.
 std::string copyModel(const std::string& arch, const std::string& name) {
   std::string d = tempDir(name);
-  for (const char* f : {"config.json", "model.safetensors"}) fs::copy_file(kFixtures + "/" + arch + "/" + f, d + "/" + f);
+  for (const char* f : {"config.json", "model.safetensors"})
+    fs::copy_file(kFixtures + "/" + arch + "/" + f, d + "/" + f);
   return d;
 }
 
@@ -82,69 +85,84 @@ std::vector<OwnedTensor> readAll(const std::string& path) {
 }
 void writeAll(const std::string& path, const std::vector<OwnedTensor>& ts) {
   std::vector<OutTensor> out;
-  for (const auto& t : ts) out.push_back({t.name, t.dtype, t.shape, t.bytes.data()});
+  for (const auto& t : ts)
+    out.push_back({t.name, t.dtype, t.shape, t.bytes.data()});
   writeSafetensors(path, out);
 }
 
 void expectError(const Result& r, std::initializer_list<std::string> mentions) {
   EXPECT_NE(r.code, 0) << r.output;
   EXPECT_LT(r.code, 128) << "crashed: " << r.output;
-  for (const auto& m : mentions) EXPECT_NE(r.output.find(m), std::string::npos) << "error should mention '" << m << "':\n" << r.output;
+  for (const auto& m : mentions)
+    EXPECT_NE(r.output.find(m), std::string::npos) << "error should mention '" << m << "':\n"
+                                                   << r.output;
 }
 
 TEST(CompileErrors, UnknownArchitecture) {
   std::string d = copyModel("llama", "unknown_arch");
   editConfig(d, [](nlohmann::json& j) { j["model_type"] = "gpt_bigfoot"; });
-  expectError(run(kCompile + " " + d + " -o " + d + "/p.ktplan"), {"config.json", "model_type", "gpt_bigfoot", "supported"});
+  expectError(run(kCompile + " " + d + " -o " + d + "/p.ktplan"),
+              {"config.json", "model_type", "gpt_bigfoot", "supported"});
 }
 
 TEST(CompileErrors, MalformedJson) {
   std::string d = copyModel("llama", "bad_json");
   std::ofstream(d + "/config.json") << "{\"model_type\": \"llama\", \"hidden_size\": 128,,}";
-  expectError(run(kCompile + " " + d + " -o " + d + "/p.ktplan"), {"config.json", "malformed JSON"});
+  expectError(run(kCompile + " " + d + " -o " + d + "/p.ktplan"),
+              {"config.json", "malformed JSON"});
 }
 
 TEST(CompileErrors, MissingField) {
   std::string d = copyModel("llama", "missing_field");
   editConfig(d, [](nlohmann::json& j) { j.erase("num_hidden_layers"); });
-  expectError(run(kCompile + " " + d + " -o " + d + "/p.ktplan"), {"config.json", "num_hidden_layers", "missing"});
+  expectError(run(kCompile + " " + d + " -o " + d + "/p.ktplan"),
+              {"config.json", "num_hidden_layers", "missing"});
 }
 
 TEST(CompileErrors, MissingTensor) {
   std::string d = copyModel("deepseek_v3", "missing_tensor");
   auto ts = readAll(d + "/model.safetensors");
-  ts.erase(std::remove_if(ts.begin(), ts.end(), [](const OwnedTensor& t) { return t.name == "model.layers.1.mlp.experts.7.up_proj.weight"; }),
+  ts.erase(std::remove_if(ts.begin(), ts.end(),
+                          [](const OwnedTensor& t) {
+                            return t.name == "model.layers.1.mlp.experts.7.up_proj.weight";
+                          }),
            ts.end());
   writeAll(d + "/model.safetensors", ts);
-  expectError(run(kCompile + " " + d + " -o " + d + "/p.ktplan"), {"missing tensor", "model.layers.1.mlp.experts.7.up_proj.weight"});
+  expectError(run(kCompile + " " + d + " -o " + d + "/p.ktplan"),
+              {"missing tensor", "model.layers.1.mlp.experts.7.up_proj.weight"});
 }
 
 TEST(CompileErrors, MisShapedTensor) {
   std::string d = copyModel("qwen3_moe", "bad_shape");
   editConfig(d, [](nlohmann::json& j) { j["moe_intermediate_size"] = 48; });
   expectError(run(kCompile + " " + d + " -o " + d + "/p.ktplan"),
-              {"model.safetensors", "model.layers.1.mlp.experts.0.gate_proj.weight", "[64, 128]", "[48, 128]"});
+              {"model.safetensors", "model.layers.1.mlp.experts.0.gate_proj.weight", "[64, 128]",
+               "[48, 128]"});
 }
 
 TEST(CompileErrors, TruncatedSafetensors) {
   std::string d = copyModel("mixtral", "truncated");
   fs::resize_file(d + "/model.safetensors", fs::file_size(d + "/model.safetensors") / 2);
-  expectError(run(kCompile + " " + d + " -o " + d + "/p.ktplan"), {"model.safetensors", "truncated"});
+  expectError(run(kCompile + " " + d + " -o " + d + "/p.ktplan"),
+              {"model.safetensors", "truncated"});
   fs::resize_file(d + "/model.safetensors", 5);
-  expectError(run(kCompile + " " + d + " -o " + d + "/p.ktplan"), {"model.safetensors", "truncated"});
+  expectError(run(kCompile + " " + d + " -o " + d + "/p.ktplan"),
+              {"model.safetensors", "truncated"});
 }
 
 TEST(CompileErrors, NoCheckpoint) {
   std::string d = copyModel("llama", "no_ckpt");
   fs::remove(d + "/model.safetensors");
   expectError(run(kCompile + " " + d + " -o " + d + "/p.ktplan"), {"no model.safetensors"});
-  expectError(run(kCompile + " /nonexistent/model -o x.ktplan"), {"/nonexistent/model/config.json"});
+  expectError(run(kCompile + " /nonexistent/model -o x.ktplan"),
+              {"/nonexistent/model/config.json"});
 }
 
 TEST(RuntimeErrors, BadPlansAndRequests) {
   std::string d = copyModel("llama", "rt_errors");
   ASSERT_EQ(run(kCompile + " " + d + " -o " + d + "/p.ktplan").code, 0);
-  expectError(run(kRt + " generate " + d + "/p.ktplan --ids 5,999 -n 2"), {"token id 999", "vocabulary"});
+  expectError(run(kRt + " generate " + d + "/p.ktplan --ids 5,999 -n 2"),
+              {"token id 999", "vocabulary"});
   expectError(run(kRt + " generate " + d + "/p.ktplan --ids 5,x -n 2"), {"--ids", "'x'"});
   expectError(run(kRt + " generate " + d + "/p.ktplan --idz 5"), {"unknown flag '--idz'"});
   // A plan cut short, and a plan whose weights changed under it.
@@ -152,16 +170,19 @@ TEST(RuntimeErrors, BadPlansAndRequests) {
   fs::resize_file(d + "/cut.ktplan", fs::file_size(d + "/cut.ktplan") - 100);
   expectError(run(kRt + " inspect " + d + "/cut.ktplan"), {"cut.ktplan", "truncated"});
   fs::resize_file(d + "/model.safetensors", fs::file_size(d + "/model.safetensors") - 4);
-  expectError(run(kRt + " generate " + d + "/p.ktplan --ids 5 -n 1"), {"model.safetensors", "recompile"});
+  expectError(run(kRt + " generate " + d + "/p.ktplan --ids 5 -n 1"),
+              {"model.safetensors", "recompile"});
   expectError(run(kRt + " inspect " + d + "/missing.ktplan"), {"missing.ktplan"});
 }
 
-std::vector<float> scoreLogits(const std::string& plan, const std::string& ids, const std::string& out) {
+std::vector<float> scoreLogits(const std::string& plan, const std::string& ids,
+                               const std::string& out) {
   Result r = run(kRt + " score " + plan + " --ids " + ids + " --out " + out);
   EXPECT_EQ(r.code, 0) << r.output;
   SafetensorsFile f(out);
   const TensorInfo* t = f.find("logits");
-  if (!t) return {};
+  if (!t)
+    return {};
   std::vector<float> v(size_t(t->numel()));
   std::memcpy(v.data(), f.data(*t), v.size() * 4);
   return v;
@@ -171,10 +192,12 @@ TEST(Checkpoints, ShardedEqualsSingleFile) {
   std::string d = copyModel("deepseek_v2", "sharded");
   auto ts = readAll(d + "/model.safetensors");
   std::vector<OwnedTensor> a, b;
-  nlohmann::json index = {{"metadata", nlohmann::json::object()}, {"weight_map", nlohmann::json::object()}};
+  nlohmann::json index = {{"metadata", nlohmann::json::object()},
+                          {"weight_map", nlohmann::json::object()}};
   for (size_t i = 0; i < ts.size(); ++i) {
     (i % 2 ? a : b).push_back(ts[i]);
-    index["weight_map"][ts[i].name] = i % 2 ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
+    index["weight_map"][ts[i].name] =
+        i % 2 ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
   }
   std::string single = tempDir("single");
   fs::copy_file(d + "/config.json", single + "/config.json");
@@ -203,7 +226,8 @@ void checkHalfPrecision(DType half) {
   for (const auto& t : ts) {
     const float* src = reinterpret_cast<const float*>(t.bytes.data());
     size_t n = t.bytes.size() / 4;
-    OwnedTensor ht{t.name, half, t.shape, std::vector<uint8_t>(n * 2)}, rt{t.name, DType::F32, t.shape, std::vector<uint8_t>(n * 4)};
+    OwnedTensor ht{t.name, half, t.shape, std::vector<uint8_t>(n * 2)},
+        rt{t.name, DType::F32, t.shape, std::vector<uint8_t>(n * 4)};
     uint16_t* hp = reinterpret_cast<uint16_t*>(ht.bytes.data());
     float* rp = reinterpret_cast<float*>(rt.bytes.data());
     for (size_t i = 0; i < n; ++i) {
@@ -226,12 +250,18 @@ void checkHalfPrecision(DType half) {
   std::vector<float> x = scoreLogits(h + "/p.ktplan", "1,7,19,200,3,3", h + "/s.safetensors");
   std::vector<float> y = scoreLogits(f + "/p.ktplan", "1,7,19,200,3,3", f + "/s.safetensors");
   ASSERT_EQ(x.size(), y.size());
-  for (size_t i = 0; i < x.size(); ++i) ASSERT_NEAR(x[i], y[i], 1e-5) << name << " logit " << i;
-  EXPECT_NE(run(kRt + " inspect " + h + "/p.ktplan --weights").output.find(name), std::string::npos);
+  for (size_t i = 0; i < x.size(); ++i)
+    ASSERT_NEAR(x[i], y[i], 1e-5) << name << " logit " << i;
+  EXPECT_NE(run(kRt + " inspect " + h + "/p.ktplan --weights").output.find(name),
+            std::string::npos);
 }
 
-TEST(Checkpoints, Bf16Weights) { checkHalfPrecision(DType::BF16); }
-TEST(Checkpoints, F16Weights) { checkHalfPrecision(DType::F16); }
+TEST(Checkpoints, Bf16Weights) {
+  checkHalfPrecision(DType::BF16);
+}
+TEST(Checkpoints, F16Weights) {
+  checkHalfPrecision(DType::F16);
+}
 
 TEST(Tools, GenerateJsonAndHelp) {
   std::string d = copyModel("qwen3_moe", "gen_json");
@@ -288,16 +318,18 @@ TEST(TextCommands, RunTokenizeDetokenizeChatPerplexity) {
   EXPECT_NE(r.output.find("end of text"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("decode"), std::string::npos);
   // --stop cuts the text before the stop string.
-  r = run(kRt + " run " + plan + " -p 'It is a truth universally acknowledged' -n 32 --stop impossible 2>/dev/null");
+  r = run(kRt + " run " + plan +
+          " -p 'It is a truth universally acknowledged' -n 32 --stop impossible 2>/dev/null");
   EXPECT_EQ(r.output, "It is a truth universally acknowledged, and it is ");
   // chat: two turns from stdin, then EOF ends the session cleanly.
   r = run("printf 'Hello\\nHow are you?\\n' | " + kRt + " chat " + plan + " -n 8 --seed 3");
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("cached"), std::string::npos);
   // perplexity on a paragraph of Austen (in-distribution) is far below chance (ln 32000 = 10.4).
-  std::ofstream(d + "/austen.txt") << "Emma Woodhouse, handsome, clever, and rich, with a comfortable home and happy "
-                                      "disposition, seemed to unite some of the best blessings of existence; and had lived "
-                                      "nearly twenty-one years in the world with very little to distress or vex her.";
+  std::ofstream(d + "/austen.txt")
+      << "Emma Woodhouse, handsome, clever, and rich, with a comfortable home and happy "
+         "disposition, seemed to unite some of the best blessings of existence; and had lived "
+         "nearly twenty-one years in the world with very little to distress or vex her.";
   r = run(kRt + " perplexity " + plan + " --text-file " + d + "/austen.txt --json 2>/dev/null");
   ASSERT_EQ(r.code, 0) << r.output;
   nlohmann::json j = nlohmann::json::parse(r.output);
@@ -306,7 +338,8 @@ TEST(TextCommands, RunTokenizeDetokenizeChatPerplexity) {
   // Weights are mapped, not copied: peak memory of a generate run stays near the mapped bytes
   // (21.5 MB of bf16 weights) plus a small working set, and shrinks with an int4 sidecar.
   auto rssKb = [&](const std::string& planPath) {
-    run("/usr/bin/time -f 'maxrss=%M' -o " + d + "/rss.txt " + kRt + " generate " + planPath + " --ids 1,560,272,5398 -n 16");
+    run("/usr/bin/time -f 'maxrss=%M' -o " + d + "/rss.txt " + kRt + " generate " + planPath +
+        " --ids 1,560,272,5398 -n 16");
     std::ifstream in(d + "/rss.txt");
     std::string line;
     std::getline(in, line);

@@ -20,7 +20,8 @@ namespace {
 std::vector<float> randn(size_t n, std::mt19937& rng, float scale = 1.0f) {
   std::normal_distribution<float> nd(0.f, scale);
   std::vector<float> v(n);
-  for (float& x : v) x = nd(rng);
+  for (float& x : v)
+    x = nd(rng);
   return v;
 }
 
@@ -29,9 +30,11 @@ TEST(ThreadPool, CoversEveryIndexOnce) {
   for (int64_t n : {0, 1, 2, 7, 64, 1000, 4097}) {
     std::vector<std::atomic<int>> hits(size_t(std::max<int64_t>(n, 1)));
     pool.parallelFor(n, 3, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) hits[size_t(i)]++;
+      for (int64_t i = b; i < e; ++i)
+        hits[size_t(i)]++;
     });
-    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[size_t(i)].load(), 1) << "n=" << n << " i=" << i;
+    for (int64_t i = 0; i < n; ++i)
+      ASSERT_EQ(hits[size_t(i)].load(), 1) << "n=" << n << " i=" << i;
   }
 }
 
@@ -41,20 +44,24 @@ TEST(Linear, MatchesScalarReferenceForEveryWeightType) {
   for (int64_t n : {1, 3, 17, 64, 129})
     for (int64_t k : {1, 5, 8, 33, 130})
       for (int64_t t : {1, 2, 7}) {
-        std::vector<float> x = randn(size_t(t * k), rng), w = randn(size_t(n * k), rng), b = randn(size_t(n), rng);
+        std::vector<float> x = randn(size_t(t * k), rng), w = randn(size_t(n * k), rng),
+                           b = randn(size_t(n), rng);
         std::vector<uint16_t> wbf(w.size()), wh(w.size());
         for (size_t i = 0; i < w.size(); ++i) {
           wbf[i] = f32ToBf16(w[i]);
           _Float16 h = _Float16(w[i]);
           std::memcpy(&wh[i], &h, 2);
         }
-        for (auto [ptr, dt] : {std::pair<const void*, DType>{w.data(), DType::F32}, {wbf.data(), DType::BF16}, {wh.data(), DType::F16}}) {
+        for (auto [ptr, dt] : {std::pair<const void*, DType>{w.data(), DType::F32},
+                               {wbf.data(), DType::BF16},
+                               {wh.data(), DType::F16}}) {
           MatrixView mv{static_cast<const uint8_t*>(ptr), dt, n, k};
           std::vector<float> got(size_t(t * n)), want(size_t(t * n));
           linear(pool, x.data(), t, mv, b.data(), got.data());
           linearRef(x.data(), t, mv, b.data(), want.data());
           for (size_t i = 0; i < got.size(); ++i)
-            ASSERT_NEAR(got[i], want[i], 1e-4f * (1 + std::fabs(want[i]))) << dtypeName(dt) << " n=" << n << " k=" << k << " t=" << t;
+            ASSERT_NEAR(got[i], want[i], 1e-4f * (1 + std::fabs(want[i])))
+                << dtypeName(dt) << " n=" << n << " k=" << k << " t=" << t;
         }
       }
 }
@@ -63,12 +70,16 @@ TEST(RmsNorm, MatchesDefinition) {
   std::mt19937 rng(2);
   for (int64_t dim : {1, 3, 64, 1001}) {
     std::vector<float> x = randn(size_t(3 * dim), rng), w = randn(size_t(dim), rng), y(x.size());
-    rmsNorm(x.data(), 3, dim, MatrixView{reinterpret_cast<const uint8_t*>(w.data()), DType::F32, 1, dim}, 1e-5, y.data());
+    rmsNorm(x.data(), 3, dim,
+            MatrixView{reinterpret_cast<const uint8_t*>(w.data()), DType::F32, 1, dim}, 1e-5,
+            y.data());
     for (int r = 0; r < 3; ++r) {
       double ss = 0;
-      for (int64_t i = 0; i < dim; ++i) ss += double(x[size_t(r * dim + i)]) * x[size_t(r * dim + i)];
+      for (int64_t i = 0; i < dim; ++i)
+        ss += double(x[size_t(r * dim + i)]) * x[size_t(r * dim + i)];
       double inv = 1.0 / std::sqrt(ss / double(dim) + 1e-5);
-      for (int64_t i = 0; i < dim; ++i) ASSERT_NEAR(y[size_t(r * dim + i)], w[size_t(i)] * x[size_t(r * dim + i)] * inv, 1e-5);
+      for (int64_t i = 0; i < dim; ++i)
+        ASSERT_NEAR(y[size_t(r * dim + i)], w[size_t(i)] * x[size_t(r * dim + i)] * inv, 1e-5);
     }
   }
 }
@@ -108,7 +119,9 @@ TEST(Rope, YarnFrequencies) {
   p.betaFast = 32;
   p.betaSlow = 1;
   std::vector<float> inv = ropeInvFreq(p);
-  auto corr = [&](double rot) { return (64 * std::log(4096 / (rot * 2 * M_PI))) / (2 * std::log(10000.0)); };
+  auto corr = [&](double rot) {
+    return (64 * std::log(4096 / (rot * 2 * M_PI))) / (2 * std::log(10000.0));
+  };
   double low = std::floor(corr(32)), high = std::ceil(corr(1));
   for (int i = 0; i < 32; ++i) {
     double base = 1.0 / std::pow(10000.0, 2.0 * i / 64);
@@ -116,7 +129,7 @@ TEST(Rope, YarnFrequencies) {
     double want = base / 40 * ramp + base * (1 - ramp);
     EXPECT_NEAR(inv[size_t(i)], want, 1e-6 * std::max(1.0, want)) << i;
   }
-  EXPECT_NEAR(inv[0], 1.0, 1e-7);             // fastest dimension: untouched
+  EXPECT_NEAR(inv[0], 1.0, 1e-7); // fastest dimension: untouched
   EXPECT_NEAR(inv[31], 1.0 / std::pow(10000.0, 62.0 / 64) / 40, 1e-9); // slowest: interpolated
 }
 
@@ -127,23 +140,29 @@ TEST(Attention, GqaMatchesNaive) {
   const int heads = 6, kvHeads = 2, hd = 12;
   for (int64_t pos0 : {0, 5}) {
     const int64_t len = 7, ctx = pos0 + len;
-    std::vector<float> q = randn(size_t(len * heads * hd), rng), k = randn(size_t(ctx * kvHeads * hd), rng),
+    std::vector<float> q = randn(size_t(len * heads * hd), rng),
+                       k = randn(size_t(ctx * kvHeads * hd), rng),
                        v = randn(size_t(ctx * kvHeads * hd), rng), out(size_t(len * heads * hd));
-    gqaAttention(pool, q.data(), len, heads, kvHeads, hd, k.data(), v.data(), pos0, 0.3, out.data());
+    gqaAttention(pool, q.data(), len, heads, kvHeads, hd, k.data(), v.data(), pos0, 0.3,
+                 out.data());
     for (int64_t t = 0; t < len; ++t)
       for (int h = 0; h < heads; ++h) {
         int g = h / (heads / kvHeads);
         std::vector<double> s;
         for (int64_t j = 0; j <= pos0 + t; ++j) {
           double d = 0;
-          for (int i = 0; i < hd; ++i) d += double(q[size_t((t * heads + h) * hd + i)]) * k[size_t((j * kvHeads + g) * hd + i)];
+          for (int i = 0; i < hd; ++i)
+            d +=
+                double(q[size_t((t * heads + h) * hd + i)]) * k[size_t((j * kvHeads + g) * hd + i)];
           s.push_back(d * 0.3);
         }
         double mx = *std::max_element(s.begin(), s.end()), sum = 0;
-        for (double& x : s) sum += (x = std::exp(x - mx));
+        for (double& x : s)
+          sum += (x = std::exp(x - mx));
         for (int i = 0; i < hd; ++i) {
           double o = 0;
-          for (size_t j = 0; j < s.size(); ++j) o += s[j] / sum * v[(j * kvHeads + size_t(g)) * hd + size_t(i)];
+          for (size_t j = 0; j < s.size(); ++j)
+            o += s[j] / sum * v[(j * kvHeads + size_t(g)) * hd + size_t(i)];
           ASSERT_NEAR(out[size_t((t * heads + h) * hd + i)], o, 1e-5);
         }
       }
@@ -157,15 +176,18 @@ TEST(Attention, MlaAbsorbedEqualsExplicitKeys) {
   const int heads = 3, latent = 10, rope = 4, nope = 6;
   const int64_t len = 5, pos0 = 2, ctx = pos0 + len;
   std::vector<float> wuk = randn(size_t(heads * nope * latent), rng, 0.3f); // [h, nope, latent]
-  std::vector<float> qNope = randn(size_t(len * heads * nope), rng), qPe = randn(size_t(len * heads * rope), rng);
+  std::vector<float> qNope = randn(size_t(len * heads * nope), rng),
+                     qPe = randn(size_t(len * heads * rope), rng);
   std::vector<float> c = randn(size_t(ctx * latent), rng), kPe = randn(size_t(ctx * rope), rng);
   std::vector<float> qAbs(size_t(len * heads * latent), 0.f), out(size_t(len * heads * latent));
   for (int64_t t = 0; t < len; ++t)
     for (int h = 0; h < heads; ++h)
       for (int j = 0; j < nope; ++j)
         for (int l = 0; l < latent; ++l)
-          qAbs[size_t((t * heads + h) * latent + l)] += qNope[size_t((t * heads + h) * nope + j)] * wuk[size_t((h * nope + j) * latent + l)];
-  mlaAttention(pool, qAbs.data(), qPe.data(), len, heads, latent, rope, c.data(), kPe.data(), pos0, 0.25, out.data());
+          qAbs[size_t((t * heads + h) * latent + l)] +=
+              qNope[size_t((t * heads + h) * nope + j)] * wuk[size_t((h * nope + j) * latent + l)];
+  mlaAttention(pool, qAbs.data(), qPe.data(), len, heads, latent, rope, c.data(), kPe.data(), pos0,
+               0.25, out.data());
   for (int64_t t = 0; t < len; ++t)
     for (int h = 0; h < heads; ++h) {
       std::vector<double> s;
@@ -173,17 +195,21 @@ TEST(Attention, MlaAbsorbedEqualsExplicitKeys) {
         double d = 0;
         for (int n = 0; n < nope; ++n) { // explicit key: k_nope = W_uk c
           double kn = 0;
-          for (int l = 0; l < latent; ++l) kn += double(wuk[size_t((h * nope + n) * latent + l)]) * c[size_t(j * latent + l)];
+          for (int l = 0; l < latent; ++l)
+            kn += double(wuk[size_t((h * nope + n) * latent + l)]) * c[size_t(j * latent + l)];
           d += double(qNope[size_t((t * heads + h) * nope + n)]) * kn;
         }
-        for (int r = 0; r < rope; ++r) d += double(qPe[size_t((t * heads + h) * rope + r)]) * kPe[size_t(j * rope + r)];
+        for (int r = 0; r < rope; ++r)
+          d += double(qPe[size_t((t * heads + h) * rope + r)]) * kPe[size_t(j * rope + r)];
         s.push_back(d * 0.25);
       }
       double mx = *std::max_element(s.begin(), s.end()), sum = 0;
-      for (double& x : s) sum += (x = std::exp(x - mx));
+      for (double& x : s)
+        sum += (x = std::exp(x - mx));
       for (int l = 0; l < latent; ++l) {
         double o = 0;
-        for (size_t j = 0; j < s.size(); ++j) o += s[j] / sum * c[j * latent + size_t(l)];
+        for (size_t j = 0; j < s.size(); ++j)
+          o += s[j] / sum * c[j * latent + size_t(l)];
         ASSERT_NEAR(out[size_t((t * heads + h) * latent + l)], o, 1e-5);
       }
     }
@@ -200,7 +226,8 @@ TEST(MoeRouting, GreedySoftmaxNormalizedAndScaled) {
   EXPECT_EQ(e[0], 1);
   EXPECT_EQ(e[1], 3);
   double z = 0;
-  for (float l : logits) z += std::exp(double(l));
+  for (float l : logits)
+    z += std::exp(double(l));
   EXPECT_NEAR(w[0], std::exp(2.0) / z, 1e-6);
   p.normTopkProb = true;
   p.routedScalingFactor = 2.5;
@@ -216,7 +243,8 @@ TEST(MoeRouting, GroupLimitedGreedyDropsWeakGroups) {
   p.method = MoeTopk::GroupLimitedGreedy;
   p.nGroup = 4;
   p.topkGroup = 2;
-  // Group maxima: g0=3.0, g1=2.9, g2=1.0, g3=2.95 -> keep g0 and g3 although g1 holds the 2nd best expert overall.
+  // Group maxima: g0=3.0, g1=2.9, g2=1.0, g3=2.95 -> keep g0 and g3 although g1 holds the 2nd best
+  // expert overall.
   float logits[8] = {3.0f, 0.0f, 2.9f, 2.8f, 1.0f, 0.5f, 2.95f, 0.1f};
   int e[3];
   float w[3];
@@ -246,7 +274,8 @@ TEST(MoeRouting, NoauxTcBiasSteersChoiceNotWeights) {
   EXPECT_EQ(got, (std::vector<int>{4, 5}));
   auto sig = [](double x) { return 1 / (1 + std::exp(-x)); };
   double s4 = sig(0.2), s5 = sig(0.1);
-  EXPECT_NEAR(e[0] == 4 ? w[0] : w[1], 2.0 * s4 / (s4 + s5), 1e-5); // unbiased scores, normalized, scaled
+  EXPECT_NEAR(e[0] == 4 ? w[0] : w[1], 2.0 * s4 / (s4 + s5),
+              1e-5); // unbiased scores, normalized, scaled
 }
 
 } // namespace

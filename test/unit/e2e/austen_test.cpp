@@ -39,23 +39,28 @@ TEST(AustenMoe, GreedyContinuationsMatchTransformers) {
     top5.push_back(g["last_logits_top5"].get<std::vector<int32_t>>());
   }
   req.maxNewTokens = int(want[0].size());
-  for (const auto& w : want) req.maxNewTokens = std::max(req.maxNewTokens, int(w.size()));
+  for (const auto& w : want)
+    req.maxNewTokens = std::max(req.maxNewTokens, int(w.size()));
   // Greedy with no stop rule, as the reference was produced; all three prompts in one batch.
   GenerateResult r = generate(model, req);
   for (size_t i = 0; i < 3; ++i) {
-    std::vector<int32_t> got(r.newIds[i].begin(), r.newIds[i].begin() + std::ptrdiff_t(want[i].size()));
+    std::vector<int32_t> got(r.newIds[i].begin(),
+                             r.newIds[i].begin() + std::ptrdiff_t(want[i].size()));
     EXPECT_EQ(got, want[i]) << "prompt " << i << ": " << ref["greedy"][i]["prompt"];
   }
   // One forward pass over each full greedy sequence: its last row ranks the reference's top five.
   std::vector<std::vector<int32_t>> full;
-  for (const auto& g : ref["greedy"]) full.push_back(g["greedy_ids"].get<std::vector<int32_t>>());
+  for (const auto& g : ref["greedy"])
+    full.push_back(g["greedy_ids"].get<std::vector<int32_t>>());
   auto logits = scoreSequences(model, full);
   const int64_t vocab = model.info().vocab_size();
   for (size_t i = 0; i < 3; ++i) {
     const float* row = logits[i].data() + (int64_t(full[i].size()) - 1) * vocab;
     std::vector<int32_t> idx(static_cast<size_t>(vocab));
-    for (size_t j = 0; j < idx.size(); ++j) idx[j] = int32_t(j);
-    std::partial_sort(idx.begin(), idx.begin() + 5, idx.end(), [&](int32_t a, int32_t b) { return row[a] > row[b]; });
+    for (size_t j = 0; j < idx.size(); ++j)
+      idx[j] = int32_t(j);
+    std::partial_sort(idx.begin(), idx.begin() + 5, idx.end(),
+                      [&](int32_t a, int32_t b) { return row[a] > row[b]; });
     EXPECT_EQ(std::vector<int32_t>(idx.begin(), idx.begin() + 5), top5[i]) << "prompt " << i;
   }
 }

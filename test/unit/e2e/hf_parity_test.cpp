@@ -25,7 +25,8 @@ struct Reference {
   std::vector<float> f32(const std::string& name) const {
     const TensorInfo* t = file.find(name);
     EXPECT_NE(t, nullptr) << name;
-    if (!t) return {};
+    if (!t)
+      return {};
     std::vector<float> v(size_t(t->numel()));
     std::memcpy(v.data(), file.data(*t), v.size() * 4);
     return v;
@@ -33,7 +34,8 @@ struct Reference {
   std::vector<int32_t> i32(const std::string& name) const {
     const TensorInfo* t = file.find(name);
     EXPECT_NE(t, nullptr) << name;
-    if (!t) return {};
+    if (!t)
+      return {};
     std::vector<int32_t> v(size_t(t->numel()));
     std::memcpy(v.data(), file.data(*t), v.size() * 4);
     return v;
@@ -43,7 +45,8 @@ struct Reference {
 
 double maxAbsDiff(const float* a, const float* b, size_t n) {
   double m = 0;
-  for (size_t i = 0; i < n; ++i) m = std::max(m, double(std::fabs(a[i] - b[i])));
+  for (size_t i = 0; i < n; ++i)
+    m = std::max(m, double(std::fabs(a[i] - b[i])));
   return m;
 }
 
@@ -87,16 +90,18 @@ TEST_P(HfParity, PromptLogitsBatched) {
   for (int p = 0; p < 2; ++p) {
     std::vector<float> want = ref_->f32("p" + std::to_string(p) + ".logits");
     ASSERT_EQ(got[size_t(p)].size(), want.size());
-    EXPECT_LT(maxAbsDiff(got[size_t(p)].data(), want.data(), want.size()), kTol) << "p" << p << " in a batch of 2";
+    EXPECT_LT(maxAbsDiff(got[size_t(p)].data(), want.data(), want.size()), kTol)
+        << "p" << p << " in a batch of 2";
   }
 }
 
 TEST_P(HfParity, HiddenStatesPerLayer) {
   std::vector<int32_t> ids = ref_->i32("p0.input_ids");
   std::map<std::string, std::vector<float>> taps;
-  scoreSequences(*model_, {ids}, [&](const std::string& name, int, const float* rows, int64_t n, int64_t cols) {
-    taps[name].assign(rows, rows + n * cols);
-  });
+  scoreSequences(*model_, {ids},
+                 [&](const std::string& name, int, const float* rows, int64_t n, int64_t cols) {
+                   taps[name].assign(rows, rows + n * cols);
+                 });
   for (int l = 0; l <= numLayers_; ++l) {
     std::string name = "hidden." + std::to_string(l);
     ASSERT_TRUE(taps.count(name)) << name;
@@ -113,7 +118,9 @@ TEST_P(HfParity, GreedyDecodingWithKvCache) {
   req.maxNewTokens = 16;
   std::vector<std::vector<std::vector<float>>> stepLogits(2);
   GenerateCallbacks cb;
-  cb.onLogits = [&](int seq, const float* row, int64_t n) { stepLogits[size_t(seq)].emplace_back(row, row + n); };
+  cb.onLogits = [&](int seq, const float* row, int64_t n) {
+    stepLogits[size_t(seq)].emplace_back(row, row + n);
+  };
   GenerateResult r = generate(*model_, req, cb);
   for (int p = 0; p < 2; ++p) {
     std::string k = "p" + std::to_string(p);
@@ -124,13 +131,16 @@ TEST_P(HfParity, GreedyDecodingWithKvCache) {
     EXPECT_EQ(r.newIds[size_t(p)], want) << k;
     ASSERT_EQ(stepLogits[size_t(p)].size(), want.size());
     for (size_t s = 0; s < want.size(); ++s)
-      EXPECT_LT(maxAbsDiff(stepLogits[size_t(p)][s].data(), logits.data() + (T - 1 + s) * size_t(vocab), size_t(vocab)), kTol)
+      EXPECT_LT(maxAbsDiff(stepLogits[size_t(p)][s].data(),
+                           logits.data() + (T - 1 + s) * size_t(vocab), size_t(vocab)),
+                kTol)
           << k << " decode step " << s;
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, HfParity,
-                         testing::Values("llama", "mixtral", "qwen3_moe", "deepseek_v2", "deepseek_v2_yarn", "deepseek_v3"),
+                         testing::Values("llama", "mixtral", "qwen3_moe", "deepseek_v2",
+                                         "deepseek_v2_yarn", "deepseek_v3"),
                          [](const testing::TestParamInfo<std::string>& i) { return i.param; });
 
 } // namespace

@@ -20,14 +20,15 @@ namespace {
 
 std::vector<float> refTensor(const SafetensorsFile& f, const std::string& name) {
   const TensorInfo* t = f.find(name);
-  if (!t) return {};
+  if (!t)
+    return {};
   std::vector<float> v(static_cast<size_t>(t->numel()));
   std::memcpy(v.data(), f.data(*t), v.size() * 4);
   return v;
 }
 
-std::unique_ptr<Model> compileDir(const std::string& dir, const std::string& name, const std::string& quant,
-                                  const std::string& dtype = "f32") {
+std::unique_ptr<Model> compileDir(const std::string& dir, const std::string& name,
+                                  const std::string& quant, const std::string& dtype = "f32") {
   hf::ModelDesc desc = hf::describeModel(dir);
   compiler::CompileOptions opt;
   opt.cpuQuant = quant;
@@ -41,7 +42,8 @@ std::unique_ptr<Model> compileDir(const std::string& dir, const std::string& nam
   return std::make_unique<Model>(plan, 2);
 }
 
-std::unique_ptr<Model> compile(const std::string& arch, const std::string& quant, const std::string& dtype = "f32") {
+std::unique_ptr<Model> compile(const std::string& arch, const std::string& quant,
+                               const std::string& dtype = "f32") {
   return compileDir(std::string(KT_FIXTURES_DIR) + "/hf/" + arch, arch, quant, dtype);
 }
 
@@ -49,7 +51,8 @@ struct Agreement {
   double top1 = 0, kl = 0, maxAbs = 0;
 };
 
-Agreement compare(const std::vector<float>& exact, const std::vector<float>& approx, int64_t vocab) {
+Agreement compare(const std::vector<float>& exact, const std::vector<float>& approx,
+                  int64_t vocab) {
   Agreement a;
   const int64_t rows = int64_t(exact.size()) / vocab;
   for (int64_t r = 0; r < rows; ++r) {
@@ -57,7 +60,8 @@ Agreement compare(const std::vector<float>& exact, const std::vector<float>& app
     const float* q = approx.data() + r * vocab;
     int64_t ap = std::max_element(p, p + vocab) - p, aq = std::max_element(q, q + vocab) - q;
     a.top1 += ap == aq;
-    double mp = *std::max_element(p, p + vocab), mq = *std::max_element(q, q + vocab), zp = 0, zq = 0;
+    double mp = *std::max_element(p, p + vocab), mq = *std::max_element(q, q + vocab), zp = 0,
+           zq = 0;
     for (int64_t v = 0; v < vocab; ++v) {
       zp += std::exp(p[v] - mp);
       zq += std::exp(q[v] - mq);
@@ -77,7 +81,8 @@ class Quantized : public testing::TestWithParam<std::string> {};
 
 TEST_P(Quantized, PackedF32MatchesTransformers) {
   auto model = compile(GetParam(), "f32");
-  SafetensorsFile ref(std::string(KT_FIXTURES_DIR) + "/hf/" + GetParam() + "/reference.safetensors");
+  SafetensorsFile ref(std::string(KT_FIXTURES_DIR) + "/hf/" + GetParam() +
+                      "/reference.safetensors");
   for (int p = 0; p < 2; ++p) {
     const TensorInfo* ids = ref.find("p" + std::to_string(p) + ".input_ids");
     std::vector<int32_t> prompt(static_cast<size_t>(ids->numel()));
@@ -86,13 +91,15 @@ TEST_P(Quantized, PackedF32MatchesTransformers) {
     std::vector<float> want = refTensor(ref, "p" + std::to_string(p) + ".logits");
     ASSERT_EQ(got[0].size(), want.size());
     double maxDiff = 0;
-    for (size_t i = 0; i < want.size(); ++i) maxDiff = std::max(maxDiff, double(std::fabs(got[0][i] - want[i])));
+    for (size_t i = 0; i < want.size(); ++i)
+      maxDiff = std::max(maxDiff, double(std::fabs(got[0][i] - want[i])));
     EXPECT_LT(maxDiff, 1e-3) << "prompt " << p;
   }
 }
 
 TEST_P(Quantized, FormatsAgreeWithF32) {
-  SafetensorsFile ref(std::string(KT_FIXTURES_DIR) + "/hf/" + GetParam() + "/reference.safetensors");
+  SafetensorsFile ref(std::string(KT_FIXTURES_DIR) + "/hf/" + GetParam() +
+                      "/reference.safetensors");
   const TensorInfo* ids = ref.find("p0.greedy_ids");
   std::vector<int32_t> seq(static_cast<size_t>(ids->numel()));
   std::memcpy(seq.data(), ref.data(*ids), seq.size() * 4);
@@ -104,14 +111,17 @@ TEST_P(Quantized, FormatsAgreeWithF32) {
   // These fixtures are random tiny models: flat weight distributions quantize worse than trained
   // ones, and routers with near-ties (mixtral's smallest top-k margin is 6e-4) flip experts under
   // any perturbation. The bounds catch broken kernels (garbage gives top-1 ~ 1/320, KL of several
-  // nats), not the last digit; trained-model accuracy is measured on austen-moe (docs/benchmarks.md).
-  for (Case c : {Case{"bf16", 0.9, 2e-2}, Case{"int8", 0.7, 5e-2}, Case{"int4:g32", 0.3, 0.2}, Case{"int4:g128:asym", 0.3, 0.2}}) {
+  // nats), not the last digit; trained-model accuracy is measured on austen-moe
+  // (docs/benchmarks.md).
+  for (Case c : {Case{"bf16", 0.9, 2e-2}, Case{"int8", 0.7, 5e-2}, Case{"int4:g32", 0.3, 0.2},
+                 Case{"int4:g128:asym", 0.3, 0.2}}) {
     auto model = compile(GetParam(), c.quant);
     auto got = scoreSequences(*model, {seq});
     Agreement a = compare(exact, got[0], model->info().vocab_size());
     RecordProperty(std::string(c.quant) + "_top1", std::to_string(a.top1));
     RecordProperty(std::string(c.quant) + "_kl", std::to_string(a.kl));
-    std::printf("  %-12s %-16s top-1 %.3f  KL %.2e  max|dlogit| %.3f\n", GetParam().c_str(), c.quant, a.top1, a.kl, a.maxAbs);
+    std::printf("  %-12s %-16s top-1 %.3f  KL %.2e  max|dlogit| %.3f\n", GetParam().c_str(),
+                c.quant, a.top1, a.kl, a.maxAbs);
     EXPECT_GE(a.top1, c.minTop1) << c.quant;
     EXPECT_LE(a.kl, c.maxKl) << c.quant;
   }
@@ -126,7 +136,8 @@ TEST(QuantizedTrainedModel, AustenLossBarelyMoves) {
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   text = text.substr(2000000, 12000);
   for (size_t i = 1; i + 1 < text.size(); ++i)
-    if (text[i] == '\n' && text[i - 1] != '\n' && text[i + 1] != '\n') text[i] = ' ';
+    if (text[i] == '\n' && text[i - 1] != '\n' && text[i + 1] != '\n')
+      text[i] = ' ';
   const std::string dir = std::string(KT_EXAMPLES_DIR) + "/austen-moe";
   auto tok = fileTokenizer(dir + "/tokenizer.json");
   std::vector<int32_t> ids = tok->encode(text, false);
@@ -137,12 +148,14 @@ TEST(QuantizedTrainedModel, AustenLossBarelyMoves) {
     const int64_t vocab = m.info().vocab_size();
     for (size_t start = 0; start + 1 < ids.size(); start += 255) {
       std::vector<int32_t> w = {tok->bosId()};
-      w.insert(w.end(), ids.begin() + std::ptrdiff_t(start), ids.begin() + std::ptrdiff_t(std::min(ids.size(), start + 255)));
+      w.insert(w.end(), ids.begin() + std::ptrdiff_t(start),
+               ids.begin() + std::ptrdiff_t(std::min(ids.size(), start + 255)));
       auto logits = scoreSequences(m, {w});
       for (size_t t = 0; t + 1 < w.size(); ++t) {
         const float* row = logits[0].data() + int64_t(t) * vocab;
         double mx = *std::max_element(row, row + vocab), z = 0;
-        for (int64_t v = 0; v < vocab; ++v) z += std::exp(row[v] - mx);
+        for (int64_t v = 0; v < vocab; ++v)
+          z += std::exp(row[v] - mx);
         nll += std::log(z) + mx - row[w[t + 1]];
         ++n;
       }
@@ -155,7 +168,8 @@ TEST(QuantizedTrainedModel, AustenLossBarelyMoves) {
     const char* quant;
     double maxIncrease;
   };
-  for (Case c : {Case{"bf16", 0.01}, Case{"int8", 0.02}, Case{"int4", 0.06}, Case{"int4:g128", 0.06}, Case{"int4:g32:asym", 0.06}}) {
+  for (Case c : {Case{"bf16", 0.01}, Case{"int8", 0.02}, Case{"int4", 0.06},
+                 Case{"int4:g128", 0.06}, Case{"int4:g32:asym", 0.06}}) {
     double l = loss(*compileDir(dir, "austen", c.quant));
     std::printf("  austen-moe %-14s loss %.4f (f32 %.4f, %+.4f)\n", c.quant, l, exact, l - exact);
     EXPECT_LT(l - exact, c.maxIncrease) << c.quant;
@@ -163,7 +177,8 @@ TEST(QuantizedTrainedModel, AustenLossBarelyMoves) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Quantized,
-                         testing::Values("llama", "mixtral", "qwen3_moe", "deepseek_v2", "deepseek_v2_yarn", "deepseek_v3"),
+                         testing::Values("llama", "mixtral", "qwen3_moe", "deepseek_v2",
+                                         "deepseek_v2_yarn", "deepseek_v3"),
                          [](const testing::TestParamInfo<std::string>& i) { return i.param; });
 
 } // namespace

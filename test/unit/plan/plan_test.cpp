@@ -14,13 +14,15 @@ using namespace kt::plan;
 
 namespace {
 
-std::unique_ptr<WeightT> makeWeight(const std::string& name, std::vector<int64_t> shape, uint64_t offset, uint16_t dev) {
+std::unique_ptr<WeightT> makeWeight(const std::string& name, std::vector<int64_t> shape,
+                                    uint64_t offset, uint16_t dev) {
   auto w = std::make_unique<WeightT>();
   w->name = name;
   w->dtype = DType::F32;
   w->shape = shape;
   uint64_t n = 4;
-  for (int64_t d : shape) n *= uint64_t(d);
+  for (int64_t d : shape)
+    n *= uint64_t(d);
   w->segments.push_back(Segment(0, offset, n));
   w->device = dev;
   return w;
@@ -144,7 +146,8 @@ TEST(Plan, EveryFlippedByteIsRejected) {
   for (int t = 0; t < 5000; ++t) {
     std::vector<uint8_t> bad = bytes;
     int flips = 1 + int(rng() % 4);
-    for (int f = 0; f < flips; ++f) bad[rng() % bad.size()] ^= uint8_t(1 + rng() % 255);
+    for (int f = 0; f < flips; ++f)
+      bad[rng() % bad.size()] ^= uint8_t(1 + rng() % 255);
     EXPECT_FALSE(loadError(bad).empty()) << "trial " << t;
   }
 }
@@ -159,16 +162,19 @@ TEST(Plan, StructuralCorruptionNeverCrashes) {
   for (int t = 0; t < trials; ++t) {
     std::vector<uint8_t> bad = bytes;
     int flips = 1 + int(rng() % 4);
-    for (int f = 0; f < flips; ++f) bad[4 + rng() % (bad.size() - 8)] ^= uint8_t(1 + rng() % 255);
+    for (int f = 0; f < flips; ++f)
+      bad[4 + rng() % (bad.size() - 8)] ^= uint8_t(1 + rng() % 255);
     uint32_t crc = crc32(bad.data(), bad.size() - 4);
-    for (int i = 0; i < 4; ++i) bad[bad.size() - 4 + size_t(i)] = uint8_t(crc >> (8 * i));
+    for (int i = 0; i < 4; ++i)
+      bad[bad.size() - 4 + size_t(i)] = uint8_t(crc >> (8 * i));
     try {
       LoadedPlan p = LoadedPlan::fromBytes(bad, "fuzz");
       // Accepted: a byte inside a string or a float changed. Every index is still in range (the
       // validator's promise); touch them all so sanitizers would see a mistake.
       for (const EntryPoint* ep : *p.root().entry_points())
         for (const Step* s : *ep->steps())
-          for (uint32_t b : *s->inputs()) EXPECT_LT(b, p.root().buffers()->size());
+          for (uint32_t b : *s->inputs())
+            EXPECT_LT(b, p.root().buffers()->size());
     } catch (const Error&) {
       ++rejected;
     }
@@ -183,22 +189,38 @@ static std::string semanticError(const std::function<void(PlanT&)>& damage) {
 }
 
 TEST(Plan, RejectsDanglingReferences) {
-  EXPECT_NE(semanticError([](PlanT& p) { p.entry_points[0]->steps[1]->inputs = {99}; }).find("input buffer 99 out of range"),
+  EXPECT_NE(semanticError([](PlanT& p) {
+              p.entry_points[0]->steps[1]->inputs = {99};
+            }).find("input buffer 99 out of range"),
             std::string::npos);
-  EXPECT_NE(semanticError([](PlanT& p) { p.entry_points[0]->steps[0]->weights = {7}; }).find("refers to weight 7"),
+  EXPECT_NE(semanticError([](PlanT& p) {
+              p.entry_points[0]->steps[0]->weights = {7};
+            }).find("refers to weight 7"),
             std::string::npos);
-  EXPECT_NE(semanticError([](PlanT& p) { p.weights[0]->segments[0] = Segment(5, 0, 1024); }).find("weight file 5"),
+  EXPECT_NE(semanticError([](PlanT& p) {
+              p.weights[0]->segments[0] = Segment(5, 0, 1024);
+            }).find("weight file 5"),
             std::string::npos);
-  EXPECT_NE(semanticError([](PlanT& p) { p.weights[0]->device = 9; }).find("device 9"), std::string::npos);
-  EXPECT_NE(semanticError([](PlanT& p) { p.weights[1]->shape = {9}; }).find("need 36 bytes"), std::string::npos);
-  EXPECT_NE(semanticError([](PlanT& p) { p.entry_points[0]->steps[1]->wait_events = {3}; }).find("wait event 3"),
+  EXPECT_NE(semanticError([](PlanT& p) { p.weights[0]->device = 9; }).find("device 9"),
             std::string::npos);
-  EXPECT_NE(semanticError([](PlanT& p) { p.entry_points[0]->steps[1]->attrs.Reset(); }).find("attribute table"),
+  EXPECT_NE(semanticError([](PlanT& p) { p.weights[1]->shape = {9}; }).find("need 36 bytes"),
             std::string::npos);
-  EXPECT_NE(semanticError([](PlanT& p) { p.entry_points[0]->steps[0]->op = OpKind(200); }).find("unknown op kind"),
+  EXPECT_NE(semanticError([](PlanT& p) {
+              p.entry_points[0]->steps[1]->wait_events = {3};
+            }).find("wait event 3"),
+            std::string::npos);
+  EXPECT_NE(semanticError([](PlanT& p) {
+              p.entry_points[0]->steps[1]->attrs.Reset();
+            }).find("attribute table"),
+            std::string::npos);
+  EXPECT_NE(semanticError([](PlanT& p) {
+              p.entry_points[0]->steps[0]->op = OpKind(200);
+            }).find("unknown op kind"),
             std::string::npos);
   EXPECT_NE(semanticError([](PlanT& p) { p.version = 99; }).find("version 99"), std::string::npos);
-  EXPECT_NE(semanticError([](PlanT& p) { p.entry_points[0]->steps[2]->weights = {-1}; }).find("required weight"),
+  EXPECT_NE(semanticError([](PlanT& p) {
+              p.entry_points[0]->steps[2]->weights = {-1};
+            }).find("required weight"),
             std::string::npos);
 }
 
