@@ -170,6 +170,13 @@ static inline ActLayout makeActLayout(ActMode mode, WeightFormat f, int64_t k, i
   return A;
 }
 
+// Tokens per GEMM super-block: as many prepared activation rows as fit in ~256 KiB (a quarter of a
+// typical 1-2 MiB L2, leaving room for the weight panels), a multiple of the register tile `tile`.
+static inline int64_t tokenSuperBlock(size_t rowBytes, int64_t tile) {
+  const int64_t rows = int64_t((size_t(256) << 10) / (rowBytes ? rowBytes : 1));
+  return rows < tile ? tile : rows / tile * tile;
+}
+
 // ==== Scalar conversions (bit-exact definitions) ====
 static inline uint32_t bitsOf(float f) {
   uint32_t u;

@@ -141,23 +141,27 @@ template <bool INT8, int NT, int NP> void block(const Job& j, const Out& o, int6
   }
 }
 
+// Same loop order as the AVX-512 GEMM: token super-blocks that fit in L2 (multiples of 32 tokens),
+// then panel pairs, then 32-token x 32-row register blocks.
 template <bool INT8> void run(const Job& j) {
   const Out o{j.y, j.w.n, j.a.t, j.n0, j.n1};
   const int64_t p0 = j.n0 / 16, p1 = (j.n1 + 15) / 16;
-  for (int64_t p = p0; p < p1; p += 2) {
-    const bool twoP = p + 1 < p1;
-    for (int64_t s0 = 0; s0 < j.a.t; s0 += 32) {
-      const bool twoT = s0 + 16 < j.a.t; // rows are padded to 16, so tokens s0+16.. exist
-      if (twoP && twoT)
-        block<INT8, 2, 2>(j, o, p, s0);
-      else if (twoP)
-        block<INT8, 1, 2>(j, o, p, s0);
-      else if (twoT)
-        block<INT8, 2, 1>(j, o, p, s0);
-      else
-        block<INT8, 1, 1>(j, o, p, s0);
+  const int64_t tb = tokenSuperBlock(j.a.rowBytes, 32);
+  for (int64_t t0 = 0; t0 < j.a.t; t0 += tb)
+    for (int64_t p = p0; p < p1; p += 2) {
+      const bool twoP = p + 1 < p1;
+      for (int64_t s0 = t0; s0 < imin(j.a.t, t0 + tb); s0 += 32) {
+        const bool twoT = s0 + 16 < j.a.t; // rows are padded to 16, so tokens s0+16.. exist
+        if (twoP && twoT)
+          block<INT8, 2, 2>(j, o, p, s0);
+        else if (twoP)
+          block<INT8, 1, 2>(j, o, p, s0);
+        else if (twoT)
+          block<INT8, 2, 1>(j, o, p, s0);
+        else
+          block<INT8, 1, 1>(j, o, p, s0);
+      }
     }
-  }
 }
 
 // Palette 1; tiles 0-7 all 16 rows x 64 bytes. A constant in .rodata: GCC's _tile_loadconfig asm

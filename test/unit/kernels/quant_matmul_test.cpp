@@ -153,8 +153,10 @@ std::vector<Shape> testShapes(std::mt19937& rng, int count) {
   const int64_t ns[] = {1, 2, 3, 7, 16, 17, 33, 65, 129};
   const int64_t ks[] = {1, 3, 17, 32, 33, 65, 128, 129, 200, 257, 300};
   const int64_t ts[] = {1, 2, 3, 4, 5, 7, 8, 9, 17, 33, 65};
-  std::vector<Shape> out = {{1, 1, 1},  {17, 129, 1},  {33, 257, 4},  {129, 300, 33},
-                            {16, 0, 3}, {64, 2048, 2}, {48, 1408, 20}};
+  // ... plus wide rows so that the GEMM's L2-sized token super-blocks split t (f32: 16 tokens at
+  // k = 4096).
+  std::vector<Shape> out = {{1, 1, 1},  {17, 129, 1},  {33, 257, 4},   {129, 300, 33},
+                            {16, 0, 3}, {64, 2048, 2}, {48, 1408, 20}, {33, 4096, 40}};
   std::uniform_int_distribution<int> pn(0, 8), pk(0, 10), pt(0, 10);
   for (int i = 0; i < count; ++i)
     out.push_back({ns[pn(rng)], ks[pk(rng)], ts[pt(rng)]});
@@ -444,8 +446,9 @@ TEST(QuantAmxModel, TiledKernelMatchesReference) {
     GTEST_SKIP() << "the AMX kernel's epilogue needs AVX-512";
   std::mt19937 rng(11);
   for (WeightFormat f : {WeightFormat::BF16, WeightFormat::Int8})
-    for (Shape s : {Shape{1, 1, 5}, Shape{17, 33, 16}, Shape{33, 65, 17}, Shape{45, 129, 33},
-                    Shape{64, 200, 40}, Shape{20, 300, 64}, Shape{7, 64, 100}}) {
+    for (Shape s :
+         {Shape{1, 1, 5}, Shape{17, 33, 16}, Shape{33, 65, 17}, Shape{45, 129, 33},
+          Shape{64, 200, 40}, Shape{20, 300, 64}, Shape{7, 64, 100}, Shape{20, 4096, 70}}) {
       const ActMode mode = f == WeightFormat::BF16 ? ActMode::Bf16 : ActMode::Int8PerToken;
       auto w = randomWeights(rng, s.n, s.k);
       auto x = randomActivations(rng, s.t, s.k);
