@@ -3,6 +3,8 @@
 // bf16/f16 checkpoints compile and run.
 #include "runtime/io/Safetensors.h"
 
+#include "test/unit/common/RunCommand.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -24,32 +26,11 @@ const std::string kCompile = kBin + "/tools/kt-compile/kt-compile";
 const std::string kRt = kBin + "/tools/kt-rt/kt-rt";
 const std::string kFixtures = std::string(KT_FIXTURES_DIR) + "/hf";
 
-struct Result {
-  int code = -1;
-  std::string output; // stdout + stderr
-};
-
-// Runs a shell command and captures stdout (and stderr, unless the command redirects it itself).
-Result run(const std::string& cmd) {
-  Result r;
-  bool ownRedirect = cmd.find("2>/dev/null") != std::string::npos;
-  FILE* p = popen((ownRedirect ? cmd : cmd + " 2>&1").c_str(), "r");
-  if (!p)
-    return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0)
-    r.output.append(buf, n);
-  int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
+using testing_util::Result;
+using testing_util::run;
 
 std::string tempDir(const std::string& name) {
-  std::string d = testing::TempDir() + "/kt_cli_" + name;
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
+  return testing_util::tempDir("kt_cli_", name);
 }
 
 // A copy of a fixture model folder whose config.json and tensors the test may then damage.

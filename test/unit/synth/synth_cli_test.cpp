@@ -4,6 +4,8 @@
 // input gets a clear error.
 #include "runtime/io/Safetensors.h"
 
+#include "test/unit/common/RunCommand.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -31,31 +33,11 @@ const std::string kRt = kBin + "/tools/kt-rt/kt-rt";
 const std::string kConfigs = std::string(KT_EXAMPLES_DIR) + "/configs";
 const std::string kFixtures = std::string(KT_FIXTURES_DIR) + "/hf";
 
-struct Result {
-  int code = -1;
-  std::string output; // stdout + stderr
-};
-
-Result run(const std::string& cmd) {
-  Result r;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p)
-    return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0)
-    r.output.append(buf, n);
-  int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
+using testing_util::Result;
+using testing_util::run;
 
 std::string tempDir(const std::string& name) {
-  // The pid keeps concurrent runs of this test (other build folders) out of each other's way.
-  std::string d = testing::TempDir() + "/kt_synth_" + std::to_string(getpid()) + "_" + name;
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
+  return testing_util::tempDir("kt_synth_", name);
 }
 
 // "key: value" lines of --dry-run.

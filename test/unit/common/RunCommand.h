@@ -1,0 +1,43 @@
+#pragma once
+// Helpers for tests that drive the real command-line tools.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace kt::testing_util {
+
+struct Result {
+  int code = -1;
+  std::string output; // stdout (+ stderr, see run)
+};
+
+// Runs a shell command and captures stdout, and stderr unless the command redirects it itself.
+// A command killed by a signal reports 128 + the signal, as a shell would.
+inline Result run(const std::string& cmd) {
+  Result r;
+  bool ownRedirect = cmd.find("2>/dev/null") != std::string::npos;
+  FILE* p = popen((ownRedirect ? cmd : cmd + " 2>&1").c_str(), "r");
+  if (!p)
+    return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0)
+    r.output.append(buf, n);
+  int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+// An empty scratch folder; the pid keeps concurrent runs (other build folders) apart.
+inline std::string tempDir(const std::string& prefix, const std::string& name) {
+  std::string d = ::testing::TempDir() + "/" + prefix + std::to_string(getpid()) + "_" + name;
+  std::filesystem::remove_all(d);
+  std::filesystem::create_directories(d);
+  return d;
+}
+
+} // namespace kt::testing_util
