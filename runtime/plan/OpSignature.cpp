@@ -26,20 +26,31 @@ constexpr uint32_t bits(std::initializer_list<int> s) {
 
 using namespace slots;
 const OpSignature kSignatures[] = {
-    {"embedding", 1, 1, 1, bits({0}), OpAttrs::NONE, kEmbedding},
-    {"rms_norm", 1, 1, 1, bits({0}), OpAttrs::RmsNormAttrs, kRmsNorm},
-    {"linear", 1, 1, 2, bits({0}), OpAttrs::NONE, kLinear},
-    {"rope", 2, 1, 0, 0, OpAttrs::RopeAttrs, kNone},
-    {"attention", 2, 1, AttentionCount, bits({Q, K, V, O}), OpAttrs::AttentionAttrs, kAttention},
+    {"embedding", 1, 1, 1, 1, bits({0}), OpAttrs::NONE, kEmbedding},
+    {"rms_norm", 1, 1, 1, 1, bits({0}), OpAttrs::RmsNormAttrs, kRmsNorm},
+    {"linear", 1, 1, 1, 2, bits({0}), OpAttrs::NONE, kLinear},
+    {"rope", 2, 1, 1, 0, 0, OpAttrs::RopeAttrs, kNone},
+    {"attention", 2, 1, 1, AttentionCount, bits({Q, K, V, O}), OpAttrs::AttentionAttrs, kAttention},
     // q_proj or the q_a/q_b pair: checked by the validator, not by the mask.
-    {"mla_attention", 2, 1, MlaCount, bits({KvAProj, KvANorm, KvBProj, MlaO}), OpAttrs::MlaAttrs,
+    {"mla_attention", 2, 1, 1, MlaCount, bits({KvAProj, KvANorm, KvBProj, MlaO}), OpAttrs::MlaAttrs,
      kMla},
-    {"moe", 1, 1, MoeCount, bits({Router, Gate, Up, Down}), OpAttrs::MoeAttrs, kMoe},
-    {"mlp", 1, 1, MlpCount, bits({MlpGate, MlpUp, MlpDown}), OpAttrs::MlpAttrs, kMlp},
-    {"swiglu", 2, 1, 0, 0, OpAttrs::NONE, kNone},
-    {"add", 2, 1, 0, 0, OpAttrs::NONE, kNone},
-    {"lm_head", 1, 1, 1, bits({0}), OpAttrs::NONE, kLmHead},
-    {"tap", 1, 1, 0, 0, OpAttrs::TapAttrs, kNone},
+    {"moe", 1, 1, 1, MoeCount, bits({Router, Gate, Up, Down}), OpAttrs::MoeAttrs, kMoe},
+    {"mlp", 1, 1, 1, MlpCount, bits({MlpGate, MlpUp, MlpDown}), OpAttrs::MlpAttrs, kMlp},
+    {"swiglu", 2, 1, 1, 0, 0, OpAttrs::NONE, kNone},
+    {"add", 2, 1, 1, 0, 0, OpAttrs::NONE, kNone},
+    {"lm_head", 1, 1, 1, 1, bits({0}), OpAttrs::NONE, kLmHead},
+    {"tap", 1, 1, 1, 0, 0, OpAttrs::TapAttrs, kNone},
+    // Training (plan.fbs): backward ops repeat their forward op's weight slots and attrs.
+    {"cross_entropy_loss", 2, 2, 2, 1, bits({0}), OpAttrs::NONE, kLmHead},
+    {"rms_norm_grad", 2, 1, 1, 1, bits({0}), OpAttrs::RmsNormAttrs, kRmsNorm},
+    {"linear_grad", 2, 1, 0, 2, bits({0}), OpAttrs::NONE, kLinear},
+    {"attention_grad", 3, 1, 0, AttentionCount, bits({Q, K, V, O}), OpAttrs::AttentionAttrs,
+     kAttention},
+    {"mla_attention_grad", 3, 1, 0, MlaCount, bits({KvAProj, KvANorm, KvBProj, MlaO}),
+     OpAttrs::MlaAttrs, kMla},
+    {"moe_grad", 2, 1, 0, MoeCount, bits({Router, Gate, Up, Down}), OpAttrs::MoeAttrs, kMoe},
+    {"mlp_grad", 2, 1, 0, MlpCount, bits({MlpGate, MlpUp, MlpDown}), OpAttrs::MlpAttrs, kMlp},
+    {"adamw", 0, 0, 0, 0, 0, OpAttrs::AdamWAttrs, kNone},
 };
 } // namespace
 

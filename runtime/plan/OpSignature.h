@@ -12,6 +12,7 @@ struct OpSignature {
   const char* name;
   int numInputs;
   int numOutputs;
+  int minOutputs; // backward ops may drop dx (no gradient flows further down)
   int numWeightSlots;
   uint32_t requiredWeights; // bit i set: slot i must be present
   OpAttrs attrs;            // OpAttrs::NONE when the op takes no attributes
