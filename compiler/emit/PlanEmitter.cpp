@@ -3,11 +3,14 @@
 #include "compiler/plan/PlanWriter.h"
 #include "compiler/plan/WeightPacker.h"
 #include "dialects/kt/IR/KTOps.h"
+#include "dialects/kt/Transforms/LoraSlots.h"
 #include "runtime/plan/OpSignature.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/SymbolTable.h"
 #include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/DenseSet.h"
+#include "llvm/ADT/StringMap.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 #include <map>
@@ -69,6 +72,15 @@ public:
     for (const char* entry : {"prefill", "decode"})
       if (failed(emitEntry(fn, entry)))
         return failure();
+    // LoRA training (kt-derive-train-step): the adapters, then the train_step entry point.
+    if (auto train = symbols_.lookup<func::FuncOp>("train_step")) {
+      if (failed(emitAdapters()) || failed(emitTraining()))
+        return failure();
+      if (train.getNumArguments() != 3)
+        return train.emitError("@train_step must take (ids, positions, labels)");
+      if (failed(emitEntry(train, "train_step")))
+        return failure();
+    }
     return success();
   }
 
@@ -116,6 +128,10 @@ private:
     auto decl = symbols_.lookup<ktd::WeightOp>(ref.getWeight());
     if (!decl)
       return ref.emitError("unknown weight");
+    return weightIndex(decl);
+  }
+
+  FailureOr<int32_t> weightIndex(ktd::WeightOp decl) {
     auto it = weights_.find(decl.getOperation());
     if (it != weights_.end())
       return it->second;
@@ -149,6 +165,88 @@ private:
     int32_t id = int32_t(b_.weight(std::move(w)));
     weights_[decl.getOperation()] = id;
     return id;
+  }
+
+  // Plan.adapters from the module's kt.lora_adapter declarations, in declaration order.
+  LogicalResult emitAdapters() {
+    for (auto a : module_.getOps<ktd::LoraAdapterOp>()) {
+      auto o = std::make_unique<P::AdapterT>();
+      o->name = a.getPeftName().str();
+      o->layout = a.getLayout() == "experts_fused" ? P::AdapterLayout::ExpertsFused
+                                                   : P::AdapterLayout::Linear;
+      o->r = int32_t(a.getR());
+      o->alpha = a.getAlpha().convertToDouble();
+      o->in_features = a.getInFeatures();
+      o->out_features = a.getOutFeatures();
+      o->num_experts = int32_t(a.getNumExperts());
+      for (auto [i, ref] : llvm::enumerate(a.getTargets().getAsRange<FlatSymbolRefAttr>())) {
+        auto decl = symbols_.lookup<ktd::WeightOp>(ref.getValue());
+        if (!decl)
+          return a.emitError("target ") << ref << " is not a kt.weight";
+        auto w = weightIndex(decl);
+        if (failed(w))
+          return failure();
+        auto t = std::make_unique<P::AdapterTargetT>();
+        t->weight = uint32_t(*w);
+        t->row_offset = a.getRowOffsets()[i];
+        t->rows = a.getRows()[i];
+        o->targets.push_back(std::move(t));
+      }
+      adapterIndex_[a.getSymName()] = int32_t(b_.plan().adapters.size());
+      b_.plan().adapters.push_back(std::move(o));
+    }
+    return success();
+  }
+
+  LogicalResult emitTraining() {
+    auto t = module_->getAttrOfType<DictionaryAttr>(ktd::kTrainingAttr);
+    if (!t)
+      return module_.emitError("a module with @train_step needs the kt.training attribute");
+    auto o = std::make_unique<P::TrainingT>();
+    if (auto m = t.getAs<StringAttr>("method"))
+      o->method = m.str();
+    if (auto r = t.getAs<IntegerAttr>("r"))
+      o->r = int32_t(r.getInt());
+    if (auto a = t.getAs<FloatAttr>("alpha"))
+      o->alpha = a.getValueAsDouble();
+    auto strings = [&](const char* key, std::vector<std::string>& out) {
+      if (auto arr = t.getAs<ArrayAttr>(key))
+        for (auto s : arr.getAsRange<StringAttr>())
+          out.push_back(s.str());
+    };
+    strings("target_modules", o->target_modules);
+    strings("target_parameters", o->target_parameters);
+    if (auto b = t.getAs<IntegerAttr>("saved_activation_bytes_per_token"))
+      o->saved_activation_bytes_per_token = b.getInt();
+    b_.plan().training = std::move(o);
+    return success();
+  }
+
+  // Step.adapters: the Plan.adapters index of each weight slot's adapter (-1 none), from the
+  // op's kt.adapters = {slot = @adapter}; left empty when the op has none.
+  LogicalResult fillAdapters(Operation* op, P::StepT& s) {
+    auto dict = op->getAttrOfType<DictionaryAttr>(ktd::kAdaptersAttr);
+    if (!dict || dict.empty())
+      return success();
+    const P::OpSignature* sig = P::opSignature(s.op);
+    if (!sig || !sig->slotNames[0])
+      return op->emitError("op kind takes no weights but has LoRA adapters");
+    s.adapters.assign(s.weights.size(), -1);
+    size_t found = 0;
+    for (size_t i = 0; i < s.weights.size(); ++i) {
+      auto ref = dict.getAs<FlatSymbolRefAttr>(sig->slotNames[i]);
+      if (!ref)
+        continue;
+      auto it = adapterIndex_.find(ref.getValue());
+      if (it == adapterIndex_.end())
+        return op->emitError("adapter ")
+               << ref << " of slot " << sig->slotNames[i] << " is not a kt.lora_adapter";
+      s.adapters[i] = it->second;
+      ++found;
+    }
+    if (found != dict.size())
+      return op->emitError("kt.adapters names a slot this op does not have: ") << dict;
+    return success();
   }
 
   // Repacks a CPU weight for the quantized kernels: one blob per matrix (per expert for stacked
@@ -222,11 +320,21 @@ public:
 private:
   // A readable step name: the weight symbol's prefix ("layers.1.attn") or op name + counter.
   std::string stepName(Operation* op) {
+    if (llvm::isa<ktd::CrossEntropyLossOp>(op))
+      return "loss";
+    if (llvm::isa<ktd::AdamWOp>(op))
+      return "adamw";
+    if (op->getName().getStringRef().ends_with("_grad"))
+      return stepName(op, /*grad=*/true);
+    return stepName(op, false);
+  }
+  std::string stepName(Operation* op, bool grad) {
+    const char* suffix = grad ? ".grad" : "";
     for (Value v : op->getOperands())
       if (auto ref = v.getDefiningOp<ktd::WeightRefOp>()) {
         std::string s = ref.getWeight().str();
         auto dot = s.rfind('.');
-        return dot == std::string::npos ? s : s.substr(0, dot);
+        return (dot == std::string::npos ? s : s.substr(0, dot)) + suffix;
       }
     if (auto t = llvm::dyn_cast<ktd::TapOp>(op))
       return "tap." + t.getName().str();
@@ -234,8 +342,15 @@ private:
   }
 
   // Buffer for a new activation value: a dead buffer of the same type when one is free.
-  uint32_t allocate(Value v, uint16_t device) {
+  uint32_t allocate(Value v, uint16_t device, const std::string& dedicatedName = "") {
     auto type = llvm::cast<RankedTensorType>(v.getType());
+    if (!dedicatedName.empty()) { // an entry's result: its own buffer, never reused
+      std::vector<int64_t> shape;
+      for (int64_t d : type.getShape())
+        shape.push_back(ShapedType::isDynamic(d) ? -1 : d);
+      return b_.buffer(dedicatedName, planDType(type.getElementType()), shape, device,
+                       P::BufferKind::Output);
+    }
     std::string key = std::to_string(device) + ":";
     llvm::raw_string_ostream os(key);
     type.print(os);
@@ -263,11 +378,20 @@ private:
     free_.clear();
     Block& body = fn.getBody().front();
     uint16_t cpu = b_.device("cpu:numa0");
-    uint32_t ids = b_.buffer(name + ".ids", P::DType::I32, {-1}, cpu, P::BufferKind::Input);
-    uint32_t pos = b_.buffer(name + ".positions", P::DType::I32, {-1}, cpu, P::BufferKind::Input);
-    values_[body.getArgument(0)] = ids;
-    values_[body.getArgument(1)] = pos;
-    ep.inputs = {ids, pos};
+    // Inference entries prefix their buffer names; train_step binds "ids", "positions", "labels"
+    // and returns "loss" (plan.fbs).
+    const bool train = name == "train_step";
+    const std::string prefix = train ? "" : name + ".";
+    const char* argNames[] = {"ids", "positions", "labels"};
+    for (unsigned i = 0; i < body.getNumArguments() && i < 3; ++i) {
+      uint32_t id = b_.buffer(prefix + argNames[i], P::DType::I32, {-1}, cpu, P::BufferKind::Input);
+      values_[body.getArgument(i)] = id;
+      ep.inputs.push_back(id);
+    }
+    llvm::DenseSet<Value> returned;
+    if (train)
+      for (Value v : body.getTerminator()->getOperands())
+        returned.insert(v);
 
     // Liveness: the last op that reads each value.
     llvm::DenseMap<Value, Operation*> lastUse;
@@ -285,7 +409,8 @@ private:
       }
       if (auto ret = llvm::dyn_cast<func::ReturnOp>(op)) {
         if (ret.getNumOperands() != 1 || !values_.count(ret.getOperand(0)))
-          return ret.emitError("@forward must return the logits");
+          return ret.emitError(train ? "@train_step must return the loss"
+                                     : "@forward must return the logits");
         uint32_t out = values_[ret.getOperand(0)];
         b_.plan().buffers[out]->kind = P::BufferKind::Output;
         ep.outputs = {out};
@@ -294,13 +419,18 @@ private:
       auto step = std::make_unique<P::StepT>();
       if (failed(fillStep(op, *step)))
         return failure();
+      if (failed(fillAdapters(&op, *step)))
+        return failure();
       step->name = stepName(&op);
-      step->device =
-          llvm::isa<ktd::TapOp>(op) ? b_.plan().buffers[step->inputs[0]]->device : deviceOf(&op);
-      // Inputs dying here free their buffers only after the output is allocated (no aliasing).
-      uint32_t out = allocate(op.getResult(0), step->device);
-      values_[op.getResult(0)] = out;
-      step->outputs = {out};
+      step->device = llvm::isa<ktd::TapOp>(op)     ? b_.plan().buffers[step->inputs[0]]->device
+                     : llvm::isa<ktd::AdamWOp>(op) ? cpu
+                                                   : deviceOf(&op);
+      // Inputs dying here free their buffers only after the outputs are allocated (no aliasing).
+      for (Value r : op.getResults()) {
+        uint32_t out = allocate(r, step->device, returned.contains(r) ? "loss" : "");
+        values_[r] = out;
+        step->outputs.push_back(out);
+      }
       for (Value v : op.getOperands())
         if (lastUse[v] == &op && values_.count(v) && v.getParentBlock() == &body &&
             !llvm::isa<BlockArgument>(v))
@@ -308,7 +438,7 @@ private:
       ep.steps.push_back(std::move(step));
     }
     if (ep.outputs.empty())
-      return fn.emitError("@forward has no return");
+      return fn.emitError("@") << fn.getName() << " has no return";
     return success();
   }
 
@@ -349,6 +479,79 @@ private:
     b_.plan().kv_layers.push_back(std::move(kv));
   }
 
+  // Attributes and weights shared by a model op and its backward op (same accessors).
+  template <typename Op> LogicalResult fillRmsNorm(Op o, P::StepT& s) {
+    P::RmsNormAttrsT a;
+    a.eps = o.getEps().convertToDouble();
+    s.attrs.Set(a);
+    return weights(o, s, {o.getWeight()});
+  }
+  template <typename Op> LogicalResult fillAttention(Op o, P::StepT& s) {
+    s.layer = int32_t(o.getLayer());
+    P::AttentionAttrsT a;
+    a.num_heads = int32_t(o.getNumHeads());
+    a.num_kv_heads = int32_t(o.getNumKvHeads());
+    a.head_dim = int32_t(o.getHeadDim());
+    a.scale = o.getScale().convertToDouble();
+    a.rope = planRope(o.getRope());
+    a.norm_eps = o.getNormEps() ? o.getNormEps()->convertToDouble() : 1e-6;
+    s.attrs.Set(std::move(a));
+    return weights(o, s,
+                   {o.getQProj(), o.getKProj(), o.getVProj(), o.getOProj(), o.getQBias(),
+                    o.getKBias(), o.getVBias(), o.getQNorm(), o.getKNorm()});
+  }
+  template <typename Op> LogicalResult fillMla(Op o, P::StepT& s) {
+    s.layer = int32_t(o.getLayer());
+    P::MlaAttrsT a;
+    a.num_heads = int32_t(o.getNumHeads());
+    a.q_lora_rank = int32_t(o.getQLoraRank());
+    a.kv_lora_rank = int32_t(o.getKvLoraRank());
+    a.qk_nope_head_dim = int32_t(o.getQkNopeHeadDim());
+    a.qk_rope_head_dim = int32_t(o.getQkRopeHeadDim());
+    a.v_head_dim = int32_t(o.getVHeadDim());
+    a.scale = o.getScale().convertToDouble();
+    a.rope = planRope(o.getRope());
+    a.norm_eps = o.getNormEps().convertToDouble();
+    s.attrs.Set(std::move(a));
+    return weights(o, s,
+                   {o.getQProj(), o.getQAProj(), o.getQANorm(), o.getQBProj(), o.getKvAProj(),
+                    o.getKvANorm(), o.getKvBProj(), o.getOProj()});
+  }
+  template <typename Op> LogicalResult fillMoe(Op o, P::StepT& s) {
+    s.layer = int32_t(o.getLayer());
+    P::MoeAttrsT a;
+    a.num_experts = int32_t(o.getNumExperts());
+    a.experts_per_token = int32_t(o.getExpertsPerToken());
+    a.scoring = o.getScoring() == "sigmoid" ? P::MoeScoring::Sigmoid : P::MoeScoring::Softmax;
+    llvm::StringRef m = o.getTopkMethod();
+    a.topk_method = m == "noaux_tc"               ? P::MoeTopk::NoauxTc
+                    : m == "group_limited_greedy" ? P::MoeTopk::GroupLimitedGreedy
+                                                  : P::MoeTopk::Greedy;
+    a.n_group = int32_t(o.getNGroup());
+    a.topk_group = int32_t(o.getTopkGroup());
+    a.norm_topk_prob = o.getNormTopkProb();
+    a.routed_scaling_factor = o.getRoutedScalingFactor().convertToDouble();
+    s.attrs.Set(a);
+    return weights(o, s,
+                   {o.getRouter(), o.getCorrectionBias(), o.getGate(), o.getUp(), o.getDown(),
+                    o.getSharedGate(), o.getSharedUp(), o.getSharedDown(),
+                    o.getSharedExpertGate()});
+  }
+  template <typename Op> LogicalResult fillMlp(Op o, P::StepT& s) {
+    P::MlpAttrsT a;
+    a.activation = o.getActivation().str();
+    s.attrs.Set(a);
+    return weights(o, s, {o.getGate(), o.getUp(), o.getDown()});
+  }
+
+  // The activation inputs of a step: its first `n` operands (x[, positions][, dy] / labels).
+  LogicalResult activations(Operation* op, P::StepT& s, unsigned n) {
+    for (unsigned i = 0; i < n; ++i)
+      if (failed(activation(op, op->getOperand(i), s)))
+        return failure();
+    return success();
+  }
+
   LogicalResult fillStep(Operation& op, P::StepT& s) {
     return llvm::TypeSwitch<Operation*, LogicalResult>(&op)
         .Case([&](ktd::EmbeddingOp o) {
@@ -359,16 +562,21 @@ private:
         })
         .Case([&](ktd::RmsNormOp o) {
           s.op = P::OpKind::RmsNorm;
-          P::RmsNormAttrsT a;
-          a.eps = o.getEps().convertToDouble();
-          s.attrs.Set(a);
-          if (failed(activation(o, o.getX(), s)))
-            return failure();
-          return weights(o, s, {o.getWeight()});
+          return failed(activations(o, s, 1)) ? failure() : fillRmsNorm(o, s);
+        })
+        .Case([&](ktd::RmsNormGradOp o) {
+          s.op = P::OpKind::RmsNormGrad;
+          return failed(activations(o, s, 2)) ? failure() : fillRmsNorm(o, s);
         })
         .Case([&](ktd::LinearOp o) {
           s.op = P::OpKind::Linear;
           if (failed(activation(o, o.getX(), s)))
+            return failure();
+          return weights(o, s, {o.getWeight(), o.getBias()});
+        })
+        .Case([&](ktd::LinearGradOp o) {
+          s.op = P::OpKind::LinearGrad;
+          if (failed(activations(o, s, 2)))
             return failure();
           return weights(o, s, {o.getWeight(), o.getBias()});
         })
@@ -384,76 +592,39 @@ private:
         })
         .Case([&](ktd::AttentionOp o) {
           s.op = P::OpKind::Attention;
-          s.layer = int32_t(o.getLayer());
-          P::AttentionAttrsT a;
-          a.num_heads = int32_t(o.getNumHeads());
-          a.num_kv_heads = int32_t(o.getNumKvHeads());
-          a.head_dim = int32_t(o.getHeadDim());
-          a.scale = o.getScale().convertToDouble();
-          a.rope = planRope(o.getRope());
-          a.norm_eps = o.getNormEps() ? o.getNormEps()->convertToDouble() : 1e-6;
-          s.attrs.Set(std::move(a));
-          addKvLayer(s.layer, P::KvKind::Gqa, int(o.getNumKvHeads()), int(o.getHeadDim()),
+          addKvLayer(int(o.getLayer()), P::KvKind::Gqa, int(o.getNumKvHeads()), int(o.getHeadDim()),
                      int(o.getHeadDim()), deviceOf(o));
-          if (failed(activation(o, o.getX(), s)) || failed(activation(o, o.getPositions(), s)))
-            return failure();
-          return weights(o, s,
-                         {o.getQProj(), o.getKProj(), o.getVProj(), o.getOProj(), o.getQBias(),
-                          o.getKBias(), o.getVBias(), o.getQNorm(), o.getKNorm()});
+          return failed(activations(o, s, 2)) ? failure() : fillAttention(o, s);
+        })
+        .Case([&](ktd::AttentionGradOp o) {
+          s.op = P::OpKind::AttentionGrad;
+          return failed(activations(o, s, 3)) ? failure() : fillAttention(o, s);
         })
         .Case([&](ktd::MlaAttentionOp o) {
           s.op = P::OpKind::MlaAttention;
-          s.layer = int32_t(o.getLayer());
-          P::MlaAttrsT a;
-          a.num_heads = int32_t(o.getNumHeads());
-          a.q_lora_rank = int32_t(o.getQLoraRank());
-          a.kv_lora_rank = int32_t(o.getKvLoraRank());
-          a.qk_nope_head_dim = int32_t(o.getQkNopeHeadDim());
-          a.qk_rope_head_dim = int32_t(o.getQkRopeHeadDim());
-          a.v_head_dim = int32_t(o.getVHeadDim());
-          a.scale = o.getScale().convertToDouble();
-          a.rope = planRope(o.getRope());
-          a.norm_eps = o.getNormEps().convertToDouble();
-          s.attrs.Set(std::move(a));
-          addKvLayer(s.layer, P::KvKind::Mla, 1, int(o.getKvLoraRank()), int(o.getQkRopeHeadDim()),
-                     deviceOf(o));
-          if (failed(activation(o, o.getX(), s)) || failed(activation(o, o.getPositions(), s)))
-            return failure();
-          return weights(o, s,
-                         {o.getQProj(), o.getQAProj(), o.getQANorm(), o.getQBProj(), o.getKvAProj(),
-                          o.getKvANorm(), o.getKvBProj(), o.getOProj()});
+          addKvLayer(int(o.getLayer()), P::KvKind::Mla, 1, int(o.getKvLoraRank()),
+                     int(o.getQkRopeHeadDim()), deviceOf(o));
+          return failed(activations(o, s, 2)) ? failure() : fillMla(o, s);
+        })
+        .Case([&](ktd::MlaAttentionGradOp o) {
+          s.op = P::OpKind::MlaAttentionGrad;
+          return failed(activations(o, s, 3)) ? failure() : fillMla(o, s);
         })
         .Case([&](ktd::MoeOp o) {
           s.op = P::OpKind::Moe;
-          s.layer = int32_t(o.getLayer());
-          P::MoeAttrsT a;
-          a.num_experts = int32_t(o.getNumExperts());
-          a.experts_per_token = int32_t(o.getExpertsPerToken());
-          a.scoring = o.getScoring() == "sigmoid" ? P::MoeScoring::Sigmoid : P::MoeScoring::Softmax;
-          llvm::StringRef m = o.getTopkMethod();
-          a.topk_method = m == "noaux_tc"               ? P::MoeTopk::NoauxTc
-                          : m == "group_limited_greedy" ? P::MoeTopk::GroupLimitedGreedy
-                                                        : P::MoeTopk::Greedy;
-          a.n_group = int32_t(o.getNGroup());
-          a.topk_group = int32_t(o.getTopkGroup());
-          a.norm_topk_prob = o.getNormTopkProb();
-          a.routed_scaling_factor = o.getRoutedScalingFactor().convertToDouble();
-          s.attrs.Set(a);
-          if (failed(activation(o, o.getX(), s)))
-            return failure();
-          return weights(o, s,
-                         {o.getRouter(), o.getCorrectionBias(), o.getGate(), o.getUp(), o.getDown(),
-                          o.getSharedGate(), o.getSharedUp(), o.getSharedDown(),
-                          o.getSharedExpertGate()});
+          return failed(activations(o, s, 1)) ? failure() : fillMoe(o, s);
+        })
+        .Case([&](ktd::MoeGradOp o) {
+          s.op = P::OpKind::MoeGrad;
+          return failed(activations(o, s, 2)) ? failure() : fillMoe(o, s);
         })
         .Case([&](ktd::MlpOp o) {
           s.op = P::OpKind::Mlp;
-          P::MlpAttrsT a;
-          a.activation = o.getActivation().str();
-          s.attrs.Set(a);
-          if (failed(activation(o, o.getX(), s)))
-            return failure();
-          return weights(o, s, {o.getGate(), o.getUp(), o.getDown()});
+          return failed(activations(o, s, 1)) ? failure() : fillMlp(o, s);
+        })
+        .Case([&](ktd::MlpGradOp o) {
+          s.op = P::OpKind::MlpGrad;
+          return failed(activations(o, s, 2)) ? failure() : fillMlp(o, s);
         })
         .Case([&](ktd::SwigluOp o) {
           s.op = P::OpKind::Swiglu;
@@ -472,6 +643,24 @@ private:
           if (failed(activation(o, o.getX(), s)))
             return failure();
           return weights(o, s, {o.getWeight()});
+        })
+        .Case([&](ktd::CrossEntropyLossOp o) {
+          s.op = P::OpKind::CrossEntropyLoss;
+          if (failed(activations(o, s, 2)))
+            return failure();
+          return weights(o, s, {o.getWeight()});
+        })
+        .Case([&](ktd::AdamWOp o) {
+          s.op = P::OpKind::AdamW;
+          P::AdamWAttrsT a;
+          a.lr = o.getLr().convertToDouble();
+          a.beta1 = o.getBeta1().convertToDouble();
+          a.beta2 = o.getBeta2().convertToDouble();
+          a.eps = o.getEps().convertToDouble();
+          a.weight_decay = o.getWeightDecay().convertToDouble();
+          a.max_grad_norm = o.getMaxGradNorm().convertToDouble();
+          s.attrs.Set(a);
+          return success();
         })
         .Case([&](ktd::TapOp o) {
           s.op = P::OpKind::Tap;
@@ -494,6 +683,7 @@ private:
   llvm::DenseMap<Value, uint32_t> values_;
   std::map<std::string, std::vector<uint32_t>> free_;
   std::map<uint32_t, std::string> bufferKey_;
+  llvm::StringMap<int32_t> adapterIndex_; // kt.lora_adapter symbol -> Plan.adapters index
   int counter_ = 0;
   WeightPacker* packer_ = nullptr;
   int32_t sidecar_ = -1;

@@ -70,6 +70,7 @@ bool compileModel(const hf::ModelDesc& model, const CompileOptions& options, pla
     p.promptLen = options.promptLen;
     p.decodeBatch = options.decodeBatch;
     p.kvTokens = options.kvTokens;
+    p.cpuQuant = cpuQuant; // quantize runs after partition: size CPU-held weights as packed
     p.explain = options.explain;
     p.explainJson = options.explainJsonPath;
     pm.addPass(mlir::kt::createPartitionPass(p));
@@ -88,6 +89,29 @@ bool compileModel(const hf::ModelDesc& model, const CompileOptions& options, pla
       return false;
     }
     pm.addPass(std::move(pass));
+  }
+  if (!options.train.empty()) {
+    if (options.train != "lora") {
+      llvm::errs() << "kt-compile: error: --train " << options.train
+                   << " is not supported (only lora)\n";
+      return false;
+    }
+    mlir::kt::AttachLoraPassOptions lora;
+    lora.targetModules = options.loraTargetModules;
+    lora.targetParameters = options.loraTargetParameters;
+    lora.rank = options.loraR;
+    lora.alpha = options.loraAlpha;
+    // Built here, not parsed: PEFT's pattern regexes may hold pass-option syntax. (The options
+    // struct holds ArrayRefs: the vectors live until the pass is created.)
+    std::vector<std::string> ranks, alphas;
+    for (const auto& [re, v] : options.loraRankPattern)
+      ranks.push_back(re + "=" + std::to_string(v));
+    for (const auto& [re, v] : options.loraAlphaPattern)
+      alphas.push_back(re + "=" + std::to_string(v));
+    lora.rankPattern = ranks;
+    lora.alphaPattern = alphas;
+    pm.addPass(mlir::kt::createAttachLoraPass(lora));
+    pm.addPass(mlir::kt::createDeriveTrainStepPass());
   }
   if (mlir::failed(pm.run(*module)))
     return false;

@@ -3,6 +3,7 @@
 //   import   : Hugging Face folder -> kt module (frontends/hf)
 //   verify   : op verifiers (shapes, routing attributes, weight storage)
 //   place    : kt-partition (cost model, with --hw) or kt-assign-placement (everything on --device)
+//   train    : with --train lora, kt-attach-lora + kt-derive-train-step (docs/training.md)
 //   emit     : kt module -> plan (compiler/emit); packed weights go to the sidecar
 // This header is plain C++ so the tool's main, which catches kt::Error, includes no MLIR.
 #include "frontends/hf/HfModel.h"
@@ -10,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace kt::compiler {
@@ -38,6 +40,15 @@ struct CompileOptions {
   int64_t kvTokens = 0;                        // KV positions reserved (0 = model's, <= 4096)
   bool explain = false;                        // print the placement table to stdout
   std::string explainJsonPath;                 // write it as JSON ("-" = stdout)
+
+  // LoRA training (docs/training.md): train == "lora" adds adapters on the PEFT targets and a
+  // train_step entry point (kt-attach-lora, kt-derive-train-step).
+  std::string train;
+  int64_t loraR = 8;
+  double loraAlpha = 16;
+  std::vector<std::string> loraTargetModules;    // PEFT target_modules
+  std::vector<std::string> loraTargetParameters; // PEFT target_parameters (fused experts)
+  std::vector<std::pair<std::string, double>> loraRankPattern, loraAlphaPattern; // REGEX -> value
 };
 
 struct CompileStats {

@@ -6,6 +6,7 @@
 #include "runtime/support/Error.h"
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 
@@ -43,6 +44,7 @@ public:
     checkWeights();
     checkBuffers();
     checkKvLayers();
+    checkAdapters();
     if (!p_.entry_points() || p_.entry_points()->size() == 0)
       fail("plan has no entry points");
     for (uint32_t i = 0; i < p_.entry_points()->size(); ++i)
@@ -157,6 +159,119 @@ private:
     }
   }
 
+  static int64_t numel(const Weight& w) {
+    int64_t n = 1;
+    for (int64_t d : *w.shape())
+      n *= d;
+    return n;
+  }
+
+  // LoRA adapters (Plan.adapters): sizes the runtime allocates and the frozen rows each one
+  // updates.
+  void checkAdapters() {
+    numAdapters_ = p_.adapters() ? p_.adapters()->size() : 0;
+    for (uint32_t i = 0; i < numAdapters_; ++i) {
+      const Adapter* a = p_.adapters()->Get(i);
+      const std::string what = "adapter " + std::to_string(i) + " (" + nameOr(a->name(), "?") + ")";
+      if (!a->name() || a->name()->size() == 0)
+        fail(what + " has no name");
+      if (uint32_t(a->layout()) > uint32_t(AdapterLayout::MAX))
+        fail(what + " has unknown layout " + std::to_string(uint32_t(a->layout())));
+      const bool fused = a->layout() == AdapterLayout::ExpertsFused;
+      const int64_t experts = fused ? a->num_experts() : 1;
+      if (a->r() <= 0 || a->r() > 65536)
+        fail(what + " has rank " + std::to_string(a->r()) + " (must be 1..65536)");
+      if (a->in_features() <= 0 || a->out_features() <= 0 || a->in_features() > (1 << 24) ||
+          a->out_features() > (1 << 24))
+        fail(what + " has invalid features " + std::to_string(a->in_features()) + " -> " +
+             std::to_string(a->out_features()));
+      if (experts <= 0 || experts > 65536)
+        fail(what + " has " + std::to_string(experts) + " experts");
+      if (!(a->alpha() > 0) || !std::isfinite(a->alpha()))
+        fail(what + " has alpha " + std::to_string(a->alpha()) + " (must be positive)");
+      if (experts * a->r() * (a->in_features() + a->out_features()) > (int64_t(1) << 34))
+        fail(what + " is implausibly large");
+      if (!a->targets() || a->targets()->size() == 0)
+        fail(what + " has no targets");
+      int64_t rows = 0;
+      for (uint32_t t = 0; t < a->targets()->size(); ++t) {
+        const AdapterTarget* tg = a->targets()->Get(t);
+        const std::string tw = what + " target " + std::to_string(t);
+        if (tg->weight() >= numWeights_)
+          fail(tw + " refers to weight " + std::to_string(tg->weight()) + " of " +
+               std::to_string(numWeights_));
+        const Weight& w = *p_.weights()->Get(tg->weight());
+        const auto& sh = *w.shape();
+        const uint32_t nd = sh.size();
+        if (nd != (fused ? 3u : 2u) || (fused && sh.Get(0) != experts))
+          fail(tw + ": weight " + nameOr(w.name(), "?") + " is not " +
+               (fused ? "a stack of " + std::to_string(experts) + " expert matrices"
+                      : std::string("a matrix")));
+        if (sh.Get(nd - 1) != a->in_features())
+          fail(tw + ": weight " + nameOr(w.name(), "?") + " has " + std::to_string(sh.Get(nd - 1)) +
+               " input features, the adapter " + std::to_string(a->in_features()));
+        if (tg->rows() <= 0 || tg->row_offset() < 0 || tg->rows() != sh.Get(nd - 2) ||
+            tg->row_offset() + tg->rows() > a->out_features())
+          fail(tw + ": rows [" + std::to_string(tg->row_offset()) + ", " +
+               std::to_string(tg->row_offset() + tg->rows()) + ") do not fit weight " +
+               nameOr(w.name(), "?") + " (" + std::to_string(sh.Get(nd - 2)) +
+               " rows) within the adapter's " + std::to_string(a->out_features()) + " outputs");
+        rows += tg->rows();
+      }
+      if (rows != a->out_features())
+        fail(what + ": targets cover " + std::to_string(rows) + " of its " +
+             std::to_string(a->out_features()) + " output rows");
+      auto checkInit = [&](int32_t id, int64_t n, const char* which) {
+        if (id < -1 || (id >= 0 && uint32_t(id) >= numWeights_))
+          fail(what + ": " + which + " refers to weight " + std::to_string(id));
+        if (id >= 0 && numel(*p_.weights()->Get(uint32_t(id))) != n)
+          fail(what + ": " + which + " weight has " +
+               std::to_string(numel(*p_.weights()->Get(uint32_t(id)))) + " values, expected " +
+               std::to_string(n));
+      };
+      checkInit(a->init_a(), experts * a->r() * a->in_features(), "init_a");
+      checkInit(a->init_b(), experts * a->r() * a->out_features(), "init_b");
+    }
+  }
+
+  // Step.adapters: empty, or one entry per weight slot naming an adapter whose targets include the
+  // slot's weight.
+  void checkStepAdapters(const Step& s, const OpSignature& sig, const std::string& what) {
+    if (!s.adapters() || s.adapters()->size() == 0)
+      return;
+    if (int(s.adapters()->size()) != sig.numWeightSlots)
+      fail(what + ": lists " + std::to_string(s.adapters()->size()) + " adapters for " +
+           std::to_string(sig.numWeightSlots) + " weight slots");
+    for (uint32_t k = 0; k < s.adapters()->size(); ++k) {
+      const int32_t ai = s.adapters()->Get(k);
+      if (ai == -1)
+        continue;
+      if (ai < -1 || uint32_t(ai) >= numAdapters_)
+        fail(what + ": slot " + sig.slotNames[k] + " refers to adapter " + std::to_string(ai) +
+             " of " + std::to_string(numAdapters_));
+      const int32_t wid = s.weights()->Get(k);
+      const Adapter* a = p_.adapters()->Get(uint32_t(ai));
+      bool found = false;
+      for (const AdapterTarget* tg : *a->targets())
+        found |= int64_t(tg->weight()) == wid;
+      if (!found)
+        fail(what + ": slot " + sig.slotNames[k] + " (weight " + std::to_string(wid) +
+             ") is not a target of adapter " + nameOr(a->name(), "?"));
+      if (s.op() == OpKind::Moe || s.op() == OpKind::MoeGrad) {
+        const bool routed = k == slots::Gate || k == slots::Up || k == slots::Down;
+        if (routed != (a->layout() == AdapterLayout::ExpertsFused))
+          fail(what + ": slot " + sig.slotNames[k] + " needs " +
+               (routed ? "an ExpertsFused" : "a Linear") + " adapter");
+        if (routed && a->num_experts() != s.attrs_as_MoeAttrs()->num_experts())
+          fail(what + ": adapter " + nameOr(a->name(), "?") + " has " +
+               std::to_string(a->num_experts()) + " experts, the layer " +
+               std::to_string(s.attrs_as_MoeAttrs()->num_experts()));
+      } else if (a->layout() != AdapterLayout::Linear) {
+        fail(what + ": slot " + sig.slotNames[k] + " needs a Linear adapter");
+      }
+    }
+  }
+
   bool hasKvLayer(int layer) const {
     if (!p_.kv_layers())
       return false;
@@ -244,8 +359,9 @@ private:
         fail(what + ": device " + std::to_string(s.device()) + " out of range");
       uint32_t nin = s.inputs() ? s.inputs()->size() : 0,
                nout = s.outputs() ? s.outputs()->size() : 0;
-      if (int(nin) != sig->numInputs || int(nout) != sig->numOutputs)
+      if (int(nin) != sig->numInputs || int(nout) > sig->numOutputs || int(nout) < sig->minOutputs)
         fail(what + ": " + sig->name + " takes " + std::to_string(sig->numInputs) + " inputs and " +
+             (sig->minOutputs == sig->numOutputs ? "" : std::to_string(sig->minOutputs) + " to ") +
              std::to_string(sig->numOutputs) + " outputs, step has " + std::to_string(nin) +
              " and " + std::to_string(nout));
       checkIndices(s.inputs(), numBuffers_, what, "input buffer");
@@ -267,6 +383,7 @@ private:
       if (sig->attrs != OpAttrs::NONE && !s.attrs())
         fail(what + ": missing attributes");
       checkAttrs(s, what);
+      checkStepAdapters(s, *sig, what);
       if ((s.op() == OpKind::Attention || s.op() == OpKind::MlaAttention) && !hasKvLayer(s.layer()))
         fail(what + ": attention layer " + std::to_string(s.layer()) + " has no KV-cache entry");
       checkIndices(s.wait_events(), ep.num_events(), what, "wait event");
@@ -278,7 +395,7 @@ private:
 
   const Plan& p_;
   std::string origin_;
-  uint32_t numDevices_ = 0, numFiles_ = 0, numWeights_ = 0, numBuffers_ = 0;
+  uint32_t numDevices_ = 0, numFiles_ = 0, numWeights_ = 0, numBuffers_ = 0, numAdapters_ = 0;
 };
 
 std::string dirOf(const std::string& path) {

@@ -2,12 +2,16 @@
 #include "compiler/pipeline/Pipeline.h"
 #include "compiler/plan/PlanWriter.h"
 #include "frontends/hf/HfConfig.h"
+#include "frontends/hf/PeftAdapter.h"
 #include "runtime/support/Error.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,6 +50,21 @@ placement by the cost model (docs/cost-model.md; without --hw everything goes on
   --kv-tokens N            KV-cache positions to reserve per sequence (model max, at most 4096)
   --explain                print the placement and predicted speed per layer and device
   --explain-json FILE      the same as JSON ("-" for stdout)
+
+LoRA (docs/training.md):
+  --train lora             add LoRA adapters and a train_step entry point (for kt-rt train)
+  --lora-r R               rank (default 8)
+  --lora-alpha A           alpha; the update is scaled by alpha / r (default 16)
+  --lora-targets LIST      PEFT target_modules, comma-separated: q_proj, k_proj, v_proj, o_proj,
+                           q_a_proj, q_b_proj, kv_a_proj_with_mqa, kv_b_proj, gate_proj, up_proj,
+                           down_proj (dense MLPs and shared experts), ..., or all-linear
+  --lora-target-parameters LIST
+                           PEFT target_parameters: gate_up_proj, down_proj (routed experts)
+  --lora-config FILE       take r, lora_alpha, target_modules, target_parameters, rank_pattern
+                           and alpha_pattern from a PEFT adapter_config.json (flags override)
+  --adapter DIR            merge a PEFT LoRA adapter (adapter_config.json +
+                           adapter_model.safetensors) into the weights: W += alpha/r * B A in
+                           f32; merged weights go to PLAN.lora-merged
   -h, --help               this text
 
 supported architectures: )";
@@ -59,6 +78,26 @@ double since(std::chrono::steady_clock::time_point t0) {
 int main(int argc, char** argv) {
   kt::compiler::CompileOptions opt;
   std::string modelDir, output;
+  // LoRA flags, applied over --lora-config after parsing.
+  std::string loraConfig, adapterDir, loraFlag;
+  std::optional<int64_t> loraR;
+  std::optional<double> loraAlpha;
+  std::optional<std::vector<std::string>> loraTargets, loraParams;
+  auto list = [](const std::string& v) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    while (start <= v.size()) {
+      size_t comma = v.find(',', start);
+      std::string item =
+          v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      if (!item.empty())
+        out.push_back(item);
+      if (comma == std::string::npos)
+        break;
+      start = comma + 1;
+    }
+    return out;
+  };
   auto need = [&](int& i) -> std::string {
     if (i + 1 >= argc) {
       std::fprintf(stderr, "kt-compile: error: %s needs a value\n", argv[i]);
@@ -127,6 +166,32 @@ int main(int argc, char** argv) {
       opt.explain = true, partitionFlag = a;
     else if (a == "--explain-json")
       opt.explainJsonPath = need(i), partitionFlag = a;
+    else if (a == "--train")
+      opt.train = need(i);
+    else if (a == "--lora-r") {
+      loraR = number(i), loraFlag = a;
+      if (*loraR == 0) {
+        std::fprintf(stderr, "kt-compile: error: --lora-r must be positive\n");
+        return 2;
+      }
+    } else if (a == "--lora-alpha") {
+      std::string v = need(i);
+      char* end = nullptr;
+      loraAlpha = std::strtod(v.c_str(), &end), loraFlag = a;
+      if (v.empty() || *end != '\0' || !(*loraAlpha > 0)) {
+        std::fprintf(stderr,
+                     "kt-compile: error: --lora-alpha expects a positive number, got '%s'\n",
+                     v.c_str());
+        return 2;
+      }
+    } else if (a == "--lora-targets")
+      loraTargets = list(need(i)), loraFlag = a;
+    else if (a == "--lora-target-parameters")
+      loraParams = list(need(i)), loraFlag = a;
+    else if (a == "--lora-config")
+      loraConfig = need(i), loraFlag = a;
+    else if (a == "--adapter")
+      adapterDir = need(i);
     else if (!a.empty() && a[0] == '-') {
       std::fprintf(stderr, "kt-compile: error: unknown flag '%s' (see --help)\n", a.c_str());
       return 2;
@@ -148,11 +213,47 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "kt-compile: error: need MODEL_DIR and -o PLAN (see --help)\n");
     return 2;
   }
+  if (!loraFlag.empty() && opt.train.empty()) {
+    std::fprintf(stderr, "kt-compile: error: %s needs --train lora\n", loraFlag.c_str());
+    return 2;
+  }
   opt.sidecarPath = output + ".weights";
   try {
+    if (!loraConfig.empty()) {
+      kt::hf::PeftConfig c = kt::hf::readPeftConfig(loraConfig);
+      for (const std::string& w : c.warnings)
+        std::fprintf(stderr, "kt-compile: warning: %s: %s\n", loraConfig.c_str(), w.c_str());
+      opt.loraR = c.r;
+      opt.loraAlpha = c.alpha;
+      opt.loraTargetModules = c.targetModules;
+      opt.loraTargetParameters = c.targetParameters;
+      opt.loraRankPattern = c.rankPattern;
+      opt.loraAlphaPattern = c.alphaPattern;
+    }
+    if (loraR)
+      opt.loraR = *loraR;
+    if (loraAlpha)
+      opt.loraAlpha = *loraAlpha;
+    if (loraTargets)
+      opt.loraTargetModules = *loraTargets;
+    if (loraParams)
+      opt.loraTargetParameters = *loraParams;
+    if (opt.train == "lora" && opt.loraTargetModules.empty() && opt.loraTargetParameters.empty()) {
+      std::fprintf(stderr, "kt-compile: error: --train lora needs --lora-targets, "
+                           "--lora-target-parameters or --lora-config\n");
+      return 2;
+    }
     auto t0 = std::chrono::steady_clock::now();
     std::fprintf(stderr, "[kt-compile] reading %s\n", modelDir.c_str());
     kt::hf::ModelDesc model = kt::hf::describeModel(modelDir);
+    if (!adapterDir.empty()) {
+      // Absolute: the plan names weight files relative to its own folder otherwise.
+      std::string merged = std::filesystem::absolute(output + ".lora-merged").string();
+      kt::hf::MergeStats m = kt::hf::mergePeftAdapter(model, adapterDir, merged);
+      std::fprintf(stderr, "[kt-compile] merged %d LoRA adapter(s) from %s (%.1f MiB -> %s)\n",
+                   m.adapters, adapterDir.c_str(), double(m.bytesWritten) / (1 << 20),
+                   merged.c_str());
+    }
     double readSeconds = since(t0);
     kt::plan::PlanT plan;
     kt::compiler::CompileStats stats;
@@ -172,6 +273,21 @@ int main(int argc, char** argv) {
       std::fprintf(stderr,
                    "[kt-compile] phases: read %.3fs, import %.3fs, passes %.3fs, emit %.3fs\n",
                    readSeconds, stats.importSeconds, stats.passSeconds, stats.emitSeconds);
+    if (plan.training) {
+      // Trainable parameters: A [r·E, in] + B [out, r·E] per adapter (E = 1 unless fused experts).
+      uint64_t params = 0;
+      for (const auto& a : plan.adapters)
+        params += uint64_t(a->r) * uint64_t(std::max(1, int(a->num_experts))) *
+                  uint64_t(a->in_features + a->out_features);
+      std::fprintf(stderr,
+                   "[kt-compile] train_step: %zu LoRA adapters (%.3f M parameters), %zu steps; "
+                   "the forward keeps %lld bytes per token for the backward (%.1f MiB per 1k "
+                   "tokens)\n",
+                   plan.adapters.size(), double(params) / 1e6,
+                   plan.entry_points.back()->steps.size(),
+                   (long long)plan.training->saved_activation_bytes_per_token,
+                   double(plan.training->saved_activation_bytes_per_token) * 1000 / (1 << 20));
+    }
     std::fprintf(stderr,
                  "[kt-compile] %s: %d layers, %zu ops, %zu weights (%.1f MiB, mapped from %zu "
                  "file(s)) -> %s in %.2fs\n",

@@ -368,4 +368,7 @@ def KT_TapOp : KT_Op<"tap", [Pure, AllTypesMatch<["input", "result"]>]> {
   let assemblyFormat = "$input attr-dict `:` type($result)";
 }
 
+// LoRA training: adapters, loss, backward ops, optimizer.
+include "dialects/kt/IR/KTTrainOps.td"
+
 #endif // KT_DIALECT_KTOPS_TD

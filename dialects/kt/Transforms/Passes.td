@@ -66,6 +66,8 @@ def PartitionPass : Pass<"kt-partition", "::mlir::ModuleOp"> {
            "Sequences decoded together (decode prediction and KV-cache reserve)">,
     Option<"kvTokens", "kv-tokens", "int64_t", /*default=*/"0",
            "KV-cache positions reserved per sequence (0: the model's max_position, at most 4096)">,
+    Option<"cpuQuant", "cpu-quant", "std::string", /*default=*/"\"\"",
+           "How kt-quantize-weights will pack CPU-held weight matrices (f32, bf16, int8, int4[:g32|:g128][:asym]); the partitioner sizes and times CPU-held weights in that format (default: as stored)">,
     Option<"explain", "explain", "bool", /*default=*/"false",
            "Print the placement and predicted speed as a table to stdout">,
     Option<"explainJson", "explain-json", "std::string", /*default=*/"\"\"",
@@ -82,6 +84,62 @@ def VerifyPlacementPass : Pass<"kt-verify-placement", "::mlir::ModuleOp"> {
     are well formed. Errors name the op.
   }];
   let dependentDialects = ["::mlir::kt::KTDialect"];
+}
+
+def AttachLoraPass : Pass<"kt-attach-lora", "::mlir::ModuleOp"> {
+  let summary = "Declare LoRA adapters on the projections PEFT would target";
+  let description = [{
+    Matches PEFT's rules against the Hugging Face names of the weights of
+    @forward: a `target-modules` entry hits a projection whose module path
+    (the weight's hf_name without ".weight") equals it or ends with "." + it
+    (q_proj, kv_b_proj, gate_proj of dense MLPs and shared experts, ...); a
+    `target-parameters` entry (gate_up_proj, down_proj) hits the routed
+    experts of every MoE layer as transformers 5 fuses them (one adapter per
+    parameter in PEFT's ParamWrapper layout; gate_up covers the gate and up
+    weights). Declares one `kt.lora_adapter` per hit, named as PEFT names the
+    module, and records it on the op in `kt.adapters = {slot = @adapter}`.
+    `rank-pattern` / `alpha-pattern` entries `REGEX=VALUE` override r / alpha
+    for module (or parameter) paths that REGEX matches as PEFT does (a full
+    match of a dotted suffix). Fails, naming the entry and the candidate
+    modules, when an entry matches nothing. Sets the module attribute
+    `kt.training` (method, r, alpha, targets).
+
+    Example: `kt-opt m.mlir --kt-attach-lora="target-modules=q_proj,o_proj r=8 alpha=16"`.
+  }];
+  let dependentDialects = ["::mlir::kt::KTDialect"];
+  let options = [
+    ListOption<"targetModules", "target-modules", "std::string",
+           "PEFT target_modules: module-name suffixes (q_proj, kv_b_proj, gate_proj, ...)">,
+    ListOption<"targetParameters", "target-parameters", "std::string",
+           "PEFT target_parameters of fused routed experts: gate_up_proj, down_proj">,
+    Option<"rank", "r", "int64_t", /*default=*/"8", "LoRA rank">,
+    Option<"alpha", "alpha", "double", /*default=*/"16.0", "LoRA alpha (scale = alpha / r)">,
+    ListOption<"rankPattern", "rank-pattern", "std::string",
+           "REGEX=R: PEFT rank_pattern entries">,
+    ListOption<"alphaPattern", "alpha-pattern", "std::string",
+           "REGEX=ALPHA: PEFT alpha_pattern entries">
+  ];
+}
+
+def DeriveTrainStepPass : Pass<"kt-derive-train-step", "::mlir::ModuleOp"> {
+  let summary = "Derive func @train_step: forward + loss + reverse-mode backward + AdamW";
+  let description = [{
+    Builds `func.func @train_step(ids, positions, labels) -> loss` from
+    @forward (docs/training.md): the forward ops are cloned (taps dropped,
+    lm_head replaced by kt.cross_entropy_loss), then one backward op per
+    forward op is emitted in reverse order with a rule per op kind
+    (rms_norm -> rms_norm_grad, attention -> attention_grad, ... ; add
+    passes dy to both operands; embedding has none: its table is frozen).
+    Only ops that have adapters, or that lie above one, get a backward op,
+    and a backward op returns dx only when an adapter lies below it (the
+    gradient is pruned where nothing below needs it). Where a value feeds
+    several ops (the residual stream) its gradient contributions are summed
+    with kt.add. The step ends with kt.adamw. Adapters stay only on the
+    train_step ops: @forward (prefill/decode) keeps running the base model.
+    Sets kt.training's saved_activation_bytes_per_token: the f32 bytes per
+    token of forward values the backward reads (kept alive by the emitter).
+  }];
+  let dependentDialects = ["::mlir::kt::KTDialect", "::mlir::func::FuncDialect"];
 }
 
 #endif // KT_DIALECT_KT_TRANSFORMS_PASSES_TD

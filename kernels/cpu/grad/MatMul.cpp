@@ -11,24 +11,58 @@ namespace kt::cpu::grad::detail {
 
 namespace {
 constexpr int64_t kColBlock = 64;   // output columns per task: one cache-resident strip
-constexpr int64_t kPanelRows = 128; // weight rows converted per panel in matmulDyW
+constexpr int64_t kPanelRows = 256; // weight rows converted per panel in matmulDyW
 
-template <class T> T dotT(const T* a, const T* b, int64_t n) {
-  // Independent partial sums let the compiler vectorize without reassociating a single chain.
-  T s[4] = {0, 0, 0, 0};
+// The f32 hot loops are compiled for AVX-512, AVX2+FMA and the baseline; the loader picks one by
+// CPUID (GCC/Clang target_clones, an ifunc), so no build flag can produce an illegal instruction.
+// Results depend on the ISA (FMA rounding) but never on the number of threads.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define KT_GRAD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define KT_GRAD_CLONES
+#endif
+
+KT_GRAD_CLONES float dotF32(const float* a, const float* b, int64_t n) {
+  float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;
-  for (; i + 4 <= n; i += 4)
-    for (int j = 0; j < 4; ++j)
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j)
       s[j] += a[i + j] * b[i + j];
-  T acc = (s[0] + s[1]) + (s[2] + s[3]);
+  float acc = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
   for (; i < n; ++i)
     acc += a[i] * b[i];
   return acc;
 }
 
-template <class T> void axpy(T alpha, const T* x, T* y, int64_t n) {
+KT_GRAD_CLONES void axpyF32(float alpha, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i)
     y[i] += alpha * x[i];
+}
+
+template <class T> T dotT(const T* a, const T* b, int64_t n) {
+  if constexpr (std::is_same_v<T, float>) {
+    return dotF32(a, b, n);
+  } else {
+    // Independent partial sums let the compiler vectorize without reassociating a single chain.
+    T s[4] = {0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4)
+      for (int j = 0; j < 4; ++j)
+        s[j] += a[i + j] * b[i + j];
+    T acc = (s[0] + s[1]) + (s[2] + s[3]);
+    for (; i < n; ++i)
+      acc += a[i] * b[i];
+    return acc;
+  }
+}
+
+template <class T> void axpy(T alpha, const T* x, T* y, int64_t n) {
+  if constexpr (std::is_same_v<T, float>) {
+    axpyF32(alpha, x, y, n);
+  } else {
+    for (int64_t i = 0; i < n; ++i)
+      y[i] += alpha * x[i];
+  }
 }
 } // namespace
 
@@ -68,20 +102,42 @@ void matmulDyW(ThreadPool& pool, const T* dy, int64_t rows, const MatrixView& w,
   const int64_t n = w.rows, k = w.cols;
   if (!accumulate)
     std::fill(dx, dx + rows * k, T(0));
-  // Panels of weight rows are converted once; then each task owns a strip of dx columns and sweeps
-  // the panel, so the strip of the panel stays in cache while every token's row is updated.
+  // Panels of weight rows are converted once (f32 weights are read in place). With enough token
+  // rows each task owns whole rows of dx and sweeps the panel (the lm_head backward: thousands of
+  // tokens, a narrow hidden size); otherwise each task owns a strip of dx columns. Either way every
+  // dx element sums over the weight rows in the same order, whatever the number of threads.
+  const bool byRows = rows >= 4 * int64_t(pool.size());
+  const bool direct = std::is_same_v<T, float> && w.dtype == DType::F32 && w.packed < 0;
   std::vector<T> panel;
   const int64_t colBlocks = (k + kColBlock - 1) / kColBlock;
   for (int64_t r0 = 0; r0 < n; r0 += kPanelRows) {
     const int64_t pr = std::min(kPanelRows, n - r0);
-    panel.resize(size_t(pr * k));
-    pool.parallelFor(pr, 4, [&](int64_t b, int64_t e) {
-      std::vector<float> rf(static_cast<size_t>(k));
-      for (int64_t r = b; r < e; ++r) {
-        w.rowToF32(r0 + r, rf.data());
-        std::copy(rf.begin(), rf.end(), panel.begin() + r * k);
-      }
-    });
+    const T* pw = nullptr;
+    if (direct) {
+      pw = reinterpret_cast<const T*>(w.row(r0));
+    } else {
+      panel.resize(size_t(pr * k));
+      pool.parallelFor(pr, 4, [&](int64_t b, int64_t e) {
+        std::vector<float> rf(static_cast<size_t>(k));
+        for (int64_t r = b; r < e; ++r) {
+          w.rowToF32(r0 + r, rf.data());
+          std::copy(rf.begin(), rf.end(), panel.begin() + r * k);
+        }
+      });
+      pw = panel.data();
+    }
+    if (byRows) {
+      pool.parallelFor(rows, 1, [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) {
+          T* d = dx + t * k;
+          const T* g = dy + t * n + r0;
+          for (int64_t r = 0; r < pr; ++r)
+            if (g[r] != T(0))
+              axpy(g[r], pw + r * k, d, k);
+        }
+      });
+      continue;
+    }
     pool.parallelFor(colBlocks, 1, [&](int64_t b, int64_t e) {
       for (int64_t cb = b; cb < e; ++cb) {
         const int64_t c0 = cb * kColBlock, cn = std::min(kColBlock, k - c0);
@@ -90,7 +146,7 @@ void matmulDyW(ThreadPool& pool, const T* dy, int64_t rows, const MatrixView& w,
           const T* g = dy + t * n + r0;
           for (int64_t r = 0; r < pr; ++r)
             if (g[r] != T(0))
-              axpy(g[r], panel.data() + r * k + c0, d, cn);
+              axpy(g[r], pw + r * k + c0, d, cn);
         }
       }
     });

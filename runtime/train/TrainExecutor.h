@@ -1,0 +1,61 @@
+#pragma once
+// Runs a plan's train_step entry point on the CPU: the forward steps (inference op kinds applying
+// Step.adapters, over a [batch, seqLen] token batch without a KV cache), cross_entropy_loss, the
+// backward steps (*_grad, add for fan-in) that accumulate the adapters' gradients, in plan order.
+// The adamw step is not run here: the Trainer applies one update after the micro-batches of an
+// optimizer step (gradient accumulation), with the plan's AdamWAttrs as defaults.
+//
+// Every step's weights, adapters and parameters are resolved once at construction (the plan is
+// validated by PlanReader; what that cannot see, e.g. an adapter target naming a weight that is not
+// in the step, is a kt::Error naming the step).
+#include "kernels/cpu/grad/Grad.h"
+#include "runtime/exec/OpContext.h"
+#include "runtime/plan/PlanReader.h"
+#include "runtime/train/AdapterSet.h"
+#include "runtime/train/Optimizer.h"
+#include "runtime/train/TrainData.h"
+
+#include <deque>
+#include <memory>
+#include <vector>
+
+namespace kt::train {
+
+struct LossSum {
+  double sum = 0;    // cross-entropy summed over predicted positions
+  int64_t count = 0; // predicted positions
+};
+
+class TrainExecutor {
+public:
+  TrainExecutor(const LoadedPlan& plan, const WeightStore& weights, ThreadPool& pool,
+                AdapterSet& adapters);
+  ~TrainExecutor();
+
+  // Forward + backward of one micro-batch: adds d(CE sum / normalizer)/d(adapter) to the adapters'
+  // gradients (normalizer: predicted positions of the whole optimizer step).
+  LossSum accumulate(const TrainBatch& batch, int64_t normalizer);
+  // Forward only, through the input of cross_entropy_loss: logits [batch*seqLen, vocab] of the
+  // model with the current adapters.
+  std::vector<float> logits(const TrainBatch& batch);
+  // The plan's optimizer settings (AdamWAttrs of its adamw step, or defaults).
+  AdamWConfig planOptimizer() const { return planOptimizer_; }
+
+private:
+  struct Prepared;
+  void runSteps(const TrainBatch& batch, int64_t normalizer, bool forwardOnly,
+                std::vector<Activation>& buffers, LossSum* loss, std::vector<float>* logits);
+  Prepared prepare(const plan::Step& s);
+  const cpu::grad::Lora* lora(const plan::Step& s, int slot, int expert);
+
+  const LoadedPlan& plan_;
+  const WeightStore& weights_;
+  ThreadPool& pool_;
+  AdapterSet& adapters_;
+  const plan::EntryPoint* entry_ = nullptr;
+  std::vector<std::unique_ptr<Prepared>> steps_;
+  std::deque<cpu::grad::Lora> loras_; // stable addresses for the Projections
+  AdamWConfig planOptimizer_;
+};
+
+} // namespace kt::train
