@@ -1,4 +1,6 @@
 #include "kernels/cuda/CudaKernels.h"
+#include "kernels/cuda/DeviceKernels.h"
+#include "kernels/cuda/Memory.h"
 
 #include <cuda_runtime.h>
 
@@ -7,9 +9,10 @@ namespace kt::cuda {
 namespace {
 
 // One block per row; a block-wide reduction of the sum of squares, then the scaled write.
-__global__ void rmsNormKernel(const float* x, int64_t dim, const float* w, float eps, float* y) {
-  const float* xr = x + blockIdx.x * dim;
-  float* yr = y + blockIdx.x * dim;
+__global__ void rmsNormKernel(const float* x, int64_t xStride, int64_t dim, const float* w,
+                              float eps, float* y, int64_t yStride) {
+  const float* xr = x + blockIdx.x * xStride;
+  float* yr = y + blockIdx.x * yStride;
   float ss = 0.f;
   for (int64_t i = threadIdx.x; i < dim; i += blockDim.x)
     ss += xr[i] * xr[i];
@@ -27,41 +30,35 @@ __global__ void rmsNormKernel(const float* x, int64_t dim, const float* w, float
       partial[0] = ss;
   }
   __syncthreads();
-  float inv = rsqrtf(partial[0] / float(dim) + eps);
+  float inv = 1.0f / sqrtf(partial[0] / float(dim) + eps);
   for (int64_t i = threadIdx.x; i < dim; i += blockDim.x)
     yr[i] = w[i] * (xr[i] * inv);
 }
 
-bool check(cudaError_t e, const char* what, std::string* err) {
-  if (e == cudaSuccess)
-    return true;
-  if (err)
-    *err = std::string(what) + ": " + cudaGetErrorString(e);
-  cudaGetLastError();
-  return false;
-}
-
 } // namespace
+
+void rmsNormRows(const float* x, int64_t xStride, int64_t rows, int64_t dim, const float* w,
+                 float eps, float* y, int64_t yStride) {
+  if (rows > 0)
+    rmsNormKernel<<<unsigned(rows), 256>>>(x, xStride, dim, w, eps, y, yStride);
+}
 
 bool rmsNorm(int device, const float* x, int64_t rows, int64_t dim, const float* w, float eps,
              float* y, std::string* err) {
-  if (!check(cudaSetDevice(device), "cudaSetDevice", err))
+  if (!setDevice(device, err))
     return false;
   size_t bytes = size_t(rows * dim) * sizeof(float);
-  float *dx = nullptr, *dw = nullptr, *dy = nullptr;
-  bool ok = check(cudaMalloc(&dx, bytes), "cudaMalloc", err) &&
-            check(cudaMalloc(&dw, size_t(dim) * 4), "cudaMalloc", err) &&
-            check(cudaMalloc(&dy, bytes), "cudaMalloc", err) &&
-            check(cudaMemcpy(dx, x, bytes, cudaMemcpyHostToDevice), "copy x", err) &&
-            check(cudaMemcpy(dw, w, size_t(dim) * 4, cudaMemcpyHostToDevice), "copy w", err);
+  float* dx = static_cast<float*>(allocate(bytes, err));
+  float* dw = dx ? static_cast<float*>(allocate(size_t(dim) * 4, err)) : nullptr;
+  float* dy = dw ? static_cast<float*>(allocate(bytes, err)) : nullptr;
+  bool ok = dy && toDevice(dx, x, bytes, err) && toDevice(dw, w, size_t(dim) * 4, err);
   if (ok) {
-    rmsNormKernel<<<unsigned(rows), 256>>>(dx, dim, dw, eps, dy);
-    ok = check(cudaGetLastError(), "rmsNorm launch", err) &&
-         check(cudaMemcpy(y, dy, bytes, cudaMemcpyDeviceToHost), "copy y", err);
+    rmsNormRows(dx, dim, rows, dim, dw, eps, dy, dim);
+    ok = launchOk(err) && toHost(y, dy, bytes, err);
   }
-  cudaFree(dx);
-  cudaFree(dw);
-  cudaFree(dy);
+  release(dx);
+  release(dw);
+  release(dy);
   return ok;
 }
 

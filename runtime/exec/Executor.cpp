@@ -3,25 +3,38 @@
 #include "runtime/plan/OpSignature.h"
 #include "runtime/support/Error.h"
 
+#include <chrono>
+
 namespace kt {
 
 std::string OpContext::where() const {
   return "step '" + (step.name() ? step.name()->str() : std::string("?")) + "'";
 }
 
-Executor::Executor(const LoadedPlan& plan, const WeightStore& weights, ThreadPool& pool)
-    : plan_(plan), weights_(weights), pool_(pool) {
+Executor::Executor(const LoadedPlan& plan, const WeightStore& weights, ThreadPool& pool,
+                   DeviceBackend* backend)
+    : plan_(plan), weights_(weights), pool_(pool), backend_(backend) {
   registerCpuOps(registry_);
+  if (backend_)
+    backend_->registerOps(registry_);
   // Refuse a plan up front if any of its steps has no kernel here (e.g. a GPU plan on a CPU build).
-  for (const plan::EntryPoint* ep : *plan.root().entry_points())
+  // train_step is run by kt_train's TrainExecutor (kt-rt train), not by this executor.
+  for (const plan::EntryPoint* ep : *plan.root().entry_points()) {
+    if (ep->name() && ep->name()->str() == "train_step")
+      continue;
     for (const plan::Step* s : *ep->steps()) {
       auto kind = plan.root().devices()->Get(s->device())->kind();
+      if (!registry_.find(s->op(), kind) && kind == plan::DeviceKind::GPU)
+        throw Error(plan.origin() + ": plan needs a GPU (step '" + s->name()->str() + "' runs on " +
+                    plan.root().devices()->Get(s->device())->name()->str() +
+                    "), but this kt-rt was built without CUDA");
       if (!registry_.find(s->op(), kind))
         throw Error(plan.origin() + ": step '" + s->name()->str() + "' runs " +
                     plan::opSignature(s->op())->name + " on device '" +
                     plan.root().devices()->Get(s->device())->name()->str() +
                     "', which this kt-rt has no kernels for");
     }
+  }
 }
 
 Activation
@@ -73,11 +86,28 @@ Executor::run(const std::string& entry, const Batch& batch, KvCache& kv,
   pos.rows = tokens;
   pos.cols = 1;
 
+  if (backend_)
+    backend_->beginRun(buffers);
   for (const plan::Step* s : *ep->steps()) {
-    OpContext ctx{*s, batch, weights_, kv, pool_, buffers, tapSink};
-    OpFn fn = registry_.find(s->op(), p.devices()->Get(s->device())->kind());
+    const plan::DeviceKind kind = p.devices()->Get(s->device())->kind();
+    // A step on the backend's device gets its inputs moved there (and host steps get theirs back).
+    const bool onBackend = backend_ && backend_->runs(kind);
+    if (backend_)
+      backend_->beforeStep(*s, onBackend, buffers);
+    OpContext ctx{*s, batch, weights_, kv, pool_, buffers, tapSink, onBackend ? backend_ : nullptr};
+    OpFn fn = registry_.find(s->op(), kind);
+    if (!profiling_) {
+      fn(ctx);
+      continue;
+    }
+    auto t0 = std::chrono::steady_clock::now();
     fn(ctx);
+    OpTime& slot = profile_[entry + "/" + plan::opSignature(s->op())->name];
+    slot.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ++slot.calls;
   }
+  if (backend_)
+    backend_->toHost(ep->outputs()->Get(0), buffers);
   for (const SequenceChunk& c : batch.chunks)
     kv.setLength(c.slot, c.pos0 + c.len);
   return std::move(buffers[ep->outputs()->Get(0)]);

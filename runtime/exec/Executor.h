@@ -4,13 +4,16 @@
 #include "runtime/exec/OpContext.h"
 #include "runtime/plan/PlanReader.h"
 
+#include <map>
 #include <memory>
 
 namespace kt {
 
 class Executor {
 public:
-  Executor(const LoadedPlan& plan, const WeightStore& weights, ThreadPool& pool);
+  // `backend` (optional, not owned) runs the steps placed on its device kind.
+  Executor(const LoadedPlan& plan, const WeightStore& weights, ThreadPool& pool,
+           DeviceBackend* backend = nullptr);
 
   // Runs `entry` ("prefill" or "decode") for `batch`, appending to the KV cache. Returns logits
   // [rows, vocab] for batch.outputRows (or every token). Throws kt::Error on a bad request.
@@ -18,11 +21,23 @@ public:
   run(const std::string& entry, const Batch& batch, KvCache& kv,
       const std::function<void(const std::string&, const Activation&)>* tapSink = nullptr);
 
+  // Per-op wall time, accumulated over run() calls while enabled (kt-rt bench --profile): key
+  // "entry/op" (e.g. "decode/moe"). Costs two clock reads per step.
+  struct OpTime {
+    double seconds = 0;
+    int64_t calls = 0;
+  };
+  void setProfiling(bool on) { profiling_ = on; }
+  std::map<std::string, OpTime>& profile() { return profile_; }
+
 private:
+  bool profiling_ = false;
+  std::map<std::string, OpTime> profile_;
   const LoadedPlan& plan_;
   const WeightStore& weights_;
   ThreadPool& pool_;
   OpRegistry registry_;
+  DeviceBackend* backend_ = nullptr;
 };
 
 } // namespace kt

@@ -15,6 +15,7 @@
 namespace kt {
 
 class ThreadPool;
+class DeviceBackend;
 
 // An activation: row-major [rows, cols], f32 (or i32 for ids/positions).
 struct Activation {
@@ -37,6 +38,8 @@ struct OpContext {
   std::vector<Activation>& buffers;
   // Called for kt.tap steps when the caller asked for intermediate values.
   const std::function<void(const std::string&, const Activation&)>* tapSink;
+  // The backend that owns the step's memory when it runs off the host (CUDA); null on the CPU.
+  DeviceBackend* backend = nullptr;
 
   Activation& in(int i) { return buffers[step.inputs()->Get(uint32_t(i))]; }
   Activation& out(int i) { return buffers[step.outputs()->Get(uint32_t(i))]; }
@@ -64,5 +67,25 @@ private:
 };
 
 void registerCpuOps(OpRegistry& registry);
+
+// A backend with its own memory (the CUDA backend). The executor tells it where each step runs so
+// that it can move the step's inputs there first, and asks for the entry's output on the host.
+// Host Activations always carry every buffer's rows/cols; their vectors are stale while the
+// backend holds the current value.
+class DeviceBackend {
+public:
+  virtual ~DeviceBackend() = default;
+  virtual bool runs(plan::DeviceKind kind) const = 0;
+  virtual void registerOps(OpRegistry& registry) = 0;
+  // Start of an entry point run: every buffer's value is on the host (the inputs) or nowhere.
+  virtual void beginRun(std::vector<Activation>& buffers) = 0;
+  // Before `step` runs on this backend (onBackend) or on the host: moves its inputs there.
+  virtual void beforeStep(const plan::Step& step, bool onBackend,
+                          std::vector<Activation>& buffers) = 0;
+  // Makes buffers[index] current on the host (the entry's output).
+  virtual void toHost(uint32_t index, std::vector<Activation>& buffers) = 0;
+  // One line per device: what it is and the memory it uses (weights, activations, KV cache).
+  virtual std::string summary() const = 0;
+};
 
 } // namespace kt

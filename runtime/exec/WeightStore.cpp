@@ -59,6 +59,25 @@ const uint8_t* WeightStore::segmentData(const plan::Segment& s) const {
   return files_[s.file()]->data() + s.offset();
 }
 
+std::vector<std::pair<const uint8_t*, size_t>> WeightStore::byteRanges(int32_t id) const {
+  std::vector<std::pair<const uint8_t*, size_t>> ranges;
+  for (const plan::Segment* s : *weight(id).segments())
+    ranges.push_back({segmentData(*s), size_t(s->size())});
+  return ranges;
+}
+
+const DerivedBlob& WeightStore::derived(int32_t id, int tag,
+                                        const std::function<void(DerivedBlob&)>& make) const {
+  std::lock_guard<std::mutex> lock(derivedMu_);
+  std::unique_ptr<DerivedBlob>& slot = derived_[{id, tag}];
+  if (!slot) {
+    auto blob = std::make_unique<DerivedBlob>();
+    make(*blob);
+    slot = std::move(blob);
+  }
+  return *slot;
+}
+
 cpu::MatrixView WeightStore::matrix(int32_t id) const {
   const plan::Weight& w = weight(id);
   cpu::MatrixView v;

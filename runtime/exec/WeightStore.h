@@ -4,12 +4,29 @@
 #include "kernels/cpu/Matrix.h"
 #include "runtime/plan/PlanReader.h"
 
+#include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <utility>
 #include <vector>
 
 namespace kt {
 
 class MappedFile;
+
+// Bytes derived from a weight at run time (e.g. MLA's kv_b split per head and repacked), 64-byte
+// aligned.
+struct DerivedBlob {
+  std::vector<uint8_t> storage;
+  uint8_t* data = nullptr;
+  size_t size = 0;
+  void allocate(size_t n) {
+    storage.assign(n + 64, 0);
+    data = storage.data() + (64 - reinterpret_cast<uintptr_t>(storage.data()) % 64) % 64;
+    size = n;
+  }
+};
 
 class WeightStore {
 public:
@@ -25,6 +42,12 @@ public:
   const plan::Weight& weight(int32_t id) const {
     return *plan_.root().weights()->Get(uint32_t(id));
   }
+  // The mapped bytes of weight `id`, one (address, size) per segment (prefaulting, NUMA binding).
+  std::vector<std::pair<const uint8_t*, size_t>> byteRanges(int32_t id) const;
+  // The blob derived from weight `id` under `tag`, made by `make` on first use and kept as long as
+  // the store (so a plan's weights are converted once, not at every step). Thread-safe.
+  const DerivedBlob& derived(int32_t id, int tag,
+                             const std::function<void(DerivedBlob&)>& make) const;
   // Bytes of weight files mapped (their total size).
   uint64_t mappedBytes() const { return mappedBytes_; }
 
@@ -35,6 +58,8 @@ private:
   const LoadedPlan& plan_;
   std::vector<std::unique_ptr<MappedFile>> files_;
   uint64_t mappedBytes_ = 0;
+  mutable std::mutex derivedMu_;
+  mutable std::map<std::pair<int32_t, int>, std::unique_ptr<DerivedBlob>> derived_;
 };
 
 } // namespace kt

@@ -115,8 +115,8 @@ SessionLimits limitsFrom(const Args& args, const Model& model, const tok::Tokeni
   return l;
 }
 
-const std::set<std::string> kTextFlags = {
-    "-n", "--max-new-tokens", "--threads", "--system", "--stop", "-p", "--prompt"};
+const std::set<std::string> kTextFlags = {"-n",       "--max-new-tokens", "--threads", "--numa",
+                                          "--system", "--stop",           "-p",        "--prompt"};
 
 } // namespace
 
@@ -129,7 +129,7 @@ int cmdRun(int argc, char** argv) {
                  kSamplingHelp);
     return 2;
   }
-  Model model(args.positional()[0], int(args.getInt("--threads", 0)));
+  Model model(args.positional()[0], int(args.getInt("--threads", 0)), args.get("--numa", "auto"));
   auto tok = planTokenizer(model.plan());
   std::string prompt = args.has("-p") ? args.get("-p") : args.get("--prompt");
   std::vector<int32_t> ids;
@@ -152,6 +152,8 @@ int cmdRun(int argc, char** argv) {
       [] { return gInterrupted.load(); });
   out.finish();
   summary(st);
+  if (model.backend()) // GPU plans: what the GPU holds after the run
+    std::fprintf(stderr, "[%s]\n", model.backend()->summary().c_str());
   return 0;
 }
 
@@ -162,7 +164,7 @@ int cmdChat(int argc, char** argv) {
                  kSamplingHelp);
     return 2;
   }
-  Model model(args.positional()[0], int(args.getInt("--threads", 0)));
+  Model model(args.positional()[0], int(args.getInt("--threads", 0)), args.get("--numa", "auto"));
   auto tok = planTokenizer(model.plan());
   // Chat models sample by default; greedy (--temperature 0) stays available.
   Sampler sampler(parseSampling(args, 0.7));

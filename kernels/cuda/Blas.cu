@@ -1,0 +1,140 @@
+#include "kernels/cuda/Blas.h"
+#include "kernels/cuda/DeviceKernels.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <dlfcn.h>
+
+namespace kt::cuda {
+
+namespace {
+// cuBLAS is opened on first use (a GPU plan), not linked: libcublas and libcublasLt are hundreds
+// of MB that every kt-rt process would map at start, CPU plans included.
+struct CublasApi {
+  decltype(&cublasCreate_v2) create = nullptr;
+  decltype(&cublasDestroy_v2) destroy = nullptr;
+  decltype(&cublasSetMathMode) setMathMode = nullptr;
+  // cublasGemmEx is overloaded in C++ (a legacy computeType form); the library exports this one.
+  cublasStatus_t (*gemmEx)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
+                           const void*, const void*, cudaDataType, int, const void*, cudaDataType,
+                           int, const void*, void*, cudaDataType, int, cublasComputeType_t,
+                           cublasGemmAlgo_t) = nullptr;
+  decltype(&cublasSgemmStridedBatched) sgemmStridedBatched = nullptr;
+  decltype(&cublasGetStatusString) statusString = nullptr;
+  std::string error; // why it could not be opened
+};
+
+const CublasApi& cublas() {
+  static const CublasApi api = [] {
+    CublasApi a;
+    void* lib = nullptr;
+    std::string tried;
+    for (const char* name : {"libcublas.so." KT_CUBLAS_SOVERSION,
+                             KT_CUBLAS_DIR "/libcublas.so." KT_CUBLAS_SOVERSION, "libcublas.so"}) {
+      if ((lib = dlopen(name, RTLD_NOW | RTLD_LOCAL)))
+        break;
+      tried += std::string(tried.empty() ? "" : ", ") + name;
+    }
+    if (!lib) {
+      a.error = "cannot open cuBLAS (tried " + tried + "; set LD_LIBRARY_PATH to CUDA's lib64)";
+      return a;
+    }
+    auto sym = [&](const char* name) {
+      void* f = dlsym(lib, name);
+      if (!f && a.error.empty())
+        a.error = std::string("cuBLAS has no ") + name;
+      return f;
+    };
+    a.create = reinterpret_cast<decltype(a.create)>(sym("cublasCreate_v2"));
+    a.destroy = reinterpret_cast<decltype(a.destroy)>(sym("cublasDestroy_v2"));
+    a.setMathMode = reinterpret_cast<decltype(a.setMathMode)>(sym("cublasSetMathMode"));
+    a.gemmEx = reinterpret_cast<decltype(a.gemmEx)>(sym("cublasGemmEx"));
+    a.sgemmStridedBatched =
+        reinterpret_cast<decltype(a.sgemmStridedBatched)>(sym("cublasSgemmStridedBatched"));
+    a.statusString = reinterpret_cast<decltype(a.statusString)>(sym("cublasGetStatusString"));
+    return a;
+  }();
+  return api;
+}
+
+bool ok(cublasStatus_t s, const char* what, std::string* err) {
+  if (s == CUBLAS_STATUS_SUCCESS)
+    return true;
+  if (err)
+    *err = std::string(what) + ": " + cublas().statusString(s);
+  return false;
+}
+cublasHandle_t h(void* p) {
+  return static_cast<cublasHandle_t>(p);
+}
+} // namespace
+
+std::unique_ptr<Blas> Blas::create(std::string* err) {
+  if (!cublas().error.empty()) {
+    if (err)
+      *err = cublas().error;
+    return nullptr;
+  }
+  cublasHandle_t handle = nullptr;
+  if (!ok(cublas().create(&handle), "cublasCreate", err))
+    return nullptr;
+  // Exact f32 products: never let cuBLAS switch f32 GEMMs to TF32 tensor cores.
+  cublas().setMathMode(handle, CUBLAS_PEDANTIC_MATH);
+  std::unique_ptr<Blas> b(new Blas());
+  b->handle_ = handle;
+  return b;
+}
+
+Blas::~Blas() {
+  if (handle_)
+    cublas().destroy(h(handle_));
+  if (scratch_)
+    cudaFree(scratch_);
+}
+
+bool Blas::linear(const float* x, int64_t tokens, const void* w, bool wBf16, int64_t n, int64_t k,
+                  float* y, std::string* err) {
+  if (tokens <= 0 || n <= 0)
+    return true;
+  const float one = 1.f, zero = 0.f;
+  // Row-major y[T,N] = x[T,K] W^T is column-major y^T = W^T(op T of a KxN matrix) . x^T.
+  if (!wBf16)
+    return ok(cublas().gemmEx(h(handle_), CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(tokens), int(k),
+                              &one, w, CUDA_R_32F, int(k), x, CUDA_R_32F, int(k), &zero, y,
+                              CUDA_R_32F, int(n), CUBLAS_COMPUTE_32F_PEDANTIC, CUBLAS_GEMM_DEFAULT),
+              "cublasGemmEx (f32)", err);
+  const size_t need = size_t(tokens * k);
+  if (need > scratchElems_) {
+    if (scratch_)
+      cudaFree(scratch_);
+    scratch_ = nullptr;
+    scratchElems_ = 0;
+    if (cudaMalloc(&scratch_, need * 2) != cudaSuccess) {
+      cudaGetLastError();
+      if (err)
+        *err = "cudaMalloc of the bf16 activation scratch failed";
+      return false;
+    }
+    scratchElems_ = need;
+  }
+  toBf16(x, scratch_, int64_t(need));
+  return ok(cublas().gemmEx(h(handle_), CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(tokens), int(k), &one,
+                            w, CUDA_R_16BF, int(k), scratch_, CUDA_R_16BF, int(k), &zero, y,
+                            CUDA_R_32F, int(n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+            "cublasGemmEx (bf16)", err);
+}
+
+bool Blas::gemmBatched(bool transA, bool transB, int64_t m, int64_t n, int64_t k, const float* a,
+                       int64_t lda, int64_t strideA, const float* b, int64_t ldb, int64_t strideB,
+                       float* c, int64_t ldc, int64_t strideC, int64_t batch, std::string* err) {
+  if (m <= 0 || n <= 0 || batch <= 0)
+    return true;
+  const float one = 1.f, zero = 0.f;
+  return ok(cublas().sgemmStridedBatched(h(handle_), transA ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                         transB ? CUBLAS_OP_T : CUBLAS_OP_N, int(m), int(n), int(k),
+                                         &one, a, int(lda), strideA, b, int(ldb), strideB, &zero, c,
+                                         int(ldc), strideC, int(batch)),
+            "cublasSgemmStridedBatched", err);
+}
+
+} // namespace kt::cuda

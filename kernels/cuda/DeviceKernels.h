@@ -1,0 +1,82 @@
+#pragma once
+// The CUDA backend's kernels over GPU-resident data. Plain C++ header: every pointer argument is a
+// device pointer, every launch goes to the default stream and returns at once (check launchOk()
+// or synchronize() from Memory.h). Activations are f32; weights f32 or bf16 (uint16 bits). Each
+// kernel has a CPU reference in kernels/cpu with the same name; test/unit/cuda compares them.
+#include <cstdint>
+
+namespace kt::cuda {
+
+// out[t] = table[ids[t]] as f32 (table f32 or bf16, [vocab, cols]).
+void embedding(const int32_t* ids, int64_t tokens, const void* table, bool tableBf16, int64_t cols,
+               float* out);
+
+// y = x / sqrt(mean(x^2) + eps) * w for `rows` rows of `dim` (row strides in floats; in place ok).
+void rmsNormRows(const float* x, int64_t xStride, int64_t rows, int64_t dim, const float* w,
+                 float eps, float* y, int64_t yStride);
+
+// Rotary embedding in place for `tokens` tokens of `heads` vectors: vector h of token t starts at
+// x + t*tokenStride + h*headStride + offset and its first `dim` channels are rotated by the angle
+// positions[t] * invFreq[i] (cos/sin scaled by attentionFactor), pairs (i, i+dim/2) or
+// interleaved (2i, 2i+1) — kernels/cpu/Rope.
+void rope(float* x, int64_t tokens, int heads, int64_t tokenStride, int64_t headStride,
+          int64_t offset, const int32_t* positions, const float* invFreq, int dim,
+          float attentionFactor, bool interleaved);
+
+void add(const float* a, const float* b, float* out, int64_t n);
+// out = silu(g) * u (out may alias g).
+void swiglu(const float* g, const float* u, float* out, int64_t n);
+// y[t, :] += bias for `rows` rows of `cols`.
+void addBias(float* y, const float* bias, int64_t rows, int64_t cols);
+void sigmoidInPlace(float* x, int64_t n);
+void toBf16(const float* x, uint16_t* y, int64_t n);
+// out[i, :] = x[rows[i], :] for i < n.
+void gatherRows(const float* x, int64_t cols, const int32_t* rows, int64_t n, float* out);
+// out[rows[i], :] += scale[i] * y[i, :] for i < n (rows distinct within one call); rows == nullptr
+// means row i, scale == nullptr means 1.
+void scatterAddRows(const float* y, int64_t cols, const int32_t* rows, const float* scale,
+                    int64_t n, float* out);
+
+// Causal softmax attention of `len` query tokens (positions pos0 .. pos0+len-1) over cached
+// positions 0 .. pos0+t, one generic kernel for GQA and absorbed MLA:
+//   score(t, h, p) = scale * (q1[t,h] . k1[p, kvh] + q2[t,h] . k2[p])   (kvh = h / (heads/kvHeads))
+//   out[t, h] = sum_p softmax(score)_p * v[p, kvh]
+// GQA: q1 = q, k1 = key cache, no q2/k2, v = value cache. MLA: q1 = absorbed query, k1 = v = the
+// latent cache (kvHeads 1), q2/k2 = the rope parts.
+struct AttentionArgs {
+  const float* q1 = nullptr;
+  int64_t q1Token = 0, q1Head = 0; // strides in floats
+  int d1 = 0;
+  const float* q2 = nullptr;
+  int64_t q2Token = 0, q2Head = 0;
+  int d2 = 0;
+  const float* k1 = nullptr;
+  int64_t k1Pos = 0, k1Head = 0;
+  const float* k2 = nullptr;
+  int64_t k2Pos = 0;
+  const float* v = nullptr;
+  int64_t vPos = 0, vHead = 0;
+  int dv = 0;
+  float* out = nullptr;
+  int64_t outToken = 0, outHead = 0;
+  int64_t len = 0, pos0 = 0;
+  int heads = 0, kvHeads = 1;
+  float scale = 1.f;
+};
+void attention(const AttentionArgs& a);
+
+// MoE routing of `tokens` rows of router logits [tokens, numExperts] (bias: correction bias or
+// nullptr) into topK (expert, weight) pairs per token — every variant of kernels/cpu/MoeRouting.
+struct RoutingArgs {
+  int numExperts = 0, topK = 0;
+  bool sigmoid = false; // scoring: softmax or sigmoid
+  int method = 0;       // 0 greedy, 1 group-limited greedy, 2 noaux_tc
+  int nGroup = 1, topkGroup = 1;
+  bool normTopkProb = false;
+  double routedScalingFactor = 1.0;
+};
+constexpr int kMaxRoutedExperts = 512;
+void moeRoute(const float* logits, const float* bias, int64_t tokens, const RoutingArgs& a,
+              int32_t* experts, float* weights);
+
+} // namespace kt::cuda

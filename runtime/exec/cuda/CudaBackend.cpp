@@ -1,0 +1,388 @@
+#include "runtime/exec/cuda/CudaBackend.h"
+
+#include "kernels/cpu/Rope.h"
+#include "kernels/cuda/CudaKernels.h"
+#include "kernels/cuda/DeviceKernels.h"
+#include "kernels/cuda/Memory.h"
+#include "runtime/exec/cpu/CpuOps.h"
+#include "runtime/plan/OpSignature.h"
+#include "runtime/support/Error.h"
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+
+namespace kt::cudaops {
+
+namespace {
+constexpr double kMiB = 1024.0 * 1024.0;
+
+bool isTrainEntry(const plan::EntryPoint& ep) {
+  return ep.name() && ep.name()->str() == "train_step";
+}
+
+// Routed-expert stacks that the plan keeps on the host: a GPU moe step runs them on the CPU.
+bool hostExpertSlot(const plan::Step& s, int slot, const plan::Plan& p, int32_t id) {
+  using namespace plan::slots;
+  if (s.op() != plan::OpKind::Moe || (slot != Gate && slot != Up && slot != Down))
+    return false;
+  return p.devices()->Get(p.weights()->Get(uint32_t(id))->device())->kind() !=
+         plan::DeviceKind::GPU;
+}
+
+uint16_t toBf16Bits(float f) { // round to nearest even (weights are finite)
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return uint16_t(u >> 16);
+}
+
+void need(bool ok, const std::string& what, const std::string& err) {
+  if (!ok)
+    throw Error(what + ": " + err);
+}
+} // namespace
+
+CudaBackend::CudaBackend(const LoadedPlan& plan, const WeightStore& weights)
+    : plan_(plan), weights_(weights) {
+  const plan::Plan& p = plan.root();
+  // The first GPU step names the device in every error below.
+  const plan::Step* first = nullptr;
+  const plan::Device* dev = nullptr;
+  for (const plan::EntryPoint* ep : *p.entry_points())
+    for (const plan::Step* s : *ep->steps())
+      if (!isTrainEntry(*ep) && p.devices()->Get(s->device())->kind() == plan::DeviceKind::GPU) {
+        const plan::Device* d = p.devices()->Get(s->device());
+        if (dev && d != dev)
+          throw Error(plan.origin() + ": plan places steps on " + dev->name()->str() + " and " +
+                      d->name()->str() + "; this kt-rt runs one GPU per plan");
+        first = first ? first : s;
+        dev = d;
+      }
+  const std::string needs = plan.origin() + ": plan needs a GPU (step '" + first->name()->str() +
+                            "' runs on " + dev->name()->str() + ")";
+  std::string why;
+  std::vector<cuda::GpuInfo> gpus = cuda::listGpus(&why);
+  if (gpus.empty())
+    throw Error(needs + ", but " + why);
+  if (dev->index() < 0 || dev->index() >= int(gpus.size()))
+    throw Error(needs + ", but this machine has " + std::to_string(gpus.size()) + " GPU(s)");
+  gpuName_ = dev->name()->str() + " (" + gpus[size_t(dev->index())].name + ")";
+  std::string err;
+  need(cuda::setDevice(dev->index(), &err), needs, err);
+  blas_ = cuda::Blas::create(&err);
+  need(blas_ != nullptr, needs, err);
+
+  // Which weights the GPU steps read, and which of them must stay f32 in a bf16 plan (MLA's kv_b,
+  // split per head by the f32 batched GEMMs).
+  std::vector<int> wanted(p.weights() ? p.weights()->size() : 0, -1); // -1 no, 0 any, 1 f32
+  for (const plan::EntryPoint* ep : *p.entry_points()) {
+    if (isTrainEntry(*ep))
+      continue;
+    for (const plan::Step* s : *ep->steps()) {
+      if (p.devices()->Get(s->device())->kind() != plan::DeviceKind::GPU || !s->weights())
+        continue;
+      for (uint32_t slot = 0; slot < s->weights()->size(); ++slot) {
+        int32_t id = s->weights()->Get(slot);
+        if (id < 0 || hostExpertSlot(*s, int(slot), p, id))
+          continue;
+        bool f32 = s->op() == plan::OpKind::MlaAttention && int(slot) == plan::slots::KvBProj;
+        wanted[size_t(id)] = std::max(wanted[size_t(id)], f32 ? 1 : 0);
+      }
+    }
+  }
+  gpuWeights_.resize(wanted.size());
+  uint64_t total = 0;
+  for (size_t id = 0; id < wanted.size(); ++id)
+    if (wanted[id] >= 0) {
+      const plan::Weight& w = weights.weight(int32_t(id));
+      uint64_t n = 1;
+      for (int64_t d : *w.shape())
+        n *= uint64_t(d);
+      total += n * 4;
+    }
+  auto t0 = std::chrono::steady_clock::now();
+  int lastTenth = 0, count = 0;
+  const bool showProgress = total >= (256ull << 20);
+  for (size_t id = 0; id < wanted.size(); ++id) {
+    if (wanted[id] < 0)
+      continue;
+    upload(int32_t(id), wanted[id] == 1);
+    ++count;
+    int tenth = total ? int(10.0 * double(weightBytes_) / double(total)) : 10;
+    if (showProgress && tenth > lastTenth) {
+      lastTenth = tenth;
+      std::fprintf(stderr, "[kt-rt] %s: uploading weights %3d%% (%.0f MiB)\n", gpuName_.c_str(),
+                   std::min(100, tenth * 10), double(weightBytes_) / kMiB);
+    }
+  }
+  std::fprintf(stderr, "[kt-rt] %s: %d weights (%.1f MiB) uploaded in %.2f s\n", gpuName_.c_str(),
+               count, double(weightBytes_) / kMiB,
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+}
+
+CudaBackend::~CudaBackend() {
+  for (GpuWeight& w : gpuWeights_)
+    cuda::release(w.data);
+  for (GpuBuffer& b : buffers_)
+    cuda::release(b.data);
+  for (auto& [id, b] : scratch_)
+    cuda::release(b.data);
+  for (auto& [key, a] : kv_) {
+    cuda::release(a.k.data);
+    cuda::release(a.v.data);
+  }
+  for (auto& [s, b] : invFreq_)
+    cuda::release(b.data);
+}
+
+void CudaBackend::upload(int32_t id, bool forceF32) {
+  const plan::Weight& w = weights_.weight(id);
+  const std::string what = plan_.origin() + ": weight '" + w.name()->str() + "' on " + gpuName_;
+  if (w.layout() == plan::Layout::Packed)
+    throw Error(what +
+                " is packed for the CPU kernels (--cpu-quant); GPU steps need plain weights");
+  const int rank = int(w.shape()->size());
+  const bool bf16 =
+      !forceF32 && rank >= 2 && plan_.root().model()->compute_dtype() == plan::DType::BF16;
+  GpuWeight g;
+  g.bf16 = bf16;
+  g.count = rank >= 3 ? w.shape()->Get(0) : 1;
+  cpu::MatrixView first = rank >= 3 ? weights_.slice(id, 0) : weights_.matrix(id);
+  g.rows = first.rows;
+  g.cols = first.cols;
+  const size_t sliceElems = size_t(g.rows * g.cols), elemBytes = bf16 ? 2 : 4;
+  std::string err;
+  g.data = cuda::allocate(sliceElems * size_t(g.count) * elemBytes, &err);
+  need(g.data != nullptr, what, err);
+  gpuWeights_[size_t(id)] = g; // owned from here (freed by the destructor on a later throw)
+  std::vector<float> row(size_t(g.cols));
+  std::vector<uint8_t> staging;
+  for (int64_t e = 0; e < g.count; ++e) {
+    cpu::MatrixView v = rank >= 3 ? weights_.slice(id, e) : weights_.matrix(id);
+    const void* src = v.data;
+    const bool sameType = v.dtype == (bf16 ? DType::BF16 : DType::F32);
+    if (!sameType) { // convert row by row into the GPU's dtype
+      staging.resize(sliceElems * elemBytes);
+      for (int64_t r = 0; r < v.rows; ++r) {
+        v.rowToF32(r, row.data());
+        if (bf16) {
+          auto* dst = reinterpret_cast<uint16_t*>(staging.data()) + r * g.cols;
+          for (int64_t i = 0; i < g.cols; ++i)
+            dst[i] = toBf16Bits(row[size_t(i)]);
+        } else {
+          std::memcpy(staging.data() + size_t(r * g.cols) * 4, row.data(), size_t(g.cols) * 4);
+        }
+      }
+      src = staging.data();
+    }
+    need(cuda::toDevice(static_cast<char*>(g.data) + size_t(e) * sliceElems * elemBytes, src,
+                        sliceElems * elemBytes, &err),
+         what, err);
+  }
+  weightBytes_ += sliceElems * size_t(g.count) * elemBytes;
+}
+
+void CudaBackend::registerOps(OpRegistry& r) {
+  using plan::DeviceKind;
+  using plan::OpKind;
+  r.add(OpKind::Embedding, DeviceKind::GPU, embedding);
+  r.add(OpKind::RmsNorm, DeviceKind::GPU, rmsNorm);
+  r.add(OpKind::Linear, DeviceKind::GPU, linear);
+  r.add(OpKind::Rope, DeviceKind::GPU, rope);
+  r.add(OpKind::Attention, DeviceKind::GPU, attention);
+  r.add(OpKind::MlaAttention, DeviceKind::GPU, mlaAttention);
+  r.add(OpKind::Moe, DeviceKind::GPU, moe);
+  r.add(OpKind::Mlp, DeviceKind::GPU, mlp);
+  r.add(OpKind::Swiglu, DeviceKind::GPU, swiglu);
+  r.add(OpKind::Add, DeviceKind::GPU, add);
+  r.add(OpKind::LmHead, DeviceKind::GPU, lmHead);
+  r.add(OpKind::Tap, DeviceKind::GPU, tap);
+}
+
+void CudaBackend::ensure(GpuBuffer& b, size_t bytes) {
+  if (b.bytes >= bytes)
+    return;
+  std::string err;
+  // Grow with headroom so that prefill then decode, or a growing batch, rarely reallocates.
+  size_t cap = std::max(bytes, b.bytes * 2);
+  cuda::release(b.data);
+  b.bytes = 0;
+  b.data = cuda::allocate(cap, &err);
+  need(b.data != nullptr, gpuName_ + ": activation memory", err);
+  b.bytes = cap;
+}
+
+void CudaBackend::beginRun(std::vector<Activation>& buffers) {
+  buffers_.resize(buffers.size());
+  where_.assign(buffers.size(), Where::Nowhere);
+  for (size_t i = 0; i < buffers.size(); ++i)
+    if (!buffers[i].i.empty() || !buffers[i].f.empty())
+      where_[i] = Where::Host;
+}
+
+void CudaBackend::toGpu(uint32_t index, std::vector<Activation>& buffers) {
+  if (where_[index] != Where::Host)
+    return;
+  const Activation& a = buffers[index];
+  const bool ints = !a.i.empty();
+  const size_t bytes = ints ? a.i.size() * 4 : a.f.size() * 4;
+  ensure(buffers_[index], bytes);
+  std::string err;
+  need(cuda::toDevice(buffers_[index].data,
+                      ints ? static_cast<const void*>(a.i.data()) : a.f.data(), bytes, &err),
+       gpuName_ + ": moving an activation to the GPU", err);
+  where_[index] = Where::Both;
+}
+
+void CudaBackend::toHost(uint32_t index, std::vector<Activation>& buffers) {
+  if (where_[index] != Where::Gpu)
+    return;
+  Activation& a = buffers[index];
+  a.f.resize(size_t(a.rows * a.cols));
+  std::string err;
+  need(cuda::toHost(a.f.data(), buffers_[index].data, a.f.size() * 4, &err),
+       gpuName_ + ": moving an activation to the host", err);
+  where_[index] = Where::Both;
+}
+
+void CudaBackend::beforeStep(const plan::Step& step, bool onBackend,
+                             std::vector<Activation>& buffers) {
+  for (uint32_t i : *step.inputs()) {
+    if (onBackend)
+      toGpu(i, buffers);
+    else
+      toHost(i, buffers);
+  }
+  for (uint32_t o : *step.outputs())
+    where_[o] = onBackend ? Where::Gpu : Where::Host;
+}
+
+const GpuWeight* CudaBackend::weight(const OpContext& c, int slot) const {
+  if (!c.step.weights() || slot >= int(c.step.weights()->size()))
+    return nullptr;
+  int32_t id = c.step.weights()->Get(uint32_t(slot));
+  if (id < 0 || !gpuWeights_[size_t(id)].data)
+    return nullptr;
+  return &gpuWeights_[size_t(id)];
+}
+
+const float* CudaBackend::in(OpContext& c, int i) {
+  return static_cast<const float*>(buffers_[c.step.inputs()->Get(uint32_t(i))].data);
+}
+
+const int32_t* CudaBackend::inIds(OpContext& c, int i) {
+  return static_cast<const int32_t*>(buffers_[c.step.inputs()->Get(uint32_t(i))].data);
+}
+
+float* CudaBackend::out(OpContext& c, int i, int64_t rows, int64_t cols) {
+  uint32_t index = c.step.outputs()->Get(uint32_t(i));
+  Activation& a = c.buffers[index];
+  a.rows = rows;
+  a.cols = cols;
+  a.f.clear(); // the value lives on the GPU until someone asks for it
+  a.i.clear();
+  ensure(buffers_[index], size_t(rows * cols) * 4);
+  return static_cast<float*>(buffers_[index].data);
+}
+
+void* CudaBackend::scratch(int id, size_t bytes) {
+  GpuBuffer& b = scratch_[id];
+  ensure(b, bytes);
+  return b.data;
+}
+
+std::pair<float*, float*> CudaBackend::kv(int slot, int layer, int64_t rowK, int64_t rowV,
+                                          int64_t tokens) {
+  KvArrays& a = kv_[{slot, layer}];
+  if (tokens > a.tokens) {
+    // Grow geometrically, keeping the cached positions (decode appends one token at a time).
+    int64_t cap = std::max<int64_t>({tokens, a.tokens * 2, 64});
+    std::string err;
+    GpuBuffer k, v;
+    k.bytes = size_t(cap * rowK) * 4;
+    v.bytes = size_t(cap * rowV) * 4;
+    k.data = cuda::allocate(k.bytes, &err);
+    v.data = k.data ? cuda::allocate(v.bytes, &err) : nullptr;
+    if (!v.data)
+      cuda::release(k.data);
+    need(v.data != nullptr, gpuName_ + ": KV cache of layer " + std::to_string(layer), err);
+    bool ok = cuda::deviceCopy(k.data, a.k.data, size_t(a.tokens * rowK) * 4, &err) &&
+              cuda::deviceCopy(v.data, a.v.data, size_t(a.tokens * rowV) * 4, &err);
+    need(ok, gpuName_ + ": growing the KV cache", err);
+    cuda::synchronize(&err);
+    cuda::release(a.k.data);
+    cuda::release(a.v.data);
+    a.k = k;
+    a.v = v;
+    a.tokens = cap;
+  }
+  return {static_cast<float*>(a.k.data), static_cast<float*>(a.v.data)};
+}
+
+const float* CudaBackend::invFreq(const plan::Step& step, const plan::Rope& rope) {
+  GpuBuffer& b = invFreq_[&step];
+  if (!b.data) {
+    std::vector<float> inv = cpu::ropeInvFreq(cpuops::ropeParams(rope));
+    ensure(b, inv.size() * 4);
+    std::string err;
+    need(cuda::toDevice(b.data, inv.data(), inv.size() * 4, &err), gpuName_ + ": rope", err);
+  }
+  return static_cast<const float*>(b.data);
+}
+
+void CudaBackend::check(const OpContext& c, bool ok, const std::string& err) const {
+  if (!ok)
+    throw Error(c.where() + " on " + gpuName_ + ": " + err);
+}
+
+void CudaBackend::checkLaunch(const OpContext& c) const {
+  std::string err;
+  check(c, cuda::launchOk(&err), err);
+}
+
+std::string CudaBackend::summary() const {
+  uint64_t act = 0, kvBytes = 0;
+  for (const GpuBuffer& b : buffers_)
+    act += b.bytes;
+  for (const auto& [id, b] : scratch_)
+    act += b.bytes;
+  for (const auto& [key, a] : kv_)
+    kvBytes += a.k.bytes + a.v.bytes;
+  size_t freeB = 0, totalB = 0;
+  std::string err;
+  cuda::memoryInfo(&freeB, &totalB, &err);
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "%s: weights %.1f MiB, activations %.1f MiB, KV cache %.1f MiB; device memory in "
+                "use %.1f of %.1f GiB",
+                gpuName_.c_str(), double(weightBytes_) / kMiB, double(act) / kMiB,
+                double(kvBytes) / kMiB, double(totalB - freeB) / (kMiB * 1024),
+                double(totalB) / (kMiB * 1024));
+  return line;
+}
+
+std::unique_ptr<DeviceBackend> makeCudaBackendIfNeeded(const LoadedPlan& plan,
+                                                       const WeightStore& weights, ThreadPool&) {
+  const plan::Plan& p = plan.root();
+  for (const plan::EntryPoint* ep : *p.entry_points())
+    for (const plan::Step* s : *ep->steps())
+      if (!isTrainEntry(*ep) && p.devices()->Get(s->device())->kind() == plan::DeviceKind::GPU)
+        return std::make_unique<CudaBackend>(plan, weights);
+  return nullptr;
+}
+
+CudaBackend& backendOf(OpContext& c) {
+  return *static_cast<CudaBackend*>(c.backend);
+}
+
+void linearInto(OpContext& c, const float* x, int64_t tokens, const GpuWeight& w, int64_t e,
+                float* y, const GpuWeight* bias) {
+  CudaBackend& b = backendOf(c);
+  std::string err;
+  b.check(c, b.blas().linear(x, tokens, w.slice(e), w.bf16, w.rows, w.cols, y, &err), err);
+  if (bias)
+    cuda::addBias(y, bias->f32(), tokens, w.rows);
+}
+
+} // namespace kt::cudaops

@@ -1,0 +1,119 @@
+#pragma once
+// The CUDA backend of the executor: owns GPU 0's copy of the weights that GPU steps use (uploaded
+// once at load), the activation buffers and the KV cache of GPU attention layers in GPU memory,
+// and moves a buffer between host and GPU when a step's input was produced on the other side
+// (hybrid plans: routed experts on the CPU, everything else on the GPU).
+#include "kernels/cuda/Blas.h"
+#include "runtime/exec/OpContext.h"
+#include "runtime/plan/PlanReader.h"
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kt::cudaops {
+
+// A weight in GPU memory: f32, or bf16 for the matrices of a bf16 plan. Stacked (expert) weights
+// are `count` slices of [rows, cols].
+struct GpuWeight {
+  void* data = nullptr;
+  bool bf16 = false;
+  int64_t count = 1, rows = 0, cols = 0;
+  const void* slice(int64_t e) const {
+    return static_cast<const char*>(data) + size_t(e * rows * cols) * (bf16 ? 2 : 4);
+  }
+  const float* f32() const { return static_cast<const float*>(data); }
+};
+
+// A growable GPU allocation.
+struct GpuBuffer {
+  void* data = nullptr;
+  size_t bytes = 0;
+};
+
+class CudaBackend : public DeviceBackend {
+public:
+  // Throws kt::Error "plan needs a GPU ..." when no GPU is usable, or naming the weight that
+  // cannot be placed on it.
+  CudaBackend(const LoadedPlan& plan, const WeightStore& weights);
+  ~CudaBackend() override;
+
+  bool runs(plan::DeviceKind kind) const override { return kind == plan::DeviceKind::GPU; }
+  void registerOps(OpRegistry& registry) override;
+  void beginRun(std::vector<Activation>& buffers) override;
+  void beforeStep(const plan::Step& step, bool onBackend,
+                  std::vector<Activation>& buffers) override;
+  void toHost(uint32_t index, std::vector<Activation>& buffers) override;
+  std::string summary() const override;
+
+  // ---- for the GPU ops (runtime/exec/cuda/*Ops.cpp) ----
+  cuda::Blas& blas() { return *blas_; }
+  // The uploaded weight in `slot` of the running step; nullptr when the slot is empty or the
+  // weight stays on the host (routed experts placed on the CPU).
+  const GpuWeight* weight(const OpContext& c, int slot) const;
+  // Device pointers of the step's buffers. out() sizes the output to [rows, cols].
+  const float* in(OpContext& c, int i);
+  const int32_t* inIds(OpContext& c, int i);
+  float* out(OpContext& c, int i, int64_t rows, int64_t cols);
+  // Scratch space `id` of at least `bytes` (reused by every step; ops use distinct ids).
+  void* scratch(int id, size_t bytes);
+  float* scratchF(int id, int64_t floats) {
+    return static_cast<float*>(scratch(id, size_t(floats) * 4));
+  }
+  // The KV arrays of (slot, layer) with room for `tokens` positions of rowK/rowV floats.
+  std::pair<float*, float*> kv(int slot, int layer, int64_t rowK, int64_t rowV, int64_t tokens);
+  // The step's rope inverse frequencies on the GPU (computed once per step).
+  const float* invFreq(const plan::Step& step, const plan::Rope& rope);
+  // Throws kt::Error naming the step when the last launch or copy failed.
+  void check(const OpContext& c, bool ok, const std::string& err) const;
+  void checkLaunch(const OpContext& c) const;
+
+private:
+  enum class Where : uint8_t { Nowhere, Host, Gpu, Both };
+  void upload(int32_t id, bool forceF32);
+  void ensure(GpuBuffer& b, size_t bytes);
+  void toGpu(uint32_t index, std::vector<Activation>& buffers);
+
+  const LoadedPlan& plan_;
+  const WeightStore& weights_;
+  std::string gpuName_;
+  std::unique_ptr<cuda::Blas> blas_;
+  std::vector<GpuWeight> gpuWeights_; // by plan weight index (data null: not uploaded)
+  uint64_t weightBytes_ = 0;
+  std::vector<GpuBuffer> buffers_;
+  std::vector<Where> where_;
+  std::map<int, GpuBuffer> scratch_;
+  struct KvArrays {
+    GpuBuffer k, v;
+    int64_t tokens = 0;
+  };
+  std::map<std::pair<int, int>, KvArrays> kv_;
+  std::map<const plan::Step*, GpuBuffer> invFreq_;
+};
+
+// A CudaBackend when some step of the plan runs on a GPU, else null.
+std::unique_ptr<DeviceBackend> makeCudaBackendIfNeeded(const LoadedPlan& plan,
+                                                       const WeightStore& weights, ThreadPool&);
+
+// The GPU ops (one function per op kind), registered by CudaBackend::registerOps.
+void embedding(OpContext& c);
+void rmsNorm(OpContext& c);
+void linear(OpContext& c);
+void rope(OpContext& c);
+void swiglu(OpContext& c);
+void add(OpContext& c);
+void mlp(OpContext& c);
+void lmHead(OpContext& c);
+void tap(OpContext& c);
+void attention(OpContext& c);
+void mlaAttention(OpContext& c);
+void moe(OpContext& c);
+
+// Helpers shared by the op files.
+CudaBackend& backendOf(OpContext& c);
+// y[T, w.rows] = x[T, w.cols] . W^T for slice `e` of w (plus the f32 bias when given).
+void linearInto(OpContext& c, const float* x, int64_t tokens, const GpuWeight& w, int64_t e,
+                float* y, const GpuWeight* bias = nullptr);
+
+} // namespace kt::cudaops

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Run on the device machine (the `device` tool, carry [".cudaparity", ".devdeps"]; prepare both
+# here first with scripts/device-cuda-plans.sh): builds the runtime with the CUDA backend
+# (scripts/device, no compiler), runs the CUDA kernel tests and the whole-plan parity tests
+# (GPU-only, hybrid and bf16 plans of every fixture model) and writes the logs under $OUT.
+set -uo pipefail
+OUT=${OUT:-/tmp/kt-cuda-out}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+mkdir -p "$OUT" /tmp/deps
+for f in .devdeps/*.deb; do dpkg -x "$f" /tmp/deps; done
+# The plans name their weights under /work/main/.cudaparity (where they were compiled).
+if [ "$(realpath "$ROOT")" != /work/main ]; then
+  mkdir -p /work/main && ln -sfn "$ROOT/.cudaparity" /work/main/.cudaparity
+fi
+[ -e /lib/x86_64-linux-gnu/libudev.so.1 ] || [ -e /usr/lib/x86_64-linux-gnu/libudev.so.1 ] ||
+  export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu
+{ date -u; nvidia-smi; nvcc --version; lscpu | head -20; } > "$OUT/machine.txt" 2>&1
+cmake -S scripts/device -B /tmp/ktc -G Ninja -DCMAKE_BUILD_TYPE=Release -DDEPS=/tmp/deps \
+  -DKT_GEN="$ROOT/.cudaparity/gen" > "$OUT/build.txt" 2>&1 &&
+  ninja -C /tmp/ktc -j "$(nproc)" kt_cuda_test kt_cuda_plan_test >> "$OUT/build.txt" 2>&1 ||
+  { tail -60 "$OUT/build.txt"; exit 1; }
+echo "== kernels (kt_cuda_test)"
+/tmp/ktc/kt_cuda_test > "$OUT/cuda_test.txt" 2>&1
+grep -E "^\[  (PASSED|FAILED|SKIPPED) |Failure|Expected|Which is|actual" "$OUT/cuda_test.txt" | head -40
+echo "== plans (kt_cuda_plan_test)"
+KT_CUDA_PLANS="$ROOT/.cudaparity/plans" KT_CUDA_FIXTURES="$ROOT/.cudaparity" \
+  /tmp/ktc/kt_cuda_plan_test > "$OUT/parity.txt" 2>&1
+grep -E "^\[  (PASSED|FAILED) |^\[  FAILED|Failure" "$OUT/parity.txt" | head -60
+grep -E "^\[parity\]" "$OUT/parity.txt" | grep -E "max\|diff\||agreement|ids equal|KL" |
+  awk '{print}' > "$OUT/parity_summary.txt"
+grep -E "^\[gpu-mem\]" "$OUT/parity.txt" | sort -u | head -20
+# Out-of-bounds / uninitialised-memory check of every kernel and of one plan per architecture.
+if [ -z "${SKIP_MEMCHECK:-}" ] && command -v compute-sanitizer > /dev/null; then
+  echo "== compute-sanitizer memcheck"
+  timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 /tmp/ktc/kt_cuda_test \
+    > "$OUT/memcheck.txt" 2>&1; echo "kernels: rc=$?"
+  KT_CUDA_PLANS="$ROOT/.cudaparity/plans" KT_CUDA_FIXTURES="$ROOT/.cudaparity" \
+    timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 /tmp/ktc/kt_cuda_plan_test \
+    --gtest_filter='*llama_hybrid:*qwen3_moe_gpu:*deepseek_v3_hybrid:*mixtral_bf16' \
+    >> "$OUT/memcheck.txt" 2>&1; echo "plans: rc=$?"
+  grep -E "ERROR SUMMARY|Invalid" "$OUT/memcheck.txt" | sort | uniq -c | head
+fi
+echo "== done"

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Prepares, on the development machine, what scripts/device-cuda-parity.sh needs on the device
+# machine (which has no compiler build, no flatc and no Debian packages):
+#   .cudaparity/hf/MODEL/      each fixture's config, weights and HF reference (copied)
+#   .cudaparity/plans/         MODEL.{gpu,hybrid,bf16}.ktplan compiled against those copies
+#   .cudaparity/gen/           plan_generated.h (flatc) for the device's runtime build
+#   .devdeps/*.deb             gtest, flatbuffers, nlohmann-json, hwloc, pcre2, udev (apt-get download)
+# The plans record absolute weight paths under $ROOT/.cudaparity; the device script links that
+# path to its own checkout. Both folders are git-ignored: pass carry [".cudaparity", ".devdeps"].
+# Usage: scripts/device-cuda-plans.sh [KT_COMPILE] [--bench]
+#        (KT_COMPILE default build-c/tools/kt-compile/kt-compile; kt-synth beside it in the build)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+KTC=$ROOT/build-c/tools/kt-compile/kt-compile
+if [ $# -ge 1 ] && [ "$1" != --bench ]; then KTC=$1; fi
+FIX=${KT_FIXTURES:-/work/shared/fixtures}
+D=$ROOT/.cudaparity
+HW=$ROOT/examples/hw/xeon-2s-rtx4090.json
+rm -rf "$D"
+mkdir -p "$D/hf" "$D/plans" "$D/gen/runtime/schema"
+for m in llama mixtral qwen3_moe deepseek_v2 deepseek_v2_yarn deepseek_v3; do
+  mkdir -p "$D/hf/$m"
+  cp "$FIX/hf/$m/"*.json "$FIX/hf/$m/model.safetensors" "$FIX/hf/$m/reference.safetensors" "$D/hf/$m/"
+  # hybrid: everything on the GPU except the routed experts (llama has none: its MLPs instead).
+  cpu='\.experts=cpu:numa0'
+  [ "$m" = llama ] && cpu='\.mlp\.=cpu:numa0'
+  "$KTC" "$D/hf/$m" -o "$D/plans/$m.gpu.ktplan" --device gpu:0
+  "$KTC" "$D/hf/$m" -o "$D/plans/$m.bf16.ktplan" --device gpu:0 --dtype bf16
+  "$KTC" "$D/hf/$m" -o "$D/plans/$m.hybrid.ktplan" --hw "$HW" \
+    --placement-override '.=gpu:0' --placement-override "$cpu"
+done
+# --bench: plans of the kt-synth DeepSeek-V2-Lite checkpoint (31 GB, written to /tmp/kt-bench and
+# removed again; the device regenerates the same bytes there) for scripts/device-cuda-bench.sh.
+if [ "${2:-${1:-}}" = --bench ]; then
+  M=/tmp/kt-bench/dsv2lite
+  SYNTH=$(dirname "$KTC")/../kt-synth/kt-synth
+  mkdir -p "$D/bench"
+  "$SYNTH" "$ROOT/examples/configs/deepseek-v2-lite.json" "$M" --dtype bf16 -q
+  # Only the GPU-only plan computes in bf16: --dtype bf16 on CPU-placed weights packs a sidecar as
+  # large as the checkpoint (PLAN.weights), which the device can neither receive nor rebuild. The
+  # CPU-only and hybrid plans compute in f32 over the unpacked bf16 checkpoint.
+  "$KTC" "$M" -o "$D/bench/dsv2lite.gpu.ktplan" --device gpu:0 --dtype bf16
+  "$KTC" "$M" -o "$D/bench/dsv2lite.cpu.ktplan"
+  "$KTC" "$M" -o "$D/bench/dsv2lite.hybrid.ktplan" --hw "$HW" \
+    --placement-override '.=gpu:0' --placement-override '\.experts=cpu:numa0'
+  if compgen -G "$D/bench/*.weights" > /dev/null; then
+    echo "unexpected packed sidecar in $D/bench" >&2
+    exit 1
+  fi
+  rm -rf "$M"
+fi
+flatc --cpp --gen-object-api --gen-compare --scoped-enums -o "$D/gen/runtime/schema" \
+  "$ROOT/runtime/schema/plan.fbs"
+mkdir -p "$ROOT/.devdeps"
+(cd "$ROOT/.devdeps" && apt-get download libgtest-dev libflatbuffers-dev nlohmann-json3-dev \
+  libhwloc-dev libpcre2-dev libudev1 2>/dev/null)
+du -sh "$D" "$ROOT/.devdeps"
