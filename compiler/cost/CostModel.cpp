@@ -44,6 +44,25 @@ double CostModel::peakFlops(const Device& d, WeightFormat f) const {
   return d.isCpu() ? profile_.cpu.bestGemmGflops(f) * 1e9 : accel(d).gemmTflops.get(f) * 1e12;
 }
 
+double CostModel::attentionFlops(const Device& d, UnitKind k, WeightFormat f) const {
+  if (!d.isCpu())
+    return peakFlops(d, f);
+  const CpuProfile& c = profile_.cpu;
+  double measured = k == UnitKind::MlaAttention ? c.mlaAttentionGflops : c.gqaAttentionGflops;
+  return measured > 0 ? measured * 1e9 : c.bestGemmGflops(WeightFormat::F32) * 1e9;
+}
+
+double CostModel::flopsSeconds(const Device& d, double packed, double unpacked,
+                               WeightFormat f) const {
+  double t = packed > 0 ? packed / peakFlops(d, f) : 0;
+  if (unpacked > 0) {
+    const FormatTable& plain = profile_.cpu.plainGflops;
+    bool measured = d.isCpu() && !plain.values.empty();
+    t += unpacked / (measured ? plain.get(f) * 1e9 : peakFlops(d, f));
+  }
+  return t;
+}
+
 double CostModel::opOverhead(const Device& d) const {
   return (d.isCpu() ? profile_.cpu.opOverheadUs : accel(d).launchOverheadUs) * 1e-6;
 }
@@ -92,19 +111,29 @@ double CostModel::transferTime(const Device& from, const Device& to, double byte
 }
 
 double CostModel::unitTime(const Unit& u, const Device& d, const Shape& s) const {
-  double flops = s.tokens * u.flopsPerToken;
-  double bytes =
-      u.readsWholeWeights ? u.weightBytes : std::min(u.weightBytes, s.tokens * u.bytesPerToken);
+  // lm_head computes logits only for the rows that are sampled: the last position of each
+  // sequence (the runtime's outputRows), not every prompt token.
+  double rows = u.kind == UnitKind::LmHead ? std::min(s.tokens, s.batch) : s.tokens;
+  double flops = rows * u.flopsPerToken;
+  const bool cpu = d.isCpu();
+  double bytes = u.readsWholeWeights
+                     ? u.weightBytesOn(cpu)
+                     : std::min(u.weightBytesOn(cpu), s.tokens * u.bytesPerTokenOn(cpu));
+  double attnSeconds = 0;
   if (u.kvBytesPerToken > 0 || u.attnFlopsPerPair > 0) {
     // Each sequence adds n = tokens/batch positions after `context` cached ones; causal
     // attention pairs a new token with every earlier position. The whole visible cache is read
-    // once per step.
+    // once per step. The pair work runs on the attention kernels, not the weight GEMMs.
     double n = s.tokens / std::max(1.0, s.batch);
     double pairs = s.batch * (n * s.context + n * (n + 1) / 2);
-    flops += pairs * u.attnFlopsPerPair;
+    attnSeconds = pairs * u.attnFlopsPerPair / attentionFlops(d, u.kind, u.formatOn(cpu));
     bytes += s.batch * (s.context + n) * u.kvBytesPerToken;
   }
-  return computeTime(d, flops, bytes, u.format, u.numOps);
+  const CpuStorage* form = u.cpuForm(cpu);
+  double unpacked = form ? std::min(flops, rows * form->unpackedFlopsPerToken) : 0;
+  double compute = flopsSeconds(d, flops - unpacked, unpacked, u.formatOn(cpu)) + attnSeconds;
+  double memory = bytes > 0 ? bytes / (bandwidth(d) * gemvEfficiency(d, u.formatOn(cpu))) : 0;
+  return std::max(compute, memory) + u.numOps * opOverhead(d);
 }
 
 double CostModel::expectedTouched(const Unit& u, const std::vector<int>& experts, double tokens) {
@@ -127,7 +156,13 @@ double CostModel::expertsTime(const Unit& u, const std::vector<int>& experts, co
   if (touched <= 0)
     return 0;
   double flops = expectedTokens(u, experts, s.tokens) * u.expertFlopsPerToken;
-  return computeTime(d, flops, touched * u.expertBytes, u.expertFormat, /*ops=*/1);
+  const bool cpu = d.isCpu();
+  const CpuStorage* form = u.cpuForm(cpu);
+  bool plain = form && form->expertsUnpacked;
+  double compute = flopsSeconds(d, plain ? 0 : flops, plain ? flops : 0, u.expertFormatOn(cpu));
+  double memory =
+      touched * u.expertBytesOn(cpu) / (bandwidth(d) * gemvEfficiency(d, u.expertFormatOn(cpu)));
+  return std::max(compute, memory) + opOverhead(d);
 }
 
 double CostModel::streamedExpertsTime(const Unit& u, const std::vector<int>& experts,
@@ -136,12 +171,13 @@ double CostModel::streamedExpertsTime(const Unit& u, const std::vector<int>& exp
   if (touched <= 0)
     return 0;
   const HostLink& l = accel(gpu).link;
-  double bytes = touched * u.expertBytes;
+  // The experts are CPU-held: what crosses the link (and what the GPU computes) is their CPU form.
+  double bytes = touched * u.expertBytesOn(/*cpu=*/true);
   double copy = bytes / (l.h2dGBs * 1e9);
   // Experts are copied one after another into a double buffer while the previous one computes,
   // so copy and compute overlap; the first copy's latency does not.
   double compute = computeTime(gpu, expectedTokens(u, experts, s.tokens) * u.expertFlopsPerToken,
-                               bytes, u.expertFormat, /*ops=*/1);
+                               bytes, u.expertFormatOn(/*cpu=*/true), /*ops=*/1);
   return l.latencyUs * 1e-6 + std::max(copy, compute);
 }
 

@@ -43,6 +43,13 @@ public:
   double gemvEfficiency(const Device& d, WeightFormat f) const;
   double peakFlops(const Device& d, WeightFormat f) const;
   double opOverhead(const Device& d) const;
+  // FLOP/s of attention's score and value work (per (token, position) pair FLOPs) for a unit of
+  // kind `k` whose weights are in `f`: the CPU's measured attention kernels when the profile has
+  // them (else its f32 GEMM rate); accelerators run it at their GEMM rate for `f`.
+  double attentionFlops(const Device& d, UnitKind k, WeightFormat f) const;
+  // Seconds of `packed` FLOPs on the packed kernels of format `f` plus `unpacked` FLOPs on plain
+  // loops over checkpoint-dtype rows (the CPU's plain_gflops; elsewhere the same peak).
+  double flopsSeconds(const Device& d, double packed, double unpacked, WeightFormat f) const;
   double memoryBytes(const Device& d) const;   // physical memory
   double reservedBytes(const Device& d) const; // kept back from the budget
   // Whether `d` can run ops of this kind (CPUs and GPUs run everything; NPUs what they list).

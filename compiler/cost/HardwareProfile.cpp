@@ -170,7 +170,7 @@ CpuProfile cpu(const json& v, const std::string& path) {
   object(v, path);
   onlyKnownKeys(v, path,
                 {"model", "isa", "numa_nodes", "caches", "gemv_efficiency", "gemm_gflops",
-                 "reserved_bytes", "op_overhead_us"});
+                 "attention_gflops", "plain_gflops", "reserved_bytes", "op_overhead_us"});
   CpuProfile c;
   if (const json* m = find(v, "model"))
     c.model = string(*m, sub(path, "model"));
@@ -221,6 +221,17 @@ CpuProfile cpu(const json& v, const std::string& path) {
   if (!hasF32)
     fail(gp, "needs an f32 entry for at least one ISA (every format can fall back to f32)");
 
+  if (const json* pg = find(v, "plain_gflops"))
+    c.plainGflops = formatTable(*pg, sub(path, "plain_gflops"));
+  if (const json* a = find(v, "attention_gflops")) {
+    std::string p = sub(path, "attention_gflops");
+    object(*a, p);
+    onlyKnownKeys(*a, p, {"gqa", "mla"});
+    if (const json* x = find(*a, "gqa"))
+      c.gqaAttentionGflops = number(*x, sub(p, "gqa"), /*allowZero=*/false);
+    if (const json* x = find(*a, "mla"))
+      c.mlaAttentionGflops = number(*x, sub(p, "mla"), /*allowZero=*/false);
+  }
   if (const json* r = find(v, "reserved_bytes"))
     c.reservedBytes = bytes(*r, sub(path, "reserved_bytes"));
   c.opOverheadUs = optNumber(v, path, "op_overhead_us", 0);

@@ -44,8 +44,14 @@ struct CpuProfile {
   FormatTable gemvEfficiency; // fraction of bandwidthGBs a 1-token GEMV reaches
   // ISA -> GFLOP/s of one NUMA node (all its cores) for a large GEMM of that weight format.
   std::map<std::string, FormatTable> gemmGflops;
+  // GFLOP/s of one node multiplying unpacked (checkpoint-dtype) matrices: the runtime's plain
+  // loops. Empty when not given: the packed kernels' rate is used.
+  FormatTable plainGflops;
   double reservedBytes = 0; // kept for the OS and runtime, summed over nodes
   double opOverheadUs = 0;  // fork/join of the worker pool, per kt op
+  // GFLOP/s of one node's f32 attention kernels (scores + weighted sums of the KV cache, not
+  // GEMMs); 0 = not given: the best f32 GEMM rate is used.
+  double gqaAttentionGflops = 0, mlaAttentionGflops = 0;
 
   // The best GFLOP/s of any ISA this CPU has for `f`.
   double bestGemmGflops(WeightFormat f) const;

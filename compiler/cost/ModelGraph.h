@@ -15,6 +15,22 @@ namespace kt::cost {
 
 enum class UnitKind { Embedding, Attention, MlaAttention, DenseMlp, Moe, LmHead, Linear, Other };
 
+// How a unit's weights are stored on a CPU node when that differs from how they are stored
+// elsewhere: kt-quantize-weights (--cpu-quant, or --dtype bf16) runs after partitioning and packs
+// only the CPU-held matrices, so an expert is e.g. bf16 on the GPU but int4 on the CPU. The fields
+// mean what the Unit fields of the same name mean.
+struct CpuStorage {
+  double weightBytes = 0, residentBytes = -1, sharedBytes = 0, bytesPerToken = 0;
+  double expertBytes = 0;
+  WeightFormat format = WeightFormat::F32, expertFormat = WeightFormat::F32;
+  // FLOPs per token on matrices the CPU keeps unpacked (no --cpu-quant, or ops whose kernels read
+  // plain rows, like MLA's kv_b_proj): the runtime multiplies those in plain loops, timed at the
+  // profile's plain_gflops instead of the packed kernels' gemm_gflops. For MoE units this is the
+  // router, plus the shared experts when sharedUnpacked.
+  double unpackedFlopsPerToken = 0;
+  bool sharedUnpacked = false, expertsUnpacked = false;
+};
+
 // One placeable unit (one big kt op and the small ops folded into it).
 struct Unit {
   UnitKind kind = UnitKind::Other;
@@ -57,6 +73,33 @@ struct Unit {
   std::string pinned;                    // device spec the unit must use ("" = free)
   std::vector<std::string> expertPinned; // per expert, "" = free
   int tiedTo = -1;                       // shares weights with (and so the device of) that unit
+
+  // The CPU form of the weights when --cpu-quant repacks them (absent: the fields above hold on
+  // every device). The accessors give the form of a CPU node (`cpu`) or of an accelerator.
+  bool hasCpuStorage = false;
+  CpuStorage cpuStorage;
+  const CpuStorage* cpuForm(bool cpu) const { return cpu && hasCpuStorage ? &cpuStorage : nullptr; }
+  double weightBytesOn(bool cpu) const {
+    return cpuForm(cpu) ? cpuStorage.weightBytes : weightBytes;
+  }
+  double memoryBytesOn(bool cpu) const {
+    if (!cpuForm(cpu))
+      return memoryBytes();
+    return cpuStorage.residentBytes >= 0 ? cpuStorage.residentBytes : cpuStorage.weightBytes;
+  }
+  double sharedBytesOn(bool cpu) const {
+    return cpuForm(cpu) ? cpuStorage.sharedBytes : sharedBytes;
+  }
+  double bytesPerTokenOn(bool cpu) const {
+    return cpuForm(cpu) ? cpuStorage.bytesPerToken : bytesPerToken;
+  }
+  double expertBytesOn(bool cpu) const {
+    return cpuForm(cpu) ? cpuStorage.expertBytes : expertBytes;
+  }
+  WeightFormat formatOn(bool cpu) const { return cpuForm(cpu) ? cpuStorage.format : format; }
+  WeightFormat expertFormatOn(bool cpu) const {
+    return cpuForm(cpu) ? cpuStorage.expertFormat : expertFormat;
+  }
 };
 
 struct ModelGraph {

@@ -48,7 +48,8 @@ const char* const kGpuPool = "gpu:*";
 struct Item {
   int unit = 0;
   int expert = kNoExpert;
-  double bytes = 0;
+  double bytes = 0;                      // on an accelerator
+  double cpuBytes = 0;                   // on a CPU node (--cpu-quant may pack it smaller)
   std::map<std::string, double> benefit; // accelerator spec -> decode seconds saved
   double density = 0;                    // best benefit / bytes
   bool forced = false;                   // --experts-on-gpu N: goes on if it fits, gain or not
@@ -149,8 +150,10 @@ private:
     double maxExpert = 0, total = 0, accelBudget = 0;
     for (size_t i = 0; i < n; ++i) {
       const Unit& u = g_.units[i];
-      maxExpert = std::max(maxExpert, u.expertBytes);
-      total += u.memoryBytes() + kv_[i] + u.expertBytes * u.numExperts;
+      // The staging buffer holds CPU-held experts (their CPU form); the total is what the
+      // accelerators would have to hold.
+      maxExpert = std::max(maxExpert, u.expertBytesOn(/*cpu=*/true));
+      total += u.memoryBytesOn(false) + kv_[i] + u.expertBytesOn(false) * u.numExperts;
     }
     for (const Device& d : accels_)
       accelBudget += budget_[d.spec];
@@ -257,25 +260,27 @@ private:
     return layer + groupName(u);
   }
 
-  // Bytes a leader unit brings to its device: its own, its KV cache and its tied units'.
-  double groupBytes(size_t i) const {
-    double b = g_.units[i].memoryBytes() + kv_[i];
+  // Bytes a leader unit brings to a CPU node (`cpu`) or an accelerator: its own, its KV cache and
+  // its tied units'.
+  double groupBytes(size_t i, bool cpu) const {
+    double b = g_.units[i].memoryBytesOn(cpu) + kv_[i];
     for (size_t j = 0; j < g_.units.size(); ++j)
       if (j != i && leader(int(j)) == int(i))
-        b += g_.units[j].memoryBytes() + kv_[j];
+        b += g_.units[j].memoryBytesOn(cpu) + kv_[j];
     return b;
   }
+  bool isCpuSpec(const std::string& spec) const { return spec != kGpuPool && dev(spec).isCpu(); }
 
   bool placePins() {
     for (size_t i = 0; i < g_.units.size(); ++i) {
       if (leader(int(i)) == int(i) && !unitPin_[i].empty()) {
         unitDev_[i] = unitPin_[i];
-        used_[unitPin_[i]] += groupBytes(i);
+        used_[unitPin_[i]] += groupBytes(i, isCpuSpec(unitPin_[i]));
       }
       for (size_t e = 0; e < expertPin_[i].size(); ++e) {
         if (!expertPin_[i][e].empty()) {
           expertDev_[i][e] = expertPin_[i][e];
-          used_[expertPin_[i][e]] += g_.units[i].expertBytes;
+          used_[expertPin_[i][e]] += g_.units[i].expertBytesOn(isCpuSpec(expertPin_[i][e]));
         }
       }
     }
@@ -310,8 +315,15 @@ private:
   double expertTime(const Unit& u, int e, const Device& d, const Shape& s) const {
     double p = u.expertProb[size_t(e)];
     double touched = 1.0 - std::pow(1.0 - p, s.tokens);
-    return cost_.computeTime(d, s.tokens * p * u.expertFlopsPerToken, touched * u.expertBytes,
-                             u.expertFormat, 0);
+    // expertsTime of one expert, without the per-op overhead (paid per device and layer).
+    double flops = s.tokens * p * u.expertFlopsPerToken;
+    const CpuStorage* form = u.cpuForm(d.isCpu());
+    bool plain = form && form->expertsUnpacked;
+    double compute =
+        cost_.flopsSeconds(d, plain ? 0 : flops, plain ? flops : 0, u.expertFormatOn(d.isCpu()));
+    double memory = touched * u.expertBytesOn(d.isCpu()) /
+                    (cost_.bandwidth(d) * cost_.gemvEfficiency(d, u.expertFormatOn(d.isCpu())));
+    return std::max(compute, memory);
   }
 
   // GPUs count as one target (the pool, with the best GPU's gain); NPUs each on their own.
@@ -346,7 +358,8 @@ private:
       if (leader(int(i)) == int(i) && unitPin_[i].empty()) {
         Item it;
         it.unit = int(i);
-        it.bytes = groupBytes(i);
+        it.bytes = groupBytes(i, false);
+        it.cpuBytes = groupBytes(i, true);
         double onCpu = groupTime(i, host, s);
         for (const Device& a : accels_)
           if (groupSupported(i, a))
@@ -375,7 +388,8 @@ private:
         Item it;
         it.unit = int(i);
         it.expert = e;
-        it.bytes = u.expertBytes;
+        it.bytes = u.expertBytesOn(false);
+        it.cpuBytes = u.expertBytesOn(true);
         it.forced = o_.expertsOnGpu > 0;
         double onCpu = expertTime(u, e, host, s);
         for (const Device& a : accels_)
@@ -466,13 +480,13 @@ private:
     std::vector<size_t> homeless;
     for (size_t i = 0; i < g_.units.size(); ++i) {
       if (unitDev_[i] == kGpuPool) {
-        unitDev_[i] = place(groupBytes(i));
+        unitDev_[i] = place(groupBytes(i, false));
         if (unitDev_[i].empty())
           homeless.push_back(i);
       }
       for (std::string& d : expertDev_[i])
         if (d == kGpuPool)
-          d = place(g_.units[i].expertBytes);
+          d = place(g_.units[i].expertBytesOn(false));
     }
     poolUsed_ = 0;
     // A big unit (lm_head) that found no GPU in the leftovers: make room next to its predecessor
@@ -488,16 +502,16 @@ private:
         return g_.units[a.first].expertProb[size_t(a.second)] <
                g_.units[b.first].expertProb[size_t(b.second)];
       });
-      double need = groupBytes(i);
+      double need = groupBytes(i, false);
       double freed = budget_[spec] - used_[spec];
       size_t n = 0;
       while (freed + 0.5 < need && n < experts.size())
-        freed += g_.units[experts[n++].first].expertBytes;
+        freed += g_.units[experts[n++].first].expertBytesOn(false);
       if (freed + 0.5 < need)
         continue; // stays on the CPU
       for (size_t k = 0; k < n; ++k) {
         expertDev_[experts[k].first][size_t(experts[k].second)].clear();
-        used_[spec] -= g_.units[experts[k].first].expertBytes;
+        used_[spec] -= g_.units[experts[k].first].expertBytesOn(false);
       }
       unitDev_[i] = spec;
       used_[spec] += need;
@@ -536,10 +550,10 @@ private:
     *experts = *rest = 0;
     for (size_t i = 0; i < g_.units.size(); ++i) {
       if (leader(int(i)) == int(i) && onCpu(unitDev_[i]))
-        *rest += groupBytes(i);
+        *rest += groupBytes(i, true);
       for (const std::string& d : expertDev_[i])
         if (onCpu(d))
-          *experts += g_.units[i].expertBytes;
+          *experts += g_.units[i].expertBytesOn(true);
     }
   }
 
@@ -566,7 +580,7 @@ private:
       if (spec.empty())
         continue;
       put(it, spec);
-      (it.expert == kNoExpert ? rest : experts) -= it.bytes;
+      (it.expert == kNoExpert ? rest : experts) -= it.cpuBytes;
     }
     if (experts + rest <= cpuBudget())
       return true;
@@ -582,7 +596,7 @@ private:
       const Unit& u = g_.units[i];
       for (const std::string& d : expertDev_[i])
         if (onCpu(d) && u.expertBytesInt4 > 0)
-          int4Savings += std::max(0.0, u.expertBytes - u.expertBytesInt4);
+          int4Savings += std::max(0.0, u.expertBytesOn(true) - u.expertBytesInt4);
     }
     std::ostringstream os;
     os << "the model does not fit: it needs " << formatBytes(need) << " of CPU memory (";
@@ -623,7 +637,7 @@ private:
     for (size_t i = 0; i < g_.units.size(); ++i) {
       if (leader(int(i)) != int(i) || !unitDev_[i].empty())
         continue;
-      double bytes = groupBytes(i);
+      double bytes = groupBytes(i, true);
       const Device* pick = nullptr;
       for (const Device& d : cpus_)
         if (room(d, bytes) && (!pick || (pick->index != 0 && d.index == 0)))
@@ -641,7 +655,7 @@ private:
       // other nodes overlap with that work.
       std::map<std::string, double> load;
       if (u.numExperts > 0 && dev(unitDev_[i]).isCpu())
-        load[unitDev_[i]] = u.weightBytes;
+        load[unitDev_[i]] = u.weightBytesOn(true);
       std::vector<int> order;
       for (int e = 0; e < u.numExperts; ++e)
         if (expertDev_[i][size_t(e)].empty())
@@ -654,9 +668,9 @@ private:
         const Device* pick = nullptr;
         double pickLoad = 0;
         for (const Device& d : cpus_) {
-          if (!room(d, u.expertBytes))
+          if (!room(d, u.expertBytesOn(true)))
             continue;
-          double l = (load[d.spec] + touched * u.expertBytes) / cost_.bandwidth(d);
+          double l = (load[d.spec] + touched * u.expertBytesOn(true)) / cost_.bandwidth(d);
           if (!pick || l < pickLoad - 1e-15)
             pick = &d, pickLoad = l;
         }
@@ -665,8 +679,8 @@ private:
                       " within the per-NUMA-node CPU budgets (--cpu-mem is split over the nodes "
                       "by their memory); raise --cpu-mem");
         expertDev_[i][size_t(e)] = pick->spec;
-        load[pick->spec] += touched * u.expertBytes;
-        nodeUsed[pick->spec] += u.expertBytes;
+        load[pick->spec] += touched * u.expertBytesOn(true);
+        nodeUsed[pick->spec] += u.expertBytesOn(true);
       }
     }
     for (const Device& d : cpus_)
@@ -723,10 +737,10 @@ private:
   // Moves leader unit i (with its tied units) to `to` when it fits there and can run there.
   bool moveUnit(size_t i, const std::string& to) {
     const std::string from = unitDev_[i];
-    double bytes = groupBytes(i);
+    double bytes = groupBytes(i, isCpuSpec(to));
     if (from == to || used_[to] + bytes > budget_[to] + 0.5 || !groupSupported(i, dev(to)))
       return false;
-    used_[from] -= bytes;
+    used_[from] -= groupBytes(i, isCpuSpec(from));
     used_[to] += bytes;
     for (size_t j = 0; j < g_.units.size(); ++j)
       if (leader(int(j)) == int(i))
@@ -740,18 +754,19 @@ private:
     const Unit& u = g_.units[i];
     std::string& cur = expertDev_[i][size_t(e)];
     std::string target = to;
-    if (target.empty() || used_[target] + u.expertBytes > budget_[target] + 0.5) {
+    if (target.empty() ||
+        used_[target] + u.expertBytesOn(isCpuSpec(target)) > budget_[target] + 0.5) {
       target.clear();
       for (const Device& c : cpus_)
-        if (used_[c.spec] + u.expertBytes <= budget_[c.spec] + 0.5 &&
+        if (used_[c.spec] + u.expertBytesOn(true) <= budget_[c.spec] + 0.5 &&
             (target.empty() ||
              used_[c.spec] / cost_.bandwidth(c) < used_[target] / cost_.bandwidth(dev(target))))
           target = c.spec;
     }
     if (target.empty() || target == cur)
       return false;
-    used_[cur] -= u.expertBytes;
-    used_[target] += u.expertBytes;
+    used_[cur] -= u.expertBytesOn(isCpuSpec(cur));
+    used_[target] += u.expertBytesOn(isCpuSpec(target));
     cur = target;
     return true;
   }

@@ -98,11 +98,24 @@ private:
   // hidden state has crossed the link (and before the results cross back).
   MoeTimes moe(size_t i, const Unit& u, const Device& home, const Shape& s, bool prefill) {
     // The router (with the small ops folded in) is the unit minus its shared experts.
-    double tRouter = cost_.computeTime(home, s.tokens * (u.flopsPerToken - u.sharedFlopsPerToken),
-                                       u.weightBytes - u.sharedBytes, u.format, u.numOps);
-    double tShared = u.sharedBytes > 0 ? cost_.computeTime(home, s.tokens * u.sharedFlopsPerToken,
-                                                           u.sharedBytes, u.format, 1)
-                                       : 0;
+    const bool cpu = home.isCpu();
+    const CpuStorage* form = u.cpuForm(cpu);
+    const WeightFormat f = u.formatOn(cpu);
+    auto roofline = [&](double packed, double unpacked, double bytes, int ops) {
+      double compute = cost_.flopsSeconds(home, packed, unpacked, f);
+      double memory = bytes / (cost_.bandwidth(home) * cost_.gemvEfficiency(home, f));
+      return std::max(compute, memory) + ops * cost_.opOverhead(home);
+    };
+    // The router reads plain rows on the CPU (kt-quantize-weights never packs it).
+    double routerFlops = s.tokens * (u.flopsPerToken - u.sharedFlopsPerToken);
+    double tRouter = roofline(form ? 0 : routerFlops, form ? routerFlops : 0,
+                              u.weightBytesOn(cpu) - u.sharedBytesOn(cpu), u.numOps);
+    double sharedFlops = s.tokens * u.sharedFlopsPerToken;
+    bool sharedPlain = form && form->sharedUnpacked;
+    double tShared = u.sharedBytesOn(cpu) > 0
+                         ? roofline(sharedPlain ? 0 : sharedFlops, sharedPlain ? sharedFlops : 0,
+                                    u.sharedBytesOn(cpu), 1)
+                         : 0;
     busy(home, prefill, tRouter + tShared);
 
     std::map<std::string, std::vector<int>> byDevice;
@@ -197,7 +210,7 @@ Prediction predict(const ModelGraph& g, const CostModel& cost, const Assignment&
     r.layer = u.layer;
     r.group = groupName(u);
     r.device = a.unitDevice[i];
-    r.weightBytes = u.memoryBytes();
+    r.weightBytes = u.memoryBytesOn(predictor.dev(r.device).isCpu());
     r.kvBytes = a.kvBytes.empty() ? 0 : a.kvBytes[i];
     r.decodeSeconds = decHead[i];
     r.prefillSeconds = preHead[i];
@@ -212,10 +225,11 @@ Prediction predict(const ModelGraph& g, const CostModel& cost, const Assignment&
     for (int e = 0; e < u.numExperts; ++e) {
       const std::string& spec = a.expertDevice[i][size_t(e)];
       ++x.expertsPerDevice[spec];
-      use[spec].weightBytes += u.expertBytes;
+      double bytes = u.expertBytesOn(predictor.dev(spec).isCpu());
+      use[spec].weightBytes += bytes;
+      x.weightBytes += bytes;
     }
     x.device = expertSummary(x.expertsPerDevice);
-    x.weightBytes = u.expertBytes * u.numExperts;
     x.decodeSeconds = decRouted[i];
     x.prefillSeconds = preRouted[i];
     x.prefillOffloadMinTokens =

@@ -134,6 +134,37 @@ bool parseWeightFormat(const std::string& name, WeightFormat* f) {
   return false;
 }
 
+bool parseCpuQuant(const std::string& scheme, QuantSpec* out) {
+  if (scheme == "f32" || scheme == "bf16" || scheme == "int8") {
+    *out = {};
+    return parseWeightFormat(scheme, &out->format);
+  }
+  static const struct {
+    const char* name;
+    int64_t group;
+    bool symmetric;
+  } kInt4[] = {{"int4", 32, true},
+               {"int4:g32", 32, true},
+               {"int4:g128", 128, true},
+               {"int4:g32:asym", 32, false},
+               {"int4:g128:asym", 128, false}};
+  for (const auto& k : kInt4)
+    if (scheme == k.name) {
+      *out = {WeightFormat::Int4, k.group, k.symmetric};
+      return true;
+    }
+  return false;
+}
+
+QuantSpec effectiveCpuQuant(const QuantSpec& q, int64_t cols) {
+  QuantSpec e = q;
+  if (e.format == WeightFormat::Int4 && e.group > 0 && cols % e.group)
+    e.group = 32;
+  if (e.format == WeightFormat::Int4 && cols % e.group)
+    e = {WeightFormat::Int8, 0, true};
+  return e;
+}
+
 double plainBytes(int64_t elements, WeightFormat f) {
   switch (f) {
   case WeightFormat::F32:

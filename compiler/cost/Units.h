@@ -34,6 +34,14 @@ struct QuantSpec {
   bool symmetric = true; // int4 without a per-group minimum
 };
 
+// A --cpu-quant scheme: f32, bf16, int8, int4 (= int4:g32), int4:g32, int4:g128, with an optional
+// ":asym" after the int4 group. False for anything else.
+bool parseCpuQuant(const std::string& scheme, QuantSpec* out);
+
+// What kt-quantize-weights makes of a [*, cols] matrix under scheme `q`: int4 groups must divide
+// cols, so the group falls back to 32, then the matrix to int8 (compiler/passes/QuantizeWeights).
+QuantSpec effectiveCpuQuant(const QuantSpec& q, int64_t cols);
+
 // Bytes of a [rows, cols] matrix (rows = output channels, PyTorch nn.Linear layout) stored as `q`,
 // matching the packed CPU layouts (kernels/cpu/quant/Layout.h): f32 4 B, bf16/f16 2 B; int8 1 B
 // plus one f32 scale per row; int4 0.5 B plus one f16 scale per group of `group` columns (and one

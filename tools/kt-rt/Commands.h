@@ -11,4 +11,6 @@ int cmdRun(int argc, char** argv);
 int cmdChat(int argc, char** argv);
 int cmdPerplexity(int argc, char** argv);
 int cmdBench(int argc, char** argv);
+int cmdTrain(int argc, char** argv);
+int cmdProbe(int argc, char** argv);
 } // namespace kt::cli

@@ -30,7 +30,13 @@ const Command kCommands[] = {
     {"perplexity", kt::cli::cmdPerplexity,
      "PLAN --text-file F [--ctx 512] [--max-tokens N]   loss and perplexity"},
     {"bench", kt::cli::cmdBench,
-     "PLAN [--prompt-len 128] [--gen-len 32] [--batch B] [--json]   speed vs roofline"},
+     "PLAN [--prompt-len 128] [--gen-len 32] [--batch B] [--json] [--profile]   speed vs "
+     "roofline"},
+    {"probe", kt::cli::cmdProbe,
+     "[-o hw.json] [--quick] [--threads N] [--no-gpu]   measure this machine into a hardware "
+     "profile"},
+    {"train", kt::cli::cmdTrain,
+     "PLAN --data F.jsonl --out DIR [--steps N] [...]   LoRA fine-tuning (train --help)"},
     {"devices", kt::cli::cmdDevices,
      "   list CPUs (NUMA nodes, ISA), GPUs and NPUs this kt-rt can use"},
     {"generate", kt::cli::cmdGenerate,
@@ -41,7 +47,9 @@ void usage(FILE* out) {
   std::fprintf(out, "usage: kt-rt <command> [args]\n\ncommands:\n");
   for (const Command& c : kCommands)
     std::fprintf(out, "  %-10s %s\n", c.name, c.help);
-  std::fprintf(out, "\ncommon flags: --threads N (default: all cores)\n");
+  std::fprintf(out, "\ncommon flags (run, chat, generate, score, perplexity, bench): --threads N "
+                    "(default: all cores), --numa auto|off|N (auto: one pinned worker group per "
+                    "NUMA node, routed experts split over the nodes)\n");
 }
 
 } // namespace

@@ -48,10 +48,18 @@ struct PartitionPass : public mlir::kt::impl::PartitionPassBase<PartitionPass> {
     bool haveStats = false;
     if (failed(readOptions(hw, o, stats, haveStats)))
       return signalPassFailure();
+    cost::QuantSpec cpuQ;
+    if (!cpuQuant.empty() && !cost::parseCpuQuant(cpuQuant, &cpuQ)) {
+      error("cpu-quant: expected f32, bf16, int8, int4, int4:g32, int4:g128 (optionally :asym), "
+            "got '" +
+            cpuQuant + "'");
+      return signalPassFailure();
+    }
 
     cost::ModelGraph graph;
     PartitionBinding binding;
-    if (failed(buildPartitionGraph(module, haveStats ? &stats : nullptr, graph, binding)))
+    if (failed(buildPartitionGraph(module, haveStats ? &stats : nullptr,
+                                   cpuQuant.empty() ? nullptr : &cpuQ, graph, binding)))
       return signalPassFailure();
     if (kvTokens == 0)
       o.kvTokens = graph.maxPosition > 0 ? std::min<int64_t>(graph.maxPosition, 4096) : 4096;

@@ -7,6 +7,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/SymbolTable.h"
 #include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 #include <algorithm>
@@ -51,6 +52,31 @@ double bytesOf(WeightOp w, const cost::QuantSpec& q) {
                           integer ? elementFormat(w.getTensorType().getElementType()) : q.format);
 }
 
+/// The operands of `op` that the CPU kernels read as (possibly packed)
+/// matrices: a weight is repacked by --cpu-quant only if every use is one of
+/// these. Mirrors packableOperands() in compiler/passes/QuantizeWeights.cpp.
+llvm::SmallVector<Value> packableOperands(Operation* op) {
+  return llvm::TypeSwitch<Operation*, llvm::SmallVector<Value>>(op)
+      .Case([](LinearOp o) { return llvm::SmallVector<Value>{o.getWeight()}; })
+      .Case([](AttentionOp o) {
+        return llvm::SmallVector<Value>{o.getQProj(), o.getKProj(), o.getVProj(), o.getOProj()};
+      })
+      .Case([](MlaAttentionOp o) {
+        return llvm::SmallVector<Value>{o.getQProj(), o.getQAProj(), o.getQBProj(), o.getKvAProj(),
+                                        o.getOProj()};
+      })
+      .Case([](MoeOp o) {
+        return llvm::SmallVector<Value>{o.getGate(),       o.getUp(),       o.getDown(),
+                                        o.getSharedGate(), o.getSharedUp(), o.getSharedDown()};
+      })
+      .Case([](MlpOp o) {
+        return llvm::SmallVector<Value>{o.getGate(), o.getUp(), o.getDown()};
+      })
+      .Case([](LmHeadOp o) { return llvm::SmallVector<Value>{o.getWeight()}; })
+      .Case([](EmbeddingOp o) { return llvm::SmallVector<Value>{o.getTable()}; })
+      .Default([](Operation*) { return llvm::SmallVector<Value>{}; });
+}
+
 /// Multiply-adds x2 per token of a matrix weight (0 for vectors).
 double flopsOf(WeightOp w) {
   return w.getTensorType().getRank() >= 2 ? 2.0 * double(w.getTensorType().getNumElements()) : 0;
@@ -83,12 +109,14 @@ std::string opKindOf(Operation* op) {
 
 class GraphBuilder {
 public:
-  GraphBuilder(ModuleOp module, const cost::ExpertStats* stats, cost::ModelGraph& g,
-               PartitionBinding& b)
-      : module_(module), symbols_(module), stats_(stats), g_(g), b_(b) {}
+  GraphBuilder(ModuleOp module, const cost::ExpertStats* stats, const cost::QuantSpec* cpuQuant,
+               cost::ModelGraph& g, PartitionBinding& b)
+      : module_(module), symbols_(module), stats_(stats), cpuQuant_(cpuQuant), g_(g), b_(b) {}
 
   LogicalResult build() {
     readModelInfo();
+    if (cpuQuant_)
+      findPackable();
     for (auto func : module_.getOps<func::FuncOp>()) {
       for (Operation& op : func.getBody().getOps()) {
         if (!llvm::isa<PlacementOpInterface>(op))
@@ -141,8 +169,13 @@ private:
     u.opKind = opKindOf(main);
     u.layer = layer_;
     u.residentBytes = 0;
+    // Always: besides --cpu-quant's packed sizes, the CPU form says which FLOPs run on plain
+    // (unpacked) rows.
+    u.hasCpuStorage = true;
+    u.cpuStorage.residentBytes = 0;
     g_.units.push_back(u);
     largest_.push_back(0);
+    largestCpu_.push_back(0);
     PartitionBinding::UnitOps ops;
     ops.main = main;
     b_.units.push_back(ops);
@@ -156,6 +189,42 @@ private:
     return ref ? symbols_.lookup<WeightOp>(ref.getWeight()) : WeightOp();
   }
 
+  /// Weights kt-quantize-weights may repack: every use reads a packable
+  /// operand (QuantizeWeights.cpp applies the same rule).
+  void findPackable() {
+    llvm::DenseMap<Operation*, bool> ok;
+    module_.walk([&](WeightRefOp ref) {
+      WeightOp w = symbols_.lookup<WeightOp>(ref.getWeight());
+      if (!w)
+        return;
+      bool all = true;
+      for (OpOperand& use : ref.getResult().getUses())
+        all &= llvm::is_contained(packableOperands(use.getOwner()), use.get());
+      auto it = ok.try_emplace(w.getOperation(), true).first;
+      it->second &= all;
+    });
+    for (auto [op, all] : ok)
+      if (all)
+        packable_.insert(op);
+  }
+
+  /// Whether the CPU kernels read `w` packed (a #kt.quant, or --cpu-quant will
+  /// pack it); otherwise the runtime multiplies its plain rows.
+  bool packedOnCpu(WeightOp w) {
+    return w.getQuantAttr() ||
+           (cpuQuant_ && w.getTensorType().getRank() >= 2 && packable_.count(w.getOperation()));
+  }
+
+  /// How `w` is stored if it stays on a CPU node: --cpu-quant packs matrices
+  /// that have no #kt.quant yet and that every user reads packed.
+  cost::QuantSpec cpuQuantOf(WeightOp w) {
+    cost::QuantSpec q = quantOf(w);
+    if (!cpuQuant_ || w.getQuantAttr() || w.getTensorType().getRank() < 2 ||
+        !packable_.count(w.getOperation()))
+      return q;
+    return cost::effectiveCpuQuant(*cpuQuant_, w.getTensorType().getShape().back());
+  }
+
   /// Adds weight `v` (if any) to unit `i`: it reads the bytes every step; the
   /// first unit to use a weight holds it, later ones are tied to that unit.
   void useWeight(size_t i, Value v, double* flops) {
@@ -163,20 +232,29 @@ private:
     if (!w)
       return;
     cost::Unit& u = g_.units[i];
-    cost::QuantSpec q = quantOf(w);
-    double bytes = bytesOf(w, q);
+    cost::QuantSpec q = quantOf(w), cq = cpuQuantOf(w);
+    double bytes = bytesOf(w, q), cpuBytes = bytesOf(w, cq);
     u.weightBytes += bytes;
-    if (flops)
+    u.cpuStorage.weightBytes += cpuBytes;
+    if (flops) {
       *flops += flopsOf(w);
+      if (!packedOnCpu(w))
+        u.cpuStorage.unpackedFlopsPerToken += flopsOf(w);
+    }
     if (bytes > largest_[i]) {
       largest_[i] = bytes;
       u.format = q.format;
+    }
+    if (cpuBytes > largestCpu_[i]) {
+      largestCpu_[i] = cpuBytes;
+      u.cpuStorage.format = cq.format;
     }
     u.names.push_back(w.getSymName().str());
     u.names.push_back(w.getHfName().str());
     auto [it, fresh] = owner_.try_emplace(w.getOperation(), i);
     if (fresh) {
       u.residentBytes += bytes;
+      u.cpuStorage.residentBytes += cpuBytes;
       b_.units[i].weights.push_back(w);
       if (DeviceAttr p = w.getPlacementAttr(); p && u.pinned.empty())
         u.pinned = p.getSpec().str();
@@ -237,6 +315,7 @@ private:
       u.flopsPerToken = 0;
       int64_t rows = llvm::cast<RankedTensorType>(e.getTable().getType()).getShape()[0];
       u.bytesPerToken = u.weightBytes / double(std::max<int64_t>(1, rows));
+      u.cpuStorage.bytesPerToken = u.cpuStorage.weightBytes / double(std::max<int64_t>(1, rows));
     } else if (auto a = llvm::dyn_cast<AttentionOp>(op)) {
       // The runtime's KV cache is f32: K and V per KV head.
       u.kvBytesPerToken = 2.0 * double(a.getNumKvHeads() * a.getHeadDim()) * 4.0;
@@ -255,19 +334,22 @@ private:
     double flops = 0, sharedFlops = 0;
     for (Value v : {moe.getRouter(), moe.getCorrectionBias()})
       useWeight(i, v, &flops);
-    double before = g_.units[i].weightBytes;
+    double before = g_.units[i].weightBytes, cpuBefore = g_.units[i].cpuStorage.weightBytes;
     for (Value v :
          {moe.getSharedGate(), moe.getSharedUp(), moe.getSharedDown(), moe.getSharedExpertGate()})
       useWeight(i, v, &sharedFlops);
     cost::Unit& u = g_.units[i];
     u.sharedBytes = u.weightBytes - before;
+    u.cpuStorage.sharedBytes = u.cpuStorage.weightBytes - cpuBefore;
+    if (WeightOp sg = weightOf(moe.getSharedGate()))
+      u.cpuStorage.sharedUnpacked = !packedOnCpu(sg);
     u.sharedFlopsPerToken = sharedFlops;
     u.flopsPerToken = flops + sharedFlops;
 
     u.numExperts = int(moe.getNumExperts());
     u.topK = int(moe.getExpertsPerToken());
     u.expertNames.assign(size_t(u.numExperts), {});
-    double largest = 0;
+    double largest = 0, largestCpu = 0;
     for (Value v : {moe.getGate(), moe.getUp(), moe.getDown()}) {
       WeightOp w = weightOf(v);
       if (!w)
@@ -277,6 +359,14 @@ private:
       ArrayRef<int64_t> s = w.getTensorType().getShape();
       double perExpert = cost::matrixBytes(s[1], s[2], q);
       u.expertBytes += perExpert;
+      cost::QuantSpec cq = cpuQuantOf(w);
+      u.cpuStorage.expertsUnpacked = !packedOnCpu(w);
+      double perExpertCpu = cost::matrixBytes(s[1], s[2], cq);
+      u.cpuStorage.expertBytes += perExpertCpu;
+      if (perExpertCpu > largestCpu) {
+        largestCpu = perExpertCpu;
+        u.cpuStorage.expertFormat = cq.format;
+      }
       // What --cpu-quant int4 (group 32, symmetric) would make of it.
       u.expertBytesInt4 += cost::matrixBytes(s[1], s[2], {cost::WeightFormat::Int4, 32, true});
       u.expertFlopsPerToken += 2.0 * double(s[1] * s[2]);
@@ -313,10 +403,13 @@ private:
   ModuleOp module_;
   SymbolTable symbols_;
   const cost::ExpertStats* stats_;
+  const cost::QuantSpec* cpuQuant_; // null: CPU weights stay as stored
+  llvm::DenseSet<Operation*> packable_;
   cost::ModelGraph& g_;
   PartitionBinding& b_;
   llvm::DenseMap<Operation*, size_t> owner_; // weight -> unit that holds it
   std::vector<double> largest_;              // per unit: bytes of its largest weight
+  std::vector<double> largestCpu_;           // the same in the CPU form
   llvm::SmallVector<Operation*> pendingGlue_;
   int layer_ = -1, maxLayer_ = -1;
 };
@@ -324,6 +417,7 @@ private:
 } // namespace
 
 LogicalResult mlir::kt::buildPartitionGraph(ModuleOp module, const cost::ExpertStats* stats,
+                                            const cost::QuantSpec* cpuQuant,
                                             cost::ModelGraph& graph, PartitionBinding& binding) {
-  return GraphBuilder(module, stats, graph, binding).build();
+  return GraphBuilder(module, stats, cpuQuant, graph, binding).build();
 }

@@ -36,9 +36,13 @@ struct PartitionBinding {
 };
 
 /// Builds the graph of `module`'s functions. `stats` (may be null) gives
-/// measured expert heat. Reports problems (e.g. a stats file that does not
-/// match the model) as errors on the op at fault.
+/// measured expert heat. `cpuQuant` (may be null) is the --cpu-quant scheme
+/// kt-quantize-weights will apply to CPU-held matrices after partitioning:
+/// each unit then also carries its CPU form (cost::CpuStorage). Reports
+/// problems (e.g. a stats file that does not match the model) as errors on
+/// the op at fault.
 LogicalResult buildPartitionGraph(ModuleOp module, const ::kt::cost::ExpertStats* stats,
+                                  const ::kt::cost::QuantSpec* cpuQuant,
                                   ::kt::cost::ModelGraph& graph, PartitionBinding& binding);
 
 } // namespace kt

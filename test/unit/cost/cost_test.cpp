@@ -407,6 +407,131 @@ TEST(Partitioner, DoesNotFitSaysByHowMuch) {
   EXPECT_NE(why.find("--gpu-mem is 0 B"), std::string::npos) << why;
 }
 
+// --cpu-quant: the same model with CPU-held weights packed as int4 (a quarter of bf16). The GPU
+// still holds bf16; the CPU budget, the does-not-fit error and the CPU's decode time use int4.
+ModelGraph withInt4CpuForm(ModelGraph g) {
+  for (Unit& u : g.units) {
+    u.hasCpuStorage = true;
+    u.cpuStorage.weightBytes = u.weightBytes / 4;
+    u.cpuStorage.sharedBytes = u.sharedBytes / 4;
+    u.cpuStorage.expertBytes = u.expertBytes / 4;
+    u.cpuStorage.format = WeightFormat::Int4;
+    u.cpuStorage.expertFormat = WeightFormat::Int4;
+  }
+  return g;
+}
+
+TEST(Partitioner, CpuQuantSizesCpuWeightsAsPacked) {
+  CostModel m(parsed());
+  ModelGraph g = withInt4CpuForm(smallModel());
+  PartitionOptions o;
+  o.gpuMemBytes = 0;
+  o.cpuMemBytes = 50e6; // 112 MB as stored does not fit; 28 MB of weights + 1 MB KV as int4 does
+  o.kvTokens = 1000;
+  PartitionResult r;
+  std::string why;
+  ASSERT_TRUE(partition(g, m, o, &r, &why)) << why;
+  ASSERT_EQ(r.prediction.devices.size(), 2u);
+  EXPECT_NEAR(r.prediction.devices[0].weightBytes, (10e6 + 1e6 + 80e6 + 20e6) / 4, 1);
+  // Decode on the CPU reads the int4 bytes: a quarter of the dense weights and of the 2 experts.
+  double bytes = (10e6 + 1e6 + 2 * 10e6 + 20e6) / 4 + 1000 * 513;
+  EXPECT_NEAR(r.prediction.decodeStepSeconds, bytes / 100e9, 1e-9);
+  // The explain rows show the stored size per device.
+  EXPECT_NEAR(r.prediction.rows[2].weightBytes, 80e6 / 4, 1); // routed experts, all on the CPU
+
+  // A too-small budget says what int4 already is: no "use --cpu-quant int4" advice.
+  o.cpuMemBytes = 10e6;
+  EXPECT_FALSE(partition(g, m, o, &r, &why));
+  EXPECT_NE(why.find("needs 27.4 MiB of CPU memory"), std::string::npos) << why;
+  EXPECT_EQ(why.find("--cpu-quant int4"), std::string::npos) << why;
+
+  // With an unlimited GPU everything moves there, in its stored (bf16) size.
+  o.cpuMemBytes = -1;
+  o.gpuMemBytes = kUnlimitedBytes;
+  ASSERT_TRUE(partition(g, m, o, &r, &why)) << why;
+  EXPECT_NEAR(r.prediction.devices[1].weightBytes, 10e6 + 1e6 + 80e6 + 20e6, 1);
+}
+
+TEST(CostModel, LmHeadComputesOnlySampledRows) {
+  CostModel m(parsed());
+  Device cpu;
+  ASSERT_TRUE(m.find("cpu:numa0", &cpu));
+  Unit head = linearUnit(1e9, 2e9);
+  head.kind = UnitKind::LmHead;
+  // A 4096-token prefill of one sequence: logits for 1 row, so the weights' bytes dominate.
+  EXPECT_DOUBLE_EQ(m.unitTime(head, cpu, {4096, 0, 1}), 1e9 / 100e9);
+  Unit linear = linearUnit(1e9, 2e9);
+  EXPECT_DOUBLE_EQ(m.unitTime(linear, cpu, {4096, 0, 1}), 4096 * 2e9 / 1000e9);
+}
+
+TEST(CostModel, AttentionPairsRunAtTheMeasuredAttentionRate) {
+  HardwareProfile p = parsed(edited(R"("gemv_efficiency": {"f32": 1.0},)",
+                                    R"("gemv_efficiency": {"f32": 1.0},
+    "attention_gflops": {"gqa": 50, "mla": 25},)"));
+  EXPECT_EQ(p.cpu.gqaAttentionGflops, 50);
+  CostModel m(p);
+  Device cpu;
+  ASSERT_TRUE(m.find("cpu:numa0", &cpu));
+  Unit u = linearUnit(0, 0);
+  u.kind = UnitKind::Attention;
+  u.attnFlopsPerPair = 1000;
+  // 100 new tokens, no cache: 5050 pairs of 1000 flops at 50 GFLOP/s (not the 1000 GFLOP/s GEMM).
+  EXPECT_DOUBLE_EQ(m.unitTime(u, cpu, {100, 0, 1}), 5050 * 1000 / 50e9);
+  u.kind = UnitKind::MlaAttention;
+  EXPECT_DOUBLE_EQ(m.unitTime(u, cpu, {100, 0, 1}), 5050 * 1000 / 25e9);
+  // Without the field: the f32 GEMM rate.
+  CostModel plain(parsed());
+  EXPECT_DOUBLE_EQ(plain.unitTime(u, cpu, {100, 0, 1}), 5050 * 1000 / 1000e9);
+  EXPECT_NE(
+      profileError(edited(R"("gemv_efficiency": {"f32": 1.0},)",
+                          R"("gemv_efficiency": {"f32": 1.0}, "attention_gflops": {"gqa": 0},)"))
+          .find("cpu.attention_gflops.gqa: expected a positive number"),
+      std::string::npos);
+}
+
+TEST(CostModel, UnpackedFlopsRunAtThePlainRate) {
+  HardwareProfile p = parsed(edited(R"("gemv_efficiency": {"f32": 1.0},)",
+                                    R"("gemv_efficiency": {"f32": 1.0},
+    "plain_gflops": {"f32": 10},)"));
+  CostModel m(p);
+  Device cpu, gpu;
+  ASSERT_TRUE(m.find("cpu:numa0", &cpu));
+  ASSERT_TRUE(m.find("gpu:0", &gpu));
+  Unit u = linearUnit(0, 3e9);
+  u.hasCpuStorage = true;
+  u.cpuStorage.unpackedFlopsPerToken = 1e9; // e.g. MLA's kv_b_proj, kept unpacked
+  // 10 tokens: 2e10 packed flops at 1000 GFLOP/s + 1e10 unpacked at 10 GFLOP/s.
+  EXPECT_DOUBLE_EQ(m.unitTime(u, cpu, {10, 0, 1}), 2e10 / 1000e9 + 1e10 / 10e9);
+  // On the GPU everything runs at its peak.
+  EXPECT_DOUBLE_EQ(m.unitTime(u, gpu, {10, 0, 1}), 3e10 / 100e12);
+  // Routed experts without --cpu-quant are multiplied in plain loops too.
+  Unit moe = moeUnit(4, 4, 1e6);
+  moe.hasCpuStorage = true;
+  moe.cpuStorage.expertBytes = 1e6;
+  moe.cpuStorage.expertFormat = WeightFormat::BF16;
+  moe.cpuStorage.expertsUnpacked = true;
+  std::vector<int> all = {0, 1, 2, 3};
+  double flops = 100 * 4 * moe.expertFlopsPerToken; // 100 tokens, each to all 4 experts
+  EXPECT_DOUBLE_EQ(m.expertsTime(moe, all, cpu, {100, 0, 1}), flops / 10e9);
+}
+
+TEST(Units, CpuQuantSchemes) {
+  QuantSpec q;
+  ASSERT_TRUE(parseCpuQuant("int4", &q));
+  EXPECT_EQ(q.format, WeightFormat::Int4);
+  EXPECT_EQ(q.group, 32);
+  ASSERT_TRUE(parseCpuQuant("int4:g128:asym", &q));
+  EXPECT_EQ(q.group, 128);
+  EXPECT_FALSE(q.symmetric);
+  ASSERT_TRUE(parseCpuQuant("bf16", &q));
+  EXPECT_EQ(q.format, WeightFormat::BF16);
+  EXPECT_FALSE(parseCpuQuant("int3", &q));
+  // Groups must divide the input size: g128 -> g32 -> int8 (what kt-quantize-weights does).
+  EXPECT_EQ(effectiveCpuQuant({WeightFormat::Int4, 128, true}, 256).group, 128);
+  EXPECT_EQ(effectiveCpuQuant({WeightFormat::Int4, 128, true}, 96).group, 32);
+  EXPECT_EQ(effectiveCpuQuant({WeightFormat::Int4, 32, true}, 100).format, WeightFormat::Int8);
+}
+
 TEST(Partitioner, OverridesAndExpertCap) {
   CostModel m(parsed());
   ModelGraph g = smallModel();

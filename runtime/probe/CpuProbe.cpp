@@ -1,0 +1,462 @@
+// The CPU half of kt-rt probe: topology (hwloc), bandwidth per NUMA node, the quantized matmul
+// kernels per (ISA, format), and the runtime thread pool's fork/join cost.
+//
+// Why these numbers: the cost model (compiler/cost/CostModel.h) predicts an op as
+// max(flops / gemm_gflops, bytes / (bandwidth * gemv_efficiency)) + op_overhead. So the probe
+// measures exactly those: a read-only sweep per node (bandwidth), a 1-token GEMV over packed
+// weights far larger than the caches (efficiency = its rate / the read bandwidth), a
+// prefill-sized GEMM (GFLOP/s), and an empty parallelFor of the pool the runtime runs ops on.
+#include "runtime/probe/Probe.h"
+
+#include "bench/kernels/BenchUtil.h"
+#include "kernels/cpu/Attention.h"
+#include "kernels/cpu/Linear.h"
+#include "kernels/cpu/quant/QuantMatmul.h"
+#include "runtime/support/ThreadPool.h"
+#include "runtime/support/Topology.h"
+
+#include <hwloc.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+
+namespace kt::probe {
+
+namespace quant = kt::cpu::quant;
+
+namespace {
+
+struct Sizes {
+  size_t bandwidthArrayBytes; // per array (3 arrays)
+  int bandwidthReps;
+  size_t gemvBytes; // packed bytes swept per GEMV measurement
+  int gemvReps;
+  int64_t gemmN, gemmK, gemmT;
+  int gemmReps;
+};
+
+Sizes sizesFor(bool quick, double l3Bytes) {
+  // Data should dwarf the last-level cache, or the "DRAM" rate is a cache rate; but VMs report
+  // the whole host's L3 (hundreds of MiB), so the arrays are capped to keep the probe short.
+  // _measured.l3_vs_arrays in the profile says when the cap bit.
+  const double mib = 1 << 20;
+  auto clamp = [](double x, double lo, double hi) { return std::min(hi, std::max(lo, x)); };
+  size_t bw = size_t(clamp(4 * l3Bytes, (quick ? 128 : 256) * mib, (quick ? 128 : 256) * mib));
+  size_t gemv = size_t(clamp(4 * l3Bytes, (quick ? 64 : 128) * mib, (quick ? 64 : 256) * mib));
+  if (quick)
+    return {bw, 1, gemv, 1, 1024, 1024, 128, 6};
+  return {bw, 1, gemv, 2, 1024, 2048, 256, 8};
+}
+
+// Binds the calling thread (and threads it creates later, which inherit both) to a NUMA node's
+// cores and memory. Returns false when hwloc cannot (single-node machines do not need it).
+class NodeBinding {
+public:
+  NodeBinding() { ok_ = hwloc_topology_init(&topo_) == 0 && hwloc_topology_load(topo_) == 0; }
+  ~NodeBinding() {
+    if (ok_)
+      hwloc_topology_destroy(topo_);
+  }
+  int nodes() const { return ok_ ? hwloc_get_nbobjs_by_type(topo_, HWLOC_OBJ_NUMANODE) : 0; }
+  hwloc_obj_t node(int i) const {
+    return hwloc_get_obj_by_type(topo_, HWLOC_OBJ_NUMANODE, unsigned(i));
+  }
+  bool bind(int i) {
+    if (!ok_ || nodes() < 2)
+      return false;
+    hwloc_obj_t n = node(i);
+    bool cpu = hwloc_set_cpubind(topo_, n->cpuset, HWLOC_CPUBIND_THREAD) == 0;
+    bool mem = hwloc_set_membind(topo_, n->nodeset, HWLOC_MEMBIND_BIND,
+                                 HWLOC_MEMBIND_THREAD | HWLOC_MEMBIND_BYNODESET) == 0;
+    return cpu && mem;
+  }
+  void unbind() {
+    if (!ok_ || nodes() < 2)
+      return;
+    hwloc_obj_t root = hwloc_get_root_obj(topo_);
+    hwloc_set_cpubind(topo_, root->cpuset, HWLOC_CPUBIND_THREAD);
+    hwloc_set_membind(topo_, root->nodeset, HWLOC_MEMBIND_DEFAULT,
+                      HWLOC_MEMBIND_THREAD | HWLOC_MEMBIND_BYNODESET);
+  }
+  double l1dPerCore() const {
+    if (!ok_)
+      return 0;
+    hwloc_obj_t l1 = hwloc_get_obj_by_type(topo_, HWLOC_OBJ_L1CACHE, 0);
+    return l1 && l1->attr ? double(l1->attr->cache.size) : 0;
+  }
+  // All L3 instances together (EPYC has one per core complex).
+  double l3Total() const {
+    if (!ok_)
+      return 0;
+    double total = 0;
+    int n = hwloc_get_nbobjs_by_type(topo_, HWLOC_OBJ_L3CACHE);
+    for (int i = 0; i < n; ++i)
+      if (hwloc_obj_t l3 = hwloc_get_obj_by_type(topo_, HWLOC_OBJ_L3CACHE, unsigned(i)))
+        total += l3->attr ? double(l3->attr->cache.size) : 0;
+    return total;
+  }
+
+private:
+  hwloc_topology_t topo_{};
+  bool ok_ = false;
+};
+
+std::vector<std::string> profileIsas(const Topology& t, quant::Isa runtimeIsa) {
+  // What the profile lists: the CPU's extensions, limited to what the runtime will use (KT_ISA).
+  std::vector<std::string> isa;
+  int best = int(runtimeIsa);
+  if (best == int(quant::Isa::Scalar))
+    isa.push_back("scalar");
+  if (t.avx2 && best >= int(quant::Isa::Avx2))
+    isa.push_back("avx2");
+  if (t.avx512f && best >= int(quant::Isa::Avx512)) {
+    isa.push_back("avx512");
+    if (t.avx512bf16)
+      isa.push_back("avx512_bf16");
+    if (t.avx512vnni)
+      isa.push_back("avx512_vnni");
+  }
+  if (best >= int(quant::Isa::Amx))
+    isa.push_back("amx");
+  return isa;
+}
+
+// The profile's format key of a kernel format (int4 is measured as int4:g32, --cpu-quant int4).
+const char* profileFormat(quant::WeightFormat f) {
+  switch (f) {
+  case quant::WeightFormat::F32:
+    return "f32";
+  case quant::WeightFormat::BF16:
+    return "bf16";
+  case quant::WeightFormat::Int8:
+    return "int8";
+  default:
+    return "int4";
+  }
+}
+
+// Rows [n0, n1) of thread `tid` out of `nt`, split on kRowBlock panels.
+void rowsOf(int64_t n, int tid, int nt, int64_t* n0, int64_t* n1) {
+  int64_t panels = (n + quant::kRowBlock - 1) / quant::kRowBlock;
+  *n0 = std::min(n, panels * tid / nt * quant::kRowBlock);
+  *n1 = std::min(n, panels * (tid + 1) / nt * quant::kRowBlock);
+}
+
+// Uniform values in [-0.1, 0.1) from a 32-bit LCG: the kernels' speed does not depend on the
+// distribution, and generating normals for millions of weights would cost seconds.
+std::vector<float> randomMatrix(int64_t elements, uint32_t seed) {
+  std::vector<float> m(static_cast<size_t>(elements));
+  uint32_t state = seed * 2654435761u + 1;
+  for (float& v : m) {
+    state = state * 1664525u + 1013904223u;
+    v = (float(state >> 8) / float(1 << 24) - 0.5f) * 0.2f;
+  }
+  return m;
+}
+
+// Sustained rates are medians: on a shared machine the best run is a lucky moment the runtime
+// will not see again, and on a quiet one the two agree.
+double median(std::vector<double> v) {
+  if (v.empty())
+    return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Packed-weight bytes per second of a 1-token GEMV: one packed matrix copied side by side until
+// the copies fill `blob` (far larger than the caches), then swept copy after copy so every byte
+// comes from DRAM. Each copy is timed on its own, like the 16 MiB blocks of the bandwidth probe.
+// The reference is a plain read sweep (bench::readSum) of the very same copies, alternating with
+// the GEMV sweeps: on a shared machine both must see the same neighbours for their ratio
+// (gemv_efficiency) to mean anything. `blob` is allocated once by the caller: page faults are
+// slow on a VM.
+void measureGemv(bench::Team& team, quant::Isa isa, quant::WeightFormat f, bench::Buffer& blob,
+                 int reps, KernelResult* out) {
+  const int64_t n = 1024, k = 2048;
+  std::vector<float> w = randomMatrix(n * k, 1);
+  const size_t one = quant::packedBytes(f, n, k);
+  const size_t stride = (one + 4095) / 4096 * 4096;
+  const size_t copies = std::max<size_t>(2, blob.size / stride);
+  quant::packWeights(f, w.data(), n, k, blob.data);
+  for (size_t c = 1; c < copies; ++c)
+    std::memcpy(blob.data + c * stride, blob.data, one);
+  std::vector<float> x = randomMatrix(k, 2);
+  bench::Buffer act(quant::activationBytes(isa, f, k, 1));
+  quant::prepareActivations(isa, f, x.data(), k, 1, act.data);
+  std::vector<float> y(static_cast<size_t>(n));
+  std::vector<double> sink(static_cast<size_t>(team.size()) * 8);
+  const int nt = team.size();
+  std::vector<double> gemv, read;
+  for (int r = 0; r < reps; ++r) {
+    for (size_t c = 0; c < copies; ++c) {
+      const uint8_t* p = blob.data + c * stride;
+      double t0 = bench::nowSeconds();
+      team.run([&](int tid) {
+        size_t lo = one * size_t(tid) / size_t(nt) / 64 * 64;
+        size_t hi = tid + 1 == nt ? one / 8 * 8 : one * size_t(tid + 1) / size_t(nt) / 64 * 64;
+        sink[size_t(tid) * 8] += bench::readSum(p + lo, hi - lo);
+      });
+      read.push_back(double(one) / (bench::nowSeconds() - t0) / 1e9);
+    }
+    for (size_t c = 0; c < copies; ++c) {
+      const uint8_t* p = blob.data + c * stride;
+      double t0 = bench::nowSeconds();
+      team.run([&](int tid) {
+        int64_t n0, n1;
+        rowsOf(n, tid, nt, &n0, &n1);
+        if (n0 < n1)
+          quant::matmulPrepared(isa, f, p, n, k, act.data, 1, y.data(), n0, n1);
+      });
+      gemv.push_back(double(one) / (bench::nowSeconds() - t0) / 1e9);
+    }
+  }
+  std::sort(gemv.begin(), gemv.end());
+  std::sort(read.begin(), read.end());
+  out->gemvGBs = gemv.back();
+  out->gemvMedianGBs = gemv[gemv.size() / 2];
+  out->readMedianGBs = read[read.size() / 2];
+  volatile double keep = sink[0];
+  (void)keep;
+}
+
+// GFLOP/s of a prefill-sized GEMM (activation preparation included, as in a runtime linear op).
+double measureGemm(bench::Team& team, quant::Isa isa, quant::WeightFormat f, int64_t n, int64_t k,
+                   int64_t t, int reps) {
+  std::vector<float> w = randomMatrix(n * k, 3);
+  bench::Buffer packed(quant::packedBytes(f, n, k));
+  quant::packWeights(f, w.data(), n, k, packed.data);
+  std::vector<float> x = randomMatrix(t * k, 4);
+  bench::Buffer act(quant::activationBytes(isa, f, k, t));
+  std::vector<float> y(static_cast<size_t>(t * n));
+  const int nt = team.size();
+  std::vector<double> rates;
+  for (int r = 0; r < reps + 1; ++r) { // one warm-up
+    double t0 = bench::nowSeconds();
+    quant::prepareActivations(isa, f, x.data(), k, t, act.data);
+    team.run([&](int tid) {
+      int64_t n0, n1;
+      rowsOf(n, tid, nt, &n0, &n1);
+      if (n0 < n1)
+        quant::matmulPrepared(isa, f, packed.data, n, k, act.data, t, y.data(), n0, n1);
+    });
+    double secs = bench::nowSeconds() - t0;
+    if (r > 0)
+      rates.push_back(2.0 * double(n) * double(k) * double(t) / secs / 1e9);
+  }
+  return median(rates);
+}
+
+// What one parallel region of the runtime's pool costs beyond its work: every thread gets a
+// chunk of `workUs` of spinning; the median of (elapsed - workUs) is the fork/join overhead a
+// kt op pays per region (waking the workers, the stragglers' wake-up latency, the join).
+double measureForkJoinUs(int threads, int calls) {
+  ThreadPool pool(threads);
+  const double workUs = 20;
+  auto spin = [&] {
+    auto t0 = std::chrono::steady_clock::now();
+    while (
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() <
+        workUs) {
+    }
+  };
+  std::vector<double> us;
+  us.reserve(static_cast<size_t>(calls));
+  for (int i = 0; i < calls; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    pool.parallelFor(threads, 1, [&](int64_t b, int64_t e) {
+      for (int64_t j = b; j < e; ++j)
+        spin();
+    });
+    double elapsed =
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+    us.push_back(std::max(0.0, elapsed - workUs));
+  }
+  std::sort(us.begin(), us.end());
+  return us[us.size() / 2];
+}
+
+// GFLOP/s of the runtime's causal attention kernels over a prefill of `len` tokens (no cache
+// before them), counting FLOPs as the cost model does: per (query, visible position) pair
+// 4*heads*headDim for GQA, 2*heads*(latent+rope) + 2*heads*latent for MLA (absorbed form).
+// These are f32 vector kernels, not GEMMs: far from the quantized GEMM peak.
+void measureAttention(int threads, int64_t len, int reps, double* gqa, double* mla) {
+  ThreadPool pool(threads);
+  const double pairs = double(len) * double(len + 1) / 2;
+  {
+    const int heads = 16, kvHeads = 4, dim = 128;
+    std::vector<float> q = randomMatrix(len * heads * dim, 5),
+                       k = randomMatrix(len * kvHeads * dim, 6),
+                       v = randomMatrix(len * kvHeads * dim, 7),
+                       out(static_cast<size_t>(len * heads * dim));
+    std::vector<double> rates;
+    for (int r = 0; r <= reps; ++r) {
+      double t0 = bench::nowSeconds();
+      cpu::gqaAttention(pool, q.data(), len, heads, kvHeads, dim, k.data(), v.data(), 0,
+                        1.0 / std::sqrt(double(dim)), out.data());
+      double secs = bench::nowSeconds() - t0;
+      if (r > 0)
+        rates.push_back(pairs * 4.0 * heads * dim / secs / 1e9);
+    }
+    *gqa = median(rates);
+  }
+  {
+    const int heads = 16, latent = 512, rope = 64;
+    std::vector<float> qa = randomMatrix(len * heads * latent, 8),
+                       qp = randomMatrix(len * heads * rope, 9),
+                       lat = randomMatrix(len * latent, 10), kp = randomMatrix(len * rope, 11),
+                       out(static_cast<size_t>(len * heads * latent));
+    std::vector<double> rates;
+    for (int r = 0; r <= reps; ++r) {
+      double t0 = bench::nowSeconds();
+      cpu::mlaAttention(pool, qa.data(), qp.data(), len, heads, latent, rope, lat.data(), kp.data(),
+                        0, 1.0 / std::sqrt(double(latent + rope)), out.data());
+      double secs = bench::nowSeconds() - t0;
+      if (r > 0)
+        rates.push_back(pairs * (2.0 * heads * (latent + rope) + 2.0 * heads * latent) / secs /
+                        1e9);
+    }
+    *mla = median(rates);
+  }
+}
+
+// GFLOP/s of the runtime's linear() over an unpacked (checkpoint-dtype) matrix: what plans
+// without --cpu-quant, and the matrices no packed kernel reads (MLA's kv_b_proj, routers), get.
+double measurePlain(int threads, DType dtype, int64_t n, int64_t k, int64_t t, int reps) {
+  ThreadPool pool(threads);
+  std::vector<float> w = randomMatrix(n * k, 12), x = randomMatrix(t * k, 13);
+  std::vector<uint8_t> bytes(static_cast<size_t>(n * k) * dtypeSize(dtype));
+  if (dtype == DType::F32) {
+    std::memcpy(bytes.data(), w.data(), bytes.size());
+  } else { // bf16: the high half of each f32
+    for (size_t i = 0; i < w.size(); ++i) {
+      uint32_t u;
+      std::memcpy(&u, &w[i], 4);
+      uint16_t h = uint16_t(u >> 16);
+      std::memcpy(bytes.data() + 2 * i, &h, 2);
+    }
+  }
+  cpu::MatrixView view;
+  view.data = bytes.data();
+  view.dtype = dtype;
+  view.rows = n;
+  view.cols = k;
+  std::vector<float> y(static_cast<size_t>(t * n));
+  std::vector<double> rates;
+  for (int r = 0; r <= reps; ++r) {
+    double t0 = bench::nowSeconds();
+    cpu::linear(pool, x.data(), t, view, nullptr, y.data());
+    double secs = bench::nowSeconds() - t0;
+    if (r > 0)
+      rates.push_back(2.0 * double(n) * double(k) * double(t) / secs / 1e9);
+  }
+  return median(rates);
+}
+
+void say(const ProbeOptions& o, const std::string& line) {
+  if (o.progress)
+    o.progress(line);
+}
+
+} // namespace
+
+void probeCpu(const ProbeOptions& o, CpuResult* out) {
+  const Topology& t = machineTopology();
+  NodeBinding binding;
+  const quant::Isa runtimeIsa = quant::detectIsa();
+  out->model = t.cpuModel;
+  out->cores = t.cores;
+  out->threads = t.threads;
+  out->isa = profileIsas(t, runtimeIsa);
+  out->l1dPerCore = binding.l1dPerCore();
+  out->l2PerCore = double(t.l2Bytes);
+  out->l3PerNode = binding.l3Total() / double(std::max<size_t>(1, t.numa.size()));
+  const Sizes sz = sizesFor(o.quick, std::max(out->l3PerNode, double(t.l3Bytes)));
+
+  for (size_t i = 0; i < t.numa.size(); ++i) {
+    const NumaNode& tn = t.numa[i];
+    NodeResult n;
+    n.index = int(i);
+    n.osIndex = tn.index;
+    n.cores = tn.cores > 0 ? tn.cores : std::max(1, t.cores);
+    n.threadsUsed = o.threadsPerNode > 0 ? std::min(o.threadsPerNode, n.cores) : n.cores;
+    n.memoryBytes = tn.memoryBytes;
+    binding.bind(int(i));
+    out->arrayBytes = double(sz.bandwidthArrayBytes);
+    say(o, "cpu:numa" + std::to_string(i) + ": memory bandwidth, " + std::to_string(n.threadsUsed) +
+               " threads, 3 x " + std::to_string(sz.bandwidthArrayBytes >> 20) + " MiB arrays");
+    {
+      bench::Team team(n.threadsUsed, /*pin=*/false);
+      bench::Bandwidth bw = bench::measureBandwidth(team, sz.bandwidthArrayBytes, sz.bandwidthReps);
+      n.readGBs = bw.readGBs;
+      n.triadGBs = bw.triadGBs;
+      n.readMedianGBs = bw.readMedianGBs;
+    }
+    out->nodes.push_back(n);
+    if (i != 0) {
+      binding.unbind();
+      continue;
+    }
+    // Kernels and the pool are measured on node 0 only: every node has the same cores.
+    bench::Team team(n.threadsUsed, /*pin=*/false);
+    bench::Buffer blob(sz.gemvBytes);
+    for (quant::Isa isa : quant::kAllIsas) {
+      bool measure =
+          isa == runtimeIsa || (int(isa) >= int(quant::Isa::Avx2) && int(isa) <= int(runtimeIsa));
+      if (!measure || !quant::isaSupported(isa))
+        continue;
+      for (quant::WeightFormat f : {quant::WeightFormat::F32, quant::WeightFormat::BF16,
+                                    quant::WeightFormat::Int8, quant::WeightFormat::Int4G32Sym}) {
+        // AMX only changes bf16/int8 GEMMs; its GEMV and other formats are the AVX-512 code.
+        bool amx = isa == quant::Isa::Amx;
+        if (amx && f != quant::WeightFormat::BF16 && f != quant::WeightFormat::Int8)
+          continue;
+        KernelResult k;
+        k.isa = quant::isaName(isa);
+        k.format = profileFormat(f);
+        say(o, std::string("cpu:numa0: ") + k.isa + " " + quant::formatName(f) + " GEMV and GEMM");
+        if (!amx)
+          measureGemv(team, isa, f, blob, sz.gemvReps, &k);
+        k.gemmGflops = measureGemm(team, isa, f, sz.gemmN, sz.gemmK, sz.gemmT, sz.gemmReps);
+        out->kernels.push_back(k);
+      }
+    }
+    binding.unbind();
+  }
+  const int threads0 = out->nodes.empty() ? 1 : out->nodes[0].threadsUsed;
+  say(o, "cpu:numa0: attention kernels (GQA, MLA)");
+  measureAttention(threads0, o.quick ? 128 : 256, o.quick ? 3 : 5, &out->gqaAttentionGflops,
+                   &out->mlaAttentionGflops);
+  say(o, "cpu:numa0: unpacked f32/bf16 linear");
+  out->plainF32Gflops = measurePlain(threads0, DType::F32, 512, 1024, 64, o.quick ? 3 : 5);
+  out->plainBf16Gflops = measurePlain(threads0, DType::BF16, 512, 1024, 64, o.quick ? 3 : 5);
+  say(o, "thread pool fork/join");
+  out->forkJoinUs =
+      measureForkJoinUs(out->nodes.empty() ? 1 : out->nodes[0].threadsUsed, o.quick ? 200 : 1000);
+}
+
+std::map<std::string, double> gemvEfficiency(const CpuResult& cpu) {
+  // The runtime's GEMV is the best measured ISA's (what detectIsa() picks). Efficiency is the
+  // ratio of medians: the GEMV's rate over the read rate measured just before it (or node 0's
+  // when that is missing). On a shared machine the best single matrix or block is a lucky
+  // moment, and two lucky moments need not match.
+  std::map<std::string, double> eff;
+  double nodeRead = cpu.nodes.empty() ? 0 : cpu.nodes[0].readMedianGBs;
+  std::map<std::string, std::pair<int, double>> best; // format -> (isa rank, efficiency)
+  for (const KernelResult& k : cpu.kernels) {
+    double read = k.readMedianGBs > 0 ? k.readMedianGBs : nodeRead;
+    if (k.gemvMedianGBs <= 0 || read <= 0)
+      continue;
+    quant::Isa isa;
+    int rank = quant::parseIsa(k.isa, &isa) ? int(isa) : 0;
+    auto it = best.find(k.format);
+    if (it == best.end() || rank > it->second.first)
+      best[k.format] = {rank, k.gemvMedianGBs / read};
+  }
+  for (const auto& [format, v] : best)
+    eff[format] = std::min(1.0, v.second);
+  return eff;
+}
+
+} // namespace kt::probe

@@ -1,0 +1,225 @@
+// The GPU half of kt-rt probe (compiled only when nvcc exists; GpuProbeNone.cpp otherwise).
+// Per GPU: memory, HBM bandwidth (device-to-device copy), GEMV efficiency and GEMM throughput per
+// format through cuBLAS, and the pinned host link (bandwidth of large copies, latency of tiny
+// ones, the cost of launching an empty kernel).
+//
+// cuBLAS is opened with dlopen rather than linked: kt-rt must start on machines without the CUDA
+// toolkit (cudart is linked statically for the same reason); without cuBLAS the GEMM numbers are
+// skipped with a note and the rest is still measured.
+#include "runtime/probe/Probe.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <vector>
+
+namespace kt::probe {
+
+namespace {
+
+__global__ void emptyKernel() {}
+
+// The cuBLAS entry points the probe uses, resolved at run time.
+struct Cublas {
+  void* lib = nullptr;
+  decltype(&cublasCreate_v2) create = nullptr;
+  decltype(&cublasDestroy_v2) destroy = nullptr;
+  // Spelled out: C++ builds of cublas_api.h overload cublasGemmEx, so decltype cannot pick one.
+  using GemmExFn = cublasStatus_t (*)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int,
+                                      int, int, const void*, const void*, cudaDataType_t, int,
+                                      const void*, cudaDataType_t, int, const void*, void*,
+                                      cudaDataType_t, int, cublasComputeType_t, cublasGemmAlgo_t);
+  GemmExFn gemmEx = nullptr;
+  decltype(&cublasSgemm_v2) sgemm = nullptr;
+
+  bool open(std::string* why) {
+    for (const char* name : {"libcublas.so", "libcublas.so.13", "libcublas.so.12"})
+      if ((lib = dlopen(name, RTLD_NOW | RTLD_LOCAL)))
+        break;
+    if (!lib) {
+      *why = "cuBLAS not found (libcublas.so): GEMM throughput not measured";
+      return false;
+    }
+    create = reinterpret_cast<decltype(create)>(dlsym(lib, "cublasCreate_v2"));
+    destroy = reinterpret_cast<decltype(destroy)>(dlsym(lib, "cublasDestroy_v2"));
+    gemmEx = reinterpret_cast<decltype(gemmEx)>(dlsym(lib, "cublasGemmEx"));
+    sgemm = reinterpret_cast<decltype(sgemm)>(dlsym(lib, "cublasSgemm_v2"));
+    if (!create || !destroy || !gemmEx || !sgemm) {
+      *why = "libcublas lacks cublasGemmEx/cublasSgemm_v2: GEMM throughput not measured";
+      return false;
+    }
+    return true;
+  }
+};
+
+// Times `fn` with CUDA events: best of `reps` after one warm-up, in seconds.
+template <typename F> double timeBest(int reps, F fn) {
+  cudaEvent_t a, b;
+  cudaEventCreate(&a);
+  cudaEventCreate(&b);
+  float best = 1e30f;
+  for (int r = 0; r <= reps; ++r) {
+    cudaEventRecord(a);
+    fn();
+    cudaEventRecord(b);
+    cudaEventSynchronize(b);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, a, b);
+    if (r > 0)
+      best = std::min(best, ms);
+  }
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  return double(best) * 1e-3;
+}
+
+double medianUs(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// Host clock: what a caller waits, launch and synchronization included.
+template <typename F> double hostMedianUs(int calls, F fn) {
+  std::vector<double> us;
+  for (int i = 0; i < calls; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    fn();
+    us.push_back(
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return medianUs(us);
+}
+
+struct GemmCase {
+  const char* format;
+  cudaDataType_t ab, c;
+  cublasComputeType_t compute;
+  size_t elementBytes;
+};
+
+// TFLOP/s of an m x n x k GEMM in each format, and GEMV (n = 1) efficiency against `bwGBs`.
+void measureBlas(const Cublas& blas, bool quick, double bwGBs, GpuResult* g,
+                 std::map<std::string, double>* gemvEff) {
+  cublasHandle_t h;
+  if (blas.create(&h) != CUBLAS_STATUS_SUCCESS)
+    return;
+  const int dim = quick ? 4096 : 8192;
+  const GemmCase cases[] = {
+      {"f32", CUDA_R_32F, CUDA_R_32F, CUBLAS_COMPUTE_32F, 4},
+      {"bf16", CUDA_R_16BF, CUDA_R_32F, CUBLAS_COMPUTE_32F, 2},
+      {"f16", CUDA_R_16F, CUDA_R_32F, CUBLAS_COMPUTE_32F, 2},
+      {"int8", CUDA_R_8I, CUDA_R_32I, CUBLAS_COMPUTE_32I, 1},
+  };
+  void *A = nullptr, *B = nullptr, *C = nullptr;
+  size_t bytes = size_t(dim) * dim * 4;
+  if (cudaMalloc(&A, bytes) != cudaSuccess || cudaMalloc(&B, bytes) != cudaSuccess ||
+      cudaMalloc(&C, bytes) != cudaSuccess) {
+    cudaFree(A);
+    cudaFree(B);
+    blas.destroy(h);
+    return;
+  }
+  cudaMemset(A, 0, bytes);
+  cudaMemset(B, 0, bytes);
+  for (const GemmCase& c : cases) {
+    float alphaF = 1, betaF = 0;
+    int32_t alphaI = 1, betaI = 0;
+    bool isInt = c.compute == CUBLAS_COMPUTE_32I;
+    const void* alpha = isInt ? static_cast<const void*>(&alphaI) : &alphaF;
+    const void* beta = isInt ? static_cast<const void*>(&betaI) : &betaF;
+    auto gemm = [&](int m, int n, int k) {
+      return blas.gemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, alpha, A, c.ab, k, B, c.ab, k, beta,
+                         C, c.c, m, c.compute, CUBLAS_GEMM_DEFAULT);
+    };
+    if (gemm(dim, dim, dim) != CUBLAS_STATUS_SUCCESS) {
+      cudaGetLastError();
+      continue; // format not supported on this GPU
+    }
+    double secs = timeBest(3, [&] { gemm(dim, dim, dim); });
+    g->gemmTflops[c.format] = 2.0 * dim * double(dim) * dim / secs / 1e12;
+    // GEMV: a [rows, k] weight (A, transposed) times one token, rows*k*elem bytes from HBM.
+    int rows = dim, k = int(std::min<size_t>(bytes / c.elementBytes / size_t(rows), 65536));
+    k = k / 16 * 16;
+    if (gemm(rows, 1, k) != CUBLAS_STATUS_SUCCESS) { // e.g. int8 wants n % 4 == 0 on some GPUs
+      cudaGetLastError();
+      continue;
+    }
+    double gs = timeBest(5, [&] { gemm(rows, 1, k); });
+    double gbs = double(rows) * k * double(c.elementBytes) / gs / 1e9;
+    if (bwGBs > 0)
+      (*gemvEff)[c.format] = std::min(1.0, gbs / bwGBs);
+  }
+  cudaFree(A);
+  cudaFree(B);
+  cudaFree(C);
+  blas.destroy(h);
+}
+
+} // namespace
+
+bool probeGpus(const ProbeOptions& o, std::vector<GpuResult>* out, std::string* note) {
+  int count = 0;
+  cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess || count == 0) {
+    *note = e != cudaSuccess ? std::string("no usable CUDA device: ") + cudaGetErrorString(e)
+                             : "the CUDA driver reports no GPUs";
+    cudaGetLastError();
+    return false;
+  }
+  Cublas blas;
+  std::string blasWhy;
+  bool haveBlas = blas.open(&blasWhy);
+  if (!haveBlas)
+    *note = blasWhy;
+  for (int i = 0; i < count; ++i) {
+    cudaDeviceProp p;
+    if (cudaSetDevice(i) != cudaSuccess || cudaGetDeviceProperties(&p, i) != cudaSuccess)
+      continue;
+    if (o.progress)
+      o.progress("gpu:" + std::to_string(i) + ": " + p.name + ": bandwidth, link, GEMM");
+    GpuResult g;
+    g.index = i;
+    g.name = p.name;
+    g.memoryBytes = p.totalGlobalMem;
+
+    // HBM: a device-to-device copy reads and writes every byte.
+    size_t big = size_t(o.quick ? 256 : 1024) << 20;
+    void *d0 = nullptr, *d1 = nullptr, *h0 = nullptr;
+    if (cudaMalloc(&d0, big) == cudaSuccess && cudaMalloc(&d1, big) == cudaSuccess) {
+      cudaMemset(d0, 0, big);
+      double s = timeBest(3, [&] { cudaMemcpy(d1, d0, big, cudaMemcpyDeviceToDevice); });
+      g.bandwidthGBs = 2.0 * double(big) / s / 1e9;
+    }
+    // Pinned host link.
+    size_t linkBytes = size_t(o.quick ? 64 : 256) << 20;
+    if (d0 && cudaMallocHost(&h0, linkBytes) == cudaSuccess) {
+      std::memset(h0, 0, linkBytes);
+      double s = timeBest(3, [&] { cudaMemcpy(d0, h0, linkBytes, cudaMemcpyHostToDevice); });
+      g.h2dGBs = double(linkBytes) / s / 1e9;
+      s = timeBest(3, [&] { cudaMemcpy(h0, d0, linkBytes, cudaMemcpyDeviceToHost); });
+      g.d2hGBs = double(linkBytes) / s / 1e9;
+      g.latencyUs = hostMedianUs(200, [&] { cudaMemcpy(d0, h0, 4, cudaMemcpyHostToDevice); });
+    }
+    g.launchUs = hostMedianUs(500, [&] {
+      emptyKernel<<<1, 1>>>();
+      cudaDeviceSynchronize();
+    });
+    cudaFreeHost(h0);
+    cudaFree(d0);
+    cudaFree(d1);
+    std::map<std::string, double> gemvEff;
+    if (haveBlas)
+      measureBlas(blas, o.quick, g.bandwidthGBs, &g, &gemvEff);
+    g.gemvEfficiency = gemvEff;
+    cudaGetLastError();
+    out->push_back(g);
+  }
+  return !out->empty();
+}
+
+} // namespace kt::probe

@@ -1,0 +1,92 @@
+#pragma once
+// kt-rt probe: measures this machine into a hardware profile (docs/hardware-profile.md) — NUMA
+// nodes, cores and caches from hwloc; sustained memory bandwidth per node (STREAM-like, the
+// bench/kernels probes); the CPU quantized GEMV/GEMM kernels (kernels/cpu/quant) per weight format
+// and ISA; the runtime thread pool's fork/join cost (the cost model's per-op overhead); and, when
+// this build has CUDA and a GPU is present, each GPU's memory, HBM bandwidth, GEMM throughput and
+// pinned host link. kt-compile --hw reads the file it writes.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace kt::probe {
+
+struct ProbeOptions {
+  bool quick = false;     // smaller buffers, fewer repetitions (a few seconds)
+  bool gpu = true;        // probe GPUs when this build has CUDA
+  int threadsPerNode = 0; // 0: every core of the node
+  std::string name;       // profile name ("" = the host name)
+  // One line per phase ("bandwidth of cpu:numa0 ..."), for a progress display.
+  std::function<void(const std::string&)> progress;
+};
+
+struct NodeResult {
+  int index = 0;            // position (cpu:numa<index>)
+  int osIndex = 0;          // hwloc's OS index
+  int cores = 0;            // cores of the node (what the profile records)
+  int threadsUsed = 0;      // threads the measurements ran with
+  uint64_t memoryBytes = 0; // 0 when hwloc does not know
+  double readGBs = 0;       // read-only sum, best 16 MiB block
+  double triadGBs = 0;      // STREAM triad (24 bytes per element)
+  double readMedianGBs = 0;
+};
+
+// One (ISA, weight format) pair of the quantized matmul kernels on node 0.
+struct KernelResult {
+  std::string isa;          // profile ISA key: scalar, avx2, avx512, amx
+  std::string format;       // profile format key: f32, bf16, int8, int4
+  double gemvGBs = 0;       // packed weight bytes per second of a 1-token GEMV over DRAM-sized data
+  double gemvMedianGBs = 0; // median over the timed matrices (interference on a shared host)
+  double readMedianGBs = 0; // plain read of the same matrices, alternating with the GEMV
+  double gemmGflops = 0;    // large GEMM (prefill-like token count)
+};
+
+struct CpuResult {
+  std::string model;
+  int cores = 0, threads = 0;
+  std::vector<std::string> isa; // profile ISA names this CPU offers
+  double l1dPerCore = 0, l2PerCore = 0, l3PerNode = 0;
+  std::vector<NodeResult> nodes;
+  std::vector<KernelResult> kernels;
+  double forkJoinUs = 0; // one parallel region of the runtime's ThreadPool beyond its work
+  double gqaAttentionGflops = 0, mlaAttentionGflops = 0; // the runtime's f32 attention kernels
+  double plainF32Gflops = 0, plainBf16Gflops = 0;        // linear() over unpacked matrices
+  double arrayBytes = 0; // size of each bandwidth array (compare with l3PerNode)
+};
+
+struct GpuResult {
+  int index = 0;
+  std::string name;
+  uint64_t memoryBytes = 0;
+  double bandwidthGBs = 0;                      // device-to-device copy, counting read + write
+  std::map<std::string, double> gemmTflops;     // per format (what cuBLAS reaches)
+  std::map<std::string, double> gemvEfficiency; // per format: 1-token GEMV rate / bandwidthGBs
+  double h2dGBs = 0, d2hGBs = 0;                // pinned, large copies
+  double latencyUs = 0;                         // pinned 4-byte copy round trip / 2
+  double launchUs = 0;                          // empty kernel launch + synchronize
+};
+
+struct ProbeResult {
+  CpuResult cpu;
+  std::vector<GpuResult> gpus;
+  std::string gpuNote; // why there are no GPUs ("built without CUDA", driver message)
+  double seconds = 0;  // how long the probe took
+};
+
+ProbeResult runProbe(const ProbeOptions& options);
+
+// The hardware-profile JSON of a result ("source": "measured"); `name` is the profile name.
+std::string profileJson(const ProbeResult& r, const std::string& name);
+
+// ---- pieces (CpuProbe.cpp, GpuProbe.*), exposed for tests ----
+void probeCpu(const ProbeOptions& options, CpuResult* out);
+// Fills `out` with every GPU this process can use; returns false with *note when none.
+bool probeGpus(const ProbeOptions& options, std::vector<GpuResult>* out, std::string* note);
+
+// gemv_efficiency per format: the runtime ISA's median GEMV rate / node 0's median read rate,
+// capped to 1.
+std::map<std::string, double> gemvEfficiency(const CpuResult& cpu);
+
+} // namespace kt::probe

@@ -1,0 +1,194 @@
+// A probe result as a hardware profile (docs/hardware-profile.md). Only what was measured is
+// written (format tables fall back along the documented chain); raw numbers the schema has no
+// field for go under "_measured" (keys starting with '_' are comments to the parser).
+#include "runtime/probe/Probe.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <ctime>
+#include <fstream>
+#include <unistd.h>
+
+namespace kt::probe {
+
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+double round3(double x) {
+  return std::round(x * 1000.0) / 1000.0;
+}
+
+// Memory the rest of the machine holds now (MemTotal - MemAvailable): what the profile keeps back
+// from the CPU budget. 0 when /proc/meminfo is unreadable.
+double memoryInUse() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  double kib = 0, total = 0, available = -1;
+  std::string unit;
+  while (in >> key >> kib) {
+    std::getline(in, unit);
+    if (key == "MemTotal:")
+      total = kib * 1024;
+    else if (key == "MemAvailable:")
+      available = kib * 1024;
+  }
+  return total > 0 && available >= 0 ? total - available : 0;
+}
+
+double physicalMemory() {
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? double(pages) * double(page) : 0;
+}
+
+std::string today() {
+  std::time_t now = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
+  return buf;
+}
+
+Json cpuJson(const CpuResult& c) {
+  Json cpu;
+  cpu["model"] = c.model;
+  cpu["isa"] = c.isa;
+  double fallbackMemory = physicalMemory() / double(std::max<size_t>(1, c.nodes.size()));
+  Json nodes = Json::array();
+  for (const NodeResult& n : c.nodes) {
+    Json j;
+    j["id"] = n.index;
+    j["cores"] = n.threadsUsed; // the measured numbers are for this many threads
+    j["memory_bytes"] = n.memoryBytes > 0 ? double(n.memoryBytes) : fallbackMemory;
+    // Sustained = the median 16 MiB block (the best one is in _measured): on a shared machine
+    // the runtime sees the typical rate; on a quiet one they agree.
+    j["bandwidth_gbs"] = round3(n.readMedianGBs > 0 ? n.readMedianGBs : n.readGBs);
+    nodes.push_back(j);
+  }
+  cpu["numa_nodes"] = nodes;
+  Json caches;
+  if (c.l1dPerCore > 0)
+    caches["l1d_per_core_bytes"] = c.l1dPerCore;
+  if (c.l2PerCore > 0)
+    caches["l2_per_core_bytes"] = c.l2PerCore;
+  if (c.l3PerNode > 0)
+    caches["l3_per_node_bytes"] = c.l3PerNode;
+  if (!caches.empty())
+    cpu["caches"] = caches;
+  Json eff;
+  for (const auto& [format, e] : gemvEfficiency(c))
+    if (e > 0)
+      eff[format] = round3(e);
+  if (eff.empty())
+    eff["f32"] = 0.5; // unmeasurable (no bandwidth): a conservative guess, named in _measured
+  cpu["gemv_efficiency"] = eff;
+  Json gemm;
+  for (const KernelResult& k : c.kernels)
+    if (k.gemmGflops > 0)
+      gemm[k.isa][k.format] = round3(k.gemmGflops);
+  cpu["gemm_gflops"] = gemm;
+  Json plain;
+  if (c.plainF32Gflops > 0)
+    plain["f32"] = round3(c.plainF32Gflops);
+  if (c.plainBf16Gflops > 0)
+    plain["bf16"] = round3(c.plainBf16Gflops);
+  if (!plain.empty())
+    cpu["plain_gflops"] = plain;
+  Json attn;
+  if (c.gqaAttentionGflops > 0)
+    attn["gqa"] = round3(c.gqaAttentionGflops);
+  if (c.mlaAttentionGflops > 0)
+    attn["mla"] = round3(c.mlaAttentionGflops);
+  if (!attn.empty())
+    cpu["attention_gflops"] = attn;
+  cpu["reserved_bytes"] = std::round(memoryInUse());
+  cpu["op_overhead_us"] = round3(c.forkJoinUs);
+  return cpu;
+}
+
+Json measuredJson(const ProbeResult& r) {
+  Json m;
+  m["seconds"] = round3(r.seconds);
+  m["cpu_cores"] = r.cpu.cores;
+  m["cpu_threads"] = r.cpu.threads;
+  Json nodes = Json::array();
+  for (const NodeResult& n : r.cpu.nodes)
+    nodes.push_back({{"os_index", n.osIndex},
+                     {"cores", n.cores},
+                     {"threads_used", n.threadsUsed},
+                     {"read_gbs", round3(n.readGBs)},
+                     {"read_median_gbs", round3(n.readMedianGBs)},
+                     {"triad_gbs", round3(n.triadGBs)}});
+  m["numa_nodes"] = nodes;
+  Json kernels = Json::array();
+  for (const KernelResult& k : r.cpu.kernels)
+    kernels.push_back({{"isa", k.isa},
+                       {"format", k.format},
+                       {"gemv_gbs", round3(k.gemvGBs)},
+                       {"gemm_gflops", round3(k.gemmGflops)}});
+  m["cpu_kernels"] = kernels;
+  m["fork_join_us"] = round3(r.cpu.forkJoinUs);
+  m["bandwidth_array_bytes"] = r.cpu.arrayBytes;
+  if (r.cpu.l3PerNode > r.cpu.arrayBytes / 4)
+    m["l3_vs_arrays"] = "the L3 the CPU reports is over a quarter of the probe's arrays: on a VM "
+                        "it is the host's, otherwise bandwidth_gbs may be partly a cache rate";
+  if (!r.gpuNote.empty())
+    m["gpu_note"] = r.gpuNote;
+  return m;
+}
+
+Json gpuJson(const GpuResult& g) {
+  Json j;
+  j["id"] = g.index;
+  j["name"] = g.name;
+  j["memory_bytes"] = double(g.memoryBytes);
+  // Context, cuBLAS workspace and activations: 5% of the card, at least 1 GiB.
+  j["reserved_bytes"] =
+      std::min(double(g.memoryBytes), std::max(double(1ull << 30), 0.05 * double(g.memoryBytes)));
+  j["bandwidth_gbs"] = round3(std::max(g.bandwidthGBs, 1e-3));
+  Json eff;
+  for (const auto& [f, e] : g.gemvEfficiency)
+    if (e > 0)
+      eff[f] = round3(e);
+  if (!eff.empty())
+    j["gemv_efficiency"] = eff;
+  Json tf;
+  for (const auto& [f, t] : g.gemmTflops)
+    if (t > 0)
+      tf[f] = round3(t);
+  if (tf.empty())
+    tf["f32"] = 1e-3; // cuBLAS unavailable: effectively "do not compute here"; see _measured
+  j["gemm_tflops"] = tf;
+  j["link"] = {{"h2d_gbs", round3(std::max(g.h2dGBs, 1e-3))},
+               {"d2h_gbs", round3(std::max(g.d2hGBs, 1e-3))},
+               {"latency_us", round3(g.latencyUs)}};
+  j["launch_overhead_us"] = round3(g.launchUs);
+  return j;
+}
+
+} // namespace
+
+std::string profileJson(const ProbeResult& r, const std::string& name) {
+  Json p;
+  p["name"] = name;
+  int threads = r.cpu.nodes.empty() ? 0 : r.cpu.nodes[0].threadsUsed;
+  p["description"] = "Measured by kt-rt probe on " + today() + ": " + r.cpu.model + ", " +
+                     std::to_string(r.cpu.nodes.size()) + " NUMA node(s), " +
+                     std::to_string(threads) + " threads per node, " +
+                     std::to_string(r.gpus.size()) + " GPU(s)" +
+                     (r.gpuNote.empty() ? "" : " (" + r.gpuNote + ")") +
+                     ". reserved_bytes is the memory other processes held at probe time.";
+  p["source"] = "measured";
+  p["cpu"] = cpuJson(r.cpu);
+  if (!r.gpus.empty()) {
+    Json gpus = Json::array();
+    for (const GpuResult& g : r.gpus)
+      gpus.push_back(gpuJson(g));
+    p["gpus"] = gpus;
+  }
+  p["_measured"] = measuredJson(r);
+  return p.dump(2) + "\n";
+}
+
+} // namespace kt::probe

@@ -1,0 +1,139 @@
+// runtime/probe: the profile JSON that kt-rt probe writes is accepted by the cost model's parser
+// and carries the measured numbers into the right fields; gemv_efficiency takes the runtime ISA's
+// median rate; and the real command writes a valid profile on this machine.
+#include "compiler/cost/HardwareProfile.h"
+#include "runtime/probe/Probe.h"
+#include "test/unit/common/RunCommand.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace kt::probe {
+namespace {
+
+// A two-node machine with AVX-512 and AMX numbers and one GPU, as the probe would fill it.
+ProbeResult syntheticResult() {
+  ProbeResult r;
+  r.cpu.model = "Test CPU";
+  r.cpu.cores = 16;
+  r.cpu.isa = {"avx2", "avx512", "avx512_bf16", "avx512_vnni", "amx"};
+  r.cpu.l1dPerCore = 48 << 10;
+  r.cpu.l2PerCore = 2 << 20;
+  r.cpu.l3PerNode = 32 << 20;
+  r.cpu.arrayBytes = 512 << 20;
+  r.cpu.forkJoinUs = 7.5;
+  for (int i = 0; i < 2; ++i) {
+    NodeResult n;
+    n.index = i;
+    n.cores = 8;
+    n.threadsUsed = 8;
+    n.memoryBytes = uint64_t(64) << 30;
+    n.readGBs = 100 + i;
+    n.readMedianGBs = 80 + i;
+    r.cpu.nodes.push_back(n);
+  }
+  // avx512 GEMV medians 40 (f32) and 20 (int4); avx2 has a higher f32 rate that must be ignored
+  // (the runtime runs the best ISA); amx has no GEMV.
+  // Fields: isa, format, best GEMV, median GEMV, median read just before it (0: use the node's),
+  // GEMM GFLOP/s.
+  r.cpu.kernels = {{"avx2", "f32", 90, 70, 0, 300},
+                   {"avx512", "f32", 60, 40, 0, 900},
+                   {"avx512", "int4", 30, 20, 0, 700},
+                   {"avx512", "int8", 200, 120, 0, 2000}, // cache effect: capped to 1
+                   {"avx512", "bf16", 50, 30, 60, 1500},  // its own read reference: 30 / 60
+                   {"amx", "bf16", 0, 0, 0, 20000}};
+  GpuResult g;
+  g.index = 0;
+  g.name = "Test GPU";
+  g.memoryBytes = uint64_t(24) << 30;
+  g.bandwidthGBs = 900;
+  g.gemmTflops = {{"f32", 50}, {"bf16", 150}};
+  g.gemvEfficiency = {{"bf16", 0.85}};
+  g.h2dGBs = 25;
+  g.d2hGBs = 26;
+  g.latencyUs = 9;
+  g.launchUs = 4;
+  r.gpus.push_back(g);
+  r.seconds = 12;
+  return r;
+}
+
+TEST(ProbeTest, GemvEfficiencyUsesTheRuntimeIsasMedian) {
+  auto eff = gemvEfficiency(syntheticResult().cpu);
+  EXPECT_DOUBLE_EQ(eff.at("f32"), 40.0 / 80.0); // avx512 (best ISA), not avx2's 70
+  EXPECT_DOUBLE_EQ(eff.at("int4"), 20.0 / 80.0);
+  EXPECT_DOUBLE_EQ(eff.at("int8"), 1.0); // capped
+  EXPECT_DOUBLE_EQ(eff.at("bf16"), 0.5); // against the read sweep measured next to it
+}
+
+TEST(ProbeTest, ProfileJsonParsesWithMeasuredNumbers) {
+  std::string json = profileJson(syntheticResult(), "test-box");
+  cost::HardwareProfile p;
+  std::string error;
+  ASSERT_TRUE(cost::parseHardwareProfile(json, "probe.json", &p, &error)) << error << "\n" << json;
+  EXPECT_EQ(p.name, "test-box");
+  EXPECT_EQ(p.source, "measured");
+  ASSERT_EQ(p.cpu.numaNodes.size(), 2u);
+  EXPECT_DOUBLE_EQ(p.cpu.numaNodes[1].bandwidthGBs, 81); // sustained: the median block
+  EXPECT_EQ(p.cpu.numaNodes[0].cores, 8);
+  EXPECT_DOUBLE_EQ(p.cpu.numaNodes[0].memoryBytes, double(uint64_t(64) << 30));
+  EXPECT_DOUBLE_EQ(p.cpu.gemvEfficiency.get(cost::WeightFormat::F32), 0.5);
+  EXPECT_DOUBLE_EQ(p.cpu.gemmGflops.at("amx").get(cost::WeightFormat::BF16), 20000);
+  EXPECT_DOUBLE_EQ(p.cpu.bestGemmGflops(cost::WeightFormat::F32), 900);
+  EXPECT_DOUBLE_EQ(p.cpu.opOverheadUs, 7.5);
+  EXPECT_DOUBLE_EQ(p.cpu.caches.l3PerNode, double(32 << 20));
+  ASSERT_EQ(p.gpus.size(), 1u);
+  EXPECT_DOUBLE_EQ(p.gpus[0].gemmTflops.get(cost::WeightFormat::BF16), 150);
+  EXPECT_DOUBLE_EQ(p.gpus[0].gemvEfficiency.get(cost::WeightFormat::BF16), 0.85);
+  EXPECT_DOUBLE_EQ(p.gpus[0].link.h2dGBs, 25);
+  EXPECT_DOUBLE_EQ(p.gpus[0].link.latencyUs, 9);
+  EXPECT_DOUBLE_EQ(p.gpus[0].launchOverheadUs, 4);
+  EXPECT_GT(p.gpus[0].reservedBytes, 0);
+  EXPECT_LT(p.gpus[0].reservedBytes, p.gpus[0].memoryBytes);
+  EXPECT_NE(json.find("\"_measured\""), std::string::npos);
+}
+
+TEST(ProbeTest, ProfileWithoutGpuOrKernelsStillParses) {
+  ProbeResult r = syntheticResult();
+  r.gpus.clear();
+  r.gpuNote = "this kt-rt was built without CUDA";
+  r.cpu.kernels = {{"avx2", "f32", 0, 0, 0, 50}};
+  std::string json = profileJson(r, "bare");
+  cost::HardwareProfile p;
+  std::string error;
+  ASSERT_TRUE(cost::parseHardwareProfile(json, "probe.json", &p, &error)) << error;
+  EXPECT_TRUE(p.gpus.empty());
+  EXPECT_GT(p.cpu.gemvEfficiency.get(cost::WeightFormat::F32), 0);
+  EXPECT_NE(json.find("built without CUDA"), std::string::npos);
+}
+
+// The real thing: kt-rt probe --quick on this machine writes a profile the parser accepts, with
+// plausible numbers. (~20-40 s on a loaded 2-core VM.)
+TEST(ProbeTest, KtRtProbeWritesAValidProfile) {
+  std::string dir = testing_util::tempDir("kt_probe_", "cli");
+  std::string out = dir + "/hw.json";
+  auto r = testing_util::run(std::string(KT_BINARY_DIR) + "/tools/kt-rt/kt-rt probe --quick " +
+                             "--no-gpu --name probe-test -o " + out);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("memory bandwidth"), std::string::npos) << "no progress lines";
+  cost::HardwareProfile p;
+  std::string error;
+  ASSERT_TRUE(cost::loadHardwareProfile(out, &p, &error)) << error;
+  EXPECT_EQ(p.name, "probe-test");
+  EXPECT_EQ(p.source, "measured");
+  ASSERT_FALSE(p.cpu.numaNodes.empty());
+  EXPECT_GT(p.cpu.numaNodes[0].bandwidthGBs, 0.1);
+  EXPECT_LT(p.cpu.numaNodes[0].bandwidthGBs, 5000);
+  EXPECT_GT(p.cpu.bestGemmGflops(cost::WeightFormat::F32), 0.1);
+  EXPECT_GT(p.cpu.opOverheadUs, 0);
+  // A bad output path fails before measuring, naming the path.
+  auto bad = testing_util::run(std::string(KT_BINARY_DIR) +
+                               "/tools/kt-rt/kt-rt probe --quick -o /nonexistent/dir/hw.json");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.output.find("/nonexistent/dir/hw.json"), std::string::npos) << bad.output;
+}
+
+} // namespace
+} // namespace kt::probe
