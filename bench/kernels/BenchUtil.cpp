@@ -1,5 +1,7 @@
 #include "bench/kernels/BenchUtil.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -93,6 +95,10 @@ void Team::run(const std::function<void(int)>& fn) {
 
 Buffer::Buffer(size_t bytes) : size(bytes) {
   data = static_cast<uint8_t*>(std::aligned_alloc(4096, (bytes + 4095) / 4096 * 4096));
+  // KT_BENCH_SMALL_PAGES=1: 4 KiB pages, like a memory-mapped weight file in the page cache
+  // (transparent huge pages would otherwise back this buffer and hide the TLB cost).
+  if (const char* e = std::getenv("KT_BENCH_SMALL_PAGES"); data && e && *e && *e != '0')
+    madvise(data, (bytes + 4095) / 4096 * 4096, MADV_NOHUGEPAGE);
   if (data)
     std::memset(data, 0, bytes);
 }

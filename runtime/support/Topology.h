@@ -12,6 +12,8 @@ struct NumaNode {
   int cores = 0;
   int threads = 0;
   uint64_t memoryBytes = 0;
+  std::vector<int> cpus; // OS indexes of its hardware threads (for pinning)
+  bool fake = false;     // made by KT_FAKE_NUMA_NODES: no memory of its own to bind to
 };
 
 struct Topology {
@@ -24,6 +26,13 @@ struct Topology {
 };
 
 // Reads the topology once; falls back to one node with hardware_concurrency() cores if hwloc fails.
+// KT_FAKE_NUMA_NODES=N (testing): the machine's hardware threads split into N nodes of consecutive
+// CPUs, all sharing the real memory (binding to them is a no-op).
 const Topology& machineTopology();
+
+// Binds the pages of [addr, addr + bytes) to NUMA node `node` of machineTopology() (moving pages
+// already there), so the threads of that node read them locally. Returns false when nothing was
+// done: one node, a fake node, or the OS refused (the data stays where it is; still correct).
+bool bindMemoryToNode(const void* addr, size_t bytes, int node);
 
 } // namespace kt

@@ -1,5 +1,6 @@
 // kt-rt bench: prefill and decode speed of a plan on this machine, next to the decode roofline
 // (bytes of weights one decoded token must read / measured memory bandwidth).
+#include "bench/kernels/BenchUtil.h"
 #include "runtime/generate/Generator.h"
 #include "runtime/plan/OpSignature.h"
 #include "runtime/support/Error.h"
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <map>
 #include <random>
+#include <sys/resource.h>
 #include <thread>
 
 namespace kt::cli {
@@ -54,43 +56,63 @@ double activeWeightBytesPerToken(const LoadedPlan& lp) {
   return bytes;
 }
 
-// Read bandwidth with `threads` threads over a buffer far larger than the caches (best of 3).
+// Read bandwidth with `threads` threads: bench/kernels' probe (eight accumulators, software
+// prefetch like the GEMV kernels, 256 MiB arrays timed in 16 MiB blocks), best block — the rate the
+// memory system gives an uncontended streaming kernel, so the roofline is not lowered by whatever
+// else the machine is doing.
 double measureReadBandwidth(int threads) {
-  const size_t n = (size_t(512) << 20) / sizeof(uint64_t);
-  std::vector<uint64_t> buf(n, 1);
-  double best = 0;
-  for (int rep = 0; rep < 3; ++rep) {
-    std::vector<std::thread> ts;
-    std::vector<uint64_t> sums(static_cast<size_t>(threads));
-    auto t0 = std::chrono::steady_clock::now();
-    for (int t = 0; t < threads; ++t)
-      ts.emplace_back([&, t] {
-        size_t b = n * size_t(t) / size_t(threads), e = n * size_t(t + 1) / size_t(threads);
-        uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        for (size_t i = b; i + 4 <= e; i += 4) {
-          s0 += buf[i];
-          s1 += buf[i + 1];
-          s2 += buf[i + 2];
-          s3 += buf[i + 3];
-        }
-        sums[size_t(t)] = s0 + s1 + s2 + s3;
-      });
-    for (auto& t : ts)
-      t.join();
-    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best = std::max(best, double(n * sizeof(uint64_t)) / secs / 1e9);
+  bench::Team team(threads);
+  return bench::measureBandwidth(team, size_t(256) << 20, 2).readGBs;
+}
+
+// CPU seconds this process has used (user + system, all threads).
+double processCpuSeconds() {
+  rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+// Touches every page of every weight once, so that decode timings measure the kernels rather than
+// first-touch page faults (random routing reaches a new expert's pages for many tokens). Returns
+// the bytes touched.
+double prefaultWeights(const Model& model) {
+  const auto* weights = model.plan().root().weights();
+  double bytes = 0;
+  volatile uint8_t sink = 0;
+  uint8_t acc = 0;
+  for (uint32_t id = 0; id < weights->size(); ++id)
+    for (auto [p, n] : model.weights().byteRanges(int32_t(id))) {
+      for (size_t off = 0; off < n; off += 4096)
+        acc ^= p[off];
+      bytes += double(n);
+    }
+  sink = acc;
+  (void)sink;
+  return bytes;
+}
+
+// Per-op wall time of the last rep on stderr: ms per prefill token and per decoded token.
+void printProfile(const std::map<std::string, Executor::OpTime>& profile, int prefillTokens,
+                  int decodeTokens) {
+  std::fprintf(stderr, "%-28s %10s %10s %12s\n", "entry/op", "calls", "total s", "ms/token");
+  for (const auto& [name, t] : profile) {
+    const bool decode = name.rfind("decode/", 0) == 0;
+    const int tokens = decode ? decodeTokens : prefillTokens;
+    std::fprintf(stderr, "%-28s %10lld %10.3f %12.3f\n", name.c_str(), (long long)t.calls,
+                 t.seconds, 1e3 * t.seconds / std::max(1, tokens));
   }
-  return best;
 }
 
 } // namespace
 
 int cmdBench(int argc, char** argv) {
-  Args args(argc, argv, 2, {"--prompt-len", "--gen-len", "--threads", "--batch", "--reps"},
-            {"--json"});
+  Args args(argc, argv, 2,
+            {"--prompt-len", "--gen-len", "--threads", "--numa", "--batch", "--reps"},
+            {"--json", "--profile"});
   if (args.positional().size() != 1) {
     std::fprintf(stderr, "usage: kt-rt bench PLAN [--prompt-len 128] [--gen-len 32] [--batch 1] "
-                         "[--threads T] [--reps 2] [--json]\n");
+                         "[--threads T] [--reps 2] [--json] [--profile]\n");
     return 2;
   }
   const int promptLen = int(args.getInt("--prompt-len", 128)),
@@ -98,9 +120,16 @@ int cmdBench(int argc, char** argv) {
   const int batch = int(args.getInt("--batch", 1)), reps = int(args.getInt("--reps", 2));
   if (promptLen < 1 || genLen < 1 || batch < 1 || reps < 1)
     throw Error("--prompt-len, --gen-len, --batch and --reps must be >= 1");
-  Model model(args.positional()[0], int(args.getInt("--threads", 0)));
+  Model model(args.positional()[0], int(args.getInt("--threads", 0)), args.get("--numa", "auto"));
   if (promptLen + genLen > model.info().max_position())
     throw Error("prompt + generation exceed the model's maximum positions");
+  {
+    auto t0 = std::chrono::steady_clock::now();
+    double touched = prefaultWeights(model);
+    if (!args.has("--json")) // --json: stdout and stderr stay machine-readable
+      std::fprintf(stderr, "prefaulted %.2f GB of weights in %.2f s\n", touched / 1e9,
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
   std::mt19937 rng(7);
   GenerateRequest req;
   for (int b = 0; b < batch; ++b) {
@@ -111,13 +140,31 @@ int cmdBench(int argc, char** argv) {
   }
   req.maxNewTokens = genLen;
   GenerateResult best;
+  double cpuShare = 0;             // of the best decode rep: CPU seconds / (wall seconds x threads)
   for (int r = 0; r < reps; ++r) { // first rep also warms the page cache
-    GenerateResult g = generate(model, req);
+    if (args.has("--profile") && r == reps - 1) { // per-op times of the last rep only
+      model.executor().profile().clear();
+      model.executor().setProfiling(true);
+    }
+    // CPU time of the decode phase: from the first token (sampled from the prefill's logits) on.
+    double cpuAtFirstToken = -1;
+    GenerateCallbacks cb;
+    cb.onToken = [&](int, int32_t) {
+      if (cpuAtFirstToken < 0)
+        cpuAtFirstToken = processCpuSeconds();
+      return true;
+    };
+    GenerateResult g = generate(model, req, cb);
+    const double share = g.decodeSeconds > 0 ? (processCpuSeconds() - cpuAtFirstToken) /
+                                                   (g.decodeSeconds * model.pool().size())
+                                             : 0;
     if (r == 0 || g.prefillTokPerSec() > best.prefillTokPerSec())
       best.prefillSeconds = g.prefillSeconds, best.prefillTokens = g.prefillTokens;
     if (r == 0 || g.decodeTokPerSec() > best.decodeTokPerSec())
-      best.decodeSeconds = g.decodeSeconds, best.decodeTokens = g.decodeTokens;
+      best.decodeSeconds = g.decodeSeconds, best.decodeTokens = g.decodeTokens, cpuShare = share;
   }
+  if (args.has("--profile"))
+    printProfile(model.executor().profile(), promptLen * batch, genLen * batch);
   const int threads = model.pool().size();
   const double bytes = activeWeightBytesPerToken(model.plan());
   const double bw = measureReadBandwidth(threads);
@@ -127,9 +174,11 @@ int cmdBench(int argc, char** argv) {
                 "\"prefill_tok_s\": %.2f, "
                 "\"decode_tok_s\": %.2f, \"active_weight_bytes_per_token\": %.0f, "
                 "\"read_bandwidth_gbs\": %.2f, "
-                "\"decode_roofline_tok_s\": %.2f, \"decode_fraction_of_roofline\": %.3f}\n",
+                "\"decode_roofline_tok_s\": %.2f, \"decode_fraction_of_roofline\": %.3f, "
+                "\"cpu_share\": %.3f, \"decode_tok_s_per_busy_core_share\": %.2f}\n",
                 promptLen, genLen, batch, threads, best.prefillTokPerSec(), best.decodeTokPerSec(),
-                bytes, bw, roofline, best.decodeTokPerSec() / roofline);
+                bytes, bw, roofline, best.decodeTokPerSec() / roofline, cpuShare,
+                cpuShare > 0 ? best.decodeTokPerSec() / cpuShare : 0);
   } else {
     std::printf("prefill  %d x %d tokens: %.1f tok/s\n", batch, promptLen, best.prefillTokPerSec());
     std::printf("decode   %d x %d tokens: %.1f tok/s (%.1f%% of the roofline: %.2f MB of weights "
@@ -137,7 +186,13 @@ int cmdBench(int argc, char** argv) {
                 "bandwidth, %d threads -> %.1f tok/s)\n",
                 batch, genLen, best.decodeTokPerSec(), 100 * best.decodeTokPerSec() / roofline,
                 bytes / 1e6, bw, threads, roofline);
+    // Below ~0.9 the machine's other work took the cores: timings are lower bounds.
+    std::printf("cpu share %.2f (CPU time of this process / (wall time x %d threads) while "
+                "decoding); decode / share = %.1f tok/s (an estimate for idle cores)\n",
+                cpuShare, threads, cpuShare > 0 ? best.decodeTokPerSec() / cpuShare : 0);
   }
+  if (model.backend()) // GPU plans: what the GPU holds (weights, activations, KV cache)
+    std::fprintf(stderr, "[%s]\n", model.backend()->summary().c_str());
   return 0;
 }
 

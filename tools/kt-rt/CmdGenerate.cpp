@@ -16,7 +16,8 @@ static std::string idsJson(const std::vector<int32_t>& ids) {
 }
 
 int cmdGenerate(int argc, char** argv) {
-  Args args(argc, argv, 2, samplingFlags({"--ids", "-n", "--max-new-tokens", "--threads"}),
+  Args args(argc, argv, 2,
+            samplingFlags({"--ids", "-n", "--max-new-tokens", "--threads", "--numa"}),
             {"--json", "--ignore-eos"});
   if (args.positional().size() != 1 || !args.has("--ids")) {
     std::fprintf(stderr, "usage: kt-rt generate PLAN --ids 5,17,42 [--ids ...] [-n 16] "
@@ -33,7 +34,7 @@ int cmdGenerate(int argc, char** argv) {
     throw Error("-n must be >= 0");
   req.sampling = parseSampling(args, 0.0);
 
-  Model model(args.positional()[0], int(args.getInt("--threads", 0)));
+  Model model(args.positional()[0], int(args.getInt("--threads", 0)), args.get("--numa", "auto"));
   if (!args.has("--ignore-eos") && model.info().eos_ids())
     for (int id : *model.info().eos_ids())
       req.stopIds.push_back(id);

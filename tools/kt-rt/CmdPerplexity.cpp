@@ -13,7 +13,8 @@
 namespace kt::cli {
 
 int cmdPerplexity(int argc, char** argv) {
-  Args args(argc, argv, 2, {"--text-file", "--ctx", "--max-tokens", "--threads"}, {"--json"});
+  Args args(argc, argv, 2, {"--text-file", "--ctx", "--max-tokens", "--threads", "--numa"},
+            {"--json"});
   if (args.positional().size() != 1 || !args.has("--text-file")) {
     std::fprintf(
         stderr,
@@ -22,7 +23,7 @@ int cmdPerplexity(int argc, char** argv) {
         "  the cross-entropy of every predicted token\n");
     return 2;
   }
-  Model model(args.positional()[0], int(args.getInt("--threads", 0)));
+  Model model(args.positional()[0], int(args.getInt("--threads", 0)), args.get("--numa", "auto"));
   auto tok = planTokenizer(model.plan());
   std::vector<int32_t> ids = tok->encode(readTextFile(args.get("--text-file")), false);
   int64_t maxTokens = args.getInt("--max-tokens", int64_t(ids.size()));

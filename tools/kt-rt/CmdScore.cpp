@@ -11,7 +11,7 @@
 namespace kt::cli {
 
 int cmdScore(int argc, char** argv) {
-  Args args(argc, argv, 2, {"--ids", "--out", "--threads"}, {"--dump-hidden"});
+  Args args(argc, argv, 2, {"--ids", "--out", "--threads", "--numa"}, {"--dump-hidden"});
   if (args.positional().size() != 1 || !args.has("--ids") || !args.has("--out")) {
     std::fprintf(
         stderr,
@@ -23,7 +23,7 @@ int cmdScore(int argc, char** argv) {
   std::vector<std::vector<int32_t>> seqs;
   for (const std::string& s : args.all("--ids"))
     seqs.push_back(parseIdList(s, "--ids"));
-  Model model(args.positional()[0], int(args.getInt("--threads", 0)));
+  Model model(args.positional()[0], int(args.getInt("--threads", 0)), args.get("--numa", "auto"));
 
   const bool single = seqs.size() == 1;
   auto key = [&](const std::string& base, int seq) {

@@ -1,11 +1,15 @@
 #include "kernels/cpu/Attention.h"
 #include "kernels/cpu/Linear.h"
 #include "kernels/cpu/Norm.h"
+#include "kernels/cpu/quant/QuantMatmul.h"
 #include "runtime/exec/cpu/CpuOps.h"
 #include "runtime/plan/OpSignature.h"
+#include "runtime/support/Error.h"
 #include "runtime/support/ThreadPool.h"
 
+#include <algorithm>
 #include <cstring>
+#include <string>
 
 namespace kt::cpuops {
 
@@ -21,6 +25,100 @@ std::vector<float> project(OpContext& c, const float* x, int64_t rows, const cpu
   }
   cpu::linear(c.pool, x, rows, w, bias.empty() ? nullptr : bias.data(), y.data());
   return y;
+}
+
+// MLA's kv_b [nh * (nope + vd), lora] split per head into the two matrices the absorbed form
+// multiplies by, packed for the quantized kernels once per plan load (WeightStore::derived):
+//   ukT[h] = W_uk[h]^T: [lora rows, nope cols] (q_abs = ukT[h] q_nope),
+//   uv[h]  = W_uv[h]:   [vd rows, lora cols]   (out = uv[h] ctx).
+// Format: bf16 when the checkpoint holds bf16 and the plan's other MLA matrices are packed (the
+// user chose approximate kernels; bf16 -> bf16 keeps the weights exact, activations round to
+// bf16); otherwise f32 (exact, as the unpacked path). Either way the weights are read once per
+// token by the same GEMV/GEMM kernels as every other matrix, instead of being converted to f32 rows
+// at every step.
+struct MlaHeadWeights {
+  cpu::quant::WeightFormat format;
+  const uint8_t* ukT;
+  size_t ukTBytes; // per head
+  const uint8_t* uv;
+  size_t uvBytes; // per head
+};
+
+MlaHeadWeights mlaHeadWeights(OpContext& c, int nh, int nope, int vd, int lora) {
+  using namespace plan::slots;
+  using cpu::quant::WeightFormat;
+  const cpu::MatrixView kvb = c.w(KvBProj);
+  if (kvb.packed >= 0 || kvb.rows != int64_t(nh) * (nope + vd) || kvb.cols != lora)
+    throw Error(c.where() + ": kv_b_proj must be an unpacked [" + std::to_string(nh * (nope + vd)) +
+                ", " + std::to_string(lora) + "] matrix");
+  const bool packedPlan = c.w(MlaO).packed >= 0;
+  const WeightFormat f =
+      packedPlan && kvb.dtype == DType::BF16 ? WeightFormat::BF16 : WeightFormat::F32;
+  MlaHeadWeights hw;
+  hw.format = f;
+  hw.ukTBytes = cpu::quant::packedBytes(f, lora, nope);
+  hw.uvBytes = cpu::quant::packedBytes(f, vd, lora);
+  const int32_t id = c.step.weights()->Get(uint32_t(KvBProj));
+  const int stride = nope + vd;
+  // Tag: the format, so a plan never sees a blob packed for another format.
+  const DerivedBlob& ukT = c.weights.derived(id, 2 * int(f), [&](DerivedBlob& b) {
+    b.allocate(hw.ukTBytes * size_t(nh));
+    std::vector<float> rows(size_t(nope) * size_t(lora));
+    for (int h = 0; h < nh; ++h) {
+      for (int j = 0; j < nope; ++j)
+        kvb.rowToF32(int64_t(h) * stride + j, rows.data() + size_t(j) * size_t(lora));
+      cpu::quant::packWeights(
+          f, lora, nope,
+          [&](int64_t r, float* out) {
+            for (int j = 0; j < nope; ++j)
+              out[j] = rows[size_t(j) * size_t(lora) + size_t(r)];
+          },
+          b.data + hw.ukTBytes * size_t(h));
+    }
+  });
+  const DerivedBlob& uv = c.weights.derived(id, 2 * int(f) + 1, [&](DerivedBlob& b) {
+    b.allocate(hw.uvBytes * size_t(nh));
+    for (int h = 0; h < nh; ++h)
+      cpu::quant::packWeights(
+          f, vd, lora,
+          [&](int64_t r, float* out) { kvb.rowToF32(int64_t(h) * stride + nope + r, out); },
+          b.data + hw.uvBytes * size_t(h));
+  });
+  hw.ukT = ukT.data;
+  hw.uv = uv.data;
+  return hw;
+}
+
+// y[h] [T, rows] = x[h] [T, cols] W[h]^T for every head h (x, y head-major), with the
+// per-head packed matrices of `blobs` (`blobBytes` apart): activations are prepared per head, then
+// one pool-wide loop runs (head, row block) tasks so that decode keeps every thread busy.
+void perHeadLinear(ThreadPool& pool, cpu::quant::WeightFormat format, const uint8_t* blobs,
+                   size_t blobBytes, int heads, int64_t rows, int64_t cols, const float* x,
+                   int64_t T, float* y) {
+  std::vector<cpu::MatrixView> w(static_cast<size_t>(heads));
+  std::vector<cpu::PreparedInput> in(static_cast<size_t>(heads));
+  for (int h = 0; h < heads; ++h) {
+    w[size_t(h)].data = blobs + blobBytes * size_t(h);
+    w[size_t(h)].rows = rows;
+    w[size_t(h)].cols = cols;
+    w[size_t(h)].packed = int32_t(format);
+  }
+  smallLoop(pool, heads, heads * T * cols, [&](int64_t b, int64_t e) {
+    for (int64_t h = b; h < e; ++h)
+      cpu::prepareInput(w[size_t(h)], x + h * T * cols, T, &in[size_t(h)]);
+  });
+  // Blocks as large as balance allows (~4 tasks per thread; whole heads in decode): each task
+  // start is a cold start of the GEMV kernel, and a head's matrix is only 128-256 KiB.
+  const int64_t kRowsPerTask =
+      std::max<int64_t>(64, (int64_t(heads) * rows / (int64_t(pool.size()) * 4) + 15) / 16 * 16);
+  const int64_t blocks = (rows + kRowsPerTask - 1) / kRowsPerTask;
+  pool.parallelFor(heads * blocks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t task = b; task < e; ++task) {
+      const int64_t h = task / blocks, r0 = (task % blocks) * kRowsPerTask;
+      cpu::linearRows(w[size_t(h)], in[size_t(h)], y + h * T * rows, r0,
+                      std::min(rows, r0 + kRowsPerTask));
+    }
+  });
 }
 
 // Copies `len` rows of width `row` into the cache array at position pos0 (cache arrays have room).
@@ -101,25 +199,21 @@ void mlaAttention(OpContext& c) {
   }
 
   // Absorb the key up-projection into the query: q_abs[h] = W_uk[h]^T q_nope[h].
-  cpu::MatrixView kvb = c.w(KvBProj); // [nh * (nope + vd), lora]
-  std::vector<float> wkvb(size_t(kvb.rows * kvb.cols));
-  for (int64_t r = 0; r < kvb.rows; ++r)
-    kvb.rowToF32(r, wkvb.data() + r * lora);
-  std::vector<float> qAbs(size_t(T * nh * lora), 0.f), qPe(size_t(T * nh * rope));
-  c.pool.parallelFor(T * nh, 1, [&](int64_t b, int64_t e) {
-    for (int64_t job = b; job < e; ++job) {
-      int64_t t = job / nh;
-      int h = int(job % nh);
+  const MlaHeadWeights hw = mlaHeadWeights(c, nh, nope, vd, lora);
+  std::vector<float> qNope(size_t(nh * T * nope)), qAbsH(size_t(nh * T * lora));
+  std::vector<float> qAbs(size_t(T * nh * lora)), qPe(size_t(T * nh * rope));
+  for (int64_t t = 0; t < T; ++t)
+    for (int h = 0; h < nh; ++h) {
       const float* qn = q.data() + (t * nh + h) * qhd;
-      float* qa = qAbs.data() + (t * nh + h) * lora;
-      for (int j = 0; j < nope; ++j) {
-        const float* wr = wkvb.data() + (int64_t(h) * (nope + vd) + j) * lora;
-        for (int cc = 0; cc < lora; ++cc)
-          qa[cc] += qn[j] * wr[cc];
-      }
+      std::memcpy(qNope.data() + (int64_t(h) * T + t) * nope, qn, size_t(nope) * sizeof(float));
       std::memcpy(qPe.data() + (t * nh + h) * rope, qn + nope, size_t(rope) * sizeof(float));
     }
-  });
+  perHeadLinear(c.pool, hw.format, hw.ukT, hw.ukTBytes, nh, lora, nope, qNope.data(), T,
+                qAbsH.data());
+  for (int64_t t = 0; t < T; ++t)
+    for (int h = 0; h < nh; ++h)
+      std::memcpy(qAbs.data() + (t * nh + h) * lora, qAbsH.data() + (int64_t(h) * T + t) * lora,
+                  size_t(lora) * sizeof(float));
 
   std::vector<float> ctx(size_t(T * nh * lora));
   const int layer = c.step.layer();
@@ -133,21 +227,17 @@ void mlaAttention(OpContext& c) {
                       ctx.data() + s.start * nh * lora);
   }
   // Value up-projection per head: out[h] = W_uv[h] ctx[h].
-  std::vector<float> heads(size_t(T * nh * vd));
-  c.pool.parallelFor(T * nh, 1, [&](int64_t b, int64_t e) {
-    for (int64_t job = b; job < e; ++job) {
-      int64_t t = job / nh;
-      int h = int(job % nh);
-      const float* cv = ctx.data() + (t * nh + h) * lora;
-      for (int j = 0; j < vd; ++j) {
-        const float* wr = wkvb.data() + (int64_t(h) * (nope + vd) + nope + j) * lora;
-        float acc = 0.f;
-        for (int cc = 0; cc < lora; ++cc)
-          acc += wr[cc] * cv[cc];
-        heads[size_t((t * nh + h) * vd + j)] = acc;
-      }
-    }
-  });
+  std::vector<float> ctxH(size_t(nh * T * lora)), headsH(size_t(nh * T * vd)),
+      heads(size_t(T * nh * vd));
+  for (int64_t t = 0; t < T; ++t)
+    for (int h = 0; h < nh; ++h)
+      std::memcpy(ctxH.data() + (int64_t(h) * T + t) * lora, ctx.data() + (t * nh + h) * lora,
+                  size_t(lora) * sizeof(float));
+  perHeadLinear(c.pool, hw.format, hw.uv, hw.uvBytes, nh, vd, lora, ctxH.data(), T, headsH.data());
+  for (int64_t t = 0; t < T; ++t)
+    for (int h = 0; h < nh; ++h)
+      std::memcpy(heads.data() + (t * nh + h) * vd, headsH.data() + (int64_t(h) * T + t) * vd,
+                  size_t(vd) * sizeof(float));
   Activation& out = c.out(0);
   out.resize(T, c.w(MlaO).rows);
   cpu::linear(c.pool, heads.data(), T, c.w(MlaO), nullptr, out.f.data());

@@ -42,6 +42,14 @@ void swigluInPlace(float* g, const float* u, int64_t n) {
     g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
 }
 
+void smallLoop(ThreadPool& pool, int64_t n, int64_t elements,
+               const std::function<void(int64_t, int64_t)>& fn) {
+  if (elements < (int64_t(1) << 16))
+    fn(0, n);
+  else
+    pool.parallelFor(n, 1, fn);
+}
+
 void embedding(OpContext& c) {
   const Activation& ids = c.in(0);
   cpu::MatrixView table = c.w(0);

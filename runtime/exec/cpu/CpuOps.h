@@ -22,4 +22,11 @@ cpu::RopeParams ropeParams(const plan::Rope& r);
 // silu(g) * u, the SwiGLU activation of every MLP and expert.
 void swigluInPlace(float* g, const float* u, int64_t n);
 
+// fn(0, n) on the calling thread when the loop touches fewer than ~64K values (`elements`),
+// else pool.parallelFor(n, 1, fn). Each parallel loop is a barrier: in decode, small
+// per-expert/per-head preparation loops cost more in hand-over (and, on a busy machine, in waiting
+// for a descheduled worker) than their work.
+void smallLoop(ThreadPool& pool, int64_t n, int64_t elements,
+               const std::function<void(int64_t, int64_t)>& fn);
+
 } // namespace kt::cpuops

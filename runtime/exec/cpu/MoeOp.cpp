@@ -1,9 +1,11 @@
 #include "kernels/cpu/Linear.h"
 #include "kernels/cpu/MoeRouting.h"
 #include "runtime/exec/cpu/CpuOps.h"
+#include "runtime/exec/cpu/NumaPlacement.h"
 #include "runtime/plan/OpSignature.h"
 #include "runtime/support/ThreadPool.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace kt::cpuops {
@@ -29,6 +31,7 @@ cpu::MoeRoutingParams routingParams(const plan::MoeAttrs& a) {
 // One expert's share of the batch: its tokens, their routing weights and the intermediate values.
 struct ExpertWork {
   cpu::MatrixView gate, up, down;
+  int node; // NUMA node holding this expert's weights; -1: none (shared expert), spread rows
   std::vector<int64_t> tokens;
   std::vector<float>
       weights; // routing weight per token (shared experts: 1, or Qwen2's sigmoid gate)
@@ -36,29 +39,67 @@ struct ExpertWork {
   cpu::PreparedInput inGate, inUp, inDown;
 };
 
-constexpr int64_t kRowsPerTask = 64; // a multiple of the packed kernels' 16-row panels
-
 // A (work item, row block) list over all experts, so that one parallel loop keeps every thread
 // busy whether the batch has 1 token (few experts, many row blocks) or thousands (many experts).
 struct Task {
   int work;
   int64_t r0, r1;
 };
-std::vector<Task> rowTasks(const std::vector<ExpertWork>& works, bool down) {
+// Tasks grouped by node (a node's tasks read its own experts), for ThreadPool::parallelForNodes.
+struct NodeTasks {
   std::vector<Task> tasks;
+  std::vector<int64_t> counts;
+};
+// Row blocks are as large as load balance allows (about 4 tasks per thread, at least 64 rows, a
+// multiple of the kernels' 16-row panels): each task start costs the GEMV kernel a cold start
+// (its first panel's scales and lines are fetched with nothing to overlap them), which with
+// 64-row blocks made decode MoE run at a third of the bandwidth the same kernel reaches on a long
+// matrix.
+NodeTasks rowTasks(const std::vector<ExpertWork>& works, bool down, int threads, int nodes) {
+  // Sized by weight elements, not rows: a shared expert's down matrix (K = 2 x 1408 in
+  // DeepSeek-V2) is twice a routed one's, and one oversized last task left a thread idle.
+  auto mat = [&](const ExpertWork& w) { return down ? w.down : w.gate; };
+  int64_t total = 0;
+  for (const ExpertWork& w : works)
+    total += mat(w).rows * mat(w).cols;
+  const int64_t perTask = std::max<int64_t>(1, total / (int64_t(threads) * 4));
+  std::vector<std::vector<Task>> byNode(static_cast<size_t>(nodes));
+  int spread = 0; // round-robin node for the blocks of node-less (shared) experts
   for (int w = 0; w < int(works.size()); ++w) {
-    int64_t rows = down ? works[size_t(w)].down.rows : works[size_t(w)].gate.rows;
-    for (int64_t r = 0; r < rows; r += kRowsPerTask)
-      tasks.push_back({w, r, std::min(rows, r + kRowsPerTask)});
+    const int64_t rows = mat(works[size_t(w)]).rows, cols = mat(works[size_t(w)]).cols;
+    // Equal blocks per matrix (no small remainder task), at least 64 rows.
+    int64_t n = std::max<int64_t>((rows * cols + perTask - 1) / perTask,
+                                  works[size_t(w)].node < 0 ? std::min(nodes, 4) : 1);
+    n = std::max<int64_t>(1, std::min(n, rows / 64));
+    const int64_t block = ((rows + n - 1) / n + 15) / 16 * 16;
+    for (int64_t r = 0; r < rows; r += block) {
+      const int node = works[size_t(w)].node >= 0 ? works[size_t(w)].node : spread++ % nodes;
+      byNode[size_t(node)].push_back({w, r, std::min(rows, r + block)});
+    }
   }
-  return tasks;
+  NodeTasks out;
+  for (auto& v : byNode) {
+    // Largest first, so the tasks left at the end of a phase are the small ones.
+    std::stable_sort(v.begin(), v.end(), [&](const Task& x, const Task& y) {
+      return (x.r1 - x.r0) * mat(works[size_t(x.work)]).cols >
+             (y.r1 - y.r0) * mat(works[size_t(y.work)]).cols;
+    });
+    out.counts.push_back(int64_t(v.size()));
+    out.tasks.insert(out.tasks.end(), v.begin(), v.end());
+  }
+  return out;
 }
 
 // Runs the SwiGLU experts of all work items with three parallel phases (gate+up, activation,
 // down) instead of three parallel loops per expert, then the weighted combine.
 void runExperts(ThreadPool& pool, std::vector<ExpertWork>& works, const float* x, int64_t H,
                 float* out, int64_t T) {
-  pool.parallelFor(int64_t(works.size()), 1, [&](int64_t b, int64_t e) {
+  int64_t routedRows = 0, inter = 0; // token rows over all work items, and their activations
+  for (const ExpertWork& w : works) {
+    routedRows += int64_t(w.tokens.size());
+    inter += int64_t(w.tokens.size()) * w.gate.rows;
+  }
+  smallLoop(pool, int64_t(works.size()), routedRows * H, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       ExpertWork& w = works[size_t(i)];
       const int64_t n = int64_t(w.tokens.size());
@@ -72,23 +113,25 @@ void runExperts(ThreadPool& pool, std::vector<ExpertWork>& works, const float* x
       cpu::prepareInput(w.up, w.x.data(), n, &w.inUp);
     }
   });
-  std::vector<Task> up = rowTasks(works, false);
-  pool.parallelFor(int64_t(up.size()), 1, [&](int64_t b, int64_t e) {
+  NodeTasks upTasks = rowTasks(works, false, pool.size(), pool.nodes());
+  const std::vector<Task>& up = upTasks.tasks;
+  pool.parallelForNodes(upTasks.counts, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       ExpertWork& w = works[size_t(up[size_t(i)].work)];
       cpu::linearRows(w.gate, w.inGate, w.g.data(), up[size_t(i)].r0, up[size_t(i)].r1);
       cpu::linearRows(w.up, w.inUp, w.u.data(), up[size_t(i)].r0, up[size_t(i)].r1);
     }
   });
-  pool.parallelFor(int64_t(works.size()), 1, [&](int64_t b, int64_t e) {
+  smallLoop(pool, int64_t(works.size()), inter, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       ExpertWork& w = works[size_t(i)];
       swigluInPlace(w.g.data(), w.u.data(), int64_t(w.g.size()));
       cpu::prepareInput(w.down, w.g.data(), int64_t(w.tokens.size()), &w.inDown);
     }
   });
-  std::vector<Task> down = rowTasks(works, true);
-  pool.parallelFor(int64_t(down.size()), 1, [&](int64_t b, int64_t e) {
+  NodeTasks downTasks = rowTasks(works, true, pool.size(), pool.nodes());
+  const std::vector<Task>& down = downTasks.tasks;
+  pool.parallelForNodes(downTasks.counts, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       ExpertWork& w = works[size_t(down[size_t(i)].work)];
       cpu::linearRows(w.down, w.inDown, w.y.data(), down[size_t(i)].r0, down[size_t(i)].r1);
@@ -99,7 +142,7 @@ void runExperts(ThreadPool& pool, std::vector<ExpertWork>& works, const float* x
   for (int w = 0; w < int(works.size()); ++w)
     for (int64_t r = 0; r < int64_t(works[size_t(w)].tokens.size()); ++r)
       contributions[size_t(works[size_t(w)].tokens[size_t(r)])].push_back({w, r});
-  pool.parallelFor(T, 4, [&](int64_t b, int64_t e) {
+  smallLoop(pool, T, routedRows * H, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
       float* o = out + t * H;
       for (auto [w, r] : contributions[size_t(t)]) {
@@ -146,6 +189,7 @@ void moe(OpContext& c) {
         works.push_back({c.expert(Gate, e),
                          c.expert(Up, e),
                          c.expert(Down, e),
+                         expertNode(e, E, c.pool.nodes()),
                          {},
                          {},
                          {},
@@ -162,7 +206,7 @@ void moe(OpContext& c) {
   // Shared experts run with the routed ones, over every token.
   if (c.has(SharedGate)) {
     ExpertWork shared{
-        c.w(SharedGate), c.w(SharedUp), c.w(SharedDown), {}, {}, {}, {}, {}, {}, {}, {}, {}};
+        c.w(SharedGate), c.w(SharedUp), c.w(SharedDown), -1, {}, {}, {}, {}, {}, {}, {}, {}, {}};
     shared.weights.assign(size_t(T), 1.0f);
     if (c.has(SharedExpertGate)) { // Qwen2-MoE: sigmoid(x . w) scales the shared expert
       cpu::linear(c.pool, x.f.data(), T, c.w(SharedExpertGate), nullptr, shared.weights.data());

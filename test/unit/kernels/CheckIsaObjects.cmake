@@ -1,9 +1,9 @@
 # cmake -DNM=nm -DOBJECTS="a.o;b.o" -P CheckIsaObjects.cmake
-# Fails when an object compiled with ISA flags (MatmulAvx2/Avx512/Amx) defines weak or unique
+# Fails when an object compiled with ISA flags (Matmul/Attention Avx2/Avx512/Amx) defines weak or unique
 # symbols (W, V, u): those are shared across translation units and the linker may pick this copy.
 set(bad "")
 foreach(obj IN LISTS OBJECTS)
-  if(obj MATCHES "Matmul(Avx2|Avx512|Amx)\\.cpp\\.o$")
+  if(obj MATCHES "(Matmul|Attention)(Avx2|Avx512|Amx)\\.cpp\\.o$")
     execute_process(COMMAND ${NM} -C ${obj} OUTPUT_VARIABLE syms RESULT_VARIABLE rc)
     if(NOT rc EQUAL 0)
       message(FATAL_ERROR "nm failed on ${obj}")
