@@ -43,6 +43,22 @@ if [ "${2:-${1:-}}" = --bench ]; then
   "$KTC" "$M" -o "$D/bench/dsv2lite.cpu.ktplan"
   "$KTC" "$M" -o "$D/bench/dsv2lite.hybrid.ktplan" --hw "$HW" \
     --placement-override '.=gpu:0' --placement-override '\.experts=cpu:numa0'
+  # Plans placed by the cost model with the device's measured profile (docs/cost-model.md, "GPU and
+  # hybrid plans on the device machine"), their predictions in bench/explain/. The probe saw only
+  # 8.5 GiB of CPU memory on the device's VM (128 GiB in truth), hence --cpu-mem. The hybrid plan
+  # is compiled with --prefill-offload never: the runtime does not stream experts to the GPU yet,
+  # so the prediction must be of what it runs (the default `auto` prediction is kept beside it).
+  MHW=$ROOT/examples/hw/device-h100-xeon-measured.json
+  X=$D/bench/explain
+  mkdir -p "$X"
+  "$KTC" "$M" -o "$D/bench/dsv2lite.cm-gpu.ktplan" --hw "$MHW" --gpu-mem unlimited --dtype bf16 \
+    --prompt-len 512 --explain-json "$X/gpu.json"
+  "$KTC" "$M" -o "$D/bench/dsv2lite.cm-hybrid.ktplan" --hw "$MHW" --gpu-mem 8GiB --cpu-mem 100GiB \
+    --prompt-len 512 --prefill-offload never --explain-json "$X/hybrid-never.json"
+  "$KTC" "$M" -o /dev/null --hw "$MHW" --gpu-mem 8GiB --cpu-mem 100GiB --prompt-len 512 \
+    --explain-json "$X/hybrid.json"
+  "$KTC" "$M" -o "$D/bench/dsv2lite.cm-cpu.ktplan" --hw "$MHW" --gpu-mem 0 --cpu-mem 100GiB \
+    --prompt-len 128 --explain-json "$X/cpu.json"
   if compgen -G "$D/bench/*.weights" > /dev/null; then
     echo "unexpected packed sidecar in $D/bench" >&2
     exit 1

@@ -33,23 +33,6 @@ struct TrainExecutor::Prepared {
 
 namespace {
 
-cpu::MoeRoutingParams routingParams(const plan::MoeAttrs& a) {
-  cpu::MoeRoutingParams p;
-  p.numExperts = a.num_experts();
-  p.topK = a.experts_per_token();
-  p.scoring = a.scoring() == plan::MoeScoring::Sigmoid ? cpu::MoeScoring::Sigmoid
-                                                       : cpu::MoeScoring::Softmax;
-  p.method = a.topk_method() == plan::MoeTopk::Greedy ? cpu::MoeTopk::Greedy
-             : a.topk_method() == plan::MoeTopk::GroupLimitedGreedy
-                 ? cpu::MoeTopk::GroupLimitedGreedy
-                 : cpu::MoeTopk::NoauxTc;
-  p.nGroup = a.n_group();
-  p.topkGroup = a.topk_group();
-  p.normTopkProb = a.norm_topk_prob();
-  p.routedScalingFactor = a.routed_scaling_factor();
-  return p;
-}
-
 OpKind forwardKind(OpKind k) {
   switch (k) {
   case OpKind::RmsNormGrad:
@@ -196,7 +179,7 @@ TrainExecutor::Prepared TrainExecutor::prepare(const plan::Step& s) {
     break;
   case OpKind::Moe: {
     const plan::MoeAttrs& a = *s.attrs_as_MoeAttrs();
-    p.moeP = routingParams(a);
+    p.moeP = cpuops::moeRoutingParams(a);
     const int E = a.num_experts();
     for (int e = 0; e < E; ++e) {
       auto expert = [&](int slot) {

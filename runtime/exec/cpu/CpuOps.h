@@ -1,5 +1,6 @@
 #pragma once
 // CPU implementations of the plan's ops (one function per op kind), grouped by file.
+#include "kernels/cpu/MoeRouting.h"
 #include "kernels/cpu/Rope.h"
 #include "runtime/exec/OpContext.h"
 
@@ -19,6 +20,8 @@ void mlaAttention(OpContext& c);
 void moe(OpContext& c);
 
 cpu::RopeParams ropeParams(const plan::Rope& r);
+// The plan's MoE attributes as the routing kernel's parameters (inference and training).
+cpu::MoeRoutingParams moeRoutingParams(const plan::MoeAttrs& a);
 // silu(g) * u, the SwiGLU activation of every MLP and expert.
 void swigluInPlace(float* g, const float* u, int64_t n);
 

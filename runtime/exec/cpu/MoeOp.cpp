@@ -10,8 +10,7 @@
 
 namespace kt::cpuops {
 
-namespace {
-cpu::MoeRoutingParams routingParams(const plan::MoeAttrs& a) {
+cpu::MoeRoutingParams moeRoutingParams(const plan::MoeAttrs& a) {
   cpu::MoeRoutingParams p;
   p.numExperts = a.num_experts();
   p.topK = a.experts_per_token();
@@ -27,6 +26,8 @@ cpu::MoeRoutingParams routingParams(const plan::MoeAttrs& a) {
   p.routedScalingFactor = a.routed_scaling_factor();
   return p;
 }
+
+namespace {
 
 // One expert's share of the batch: its tokens, their routing weights and the intermediate values.
 struct ExpertWork {
@@ -163,7 +164,7 @@ void moe(OpContext& c) {
   const Activation& x = c.in(0);
   const int64_t T = x.rows, H = x.cols;
   const int E = a.num_experts(), K = a.experts_per_token();
-  cpu::MoeRoutingParams rp = routingParams(a);
+  cpu::MoeRoutingParams rp = moeRoutingParams(a);
 
   std::vector<float> logits(size_t(T * E));
   cpu::linear(c.pool, x.f.data(), T, c.w(Router), nullptr, logits.data());
