@@ -27,8 +27,7 @@ if(KT_BUILD_COMPILER)
   include(TableGen)
   include(AddLLVM)
   include(AddMLIR)
-  # Without this policy mlir-tblgen outputs are regenerated on every build.
-  cmake_policy(SET CMP0116 OLD)
+  # CMP0116 (mlir-tblgen depfiles) is set OLD in the top-level CMakeLists.txt.
   include_directories(SYSTEM ${LLVM_INCLUDE_DIRS} ${MLIR_INCLUDE_DIRS})
   add_definitions(${LLVM_DEFINITIONS})
 endif()
