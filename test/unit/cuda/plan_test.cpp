@@ -8,6 +8,7 @@
 #include "runtime/generate/Generator.h"
 #include "runtime/io/Safetensors.h"
 #include "runtime/support/Error.h"
+#include "test/unit/common/LogitAgreement.h"
 #include "test/unit/cuda/CudaTestUtil.h"
 
 #include <gtest/gtest.h>
@@ -180,34 +181,15 @@ TEST_P(CudaPlan, GreedySequenceScores) {
   std::vector<float> exact = ref_->get<float>("p0.greedy_logits");
   std::vector<float> got = scoreSequences(*model_, {seq})[0];
   ASSERT_GE(got.size(), exact.size());
-  const int64_t rows = int64_t(exact.size()) / vocab;
-  double top1 = 0, kl = 0, maxAbs = 0;
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* p = exact.data() + r * vocab;
-    const float* q = got.data() + r * vocab;
-    top1 += std::max_element(p, p + vocab) - p == std::max_element(q, q + vocab) - q;
-    double mp = *std::max_element(p, p + vocab), mq = *std::max_element(q, q + vocab), zp = 0,
-           zq = 0;
-    for (int64_t v = 0; v < vocab; ++v) {
-      zp += std::exp(p[v] - mp);
-      zq += std::exp(q[v] - mq);
-    }
-    for (int64_t v = 0; v < vocab; ++v) {
-      double lp = p[v] - mp - std::log(zp), lq = q[v] - mq - std::log(zq);
-      kl += std::exp(lp) * (lp - lq);
-      maxAbs = std::max(maxAbs, double(std::fabs(p[v] - q[v])));
-    }
-  }
-  top1 /= double(rows);
-  kl /= double(rows);
-  report("seq top-1 agreement", top1);
-  report("seq mean KL", kl);
-  report("seq max|diff|", maxAbs);
+  testing_util::LogitAgreement ag = testing_util::compareLogits(exact, got, vocab);
+  report("seq top-1 agreement", ag.top1);
+  report("seq mean KL", ag.kl);
+  report("seq max|diff|", ag.maxAbs);
   if (bf16_) {
-    EXPECT_GE(top1, 0.9);
-    EXPECT_LE(kl, 2e-2);
+    EXPECT_GE(ag.top1, 0.9);
+    EXPECT_LE(ag.kl, 2e-2);
   } else {
-    EXPECT_LT(maxAbs, kTol);
+    EXPECT_LT(ag.maxAbs, kTol);
   }
 }
 

@@ -7,6 +7,7 @@
 #include "runtime/generate/Generator.h"
 #include "runtime/generate/PlanTokenizer.h"
 #include "runtime/io/Safetensors.h"
+#include "test/unit/common/LogitAgreement.h"
 
 #include <gtest/gtest.h>
 
@@ -47,35 +48,8 @@ std::unique_ptr<Model> compile(const std::string& arch, const std::string& quant
   return compileDir(std::string(KT_FIXTURES_DIR) + "/hf/" + arch, arch, quant, dtype);
 }
 
-struct Agreement {
-  double top1 = 0, kl = 0, maxAbs = 0;
-};
-
-Agreement compare(const std::vector<float>& exact, const std::vector<float>& approx,
-                  int64_t vocab) {
-  Agreement a;
-  const int64_t rows = int64_t(exact.size()) / vocab;
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* p = exact.data() + r * vocab;
-    const float* q = approx.data() + r * vocab;
-    int64_t ap = std::max_element(p, p + vocab) - p, aq = std::max_element(q, q + vocab) - q;
-    a.top1 += ap == aq;
-    double mp = *std::max_element(p, p + vocab), mq = *std::max_element(q, q + vocab), zp = 0,
-           zq = 0;
-    for (int64_t v = 0; v < vocab; ++v) {
-      zp += std::exp(p[v] - mp);
-      zq += std::exp(q[v] - mq);
-    }
-    for (int64_t v = 0; v < vocab; ++v) {
-      double lp = p[v] - mp - std::log(zp), lq = q[v] - mq - std::log(zq);
-      a.kl += std::exp(lp) * (lp - lq);
-      a.maxAbs = std::max(a.maxAbs, double(std::fabs(p[v] - q[v])));
-    }
-  }
-  a.top1 /= double(rows);
-  a.kl /= double(rows);
-  return a;
-}
+using testing_util::compareLogits;
+using Agreement = testing_util::LogitAgreement;
 
 class Quantized : public testing::TestWithParam<std::string> {};
 
@@ -117,7 +91,7 @@ TEST_P(Quantized, FormatsAgreeWithF32) {
                  Case{"int4:g128:asym", 0.3, 0.2}}) {
     auto model = compile(GetParam(), c.quant);
     auto got = scoreSequences(*model, {seq});
-    Agreement a = compare(exact, got[0], model->info().vocab_size());
+    Agreement a = compareLogits(exact, got[0], model->info().vocab_size());
     RecordProperty(std::string(c.quant) + "_top1", std::to_string(a.top1));
     RecordProperty(std::string(c.quant) + "_kl", std::to_string(a.kl));
     std::printf("  %-12s %-16s top-1 %.3f  KL %.2e  max|dlogit| %.3f\n", GetParam().c_str(),
