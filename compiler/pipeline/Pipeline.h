@@ -7,6 +7,7 @@
 //   emit     : kt module -> plan (compiler/emit); packed weights go to the sidecar
 // This header is plain C++ so the tool's main, which catches kt::Error, includes no MLIR.
 #include "frontends/hf/HfModel.h"
+#include "frontends/hf/PeftAdapter.h"
 #include "runtime/schema/plan_generated.h"
 
 #include <cstdint>
@@ -50,6 +51,17 @@ struct CompileOptions {
   std::vector<std::string> loraTargetParameters; // PEFT target_parameters (fused experts)
   std::vector<std::pair<std::string, double>> loraRankPattern, loraAlphaPattern; // REGEX -> value
 };
+
+// Takes rank, alpha, targets and rank/alpha patterns from a PEFT adapter_config.json
+// (--lora-config), so the plan's adapters are exactly that adapter's.
+inline void applyLoraConfig(const hf::PeftConfig& c, CompileOptions& opt) {
+  opt.loraR = c.r;
+  opt.loraAlpha = c.alpha;
+  opt.loraTargetModules = c.targetModules;
+  opt.loraTargetParameters = c.targetParameters;
+  opt.loraRankPattern = c.rankPattern;
+  opt.loraAlphaPattern = c.alphaPattern;
+}
 
 struct CompileStats {
   double importSeconds = 0, passSeconds = 0, emitSeconds = 0;

@@ -223,12 +223,7 @@ int main(int argc, char** argv) {
       kt::hf::PeftConfig c = kt::hf::readPeftConfig(loraConfig);
       for (const std::string& w : c.warnings)
         std::fprintf(stderr, "kt-compile: warning: %s: %s\n", loraConfig.c_str(), w.c_str());
-      opt.loraR = c.r;
-      opt.loraAlpha = c.alpha;
-      opt.loraTargetModules = c.targetModules;
-      opt.loraTargetParameters = c.targetParameters;
-      opt.loraRankPattern = c.rankPattern;
-      opt.loraAlphaPattern = c.alphaPattern;
+      kt::compiler::applyLoraConfig(c, opt);
     }
     if (loraR)
       opt.loraR = *loraR;

@@ -30,12 +30,7 @@ std::string fixture(const std::string& m) {
 compiler::CompileOptions trainOptions(const hf::PeftConfig& c) {
   compiler::CompileOptions opt;
   opt.train = "lora";
-  opt.loraR = c.r;
-  opt.loraAlpha = c.alpha;
-  opt.loraTargetModules = c.targetModules;
-  opt.loraTargetParameters = c.targetParameters;
-  opt.loraRankPattern = c.rankPattern;
-  opt.loraAlphaPattern = c.alphaPattern;
+  compiler::applyLoraConfig(c, opt);
   return opt;
 }
 
