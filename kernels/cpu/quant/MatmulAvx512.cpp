@@ -126,38 +126,19 @@ template <int T> void gemvF32(const Job& j, const Out& o, int64_t p0, int64_t p1
   }
 }
 
-template <int T> void gemvBf16(const Job& j, const Out& o, int64_t p0, int64_t p1) {
-  constexpr int U = T <= 2 ? 8 : 4; // independent chains per token (latency hiding)
-  const int64_t lines = j.w.kp / 2; // multiple of 16
-  const uint8_t* x[T];
-  KT_UNROLL
-  for (int s = 0; s < T; ++s)
-    x[s] = actRow(j, s);
-  for (int64_t p = p0; p < p1; ++p) {
-    const uint8_t* w = panelPtr(j.w, j.packed, p);
-    __m512 acc[T][U];
-    KT_UNROLL
-    for (int s = 0; s < T; ++s) {
-      KT_UNROLL
-      for (int u = 0; u < U; ++u)
-        acc[s][u] = _mm512_setzero_ps();
-    }
-    for (int64_t l = 0; l < lines; l += U) {
-      KT_UNROLL
-      for (int u = 0; u < U; ++u) {
-        prefetchAhead(w + (l + u) * 64);
-        const __m512i wv = _mm512_loadu_si512(w + (l + u) * 64);
-        KT_UNROLL
-        for (int s = 0; s < T; ++s)
-          acc[s][u] =
-              _mm512_dpbf16_ps(acc[s][u], (__m512bh)wv, (__m512bh)bcast32(x[s] + (l + u) * 4));
-      }
-    }
-    KT_UNROLL
-    for (int s = 0; s < T; ++s)
-      storeRows(o, s, p * 16, sumChains<U>(acc[s]));
+// The dot-product GEMVs (bf16: vdpbf16ps, int8: vpdpbusd) share one loop: 64-byte lines of a
+// 16-row panel, each against 4 broadcast activation bytes per row, U independent chains per token.
+struct Bf16Dot {
+  using Acc = __m512;
+  static constexpr int kBytesPerElement = 2;
+  static Acc zero() { return _mm512_setzero_ps(); }
+  static Acc dot(Acc acc, __m512i w, __m512i x) {
+    return _mm512_dpbf16_ps(acc, (__m512bh)w, (__m512bh)x);
   }
-}
+  template <int U> static __m512 finish(const Job&, const uint8_t*, int64_t, const Acc* acc) {
+    return sumChains<U>(acc);
+  }
+};
 
 // y = w_scale * x_scale * (sum (q_w + 128) q_x - 128 * sum q_x)
 inline __m512 int8Finish(const Job& j, const uint8_t* panel, int64_t s, __m512i isum) {
@@ -167,21 +148,33 @@ inline __m512 int8Finish(const Job& j, const uint8_t* panel, int64_t s, __m512i 
                        _mm512_mul_ps(ws, _mm512_set1_ps(actScale(j, s, 0))));
 }
 
-template <int T> void gemvInt8(const Job& j, const Out& o, int64_t p0, int64_t p1) {
+struct Int8Dot {
+  using Acc = __m512i;
+  static constexpr int kBytesPerElement = 1;
+  static Acc zero() { return _mm512_setzero_si512(); }
+  static Acc dot(Acc acc, __m512i w, __m512i x) { return _mm512_dpbusd_epi32(acc, w, x); }
+  template <int U>
+  static __m512 finish(const Job& j, const uint8_t* panel, int64_t s, const Acc* acc) {
+    return int8Finish(j, panel, s, sumChainsI<U>(acc));
+  }
+};
+
+template <class D, int T> void gemvDot(const Job& j, const Out& o, int64_t p0, int64_t p1) {
   constexpr int U = T <= 2 ? 8 : 4; // independent chains per token (latency hiding)
-  const int64_t lines = j.w.kp / 4; // multiple of 16
+  // A 64-byte line holds 16 rows x 4 bytes: 2 bf16 or 4 int8 columns. Multiple of 16.
+  const int64_t lines = j.w.kp / (4 / D::kBytesPerElement);
   const uint8_t* x[T];
   KT_UNROLL
   for (int s = 0; s < T; ++s)
     x[s] = actRow(j, s);
   for (int64_t p = p0; p < p1; ++p) {
     const uint8_t* w = panelPtr(j.w, j.packed, p);
-    __m512i acc[T][U];
+    typename D::Acc acc[T][U];
     KT_UNROLL
     for (int s = 0; s < T; ++s) {
       KT_UNROLL
       for (int u = 0; u < U; ++u)
-        acc[s][u] = _mm512_setzero_si512();
+        acc[s][u] = D::zero();
     }
     for (int64_t l = 0; l < lines; l += U) {
       KT_UNROLL
@@ -190,12 +183,12 @@ template <int T> void gemvInt8(const Job& j, const Out& o, int64_t p0, int64_t p
         const __m512i wv = _mm512_loadu_si512(w + (l + u) * 64);
         KT_UNROLL
         for (int s = 0; s < T; ++s)
-          acc[s][u] = _mm512_dpbusd_epi32(acc[s][u], wv, bcast32(x[s] + (l + u) * 4));
+          acc[s][u] = D::dot(acc[s][u], wv, bcast32(x[s] + (l + u) * 4));
       }
     }
     KT_UNROLL
     for (int s = 0; s < T; ++s)
-      storeRows(o, s, p * 16, int8Finish(j, w, s, sumChainsI<U>(acc[s])));
+      storeRows(o, s, p * 16, D::template finish<U>(j, w, s, acc[s]));
   }
 }
 
@@ -485,9 +478,9 @@ template <int T> void gemvAll(const Job& j, const Out& o, int64_t p0, int64_t p1
   case WeightFormat::F32:
     return gemvF32<T>(j, o, p0, p1);
   case WeightFormat::BF16:
-    return gemvBf16<T>(j, o, p0, p1);
+    return gemvDot<Bf16Dot, T>(j, o, p0, p1);
   case WeightFormat::Int8:
-    return gemvInt8<T>(j, o, p0, p1);
+    return gemvDot<Int8Dot, T>(j, o, p0, p1);
   case WeightFormat::Int4G32Sym:
     return gemvInt4<T, 32, false>(j, o, p0, p1);
   case WeightFormat::Int4G32Asym:
