@@ -2,7 +2,8 @@
 # Prepares, on the development machine, what scripts/device-cuda-parity.sh needs on the device
 # machine (which has no compiler build, no flatc and no Debian packages):
 #   .cudaparity/hf/MODEL/      each fixture's config, weights and HF reference (copied)
-#   .cudaparity/plans/         MODEL.{gpu,hybrid,bf16}.ktplan compiled against those copies
+#   .cudaparity/plans/         MODEL.{gpu,hybrid,bf16,int8,hybridq}.ktplan compiled against those
+#                              copies (hybridq: CPU experts packed int8, sidecar beside it)
 #   .cudaparity/gen/           plan_generated.h (flatc) for the device's runtime build
 #   .devdeps/*.deb             gtest, flatbuffers, nlohmann-json, hwloc, pcre2, udev (apt-get download)
 # The plans record absolute weight paths under $ROOT/.cudaparity; the device script links that
@@ -27,6 +28,9 @@ for m in llama mixtral qwen3_moe deepseek_v2 deepseek_v2_yarn deepseek_v3; do
   "$KTC" "$D/hf/$m" -o "$D/plans/$m.gpu.ktplan" --device gpu:0
   "$KTC" "$D/hf/$m" -o "$D/plans/$m.bf16.ktplan" --device gpu:0 --dtype bf16
   "$KTC" "$D/hf/$m" -o "$D/plans/$m.hybrid.ktplan" --hw "$HW" \
+    --placement-override '.=gpu:0' --placement-override "$cpu"
+  "$KTC" "$D/hf/$m" -o "$D/plans/$m.int8.ktplan" --device gpu:0 --gpu-quant int8
+  "$KTC" "$D/hf/$m" -o "$D/plans/$m.hybridq.ktplan" --hw "$HW" --cpu-quant int8 \
     --placement-override '.=gpu:0' --placement-override "$cpu"
 done
 # --bench: plans of the kt-synth DeepSeek-V2-Lite checkpoint (31 GB, written to /tmp/kt-bench and

@@ -35,8 +35,12 @@ double CostModel::bandwidth(const Device& d) const {
   return accel(d).bandwidthGBs * 1e9;
 }
 
-double CostModel::gemvEfficiency(const Device& d, WeightFormat f) const {
-  return d.isCpu() ? profile_.cpu.gemvEfficiency.get(f) : accel(d).gemvEfficiency.get(f);
+double CostModel::gemvEfficiency(const Device& d, WeightFormat f, bool unpacked) const {
+  if (!d.isCpu())
+    return accel(d).gemvEfficiency.get(f);
+  const CpuProfile& c = profile_.cpu;
+  return unpacked && !c.plainGemvEfficiency.values.empty() ? c.plainGemvEfficiency.get(f)
+                                                           : c.gemvEfficiency.get(f);
 }
 
 double CostModel::peakFlops(const Device& d, WeightFormat f) const {
@@ -44,9 +48,17 @@ double CostModel::peakFlops(const Device& d, WeightFormat f) const {
   return d.isCpu() ? profile_.cpu.bestGemmGflops(f) * 1e9 : accel(d).gemmTflops.get(f) * 1e12;
 }
 
-double CostModel::attentionFlops(const Device& d, UnitKind k, WeightFormat f) const {
-  if (!d.isCpu())
-    return peakFlops(d, f);
+double CostModel::attentionFlops(const Device& d, UnitKind k, double blocks) const {
+  if (!d.isCpu()) {
+    const AcceleratorProfile& a = accel(d);
+    bool mla = k == UnitKind::MlaAttention;
+    double full = mla ? a.mlaAttentionGflops : a.gqaAttentionGflops;
+    double rate = full > 0 ? full * 1e9 : a.gemmTflops.get(WeightFormat::F32) * 1e12;
+    double perBlock = mla ? a.mlaAttentionBlockGflops : a.gqaAttentionBlockGflops;
+    if (perBlock > 0 && blocks > 0)
+      rate = std::min(rate, blocks * perBlock * 1e9);
+    return rate;
+  }
   const CpuProfile& c = profile_.cpu;
   double measured = k == UnitKind::MlaAttention ? c.mlaAttentionGflops : c.gqaAttentionGflops;
   return measured > 0 ? measured * 1e9 : c.bestGemmGflops(WeightFormat::F32) * 1e9;
@@ -88,6 +100,14 @@ bool CostModel::supports(const Device& d, const std::string& opKind) const {
   return std::find(ops.begin(), ops.end(), opKind) != ops.end();
 }
 
+double CostModel::withOverheads(const Device& d, double work, int cpuOps, double launches,
+                                double syncs) const {
+  if (d.isCpu() || launches <= 0)
+    return work + cpuOps * opOverhead(d);
+  const AcceleratorProfile& a = accel(d);
+  return std::max(work, launches * a.launchOverheadUs * 1e-6) + syncs * a.link.latencyUs * 1e-6;
+}
+
 double CostModel::computeTime(const Device& d, double flops, double bytes, WeightFormat f,
                               int ops) const {
   double compute = flops > 0 ? flops / peakFlops(d, f) : 0;
@@ -126,14 +146,25 @@ double CostModel::unitTime(const Unit& u, const Device& d, const Shape& s) const
     // once per step. The pair work runs on the attention kernels, not the weight GEMMs.
     double n = s.tokens / std::max(1.0, s.batch);
     double pairs = s.batch * (n * s.context + n * (n + 1) / 2);
-    attnSeconds = pairs * u.attnFlopsPerPair / attentionFlops(d, u.kind, u.formatOn(cpu));
+    // One kernel launch per sequence, one block per (head, new token) of it.
+    attnSeconds = pairs * u.attnFlopsPerPair / attentionFlops(d, u.kind, u.attnHeads * n);
     bytes += s.batch * (s.context + n) * u.kvBytesPerToken;
   }
   const CpuStorage* form = u.cpuForm(cpu);
   double unpacked = form ? std::min(flops, rows * form->unpackedFlopsPerToken) : 0;
   double compute = flopsSeconds(d, flops - unpacked, unpacked, u.formatOn(cpu)) + attnSeconds;
-  double memory = bytes > 0 ? bytes / (bandwidth(d) * gemvEfficiency(d, u.formatOn(cpu))) : 0;
-  return std::max(compute, memory) + u.numOps * opOverhead(d);
+  // Unpacked matrices stream at the plain loops' rate: their share of the bytes is taken as their
+  // share of the FLOPs (2 per weight either way).
+  double plainShare = form && u.flopsPerToken > 0
+                          ? std::min(1.0, form->unpackedFlopsPerToken / u.flopsPerToken)
+                          : 0;
+  WeightFormat f = u.formatOn(cpu);
+  double memory = bytes > 0 ? bytes / bandwidth(d) *
+                                  ((1 - plainShare) / gemvEfficiency(d, f) +
+                                   plainShare / gemvEfficiency(d, f, /*unpacked=*/true))
+                            : 0;
+  return withOverheads(d, std::max(compute, memory), u.numOps,
+                       u.gpu.perStep + u.gpu.perSequence * s.batch, u.gpu.hostSyncs);
 }
 
 double CostModel::expectedTouched(const Unit& u, const std::vector<int>& experts, double tokens) {
@@ -160,9 +191,10 @@ double CostModel::expertsTime(const Unit& u, const std::vector<int>& experts, co
   const CpuStorage* form = u.cpuForm(cpu);
   bool plain = form && form->expertsUnpacked;
   double compute = flopsSeconds(d, plain ? 0 : flops, plain ? flops : 0, u.expertFormatOn(cpu));
-  double memory =
-      touched * u.expertBytesOn(cpu) / (bandwidth(d) * gemvEfficiency(d, u.expertFormatOn(cpu)));
-  return std::max(compute, memory) + opOverhead(d);
+  double memory = touched * u.expertBytesOn(cpu) /
+                  (bandwidth(d) * gemvEfficiency(d, u.expertFormatOn(cpu), plain));
+  return withOverheads(d, std::max(compute, memory), 1, touched * u.gpu.perTouchedExpert,
+                       u.gpu.gpuExpertsSyncs);
 }
 
 double CostModel::streamedExpertsTime(const Unit& u, const std::vector<int>& experts,

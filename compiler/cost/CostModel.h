@@ -40,13 +40,16 @@ public:
 
   // Device characteristics (seconds, bytes/s, FLOP/s).
   double bandwidth(const Device& d) const; // memory bandwidth
-  double gemvEfficiency(const Device& d, WeightFormat f) const;
+  // Fraction of bandwidth a 1-token product over weights in `f` reaches: the packed kernels', or
+  // with `unpacked` the CPU's plain loops (plain_gemv_efficiency when the profile has it).
+  double gemvEfficiency(const Device& d, WeightFormat f, bool unpacked = false) const;
   double peakFlops(const Device& d, WeightFormat f) const;
   double opOverhead(const Device& d) const;
   // FLOP/s of attention's score and value work (per (token, position) pair FLOPs) for a unit of
-  // kind `k` whose weights are in `f`: the CPU's measured attention kernels when the profile has
-  // them (else its f32 GEMM rate); accelerators run it at their GEMM rate for `f`.
-  double attentionFlops(const Device& d, UnitKind k, WeightFormat f) const;
+  // kind `k`: the measured attention kernels when the profile has them (else the f32 GEMM rate).
+  // On an accelerator the kernel runs one block per (head, token): with `blocks` of them (0 =
+  // plenty) the rate is at most blocks x the profile's one-block rate.
+  double attentionFlops(const Device& d, UnitKind k, double blocks = 0) const;
   // Seconds of `packed` FLOPs on the packed kernels of format `f` plus `unpacked` FLOPs on plain
   // loops over checkpoint-dtype rows (the CPU's plain_gflops; elsewhere the same peak).
   double flopsSeconds(const Device& d, double packed, double unpacked, WeightFormat f) const;
@@ -55,6 +58,13 @@ public:
   // Whether `d` can run ops of this kind (CPUs and GPUs run everything; NPUs what they list).
   bool supports(const Device& d, const std::string& opKind) const;
 
+  // `work` seconds (a roofline time) plus the overheads of issuing it: on a CPU `cpuOps` fork/joins
+  // of the pool; on an accelerator the host issues `launches` kernels back to back, which the GPU
+  // cannot outrun, so max(work, launches x launch overhead), then waits `syncs` link round trips
+  // (blocking copies). `launches` <= 0 on an accelerator (an unknown structure): `cpuOps` launch
+  // overheads added instead.
+  double withOverheads(const Device& d, double work, int cpuOps, double launches,
+                       double syncs) const;
   // The roofline time of `flops` and `bytes` (streamed from memory) in format `f` plus `ops`
   // op overheads.
   double computeTime(const Device& d, double flops, double bytes, WeightFormat f, int ops) const;

@@ -166,11 +166,27 @@ NumaNode numaNode(const json& v, const std::string& path, size_t index) {
   return n;
 }
 
+// {"gqa": GFLOP/s, "mla": GFLOP/s}, both optional, under `key` of `obj` (absent: untouched).
+void attentionRates(const json& obj, const std::string& path, const std::string& key, double* gqa,
+                    double* mla) {
+  const json* a = find(obj, key);
+  if (!a)
+    return;
+  std::string p = sub(path, key);
+  object(*a, p);
+  onlyKnownKeys(*a, p, {"gqa", "mla"});
+  if (const json* x = find(*a, "gqa"))
+    *gqa = number(*x, sub(p, "gqa"), /*allowZero=*/false);
+  if (const json* x = find(*a, "mla"))
+    *mla = number(*x, sub(p, "mla"), /*allowZero=*/false);
+}
+
 CpuProfile cpu(const json& v, const std::string& path) {
   object(v, path);
   onlyKnownKeys(v, path,
                 {"model", "isa", "numa_nodes", "caches", "gemv_efficiency", "gemm_gflops",
-                 "attention_gflops", "plain_gflops", "reserved_bytes", "op_overhead_us"});
+                 "attention_gflops", "plain_gflops", "plain_gemv_efficiency", "reserved_bytes",
+                 "op_overhead_us"});
   CpuProfile c;
   if (const json* m = find(v, "model"))
     c.model = string(*m, sub(path, "model"));
@@ -223,15 +239,9 @@ CpuProfile cpu(const json& v, const std::string& path) {
 
   if (const json* pg = find(v, "plain_gflops"))
     c.plainGflops = formatTable(*pg, sub(path, "plain_gflops"));
-  if (const json* a = find(v, "attention_gflops")) {
-    std::string p = sub(path, "attention_gflops");
-    object(*a, p);
-    onlyKnownKeys(*a, p, {"gqa", "mla"});
-    if (const json* x = find(*a, "gqa"))
-      c.gqaAttentionGflops = number(*x, sub(p, "gqa"), /*allowZero=*/false);
-    if (const json* x = find(*a, "mla"))
-      c.mlaAttentionGflops = number(*x, sub(p, "mla"), /*allowZero=*/false);
-  }
+  if (const json* pe = find(v, "plain_gemv_efficiency"))
+    c.plainGemvEfficiency = formatTable(*pe, sub(path, "plain_gemv_efficiency"), 1.0);
+  attentionRates(v, path, "attention_gflops", &c.gqaAttentionGflops, &c.mlaAttentionGflops);
   if (const json* r = find(v, "reserved_bytes"))
     c.reservedBytes = bytes(*r, sub(path, "reserved_bytes"));
   c.opOverheadUs = optNumber(v, path, "op_overhead_us", 0);
@@ -258,7 +268,9 @@ AcceleratorProfile accelerator(const json& v, const std::string& path, size_t in
                                    "gemv_efficiency",
                                    "gemm_tflops",
                                    "link",
-                                   "launch_overhead_us"};
+                                   "launch_overhead_us",
+                                   "attention_gflops",
+                                   "attention_block_gflops"};
   if (npu)
     keys.push_back("supported_ops");
   onlyKnownKeys(v, path, keys);
@@ -279,6 +291,9 @@ AcceleratorProfile accelerator(const json& v, const std::string& path, size_t in
   a.gemmTflops = formatTable(need(v, path, "gemm_tflops"), sub(path, "gemm_tflops"));
   a.link = link(need(v, path, "link"), sub(path, "link"));
   a.launchOverheadUs = optNumber(v, path, "launch_overhead_us", 0);
+  attentionRates(v, path, "attention_gflops", &a.gqaAttentionGflops, &a.mlaAttentionGflops);
+  attentionRates(v, path, "attention_block_gflops", &a.gqaAttentionBlockGflops,
+                 &a.mlaAttentionBlockGflops);
   if (npu) {
     std::string p = sub(path, "supported_ops");
     const json& ops = need(v, path, "supported_ops");

@@ -47,6 +47,9 @@ struct CpuProfile {
   // GFLOP/s of one node multiplying unpacked (checkpoint-dtype) matrices: the runtime's plain
   // loops. Empty when not given: the packed kernels' rate is used.
   FormatTable plainGflops;
+  // Fraction of bandwidthGBs a 1-token product over unpacked matrices reaches (the plain loops
+  // convert and multiply every element, which can be slower than DRAM). Empty: gemvEfficiency.
+  FormatTable plainGemvEfficiency;
   double reservedBytes = 0; // kept for the OS and runtime, summed over nodes
   double opOverheadUs = 0;  // fork/join of the worker pool, per kt op
   // GFLOP/s of one node's f32 attention kernels (scores + weighted sums of the KV cache, not
@@ -73,7 +76,17 @@ struct AcceleratorProfile {
   FormatTable gemvEfficiency; // default 0.8 for every format when absent
   FormatTable gemmTflops;     // per weight format
   HostLink link;
-  double launchOverheadUs = 0;           // per kt op (a few kernels, CUDA-graph launched)
+  // Host time to issue one kernel, cuBLAS call or async copy back to back (kt-rt probe times the
+  // runtime's own kernels). The cost model multiplies it by the launches the CUDA backend issues
+  // per op (GpuLaunches.h); blocking copies cost link.latency_us each on top.
+  double launchOverheadUs = 0;
+  // GFLOP/s of the runtime's attention kernel (kernels/cuda/Attention.cu, one block per (head,
+  // token)) per (token, position) pair FLOPs: `attention` with enough blocks to fill the GPU (a
+  // prefill), `attentionBlock` of one block when few run (decode: heads x 1 blocks). A step with
+  // B blocks runs at min(attention, B x attentionBlock). 0 = not given: the f32 GEMM rate, and no
+  // per-block limit.
+  double gqaAttentionGflops = 0, mlaAttentionGflops = 0;
+  double gqaAttentionBlockGflops = 0, mlaAttentionBlockGflops = 0;
   std::vector<std::string> supportedOps; // NPU only; see docs/hardware-profile.md for the names
 };
 

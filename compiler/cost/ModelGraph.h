@@ -6,6 +6,7 @@
 // one from a kt module (dialects/kt/Transforms/PartitionGraph.cpp); the unit tests build them by
 // hand. Small ops between the big ones (norms, residual adds) are folded into the next unit: they
 // add op overheads and tiny weights, and move with it.
+#include "compiler/cost/GpuLaunches.h"
 #include "compiler/cost/Units.h"
 
 #include <string>
@@ -34,10 +35,13 @@ struct CpuStorage {
 // One placeable unit (one big kt op and the small ops folded into it).
 struct Unit {
   UnitKind kind = UnitKind::Other;
-  int layer = -1;                          // decoder layer, -1 outside the layers
-  std::string opKind;                      // the main op's kind (knownOpKinds()): NPU support
-  std::vector<std::string> glueOpKinds;    // kinds of the small ops folded in
-  int numOps = 1;                          // kt ops in the unit (each pays an op/launch overhead)
+  int layer = -1;                       // decoder layer, -1 outside the layers
+  std::string opKind;                   // the main op's kind (knownOpKinds()): NPU support
+  std::vector<std::string> glueOpKinds; // kinds of the small ops folded in
+  int numOps = 1;                       // kt ops in the unit (each pays a CPU op overhead)
+  // What the CUDA backend launches for the unit, glue included (GpuLaunches.h). perStep == 0 (a
+  // hand-built unit): one launch overhead per kt op instead.
+  GpuLaunches gpu;
   WeightFormat format = WeightFormat::F32; // format of its largest weight
 
   // Everything except routed experts. For MoE: router, correction bias and shared experts.
@@ -54,6 +58,7 @@ struct Unit {
   // Attention: the KV cache lives with the op.
   double kvBytesPerToken = 0;  // per sequence, per cached position
   double attnFlopsPerPair = 0; // per (new token, visible position) pair
+  int attnHeads = 0;           // query heads: the GPU kernel runs one block per (head, token)
 
   // MoE.
   double sharedBytes = 0, sharedFlopsPerToken = 0; // the shared-expert part of the above

@@ -101,20 +101,25 @@ private:
     const bool cpu = home.isCpu();
     const CpuStorage* form = u.cpuForm(cpu);
     const WeightFormat f = u.formatOn(cpu);
-    auto roofline = [&](double packed, double unpacked, double bytes, int ops) {
+    auto roofline = [&](double packed, double unpacked, double bytes, int ops, double launches,
+                        double syncs) {
       double compute = cost_.flopsSeconds(home, packed, unpacked, f);
-      double memory = bytes / (cost_.bandwidth(home) * cost_.gemvEfficiency(home, f));
-      return std::max(compute, memory) + ops * cost_.opOverhead(home);
+      double memory =
+          bytes / (cost_.bandwidth(home) *
+                   cost_.gemvEfficiency(home, f, /*unpacked=*/packed == 0 && unpacked > 0));
+      return cost_.withOverheads(home, std::max(compute, memory), ops, launches, syncs);
     };
-    // The router reads plain rows on the CPU (kt-quantize-weights never packs it).
+    // The router reads plain rows on the CPU (kt-quantize-weights never packs it). On a GPU the
+    // router part ends with the routing choices copied to the host (u.gpu.hostSyncs).
     double routerFlops = s.tokens * (u.flopsPerToken - u.sharedFlopsPerToken);
     double tRouter = roofline(form ? 0 : routerFlops, form ? routerFlops : 0,
-                              u.weightBytesOn(cpu) - u.sharedBytesOn(cpu), u.numOps);
+                              u.weightBytesOn(cpu) - u.sharedBytesOn(cpu), u.numOps,
+                              u.gpu.perStep - u.gpu.shared, u.gpu.hostSyncs);
     double sharedFlops = s.tokens * u.sharedFlopsPerToken;
     bool sharedPlain = form && form->sharedUnpacked;
     double tShared = u.sharedBytesOn(cpu) > 0
                          ? roofline(sharedPlain ? 0 : sharedFlops, sharedPlain ? sharedFlops : 0,
-                                    u.sharedBytesOn(cpu), 1)
+                                    u.sharedBytesOn(cpu), 1, u.gpu.shared, 0)
                          : 0;
     busy(home, prefill, tRouter + tShared);
 

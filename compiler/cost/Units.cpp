@@ -195,4 +195,30 @@ double matrixBytes(int64_t rows, int64_t cols, const QuantSpec& q) {
   }
 }
 
+bool parseGpuDtype(const std::string& name, GpuDtype* out) {
+  if (name.empty())
+    *out = GpuDtype::AsStored;
+  else if (name == "f32")
+    *out = GpuDtype::F32;
+  else if (name == "bf16")
+    *out = GpuDtype::BF16;
+  else if (name == "f32+int8")
+    *out = GpuDtype::F32Int8;
+  else if (name == "bf16+int8")
+    *out = GpuDtype::BF16Int8;
+  else
+    return false;
+  return true;
+}
+
+WeightFormat gpuFormat(GpuDtype d, int rank, bool forceF32, WeightFormat stored, bool gemmOnly) {
+  if (d == GpuDtype::AsStored)
+    return stored;
+  const bool int8 = d == GpuDtype::F32Int8 || d == GpuDtype::BF16Int8;
+  if (int8 && gemmOnly && rank >= 2 && !forceF32)
+    return WeightFormat::Int8;
+  const bool bf16 = d == GpuDtype::BF16 || d == GpuDtype::BF16Int8;
+  return bf16 && rank >= 2 && !forceF32 ? WeightFormat::BF16 : WeightFormat::F32;
+}
+
 } // namespace kt::cost

@@ -52,4 +52,21 @@ double matrixBytes(int64_t rows, int64_t cols, const QuantSpec& q);
 // Bytes of an unquantized tensor of `elements` elements (norm vectors, biases).
 double plainBytes(int64_t elements, WeightFormat f);
 
+// The dtype a weight has on a GPU. The CUDA backend (runtime/exec/cuda/CudaBackend.cpp, upload())
+// converts what the plan stores into the plan's compute dtype when it uploads: a matrix or stacked
+// matrices (rank >= 2) become bf16 under --dtype bf16 and f32 otherwise; vectors (norms, biases)
+// and MLA's kv_b_proj (read by the f32 batched GEMMs of the absorbed attention) are always f32.
+// AsStored is the partitioner's rule for modules compiled without a compute dtype (kt-opt on a
+// hand-written module): the checkpoint dtype or #kt.quant.
+// With --gpu-quant int8 (F32Int8, BF16Int8) the matrices the GPU reads only through GEMMs
+// (projections, MLPs, experts, lm_head) are int8 with an f32 scale per row instead; embedding
+// tables, routers, Qwen2's shared gate and kv_b keep the dtype.
+enum class GpuDtype { AsStored, F32, BF16, F32Int8, BF16Int8 };
+// "" -> AsStored, "f32", "bf16", "f32+int8", "bf16+int8"; false for anything else.
+bool parseGpuDtype(const std::string& name, GpuDtype* out);
+// The format a tensor of `rank` has on a GPU under `d` (`forceF32`: MLA's kv_b_proj; `gemmOnly`:
+// every GPU use is a GEMM's matrix); `stored` is returned for AsStored.
+WeightFormat gpuFormat(GpuDtype d, int rank, bool forceF32, WeightFormat stored,
+                       bool gemmOnly = false);
+
 } // namespace kt::cost

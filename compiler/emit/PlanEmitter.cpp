@@ -4,6 +4,7 @@
 #include "compiler/plan/WeightPacker.h"
 #include "dialects/kt/IR/KTOps.h"
 #include "dialects/kt/Transforms/LoraSlots.h"
+#include "runtime/pack/SourceSlices.h"
 #include "runtime/plan/OpSignature.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -13,6 +14,7 @@
 #include "llvm/ADT/StringMap.h"
 #include "llvm/ADT/TypeSwitch.h"
 
+#include <algorithm>
 #include <map>
 
 namespace kt::compiler {
@@ -68,12 +70,18 @@ public:
       return failure();
     if (fn.getNumArguments() != 2)
       return fn.emitError("@forward must take (ids, positions)");
+    auto train = symbols_.lookup<func::FuncOp>("train_step");
+    // Unmerged inference adapters (kt-attach-lora without a train_step): @forward's ops name
+    // them, so Plan.adapters must exist before prefill/decode's Step.adapters refer to them.
+    const bool forwardAdapters = !train && !module_.getOps<ktd::LoraAdapterOp>().empty();
+    if (forwardAdapters && failed(emitAdapters()))
+      return failure();
     // Prefill and decode run the same graph today; the partitioner will specialize them.
     for (const char* entry : {"prefill", "decode"})
       if (failed(emitEntry(fn, entry)))
         return failure();
     // LoRA training (kt-derive-train-step): the adapters, then the train_step entry point.
-    if (auto train = symbols_.lookup<func::FuncOp>("train_step")) {
+    if (train) {
       if (failed(emitAdapters()) || failed(emitTraining()))
         return failure();
       if (train.getNumArguments() != 3)
@@ -81,10 +89,22 @@ public:
       if (failed(emitEntry(train, "train_step")))
         return failure();
     }
+    emitMemoryBudgets();
     return success();
   }
 
 private:
+  // The budgets kt-partition sized each device's share for (kt.partition's "budgets").
+  void emitMemoryBudgets() {
+    auto partition = module_->getAttrOfType<DictionaryAttr>("kt.partition");
+    auto budgets = partition ? partition.getAs<DictionaryAttr>("budgets") : nullptr;
+    if (!budgets)
+      return;
+    for (auto& d : b_.plan().devices)
+      if (auto bytes = budgets.getAs<IntegerAttr>(d->name))
+        d->memory_budget = uint64_t(std::max<int64_t>(0, bytes.getInt()));
+  }
+
   LogicalResult emitModelInfo() {
     auto dict = module_->getAttrOfType<DictionaryAttr>("kt.model");
     if (!dict)
@@ -268,25 +288,28 @@ private:
       fmt = q.getSymmetric() ? P::PackedFormat::Int4G128Sym : P::PackedFormat::Int4G128Asym;
     else
       return decl.emitError("no CPU kernel format for quantization ") << q;
-    const int64_t rank = int64_t(w.shape.size());
-    const int64_t n = w.shape[size_t(rank - 2)], k = w.shape[size_t(rank - 1)];
-    const int64_t slices = rank == 3 ? w.shape[0] : 1;
-    const uint64_t sliceBytes = uint64_t(n * k) * dtypeSize(::kt::DType(w.dtype));
+    // The checkpoint ranges stay in the plan as the weight's source, so `kt-rt pack` can rebuild
+    // the sidecar elsewhere; both cut them into matrices by the same rule (runtime/pack).
+    ::kt::pack::MatrixStack m;
+    if (!::kt::pack::matrixStack(w.shape, &m))
+      return decl.emitError("only a matrix or a stack of matrices can be packed");
+    std::vector<::kt::pack::ByteRange> source, slices;
+    for (const P::Segment& seg : w.segments)
+      source.push_back({seg.file(), seg.offset(), seg.size()});
+    std::string why;
+    if (!::kt::pack::sourceSlices(m, dtypeSize(::kt::DType(w.dtype)), source, &slices, &why))
+      return decl.emitError("cannot pack: ") << why;
     std::vector<P::Segment> packed;
-    for (int64_t i = 0; i < slices; ++i) {
-      // A slice is a segment of its own (stacked experts) or a sub-range of the single segment.
-      const P::Segment& src =
-          w.segments.size() == size_t(slices) ? w.segments[size_t(i)] : w.segments[0];
-      uint64_t offset =
-          src.offset() + (w.segments.size() == size_t(slices) ? 0 : uint64_t(i) * sliceBytes);
+    for (const ::kt::pack::ByteRange& src : slices) {
       uint64_t outOffset = 0, outSize = 0;
       std::string err;
-      const std::string& file = b_.plan().weight_files[src.file()]->path;
-      if (!packer_->pack(file, offset, ::kt::DType(w.dtype), n, k, int(fmt), &outOffset, &outSize,
-                         &err))
+      const std::string& file = b_.plan().weight_files[src.file]->path;
+      if (!packer_->pack(file, src.offset, ::kt::DType(w.dtype), m.n, m.k, int(fmt), &outOffset,
+                         &outSize, &err))
         return decl.emitError("packing failed: ") << err;
       packed.push_back(P::Segment(sidecarIndex(), outOffset, outSize));
     }
+    w.source = std::move(w.segments);
     w.segments = std::move(packed);
     w.layout = P::Layout::Packed;
     w.packed_format = fmt;
@@ -531,6 +554,7 @@ private:
     a.topk_group = int32_t(o.getTopkGroup());
     a.norm_topk_prob = o.getNormTopkProb();
     a.routed_scaling_factor = o.getRoutedScalingFactor().convertToDouble();
+    a.layer = int32_t(o.getLayer()); // keys the "route.<layer>" tap and expert stats (kt-tune)
     s.attrs.Set(a);
     return weights(o, s,
                    {o.getRouter(), o.getCorrectionBias(), o.getGate(), o.getUp(), o.getDown(),

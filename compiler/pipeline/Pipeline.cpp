@@ -34,6 +34,11 @@ bool compileModel(const hf::ModelDesc& model, const CompileOptions& options, pla
                     "progress)\n";
     return false;
   }
+  if (!options.gpuQuant.empty() && options.gpuQuant != "int8") {
+    llvm::errs() << "kt-compile: error: --gpu-quant must be int8, not '" << options.gpuQuant
+                 << "'\n";
+    return false;
+  }
   if (options.dtype != "f32" && options.dtype != "bf16") {
     llvm::errs() << "kt-compile: error: --dtype must be f32 or bf16, not '" << options.dtype
                  << "'\n";
@@ -71,6 +76,8 @@ bool compileModel(const hf::ModelDesc& model, const CompileOptions& options, pla
     p.decodeBatch = options.decodeBatch;
     p.kvTokens = options.kvTokens;
     p.cpuQuant = cpuQuant; // quantize runs after partition: size CPU-held weights as packed
+    // The CUDA backend uploads GPU weights in this dtype (GEMM matrices int8 with --gpu-quant).
+    p.computeDtype = options.dtype + (options.gpuQuant == "int8" ? "+int8" : "");
     p.explain = options.explain;
     p.explainJson = options.explainJsonPath;
     pm.addPass(mlir::kt::createPartitionPass(p));
@@ -90,8 +97,13 @@ bool compileModel(const hf::ModelDesc& model, const CompileOptions& options, pla
     }
     pm.addPass(std::move(pass));
   }
-  if (!options.train.empty()) {
-    if (options.train != "lora") {
+  if (!options.train.empty() && options.loraInference) {
+    llvm::errs() << "kt-compile: error: --adapter-unmerged and --train cannot be combined (to "
+                    "continue training an adapter, use kt-rt train --init-adapter)\n";
+    return false;
+  }
+  if (!options.train.empty() || options.loraInference) {
+    if (!options.train.empty() && options.train != "lora") {
       llvm::errs() << "kt-compile: error: --train " << options.train
                    << " is not supported (only lora)\n";
       return false;
@@ -111,7 +123,8 @@ bool compileModel(const hf::ModelDesc& model, const CompileOptions& options, pla
     lora.rankPattern = ranks;
     lora.alphaPattern = alphas;
     pm.addPass(mlir::kt::createAttachLoraPass(lora));
-    pm.addPass(mlir::kt::createDeriveTrainStepPass());
+    if (!options.loraInference)
+      pm.addPass(mlir::kt::createDeriveTrainStepPass());
   }
   if (mlir::failed(pm.run(*module)))
     return false;
@@ -137,11 +150,14 @@ bool compileModel(const hf::ModelDesc& model, const CompileOptions& options, pla
 
   t0 = std::chrono::steady_clock::now();
   PlanBuilder builder;
-  WeightPacker packer(options.sidecarPath.empty() ? "model.ktplan.weights" : options.sidecarPath);
+  WeightPacker packer(options.sidecarPath.empty() ? "model.ktplan.weights" : options.sidecarPath,
+                      /*writeBlobs=*/!options.packLater);
   if (mlir::failed(emitPlan(*module, builder, &packer)))
     return false;
   builder.plan().model->compute_dtype =
       options.dtype == "bf16" ? plan::DType::BF16 : plan::DType::F32;
+  builder.plan().model->gpu_quant =
+      options.gpuQuant == "int8" ? plan::QuantScheme::Int8PerChannel : plan::QuantScheme::None;
   stats->emitSeconds = since(t0);
   *out = std::move(builder.plan());
   return true;

@@ -3,7 +3,8 @@
 //   import   : Hugging Face folder -> kt module (frontends/hf)
 //   verify   : op verifiers (shapes, routing attributes, weight storage)
 //   place    : kt-partition (cost model, with --hw) or kt-assign-placement (everything on --device)
-//   train    : with --train lora, kt-attach-lora + kt-derive-train-step (docs/training.md)
+//   train    : with --train lora, kt-attach-lora + kt-derive-train-step (docs/training.md);
+//              with an unmerged --adapter, kt-attach-lora alone (adapters on @forward)
 //   emit     : kt module -> plan (compiler/emit); packed weights go to the sidecar
 // This header is plain C++ so the tool's main, which catches kt::Error, includes no MLIR.
 #include "frontends/hf/HfModel.h"
@@ -23,7 +24,9 @@ struct CompileOptions {
   std::string device = "cpu:numa0";
   std::string
       cpuQuant; // pack CPU weight matrices: f32|bf16|int8|int4[:g32|:g128][:asym]; "" = as stored
+  std::string gpuQuant; // "int8": GPU GEMM matrices int8 per row (quantized at upload); "" = dtype
   std::string sidecarPath;  // where packed weights go (PLAN.weights); needed when cpuQuant is set
+  bool packLater = false;   // lay the sidecar out in the plan but write none (`kt-rt pack`)
   std::string passPipeline; // extra passes, textual MLIR pipeline (--pass-pipeline)
   std::string dumpMlirPath; // write the placed kt module here ("-" = stdout)
   bool verbose = false;
@@ -50,6 +53,10 @@ struct CompileOptions {
   std::vector<std::string> loraTargetModules;    // PEFT target_modules
   std::vector<std::string> loraTargetParameters; // PEFT target_parameters (fused experts)
   std::vector<std::pair<std::string, double>> loraRankPattern, loraAlphaPattern; // REGEX -> value
+  // Unmerged inference adapters (kt-compile --adapter DIR --adapter-unmerged): kt-attach-lora
+  // with the lora* settings above declares the adapters on @forward itself (no train_step), so
+  // the prefill/decode steps carry Step.adapters; hf::embedPeftAdapter then gives them values.
+  bool loraInference = false;
 };
 
 // Takes rank, alpha, targets and rank/alpha patterns from a PEFT adapter_config.json

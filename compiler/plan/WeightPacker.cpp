@@ -1,7 +1,7 @@
 #include "compiler/plan/WeightPacker.h"
 
-#include "kernels/cpu/quant/QuantMatmul.h"
 #include "runtime/io/MappedFile.h"
+#include "runtime/pack/PackMatrix.h"
 #include "runtime/support/Error.h"
 
 #include <cerrno>
@@ -11,9 +11,8 @@
 
 namespace kt::compiler {
 
-namespace q = kt::cpu::quant;
-
-WeightPacker::WeightPacker(std::string sidecarPath) : path_(std::move(sidecarPath)) {}
+WeightPacker::WeightPacker(std::string sidecarPath, bool writeBlobs)
+    : path_(std::move(sidecarPath)), writeBlobs_(writeBlobs) {}
 
 WeightPacker::~WeightPacker() {
   if (out_)
@@ -24,36 +23,33 @@ bool WeightPacker::pack(const std::string& file, uint64_t offset, DType src, int
                         int format, uint64_t* outOffset, uint64_t* outSize, std::string* error) {
   auto t0 = std::chrono::steady_clock::now();
   try {
-    auto& mapped = sources_[file];
-    if (!mapped)
-      mapped = std::make_unique<MappedFile>(file);
     const uint64_t bytes = uint64_t(n * k) * dtypeSize(src);
-    if (offset + bytes > mapped->size())
-      throw Error(file + ": weight bytes lie outside the file");
-    q::SourceType st = src == DType::BF16  ? q::SourceType::BF16
-                       : src == DType::F16 ? q::SourceType::F16
-                                           : q::SourceType::F32;
-    const auto fmt = q::WeightFormat(format);
-    size_t packedSize = q::packedBytes(fmt, n, k);
-    if (packedSize == 0)
-      throw Error(std::string("format ") + q::formatName(fmt) + " cannot hold a [" +
-                  std::to_string(n) + ", " + std::to_string(k) + "] matrix");
-    std::vector<uint8_t> blob(packedSize);
-    q::packWeights(fmt, st, mapped->data() + offset, n, k, blob.data());
-    if (!out_) {
-      out_ = std::fopen(path_.c_str(), "wb");
-      if (!out_)
-        throw Error("cannot write '" + path_ + "': " + std::strerror(errno));
+    const size_t packedSize = pack::packedMatrixBytes(format, n, k);
+    // Blobs start 64-byte aligned relative to the file (the kernels' promise, checked at load);
+    // the gap before one is zeros.
+    const uint64_t at = pack::alignPacked(size_);
+    if (writeBlobs_) {
+      auto& mapped = sources_[file];
+      if (!mapped)
+        mapped = std::make_unique<MappedFile>(file);
+      if (offset + bytes > mapped->size())
+        throw Error(file + ": weight bytes lie outside the file");
+      std::vector<uint8_t> blob(packedSize);
+      pack::packMatrix(format, src, mapped->data() + offset, n, k, blob.data());
+      if (!out_) {
+        out_ = std::fopen(path_.c_str(), "wb");
+        if (!out_)
+          throw Error("cannot write '" + path_ + "': " + std::strerror(errno));
+      }
+      static const uint8_t zeros[64] = {};
+      const size_t pad = size_t(at - size_);
+      if (pad > sizeof(zeros) || std::fwrite(zeros, 1, pad, out_) != pad ||
+          std::fwrite(blob.data(), 1, blob.size(), out_) != blob.size())
+        throw Error("error writing '" + path_ + "': " + std::strerror(errno));
     }
-    // Blobs start 64-byte aligned relative to the file (the kernels' promise, checked at load).
-    static const uint8_t zeros[q::kPackedAlign] = {};
-    size_t pad = (q::kPackedAlign - size_ % q::kPackedAlign) % q::kPackedAlign;
-    if (std::fwrite(zeros, 1, pad, out_) != pad ||
-        std::fwrite(blob.data(), 1, blob.size(), out_) != blob.size())
-      throw Error("error writing '" + path_ + "': " + std::strerror(errno));
-    *outOffset = size_ + pad;
-    *outSize = blob.size();
-    size_ += pad + blob.size();
+    *outOffset = at;
+    *outSize = packedSize;
+    size_ = at + packedSize;
     ++blobs_;
     sourceBytes_ += bytes;
   } catch (const Error& e) {
@@ -61,7 +57,7 @@ bool WeightPacker::pack(const std::string& file, uint64_t offset, DType src, int
     return false;
   }
   seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (blobs_ % 64 == 0)
+  if (writeBlobs_ && blobs_ % 64 == 0)
     std::fprintf(
         stderr,
         "\r[kt-compile] packing weights: %llu matrices, %.2f GB read, %.2f GB written (%.0f MB/s)",
@@ -72,6 +68,15 @@ bool WeightPacker::pack(const std::string& file, uint64_t offset, DType src, int
 
 bool WeightPacker::finish(uint64_t* size, std::string* error) {
   *size = size_;
+  if (!writeBlobs_) {
+    if (blobs_ > 0)
+      std::fprintf(stderr,
+                   "[kt-compile] laid out %llu packed matrices (%.1f MiB -> %.1f MiB) for %s; "
+                   "not written: build it with `kt-rt pack`\n",
+                   (unsigned long long)blobs_, double(sourceBytes_) / (1 << 20),
+                   double(size_) / (1 << 20), path_.c_str());
+    return true;
+  }
   if (!out_)
     return true;
   if (blobs_ >= 64)

@@ -1,8 +1,10 @@
 #pragma once
-// Repacks checkpoint weights into the CPU kernels' layouts (kernels/cpu/quant) and appends them to
-// the plan's sidecar file (PLAN.weights), each blob 64-byte aligned. Done once at compile time, so
-// kt-rt maps packed weights directly and never repacks at start-up. The interface does not throw
-// (the plan emitter that calls it is built without exceptions); failures come back as messages.
+// Appends checkpoint weights, repacked into the CPU kernels' layouts, to the plan's sidecar file
+// (PLAN.weights), each blob 64-byte aligned. Done once at compile time, so kt-rt maps packed
+// weights directly and never repacks at start-up. The packing itself is runtime/pack's (shared
+// with `kt-rt pack`, which rebuilds the same sidecar from the plan's recorded sources). The
+// interface does not throw (the plan emitter that calls it is built without exceptions); failures
+// come back as messages.
 #include "runtime/support/DType.h"
 
 #include <cstdint>
@@ -19,7 +21,9 @@ namespace kt::compiler {
 
 class WeightPacker {
 public:
-  explicit WeightPacker(std::string sidecarPath);
+  // writeBlobs = false: lay the sidecar out (offsets, sizes) without reading the sources or
+  // writing a file; `kt-rt pack PLAN` builds it later (e.g. on the machine that runs the plan).
+  explicit WeightPacker(std::string sidecarPath, bool writeBlobs = true);
   ~WeightPacker();
 
   // Packs the row-major [n, k] matrix of dtype `src` stored at `file`:`offset` in format `format`
@@ -34,6 +38,7 @@ public:
 
 private:
   std::string path_;
+  bool writeBlobs_ = true;
   FILE* out_ = nullptr;
   uint64_t size_ = 0, blobs_ = 0, sourceBytes_ = 0;
   double seconds_ = 0;

@@ -2,12 +2,14 @@
 
 #include "runtime/io/MappedFile.h"
 #include "runtime/io/Safetensors.h"
+#include "runtime/schema/plan_generated.h"
 #include "runtime/support/Error.h"
 
 #include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <regex>
@@ -71,6 +73,13 @@ Matrix readMatrix(const SafetensorsFile& f, const std::string& name) {
           t->shape[1]};
 }
 
+std::string shapeString(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
 // One slice of a weight (a whole matrix, or one expert of a stacked weight) being merged.
 struct Slice {
   int weight = -1;
@@ -115,11 +124,15 @@ PeftConfig readPeftConfig(const std::string& path) {
     if (auto* p = field("alpha_pattern"))
       for (auto& [k, v] : p->items())
         c.alphaPattern.push_back({k, v.get<double>()});
-    for (const char* unsupported : {"use_dora", "use_rslora"})
-      if (auto* f = field(unsupported); f && f->get<bool>())
-        throw Error(path + ": " + unsupported + " = true is not supported");
+    if (auto* f = field("use_dora"); f && f->get<bool>())
+      throw Error(path + ": use_dora = true is not supported");
+    if (auto* f = field("use_rslora"))
+      c.useRslora = f->get<bool>();
+    // PEFT itself resets fan_in_fan_out to false (with a warning) for nn.Linear targets, and every
+    // projection KT adapts is one: the A/B tensors are the same either way.
     if (auto* f = field("fan_in_fan_out"); f && f->get<bool>())
-      throw Error(path + ": fan_in_fan_out = true is not supported");
+      c.warnings.push_back("fan_in_fan_out = true is ignored, as PEFT does for nn.Linear "
+                           "projections (it only applies to Conv1D weights stored [in, out])");
     // Settings that would change which modules carry adapters: refused rather than ignored, so a
     // plan never silently trains (or merges into) a different set than PEFT would.
     for (const char* k : {"layers_to_transform", "layers_pattern", "exclude_modules",
@@ -138,6 +151,10 @@ PeftConfig readPeftConfig(const std::string& path) {
   if (c.r <= 0 || c.alpha <= 0)
     throw Error(path + ": r and lora_alpha must be positive");
   return c;
+}
+
+double peftScale(const PeftConfig& c, double alpha, int64_t r) {
+  return c.useRslora ? alpha / std::sqrt(double(r)) : alpha / double(r);
 }
 
 std::vector<std::pair<std::string, std::string>>
@@ -246,7 +263,7 @@ MergeStats mergePeftAdapter(ModelDesc& model, const std::string& dir, const std:
                     std::to_string(A.cols) + "] and lora_B [" + std::to_string(B.rows) + ", " +
                     std::to_string(B.cols) + "], weight " + d.hfName + " is [" +
                     std::to_string(out) + ", " + std::to_string(in) + "]");
-      const double scale = patternValue(cfg.alphaPattern, path, cfg.alpha) / double(r);
+      const double scale = peftScale(cfg, patternValue(cfg.alphaPattern, path, cfg.alpha), r);
       std::vector<float>& W = values(it->second);
       for (int64_t o = 0; o < out; ++o)
         for (int64_t i = 0; i < in; ++i) {
@@ -267,7 +284,7 @@ MergeStats mergePeftAdapter(ModelDesc& model, const std::string& dir, const std:
                     std::to_string(B.cols) + "]; expected [E*r, " + std::to_string(in) + "] and [" +
                     std::to_string(out) + ", E*r]");
       const int64_t r = A.rows / E;
-      const double scale = patternValue(cfg.alphaPattern, fu.path, cfg.alpha) / double(r);
+      const double scale = peftScale(cfg, patternValue(cfg.alphaPattern, fu.path, cfg.alpha), r);
       // PEFT's ParamWrapper: expert e's A rows e·r.., its B column j at j·E + e.
       for (size_t t = 0; t < fu.weights.size(); ++t) {
         std::vector<float>& W = values(fu.weights[t]);
@@ -311,6 +328,79 @@ MergeStats mergePeftAdapter(ModelDesc& model, const std::string& dir, const std:
   model.files.push_back(outPath);
   model.fileSizes.push_back(offset);
   stats.bytesWritten = offset;
+  return stats;
+}
+
+EmbedStats embedPeftAdapter(plan::PlanT& plan, const std::string& dir) {
+  PeftConfig cfg = readPeftConfig(dir + "/adapter_config.json");
+  const std::string where =
+      std::filesystem::absolute(dir + "/adapter_model.safetensors").lexically_normal().string();
+  SafetensorsFile adapter(where);
+  if (plan.adapters.empty())
+    throw Error(dir + "/adapter_config.json: its targets declared no adapter in this model");
+
+  // The adapter file joins the plan's weight files; its tensors are mapped where they are.
+  uint32_t file = 0;
+  while (file < plan.weight_files.size() && plan.weight_files[file]->path != where)
+    ++file;
+  if (file == plan.weight_files.size()) {
+    auto f = std::make_unique<plan::WeightFileT>();
+    f->path = where;
+    f->size = std::filesystem::file_size(where);
+    plan.weight_files.push_back(std::move(f));
+  }
+  std::set<std::string> used;
+  // Plan weight index of tensor `name`, which must be [rows, cols].
+  auto weightOf = [&](const plan::AdapterT& a, const std::string& name, int64_t rows, int64_t cols,
+                      uint16_t device) {
+    const TensorInfo* t = adapter.find(name);
+    if (!t)
+      throw Error(where + ": missing tensor " + name + " (adapter " + a.name + " is [" +
+                  std::to_string(a.in_features) + " -> " + std::to_string(a.out_features) +
+                  "], r = " + std::to_string(a.r) + ")");
+    if (t->shape != std::vector<int64_t>{rows, cols})
+      throw Error(where + ": tensor " + name + " has shape " + shapeString(t->shape) +
+                  ", the model's projection needs [" + std::to_string(rows) + ", " +
+                  std::to_string(cols) + "] (r = " + std::to_string(a.r) +
+                  (a.num_experts > 0 ? ", " + std::to_string(a.num_experts) + " experts" : "") +
+                  ")");
+    if (t->dtype != DType::F32 && t->dtype != DType::BF16 && t->dtype != DType::F16)
+      throw Error(where + ": tensor " + name + " is " + dtypeName(t->dtype) +
+                  "; a LoRA tensor must be f32, bf16 or f16");
+    used.insert(name);
+    auto w = std::make_unique<plan::WeightT>();
+    w->name = name;
+    w->dtype = plan::DType(uint8_t(t->dtype)); // kt::DType and plan::DType share their values
+    w->shape = {rows, cols};
+    w->layout = plan::Layout::RowMajor;
+    w->segments.push_back(plan::Segment(file, t->offset, t->size));
+    w->device = device;
+    plan.weights.push_back(std::move(w));
+    return int32_t(plan.weights.size() - 1);
+  };
+
+  EmbedStats stats;
+  for (auto& a : plan.adapters) {
+    if (a->init_a >= 0 || a->init_b >= 0)
+      throw Error("adapter " + a->name + " already has values in the plan");
+    const int64_t E = a->layout == plan::AdapterLayout::ExpertsFused ? a->num_experts : 1;
+    const int64_t rows = E * a->r;
+    // The adapter lives where the weight it updates does (its first target).
+    const uint16_t device = a->targets.empty() ? 0 : plan.weights[a->targets[0]->weight]->device;
+    a->init_a = weightOf(*a, a->name + ".lora_A.weight", rows, a->in_features, device);
+    a->init_b = weightOf(*a, a->name + ".lora_B.weight", a->out_features, rows, device);
+    if (cfg.useRslora) // the runtime scales by alpha / r; PEFT's rsLoRA by alpha / sqrt(r)
+      a->alpha *= std::sqrt(double(a->r));
+    stats.bytes += uint64_t(E * a->r * (a->in_features + a->out_features)) *
+                   dtypeSize(adapter.find(a->name + ".lora_A.weight")->dtype);
+    ++stats.adapters;
+  }
+  for (const auto& [name, t] : adapter.tensors())
+    if (!used.count(name))
+      throw Error(where + ": tensor " + name +
+                  " belongs to no adapter of this model (the adapter_config.json targets declare " +
+                  std::to_string(plan.adapters.size()) +
+                  " modules; is the adapter for another model?)");
   return stats;
 }
 

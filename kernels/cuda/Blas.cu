@@ -1,5 +1,8 @@
 #include "kernels/cuda/Blas.h"
+
 #include "kernels/cuda/DeviceKernels.h"
+
+#include <algorithm>
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -90,18 +93,22 @@ Blas::~Blas() {
     cublas().destroy(h(handle_));
   if (scratch_)
     cudaFree(scratch_);
+  if (widened_)
+    cudaFree(widened_);
 }
 
 bool Blas::linear(const float* x, int64_t tokens, const void* w, bool wBf16, int64_t n, int64_t k,
-                  float* y, std::string* err) {
+                  float* y, std::string* err, int64_t ldy) {
   if (tokens <= 0 || n <= 0)
     return true;
+  if (ldy <= 0)
+    ldy = n;
   const float one = 1.f, zero = 0.f;
   // Row-major y[T,N] = x[T,K] W^T is column-major y^T = W^T(op T of a KxN matrix) . x^T.
   if (!wBf16)
     return ok(cublas().gemmEx(h(handle_), CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(tokens), int(k),
                               &one, w, CUDA_R_32F, int(k), x, CUDA_R_32F, int(k), &zero, y,
-                              CUDA_R_32F, int(n), CUBLAS_COMPUTE_32F_PEDANTIC, CUBLAS_GEMM_DEFAULT),
+                              CUDA_R_32F, int(ldy), CUBLAS_COMPUTE_32F_PEDANTIC, CUBLAS_GEMM_DEFAULT),
               "cublasGemmEx (f32)", err);
   const size_t need = size_t(tokens * k);
   if (need > scratchElems_) {
@@ -120,8 +127,43 @@ bool Blas::linear(const float* x, int64_t tokens, const void* w, bool wBf16, int
   toBf16(x, scratch_, int64_t(need));
   return ok(cublas().gemmEx(h(handle_), CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(tokens), int(k), &one,
                             w, CUDA_R_16BF, int(k), scratch_, CUDA_R_16BF, int(k), &zero, y,
-                            CUDA_R_32F, int(n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                            CUDA_R_32F, int(ldy), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
             "cublasGemmEx (bf16)", err);
+}
+
+bool Blas::linearInt8(const float* x, int64_t tokens, const int8_t* q, const float* scale,
+                      int64_t n, int64_t k, float* y, std::string* err) {
+  if (tokens <= 0 || n <= 0)
+    return true;
+  if (tokens <= kInt8GemvTokens) {
+    gemvInt8(x, tokens, q, scale, n, k, y);
+    return true;
+  }
+  // Row blocks of at most 32M weights (64 MiB of bf16), so the scratch stays small next to the
+  // weights it serves.
+  const int64_t blockRows = std::max<int64_t>(1, std::min<int64_t>(n, (int64_t(32) << 20) / k));
+  const size_t need = size_t(blockRows * k);
+  if (need > widenedElems_) {
+    if (widened_)
+      cudaFree(widened_);
+    widened_ = nullptr;
+    widenedElems_ = 0;
+    if (cudaMalloc(&widened_, need * 2) != cudaSuccess) {
+      cudaGetLastError();
+      if (err)
+        *err = "cudaMalloc of the int8 widening scratch failed";
+      return false;
+    }
+    widenedElems_ = need;
+  }
+  for (int64_t r0 = 0; r0 < n; r0 += blockRows) {
+    const int64_t rows = std::min(blockRows, n - r0);
+    int8ToBf16(q + r0 * k, rows * k, widened_);
+    if (!linear(x, tokens, widened_, true, rows, k, y + r0, err, n))
+      return false;
+  }
+  scaleColumns(y, tokens, n, scale);
+  return true;
 }
 
 bool Blas::gemmBatched(bool transA, bool transB, int64_t m, int64_t n, int64_t k, const float* a,

@@ -15,9 +15,17 @@ public:
   static std::unique_ptr<Blas> create(std::string* err);
   ~Blas();
 
-  // y[T, N] = x[T, K] . W[N, K]^T with W row-major f32 or bf16 (ldw = K). y must not alias x.
+  // y[T, N] = x[T, K] . W[N, K]^T with W row-major f32 or bf16 (ldw = K); y's rows are ldy floats
+  // apart (0: N). y must not alias x.
   bool linear(const float* x, int64_t tokens, const void* w, bool wBf16, int64_t n, int64_t k,
-              float* y, std::string* err);
+              float* y, std::string* err, int64_t ldy = 0);
+
+  // The same with weight-only int8 W = q * scale (q int8 [N, K], scale f32 [N]): the GEMV kernel
+  // for up to kInt8GemvTokens tokens (f32 activations), else q widened to bf16 in row blocks for
+  // the tensor cores (activations rounded to bf16, as for bf16 weights) and y scaled per column.
+  static constexpr int64_t kInt8GemvTokens = 16;
+  bool linearInt8(const float* x, int64_t tokens, const int8_t* q, const float* scale, int64_t n,
+                  int64_t k, float* y, std::string* err);
 
   // Column-major f32 strided batched GEMM, C_b = op(A_b) . op(B_b) (cuBLAS conventions), used by
   // MLA's per-head absorption and value up-projection.
@@ -30,6 +38,8 @@ private:
   void* handle_ = nullptr;
   uint16_t* scratch_ = nullptr; // activations rounded to bf16
   size_t scratchElems_ = 0;
+  uint16_t* widened_ = nullptr; // a row block of int8 weights widened to bf16
+  size_t widenedElems_ = 0;
 };
 
 } // namespace kt::cuda

@@ -30,6 +30,16 @@ void swiglu(const float* g, const float* u, float* out, int64_t n);
 void addBias(float* y, const float* bias, int64_t rows, int64_t cols);
 void sigmoidInPlace(float* x, int64_t n);
 void toBf16(const float* x, uint16_t* y, int64_t n);
+// Weight-only int8 (kernels/cuda/QuantLinear.cu): y[T, n] = x[T, k] . (q * scale)^T with q int8
+// [n, k] row-major and one f32 scale per row. gemvInt8 streams q once per kGemvMaxTokens tokens
+// (decode); int8ToBf16 widens q exactly for the tensor-core path (prefill, Blas::linearInt8),
+// which multiplies the unscaled q and then scales y's columns (scaleColumns: y[t, c] *= scale[c]).
+constexpr int64_t kGemvMaxTokens = 8;
+void gemvInt8(const float* x, int64_t tokens, const int8_t* q, const float* scale, int64_t n,
+              int64_t k, float* y);
+void int8ToBf16(const int8_t* q, int64_t n, uint16_t* out);
+void scaleColumns(float* y, int64_t rows, int64_t cols, const float* scale);
+
 // out[i, :] = x[rows[i], :] for i < n.
 void gatherRows(const float* x, int64_t cols, const int32_t* rows, int64_t n, float* out);
 // out[rows[i], :] += scale[i] * y[i, :] for i < n (rows distinct within one call); rows == nullptr

@@ -70,4 +70,62 @@ bool memoryInfo(size_t* freeBytes, size_t* totalBytes, std::string* err) {
   return ok(cudaMemGetInfo(freeBytes, totalBytes), "cudaMemGetInfo", err);
 }
 
+void* allocatePinned(size_t bytes, std::string* err) {
+  void* p = nullptr;
+  if (!ok(cudaMallocHost(&p, bytes ? bytes : 1), "cudaMallocHost", err)) {
+    if (err)
+      *err += " (asked for " + std::to_string(bytes) + " bytes of pinned host memory)";
+    return nullptr;
+  }
+  return p;
+}
+
+void releasePinned(void* p) {
+  if (p)
+    cudaFreeHost(p);
+}
+
+bool toHostAsync(void* dst, const void* src, size_t bytes, std::string* err) {
+  return !bytes ||
+         ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, 0), "copy from GPU", err);
+}
+
+bool toDeviceAsync(void* dst, const void* src, size_t bytes, std::string* err) {
+  return !bytes ||
+         ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, 0), "copy to GPU", err);
+}
+
+bool createEvent(GpuEvent* e, std::string* err) {
+  cudaEvent_t ev = nullptr;
+  if (!ok(cudaEventCreate(&ev), "cudaEventCreate", err))
+    return false;
+  e->handle = ev;
+  return true;
+}
+
+void destroyEvent(GpuEvent* e) {
+  if (e->handle)
+    cudaEventDestroy(static_cast<cudaEvent_t>(e->handle));
+  e->handle = nullptr;
+}
+
+bool recordEvent(const GpuEvent& e, std::string* err) {
+  return ok(cudaEventRecord(static_cast<cudaEvent_t>(e.handle), 0), "cudaEventRecord", err);
+}
+
+bool eventDone(const GpuEvent& e) {
+  const cudaError_t r = cudaEventQuery(static_cast<cudaEvent_t>(e.handle));
+  if (r != cudaSuccess && r != cudaErrorNotReady)
+    cudaGetLastError();
+  return r == cudaSuccess;
+}
+
+bool elapsedMs(const GpuEvent& start, const GpuEvent& end, float* ms, std::string* err) {
+  return ok(cudaEventSynchronize(static_cast<cudaEvent_t>(end.handle)), "cudaEventSynchronize",
+            err) &&
+         ok(cudaEventElapsedTime(ms, static_cast<cudaEvent_t>(start.handle),
+                                 static_cast<cudaEvent_t>(end.handle)),
+            "cudaEventElapsedTime", err);
+}
+
 } // namespace kt::cuda

@@ -24,4 +24,25 @@ bool synchronize(std::string* err);
 bool launchOk(std::string* err);
 bool memoryInfo(size_t* freeBytes, size_t* totalBytes, std::string* err);
 
+// Page-locked host memory: copies from and to it run by DMA without a staging copy, and the async
+// copies below return at once only when their host side is pinned.
+void* allocatePinned(size_t bytes, std::string* err);
+void releasePinned(void* p);
+// Queued on the default stream after every earlier launch; return at once (pinned host memory).
+bool toHostAsync(void* dst, const void* src, size_t bytes, std::string* err);
+bool toDeviceAsync(void* dst, const void* src, size_t bytes, std::string* err);
+
+// A GPU timestamp on the default stream (cudaEvent with timing). Events are created once and
+// reused; elapsed() waits for `end`.
+struct GpuEvent {
+  void* handle = nullptr;
+};
+bool createEvent(GpuEvent* e, std::string* err);
+void destroyEvent(GpuEvent* e);
+bool recordEvent(const GpuEvent& e, std::string* err);
+// True when the GPU has passed `e` (never waits).
+bool eventDone(const GpuEvent& e);
+// Milliseconds between two recorded events, after waiting for `end` to complete.
+bool elapsedMs(const GpuEvent& start, const GpuEvent& end, float* ms, std::string* err);
+
 } // namespace kt::cuda

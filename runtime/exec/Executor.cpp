@@ -22,6 +22,14 @@ Executor::Executor(const LoadedPlan& plan, const WeightStore& weights, ThreadPoo
   for (const plan::EntryPoint* ep : *plan.root().entry_points()) {
     if (ep->name() && ep->name()->str() == "train_step")
       continue;
+    // The CUDA ops have no adapter path: refuse rather than silently run the base model.
+    for (const plan::Step* s : *ep->steps())
+      if (LoraWeights::any(*s) &&
+          plan.root().devices()->Get(s->device())->kind() != plan::DeviceKind::CPU)
+        throw Error(plan.origin() + ": step '" + s->name()->str() + "' on " +
+                    plan.root().devices()->Get(s->device())->name()->str() +
+                    " applies unmerged LoRA adapters, which kt-rt runs on the CPU only; compile "
+                    "with --adapter DIR --adapter-mode merged for GPU placements");
     for (const plan::Step* s : *ep->steps()) {
       auto kind = plan.root().devices()->Get(s->device())->kind();
       if (!registry_.find(s->op(), kind) && kind == plan::DeviceKind::GPU)
@@ -35,6 +43,8 @@ Executor::Executor(const LoadedPlan& plan, const WeightStore& weights, ThreadPoo
                     "', which this kt-rt has no kernels for");
     }
   }
+  if (LoraWeights::neededBy(plan))
+    lora_ = std::make_unique<LoraWeights>(plan, weights);
 }
 
 Activation
@@ -94,7 +104,9 @@ Executor::run(const std::string& entry, const Batch& batch, KvCache& kv,
     const bool onBackend = backend_ && backend_->runs(kind);
     if (backend_)
       backend_->beforeStep(*s, onBackend, buffers);
-    OpContext ctx{*s, batch, weights_, kv, pool_, buffers, tapSink, onBackend ? backend_ : nullptr};
+    OpContext ctx{*s,         batch,   weights_, kv,
+                  pool_,      buffers, tapSink,  onBackend ? backend_ : nullptr,
+                  lora_.get()};
     OpFn fn = registry_.find(s->op(), kind);
     if (!profiling_) {
       fn(ctx);

@@ -1,6 +1,7 @@
 #pragma once
 // Runs an entry point of a plan over a batch: allocates activations, dispatches each step to the
 // kernel registered for its op and device, and returns the logits.
+#include "runtime/exec/LoraWeights.h"
 #include "runtime/exec/OpContext.h"
 #include "runtime/plan/PlanReader.h"
 
@@ -38,6 +39,7 @@ private:
   ThreadPool& pool_;
   OpRegistry registry_;
   DeviceBackend* backend_ = nullptr;
+  std::unique_ptr<LoraWeights> lora_; // unmerged adapters of prefill/decode steps, if any
 };
 
 } // namespace kt

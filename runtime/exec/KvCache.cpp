@@ -32,8 +32,10 @@ std::vector<float>& KvCache::grow(std::vector<float>& a, int64_t row, int64_t to
   size_t need = size_t(row * tokens);
   if (a.size() < need) {
     // Grow geometrically so that decoding token by token does not copy the cache every step.
-    size_t cap = std::max(need, a.size() * 2);
-    a.reserve(cap);
+    // (Doubling the capacity, not the size: reserve(2 * size) after a one-row resize exceeded the
+    // capacity again at every step, so each decoded token copied every layer's whole cache.)
+    if (a.capacity() < need)
+      a.reserve(std::max(need, a.capacity() * 2));
     a.resize(need);
   }
   return a;

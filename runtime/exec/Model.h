@@ -24,6 +24,7 @@ public:
   double loadSeconds() const { return loadSeconds_; }
   // The GPU backend when the plan places steps on a GPU (null for CPU-only plans).
   const DeviceBackend* backend() const { return backend_.get(); }
+  DeviceBackend* backend() { return backend_.get(); }
 
 private:
   LoadedPlan plan_;

@@ -4,6 +4,7 @@
 #include "kernels/cpu/Matrix.h"
 #include "runtime/exec/Batch.h"
 #include "runtime/exec/KvCache.h"
+#include "runtime/exec/LoraWeights.h"
 #include "runtime/exec/WeightStore.h"
 #include "runtime/schema/plan_generated.h"
 
@@ -40,6 +41,8 @@ struct OpContext {
   const std::function<void(const std::string&, const Activation&)>* tapSink;
   // The backend that owns the step's memory when it runs off the host (CUDA); null on the CPU.
   DeviceBackend* backend = nullptr;
+  // The plan's unmerged LoRA adapters (kt-compile --adapter-unmerged); null when it has none.
+  const LoraWeights* lora = nullptr;
 
   Activation& in(int i) { return buffers[step.inputs()->Get(uint32_t(i))]; }
   Activation& out(int i) { return buffers[step.outputs()->Get(uint32_t(i))]; }
@@ -48,6 +51,11 @@ struct OpContext {
   cpu::MatrixView expert(int slot, int64_t e) const {
     return weights.slice(step.weights()->Get(uint32_t(slot)), e);
   }
+  // The adapter on weight slot `slot` (of routed expert `expert` for stacked weights), or null.
+  const cpu::grad::Lora* adapter(int slot, int64_t expert = 0) const {
+    return lora ? lora->get(step, slot, expert) : nullptr;
+  }
+  bool hasAdapters() const { return lora && LoraWeights::any(step); }
   std::string where() const;
 };
 
@@ -86,6 +94,17 @@ public:
   virtual void toHost(uint32_t index, std::vector<Activation>& buffers) = 0;
   // One line per device: what it is and the memory it uses (weights, activations, KV cache).
   virtual std::string summary() const = 0;
+
+  // Hybrid steps (a GPU step whose routed experts run on the CPU): how long the GPU sat idle
+  // waiting for the CPU, summed since resetOverlap(). kt-rt bench reports it per decode token.
+  struct Overlap {
+    double gpuIdleSeconds = 0; // host-side wait minus the GPU work queued meanwhile
+    double cpuSeconds = 0;     // CPU expert work inside hybrid steps
+    double gpuBusySeconds = 0; // GPU work (shared / GPU-resident experts) overlapping it
+    int64_t hybridSteps = 0;
+  };
+  virtual Overlap overlap() const { return {}; }
+  virtual void resetOverlap() {}
 };
 
 } // namespace kt

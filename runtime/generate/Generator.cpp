@@ -34,6 +34,8 @@ std::vector<std::vector<float>> scoreSequences(
   std::function<void(const std::string&, const Activation&)> sink;
   if (taps)
     sink = [&](const std::string& name, const Activation& a) {
+      if (a.f.empty()) // i32 taps (a MoE step's "route.<layer>" expert ids) are not f32 rows
+        return;
       for (const SequenceChunk& c : b.chunks)
         taps(name, c.slot, a.f.data() + c.start * a.cols, c.len, a.cols);
     };

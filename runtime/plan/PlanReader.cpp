@@ -116,7 +116,43 @@ private:
       if (!quantized && total != expectTotal)
         fail(what + ": shape and dtype need " + std::to_string(expectTotal) +
              " bytes but its segments hold " + std::to_string(total));
+      if (w->source() && w->source()->size() > 0)
+        checkSource(*w, what, expectTotal);
     }
+  }
+
+  // Weight.source (packed weights): the checkpoint ranges `kt-rt pack` rebuilds the blobs from.
+  // One segment per matrix or one for the whole stack, inside the recorded file sizes, covering
+  // exactly the shape's bytes in the source dtype.
+  void checkSource(const Weight& w, const std::string& what, uint64_t expectTotal) {
+    if (w.layout() != Layout::Packed)
+      fail(what + " has source segments but is not packed");
+    const uint32_t count = w.source()->size();
+    const uint32_t slices = w.shape()->size() == 3 ? uint32_t(w.shape()->Get(0)) : 1;
+    if (count != 1 && count != slices)
+      fail(what + " has " + std::to_string(count) + " source segments for " +
+           std::to_string(slices) + " matrices (need 1 or one per matrix)");
+    uint64_t total = 0;
+    for (uint32_t s = 0; s < count; ++s) {
+      const Segment* seg = w.source()->Get(s);
+      std::string where = what + " source segment " + std::to_string(s);
+      if (seg->file() >= numFiles_)
+        fail(where + " refers to weight file " + std::to_string(seg->file()) + " of " +
+             std::to_string(numFiles_));
+      for (const Segment* packed : *w.segments())
+        if (packed->file() == seg->file())
+          fail(where + " is in the weight's own sidecar (file " + std::to_string(seg->file()) +
+               ")");
+      const uint64_t fileSize = p_.weight_files()->Get(seg->file())->size();
+      if (seg->offset() > fileSize || seg->size() > fileSize - seg->offset())
+        fail(where + " (" + std::to_string(seg->offset()) + "+" + std::to_string(seg->size()) +
+             ") lies outside the " + std::to_string(fileSize) + " bytes of weight file " +
+             std::to_string(seg->file()));
+      total += seg->size();
+    }
+    if (total != expectTotal)
+      fail(what + ": shape and source dtype need " + std::to_string(expectTotal) +
+           " bytes but its source segments hold " + std::to_string(total));
   }
 
   void checkBuffers() {

@@ -374,6 +374,14 @@ void probeCpu(const ProbeOptions& o, CpuResult* out) {
   out->l3PerNode = binding.l3Total() / double(std::max<size_t>(1, t.numa.size()));
   const Sizes sz = sizesFor(o.quick, std::max(out->l3PerNode, double(t.l3Bytes)));
 
+  std::vector<uint64_t> hwlocMemory;
+  for (const NumaNode& tn : t.numa)
+    hwlocMemory.push_back(tn.memoryBytes);
+  const std::vector<uint64_t> nodeMemory =
+      decideNodeMemory(hwlocMemory, machineMemoryBytes(), &out->memoryNote);
+  if (!out->memoryNote.empty())
+    say(o, "memory: " + out->memoryNote);
+
   for (size_t i = 0; i < t.numa.size(); ++i) {
     const NumaNode& tn = t.numa[i];
     NodeResult n;
@@ -381,7 +389,7 @@ void probeCpu(const ProbeOptions& o, CpuResult* out) {
     n.osIndex = tn.index;
     n.cores = tn.cores > 0 ? tn.cores : std::max(1, t.cores);
     n.threadsUsed = o.threadsPerNode > 0 ? std::min(o.threadsPerNode, n.cores) : n.cores;
-    n.memoryBytes = tn.memoryBytes;
+    n.memoryBytes = nodeMemory[i];
     binding.bind(int(i));
     out->arrayBytes = double(sz.bandwidthArrayBytes);
     say(o, "cpu:numa" + std::to_string(i) + ": memory bandwidth, " + std::to_string(n.threadsUsed) +
@@ -431,6 +439,14 @@ void probeCpu(const ProbeOptions& o, CpuResult* out) {
   say(o, "cpu:numa0: unpacked f32/bf16 linear");
   out->plainF32Gflops = measurePlain(threads0, DType::F32, 512, 1024, 64, o.quick ? 3 : 5);
   out->plainBf16Gflops = measurePlain(threads0, DType::BF16, 512, 1024, 64, o.quick ? 3 : 5);
+  // 1 token over a matrix of 64 / 128 MiB (bf16) and twice that in f32, beyond a real L3: weight
+  // bytes per second = GFLOP/s x element bytes / 2 (one multiply-add per element).
+  say(o, "cpu:numa0: unpacked f32/bf16 GEMV (1 token)");
+  const int64_t gemvRows = o.quick ? 4096 : 8192, gemvCols = 8192;
+  out->plainBf16GemvGBs =
+      measurePlain(threads0, DType::BF16, gemvRows, gemvCols, 1, o.quick ? 3 : 5) * 2 / 2;
+  out->plainF32GemvGBs =
+      measurePlain(threads0, DType::F32, gemvRows, gemvCols, 1, o.quick ? 3 : 5) * 4 / 2;
   say(o, "thread pool fork/join");
   out->forkJoinUs =
       measureForkJoinUs(out->nodes.empty() ? 1 : out->nodes[0].threadsUsed, o.quick ? 200 : 1000);

@@ -1,11 +1,17 @@
 // The GPU half of kt-rt probe (compiled only when nvcc exists; GpuProbeNone.cpp otherwise).
 // Per GPU: memory, HBM bandwidth (device-to-device copy), GEMV efficiency and GEMM throughput per
 // format through cuBLAS, and the pinned host link (bandwidth of large copies, latency of tiny
-// ones, the cost of launching an empty kernel).
+// ones, the cost of launching an empty kernel), and the two runtime numbers the cost model needs
+// for the CUDA backend: the host time per launch of the runtime's own kernel mix issued back to
+// back (one routed expert: gather, three cuBLAS linears with their bf16 rounding, SwiGLU,
+// scatter-add) and the rate of its attention kernel (kernels/cuda/Attention.cu) with many blocks
+// (a prefill) and with one block per head (a decode).
 //
 // cuBLAS is opened with dlopen rather than linked: kt-rt must start on machines without the CUDA
 // toolkit (cudart is linked statically for the same reason); without cuBLAS the GEMM numbers are
 // skipped with a note and the rest is still measured.
+#include "kernels/cuda/Blas.h"
+#include "kernels/cuda/DeviceKernels.h"
 #include "runtime/probe/Probe.h"
 
 #include <cublas_v2.h>
@@ -160,6 +166,131 @@ void measureBlas(const Cublas& blas, bool quick, double bwGBs, GpuResult* g,
   blas.destroy(h);
 }
 
+// The runtime's attention kernel: GFLOP/s (per-pair FLOPs as compiler/cost counts them) of a
+// prefill of `len` tokens and of one decode token over `ctx` cached positions. MLA: absorbed form,
+// 16 heads, latent 512 + rope 64 (DeepSeek-V2-Lite); GQA: 32 heads over 8 KV heads of 128.
+void measureAttention(bool mla, bool quick, double* fullGflops, double* blockGflops) {
+  const int heads = mla ? 16 : 32, kvHeads = mla ? 1 : 8;
+  const int d1 = mla ? 512 : 128, d2 = mla ? 64 : 0, dv = mla ? 512 : 128;
+  const int64_t len = quick ? 256 : 512, ctx = quick ? 1024 : 4096;
+  const int64_t positions = std::max(len, ctx);
+  const int64_t kRow = int64_t(kvHeads) * d1, vRow = int64_t(kvHeads) * dv;
+  float *q1 = nullptr, *q2 = nullptr, *k1 = nullptr, *k2 = nullptr, *v = nullptr, *out = nullptr;
+  bool ok = cudaMalloc(&q1, size_t(len) * heads * d1 * 4) == cudaSuccess &&
+            cudaMalloc(&q2, size_t(len) * heads * std::max(d2, 1) * 4) == cudaSuccess &&
+            cudaMalloc(&k1, size_t(positions) * kRow * 4) == cudaSuccess &&
+            cudaMalloc(&k2, size_t(positions) * std::max(d2, 1) * 4) == cudaSuccess &&
+            cudaMalloc(&v, size_t(positions) * vRow * 4) == cudaSuccess &&
+            cudaMalloc(&out, size_t(len) * heads * dv * 4) == cudaSuccess;
+  if (ok) {
+    cudaMemset(q1, 0, size_t(len) * heads * d1 * 4);
+    cudaMemset(q2, 0, size_t(len) * heads * std::max(d2, 1) * 4);
+    cudaMemset(k1, 0, size_t(positions) * kRow * 4);
+    cudaMemset(k2, 0, size_t(positions) * std::max(d2, 1) * 4);
+    cudaMemset(v, 0, size_t(positions) * vRow * 4);
+    cuda::AttentionArgs a;
+    a.q1 = q1;
+    a.q1Token = int64_t(heads) * d1;
+    a.q1Head = d1;
+    a.d1 = d1;
+    a.q2 = mla ? q2 : nullptr;
+    a.q2Token = int64_t(heads) * d2;
+    a.q2Head = d2;
+    a.d2 = d2;
+    a.k1 = k1;
+    a.k1Pos = kRow;
+    a.k1Head = mla ? 0 : d1;
+    a.k2 = mla ? k2 : nullptr;
+    a.k2Pos = d2;
+    a.v = mla ? k1 : v; // MLA: the values are the latent itself
+    a.vPos = mla ? kRow : vRow;
+    a.vHead = mla ? 0 : dv;
+    a.dv = dv;
+    a.out = out;
+    a.outToken = int64_t(heads) * dv;
+    a.outHead = dv;
+    a.heads = heads;
+    a.kvHeads = kvHeads;
+    a.scale = 0.05f;
+    // compiler/cost's per-pair FLOPs: GQA 4 x heads x head_dim; MLA 2 x heads x (latent + rope)
+    // + 2 x heads x latent.
+    const double perPair = mla ? 2.0 * heads * (d1 + d2) + 2.0 * heads * dv : 4.0 * heads * d1;
+    a.len = len; // prefill: len tokens, causal, no cache before them
+    a.pos0 = 0;
+    double secs = timeBest(quick ? 2 : 3, [&] { cuda::attention(a); });
+    *fullGflops = double(len) * double(len + 1) / 2 * perPair / secs / 1e9;
+    a.len = 1; // decode: one token over ctx positions, `heads` blocks
+    a.pos0 = ctx - 1;
+    secs = timeBest(quick ? 5 : 20, [&] { cuda::attention(a); });
+    *blockGflops = double(ctx) * perPair / secs / 1e9 / heads;
+  }
+  cudaFree(q1);
+  cudaFree(q2);
+  cudaFree(k1);
+  cudaFree(k2);
+  cudaFree(v);
+  cudaFree(out);
+  cudaGetLastError();
+}
+
+// Host microseconds per launch of the runtime's kernels issued back to back, as a decode issues
+// its routed experts: per expert a gather, gate/up/down through cuda::Blas (bf16 weights: each a
+// rounding kernel and a GEMM), SwiGLU and a scatter-add, on a tiny model (the GPU finishes each
+// kernel before the next is issued, so the host's issue rate is what is timed).
+double measureLaunchUs(bool quick) {
+  std::string err;
+  std::unique_ptr<cuda::Blas> blas = cuda::Blas::create(&err);
+  if (!blas)
+    return 0;
+  const int64_t H = 64, I = 32, tokens = 1;
+  const int experts = quick ? 50 : 200;
+  float *x = nullptr, *xe = nullptr, *g = nullptr, *u = nullptr, *y = nullptr, *out = nullptr;
+  void* w = nullptr;
+  int32_t* rows = nullptr;
+  bool ok = cudaMalloc(&x, H * 4) == cudaSuccess && cudaMalloc(&xe, H * 4) == cudaSuccess &&
+            cudaMalloc(&g, I * 4) == cudaSuccess && cudaMalloc(&u, I * 4) == cudaSuccess &&
+            cudaMalloc(&y, H * 4) == cudaSuccess && cudaMalloc(&out, H * 4) == cudaSuccess &&
+            cudaMalloc(&w, size_t(H * I) * 2) == cudaSuccess && cudaMalloc(&rows, 4) == cudaSuccess;
+  double us = 0;
+  if (ok) {
+    cudaMemset(x, 0, H * 4);
+    cudaMemset(w, 0, size_t(H * I) * 2);
+    cudaMemset(rows, 0, 4);
+    auto expert = [&] {
+      cuda::gatherRows(x, H, rows, tokens, xe);
+      blas->linear(xe, tokens, w, /*wBf16=*/true, I, H, g, &err);
+      blas->linear(xe, tokens, w, true, I, H, u, &err);
+      cuda::swiglu(g, u, g, tokens * I);
+      blas->linear(g, tokens, w, true, H, I, y, &err);
+      cuda::scatterAddRows(y, H, rows, nullptr, tokens, out);
+    };
+    const double launchesPerExpert = 1 + 3 * 2 + 1 + 1;
+    expert(); // cuBLAS heuristics and scratch allocation
+    cudaDeviceSynchronize();
+    std::vector<double> per;
+    for (int r = 0; r < 5; ++r) {
+      auto t0 = std::chrono::steady_clock::now();
+      for (int e = 0; e < experts; ++e)
+        expert();
+      cudaDeviceSynchronize();
+      double total =
+          std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+      per.push_back(total / (experts * launchesPerExpert));
+    }
+    us = medianUs(per);
+  }
+  cudaFree(x);
+  cudaFree(xe);
+  cudaFree(g);
+  cudaFree(u);
+  cudaFree(y);
+  cudaFree(out);
+  cudaFree(w);
+  cudaFree(rows);
+  cudaGetLastError();
+  return us;
+}
+
 } // namespace
 
 bool probeGpus(const ProbeOptions& o, std::vector<GpuResult>* out, std::string* note) {
@@ -205,10 +336,15 @@ bool probeGpus(const ProbeOptions& o, std::vector<GpuResult>* out, std::string* 
       g.d2hGBs = double(linkBytes) / s / 1e9;
       g.latencyUs = hostMedianUs(200, [&] { cudaMemcpy(d0, h0, 4, cudaMemcpyHostToDevice); });
     }
-    g.launchUs = hostMedianUs(500, [&] {
+    g.launchSyncUs = hostMedianUs(500, [&] {
       emptyKernel<<<1, 1>>>();
       cudaDeviceSynchronize();
     });
+    if (o.progress)
+      o.progress("gpu:" + std::to_string(i) + ": runtime kernels: launch rate, attention");
+    g.launchUs = measureLaunchUs(o.quick);
+    measureAttention(/*mla=*/false, o.quick, &g.gqaAttentionGflops, &g.gqaAttentionBlockGflops);
+    measureAttention(/*mla=*/true, o.quick, &g.mlaAttentionGflops, &g.mlaAttentionBlockGflops);
     cudaFreeHost(h0);
     cudaFree(d0);
     cudaFree(d1);

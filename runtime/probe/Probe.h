@@ -53,7 +53,11 @@ struct CpuResult {
   double forkJoinUs = 0; // one parallel region of the runtime's ThreadPool beyond its work
   double gqaAttentionGflops = 0, mlaAttentionGflops = 0; // the runtime's f32 attention kernels
   double plainF32Gflops = 0, plainBf16Gflops = 0;        // linear() over unpacked matrices
-  double arrayBytes = 0; // size of each bandwidth array (compare with l3PerNode)
+  // The same at 1 token over a DRAM-sized matrix, as weight bytes per second: a decode's GEMV
+  // through the plain loops (plans without --cpu-quant), compared with readMedianGBs.
+  double plainF32GemvGBs = 0, plainBf16GemvGBs = 0;
+  double arrayBytes = 0;  // size of each bandwidth array (compare with l3PerNode)
+  std::string memoryNote; // how node memory was decided when hwloc's numbers were not used
 };
 
 struct GpuResult {
@@ -64,8 +68,15 @@ struct GpuResult {
   std::map<std::string, double> gemmTflops;     // per format (what cuBLAS reaches)
   std::map<std::string, double> gemvEfficiency; // per format: 1-token GEMV rate / bandwidthGBs
   double h2dGBs = 0, d2hGBs = 0;                // pinned, large copies
-  double latencyUs = 0;                         // pinned 4-byte copy round trip / 2
-  double launchUs = 0;                          // empty kernel launch + synchronize
+  double latencyUs = 0;                         // blocking 4-byte host-to-GPU copy
+  double launchSyncUs = 0;                      // empty kernel launch + synchronize
+  // Host time per launch of the runtime's kernels issued back to back (a decode's routed
+  // experts): the cost model's launch_overhead_us. 0 = not measured (no cuBLAS).
+  double launchUs = 0;
+  // The runtime's attention kernel (kernels/cuda/Attention.cu): GFLOP/s of a prefill (many
+  // blocks) and of one (head, token) block in a decode; 0 = not measured.
+  double gqaAttentionGflops = 0, mlaAttentionGflops = 0;
+  double gqaAttentionBlockGflops = 0, mlaAttentionBlockGflops = 0;
 };
 
 struct ProbeResult {
@@ -84,6 +95,15 @@ std::string profileJson(const ProbeResult& r, const std::string& name);
 void probeCpu(const ProbeOptions& options, CpuResult* out);
 // Fills `out` with every GPU this process can use; returns false with *note when none.
 bool probeGpus(const ProbeOptions& options, std::vector<GpuResult>* out, std::string* note);
+
+// Memory per NUMA node: hwloc's numbers (`hwlocBytes`, 0 = unknown) checked against the machine's
+// total (`machineBytes`, 0 = unknown). A single node reporting under 75% of the total gets the
+// total (VMs whose hwloc node is a fraction of the guest); several nodes under it, or with unknown
+// members, are scaled to it in proportion. *note says what was changed ("" when nothing).
+std::vector<uint64_t> decideNodeMemory(const std::vector<uint64_t>& hwlocBytes,
+                                       uint64_t machineBytes, std::string* note);
+// /proc/meminfo MemTotal, else sysconf physical pages; 0 when neither is readable.
+uint64_t machineMemoryBytes();
 
 // gemv_efficiency per format: the runtime ISA's median GEMV rate / node 0's median read rate,
 // capped to 1.

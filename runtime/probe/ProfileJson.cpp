@@ -95,6 +95,15 @@ Json cpuJson(const CpuResult& c) {
     plain["bf16"] = round3(c.plainBf16Gflops);
   if (!plain.empty())
     cpu["plain_gflops"] = plain;
+  // The plain loops' GEMV against node 0's read rate, as gemv_efficiency does for packed kernels.
+  double read = c.nodes.empty() ? 0 : c.nodes[0].readMedianGBs;
+  Json plainEff;
+  if (read > 0 && c.plainF32GemvGBs > 0)
+    plainEff["f32"] = round3(std::min(1.0, c.plainF32GemvGBs / read));
+  if (read > 0 && c.plainBf16GemvGBs > 0)
+    plainEff["bf16"] = round3(std::min(1.0, c.plainBf16GemvGBs / read));
+  if (!plainEff.empty())
+    cpu["plain_gemv_efficiency"] = plainEff;
   Json attn;
   if (c.gqaAttentionGflops > 0)
     attn["gqa"] = round3(c.gqaAttentionGflops);
@@ -129,10 +138,14 @@ Json measuredJson(const ProbeResult& r) {
                        {"gemm_gflops", round3(k.gemmGflops)}});
   m["cpu_kernels"] = kernels;
   m["fork_join_us"] = round3(r.cpu.forkJoinUs);
+  m["plain_gemv_gbs"] = {{"f32", round3(r.cpu.plainF32GemvGBs)},
+                         {"bf16", round3(r.cpu.plainBf16GemvGBs)}};
   m["bandwidth_array_bytes"] = r.cpu.arrayBytes;
   if (r.cpu.l3PerNode > r.cpu.arrayBytes / 4)
     m["l3_vs_arrays"] = "the L3 the CPU reports is over a quarter of the probe's arrays: on a VM "
                         "it is the host's, otherwise bandwidth_gbs may be partly a cache rate";
+  if (!r.cpu.memoryNote.empty())
+    m["memory_note"] = r.cpu.memoryNote;
   if (!r.gpuNote.empty())
     m["gpu_note"] = r.gpuNote;
   return m;
@@ -163,7 +176,22 @@ Json gpuJson(const GpuResult& g) {
   j["link"] = {{"h2d_gbs", round3(std::max(g.h2dGBs, 1e-3))},
                {"d2h_gbs", round3(std::max(g.d2hGBs, 1e-3))},
                {"latency_us", round3(g.latencyUs)}};
-  j["launch_overhead_us"] = round3(g.launchUs);
+  // Per launch of the runtime's kernels back to back; without cuBLAS only the empty kernel's
+  // launch + synchronize was timed, an upper bound.
+  j["launch_overhead_us"] = round3(g.launchUs > 0 ? g.launchUs : g.launchSyncUs);
+  auto rates = [&](const char* key, double gqa, double mla) {
+    Json a;
+    if (gqa > 0)
+      a["gqa"] = round3(gqa);
+    if (mla > 0)
+      a["mla"] = round3(mla);
+    if (!a.empty())
+      j[key] = a;
+  };
+  rates("attention_gflops", g.gqaAttentionGflops, g.mlaAttentionGflops);
+  rates("attention_block_gflops", g.gqaAttentionBlockGflops, g.mlaAttentionBlockGflops);
+  if (g.launchSyncUs > 0)
+    j["_launch_sync_us"] = round3(g.launchSyncUs); // empty kernel + synchronize, for reference
   return j;
 }
 

@@ -1,5 +1,6 @@
 #include "runtime/train/AdapterSet.h"
 
+#include "runtime/exec/LoraWeights.h"
 #include "runtime/exec/WeightStore.h"
 #include "runtime/support/Error.h"
 
@@ -56,23 +57,15 @@ int AdapterSet::initFromPlan(const plan::Plan& plan, const WeightStore& weights)
     if (pa->init_a() < 0 && pa->init_b() < 0)
       continue;
     AdapterState& a = adapters_[i];
-    auto read = [&](int32_t id, int64_t rows, int64_t cols, const char* what) {
-      cpu::MatrixView m = weights.matrix(id);
-      if (m.rows * m.cols != rows * cols)
-        throw Error("adapter " + a.name + ": initial " + what + " (weight " +
-                    weights.weight(id).name()->str() + ") has " + std::to_string(m.rows * m.cols) +
-                    " values, expected " + std::to_string(rows * cols));
-      std::vector<float> v(static_cast<size_t>(m.rows * m.cols));
-      for (int64_t r = 0; r < m.rows; ++r)
-        m.rowToF32(r, v.data() + r * m.cols);
-      return v;
-    };
+    // Read as inference reads them (runtime/exec/LoraWeights).
     if (pa->init_a() >= 0) { // copied into place: executors hold pointers to the storage
-      std::vector<float> v = read(pa->init_a(), a.aRows(), a.in, "lora_A");
+      std::vector<float> v = adapterTensorF32(weights, pa->init_a(), a.aRows() * a.in,
+                                              "adapter " + a.name + ": initial lora_A");
       std::copy(v.begin(), v.end(), a.A.begin());
     }
     if (pa->init_b() >= 0) {
-      std::vector<float> b = read(pa->init_b(), a.out, a.aRows(), "lora_B");
+      std::vector<float> b = adapterTensorF32(weights, pa->init_b(), a.out * a.aRows(),
+                                              "adapter " + a.name + ": initial lora_B");
       setPeftB(a, a.B, b.data());
     }
     ++n;
@@ -93,12 +86,7 @@ std::vector<float> AdapterSet::peftB(const AdapterState& a,
 }
 
 void AdapterSet::setPeftB(AdapterState& a, std::vector<float>& internal, const float* peft) const {
-  const int E = a.experts;
-  const int64_t cols = int64_t(E) * a.r;
-  for (int e = 0; e < E; ++e)
-    for (int64_t o = 0; o < a.out; ++o)
-      for (int j = 0; j < a.r; ++j)
-        internal[size_t((e * a.out + o) * a.r + j)] = peft[o * cols + int64_t(j) * E + e];
+  peftBToExpertMajor(peft, a.experts, a.out, a.r, internal.data());
 }
 
 void AdapterSet::zeroGrad() {

@@ -1,6 +1,7 @@
 #include "runtime/train/TrainExecutor.h"
 
 #include "kernels/cpu/Linear.h"
+#include "runtime/exec/LoraWeights.h"
 #include "runtime/exec/WeightStore.h"
 #include "runtime/exec/cpu/CpuOps.h"
 #include "runtime/plan/OpSignature.h"
@@ -93,22 +94,15 @@ TrainExecutor::~TrainExecutor() = default;
 const g::Lora* TrainExecutor::lora(const plan::Step& s, int slot, int expert) {
   if (!s.adapters() || s.adapters()->size() == 0)
     return nullptr;
-  const int32_t ai = s.adapters()->Get(uint32_t(slot));
-  if (ai < 0)
+  // The same resolution as inference (runtime/exec/LoraWeights): the target is the slot's weight.
+  const plan::AdapterTarget* t = adapterTargetOf(plan_, s, slot);
+  if (!t)
     return nullptr;
-  const int32_t wid = s.weights()->Get(uint32_t(slot));
-  const plan::Adapter* pa = plan_.root().adapters()->Get(uint32_t(ai));
-  AdapterState& a = adapters_[size_t(ai)];
-  for (const plan::AdapterTarget* t : *pa->targets()) {
-    if (int64_t(t->weight()) != wid)
-      continue;
-    // Rows [row_offset, row_offset + rows) of the adapter's output belong to this weight: B's rows.
-    const int64_t off = t->row_offset() * a.r;
-    return &loras_.emplace_back(g::Lora{a.a(expert), a.b(expert) + off, a.r, float(a.scale()),
-                                        a.da(expert), a.db(expert) + off});
-  }
-  throw Error(plan_.origin() + ": step '" + s.name()->str() + "' applies adapter " + a.name +
-              " to weight " + std::to_string(wid) + ", which is none of the adapter's targets");
+  AdapterState& a = adapters_[size_t(s.adapters()->Get(uint32_t(slot)))];
+  // Rows [row_offset, row_offset + rows) of the adapter's output belong to this weight: B's rows.
+  const int64_t off = t->row_offset() * a.r;
+  return &loras_.emplace_back(g::Lora{a.a(expert), a.b(expert) + off, a.r, float(a.scale()),
+                                      a.da(expert), a.db(expert) + off});
 }
 
 TrainExecutor::Prepared TrainExecutor::prepare(const plan::Step& s) {

@@ -30,6 +30,10 @@ options:
   --cpu-quant FORMAT       pack CPU weight matrices: f32, bf16, int8, int4 (= int4:g32),
                            int4:g128, int4:g32:asym, int4:g128:asym; packed weights go to
                            PLAN.weights next to the plan (the checkpoint is only read)
+  --gpu-quant int8         GPU-held GEMM matrices as int8 with a scale per row (quantized
+                           when kt-rt uploads them; decode reads half the bytes of bf16)
+  --pack-later             record the packed layout but write no PLAN.weights (nor read the
+                           weights): `kt-rt pack PLAN` builds it, e.g. on the machine that runs it
   --device SPEC            placement for the cpu target (default cpu:numa0)
   --pass-pipeline P        extra MLIR passes to run after placement (textual pipeline)
   --emit-mlir FILE         also write the placed kt module ("-" for stdout)
@@ -65,6 +69,11 @@ LoRA (docs/training.md):
   --adapter DIR            merge a PEFT LoRA adapter (adapter_config.json +
                            adapter_model.safetensors) into the weights: W += alpha/r * B A in
                            f32; merged weights go to PLAN.lora-merged
+  --adapter-mode merged|unmerged
+                           unmerged: keep the base weights as they are (packed by --cpu-quant)
+                           and apply the adapter at run time, y = x W^T + s (x A^T) B^T; its A/B
+                           tensors are mapped from DIR (CPU only; docs/fine-tuning.md)
+  --adapter-unmerged       the same as --adapter-mode unmerged
   -h, --help               this text
 
 supported architectures: )";
@@ -79,7 +88,7 @@ int main(int argc, char** argv) {
   kt::compiler::CompileOptions opt;
   std::string modelDir, output;
   // LoRA flags, applied over --lora-config after parsing.
-  std::string loraConfig, adapterDir, loraFlag;
+  std::string loraConfig, adapterDir, loraFlag, adapterMode = "merged";
   std::optional<int64_t> loraR;
   std::optional<double> loraAlpha;
   std::optional<std::vector<std::string>> loraTargets, loraParams;
@@ -134,6 +143,10 @@ int main(int argc, char** argv) {
       opt.dtype = need(i);
     else if (a == "--cpu-quant")
       opt.cpuQuant = need(i);
+    else if (a == "--gpu-quant")
+      opt.gpuQuant = need(i);
+    else if (a == "--pack-later")
+      opt.packLater = true;
     else if (a == "--device")
       opt.device = need(i);
     else if (a == "--pass-pipeline")
@@ -192,6 +205,16 @@ int main(int argc, char** argv) {
       loraConfig = need(i), loraFlag = a;
     else if (a == "--adapter")
       adapterDir = need(i);
+    else if (a == "--adapter-mode") {
+      adapterMode = need(i);
+      if (adapterMode != "merged" && adapterMode != "unmerged") {
+        std::fprintf(stderr,
+                     "kt-compile: error: --adapter-mode must be merged or unmerged, not '%s'\n",
+                     adapterMode.c_str());
+        return 2;
+      }
+    } else if (a == "--adapter-unmerged")
+      adapterMode = "unmerged";
     else if (!a.empty() && a[0] == '-') {
       std::fprintf(stderr, "kt-compile: error: unknown flag '%s' (see --help)\n", a.c_str());
       return 2;
@@ -211,6 +234,10 @@ int main(int argc, char** argv) {
   }
   if (modelDir.empty() || output.empty()) {
     std::fprintf(stderr, "kt-compile: error: need MODEL_DIR and -o PLAN (see --help)\n");
+    return 2;
+  }
+  if (adapterMode == "unmerged" && adapterDir.empty()) {
+    std::fprintf(stderr, "kt-compile: error: --adapter-unmerged needs --adapter DIR\n");
     return 2;
   }
   if (!loraFlag.empty() && opt.train.empty()) {
@@ -241,7 +268,15 @@ int main(int argc, char** argv) {
     auto t0 = std::chrono::steady_clock::now();
     std::fprintf(stderr, "[kt-compile] reading %s\n", modelDir.c_str());
     kt::hf::ModelDesc model = kt::hf::describeModel(modelDir);
-    if (!adapterDir.empty()) {
+    if (!adapterDir.empty() && adapterMode == "unmerged") {
+      // The adapter's own setup decides where kt-attach-lora declares adapters.
+      const std::string config = adapterDir + "/adapter_config.json";
+      kt::hf::PeftConfig c = kt::hf::readPeftConfig(config);
+      for (const std::string& w : c.warnings)
+        std::fprintf(stderr, "kt-compile: warning: %s: %s\n", config.c_str(), w.c_str());
+      kt::compiler::applyLoraConfig(c, opt);
+      opt.loraInference = true;
+    } else if (!adapterDir.empty()) {
       // Absolute: the plan names weight files relative to its own folder otherwise.
       std::string merged = std::filesystem::absolute(output + ".lora-merged").string();
       kt::hf::MergeStats m = kt::hf::mergePeftAdapter(model, adapterDir, merged);
@@ -254,6 +289,25 @@ int main(int argc, char** argv) {
     kt::compiler::CompileStats stats;
     if (!kt::compiler::compileModel(model, opt, &plan, &stats))
       return 1;
+    if (opt.loraInference) {
+      // kt-rt applies unmerged adapters in its CPU ops only: refuse a GPU placement here rather
+      // than write a plan kt-rt would refuse at load.
+      for (const auto& ep : plan.entry_points)
+        for (const auto& s : ep->steps)
+          if (!s->adapters.empty() && plan.devices[s->device]->kind != kt::plan::DeviceKind::CPU) {
+            std::fprintf(stderr,
+                         "kt-compile: error: step '%s' is placed on %s and has LoRA adapters; "
+                         "unmerged adapters run on the CPU only (use --adapter-mode merged, or "
+                         "place the adapted layers on the CPU)\n",
+                         s->name.c_str(), plan.devices[s->device]->name.c_str());
+            return 1;
+          }
+      kt::hf::EmbedStats e = kt::hf::embedPeftAdapter(plan, adapterDir);
+      std::fprintf(stderr,
+                   "[kt-compile] %d unmerged LoRA adapter(s) from %s (%.2f MiB mapped from the "
+                   "adapter file; base weights unchanged)\n",
+                   e.adapters, adapterDir.c_str(), double(e.bytes) / (1 << 20));
+    }
     if (!model.tokenizerJson.empty()) {
       plan.tokenizer = std::make_unique<kt::plan::TokenizerBlobT>();
       plan.tokenizer->tokenizer_json = model.tokenizerJson;

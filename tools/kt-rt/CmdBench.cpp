@@ -1,7 +1,7 @@
 // kt-rt bench: prefill and decode speed of a plan on this machine, next to the decode roofline
 // (bytes of weights one decoded token must read / measured memory bandwidth).
 #include "bench/kernels/BenchUtil.h"
-#include "runtime/generate/Generator.h"
+#include "runtime/generate/Benchmark.h"
 #include "runtime/plan/OpSignature.h"
 #include "runtime/support/Error.h"
 #include "tools/kt-rt/Args.h"
@@ -12,8 +12,6 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
-#include <random>
-#include <sys/resource.h>
 #include <thread>
 
 namespace kt::cli {
@@ -65,33 +63,6 @@ double measureReadBandwidth(int threads) {
   return bench::measureBandwidth(team, size_t(256) << 20, 2).readGBs;
 }
 
-// CPU seconds this process has used (user + system, all threads).
-double processCpuSeconds() {
-  rusage u;
-  getrusage(RUSAGE_SELF, &u);
-  return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-}
-
-// Touches every page of every weight once, so that decode timings measure the kernels rather than
-// first-touch page faults (random routing reaches a new expert's pages for many tokens). Returns
-// the bytes touched.
-double prefaultWeights(const Model& model) {
-  const auto* weights = model.plan().root().weights();
-  double bytes = 0;
-  volatile uint8_t sink = 0;
-  uint8_t acc = 0;
-  for (uint32_t id = 0; id < weights->size(); ++id)
-    for (auto [p, n] : model.weights().byteRanges(int32_t(id))) {
-      for (size_t off = 0; off < n; off += 4096)
-        acc ^= p[off];
-      bytes += double(n);
-    }
-  sink = acc;
-  (void)sink;
-  return bytes;
-}
-
 // Per-op wall time of the last rep on stderr: ms per prefill token and per decoded token.
 void printProfile(const std::map<std::string, Executor::OpTime>& profile, int prefillTokens,
                   int decodeTokens) {
@@ -115,10 +86,14 @@ int cmdBench(int argc, char** argv) {
                          "[--threads T] [--reps 2] [--json] [--profile]\n");
     return 2;
   }
-  const int promptLen = int(args.getInt("--prompt-len", 128)),
-            genLen = int(args.getInt("--gen-len", 32));
-  const int batch = int(args.getInt("--batch", 1)), reps = int(args.getInt("--reps", 2));
-  if (promptLen < 1 || genLen < 1 || batch < 1 || reps < 1)
+  BenchOptions opts;
+  opts.promptLen = int(args.getInt("--prompt-len", 128));
+  opts.genLen = int(args.getInt("--gen-len", 32));
+  opts.batch = int(args.getInt("--batch", 1));
+  opts.reps = int(args.getInt("--reps", 2));
+  opts.profileLastRep = args.has("--profile"); // per-op times of the last rep only
+  const int promptLen = opts.promptLen, genLen = opts.genLen, batch = opts.batch;
+  if (promptLen < 1 || genLen < 1 || batch < 1 || opts.reps < 1)
     throw Error("--prompt-len, --gen-len, --batch and --reps must be >= 1");
   Model model(args.positional()[0], int(args.getInt("--threads", 0)), args.get("--numa", "auto"));
   if (promptLen + genLen > model.info().max_position())
@@ -130,55 +105,46 @@ int cmdBench(int argc, char** argv) {
       std::fprintf(stderr, "prefaulted %.2f GB of weights in %.2f s\n", touched / 1e9,
                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
-  std::mt19937 rng(7);
-  GenerateRequest req;
-  for (int b = 0; b < batch; ++b) {
-    std::vector<int32_t> ids(static_cast<size_t>(promptLen));
-    for (int32_t& id : ids)
-      id = int32_t(rng() % uint32_t(model.info().vocab_size()));
-    req.prompts.push_back(ids);
-  }
-  req.maxNewTokens = genLen;
-  GenerateResult best;
-  double cpuShare = 0;             // of the best decode rep: CPU seconds / (wall seconds x threads)
-  for (int r = 0; r < reps; ++r) { // first rep also warms the page cache
-    if (args.has("--profile") && r == reps - 1) { // per-op times of the last rep only
-      model.executor().profile().clear();
-      model.executor().setProfiling(true);
-    }
-    // CPU time of the decode phase: from the first token (sampled from the prefill's logits) on.
-    double cpuAtFirstToken = -1;
-    GenerateCallbacks cb;
-    cb.onToken = [&](int, int32_t) {
-      if (cpuAtFirstToken < 0)
-        cpuAtFirstToken = processCpuSeconds();
-      return true;
-    };
-    GenerateResult g = generate(model, req, cb);
-    const double share = g.decodeSeconds > 0 ? (processCpuSeconds() - cpuAtFirstToken) /
-                                                   (g.decodeSeconds * model.pool().size())
-                                             : 0;
-    if (r == 0 || g.prefillTokPerSec() > best.prefillTokPerSec())
-      best.prefillSeconds = g.prefillSeconds, best.prefillTokens = g.prefillTokens;
-    if (r == 0 || g.decodeTokPerSec() > best.decodeTokPerSec())
-      best.decodeSeconds = g.decodeSeconds, best.decodeTokens = g.decodeTokens, cpuShare = share;
-  }
+  const BenchResult measured = benchGenerate(model, opts);
+  const GenerateResult& best = measured.best;
+  const double cpuShare = measured.cpuShare;
   if (args.has("--profile"))
     printProfile(model.executor().profile(), promptLen * batch, genLen * batch);
   const int threads = model.pool().size();
   const double bytes = activeWeightBytesPerToken(model.plan());
   const double bw = measureReadBandwidth(threads);
   const double roofline = bw * 1e9 / bytes * batch; // a batch shares one pass over the weights
+  // Hybrid plans: per decode token, how long the GPU waited for the CPU's experts; GPU plans:
+  // what the GPU holds.
+  const DeviceBackend::Overlap& overlap = measured.overlap;
+  const double perToken = 1e3 / double(std::max<int64_t>(1, best.decodeTokens));
+  std::string gpuJson;
+  if (overlap.hybridSteps > 0) {
+    char line[320];
+    std::snprintf(line, sizeof line,
+                  ", \"gpu_idle_ms_per_token\": %.3f, \"cpu_expert_ms_per_token\": %.3f, "
+                  "\"gpu_overlapped_ms_per_token\": %.3f",
+                  overlap.gpuIdleSeconds * perToken, overlap.cpuSeconds * perToken,
+                  overlap.gpuBusySeconds * perToken);
+    gpuJson += line;
+    if (!args.has("--json"))
+      std::printf("hybrid   GPU idle %.2f ms per decoded token waiting for the CPU's experts "
+                  "(CPU experts %.2f ms, GPU work beside them %.2f ms; %lld hybrid steps)\n",
+                  overlap.gpuIdleSeconds * perToken, overlap.cpuSeconds * perToken,
+                  overlap.gpuBusySeconds * perToken, (long long)overlap.hybridSteps);
+  }
+  if (model.backend())
+    gpuJson += ", \"gpu\": \"" + model.backend()->summary() + "\"";
   if (args.has("--json")) {
     std::printf("{\"prompt_len\": %d, \"gen_len\": %d, \"batch\": %d, \"threads\": %d, "
                 "\"prefill_tok_s\": %.2f, "
                 "\"decode_tok_s\": %.2f, \"active_weight_bytes_per_token\": %.0f, "
                 "\"read_bandwidth_gbs\": %.2f, "
                 "\"decode_roofline_tok_s\": %.2f, \"decode_fraction_of_roofline\": %.3f, "
-                "\"cpu_share\": %.3f, \"decode_tok_s_per_busy_core_share\": %.2f}\n",
+                "\"cpu_share\": %.3f, \"decode_tok_s_per_busy_core_share\": %.2f%s}\n",
                 promptLen, genLen, batch, threads, best.prefillTokPerSec(), best.decodeTokPerSec(),
                 bytes, bw, roofline, best.decodeTokPerSec() / roofline, cpuShare,
-                cpuShare > 0 ? best.decodeTokPerSec() / cpuShare : 0);
+                cpuShare > 0 ? best.decodeTokPerSec() / cpuShare : 0, gpuJson.c_str());
   } else {
     std::printf("prefill  %d x %d tokens: %.1f tok/s\n", batch, promptLen, best.prefillTokPerSec());
     std::printf("decode   %d x %d tokens: %.1f tok/s (%.1f%% of the roofline: %.2f MB of weights "

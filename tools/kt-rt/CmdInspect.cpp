@@ -38,8 +38,13 @@ int cmdInspect(int argc, char** argv) {
           ? (std::to_string(p.tokenizer()->tokenizer_json()->size()) + " bytes embedded").c_str()
           : "none");
   std::printf("devices    ");
-  for (const plan::Device* d : *p.devices())
+  for (const plan::Device* d : *p.devices()) {
     std::printf(" %s", d->name()->c_str());
+    if (d->memory_budget() > 0) // the budget kt-partition placed for
+      std::printf(" (budget %.2f GiB)", double(d->memory_budget()) / (1 << 30));
+  }
+  if (p.model()->gpu_quant() == plan::QuantScheme::Int8PerChannel)
+    std::printf("\ngpu weights int8 per row (--gpu-quant int8, quantized at upload)");
   std::printf("\nweight files\n");
   if (p.weight_files())
     for (const plan::WeightFile* f : *p.weight_files())

@@ -13,4 +13,5 @@ int cmdPerplexity(int argc, char** argv);
 int cmdBench(int argc, char** argv);
 int cmdTrain(int argc, char** argv);
 int cmdProbe(int argc, char** argv);
+int cmdPack(int argc, char** argv);
 } // namespace kt::cli

@@ -37,6 +37,8 @@ const Command kCommands[] = {
      "profile"},
     {"train", kt::cli::cmdTrain,
      "PLAN --data F.jsonl --out DIR [--steps N] [...]   LoRA fine-tuning (train --help)"},
+    {"pack", kt::cli::cmdPack,
+     "PLAN [--threads N] [--force]   rebuild PLAN.weights (packed sidecar) from the checkpoint"},
     {"devices", kt::cli::cmdDevices,
      "   list CPUs (NUMA nodes, ISA), GPUs and NPUs this kt-rt can use"},
     {"generate", kt::cli::cmdGenerate,

@@ -56,10 +56,18 @@ struct PartitionPass : public mlir::kt::impl::PartitionPassBase<PartitionPass> {
       return signalPassFailure();
     }
 
+    cost::GpuDtype gpuDtype;
+    if (!cost::parseGpuDtype(computeDtype, &gpuDtype)) {
+      error("compute-dtype: expected f32 or bf16, optionally +int8 (or nothing: size GPU weights "
+            "as stored), got '" +
+            computeDtype + "'");
+      return signalPassFailure();
+    }
+
     cost::ModelGraph graph;
     PartitionBinding binding;
     if (failed(buildPartitionGraph(module, haveStats ? &stats : nullptr,
-                                   cpuQuant.empty() ? nullptr : &cpuQ, graph, binding)))
+                                   cpuQuant.empty() ? nullptr : &cpuQ, gpuDtype, graph, binding)))
       return signalPassFailure();
     if (kvTokens == 0)
       o.kvTokens = graph.maxPosition > 0 ? std::min<int64_t>(graph.maxPosition, 4096) : 4096;
@@ -247,6 +255,14 @@ private:
         b.getNamedAttr("kv_tokens", b.getI64IntegerAttr(o.kvTokens)),
         b.getNamedAttr("predicted_decode_tok_s", b.getF64FloatAttr(p.decodeTokensPerSecond)),
         b.getNamedAttr("predicted_prefill_tok_s", b.getF64FloatAttr(p.prefillTokensPerSecond))};
+    // The accelerators' memory budgets the placement was sized for (finite, non-zero ones): the
+    // plan records them and kt-rt reports the GPU's use against them.
+    llvm::SmallVector<NamedAttribute> budgets;
+    for (const auto& [device, bytes] : r.budgets)
+      if (device.rfind("cpu:", 0) != 0 && bytes > 0 && bytes < 9e18)
+        budgets.push_back(b.getNamedAttr(device, b.getI64IntegerAttr(int64_t(bytes))));
+    if (!budgets.empty())
+      fields.push_back(b.getNamedAttr("budgets", b.getDictionaryAttr(budgets)));
     module->setAttr(kPartitionAttr, b.getDictionaryAttr(fields));
   }
 

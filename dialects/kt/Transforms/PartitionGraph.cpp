@@ -110,11 +110,28 @@ std::string opKindOf(Operation* op) {
 class GraphBuilder {
 public:
   GraphBuilder(ModuleOp module, const cost::ExpertStats* stats, const cost::QuantSpec* cpuQuant,
-               cost::ModelGraph& g, PartitionBinding& b)
-      : module_(module), symbols_(module), stats_(stats), cpuQuant_(cpuQuant), g_(g), b_(b) {}
+               cost::GpuDtype gpuDtype, cost::ModelGraph& g, PartitionBinding& b)
+      : module_(module), symbols_(module), stats_(stats), cpuQuant_(cpuQuant), gpuDtype_(gpuDtype),
+        g_(g), b_(b) {}
 
   LogicalResult build() {
     readModelInfo();
+    // Weights a GPU reads other than as a GEMM's matrix keep the dtype under --gpu-quant int8
+    // (CudaBackend's gemmMatrixSlot): embedding tables, routers and Qwen2's shared gate.
+    module_.walk([&](EmbeddingOp e) {
+      if (WeightOp w = weightOf(e.getTable()))
+        notGemmOnGpu_.insert(w.getOperation());
+    });
+    module_.walk([&](MoeOp m) {
+      for (Value v : {m.getRouter(), m.getCorrectionBias(), m.getSharedExpertGate()})
+        if (WeightOp w = v ? weightOf(v) : WeightOp())
+          notGemmOnGpu_.insert(w.getOperation());
+    });
+    // MLA's kv_b_proj stays f32 on a GPU whatever the compute dtype (CudaBackend's upload rule).
+    module_.walk([&](MlaAttentionOp m) {
+      if (WeightOp w = weightOf(m.getKvBProj()))
+        f32OnGpu_.insert(w.getOperation());
+    });
     if (cpuQuant_)
       findPackable();
     for (auto func : module_.getOps<func::FuncOp>()) {
@@ -225,6 +242,19 @@ private:
     return cost::effectiveCpuQuant(*cpuQuant_, w.getTensorType().getShape().back());
   }
 
+  /// How `w` is held on an accelerator: the CUDA backend converts every weight it uploads into
+  /// the plan's compute dtype (cost::gpuFormat); without one (kt-opt), as stored.
+  cost::QuantSpec gpuQuantOf(WeightOp w) {
+    cost::QuantSpec q = quantOf(w);
+    if (gpuDtype_ == cost::GpuDtype::AsStored)
+      return q;
+    cost::QuantSpec g;
+    g.format = cost::gpuFormat(gpuDtype_, int(w.getTensorType().getRank()),
+                               f32OnGpu_.count(w.getOperation()) > 0, q.format,
+                               notGemmOnGpu_.count(w.getOperation()) == 0);
+    return g;
+  }
+
   /// Adds weight `v` (if any) to unit `i`: it reads the bytes every step; the
   /// first unit to use a weight holds it, later ones are tied to that unit.
   void useWeight(size_t i, Value v, double* flops) {
@@ -232,7 +262,7 @@ private:
     if (!w)
       return;
     cost::Unit& u = g_.units[i];
-    cost::QuantSpec q = quantOf(w), cq = cpuQuantOf(w);
+    cost::QuantSpec q = gpuQuantOf(w), cq = cpuQuantOf(w);
     double bytes = bytesOf(w, q), cpuBytes = bytesOf(w, cq);
     u.weightBytes += bytes;
     u.cpuStorage.weightBytes += cpuBytes;
@@ -263,9 +293,33 @@ private:
     }
   }
 
+  /// Adds what the CUDA backend launches for a piece of unit `u` (cost::GpuLaunches). Only
+  /// when the plan's compute dtype is known (kt-compile always passes it): a hand-written module
+  /// under kt-opt keeps the abstract model, one launch overhead per kt op.
+  void addLaunches(cost::Unit& u, const cost::GpuLaunches& l) const {
+    if (gpuDtype_ == cost::GpuDtype::AsStored)
+      return;
+    u.gpu.perStep += l.perStep;
+    u.gpu.perSequence += l.perSequence;
+    u.gpu.hostSyncs += l.hostSyncs;
+    u.gpu.shared += l.shared;
+    u.gpu.perTouchedExpert += l.perTouchedExpert;
+    u.gpu.gpuExpertsSyncs += l.gpuExpertsSyncs;
+    u.gpu.hostExpertsLaunches += l.hostExpertsLaunches;
+    u.gpu.hostExpertsSyncs += l.hostExpertsSyncs;
+  }
+
+  /// The unit's matrices are bf16 on a GPU (the runtime then rounds activations per linear).
+  bool gpuBf16() const {
+    return gpuDtype_ == cost::GpuDtype::BF16 || gpuDtype_ == cost::GpuDtype::BF16Int8;
+  }
+
   void addGlue(size_t i, Operation* op) {
     cost::Unit& u = g_.units[i];
     ++u.numOps;
+    cost::GpuLaunches glue;
+    glue.perStep = cost::glueLaunches(opKindOf(op));
+    addLaunches(u, glue);
     u.glueOpKinds.push_back(opKindOf(op));
     b_.units[i].glue.push_back(op);
     for (Value v : op->getOperands())
@@ -303,8 +357,33 @@ private:
 
     cost::Unit& u = g_.units[i];
     u.hidden = lastDim(op->getResult(0));
-    if (auto moe = llvm::dyn_cast<MoeOp>(op))
+    if (auto moe = llvm::dyn_cast<MoeOp>(op)) {
+      addLaunches(u, cost::moeLaunches(gpuBf16(), bool(moe.getSharedGate()),
+                                       bool(moe.getSharedExpertGate())));
       return addMoe(i, moe);
+    }
+    addLaunches(u, llvm::TypeSwitch<Operation*, cost::GpuLaunches>(op)
+                       .Case([&](AttentionOp a) {
+                         int biases = int(bool(a.getQBias())) + int(bool(a.getKBias())) +
+                                      int(bool(a.getVBias()));
+                         return cost::attentionLaunches(gpuBf16(), biases, bool(a.getQNorm()));
+                       })
+                       .Case([&](MlaAttentionOp m) {
+                         return cost::mlaLaunches(gpuBf16(), bool(m.getQAProj()));
+                       })
+                       .Case([&](MlpOp) { return cost::mlpLaunches(gpuBf16()); })
+                       .Case([&](LmHeadOp) { return cost::lmHeadLaunches(gpuBf16()); })
+                       .Case([&](EmbeddingOp) { return cost::embeddingLaunches(); })
+                       .Case([&](LinearOp l) {
+                         cost::GpuLaunches g;
+                         g.perStep = cost::linearLaunches(gpuBf16(), bool(l.getBias()));
+                         return g;
+                       })
+                       .Default([](Operation*) {
+                         cost::GpuLaunches g;
+                         g.perStep = 1;
+                         return g;
+                       }));
     double flops = 0;
     for (Value v : op->getOperands())
       useWeight(i, v, &flops);
@@ -320,12 +399,14 @@ private:
       // The runtime's KV cache is f32: K and V per KV head.
       u.kvBytesPerToken = 2.0 * double(a.getNumKvHeads() * a.getHeadDim()) * 4.0;
       u.attnFlopsPerPair = 4.0 * double(a.getNumHeads() * a.getHeadDim());
+      u.attnHeads = int(a.getNumHeads());
     } else if (auto m = llvm::dyn_cast<MlaAttentionOp>(op)) {
       // MLA caches the compressed latent and the shared rope key; the absorbed form scores
       // against latent+rope and mixes values in latent space.
       int64_t latent = m.getKvLoraRank(), rope = m.getQkRopeHeadDim(), heads = m.getNumHeads();
       u.kvBytesPerToken = double(latent + rope) * 4.0;
       u.attnFlopsPerPair = 2.0 * double(heads * (latent + rope)) + 2.0 * double(heads * latent);
+      u.attnHeads = int(heads);
     }
     return success();
   }
@@ -355,7 +436,7 @@ private:
       if (!w)
         return moe.emitError()
                << "kt-partition: routed expert weights must come from kt.weight_ref";
-      cost::QuantSpec q = quantOf(w);
+      cost::QuantSpec q = gpuQuantOf(w);
       ArrayRef<int64_t> s = w.getTensorType().getShape();
       double perExpert = cost::matrixBytes(s[1], s[2], q);
       u.expertBytes += perExpert;
@@ -404,6 +485,9 @@ private:
   SymbolTable symbols_;
   const cost::ExpertStats* stats_;
   const cost::QuantSpec* cpuQuant_; // null: CPU weights stay as stored
+  cost::GpuDtype gpuDtype_;         // how accelerator-held weights are sized
+  llvm::DenseSet<Operation*> f32OnGpu_;
+  llvm::DenseSet<Operation*> notGemmOnGpu_; // kept in the dtype under --gpu-quant int8
   llvm::DenseSet<Operation*> packable_;
   cost::ModelGraph& g_;
   PartitionBinding& b_;
@@ -418,6 +502,7 @@ private:
 
 LogicalResult mlir::kt::buildPartitionGraph(ModuleOp module, const cost::ExpertStats* stats,
                                             const cost::QuantSpec* cpuQuant,
-                                            cost::ModelGraph& graph, PartitionBinding& binding) {
-  return GraphBuilder(module, stats, cpuQuant, graph, binding).build();
+                                            cost::GpuDtype gpuDtype, cost::ModelGraph& graph,
+                                            PartitionBinding& binding) {
+  return GraphBuilder(module, stats, cpuQuant, gpuDtype, graph, binding).build();
 }

@@ -40,10 +40,15 @@ struct PartitionBinding {
 /// kt-quantize-weights will apply to CPU-held matrices after partitioning:
 /// each unit then also carries its CPU form (cost::CpuStorage). Reports
 /// problems (e.g. a stats file that does not match the model) as errors on
-/// the op at fault.
+/// the op at fault. `gpuDtype` is how the CUDA backend will hold accelerator-
+/// held weights (the plan's compute dtype, cost::gpuFormat): the units'
+/// accelerator form (weightBytes, expertBytes, format) is sized that way and
+/// carries the backend's kernel launches (cost::GpuLaunches); AsStored keeps
+/// the stored sizes and one launch overhead per kt op.
 LogicalResult buildPartitionGraph(ModuleOp module, const ::kt::cost::ExpertStats* stats,
                                   const ::kt::cost::QuantSpec* cpuQuant,
-                                  ::kt::cost::ModelGraph& graph, PartitionBinding& binding);
+                                  ::kt::cost::GpuDtype gpuDtype, ::kt::cost::ModelGraph& graph,
+                                  PartitionBinding& binding);
 
 } // namespace kt
 } // namespace mlir

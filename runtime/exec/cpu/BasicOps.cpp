@@ -1,6 +1,7 @@
 #include "kernels/cpu/Linear.h"
 #include "kernels/cpu/Norm.h"
 #include "runtime/exec/cpu/CpuOps.h"
+#include "runtime/plan/OpSignature.h"
 #include "runtime/support/Error.h"
 #include "runtime/support/ThreadPool.h"
 
@@ -77,6 +78,18 @@ static void linearInto(OpContext& c, const Activation& x, const cpu::MatrixView&
 }
 
 void linear(OpContext& c) {
+  if (const cpu::grad::Lora* l = c.adapter(0)) { // unmerged adapter: the training forward
+    const Activation& x = c.in(0);
+    const cpu::MatrixView w = c.w(0);
+    if (x.cols != w.cols)
+      throw Error(c.where() + ": input has " + std::to_string(x.cols) +
+                  " features, weight expects " + std::to_string(w.cols));
+    Activation& out = c.out(0);
+    out.resize(x.rows, w.rows);
+    cpu::grad::linearForward(c.pool, {w, c.has(1) ? c.w(1) : cpu::MatrixView{}, l}, x.f.data(),
+                             x.rows, out.f.data());
+    return;
+  }
   std::vector<float> bias;
   if (c.has(1)) {
     cpu::MatrixView b = c.w(1);
@@ -122,6 +135,15 @@ void add(OpContext& c) {
 
 void mlp(OpContext& c) {
   const Activation& x = c.in(0);
+  if (c.hasAdapters()) { // unmerged adapters: the training forward (kernels/cpu/grad)
+    using namespace plan::slots;
+    auto proj = [&](int slot) { return cpu::grad::Projection{c.w(slot), {}, c.adapter(slot)}; };
+    Activation& out = c.out(0);
+    out.resize(x.rows, c.w(MlpDown).rows);
+    cpu::grad::mlpForward(c.pool, {proj(MlpGate), proj(MlpUp), proj(MlpDown)}, x.f.data(), x.rows,
+                          out.f.data());
+    return;
+  }
   Activation g, u;
   linearInto(c, x, c.w(0), nullptr, g);
   linearInto(c, x, c.w(1), nullptr, u);

@@ -18,6 +18,15 @@ void tap(OpContext& c);
 void attention(OpContext& c);
 void mlaAttention(OpContext& c);
 void moe(OpContext& c);
+// moe with unmerged LoRA adapters on its experts (Step.adapters): the training forward of
+// kernels/cpu/grad over the same weights (LoraOps.cpp).
+void moeWithAdapters(OpContext& c);
+
+// The routed experts of the running moe step for tokens x [T, H] routed to `chosen` [T, K] with
+// `weight` [T, K]: adds sum_k weight * expert(x) into out [T, H], with the CPU's fused expert
+// kernel (NUMA-local tasks over every expert's rows). Hybrid plans call it from the GPU moe op.
+void routedExperts(OpContext& c, const int32_t* chosen, const float* weight, int64_t T, int K,
+                   const float* x, int64_t H, float* out);
 
 cpu::RopeParams ropeParams(const plan::Rope& r);
 // The plan's MoE attributes as the routing kernel's parameters (inference and training).

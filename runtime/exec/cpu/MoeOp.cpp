@@ -1,12 +1,16 @@
 #include "kernels/cpu/Linear.h"
 #include "kernels/cpu/MoeRouting.h"
+#include "runtime/exec/RouteTap.h"
 #include "runtime/exec/cpu/CpuOps.h"
 #include "runtime/exec/cpu/NumaPlacement.h"
 #include "runtime/plan/OpSignature.h"
 #include "runtime/support/ThreadPool.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <memory>
+#include <thread>
 
 namespace kt::cpuops {
 
@@ -40,11 +44,13 @@ struct ExpertWork {
   cpu::PreparedInput inGate, inUp, inDown;
 };
 
-// A (work item, row block) list over all experts, so that one parallel loop keeps every thread
-// busy whether the batch has 1 token (few experts, many row blocks) or thousands (many experts).
+// A (work item, row block, phase) list over all experts, so that one parallel loop keeps every
+// thread busy whether the batch has 1 token (few experts, many row blocks) or thousands (many
+// experts).
 struct Task {
   int work;
   int64_t r0, r1;
+  bool down; // false: gate and up rows [r0, r1); true: down rows [r0, r1)
 };
 // Tasks grouped by node (a node's tasks read its own experts), for ThreadPool::parallelForNodes.
 struct NodeTasks {
@@ -55,8 +61,9 @@ struct NodeTasks {
 // multiple of the kernels' 16-row panels): each task start costs the GEMV kernel a cold start
 // (its first panel's scales and lines are fetched with nothing to overlap them), which with
 // 64-row blocks made decode MoE run at a third of the bandwidth the same kernel reaches on a long
-// matrix.
-NodeTasks rowTasks(const std::vector<ExpertWork>& works, bool down, int threads, int nodes) {
+// matrix. Appends one phase's tasks to byNode[node].
+void rowTasks(const std::vector<ExpertWork>& works, bool down, int threads, int nodes,
+              std::vector<std::vector<Task>>& byNode) {
   // Sized by weight elements, not rows: a shared expert's down matrix (K = 2 x 1408 in
   // DeepSeek-V2) is twice a routed one's, and one oversized last task left a thread idle.
   auto mat = [&](const ExpertWork& w) { return down ? w.down : w.gate; };
@@ -64,7 +71,6 @@ NodeTasks rowTasks(const std::vector<ExpertWork>& works, bool down, int threads,
   for (const ExpertWork& w : works)
     total += mat(w).rows * mat(w).cols;
   const int64_t perTask = std::max<int64_t>(1, total / (int64_t(threads) * 4));
-  std::vector<std::vector<Task>> byNode(static_cast<size_t>(nodes));
   int spread = 0; // round-robin node for the blocks of node-less (shared) experts
   for (int w = 0; w < int(works.size()); ++w) {
     const int64_t rows = mat(works[size_t(w)]).rows, cols = mat(works[size_t(w)]).cols;
@@ -75,31 +81,68 @@ NodeTasks rowTasks(const std::vector<ExpertWork>& works, bool down, int threads,
     const int64_t block = ((rows + n - 1) / n + 15) / 16 * 16;
     for (int64_t r = 0; r < rows; r += block) {
       const int node = works[size_t(w)].node >= 0 ? works[size_t(w)].node : spread++ % nodes;
-      byNode[size_t(node)].push_back({w, r, std::min(rows, r + block)});
+      byNode[size_t(node)].push_back({w, r, std::min(rows, r + block), down});
     }
   }
+}
+
+// The expert FFN of every work item as ONE parallel region per MoE layer: each node's task list
+// holds all gate/up row blocks, then all down row blocks. A down task waits until its expert's
+// gate/up tasks are done; the thread that finishes an expert's last gate/up block applies SwiGLU
+// and prepares the down input. Compared with a barrier per phase (gate/up, activation, down) this
+// removes two fork/joins per layer and the idle tail of the gate/up phase: one thread streams the
+// next expert's down matrix while the other finishes a gate/up block, so memory stays busy.
+//
+// No deadlock: in every node's list all gate/up tasks precede all down tasks, lists are claimed in
+// order, and a thread steals from another node's list only once its own is fully claimed. So a
+// thread waits only after every gate/up task of the list it is taking from has been claimed;
+// gate/up tasks wait for nothing, so each claimed one finishes, and an unclaimed one (a shared
+// expert's block in another node's list) is reached by that node's threads before they can wait.
+NodeTasks expertTasks(const std::vector<ExpertWork>& works, int threads, int nodes) {
+  std::vector<std::vector<Task>> up(static_cast<size_t>(nodes)), down(static_cast<size_t>(nodes));
+  rowTasks(works, false, threads, nodes, up);
+  rowTasks(works, true, threads, nodes, down);
   NodeTasks out;
-  for (auto& v : byNode) {
-    // Largest first, so the tasks left at the end of a phase are the small ones.
-    std::stable_sort(v.begin(), v.end(), [&](const Task& x, const Task& y) {
-      return (x.r1 - x.r0) * mat(works[size_t(x.work)]).cols >
-             (y.r1 - y.r0) * mat(works[size_t(y.work)]).cols;
+  for (int n = 0; n < nodes; ++n) {
+    auto size = [&](const Task& t) {
+      const ExpertWork& w = works[size_t(t.work)];
+      return (t.r1 - t.r0) * (t.down ? w.down.cols : w.gate.cols);
+    };
+    // Gate/up: largest first, so the blocks left at the end of the phase are the small ones.
+    std::vector<Task>& u = up[size_t(n)];
+    std::stable_sort(u.begin(), u.end(),
+                     [&](const Task& a, const Task& b) { return size(a) > size(b); });
+    // Down: in the order their experts' gate/up blocks finish (position of each expert's last
+    // gate/up block), so the first down tasks rarely wait; ties largest first.
+    std::vector<int64_t> lastUp(works.size(), -1);
+    for (int64_t i = 0; i < int64_t(u.size()); ++i)
+      lastUp[size_t(u[size_t(i)].work)] = i;
+    std::vector<Task>& d = down[size_t(n)];
+    std::stable_sort(d.begin(), d.end(), [&](const Task& a, const Task& b) {
+      if (lastUp[size_t(a.work)] != lastUp[size_t(b.work)])
+        return lastUp[size_t(a.work)] < lastUp[size_t(b.work)];
+      return size(a) > size(b);
     });
-    out.counts.push_back(int64_t(v.size()));
-    out.tasks.insert(out.tasks.end(), v.begin(), v.end());
+    out.counts.push_back(int64_t(u.size() + d.size()));
+    out.tasks.insert(out.tasks.end(), u.begin(), u.end());
+    out.tasks.insert(out.tasks.end(), d.begin(), d.end());
   }
   return out;
 }
 
-// Runs the SwiGLU experts of all work items with three parallel phases (gate+up, activation,
-// down) instead of three parallel loops per expert, then the weighted combine.
+inline void cpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// Runs the SwiGLU experts of all work items (one parallel region, see expertTasks), then the
+// weighted combine.
 void runExperts(ThreadPool& pool, std::vector<ExpertWork>& works, const float* x, int64_t H,
                 float* out, int64_t T) {
-  int64_t routedRows = 0, inter = 0; // token rows over all work items, and their activations
-  for (const ExpertWork& w : works) {
+  int64_t routedRows = 0; // token rows over all work items
+  for (const ExpertWork& w : works)
     routedRows += int64_t(w.tokens.size());
-    inter += int64_t(w.tokens.size()) * w.gate.rows;
-  }
   smallLoop(pool, int64_t(works.size()), routedRows * H, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       ExpertWork& w = works[size_t(i)];
@@ -111,31 +154,47 @@ void runExperts(ThreadPool& pool, std::vector<ExpertWork>& works, const float* x
       w.u.resize(size_t(n * w.up.rows));
       w.y.resize(size_t(n * H));
       cpu::prepareInput(w.gate, w.x.data(), n, &w.inGate);
-      cpu::prepareInput(w.up, w.x.data(), n, &w.inUp);
+      // Same activations for gate and up when both share a packed format: prepare them once.
+      if (w.up.packed != w.gate.packed || w.up.cols != w.gate.cols)
+        cpu::prepareInput(w.up, w.x.data(), n, &w.inUp);
     }
   });
-  NodeTasks upTasks = rowTasks(works, false, pool.size(), pool.nodes());
-  const std::vector<Task>& up = upTasks.tasks;
-  pool.parallelForNodes(upTasks.counts, [&](int64_t b, int64_t e) {
+  const NodeTasks plan = expertTasks(works, pool.size(), pool.nodes());
+  // Per expert: gate/up blocks still running, and whether its down input is ready.
+  std::vector<int64_t> upBlocks(works.size(), 0);
+  for (const Task& t : plan.tasks)
+    if (!t.down)
+      ++upBlocks[size_t(t.work)];
+  std::unique_ptr<std::atomic<int64_t>[]> upLeft(new std::atomic<int64_t>[works.size()]);
+  std::unique_ptr<std::atomic<bool>[]> downReady(new std::atomic<bool>[works.size()]);
+  for (size_t i = 0; i < works.size(); ++i) {
+    upLeft[i].store(upBlocks[i], std::memory_order_relaxed);
+    downReady[i].store(false, std::memory_order_relaxed);
+  }
+  const std::vector<Task>& tasks = plan.tasks;
+  pool.parallelForNodes(plan.counts, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
-      ExpertWork& w = works[size_t(up[size_t(i)].work)];
-      cpu::linearRows(w.gate, w.inGate, w.g.data(), up[size_t(i)].r0, up[size_t(i)].r1);
-      cpu::linearRows(w.up, w.inUp, w.u.data(), up[size_t(i)].r0, up[size_t(i)].r1);
-    }
-  });
-  smallLoop(pool, int64_t(works.size()), inter, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      ExpertWork& w = works[size_t(i)];
-      swigluInPlace(w.g.data(), w.u.data(), int64_t(w.g.size()));
-      cpu::prepareInput(w.down, w.g.data(), int64_t(w.tokens.size()), &w.inDown);
-    }
-  });
-  NodeTasks downTasks = rowTasks(works, true, pool.size(), pool.nodes());
-  const std::vector<Task>& down = downTasks.tasks;
-  pool.parallelForNodes(downTasks.counts, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      ExpertWork& w = works[size_t(down[size_t(i)].work)];
-      cpu::linearRows(w.down, w.inDown, w.y.data(), down[size_t(i)].r0, down[size_t(i)].r1);
+      const Task& t = tasks[size_t(i)];
+      ExpertWork& w = works[size_t(t.work)];
+      if (!t.down) {
+        const cpu::PreparedInput& inUp = w.inUp.x ? w.inUp : w.inGate;
+        cpu::linearRows(w.gate, w.inGate, w.g.data(), t.r0, t.r1);
+        cpu::linearRows(w.up, inUp, w.u.data(), t.r0, t.r1);
+        if (upLeft[size_t(t.work)].fetch_sub(1, std::memory_order_acq_rel) == 1) {
+          swigluInPlace(w.g.data(), w.u.data(), int64_t(w.g.size()));
+          cpu::prepareInput(w.down, w.g.data(), int64_t(w.tokens.size()), &w.inDown);
+          downReady[size_t(t.work)].store(true, std::memory_order_release);
+        }
+        continue;
+      }
+      // Another thread is finishing this expert's last gate/up block (already claimed: see
+      // expertTasks); on a busy machine it may be descheduled, so yield after a while.
+      for (int spins = 0; !downReady[size_t(t.work)].load(std::memory_order_acquire); ++spins) {
+        cpuRelax();
+        if (spins > 4096)
+          std::this_thread::yield();
+      }
+      cpu::linearRows(w.down, w.inDown, w.y.data(), t.r0, t.r1);
     }
   });
   // Combine per token (each output row written by one thread): sum of weight * expert output.
@@ -156,35 +215,18 @@ void runExperts(ThreadPool& pool, std::vector<ExpertWork>& works, const float* x
     }
   });
 }
-} // namespace
 
-void moe(OpContext& c) {
+// Groups the tokens by routed expert so each expert's weights are streamed once for all its
+// tokens: one work item per chosen expert, in order of first use.
+std::vector<ExpertWork> routedWorks(OpContext& c, const int32_t* chosen, const float* weight,
+                                    int64_t T, int K) {
   using namespace plan::slots;
-  const auto& a = *c.step.attrs_as_MoeAttrs();
-  const Activation& x = c.in(0);
-  const int64_t T = x.rows, H = x.cols;
-  const int E = a.num_experts(), K = a.experts_per_token();
-  cpu::MoeRoutingParams rp = moeRoutingParams(a);
-
-  std::vector<float> logits(size_t(T * E));
-  cpu::linear(c.pool, x.f.data(), T, c.w(Router), nullptr, logits.data());
-  std::vector<float> bias;
-  if (c.has(CorrectionBias)) {
-    bias.resize(size_t(E));
-    c.w(CorrectionBias).rowToF32(0, bias.data());
-  }
-  std::vector<int> chosen(size_t(T * K));
-  std::vector<float> weight(size_t(T * K));
-  for (int64_t t = 0; t < T; ++t)
-    cpu::routeToken(logits.data() + t * E, bias.empty() ? nullptr : bias.data(), rp,
-                    chosen.data() + t * K, weight.data() + t * K);
-
-  // Group tokens by expert so each expert's weights are streamed once for all its tokens.
+  const int E = c.step.attrs_as_MoeAttrs()->num_experts();
   std::vector<int> workOf(static_cast<size_t>(E), -1);
   std::vector<ExpertWork> works;
   for (int64_t t = 0; t < T; ++t)
     for (int k = 0; k < K; ++k) {
-      int e = chosen[size_t(t * K + k)];
+      const int e = chosen[t * K + k];
       if (workOf[size_t(e)] < 0) {
         workOf[size_t(e)] = int(works.size());
         works.push_back({c.expert(Gate, e),
@@ -202,8 +244,37 @@ void moe(OpContext& c) {
                          {}});
       }
       works[size_t(workOf[size_t(e)])].tokens.push_back(t);
-      works[size_t(workOf[size_t(e)])].weights.push_back(weight[size_t(t * K + k)]);
+      works[size_t(workOf[size_t(e)])].weights.push_back(weight[t * K + k]);
     }
+  return works;
+}
+} // namespace
+
+void moe(OpContext& c) {
+  if (c.hasAdapters()) // unmerged LoRA adapters (LoraOps.cpp): the one hook in this file
+    return moeWithAdapters(c);
+  using namespace plan::slots;
+  const auto& a = *c.step.attrs_as_MoeAttrs();
+  const Activation& x = c.in(0);
+  const int64_t T = x.rows, H = x.cols;
+  const int E = a.num_experts(), K = a.experts_per_token();
+  cpu::MoeRoutingParams rp = moeRoutingParams(a);
+
+  std::vector<float> logits(size_t(T * E));
+  cpu::linear(c.pool, x.f.data(), T, c.w(Router), nullptr, logits.data());
+  std::vector<float> bias;
+  if (c.has(CorrectionBias)) {
+    bias.resize(size_t(E));
+    c.w(CorrectionBias).rowToF32(0, bias.data());
+  }
+  std::vector<int32_t> chosen(size_t(T * K));
+  std::vector<float> weight(size_t(T * K));
+  for (int64_t t = 0; t < T; ++t)
+    cpu::routeToken(logits.data() + t * E, bias.empty() ? nullptr : bias.data(), rp,
+                    chosen.data() + t * K, weight.data() + t * K);
+  tapRoutes(c, a, chosen.data(), T, K); // kt-tune counts expert activations from this tap
+
+  std::vector<ExpertWork> works = routedWorks(c, chosen.data(), weight.data(), T, K);
   // Shared experts run with the routed ones, over every token.
   if (c.has(SharedGate)) {
     ExpertWork shared{
@@ -221,6 +292,16 @@ void moe(OpContext& c) {
   Activation& out = c.out(0);
   out.resize(T, H);
   runExperts(c.pool, works, x.f.data(), H, out.f.data(), T);
+}
+
+} // namespace kt::cpuops
+
+namespace kt::cpuops {
+
+void routedExperts(OpContext& c, const int32_t* chosen, const float* weight, int64_t T, int K,
+                   const float* x, int64_t H, float* out) {
+  std::vector<ExpertWork> works = routedWorks(c, chosen, weight, T, K);
+  runExperts(c.pool, works, x, H, out, T);
 }
 
 } // namespace kt::cpuops

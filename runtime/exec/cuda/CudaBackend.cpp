@@ -7,8 +7,11 @@
 #include "runtime/exec/cpu/CpuOps.h"
 #include "runtime/plan/OpSignature.h"
 #include "runtime/support/Error.h"
+#include "runtime/support/ThreadPool.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 
@@ -37,14 +40,38 @@ uint16_t toBf16Bits(float f) { // round to nearest even (weights are finite)
   return uint16_t(u >> 16);
 }
 
+// Slots read only as the matrix of a GEMM (cuda linearInto), which --gpu-quant int8 may store as
+// int8: not embedding tables (row gathers), routers (routing decisions are sensitive and the
+// matrices tiny), Qwen2's shared-expert gate, MLA's kv_b (split per head by f32 batched GEMMs),
+// biases and norms.
+bool gemmMatrixSlot(plan::OpKind op, int slot) {
+  using namespace plan::slots;
+  switch (op) {
+  case plan::OpKind::Linear:
+  case plan::OpKind::LmHead:
+    return slot == 0;
+  case plan::OpKind::Attention:
+    return slot == Q || slot == plan::slots::K || slot == V || slot == O;
+  case plan::OpKind::MlaAttention:
+    return slot == QProj || slot == QAProj || slot == QBProj || slot == KvAProj || slot == MlaO;
+  case plan::OpKind::Moe:
+    return slot == Gate || slot == Up || slot == Down || slot == SharedGate ||
+           slot == SharedUp || slot == SharedDown;
+  case plan::OpKind::Mlp:
+    return true;
+  default:
+    return false;
+  }
+}
+
 void need(bool ok, const std::string& what, const std::string& err) {
   if (!ok)
     throw Error(what + ": " + err);
 }
 } // namespace
 
-CudaBackend::CudaBackend(const LoadedPlan& plan, const WeightStore& weights)
-    : plan_(plan), weights_(weights) {
+CudaBackend::CudaBackend(const LoadedPlan& plan, const WeightStore& weights, ThreadPool* pool)
+    : plan_(plan), weights_(weights), pool_(pool) {
   const plan::Plan& p = plan.root();
   // The first GPU step names the device in every error below.
   const plan::Step* first = nullptr;
@@ -68,6 +95,7 @@ CudaBackend::CudaBackend(const LoadedPlan& plan, const WeightStore& weights)
   if (dev->index() < 0 || dev->index() >= int(gpus.size()))
     throw Error(needs + ", but this machine has " + std::to_string(gpus.size()) + " GPU(s)");
   gpuName_ = dev->name()->str() + " (" + gpus[size_t(dev->index())].name + ")";
+  budget_ = dev->memory_budget();
   std::string err;
   need(cuda::setDevice(dev->index(), &err), needs, err);
   blas_ = cuda::Blas::create(&err);
@@ -76,6 +104,9 @@ CudaBackend::CudaBackend(const LoadedPlan& plan, const WeightStore& weights)
   // Which weights the GPU steps read, and which of them must stay f32 in a bf16 plan (MLA's kv_b,
   // split per head by the f32 batched GEMMs).
   std::vector<int> wanted(p.weights() ? p.weights()->size() : 0, -1); // -1 no, 0 any, 1 f32
+  // With --gpu-quant int8: whether every GPU use of the weight is a GEMM matrix.
+  const bool int8Plan = p.model()->gpu_quant() == plan::QuantScheme::Int8PerChannel;
+  std::vector<char> int8Ok(wanted.size(), 1);
   for (const plan::EntryPoint* ep : *p.entry_points()) {
     if (isTrainEntry(*ep))
       continue;
@@ -88,6 +119,8 @@ CudaBackend::CudaBackend(const LoadedPlan& plan, const WeightStore& weights)
           continue;
         bool f32 = s->op() == plan::OpKind::MlaAttention && int(slot) == plan::slots::KvBProj;
         wanted[size_t(id)] = std::max(wanted[size_t(id)], f32 ? 1 : 0);
+        if (!gemmMatrixSlot(s->op(), int(slot)))
+          int8Ok[size_t(id)] = 0;
       }
     }
   }
@@ -107,7 +140,7 @@ CudaBackend::CudaBackend(const LoadedPlan& plan, const WeightStore& weights)
   for (size_t id = 0; id < wanted.size(); ++id) {
     if (wanted[id] < 0)
       continue;
-    upload(int32_t(id), wanted[id] == 1);
+    upload(int32_t(id), wanted[id] == 1, int8Plan && int8Ok[id] && wanted[id] != 1);
     ++count;
     int tenth = total ? int(10.0 * double(weightBytes_) / double(total)) : 10;
     if (showProgress && tenth > lastTenth) {
@@ -119,11 +152,18 @@ CudaBackend::CudaBackend(const LoadedPlan& plan, const WeightStore& weights)
   std::fprintf(stderr, "[kt-rt] %s: %d weights (%.1f MiB) uploaded in %.2f s\n", gpuName_.c_str(),
                count, double(weightBytes_) / kMiB,
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  if (budget_ > 0 && weightBytes_ > budget_)
+    std::fprintf(stderr,
+                 "[kt-rt] warning: %s: the weights alone (%.1f MiB) exceed the %.1f MiB the plan "
+                 "was partitioned for (the cost model sized them differently)\n",
+                 gpuName_.c_str(), double(weightBytes_) / kMiB, double(budget_) / kMiB);
 }
 
 CudaBackend::~CudaBackend() {
-  for (GpuWeight& w : gpuWeights_)
+  for (GpuWeight& w : gpuWeights_) {
     cuda::release(w.data);
+    cuda::release(w.scales);
+  }
   for (GpuBuffer& b : buffers_)
     cuda::release(b.data);
   for (auto& [id, b] : scratch_)
@@ -134,9 +174,13 @@ CudaBackend::~CudaBackend() {
   }
   for (auto& [s, b] : invFreq_)
     cuda::release(b.data);
+  for (auto& [id, b] : pinned_)
+    cuda::releasePinned(b.data);
+  for (auto& [id, e] : events_)
+    cuda::destroyEvent(&e);
 }
 
-void CudaBackend::upload(int32_t id, bool forceF32) {
+void CudaBackend::upload(int32_t id, bool forceF32, bool int8) {
   const plan::Weight& w = weights_.weight(id);
   const std::string what = plan_.origin() + ": weight '" + w.name()->str() + "' on " + gpuName_;
   if (w.layout() == plan::Layout::Packed)
@@ -151,6 +195,10 @@ void CudaBackend::upload(int32_t id, bool forceF32) {
   cpu::MatrixView first = rank >= 3 ? weights_.slice(id, 0) : weights_.matrix(id);
   g.rows = first.rows;
   g.cols = first.cols;
+  if (int8 && rank >= 2) {
+    uploadInt8(id, g, what);
+    return;
+  }
   const size_t sliceElems = size_t(g.rows * g.cols), elemBytes = bf16 ? 2 : 4;
   std::string err;
   g.data = cuda::allocate(sliceElems * size_t(g.count) * elemBytes, &err);
@@ -181,6 +229,48 @@ void CudaBackend::upload(int32_t id, bool forceF32) {
          what, err);
   }
   weightBytes_ += sliceElems * size_t(g.count) * elemBytes;
+}
+
+// Symmetric per-row int8 (the CPU's Int8 format: scale = max|w| / 127, q = round(w / scale)),
+// quantized slice by slice on the host from the checkpoint's values.
+void CudaBackend::uploadInt8(int32_t id, GpuWeight& g, const std::string& what) {
+  const size_t sliceElems = size_t(g.rows * g.cols);
+  std::string err;
+  g.data = cuda::allocate(sliceElems * size_t(g.count), &err);
+  need(g.data != nullptr, what, err);
+  gpuWeights_[size_t(id)] = g; // owned from here (freed by the destructor on a later throw)
+  g.scales = static_cast<float*>(cuda::allocate(size_t(g.rows * g.count) * 4, &err));
+  need(g.scales != nullptr, what, err);
+  gpuWeights_[size_t(id)] = g;
+  const int rank = int(weights_.weight(id).shape()->size());
+  std::vector<float> scales(size_t(g.rows));
+  std::vector<int8_t> q(sliceElems);
+  for (int64_t e = 0; e < g.count; ++e) {
+    cpu::MatrixView v = rank >= 3 ? weights_.slice(id, e) : weights_.matrix(id);
+    auto quantizeRows = [&](int64_t r0, int64_t r1) {
+      std::vector<float> row(size_t(g.cols));
+      for (int64_t r = r0; r < r1; ++r) {
+        v.rowToF32(r, row.data());
+        float amax = 0;
+        for (float x : row)
+          amax = std::max(amax, std::fabs(x));
+        const float scale = amax > 0 ? amax / 127.f : 1.f, inv = 1.f / scale;
+        scales[size_t(r)] = scale;
+        int8_t* qr = q.data() + r * g.cols;
+        for (int64_t i = 0; i < g.cols; ++i)
+          qr[i] = int8_t(std::lrint(std::clamp(row[size_t(i)] * inv, -127.f, 127.f)));
+      }
+    };
+    if (pool_) // a 16B-parameter model would take a minute on one core
+      pool_->parallelFor(v.rows, 64, quantizeRows);
+    else
+      quantizeRows(0, v.rows);
+    need(cuda::toDevice(static_cast<int8_t*>(g.data) + size_t(e) * sliceElems, q.data(),
+                        sliceElems, &err) &&
+             cuda::toDevice(g.scales + e * g.rows, scales.data(), scales.size() * 4, &err),
+         what, err);
+  }
+  weightBytes_ += (sliceElems + size_t(g.rows) * 4) * size_t(g.count);
 }
 
 void CudaBackend::registerOps(OpRegistry& r) {
@@ -292,6 +382,29 @@ void* CudaBackend::scratch(int id, size_t bytes) {
   return b.data;
 }
 
+void* CudaBackend::pinned(int id, size_t bytes) {
+  GpuBuffer& b = pinned_[id];
+  if (b.bytes < bytes) {
+    std::string err;
+    const size_t cap = std::max(bytes, b.bytes * 2);
+    cuda::releasePinned(b.data);
+    b.bytes = 0;
+    b.data = cuda::allocatePinned(cap, &err);
+    need(b.data != nullptr, gpuName_ + ": host staging memory", err);
+    b.bytes = cap;
+  }
+  return b.data;
+}
+
+const cuda::GpuEvent& CudaBackend::event(int id) {
+  cuda::GpuEvent& e = events_[id];
+  if (!e.handle) {
+    std::string err;
+    need(cuda::createEvent(&e, &err), gpuName_ + ": timing event", err);
+  }
+  return e;
+}
+
 std::pair<float*, float*> CudaBackend::kv(int slot, int layer, int64_t rowK, int64_t rowV,
                                           int64_t tokens) {
   KvArrays& a = kv_[{slot, layer}];
@@ -359,16 +472,25 @@ std::string CudaBackend::summary() const {
                 gpuName_.c_str(), double(weightBytes_) / kMiB, double(act) / kMiB,
                 double(kvBytes) / kMiB, double(totalB - freeB) / (kMiB * 1024),
                 double(totalB) / (kMiB * 1024));
-  return line;
+  std::string text = line;
+  if (budget_ > 0) {
+    const uint64_t ours = weightBytes_ + act + kvBytes;
+    std::snprintf(line, sizeof line, "; KT holds %.2f GiB of the plan's %.2f GiB budget (%s)",
+                  double(ours) / (kMiB * 1024), double(budget_) / (kMiB * 1024),
+                  ours <= budget_ ? "within" : "OVER");
+    text += line;
+  }
+  return text;
 }
 
 std::unique_ptr<DeviceBackend> makeCudaBackendIfNeeded(const LoadedPlan& plan,
-                                                       const WeightStore& weights, ThreadPool&) {
+                                                       const WeightStore& weights,
+                                                       ThreadPool& pool) {
   const plan::Plan& p = plan.root();
   for (const plan::EntryPoint* ep : *p.entry_points())
     for (const plan::Step* s : *ep->steps())
       if (!isTrainEntry(*ep) && p.devices()->Get(s->device())->kind() == plan::DeviceKind::GPU)
-        return std::make_unique<CudaBackend>(plan, weights);
+        return std::make_unique<CudaBackend>(plan, weights, &pool);
   return nullptr;
 }
 
@@ -380,7 +502,13 @@ void linearInto(OpContext& c, const float* x, int64_t tokens, const GpuWeight& w
                 float* y, const GpuWeight* bias) {
   CudaBackend& b = backendOf(c);
   std::string err;
-  b.check(c, b.blas().linear(x, tokens, w.slice(e), w.bf16, w.rows, w.cols, y, &err), err);
+  if (w.int8())
+    b.check(c,
+            b.blas().linearInt8(x, tokens, static_cast<const int8_t*>(w.slice(e)),
+                                w.sliceScales(e), w.rows, w.cols, y, &err),
+            err);
+  else
+    b.check(c, b.blas().linear(x, tokens, w.slice(e), w.bf16, w.rows, w.cols, y, &err), err);
   if (bias)
     cuda::addBias(y, bias->f32(), tokens, w.rows);
 }

@@ -4,6 +4,7 @@
 // and moves a buffer between host and GPU when a step's input was produced on the other side
 // (hybrid plans: routed experts on the CPU, everything else on the GPU).
 #include "kernels/cuda/Blas.h"
+#include "kernels/cuda/Memory.h"
 #include "runtime/exec/OpContext.h"
 #include "runtime/plan/PlanReader.h"
 
@@ -14,15 +15,20 @@
 
 namespace kt::cudaops {
 
-// A weight in GPU memory: f32, or bf16 for the matrices of a bf16 plan. Stacked (expert) weights
-// are `count` slices of [rows, cols].
+// A weight in GPU memory: f32, or bf16 for the matrices of a bf16 plan, or int8 with one f32
+// scale per row (--gpu-quant int8; `scales` set). Stacked (expert) weights are `count` slices of
+// [rows, cols].
 struct GpuWeight {
   void* data = nullptr;
   bool bf16 = false;
+  float* scales = nullptr; // int8 weights: rows * count scales
   int64_t count = 1, rows = 0, cols = 0;
+  bool int8() const { return scales != nullptr; }
+  size_t elementBytes() const { return int8() ? 1 : bf16 ? 2 : 4; }
   const void* slice(int64_t e) const {
-    return static_cast<const char*>(data) + size_t(e * rows * cols) * (bf16 ? 2 : 4);
+    return static_cast<const char*>(data) + size_t(e * rows * cols) * elementBytes();
   }
+  const float* sliceScales(int64_t e) const { return scales + e * rows; }
   const float* f32() const { return static_cast<const float*>(data); }
 };
 
@@ -36,7 +42,8 @@ class CudaBackend : public DeviceBackend {
 public:
   // Throws kt::Error "plan needs a GPU ..." when no GPU is usable, or naming the weight that
   // cannot be placed on it.
-  CudaBackend(const LoadedPlan& plan, const WeightStore& weights);
+  // `pool` (optional) quantizes --gpu-quant int8 weights in parallel while uploading.
+  CudaBackend(const LoadedPlan& plan, const WeightStore& weights, ThreadPool* pool = nullptr);
   ~CudaBackend() override;
 
   bool runs(plan::DeviceKind kind) const override { return kind == plan::DeviceKind::GPU; }
@@ -46,6 +53,8 @@ public:
                   std::vector<Activation>& buffers) override;
   void toHost(uint32_t index, std::vector<Activation>& buffers) override;
   std::string summary() const override;
+  Overlap overlap() const override { return overlap_; }
+  void resetOverlap() override { overlap_ = {}; }
 
   // ---- for the GPU ops (runtime/exec/cuda/*Ops.cpp) ----
   cuda::Blas& blas() { return *blas_; }
@@ -61,6 +70,14 @@ public:
   float* scratchF(int id, int64_t floats) {
     return static_cast<float*>(scratch(id, size_t(floats) * 4));
   }
+  // Page-locked host buffer `id` of at least `bytes` (staging for activations that cross to the
+  // CPU and back; reused by every step, so a step must finish its async copies before the next
+  // step's host code writes the buffer).
+  void* pinned(int id, size_t bytes);
+  // A timing event `id`, created on first use.
+  const cuda::GpuEvent& event(int id);
+  // Overlap accounting of hybrid steps (the moe op adds to it).
+  Overlap& overlapStats() { return overlap_; }
   // The KV arrays of (slot, layer) with room for `tokens` positions of rowK/rowV floats.
   std::pair<float*, float*> kv(int slot, int layer, int64_t rowK, int64_t rowV, int64_t tokens);
   // The step's rope inverse frequencies on the GPU (computed once per step).
@@ -71,19 +88,25 @@ public:
 
 private:
   enum class Where : uint8_t { Nowhere, Host, Gpu, Both };
-  void upload(int32_t id, bool forceF32);
+  void upload(int32_t id, bool forceF32, bool int8);
+  void uploadInt8(int32_t id, GpuWeight& g, const std::string& what);
   void ensure(GpuBuffer& b, size_t bytes);
   void toGpu(uint32_t index, std::vector<Activation>& buffers);
 
   const LoadedPlan& plan_;
   const WeightStore& weights_;
+  ThreadPool* pool_ = nullptr;
   std::string gpuName_;
   std::unique_ptr<cuda::Blas> blas_;
   std::vector<GpuWeight> gpuWeights_; // by plan weight index (data null: not uploaded)
   uint64_t weightBytes_ = 0;
+  uint64_t budget_ = 0; // the plan's memory budget for this GPU (0: none)
   std::vector<GpuBuffer> buffers_;
   std::vector<Where> where_;
   std::map<int, GpuBuffer> scratch_;
+  std::map<int, GpuBuffer> pinned_; // host memory
+  std::map<int, cuda::GpuEvent> events_;
+  Overlap overlap_;
   struct KvArrays {
     GpuBuffer k, v;
     int64_t tokens = 0;

@@ -1,15 +1,22 @@
 // GPU MoE: the router and top-k on the GPU, routed experts grouped by expert (one gather, three
 // GEMMs and one weighted scatter-add per active expert), shared experts on the GPU. When the plan
-// keeps the routed experts on the host (hybrid plans), the GPU runs the shared experts while the
-// CPU runs the routed ones; the CPU's result is then added on the GPU.
+// keeps the routed experts on the host (hybrid plans), the routing choices and the activations
+// come back through pinned buffers in one synchronisation; the GPU's shared-expert work is queued
+// first and runs while the CPU computes the routed experts with its fused expert kernel (the
+// same one CPU plans use); the CPU's result goes back by an async copy and is added on the GPU.
+// The time the GPU sits idle meanwhile is accounted in CudaBackend::overlapStats().
 #include "kernels/cpu/Linear.h"
 #include "kernels/cuda/DeviceKernels.h"
 #include "kernels/cuda/Memory.h"
 #include "runtime/exec/cpu/CpuOps.h"
+#include "runtime/exec/RouteTap.h"
 #include "runtime/exec/cuda/CudaBackend.h"
 #include "runtime/plan/OpSignature.h"
 #include "runtime/support/Error.h"
 #include "runtime/support/ThreadPool.h"
+
+#include <algorithm>
+#include <chrono>
 
 namespace kt::cudaops {
 
@@ -28,6 +35,9 @@ enum Scratch {
   kSharedGate,
   kHostResult
 };
+// Pinned staging buffers and timing events of the hybrid path.
+enum Staging { kHostChosen, kHostWeights, kHostX, kHostOut };
+enum Events { kGpuWorkStart, kGpuWorkEnd };
 
 const GpuWeight& needWeight(OpContext& c, int slot) {
   const GpuWeight* w = backendOf(c).weight(c, slot);
@@ -82,34 +92,6 @@ Groups groupByExpert(const std::vector<int32_t>& chosen, const std::vector<float
   return g;
 }
 
-// The routed experts on the CPU (their weights stay in the mapped checkpoint or the packed
-// sidecar): per expert gate/up, SwiGLU, down, weighted into out [T, H] (zeroed by the caller).
-void hostExperts(OpContext& c, const Groups& g, const std::vector<float>& x, int64_t H, int E,
-                 std::vector<float>& out) {
-  using namespace plan::slots;
-  for (int e = 0; e < E; ++e) {
-    const int64_t n = g.offsets[size_t(e) + 1] - g.offsets[size_t(e)];
-    if (n == 0)
-      continue;
-    cpu::MatrixView gate = c.expert(Gate, e), up = c.expert(Up, e), down = c.expert(Down, e);
-    std::vector<float> xe(size_t(n * H)), gv(size_t(n * gate.rows)), uv(size_t(n * up.rows)),
-        y(size_t(n * H));
-    for (int64_t r = 0; r < n; ++r)
-      std::copy_n(x.data() + int64_t(g.tokens[size_t(g.offsets[size_t(e)] + r)]) * H, H,
-                  xe.data() + r * H);
-    cpu::linear(c.pool, xe.data(), n, gate, nullptr, gv.data());
-    cpu::linear(c.pool, xe.data(), n, up, nullptr, uv.data());
-    cpuops::swigluInPlace(gv.data(), uv.data(), int64_t(gv.size()));
-    cpu::linear(c.pool, gv.data(), n, down, nullptr, y.data());
-    for (int64_t r = 0; r < n; ++r) {
-      const size_t at = size_t(g.offsets[size_t(e)] + r);
-      float* o = out.data() + int64_t(g.tokens[at]) * H;
-      const float s = g.weights[at];
-      for (int64_t i = 0; i < H; ++i)
-        o[i] += s * y[size_t(r * H + i)];
-    }
-  }
-}
 } // namespace
 
 void moe(OpContext& c) {
@@ -130,22 +112,30 @@ void moe(OpContext& c) {
   auto* dExperts = static_cast<int32_t*>(b.scratch(kExperts, size_t(T * K) * 4));
   float* dWeights = b.scratchF(kWeights, T * K);
   cuda::moeRoute(logits, bias ? bias->f32() : nullptr, T, ra, dExperts, dWeights);
-  std::vector<int32_t> chosen(size_t(T * K));
-  std::vector<float> weights(size_t(T * K));
+  const GpuWeight* gate = b.weight(c, Gate);
+  const bool hybrid = gate == nullptr;
+  // The choices come to the host (to group tokens by expert, or for the CPU experts); a hybrid
+  // step also brings x, all in one synchronisation.
+  auto* hChosen = static_cast<int32_t*>(b.pinned(kHostChosen, size_t(T * K) * 4));
+  auto* hWeights = static_cast<float*>(b.pinned(kHostWeights, size_t(T * K) * 4));
+  float* hX = hybrid ? static_cast<float*>(b.pinned(kHostX, size_t(T * H) * 4)) : nullptr;
   b.check(c,
-          cuda::toHost(chosen.data(), dExperts, chosen.size() * 4, &err) &&
-              cuda::toHost(weights.data(), dWeights, weights.size() * 4, &err),
+          cuda::toHostAsync(hChosen, dExperts, size_t(T * K) * 4, &err) &&
+              cuda::toHostAsync(hWeights, dWeights, size_t(T * K) * 4, &err) &&
+              (!hybrid || cuda::toHostAsync(hX, xd, size_t(T * H) * 4, &err)) &&
+              cuda::synchronize(&err),
           err);
-  const Groups g = groupByExpert(chosen, weights, T, K, E);
+  tapRoutes(c, a, hChosen, T, K); // kt-tune counts expert activations from this tap
+  // From here until the CPU's result is queued back, the GPU only has what this step queues.
+  const auto hostWaitStart = std::chrono::steady_clock::now();
+  if (hybrid)
+    b.check(c, cuda::recordEvent(b.event(kGpuWorkStart), &err), err);
 
   float* out = b.out(c, 0, T, H);
   b.check(c, cuda::fillZero(out, size_t(T * H) * 4, &err), err);
-  const GpuWeight* gate = b.weight(c, Gate);
-  std::vector<float> hostX;
-  if (!gate) { // hybrid: the CPU needs the activations before the GPU gets busy
-    hostX.resize(size_t(T * H));
-    b.check(c, cuda::toHost(hostX.data(), xd, hostX.size() * 4, &err), err);
-  } else {
+  if (!hybrid) {
+    const Groups g = groupByExpert(std::vector<int32_t>(hChosen, hChosen + T * K),
+                                   std::vector<float>(hWeights, hWeights + T * K), T, K, E);
     const GpuWeight &up = needWeight(c, Up), &down = needWeight(c, Down);
     auto* dTokens = static_cast<int32_t*>(b.scratch(kTokenIds, g.tokens.size() * 4));
     float* dTokW = b.scratchF(kTokenWeights, int64_t(g.weights.size()));
@@ -190,12 +180,30 @@ void moe(OpContext& c) {
     }
     cuda::scatterAddRows(y, H, nullptr, scale, T, out);
   }
-  if (!gate) {
-    std::vector<float> routed(size_t(T * H), 0.f);
-    hostExperts(c, g, hostX, H, E, routed);
+  if (hybrid) {
+    b.check(c, cuda::recordEvent(b.event(kGpuWorkEnd), &err), err);
+    const auto cpuStart = std::chrono::steady_clock::now();
+    auto* hOut = static_cast<float*>(b.pinned(kHostOut, size_t(T * H) * 4));
+    std::fill_n(hOut, T * H, 0.f);
+    cpuops::routedExperts(c, hChosen, hWeights, T, K, hX, H, hOut);
+    const auto cpuEnd = std::chrono::steady_clock::now();
     float* dRouted = b.scratchF(kHostResult, T * H);
-    b.check(c, cuda::toDevice(dRouted, routed.data(), routed.size() * 4, &err), err);
+    b.check(c, cuda::toDeviceAsync(dRouted, hOut, size_t(T * H) * 4, &err), err);
     cuda::add(out, dRouted, out, T * H);
+    // GPU idle = host-side wait (grouping, CPU experts) minus the GPU work queued meanwhile; zero
+    // when the GPU is still busy (then neither side waited for the other).
+    auto& o = b.overlapStats();
+    const double wait = std::chrono::duration<double>(cpuEnd - hostWaitStart).count();
+    o.cpuSeconds += std::chrono::duration<double>(cpuEnd - cpuStart).count();
+    ++o.hybridSteps;
+    float gpuMs = 0;
+    if (cuda::eventDone(b.event(kGpuWorkEnd)) &&
+        cuda::elapsedMs(b.event(kGpuWorkStart), b.event(kGpuWorkEnd), &gpuMs, &err)) {
+      o.gpuBusySeconds += gpuMs * 1e-3;
+      o.gpuIdleSeconds += std::max(0.0, wait - gpuMs * 1e-3);
+    } else {
+      o.gpuBusySeconds += wait; // still running: at least as long as the CPU took
+    }
   }
   b.checkLaunch(c);
 }

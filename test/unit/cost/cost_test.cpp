@@ -489,6 +489,114 @@ TEST(CostModel, AttentionPairsRunAtTheMeasuredAttentionRate) {
       std::string::npos);
 }
 
+// The GPU's attention kernel runs one block per (head, token): a prefill fills the GPU and runs
+// at attention_gflops, a decode of one token over a long cache runs `heads` blocks at
+// attention_block_gflops each.
+TEST(CostModel, GpuAttentionRateDependsOnBlocks) {
+  HardwareProfile p = parsed(edited(R"("link": {"h2d_gbs")",
+                                    R"("attention_gflops": {"mla": 800},
+            "attention_block_gflops": {"mla": 4},
+            "link": {"h2d_gbs")"));
+  EXPECT_EQ(p.gpus[0].mlaAttentionGflops, 800);
+  EXPECT_EQ(p.gpus[0].mlaAttentionBlockGflops, 4);
+  CostModel m(p);
+  Device gpu;
+  ASSERT_TRUE(m.find("gpu:0", &gpu));
+  Unit u = linearUnit(0, 0);
+  u.kind = UnitKind::MlaAttention;
+  u.attnFlopsPerPair = 1000;
+  u.attnHeads = 16;
+  // Prefill of 512: 16 x 512 blocks x 4 GFLOP/s > 800: the full rate.
+  EXPECT_DOUBLE_EQ(m.unitTime(u, gpu, {512, 0, 1}), 512.0 * 513 / 2 * 1000 / 800e9);
+  // Decode over 1000 cached positions: 16 blocks x 4 GFLOP/s = 64 GFLOP/s.
+  EXPECT_DOUBLE_EQ(m.unitTime(u, gpu, {1, 1000, 1}), 1001.0 * 1000 / 64e9);
+  // GQA has no rate in this profile: the f32 GEMM rate (100 TFLOP/s), no block limit.
+  u.kind = UnitKind::Attention;
+  EXPECT_DOUBLE_EQ(m.unitTime(u, gpu, {1, 1000, 1}), 1001.0 * 1000 / 100e12);
+  EXPECT_NE(profileError(edited(R"("link": {"h2d_gbs")",
+                                R"("attention_block_gflops": {"mla": -1}, "link": {"h2d_gbs")"))
+                .find("gpus[0].attention_block_gflops.mla: expected a positive number"),
+            std::string::npos);
+  EXPECT_NE(profileError(edited(R"("link": {"h2d_gbs")",
+                                R"("attention_gflops": {"mha": 1}, "link": {"h2d_gbs")"))
+                .find("gpus[0].attention_gflops.mha: unknown field"),
+            std::string::npos);
+}
+
+// The launch counts mirror runtime/exec/cuda (GpuLaunches.h); these are DeepSeek-V2-Lite's.
+TEST(GpuLaunches, CountsMirrorTheCudaBackend) {
+  // MLA without q_lora: q, kv_a, o linears + norm + 2 ropes + 2 batched GEMMs; per sequence 2
+  // cache copies + the kernel. bf16 adds one rounding kernel per linear.
+  GpuLaunches f32 = mlaLaunches(false, false), bf16 = mlaLaunches(true, false);
+  EXPECT_EQ(f32.perStep, 8);
+  EXPECT_EQ(bf16.perStep, 11);
+  EXPECT_EQ(bf16.perSequence, 3);
+  EXPECT_EQ(mlaLaunches(true, true).perStep, 11 + 2 + 1); // q_a, q_a norm, q_b instead of q
+  // MoE with shared experts, bf16: router (2) + top-k + zero fill + shared (3 x 2 + swiglu +
+  // scatter) = 12; per touched expert gather + 3 x 2 + swiglu + scatter = 9; with its norm and
+  // residual add, a decode step touching 6 experts issues 2 + 12 + 54 = 68 launches (~70).
+  GpuLaunches moe = moeLaunches(true, true, false);
+  EXPECT_EQ(moe.perStep, 12);
+  EXPECT_EQ(moe.shared, 8);
+  EXPECT_EQ(moe.perTouchedExpert, 9);
+  EXPECT_EQ(moe.hostSyncs, 1);
+  EXPECT_EQ(moe.gpuExpertsSyncs, 2);
+  EXPECT_EQ(moeLaunches(false, true, true).shared, 3 + 1 + 1 + 2); // Qwen2's gate: linear + sigmoid
+  EXPECT_EQ(attentionLaunches(false, 3, true).perStep, 4 + 3 + 2 + 2);
+  EXPECT_EQ(mlpLaunches(true).perStep, 7);
+  EXPECT_EQ(glueLaunches("rope"), 2);
+  EXPECT_EQ(glueLaunches("rms_norm"), 1);
+}
+
+// A GPU unit with a launch structure: the host issues its launches back to back (the GPU cannot
+// run ahead of them), then waits a link round trip per blocking copy.
+TEST(CostModel, GpuLaunchesBoundSmallSteps) {
+  HardwareProfile p =
+      parsed(edited(R"("latency_us": 5}}])", R"("latency_us": 5}, "launch_overhead_us": 4}])"));
+  CostModel m(p);
+  Device gpu;
+  ASSERT_TRUE(m.find("gpu:0", &gpu));
+  Unit u = linearUnit(1e6, 0); // 1 us of HBM reads
+  u.gpu.perStep = 10;
+  u.gpu.perSequence = 3;
+  u.gpu.hostSyncs = 2;
+  // Decode of 2 sequences: 10 + 2 x 3 launches x 4 us > 1 us of work; 2 round trips of 5 us.
+  EXPECT_NEAR(m.unitTime(u, gpu, {2, 0, 2}), 16 * 4e-6 + 2 * 5e-6, 1e-12);
+  // A large read hides the launches.
+  Unit big = linearUnit(1e9, 0);
+  big.gpu = u.gpu;
+  EXPECT_NEAR(m.unitTime(big, gpu, {1, 0, 1}), 1e9 / 1000e9 + 2 * 5e-6, 1e-12);
+  // Without a launch structure (hand-built units): one launch overhead per kt op, added.
+  Unit plain = linearUnit(1e6, 0);
+  plain.numOps = 3;
+  EXPECT_NEAR(m.unitTime(plain, gpu, {1, 0, 1}), 1e6 / 1000e9 + 3 * 4e-6, 1e-12);
+  // Routed experts on the GPU: launches per touched expert plus the grouping's round trips.
+  Unit moe = moeUnit(8, 2, 1e3);
+  moe.gpu.perTouchedExpert = 9;
+  moe.gpu.gpuExpertsSyncs = 2;
+  std::vector<int> all = {0, 1, 2, 3, 4, 5, 6, 7};
+  double touched = CostModel::expectedTouched(moe, all, 1);
+  EXPECT_NEAR(touched, 2, 1e-12);
+  EXPECT_NEAR(m.expertsTime(moe, all, gpu, {1, 0, 1}), touched * 9 * 4e-6 + 2 * 5e-6, 1e-12);
+}
+
+// The CUDA backend's upload rule (CudaBackend::upload): matrices in the compute dtype, vectors and
+// MLA's kv_b_proj f32; kt-opt without a compute dtype sizes them as stored.
+TEST(Units, GpuFormatFollowsTheUploadRule) {
+  GpuDtype d;
+  ASSERT_TRUE(parseGpuDtype("bf16", &d));
+  EXPECT_EQ(gpuFormat(d, 2, false, WeightFormat::F32), WeightFormat::BF16);
+  EXPECT_EQ(gpuFormat(d, 3, false, WeightFormat::BF16), WeightFormat::BF16);
+  EXPECT_EQ(gpuFormat(d, 2, /*forceF32=*/true, WeightFormat::BF16), WeightFormat::F32);
+  EXPECT_EQ(gpuFormat(d, 1, false, WeightFormat::BF16), WeightFormat::F32);
+  ASSERT_TRUE(parseGpuDtype("f32", &d));
+  EXPECT_EQ(gpuFormat(d, 2, false, WeightFormat::BF16), WeightFormat::F32);
+  EXPECT_EQ(gpuFormat(d, 3, false, WeightFormat::Int8), WeightFormat::F32);
+  ASSERT_TRUE(parseGpuDtype("", &d));
+  EXPECT_EQ(gpuFormat(d, 2, false, WeightFormat::BF16), WeightFormat::BF16);
+  EXPECT_FALSE(parseGpuDtype("fp8", &d));
+}
+
 TEST(CostModel, UnpackedFlopsRunAtThePlainRate) {
   HardwareProfile p = parsed(edited(R"("gemv_efficiency": {"f32": 1.0},)",
                                     R"("gemv_efficiency": {"f32": 1.0},
@@ -513,6 +621,38 @@ TEST(CostModel, UnpackedFlopsRunAtThePlainRate) {
   std::vector<int> all = {0, 1, 2, 3};
   double flops = 100 * 4 * moe.expertFlopsPerToken; // 100 tokens, each to all 4 experts
   EXPECT_DOUBLE_EQ(m.expertsTime(moe, all, cpu, {100, 0, 1}), flops / 10e9);
+}
+
+// A 1-token product over unpacked matrices streams at plain_gemv_efficiency (the plain loops
+// convert every element), the packed ones at gemv_efficiency; without the field, the latter.
+TEST(CostModel, UnpackedBytesStreamAtThePlainGemvEfficiency) {
+  HardwareProfile p = parsed(edited(R"("gemv_efficiency": {"f32": 1.0},)",
+                                    R"("gemv_efficiency": {"f32": 1.0},
+    "plain_gemv_efficiency": {"f32": 0.25},)"));
+  EXPECT_EQ(p.cpu.plainGemvEfficiency.get(WeightFormat::BF16), 0.25); // falls back to f32
+  CostModel m(p), packedOnly(parsed());
+  Device cpu;
+  ASSERT_TRUE(m.find("cpu:numa0", &cpu));
+  // 1e9 bytes, a quarter of its FLOPs (so of its bytes) on unpacked matrices, at 100 GB/s.
+  Unit u = linearUnit(1e9, 4e3);
+  u.hasCpuStorage = true;
+  u.cpuStorage.weightBytes = 1e9;
+  u.cpuStorage.unpackedFlopsPerToken = 1e3;
+  EXPECT_NEAR(m.unitTime(u, cpu, {1, 0, 1}), 0.75e9 / 100e9 + 0.25e9 / (100e9 * 0.25), 1e-12);
+  EXPECT_NEAR(packedOnly.unitTime(u, cpu, {1, 0, 1}), 1e9 / 100e9, 1e-12);
+  // Unpacked routed experts: all their bytes.
+  Unit moe = moeUnit(4, 4, 1e6);
+  moe.hasCpuStorage = true;
+  moe.cpuStorage.expertBytes = 1e6;
+  moe.cpuStorage.expertFormat = WeightFormat::F32;
+  moe.cpuStorage.expertsUnpacked = true;
+  std::vector<int> all = {0, 1, 2, 3};
+  EXPECT_NEAR(m.expertsTime(moe, all, cpu, {1, 0, 1}), 4e6 / (100e9 * 0.25), 1e-12);
+  EXPECT_NE(profileError(edited(R"("gemv_efficiency": {"f32": 1.0},)",
+                                R"("gemv_efficiency": {"f32": 1.0},
+    "plain_gemv_efficiency": {"bf16": 1.5},)"))
+                .find("cpu.plain_gemv_efficiency.bf16: must be at most 1"),
+            std::string::npos);
 }
 
 TEST(Units, CpuQuantSchemes) {

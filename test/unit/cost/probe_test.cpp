@@ -55,6 +55,9 @@ ProbeResult syntheticResult() {
   g.d2hGBs = 26;
   g.latencyUs = 9;
   g.launchUs = 4;
+  g.launchSyncUs = 11;
+  g.mlaAttentionGflops = 800;
+  g.mlaAttentionBlockGflops = 3.5;
   r.gpus.push_back(g);
   r.seconds = 12;
   return r;
@@ -89,10 +92,50 @@ TEST(ProbeTest, ProfileJsonParsesWithMeasuredNumbers) {
   EXPECT_DOUBLE_EQ(p.gpus[0].gemvEfficiency.get(cost::WeightFormat::BF16), 0.85);
   EXPECT_DOUBLE_EQ(p.gpus[0].link.h2dGBs, 25);
   EXPECT_DOUBLE_EQ(p.gpus[0].link.latencyUs, 9);
-  EXPECT_DOUBLE_EQ(p.gpus[0].launchOverheadUs, 4);
+  EXPECT_DOUBLE_EQ(p.gpus[0].launchOverheadUs, 4); // the runtime kernels' rate, not 11
+  EXPECT_DOUBLE_EQ(p.gpus[0].mlaAttentionGflops, 800);
+  EXPECT_DOUBLE_EQ(p.gpus[0].mlaAttentionBlockGflops, 3.5);
+  EXPECT_DOUBLE_EQ(p.gpus[0].gqaAttentionGflops, 0); // not measured: absent, not 0 in the file
   EXPECT_GT(p.gpus[0].reservedBytes, 0);
   EXPECT_LT(p.gpus[0].reservedBytes, p.gpus[0].memoryBytes);
   EXPECT_NE(json.find("\"_measured\""), std::string::npos);
+}
+
+// The device VM's case: hwloc's only NUMA node says 8.5 GiB of a 128 GiB guest -> MemTotal wins;
+// consistent numbers are kept; several nodes that add up to too little are scaled in proportion.
+TEST(ProbeTest, NodeMemoryIsCheckedAgainstMemTotal) {
+  const uint64_t GiB = uint64_t(1) << 30;
+  std::string note;
+  auto m = decideNodeMemory({9088516096ull}, 128 * GiB, &note);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0], 128 * GiB);
+  EXPECT_NE(note.find("using MemTotal"), std::string::npos) << note;
+
+  m = decideNodeMemory({125 * GiB}, 128 * GiB, &note); // kernel reserve: believable, kept
+  EXPECT_EQ(m[0], 125 * GiB);
+  EXPECT_TRUE(note.empty()) << note;
+  m = decideNodeMemory({96 * GiB}, 128 * GiB, &note); // exactly 75%: kept
+  EXPECT_EQ(m[0], 96 * GiB);
+  m = decideNodeMemory({95 * GiB}, 128 * GiB, &note); // just under: replaced
+  EXPECT_EQ(m[0], 128 * GiB);
+
+  m = decideNodeMemory({64 * GiB, 63 * GiB}, 128 * GiB, &note); // two consistent nodes
+  EXPECT_EQ(m[0], 64 * GiB);
+  EXPECT_EQ(m[1], 63 * GiB);
+  EXPECT_TRUE(note.empty());
+  m = decideNodeMemory({8 * GiB, 24 * GiB}, 128 * GiB, &note); // too little: scaled 1:3
+  EXPECT_EQ(m[0], 32 * GiB);
+  EXPECT_EQ(m[1], 96 * GiB);
+  EXPECT_NE(note.find("scaled"), std::string::npos) << note;
+  m = decideNodeMemory({0, 0}, 128 * GiB, &note); // hwloc knows nothing: split evenly
+  EXPECT_EQ(m[0], 64 * GiB);
+  EXPECT_EQ(m[1], 64 * GiB);
+  m = decideNodeMemory({64 * GiB, 0}, 128 * GiB, &note); // one unknown gets the mean
+  EXPECT_EQ(m[0], 64 * GiB);
+  EXPECT_EQ(m[1], 64 * GiB);
+  m = decideNodeMemory({9 * GiB}, 0, &note); // no MemTotal: nothing to check against
+  EXPECT_EQ(m[0], 9 * GiB);
+  EXPECT_GT(machineMemoryBytes(), 0u); // this machine has /proc/meminfo
 }
 
 TEST(ProbeTest, ProfileWithoutGpuOrKernelsStillParses) {

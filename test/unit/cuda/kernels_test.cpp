@@ -177,6 +177,43 @@ TEST(CudaKernels, LinearF32ExactAndBf16Close) {
   }
 }
 
+// Weight-only int8 against a scalar reference (the dequantized q * scale product): the GEMV kernel
+// for 1..16 tokens (split at kGemvMaxTokens), its vector path (K % 16 == 0) and scalar path, and
+// the widened-bf16 tensor-core path for a longer batch (activations rounded to bf16 there).
+TEST(CudaKernels, LinearInt8GemvAndWidenedMatchReference) {
+  KT_REQUIRE_GPU();
+  std::string err;
+  auto blas = cuda::Blas::create(&err);
+  ASSERT_TRUE(blas) << err;
+  std::mt19937 rng(11);
+  for (int64_t K : {16, 53, 2048 + 48})
+    for (int64_t T : {1, 3, 8, 9, 16, 17, 130}) {
+      const int64_t N = 37;
+      std::vector<float> x = randomVector(rng, size_t(T * K)), scale(static_cast<size_t>(N));
+      std::vector<int8_t> q(size_t(N * K));
+      for (int8_t& v : q)
+        v = int8_t(int(rng() % 255) - 127);
+      for (float& s : scale)
+        s = 0.001f + 0.01f * float(rng() % 100);
+      const bool widened = T > cuda::Blas::kInt8GemvTokens;
+      std::vector<float> want(size_t(T * N));
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t n = 0; n < N; ++n) {
+          double acc = 0;
+          for (int64_t k = 0; k < K; ++k) {
+            const float xv = widened ? bf16ToF32(f32ToBf16(x[size_t(t * K + k)]))
+                                     : x[size_t(t * K + k)];
+            acc += double(xv) * double(q[size_t(n * K + k)]);
+          }
+          want[size_t(t * N + n)] = float(acc) * scale[size_t(n)];
+        }
+      Dev dx(x), dq(q), ds(scale), dy(size_t(T * N) * 4);
+      ASSERT_TRUE(blas->linearInt8(dx.as(), T, dq.as<int8_t>(), ds.as(), N, K, dy.as(), &err))
+          << err;
+      EXPECT_LT(maxRelDiff(dy.get(size_t(T * N)), want), 1e-4) << "K=" << K << " T=" << T;
+    }
+}
+
 // GQA over a cache longer than one 128-position chunk (the online softmax's rescaling runs).
 TEST(CudaKernels, GqaAttentionMatchesCpu) {
   KT_REQUIRE_GPU();

@@ -15,7 +15,14 @@ std::string compileFixturePlan(const std::string& fixtureDir, const std::string&
   opt.device = "gpu:0";
   if (variant == "bf16")
     opt.dtype = "bf16";
-  if (variant == "hybrid") {
+  if (variant == "int8")
+    opt.gpuQuant = "int8";
+  std::string path = dir + "/" + model + "." + variant + ".ktplan";
+  if (variant == "hybridq") { // hybrid with the CPU's experts packed as int8 (the AMX/VNNI path)
+    opt.cpuQuant = "int8";
+    opt.sidecarPath = path + ".weights";
+  }
+  if (variant == "hybrid" || variant == "hybridq") {
     // Everything on the GPU except the routed experts (llama, which has none: its MLPs).
     opt.hwProfile = std::string(KT_EXAMPLES_DIR) + "/hw/xeon-2s-rtx4090.json";
     opt.placementOverrides = {".=gpu:0",
@@ -27,7 +34,6 @@ std::string compileFixturePlan(const std::string& fixtureDir, const std::string&
     ADD_FAILURE() << "compiling " << model << " (" << variant << ") failed";
     return "";
   }
-  std::string path = dir + "/" + model + "." + variant + ".ktplan";
   kt::compiler::writePlanFile(p, path);
   return path;
 }

@@ -1,6 +1,7 @@
 // Whole plans on the GPU against the Hugging Face references of ../shared/fixtures: a GPU-only
 // plan, a hybrid plan (routed experts on the CPU, or llama's MLPs, everything else on the GPU)
-// and a bf16 GPU plan of every fixture model. The plans come from $KT_CUDA_PLANS
+// bf16 and weight-only int8 (--gpu-quant int8) GPU plans, and a hybrid plan whose CPU experts are
+// packed int8 (hybridq) of every fixture model. The plans come from $KT_CUDA_PLANS
 // (MODEL.VARIANT.ktplan, compiled ahead by scripts/device-cuda-plans.sh) or are compiled here
 // when the compiler is built. Without a GPU the parity tests skip, and a GPU plan must be refused
 // with "plan needs a GPU".
@@ -91,7 +92,7 @@ protected:
                    << " (set KT_CUDA_PLANS or build the compiler)";
     ref_ = std::make_unique<Reference>(fixturesDir() + "/hf/" + c.model + "/reference.safetensors");
     model_ = std::make_unique<Model>(plan_, 4);
-    bf16_ = c.variant == "bf16";
+    approx_ = c.variant == "bf16" || c.variant == "int8" || c.variant == "hybridq";
   }
   void report(const std::string& what, double value) {
     std::printf("[parity] %-16s %-7s %-28s %.3g\n", GetParam().model.c_str(),
@@ -107,7 +108,7 @@ protected:
   std::string plan_;
   std::unique_ptr<Reference> ref_;
   std::unique_ptr<Model> model_;
-  bool bf16_ = false;
+  bool approx_ = false;
 };
 
 TEST_P(CudaPlan, PromptLogits) {
@@ -128,7 +129,7 @@ TEST_P(CudaPlan, PromptLogits) {
     report("p" + std::to_string(p) + " logits max|diff|", d);
     report("p" + std::to_string(p) + " batched max|diff|", db);
     report("p" + std::to_string(p) + " top-1 agreement", agree);
-    if (bf16_) // reported only; the bf16 bounds are checked by GreedySequenceScores
+    if (approx_) // reported only; the bf16 bounds are checked by GreedySequenceScores
       continue;
     EXPECT_LT(d, kTol) << "p" << p;
     EXPECT_LT(db, kTol) << "p" << p << " in a batch of 2";
@@ -156,7 +157,7 @@ TEST_P(CudaPlan, GreedyDecodingWithKvCache) {
     for (size_t s = 0; s < want.size() && s < r.newIds[size_t(p)].size(); ++s)
       same += want[s] == r.newIds[size_t(p)][s];
     report(k + " greedy ids equal", double(same) / double(want.size()));
-    if (bf16_) // reported only: near-tied logits of the tiny fixtures may flip under bf16
+    if (approx_) // reported only: near-tied logits of the tiny fixtures may flip under bf16
       continue;
     EXPECT_EQ(r.newIds[size_t(p)], want) << k;
     ASSERT_EQ(stepLogits[size_t(p)].size(), want.size());
@@ -171,7 +172,7 @@ TEST_P(CudaPlan, GreedyDecodingWithKvCache) {
 }
 
 // The whole greedy sequence of p0 (prompt + 16 tokens) scored in one pass against the reference's
-// logits. f32: max |diff| < 1e-3. bf16: the bounds of the CPU's bf16 weights
+// logits. f32: max |diff| < 1e-3. bf16 and int8 weights: the bounds of the CPU's bf16 weights
 // (test/unit/e2e/quant_test.cpp): top-1 agreement >= 0.9 and mean KL <= 2e-2 — the random tiny
 // fixtures have near-tied routers, so a bf16 rounding can flip an expert and move some logits by
 // O(1) (max |diff| is reported, not bounded).
@@ -185,7 +186,7 @@ TEST_P(CudaPlan, GreedySequenceScores) {
   report("seq top-1 agreement", ag.top1);
   report("seq mean KL", ag.kl);
   report("seq max|diff|", ag.maxAbs);
-  if (bf16_) {
+  if (approx_) {
     EXPECT_GE(ag.top1, 0.9);
     EXPECT_LE(ag.kl, 2e-2);
   } else {
@@ -197,7 +198,7 @@ std::vector<Case> allCases() {
   std::vector<Case> cs;
   for (const char* m :
        {"llama", "mixtral", "qwen3_moe", "deepseek_v2", "deepseek_v2_yarn", "deepseek_v3"})
-    for (const char* v : {"gpu", "hybrid", "bf16"})
+    for (const char* v : {"gpu", "hybrid", "bf16", "int8", "hybridq"})
       cs.push_back({m, v});
   return cs;
 }

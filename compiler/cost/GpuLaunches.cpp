@@ -1,0 +1,65 @@
+#include "compiler/cost/GpuLaunches.h"
+
+namespace kt::cost {
+
+double linearLaunches(bool bf16, bool bias) {
+  return 1.0 + (bf16 ? 1.0 : 0.0) + (bias ? 1.0 : 0.0);
+}
+
+double glueLaunches(const std::string& opKind) {
+  return opKind == "rope" ? 2.0 : 1.0; // rope copies its input, then rotates in place
+}
+
+GpuLaunches attentionLaunches(bool bf16, int biases, bool qkNorm) {
+  GpuLaunches g;
+  // q, k, v, o; the rotary kernels of q and k; Qwen3's per-head norms of q and k.
+  g.perStep = 4 * linearLaunches(bf16) + biases + 2 + (qkNorm ? 2 : 0);
+  g.perSequence = 3; // keys and values into the cache, the attention kernel
+  return g;
+}
+
+GpuLaunches mlaLaunches(bool bf16, bool qLora) {
+  GpuLaunches g;
+  double q = qLora ? 2 * linearLaunches(bf16) + 1 : linearLaunches(bf16); // q_a, norm, q_b
+  // q; kv_a and its norm; 2 ropes; absorbing W_uk and applying W_uv (f32 batched GEMMs); o.
+  g.perStep = q + linearLaunches(bf16) + 1 + 2 + 2 + linearLaunches(bf16);
+  g.perSequence = 3; // latent and rope key into the cache, the attention kernel
+  return g;
+}
+
+GpuLaunches mlpLaunches(bool bf16) {
+  GpuLaunches g;
+  g.perStep = 3 * linearLaunches(bf16) + 1;
+  return g;
+}
+
+GpuLaunches moeLaunches(bool bf16, bool sharedExperts, bool sharedExpertGate) {
+  GpuLaunches g;
+  // Router GEMM, top-k kernel, zeroing the output.
+  g.perStep = linearLaunches(bf16) + 1 + 1;
+  if (sharedExperts)
+    g.shared = 3 * linearLaunches(bf16) + 1 + 1 + (sharedExpertGate ? linearLaunches(bf16) + 1 : 0);
+  g.perStep += g.shared;
+  g.hostSyncs = 1; // expert ids and weights (async, pinned) to the host, then one synchronize
+  g.perTouchedExpert =
+      1 + 3 * linearLaunches(bf16) + 1 + 1; // gather, gate/up/down, swiglu, scatter
+  g.gpuExpertsSyncs = 2;     // token ids and weights of the groups back to the GPU (blocking)
+  g.hostExpertsLaunches = 2; // the result back (async copy) and the add
+  g.hostExpertsSyncs = 0;    // the activations came with the routing's synchronisation
+  return g;
+}
+
+GpuLaunches lmHeadLaunches(bool bf16) {
+  GpuLaunches g;
+  g.perStep = 1 + linearLaunches(bf16); // gather of the sampled rows, the linear
+  g.hostSyncs = 1;                      // the row ids to the GPU
+  return g;
+}
+
+GpuLaunches embeddingLaunches() {
+  GpuLaunches g;
+  g.perStep = 1;
+  return g;
+}
+
+} // namespace kt::cost

@@ -1,0 +1,57 @@
+#pragma once
+// What the CUDA backend (runtime/exec/cuda) launches for each kind of unit, counted from its code:
+// the cost model charges a GPU-held unit max(GPU work, launches x launch_overhead_us) plus one link
+// round trip (latency_us) per blocking copy, instead of one overhead per kt op. A decode step of a
+// small model is bound by these launches and round trips, not by FLOPs or bytes.
+//
+// The counts mirror the runtime and must change with it (test/unit/cost/cost_test.cpp spells out
+// the DeepSeek-V2-Lite numbers the code gives):
+//   linear        1 cuBLAS GEMM; bf16 weights add the kernel that rounds the activations to bf16
+//                 (kernels/cuda/Blas.cu); a bias adds one kernel
+//   glue ops      rms_norm 1, add 1, swiglu 1, rope 2 (copy + rotate)
+//   attention     q/k/v/o linears, q/k norms, 2 ropes; per sequence 2 KV-cache copies + 1 kernel
+//   mla_attention q (or q_a, norm, q_b), kv_a, norm, 2 ropes, 2 batched GEMMs, o; per sequence
+//                 2 KV-cache copies + 1 kernel
+//   mlp           gate/up/down linears + swiglu
+//   moe           router linear, top-k kernel, zero fill, shared experts (3 linears, swiglu,
+//                 scatter-add; Qwen2's gate: a linear + sigmoid); one synchronisation that brings
+//                 the routing choices (and, hybrid, the activations) to the host. Routed experts on
+//                 the GPU: 2 blocking copies of the grouping back, and per touched expert a
+//                 gather, 3 linears, swiglu and a scatter-add. Routed experts on the host: the
+//                 result goes back by an async copy and an add (the link time itself is the cost
+//                 model's transfer).
+//   lm_head       a blocking copy of the sampled row ids, a gather, the linear
+//   embedding     1 kernel
+#include "compiler/cost/Units.h"
+
+#include <string>
+
+namespace kt::cost {
+
+// Launches (kernels, cuBLAS calls, async copies) and blocking copies of one step of a unit.
+struct GpuLaunches {
+  double perStep = 0;     // whatever the step's shape
+  double perSequence = 0; // per sequence of the step (KV-cache copies, the attention kernel)
+  double hostSyncs = 0;   // blocking host<->GPU copies: the host waits for the GPU's queue
+  double shared = 0;      // MoE: the shared experts' part of perStep (they run after the router)
+  // MoE only: when the layer's routed experts are held by the GPU, per touched expert and the
+  // fixed part; when they are held by the host instead.
+  double perTouchedExpert = 0, gpuExpertsSyncs = 0;
+  double hostExpertsLaunches = 0, hostExpertsSyncs = 0;
+};
+
+// One weight product (runtime linearInto): the GEMM, the bf16 rounding of the activations when
+// the weight is bf16 on the GPU, the bias.
+double linearLaunches(bool bf16, bool bias = false);
+// A small op folded into a unit ("rms_norm", "add", "rope", "swiglu"; anything else 1).
+double glueLaunches(const std::string& opKind);
+
+// Per kind of unit. `bf16`: the unit's matrices are bf16 on the GPU (--dtype bf16).
+GpuLaunches attentionLaunches(bool bf16, int biases, bool qkNorm);
+GpuLaunches mlaLaunches(bool bf16, bool qLora);
+GpuLaunches mlpLaunches(bool bf16);
+GpuLaunches moeLaunches(bool bf16, bool sharedExperts, bool sharedExpertGate);
+GpuLaunches lmHeadLaunches(bool bf16);
+GpuLaunches embeddingLaunches();
+
+} // namespace kt::cost

@@ -1,0 +1,125 @@
+// Weight-only int8 products (y = x . (q * scale)^T, q int8 [N, K] row-major, one f32 scale per
+// row, symmetric — the CPU's Int8 format semantics). Decode (few tokens) is bound by reading q, so
+// one warp streams one row with 16-byte loads and keeps a sum per token in registers; the scalar
+// loop serves rows that are not 16-byte aligned. Prefill widens row blocks of q to bf16 (exact:
+// |q| <= 127 fits bf16's 8-bit significand) for cuBLAS's tensor cores and scales the columns
+// afterwards.
+#include "kernels/cuda/DeviceKernels.h"
+
+#include <cuda_runtime.h>
+
+namespace kt::cuda {
+
+namespace {
+constexpr int kWarpsPerBlock = 8;
+constexpr int kThreads = 256;
+
+template <int T>
+__global__ void gemvInt8Kernel(const float* __restrict__ x, const int8_t* __restrict__ q,
+                               const float* __restrict__ scale, int64_t n, int64_t k, bool vec,
+                               float* __restrict__ y) {
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
+  const int64_t row = int64_t(blockIdx.x) * kWarpsPerBlock + warp;
+  if (row >= n)
+    return;
+  const int8_t* qr = q + row * k;
+  float acc[T];
+#pragma unroll
+  for (int t = 0; t < T; ++t)
+    acc[t] = 0.f;
+  if (vec) { // k % 16 == 0 and q, x 16-byte aligned
+    for (int64_t c = int64_t(lane) * 16; c < k; c += 32 * 16) {
+      const int4 packed = __ldg(reinterpret_cast<const int4*>(qr + c));
+      const int8_t* b = reinterpret_cast<const int8_t*>(&packed);
+      float w[16];
+#pragma unroll
+      for (int i = 0; i < 16; ++i)
+        w[i] = float(b[i]);
+#pragma unroll
+      for (int t = 0; t < T; ++t) {
+        const float4* xv = reinterpret_cast<const float4*>(x + t * k + c);
+        float s = 0.f;
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const float4 v = __ldg(xv + i);
+          s += w[4 * i] * v.x + w[4 * i + 1] * v.y + w[4 * i + 2] * v.z + w[4 * i + 3] * v.w;
+        }
+        acc[t] += s;
+      }
+    }
+  } else {
+    for (int64_t c = lane; c < k; c += 32) {
+      const float w = float(qr[c]);
+#pragma unroll
+      for (int t = 0; t < T; ++t)
+        acc[t] += w * x[t * k + c];
+    }
+  }
+#pragma unroll
+  for (int t = 0; t < T; ++t) {
+    float s = acc[t];
+    for (int off = 16; off > 0; off >>= 1)
+      s += __shfl_xor_sync(0xffffffffu, s, off);
+    if (lane == 0)
+      y[t * n + row] = s * scale[row];
+  }
+}
+
+template <int T>
+void launchGemv(const float* x, const int8_t* q, const float* scale, int64_t n, int64_t k,
+                bool vec, float* y) {
+  const unsigned blocks = unsigned((n + kWarpsPerBlock - 1) / kWarpsPerBlock);
+  gemvInt8Kernel<T><<<blocks, kWarpsPerBlock * 32>>>(x, q, scale, n, k, vec, y);
+}
+
+__global__ void int8ToBf16Kernel(const int8_t* q, int64_t n, uint16_t* out) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const float f = float(q[i]); // exact in bf16: the top 16 bits of the f32
+    out[i] = uint16_t(__float_as_uint(f) >> 16);
+  }
+}
+
+__global__ void scaleColumnsKernel(float* y, int64_t rows, int64_t cols, const float* scale) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < rows * cols;
+       i += int64_t(gridDim.x) * blockDim.x)
+    y[i] *= scale[i % cols];
+}
+
+unsigned blocksFor(int64_t n) {
+  const int64_t b = (n + kThreads - 1) / kThreads;
+  return unsigned(b < 1 ? 1 : (b > 65535 * 4 ? 65535 * 4 : b));
+}
+} // namespace
+
+void gemvInt8(const float* x, int64_t tokens, const int8_t* q, const float* scale, int64_t n,
+              int64_t k, float* y) {
+  const bool vec = k % 16 == 0 && reinterpret_cast<uintptr_t>(q) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(x) % 16 == 0;
+  // Up to kGemvMaxTokens tokens per launch; a longer batch is split (each part re-reads q).
+  for (int64_t t0 = 0; t0 < tokens; t0 += kGemvMaxTokens) {
+    const int64_t t = tokens - t0 < kGemvMaxTokens ? tokens - t0 : kGemvMaxTokens;
+    const float* xs = x + t0 * k;
+    float* ys = y + t0 * n;
+    switch (t) {
+    case 1: launchGemv<1>(xs, q, scale, n, k, vec, ys); break;
+    case 2: launchGemv<2>(xs, q, scale, n, k, vec, ys); break;
+    case 3: launchGemv<3>(xs, q, scale, n, k, vec, ys); break;
+    case 4: launchGemv<4>(xs, q, scale, n, k, vec, ys); break;
+    case 5: launchGemv<5>(xs, q, scale, n, k, vec, ys); break;
+    case 6: launchGemv<6>(xs, q, scale, n, k, vec, ys); break;
+    case 7: launchGemv<7>(xs, q, scale, n, k, vec, ys); break;
+    default: launchGemv<8>(xs, q, scale, n, k, vec, ys); break;
+    }
+  }
+}
+
+void int8ToBf16(const int8_t* q, int64_t n, uint16_t* out) {
+  int8ToBf16Kernel<<<blocksFor(n), kThreads>>>(q, n, out);
+}
+
+void scaleColumns(float* y, int64_t rows, int64_t cols, const float* scale) {
+  scaleColumnsKernel<<<blocksFor(rows * cols), kThreads>>>(y, rows, cols, scale);
+}
+
+} // namespace kt::cuda

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Issue #7's benchmark on the device machine (H100 + 16-core Xeon with AMX): kt-synth real-shape
+# models — DeepSeek-V2-Lite (27 layers, 31.4 GB bf16) and Qwen3-30B-A3B (24 of its 48 layers, so
+# that checkpoint + packed sidecar fit the device's 64 GiB disk) — as
+#   gpu-bf16   everything on the GPU, bf16 (cost model with --gpu-mem unlimited)
+#   gpu-int8   everything on the GPU, weight-only int8 (--gpu-quant int8)
+#   hybrid8g   --gpu-mem 8GiB: the cost model keeps attention, dense and shared parts and the
+#              experts that fit on the GPU (bf16); the rest of the routed experts run on the CPU,
+#              packed int8 (AMX) — the configuration the project exists for
+#   cpu-int8   everything on the CPU, packed int8 (the comparison)
+# each at prompt 512 and 2048, reporting prefill and decode tok/s, GPU memory, and for hybrid plans
+# the GPU's idle time per decoded token (kt-rt bench --json: gpu_idle_ms_per_token). Predictions
+# of the cost model come from the same compile (--explain-json, PLAN.explain.json).
+#
+#   scripts/device-hybrid-bench.sh --prepare [KT_BUILD]   here: .hybench/ (plans compiled with
+#       --pack-later against checkpoints synthesized in /tmp/kt-bench and deleted again; md5 sums)
+#       Carry [".hybench", ".cudaparity", ".devdeps"] (.cudaparity/gen: the flatc header).
+#   scripts/device-hybrid-bench.sh [--model dsv2|qwen3|all]    on the device, after
+#       scripts/device-cuda-parity.sh configured /tmp/ktc: kt-synth, md5 check, kt-rt pack of the
+#       CPU-quantized plans, kt-rt bench; logs and JSON under $OUT.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+D=$ROOT/.hybench
+HW=examples/hw/device-h100-xeon-measured.json
+CK=/tmp/kt-bench/hy # checkpoints $CK-dsv2, $CK-qwen3 (same absolute path on both machines)
+
+config_of() { [ "$1" = dsv2 ] && echo examples/configs/deepseek-v2-lite.json ||
+  echo examples/configs/qwen3-30b-a3b.json; }
+layers_of() { [ "$1" = dsv2 ] && echo 27 || echo 24; }
+
+if [ "${1:-}" = --prepare ]; then
+  B=$ROOT/${2:-build}
+  KTC=$B/tools/kt-compile/kt-compile
+  rm -rf "$D"
+  mkdir -p "$D"
+  for m in dsv2 qwen3; do
+    ck=$CK-$m
+    rm -rf "$ck"
+    echo "== kt-synth $m $(date -u +%T)"
+    "$B/tools/kt-synth/kt-synth" "$(config_of $m)" "$ck" --dtype bf16 --seed 0 \
+      --layers "$(layers_of $m)" -q || exit 1
+    (cd "$ck" && md5sum ./*.safetensors > "$D/$m.md5") || exit 1
+    cm=(--hw "$HW" --cpu-mem 100GiB --prompt-len 512 --prefill-offload never)
+    "$KTC" "$ck" -o "$D/$m.gpu-bf16.ktplan" "${cm[@]}" --gpu-mem unlimited --dtype bf16 \
+      --explain-json "$D/$m.gpu-bf16.explain.json" || exit 1
+    "$KTC" "$ck" -o "$D/$m.gpu-int8.ktplan" "${cm[@]}" --gpu-mem unlimited --gpu-quant int8 \
+      --explain-json "$D/$m.gpu-int8.explain.json" || exit 1
+    "$KTC" "$ck" -o "$D/$m.hybrid8g.ktplan" "${cm[@]}" --gpu-mem 8GiB --dtype bf16 \
+      --cpu-quant int8 --pack-later --explain-json "$D/$m.hybrid8g.explain.json" || exit 1
+    "$KTC" "$ck" -o "$D/$m.cpu-int8.ktplan" "${cm[@]}" --gpu-mem 0 --cpu-quant int8 \
+      --pack-later --explain-json "$D/$m.cpu-int8.explain.json" || exit 1
+    rm -rf "$ck"
+  done
+  du -sh "$D"
+  exit 0
+fi
+
+MODELS="dsv2 qwen3"
+[ "${1:-}" = --model ] && { MODELS=$2; [ "$MODELS" = all ] && MODELS="dsv2 qwen3"; }
+OUT=${OUT:-/tmp/kt-hybench-out}
+mkdir -p "$OUT"
+[ -d "$D" ] || { echo "no $D: run $0 --prepare here and carry .hybench" >&2; exit 1; }
+[ -x /tmp/ktc/kt-rt ] || { echo "build /tmp/ktc first (scripts/device-cuda-parity.sh)" >&2; exit 1; }
+[ -e /lib/x86_64-linux-gnu/libudev.so.1 ] || [ -e /usr/lib/x86_64-linux-gnu/libudev.so.1 ] ||
+  export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu
+RT=/tmp/ktc/kt-rt
+ninja -C /tmp/ktc -j "$(nproc)" kt-synth > /dev/null 2>&1
+LOG=$OUT/hybench.txt
+bench() { # NAME PLAN ARGS...
+  local name=$1 plan=$2
+  shift 2
+  echo "== $name $(date -u +%T): kt-rt bench ${plan##*/} $*" | tee -a "$LOG"
+  timeout 240 "$RT" bench "$plan" --json "$@" > "$OUT/$name.json" 2> "$OUT/$name.err"
+  echo "rc=$? $(cat "$OUT/$name.json")" | tee -a "$LOG"
+  grep -E "uploaded|warning" "$OUT/$name.err" | tail -2 | tee -a "$LOG"
+}
+for m in $MODELS; do
+  ck=$CK-$m
+  echo "== kt-synth $m $(date -u +%T)" | tee -a "$LOG"
+  SECONDS=0
+  rm -rf "$ck"
+  /tmp/ktc/kt-synth "$(config_of $m)" "$ck" --dtype bf16 --seed 0 --layers "$(layers_of $m)" -q \
+    2>&1 | tail -1 | tee -a "$LOG"
+  echo "kt-synth: ${SECONDS} s" | tee -a "$LOG"
+  # VERIFY=1: the same bytes as where the plans were compiled (kt-rt pack checks sizes only).
+  [ -z "${VERIFY:-}" ] || (cd "$ck" && md5sum -c --quiet "$D/$m.md5") 2>&1 | tee -a "$LOG"
+  for v in gpu-bf16 gpu-int8; do
+    bench "$m-$v-p512" "$D/$m.$v.ktplan" --prompt-len 512 --gen-len 32 --reps 2
+    bench "$m-$v-p2048" "$D/$m.$v.ktplan" --prompt-len 2048 --gen-len 16 --reps 1
+  done
+  for v in hybrid8g cpu-int8; do
+    plan=$D/$m.$v.ktplan
+    echo "== pack $m $v $(date -u +%T)" | tee -a "$LOG"
+    "$RT" pack "$plan" --threads "$(nproc)" > "$OUT/pack-$m-$v.txt" 2>&1 || {
+      tail -3 "$OUT/pack-$m-$v.txt" | tee -a "$LOG"
+      continue
+    }
+    tail -1 "$OUT/pack-$m-$v.txt" | tee -a "$LOG"
+    bench "$m-$v-p512" "$plan" --prompt-len 512 --gen-len 32 --reps 2 --threads 16
+    [ "$v" = hybrid8g ] &&
+      bench "$m-$v-p2048" "$plan" --prompt-len 2048 --gen-len 16 --reps 1 --threads 16
+    rm -f "$plan.weights" # the next plan's sidecar needs the disk
+  done
+  rm -rf "$ck"
+done
+echo "== done $(date -u +%T)" | tee -a "$LOG"
