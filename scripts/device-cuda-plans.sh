@@ -2,7 +2,7 @@
 # Prepares, on the development machine, what scripts/device-cuda-parity.sh needs on the device
 # machine (which has no compiler build, no flatc and no Debian packages):
 #   .cudaparity/hf/MODEL/      each fixture's config, weights and HF reference (copied)
-#   .cudaparity/plans/         MODEL.{gpu,hybrid,bf16,int8,hybridq}.ktplan compiled against those
+#   .cudaparity/plans/         MODEL.{gpu,hybrid,bf16,int8,hybridq,split,splitq}.ktplan compiled against
 #                              copies (hybridq: CPU experts packed int8, sidecar beside it)
 #   .cudaparity/gen/           plan_generated.h (flatc) for the device's runtime build
 #   .devdeps/*.deb             gtest, flatbuffers, nlohmann-json, hwloc, pcre2, udev (apt-get download)
@@ -32,6 +32,13 @@ for m in llama mixtral qwen3_moe deepseek_v2 deepseek_v2_yarn deepseek_v3; do
   "$KTC" "$D/hf/$m" -o "$D/plans/$m.int8.ktplan" --device gpu:0 --gpu-quant int8
   "$KTC" "$D/hf/$m" -o "$D/plans/$m.hybridq.ktplan" --hw "$HW" --cpu-quant int8 \
     --placement-override '.=gpu:0' --placement-override "$cpu"
+  # split layers: experts 0-3 on the CPU (split), or 4.. on the CPU packed int8 (splitq)
+  s1='experts\.[0-3]\.=cpu:numa0' s2='experts\.([4-9]|1[0-9])\.=cpu:numa0'
+  [ "$m" = llama ] && s1=$cpu s2=$cpu
+  "$KTC" "$D/hf/$m" -o "$D/plans/$m.split.ktplan" --hw "$HW" \
+    --placement-override '.=gpu:0' --placement-override "$s1"
+  "$KTC" "$D/hf/$m" -o "$D/plans/$m.splitq.ktplan" --hw "$HW" --cpu-quant int8 \
+    --placement-override '.=gpu:0' --placement-override "$s2"
 done
 # --bench: plans of the kt-synth DeepSeek-V2-Lite checkpoint (31 GB, written to /tmp/kt-bench and
 # removed again; the device regenerates the same bytes there) for scripts/device-cuda-bench.sh.

@@ -61,11 +61,11 @@ MODELS="dsv2 qwen3"
 OUT=${OUT:-/tmp/kt-hybench-out}
 mkdir -p "$OUT"
 [ -d "$D" ] || { echo "no $D: run $0 --prepare here and carry .hybench" >&2; exit 1; }
-[ -x /tmp/ktc/kt-rt ] || { echo "build /tmp/ktc first (scripts/device-cuda-parity.sh)" >&2; exit 1; }
+[ -f /tmp/ktc/build.ninja ] || { echo "configure /tmp/ktc first (scripts/device-cuda-parity.sh)" >&2; exit 1; }
 [ -e /lib/x86_64-linux-gnu/libudev.so.1 ] || [ -e /usr/lib/x86_64-linux-gnu/libudev.so.1 ] ||
   export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu
 RT=/tmp/ktc/kt-rt
-ninja -C /tmp/ktc -j "$(nproc)" kt-synth > /dev/null 2>&1
+ninja -C /tmp/ktc -j "$(nproc)" kt-rt kt-synth > "$OUT/build.txt" 2>&1 || { tail -20 "$OUT/build.txt"; exit 1; }
 LOG=$OUT/hybench.txt
 bench() { # NAME PLAN ARGS...
   local name=$1 plan=$2

@@ -555,6 +555,14 @@ private:
     a.norm_topk_prob = o.getNormTopkProb();
     a.routed_scaling_factor = o.getRoutedScalingFactor().convertToDouble();
     a.layer = int32_t(o.getLayer()); // keys the "route.<layer>" tap and expert stats (kt-tune)
+    // kt-partition's per-expert placement, when it split the layer over several devices.
+    Operation* op = o.getOperation();
+    auto expertDevices = op->getAttrOfType<ArrayAttr>("kt.expert_devices");
+    auto expertPlacement = op->getAttrOfType<DenseI32ArrayAttr>("kt.expert_placement");
+    if (expertDevices && expertPlacement && expertDevices.size() > 1)
+      for (int32_t d : expertPlacement.asArrayRef())
+        a.expert_devices.push_back(
+            b_.device(llvm::cast<ktd::DeviceAttr>(expertDevices[size_t(d)]).getSpec().str()));
     s.attrs.Set(a);
     return weights(o, s,
                    {o.getRouter(), o.getCorrectionBias(), o.getGate(), o.getUp(), o.getDown(),

@@ -366,6 +366,15 @@ private:
           a->topk_group() > a->n_group() || uint32_t(a->scoring()) > uint32_t(MoeScoring::MAX) ||
           uint32_t(a->topk_method()) > uint32_t(MoeTopk::MAX))
         fail(what + ": inconsistent MoE routing attributes");
+      if (const auto* d = a->expert_devices(); d && d->size() > 0) {
+        if (d->size() != uint32_t(a->num_experts()))
+          fail(what + ": expert_devices lists " + std::to_string(d->size()) + " devices for " +
+               std::to_string(a->num_experts()) + " experts");
+        for (uint32_t e = 0; e < d->size(); ++e)
+          if (d->Get(e) >= numDevices_)
+            fail(what + ": expert " + std::to_string(e) + " is placed on device " +
+                 std::to_string(d->Get(e)) + " of " + std::to_string(numDevices_));
+      }
       break;
     }
     case OpAttrs::RopeAttrs:

@@ -11,6 +11,7 @@ namespace {
 
 struct V256 {
   static constexpr int kW = 8;
+  static constexpr int kCtxVecs = 2; // see AttentionBody.inc
   using reg = __m256;
   // Lane i is loaded/stored when i < n (sign bit of the mask lane set).
   static __m256i tail(int64_t n) {
@@ -55,6 +56,10 @@ struct V256 {
 
 void attendBlockAvx2(const AttendBlock& j, float* scores) {
   attendBlockV<V256>(j, scores);
+}
+
+void attendPartialAvx2(const AttendBlock& j, float* m, float* l) {
+  attendPartialV<V256>(j, m, l);
 }
 
 } // namespace kt::cpu::detail

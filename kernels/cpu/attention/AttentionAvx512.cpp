@@ -3,6 +3,10 @@
 #include "kernels/cpu/attention/AttentionKernels.h"
 
 #include <cmath>
+// GCC 12 reports its own _mm512_undefined_*() inside the intrinsic headers as (maybe-)uninitialized
+// (GCC bug 105593, fixed in 13), as in kernels/cpu/quant/MatmulAvx512.cpp.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
 namespace kt::cpu::detail {
@@ -11,6 +15,7 @@ namespace {
 
 struct V512 {
   static constexpr int kW = 16;
+  static constexpr int kCtxVecs = 4; // see AttentionBody.inc
   using reg = __m512;
   static __mmask16 tail(int64_t n) { return __mmask16((1u << n) - 1u); }
   static reg zero() { return _mm512_setzero_ps(); }
@@ -42,6 +47,10 @@ struct V512 {
 
 void attendBlockAvx512(const AttendBlock& j, float* scores) {
   attendBlockV<V512>(j, scores);
+}
+
+void attendPartialAvx512(const AttendBlock& j, float* m, float* l) {
+  attendPartialV<V512>(j, m, l);
 }
 
 } // namespace kt::cpu::detail

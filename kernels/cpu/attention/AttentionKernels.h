@@ -33,5 +33,9 @@ struct AttendBlock {
 void attendBlockScalar(const AttendBlock& j, float* scores);
 void attendBlockAvx2(const AttendBlock& j, float* scores);
 void attendBlockAvx512(const AttendBlock& j, float* scores);
+// Unnormalized form for key ranges merged later (AttentionSplit.cpp): out[i] = sum_s exp(score_s -
+// m[i]) v[s], m[i] = max score of head i, l[i] = sum_s exp(score_s - m[i]).
+void attendPartialAvx2(const AttendBlock& j, float* m, float* l);
+void attendPartialAvx512(const AttendBlock& j, float* m, float* l);
 
 } // namespace kt::cpu::detail

@@ -1,6 +1,7 @@
 #include "kernels/cpu/Attention.h"
 #include "kernels/cpu/Linear.h"
 #include "kernels/cpu/Norm.h"
+#include "kernels/cpu/attention/AttentionSplit.h"
 #include "kernels/cpu/quant/QuantMatmul.h"
 #include "runtime/exec/cpu/CpuOps.h"
 #include "runtime/plan/OpSignature.h"
@@ -14,16 +15,27 @@
 namespace kt::cpuops {
 
 namespace {
-std::vector<float> project(OpContext& c, const float* x, int64_t rows, const cpu::MatrixView& w,
-                           int biasSlot = -1) {
-  std::vector<float> y(size_t(rows * w.rows));
-  std::vector<float> bias;
-  if (biasSlot >= 0 && c.has(biasSlot)) {
-    cpu::MatrixView b = c.w(biasSlot);
-    bias.resize(size_t(b.cols));
-    b.rowToF32(0, bias.data());
+// y [rows, out] = x·Wᵀ (+ bias) of weight slot `slot`, plus its unmerged LoRA adapter if any.
+void projectInto(OpContext& c, const float* x, int64_t rows, int slot, int biasSlot, float* y) {
+  const cpu::MatrixView w = c.w(slot);
+  const bool bias = biasSlot >= 0 && c.has(biasSlot);
+  if (const cpu::grad::Lora* l = c.adapter(slot)) { // the training forward, adapter included
+    cpu::grad::linearForward(c.pool, {w, bias ? c.w(biasSlot) : cpu::MatrixView{}, l}, x, rows, y);
+    return;
   }
-  cpu::linear(c.pool, x, rows, w, bias.empty() ? nullptr : bias.data(), y.data());
+  std::vector<float> b;
+  if (bias) {
+    cpu::MatrixView bv = c.w(biasSlot);
+    b.resize(size_t(bv.cols));
+    bv.rowToF32(0, b.data());
+  }
+  cpu::linear(c.pool, x, rows, w, b.empty() ? nullptr : b.data(), y);
+}
+
+std::vector<float> project(OpContext& c, const float* x, int64_t rows, int slot,
+                           int biasSlot = -1) {
+  std::vector<float> y(size_t(rows * c.w(slot).rows));
+  projectInto(c, x, rows, slot, biasSlot, y.data());
   return y;
 }
 
@@ -60,13 +72,29 @@ MlaHeadWeights mlaHeadWeights(OpContext& c, int nh, int nope, int vd, int lora) 
   hw.uvBytes = cpu::quant::packedBytes(f, vd, lora);
   const int32_t id = c.step.weights()->Get(uint32_t(KvBProj));
   const int stride = nope + vd;
-  // Tag: the format, so a plan never sees a blob packed for another format.
-  const DerivedBlob& ukT = c.weights.derived(id, 2 * int(f), [&](DerivedBlob& b) {
+  // An unmerged adapter on kv_b is merged into these per-head copies (W + scale·B·A, f32), made
+  // once per plan load: the absorbed form multiplies by kv_b's blocks, never by kv_b itself.
+  const cpu::grad::Lora* adapter = c.adapter(KvBProj);
+  auto kvbRow = [&](int64_t row, float* out) {
+    kvb.rowToF32(row, out);
+    if (!adapter)
+      return;
+    for (int j = 0; j < adapter->r; ++j) {
+      const float s = adapter->scale * adapter->B[row * adapter->r + j];
+      const float* a = adapter->A + int64_t(j) * lora;
+      for (int i = 0; i < lora; ++i)
+        out[i] += s * a[i];
+    }
+  };
+  // Tag: the format (and whether an adapter is merged in), so a plan never sees a blob made for
+  // another format.
+  const int tag = 2 * int(f) + (adapter ? 64 : 0);
+  const DerivedBlob& ukT = c.weights.derived(id, tag, [&](DerivedBlob& b) {
     b.allocate(hw.ukTBytes * size_t(nh));
     std::vector<float> rows(size_t(nope) * size_t(lora));
     for (int h = 0; h < nh; ++h) {
       for (int j = 0; j < nope; ++j)
-        kvb.rowToF32(int64_t(h) * stride + j, rows.data() + size_t(j) * size_t(lora));
+        kvbRow(int64_t(h) * stride + j, rows.data() + size_t(j) * size_t(lora));
       cpu::quant::packWeights(
           f, lora, nope,
           [&](int64_t r, float* out) {
@@ -76,12 +104,11 @@ MlaHeadWeights mlaHeadWeights(OpContext& c, int nh, int nope, int vd, int lora) 
           b.data + hw.ukTBytes * size_t(h));
     }
   });
-  const DerivedBlob& uv = c.weights.derived(id, 2 * int(f) + 1, [&](DerivedBlob& b) {
+  const DerivedBlob& uv = c.weights.derived(id, tag + 1, [&](DerivedBlob& b) {
     b.allocate(hw.uvBytes * size_t(nh));
     for (int h = 0; h < nh; ++h)
       cpu::quant::packWeights(
-          f, vd, lora,
-          [&](int64_t r, float* out) { kvb.rowToF32(int64_t(h) * stride + nope + r, out); },
+          f, vd, lora, [&](int64_t r, float* out) { kvbRow(int64_t(h) * stride + nope + r, out); },
           b.data + hw.uvBytes * size_t(h));
   });
   hw.ukT = ukT.data;
@@ -137,9 +164,9 @@ void attention(OpContext& c) {
   const Activation& pos = c.in(1);
   const int nh = a.num_heads(), nkv = a.num_kv_heads(), hd = a.head_dim();
   const int64_t T = x.rows;
-  std::vector<float> q = project(c, x.f.data(), T, c.w(Q), QBias);
-  std::vector<float> k = project(c, x.f.data(), T, c.w(K), KBias);
-  std::vector<float> v = project(c, x.f.data(), T, c.w(V), VBias);
+  std::vector<float> q = project(c, x.f.data(), T, Q, QBias);
+  std::vector<float> k = project(c, x.f.data(), T, K, KBias);
+  std::vector<float> v = project(c, x.f.data(), T, V, VBias);
   // Qwen3: RMSNorm over each head's vector before the rotation.
   if (c.has(QNorm))
     cpu::rmsNorm(q.data(), T * nh, hd, c.w(QNorm), a.norm_eps(), q.data());
@@ -164,7 +191,7 @@ void attention(OpContext& c) {
   }
   Activation& out = c.out(0);
   out.resize(T, c.w(O).rows);
-  cpu::linear(c.pool, ctx.data(), T, c.w(O), nullptr, out.f.data());
+  projectInto(c, ctx.data(), T, O, -1, out.f.data());
 }
 
 void mlaAttention(OpContext& c) {
@@ -179,14 +206,14 @@ void mlaAttention(OpContext& c) {
 
   std::vector<float> q;
   if (c.has(QProj)) {
-    q = project(c, x.f.data(), T, c.w(QProj));
+    q = project(c, x.f.data(), T, QProj);
   } else {
-    std::vector<float> qa = project(c, x.f.data(), T, c.w(QAProj));
+    std::vector<float> qa = project(c, x.f.data(), T, QAProj);
     cpu::rmsNorm(qa.data(), T, a.q_lora_rank(), c.w(QANorm), a.norm_eps(), qa.data());
-    q = project(c, qa.data(), T, c.w(QBProj));
+    q = project(c, qa.data(), T, QBProj);
   }
   // kv_a: [latent | rope key]; the latent is normalized, the rope key rotated (one shared head).
-  std::vector<float> kva = project(c, x.f.data(), T, c.w(KvAProj));
+  std::vector<float> kva = project(c, x.f.data(), T, KvAProj);
   const int kvaw = lora + rope;
   cpu::MatrixView kvNorm = c.w(KvANorm);
   for (int64_t t = 0; t < T; ++t)
@@ -222,9 +249,14 @@ void mlaAttention(OpContext& c) {
     float* kpe = c.kv.v(s.slot, layer, s.pos0 + s.len);
     appendRows(latent, kva.data(), s.pos0, s.len, lora, kvaw, s.start * kvaw);
     appendRows(kpe, kva.data(), s.pos0, s.len, rope, kvaw, s.start * kvaw + lora);
-    cpu::mlaAttention(c.pool, qAbs.data() + s.start * nh * lora, qPe.data() + s.start * nh * rope,
-                      s.len, nh, lora, rope, latent, kpe, s.pos0, a.scale(),
-                      ctx.data() + s.start * nh * lora);
+    // Decode: keys split over the threads (each reads part of the latent cache) when long enough.
+    if (s.len != 1 ||
+        !cpu::mlaDecodeSplit(c.pool, qAbs.data() + s.start * nh * lora,
+                             qPe.data() + s.start * nh * rope, nh, lora, rope, latent, kpe,
+                             s.pos0 + 1, a.scale(), ctx.data() + s.start * nh * lora))
+      cpu::mlaAttention(c.pool, qAbs.data() + s.start * nh * lora, qPe.data() + s.start * nh * rope,
+                        s.len, nh, lora, rope, latent, kpe, s.pos0, a.scale(),
+                        ctx.data() + s.start * nh * lora);
   }
   // Value up-projection per head: out[h] = W_uv[h] ctx[h].
   std::vector<float> ctxH(size_t(nh * T * lora)), headsH(size_t(nh * T * vd)),
@@ -240,7 +272,7 @@ void mlaAttention(OpContext& c) {
                   size_t(vd) * sizeof(float));
   Activation& out = c.out(0);
   out.resize(T, c.w(MlaO).rows);
-  cpu::linear(c.pool, heads.data(), T, c.w(MlaO), nullptr, out.f.data());
+  projectInto(c, heads.data(), T, MlaO, -1, out.f.data());
 }
 
 } // namespace kt::cpuops

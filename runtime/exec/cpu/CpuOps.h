@@ -23,7 +23,8 @@ void moe(OpContext& c);
 void moeWithAdapters(OpContext& c);
 
 // The routed experts of the running moe step for tokens x [T, H] routed to `chosen` [T, K] with
-// `weight` [T, K]: adds sum_k weight * expert(x) into out [T, H], with the CPU's fused expert
+// `weight` [T, K] (an expert id of -1 is skipped: it runs elsewhere): adds sum_k weight *
+// expert(x) into out [T, H], with the CPU's fused expert
 // kernel (NUMA-local tasks over every expert's rows). Hybrid plans call it from the GPU moe op.
 void routedExperts(OpContext& c, const int32_t* chosen, const float* weight, int64_t T, int K,
                    const float* x, int64_t H, float* out);

@@ -217,7 +217,7 @@ void runExperts(ThreadPool& pool, std::vector<ExpertWork>& works, const float* x
 }
 
 // Groups the tokens by routed expert so each expert's weights are streamed once for all its
-// tokens: one work item per chosen expert, in order of first use.
+// tokens: one work item per chosen expert, in order of first use (-1 entries are skipped).
 std::vector<ExpertWork> routedWorks(OpContext& c, const int32_t* chosen, const float* weight,
                                     int64_t T, int K) {
   using namespace plan::slots;
@@ -227,6 +227,8 @@ std::vector<ExpertWork> routedWorks(OpContext& c, const int32_t* chosen, const f
   for (int64_t t = 0; t < T; ++t)
     for (int k = 0; k < K; ++k) {
       const int e = chosen[t * K + k];
+      if (e < 0) // run elsewhere (a split layer's GPU experts)
+        continue;
       if (workOf[size_t(e)] < 0) {
         workOf[size_t(e)] = int(works.size());
         works.push_back({c.expert(Gate, e),

@@ -24,13 +24,25 @@ bool isTrainEntry(const plan::EntryPoint& ep) {
   return ep.name() && ep.name()->str() == "train_step";
 }
 
-// Routed-expert stacks that the plan keeps on the host: a GPU moe step runs them on the CPU.
-bool hostExpertSlot(const plan::Step& s, int slot, const plan::Plan& p, int32_t id) {
+// Which routed experts of a GPU moe step's stacked slot (gate/up/down) the GPU holds: per expert,
+// from MoeAttrs.expert_devices when kt-partition split the layer, else all or none by the stacked
+// weight's device (hybrid plans keep whole layers on the host). Empty: not an expert slot.
+std::vector<char> gpuExperts(const plan::Step& s, int slot, const plan::Plan& p, int32_t id) {
   using namespace plan::slots;
   if (s.op() != plan::OpKind::Moe || (slot != Gate && slot != Up && slot != Down))
-    return false;
-  return p.devices()->Get(p.weights()->Get(uint32_t(id))->device())->kind() !=
-         plan::DeviceKind::GPU;
+    return {};
+  const auto* a = s.attrs_as_MoeAttrs();
+  const auto onGpu = [&](uint16_t device) {
+    return p.devices()->Get(device)->kind() == plan::DeviceKind::GPU;
+  };
+  if (a->expert_devices() && a->expert_devices()->size() == uint32_t(a->num_experts())) {
+    std::vector<char> v;
+    for (uint16_t d : *a->expert_devices())
+      v.push_back(onGpu(d));
+    return v;
+  }
+  return std::vector<char>(static_cast<size_t>(a->num_experts()),
+                           onGpu(p.weights()->Get(uint32_t(id))->device()));
 }
 
 uint16_t toBf16Bits(float f) { // round to nearest even (weights are finite)
@@ -104,6 +116,7 @@ CudaBackend::CudaBackend(const LoadedPlan& plan, const WeightStore& weights, Thr
   // Which weights the GPU steps read, and which of them must stay f32 in a bf16 plan (MLA's kv_b,
   // split per head by the f32 batched GEMMs).
   std::vector<int> wanted(p.weights() ? p.weights()->size() : 0, -1); // -1 no, 0 any, 1 f32
+  subset_.clear();
   // With --gpu-quant int8: whether every GPU use of the weight is a GEMM matrix.
   const bool int8Plan = p.model()->gpu_quant() == plan::QuantScheme::Int8PerChannel;
   std::vector<char> int8Ok(wanted.size(), 1);
@@ -115,8 +128,15 @@ CudaBackend::CudaBackend(const LoadedPlan& plan, const WeightStore& weights, Thr
         continue;
       for (uint32_t slot = 0; slot < s->weights()->size(); ++slot) {
         int32_t id = s->weights()->Get(slot);
-        if (id < 0 || hostExpertSlot(*s, int(slot), p, id))
+        if (id < 0)
           continue;
+        std::vector<char> experts = gpuExperts(*s, int(slot), p, id);
+        if (!experts.empty()) { // a routed-expert stack: only the GPU's experts go up
+          if (std::find(experts.begin(), experts.end(), 1) == experts.end())
+            continue;
+          if (std::find(experts.begin(), experts.end(), 0) != experts.end())
+            subset_[id] = experts;
+        }
         bool f32 = s->op() == plan::OpKind::MlaAttention && int(slot) == plan::slots::KvBProj;
         wanted[size_t(id)] = std::max(wanted[size_t(id)], f32 ? 1 : 0);
         if (!gemmMatrixSlot(s->op(), int(slot)))
@@ -183,7 +203,10 @@ CudaBackend::~CudaBackend() {
 void CudaBackend::upload(int32_t id, bool forceF32, bool int8) {
   const plan::Weight& w = weights_.weight(id);
   const std::string what = plan_.origin() + ": weight '" + w.name()->str() + "' on " + gpuName_;
-  if (w.layout() == plan::Layout::Packed)
+  const auto part = subset_.find(id);
+  // A split expert layer's stack is usually held (and packed) for the CPU; the GPU's experts are
+  // then dequantized as they go up, so both sides compute with the same weights.
+  if (w.layout() == plan::Layout::Packed && part == subset_.end())
     throw Error(what +
                 " is packed for the CPU kernels (--cpu-quant); GPU steps need plain weights");
   const int rank = int(w.shape()->size());
@@ -191,12 +214,21 @@ void CudaBackend::upload(int32_t id, bool forceF32, bool int8) {
       !forceF32 && rank >= 2 && plan_.root().model()->compute_dtype() == plan::DType::BF16;
   GpuWeight g;
   g.bf16 = bf16;
-  g.count = rank >= 3 ? w.shape()->Get(0) : 1;
+  std::vector<int64_t> slices; // the stack's slices to upload, in GPU order
+  if (part != subset_.end())
+    g.local.assign(part->second.size(), -1);
+  for (int64_t e = 0; e < (rank >= 3 ? w.shape()->Get(0) : 1); ++e)
+    if (part == subset_.end() || part->second[size_t(e)]) {
+      if (!g.local.empty())
+        g.local[size_t(e)] = int32_t(slices.size());
+      slices.push_back(e);
+    }
+  g.count = int64_t(slices.size());
   cpu::MatrixView first = rank >= 3 ? weights_.slice(id, 0) : weights_.matrix(id);
   g.rows = first.rows;
   g.cols = first.cols;
   if (int8 && rank >= 2) {
-    uploadInt8(id, g, what);
+    uploadInt8(id, g, slices, what);
     return;
   }
   const size_t sliceElems = size_t(g.rows * g.cols), elemBytes = bf16 ? 2 : 4;
@@ -207,9 +239,9 @@ void CudaBackend::upload(int32_t id, bool forceF32, bool int8) {
   std::vector<float> row(size_t(g.cols));
   std::vector<uint8_t> staging;
   for (int64_t e = 0; e < g.count; ++e) {
-    cpu::MatrixView v = rank >= 3 ? weights_.slice(id, e) : weights_.matrix(id);
+    cpu::MatrixView v = rank >= 3 ? weights_.slice(id, slices[size_t(e)]) : weights_.matrix(id);
     const void* src = v.data;
-    const bool sameType = v.dtype == (bf16 ? DType::BF16 : DType::F32);
+    const bool sameType = v.packed < 0 && v.dtype == (bf16 ? DType::BF16 : DType::F32);
     if (!sameType) { // convert row by row into the GPU's dtype
       staging.resize(sliceElems * elemBytes);
       for (int64_t r = 0; r < v.rows; ++r) {
@@ -233,7 +265,8 @@ void CudaBackend::upload(int32_t id, bool forceF32, bool int8) {
 
 // Symmetric per-row int8 (the CPU's Int8 format: scale = max|w| / 127, q = round(w / scale)),
 // quantized slice by slice on the host from the checkpoint's values.
-void CudaBackend::uploadInt8(int32_t id, GpuWeight& g, const std::string& what) {
+void CudaBackend::uploadInt8(int32_t id, GpuWeight& g, const std::vector<int64_t>& slices,
+                             const std::string& what) {
   const size_t sliceElems = size_t(g.rows * g.cols);
   std::string err;
   g.data = cuda::allocate(sliceElems * size_t(g.count), &err);
@@ -246,7 +279,7 @@ void CudaBackend::uploadInt8(int32_t id, GpuWeight& g, const std::string& what) 
   std::vector<float> scales(size_t(g.rows));
   std::vector<int8_t> q(sliceElems);
   for (int64_t e = 0; e < g.count; ++e) {
-    cpu::MatrixView v = rank >= 3 ? weights_.slice(id, e) : weights_.matrix(id);
+    cpu::MatrixView v = rank >= 3 ? weights_.slice(id, slices[size_t(e)]) : weights_.matrix(id);
     auto quantizeRows = [&](int64_t r0, int64_t r1) {
       std::vector<float> row(size_t(g.cols));
       for (int64_t r = r0; r < r1; ++r) {

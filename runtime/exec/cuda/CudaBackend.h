@@ -23,12 +23,17 @@ struct GpuWeight {
   bool bf16 = false;
   float* scales = nullptr; // int8 weights: rows * count scales
   int64_t count = 1, rows = 0, cols = 0;
+  // A split expert layer: the GPU holds only some experts; local[e] is expert e's slice here, or
+  // -1 when the CPU runs it. Empty: every slice, in order.
+  std::vector<int32_t> local;
   bool int8() const { return scales != nullptr; }
+  bool holds(int64_t e) const { return local.empty() || local[size_t(e)] >= 0; }
+  int64_t at(int64_t e) const { return local.empty() ? e : local[size_t(e)]; }
   size_t elementBytes() const { return int8() ? 1 : bf16 ? 2 : 4; }
   const void* slice(int64_t e) const {
-    return static_cast<const char*>(data) + size_t(e * rows * cols) * elementBytes();
+    return static_cast<const char*>(data) + size_t(at(e) * rows * cols) * elementBytes();
   }
-  const float* sliceScales(int64_t e) const { return scales + e * rows; }
+  const float* sliceScales(int64_t e) const { return scales + at(e) * rows; }
   const float* f32() const { return static_cast<const float*>(data); }
 };
 
@@ -89,7 +94,8 @@ public:
 private:
   enum class Where : uint8_t { Nowhere, Host, Gpu, Both };
   void upload(int32_t id, bool forceF32, bool int8);
-  void uploadInt8(int32_t id, GpuWeight& g, const std::string& what);
+  void uploadInt8(int32_t id, GpuWeight& g, const std::vector<int64_t>& slices,
+                  const std::string& what);
   void ensure(GpuBuffer& b, size_t bytes);
   void toGpu(uint32_t index, std::vector<Activation>& buffers);
 
@@ -99,6 +105,7 @@ private:
   std::string gpuName_;
   std::unique_ptr<cuda::Blas> blas_;
   std::vector<GpuWeight> gpuWeights_; // by plan weight index (data null: not uploaded)
+  std::map<int32_t, std::vector<char>> subset_; // split expert stacks: which experts go up
   uint64_t weightBytes_ = 0;
   uint64_t budget_ = 0; // the plan's memory budget for this GPU (0: none)
   std::vector<GpuBuffer> buffers_;

@@ -113,7 +113,9 @@ void moe(OpContext& c) {
   float* dWeights = b.scratchF(kWeights, T * K);
   cuda::moeRoute(logits, bias ? bias->f32() : nullptr, T, ra, dExperts, dWeights);
   const GpuWeight* gate = b.weight(c, Gate);
-  const bool hybrid = gate == nullptr;
+  // Some routed experts run on the CPU: all of them (the stack stays on the host), or those a
+  // split layer did not put on the GPU (gate->local).
+  const bool hybrid = gate == nullptr || !gate->local.empty();
   // The choices come to the host (to group tokens by expert, or for the CPU experts); a hybrid
   // step also brings x, all in one synchronisation.
   auto* hChosen = static_cast<int32_t*>(b.pinned(kHostChosen, size_t(T * K) * 4));
@@ -133,7 +135,7 @@ void moe(OpContext& c) {
 
   float* out = b.out(c, 0, T, H);
   b.check(c, cuda::fillZero(out, size_t(T * H) * 4, &err), err);
-  if (!hybrid) {
+  if (gate) { // the GPU's experts
     const Groups g = groupByExpert(std::vector<int32_t>(hChosen, hChosen + T * K),
                                    std::vector<float>(hWeights, hWeights + T * K), T, K, E);
     const GpuWeight &up = needWeight(c, Up), &down = needWeight(c, Down);
@@ -152,7 +154,7 @@ void moe(OpContext& c) {
     float* y = b.scratchF(kY, most * H);
     for (int e = 0; e < E; ++e) {
       const int64_t off = g.offsets[size_t(e)], n = g.offsets[size_t(e) + 1] - off;
-      if (n == 0)
+      if (n == 0 || !gate->holds(e))
         continue;
       cuda::gatherRows(xd, H, dTokens + off, n, xe);
       linearInto(c, xe, n, *gate, e, gv);
@@ -185,7 +187,13 @@ void moe(OpContext& c) {
     const auto cpuStart = std::chrono::steady_clock::now();
     auto* hOut = static_cast<float*>(b.pinned(kHostOut, size_t(T * H) * 4));
     std::fill_n(hOut, T * H, 0.f);
-    cpuops::routedExperts(c, hChosen, hWeights, T, K, hX, H, hOut);
+    std::vector<int32_t> cpuChosen; // a split layer: the GPU's experts are skipped (-1) here
+    if (gate) {
+      cpuChosen.assign(hChosen, hChosen + T * K);
+      for (int32_t& e : cpuChosen)
+        e = gate->holds(e) ? -1 : e;
+    }
+    cpuops::routedExperts(c, gate ? cpuChosen.data() : hChosen, hWeights, T, K, hX, H, hOut);
     const auto cpuEnd = std::chrono::steady_clock::now();
     float* dRouted = b.scratchF(kHostResult, T * H);
     b.check(c, cuda::toDeviceAsync(dRouted, hOut, size_t(T * H) * 4, &err), err);

@@ -18,9 +18,18 @@ std::string compileFixturePlan(const std::string& fixtureDir, const std::string&
   if (variant == "int8")
     opt.gpuQuant = "int8";
   std::string path = dir + "/" + model + "." + variant + ".ktplan";
-  if (variant == "hybridq") { // hybrid with the CPU's experts packed as int8 (the AMX/VNNI path)
+  if (variant == "hybridq" || variant == "splitq") { // CPU experts packed as int8 (AMX/VNNI)
     opt.cpuQuant = "int8";
     opt.sidecarPath = path + ".weights";
+  }
+  // Split layers (hot experts on the GPU, the rest on the CPU in the same layer): split keeps
+  // experts 0-3 on the CPU (the stacks stay on the GPU); splitq keeps experts 4.. on the CPU,
+  // packed, so the GPU's experts 0-3 are dequantized from the CPU's int8 blobs at upload.
+  if (variant == "split" || variant == "splitq") {
+    opt.hwProfile = std::string(KT_EXAMPLES_DIR) + "/hw/xeon-2s-rtx4090.json";
+    opt.placementOverrides = {".=gpu:0", model == "llama"     ? "\\.mlp\\.=cpu:numa0"
+                                         : variant == "split" ? "experts\\.[0-3]\\.=cpu:numa0"
+                                                              : "experts\\.([4-9]|1[0-9])\\.=cpu:numa0"};
   }
   if (variant == "hybrid" || variant == "hybridq") {
     // Everything on the GPU except the routed experts (llama, which has none: its MLPs).

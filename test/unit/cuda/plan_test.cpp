@@ -1,7 +1,8 @@
 // Whole plans on the GPU against the Hugging Face references of ../shared/fixtures: a GPU-only
 // plan, a hybrid plan (routed experts on the CPU, or llama's MLPs, everything else on the GPU)
 // bf16 and weight-only int8 (--gpu-quant int8) GPU plans, and a hybrid plan whose CPU experts are
-// packed int8 (hybridq) of every fixture model. The plans come from $KT_CUDA_PLANS
+// packed int8 (hybridq), and split layers (some experts of each layer on the GPU, the others on
+// the CPU: split, and splitq with the CPU's share packed int8) of every fixture model. The plans come from $KT_CUDA_PLANS
 // (MODEL.VARIANT.ktplan, compiled ahead by scripts/device-cuda-plans.sh) or are compiled here
 // when the compiler is built. Without a GPU the parity tests skip, and a GPU plan must be refused
 // with "plan needs a GPU".
@@ -92,7 +93,8 @@ protected:
                    << " (set KT_CUDA_PLANS or build the compiler)";
     ref_ = std::make_unique<Reference>(fixturesDir() + "/hf/" + c.model + "/reference.safetensors");
     model_ = std::make_unique<Model>(plan_, 4);
-    approx_ = c.variant == "bf16" || c.variant == "int8" || c.variant == "hybridq";
+    approx_ = c.variant == "bf16" || c.variant == "int8" || c.variant == "hybridq" ||
+              c.variant == "splitq";
   }
   void report(const std::string& what, double value) {
     std::printf("[parity] %-16s %-7s %-28s %.3g\n", GetParam().model.c_str(),
@@ -198,7 +200,7 @@ std::vector<Case> allCases() {
   std::vector<Case> cs;
   for (const char* m :
        {"llama", "mixtral", "qwen3_moe", "deepseek_v2", "deepseek_v2_yarn", "deepseek_v3"})
-    for (const char* v : {"gpu", "hybrid", "bf16", "int8", "hybridq"})
+    for (const char* v : {"gpu", "hybrid", "bf16", "int8", "hybridq", "split", "splitq"})
       cs.push_back({m, v});
   return cs;
 }
