@@ -73,6 +73,7 @@ public:
     if (!assignCpuNodes())
       return false;
     refine();
+    settleStrandedExperts();
     prefillOffload();
     Assignment& a = r->assignment;
     a.unitDevice = unitDev_;
@@ -146,6 +147,7 @@ private:
   // Prefill offload streams CPU-held experts through a double buffer on one GPU; reserve it when
   // some experts will have to stay on the CPU (everything cannot fit on the accelerators).
   void reserveStaging() {
+    reserveActivations();
     size_t n = g_.units.size();
     double maxExpert = 0, total = 0, accelBudget = 0;
     for (size_t i = 0; i < n; ++i) {
@@ -853,6 +855,75 @@ private:
         improved |= tryExpertsHome(i, &best);
       if (!improved)
         break;
+    }
+  }
+
+  // The runtime runs a MoE layer where its router (the unit) runs; only a GPU-side layer can hand
+  // routed experts to the other side (hybrid: CPU experts beside a GPU router). Experts left on
+  // an accelerator under a CPU-side router would silently run on the CPU, so either they come home
+  // to the CPU or the router joins them on the accelerator, whichever decodes faster.
+  void settleStrandedExperts() {
+    for (size_t i = 0; i < g_.units.size(); ++i) {
+      const Unit& u = g_.units[i];
+      if (u.numExperts == 0 || !dev(unitDev_[i]).isCpu())
+        continue;
+      std::map<std::string, int> onAccel;
+      for (int e = 0; e < u.numExperts; ++e)
+        if (expertPin_[i][size_t(e)].empty() && !dev(expertDev_[i][size_t(e)]).isCpu())
+          ++onAccel[expertDev_[i][size_t(e)]];
+      if (onAccel.empty())
+        continue;
+      std::string accel = onAccel.begin()->first;
+      for (const auto& [spec, n] : onAccel)
+        if (n > onAccel[accel])
+          accel = spec;
+      const State start = save();
+      // A: the experts come home.
+      bool homeOk = true;
+      for (int e = 0; e < u.numExperts && homeOk; ++e)
+        if (expertPin_[i][size_t(e)].empty() && !dev(expertDev_[i][size_t(e)]).isCpu())
+          homeOk = moveExpert(i, e, "");
+      const double homeCost = homeOk ? decodeCost() : 1e300;
+      const State home = save();
+      // B: the router (with its tied units) joins them.
+      restore(start);
+      const bool joinOk = freeLeader(i) && moveUnit(i, accel);
+      const double joinCost = joinOk ? decodeCost() : 1e300;
+      if (!homeOk && !joinOk) {
+        restore(start);
+        notes_.push_back("layer " + std::to_string(u.layer) + ": routed experts placed on " +
+                         accel + " under a CPU-side router run on the CPU");
+        continue;
+      }
+      if (homeCost <= joinCost)
+        restore(home);
+      notes_.push_back("layer " + std::to_string(u.layer) + ": " +
+                       (homeCost <= joinCost ? "experts moved back to the CPU with their router"
+                                             : "router moved to " + accel + " with its experts") +
+                       " (the runtime runs a MoE layer where its router runs)");
+    }
+  }
+
+  // The runtime's activation and scratch buffers on each GPU grow with the prompt: measured on
+  // the device with DeepSeek-V2-Lite (docs/cuda.md), 33-36 f32 hidden-sized rows per prompt
+  // token, and Qwen3-30B-A3B 11. kt-compile reserves 40 rows per prompt token
+  // (PartitionOptions::activationRowsPerToken; at most a quarter of the budget) so that weights +
+  // KV cache + activations stay inside --gpu-mem.
+  void reserveActivations() {
+    int64_t hidden = 0;
+    for (const Unit& u : g_.units)
+      hidden = std::max(hidden, u.hidden);
+    const double perPlan = double(o_.promptLen) * double(std::max<int64_t>(1, o_.decodeBatch)) *
+                           double(hidden) * 4.0 * o_.activationRowsPerToken;
+    if (perPlan <= 0)
+      return;
+    for (const Device& d : accels_) {
+      if (d.cls != DeviceClass::Gpu || !(budget_[d.spec] > 0) || budget_[d.spec] > 1e18)
+        continue;
+      const double r = std::min(perPlan, 0.25 * budget_[d.spec]);
+      used_[d.spec] += r;
+      notes_.push_back(formatBytes(r) + " of " + d.spec + " is kept for activations (prompt " +
+                       std::to_string(o_.promptLen) + ")");
     }
   }
 

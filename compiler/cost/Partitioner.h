@@ -40,6 +40,9 @@ struct PartitionOptions {
   int64_t decodeBatch = 1; // sequences decoded together
   int64_t kvTokens = 4096; // KV-cache positions reserved per sequence
   std::vector<PlacementOverride> overrides; // later ones win
+  // GPU memory kept for the runtime's activations: f32 rows of the hidden size per prompt token
+  // (0: none, the abstract model of hand-written modules; kt-compile's pass sets 40).
+  double activationRowsPerToken = 0;
 };
 
 struct PartitionResult {

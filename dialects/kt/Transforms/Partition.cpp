@@ -154,6 +154,9 @@ private:
     o.promptLen = promptLen;
     o.decodeBatch = decodeBatch;
     o.kvTokens = kvTokens;
+    // With the runtime's dtype known (kt-compile), also keep GPU room for its activations.
+    if (!computeDtype.empty())
+      o.activationRowsPerToken = 40;
     if (!expertStats.empty()) {
       if (!cost::loadExpertStats(expertStats, &stats, &why)) {
         error(why);

@@ -93,6 +93,7 @@ protected:
                    << " (set KT_CUDA_PLANS or build the compiler)";
     ref_ = std::make_unique<Reference>(fixturesDir() + "/hf/" + c.model + "/reference.safetensors");
     model_ = std::make_unique<Model>(plan_, 4);
+    bf16_ = c.variant == "bf16";
     approx_ = c.variant == "bf16" || c.variant == "int8" || c.variant == "hybridq" ||
               c.variant == "splitq";
   }
@@ -110,7 +111,7 @@ protected:
   std::string plan_;
   std::unique_ptr<Reference> ref_;
   std::unique_ptr<Model> model_;
-  bool approx_ = false;
+  bool approx_ = false, bf16_ = false;
 };
 
 TEST_P(CudaPlan, PromptLogits) {
@@ -174,10 +175,9 @@ TEST_P(CudaPlan, GreedyDecodingWithKvCache) {
 }
 
 // The whole greedy sequence of p0 (prompt + 16 tokens) scored in one pass against the reference's
-// logits. f32: max |diff| < 1e-3. bf16 and int8 weights: the bounds of the CPU's bf16 weights
-// (test/unit/e2e/quant_test.cpp): top-1 agreement >= 0.9 and mean KL <= 2e-2 — the random tiny
-// fixtures have near-tied routers, so a bf16 rounding can flip an expert and move some logits by
-// O(1) (max |diff| is reported, not bounded).
+// logits. f32: max |diff| < 1e-3. bf16 and int8 weights: the CPU's bounds for the same format
+// (test/unit/e2e/quant_test.cpp) — the random tiny fixtures have near-tied routers, so a rounding
+// can flip an expert and move some logits by O(1) (max |diff| is reported, not bounded).
 TEST_P(CudaPlan, GreedySequenceScores) {
   const int64_t vocab = model_->info().vocab_size();
   std::vector<int32_t> seq = ref_->get<int32_t>("p0.greedy_ids");
@@ -189,8 +189,10 @@ TEST_P(CudaPlan, GreedySequenceScores) {
   report("seq mean KL", ag.kl);
   report("seq max|diff|", ag.maxAbs);
   if (approx_) {
-    EXPECT_GE(ag.top1, 0.9);
-    EXPECT_LE(ag.kl, 2e-2);
+    // The CPU's bounds per weight format (test/unit/e2e/quant_test.cpp): bf16 top-1 >= 0.9 and
+    // KL <= 2e-2, int8 (GPU int8, or the CPU's int8 experts) top-1 >= 0.7 and KL <= 5e-2.
+    EXPECT_GE(ag.top1, bf16_ ? 0.9 : 0.7);
+    EXPECT_LE(ag.kl, bf16_ ? 2e-2 : 5e-2);
   } else {
     EXPECT_LT(ag.maxAbs, kTol);
   }
