@@ -37,7 +37,7 @@ if [ -z "${SKIP_MEMCHECK:-}" ] && command -v compute-sanitizer > /dev/null; then
     > "$OUT/memcheck.txt" 2>&1; echo "kernels: rc=$?"
   KT_CUDA_PLANS="$ROOT/.cudaparity/plans" KT_CUDA_FIXTURES="$ROOT/.cudaparity" \
     timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 /tmp/ktc/kt_cuda_plan_test \
-    --gtest_filter='*llama_hybrid:*qwen3_moe_gpu:*deepseek_v3_hybrid:*mixtral_bf16' \
+    --gtest_filter="${MEMCHECK_FILTER:-*llama_hybrid:*qwen3_moe_gpu:*deepseek_v3_hybrid:*mixtral_bf16:*qwen3_moe_int8:*deepseek_v3_splitq:*deepseek_v2_split}" \
     >> "$OUT/memcheck.txt" 2>&1; echo "plans: rc=$?"
   grep -E "ERROR SUMMARY|Invalid" "$OUT/memcheck.txt" | sort | uniq -c | head
 fi

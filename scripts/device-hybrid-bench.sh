@@ -15,7 +15,7 @@
 #   scripts/device-hybrid-bench.sh --prepare [KT_BUILD]   here: .hybench/ (plans compiled with
 #       --pack-later against checkpoints synthesized in /tmp/kt-bench and deleted again; md5 sums)
 #       Carry [".hybench", ".cudaparity", ".devdeps"] (.cudaparity/gen: the flatc header).
-#   scripts/device-hybrid-bench.sh [--model dsv2|qwen3|all]    on the device, after
+#   [VARIANTS="gpu-bf16 ..."] scripts/device-hybrid-bench.sh [--model dsv2|qwen3|all]   device, after
 #       scripts/device-cuda-parity.sh configured /tmp/ktc: kt-synth, md5 check, kt-rt pack of the
 #       CPU-quantized plans, kt-rt bench; logs and JSON under $OUT.
 set -uo pipefail
@@ -85,7 +85,7 @@ for m in $MODELS; do
   echo "kt-synth: ${SECONDS} s" | tee -a "$LOG"
   # VERIFY=1: the same bytes as where the plans were compiled (kt-rt pack checks sizes only).
   [ -z "${VERIFY:-}" ] || (cd "$ck" && md5sum -c --quiet "$D/$m.md5") 2>&1 | tee -a "$LOG"
-  for v in gpu-bf16 gpu-int8 hybrid8g cpu-int8; do
+  for v in ${VARIANTS:-gpu-bf16 gpu-int8 hybrid8g cpu-int8}; do
     plan=$D/$m.$v.ktplan
     # Plans with CPU-held packed weights (the cost model may keep e.g. the embedding on the CPU
     # even with unlimited GPU memory): rebuild their sidecar from the checkpoint first.

@@ -70,6 +70,24 @@ bool ok(cublasStatus_t s, const char* what, std::string* err) {
 cublasHandle_t h(void* p) {
   return static_cast<cublasHandle_t>(p);
 }
+
+// Grows a bf16 scratch buffer to at least `need` elements (contents not kept).
+bool growBf16(uint16_t** p, size_t* elems, size_t need, const char* what, std::string* err) {
+  if (need <= *elems)
+    return true;
+  if (*p)
+    cudaFree(*p);
+  *p = nullptr;
+  *elems = 0;
+  if (cudaMalloc(reinterpret_cast<void**>(p), need * 2) != cudaSuccess) {
+    cudaGetLastError();
+    if (err)
+      *err = std::string("cudaMalloc of ") + what + " failed";
+    return false;
+  }
+  *elems = need;
+  return true;
+}
 } // namespace
 
 std::unique_ptr<Blas> Blas::create(std::string* err) {
@@ -111,19 +129,8 @@ bool Blas::linear(const float* x, int64_t tokens, const void* w, bool wBf16, int
                               CUDA_R_32F, int(ldy), CUBLAS_COMPUTE_32F_PEDANTIC, CUBLAS_GEMM_DEFAULT),
               "cublasGemmEx (f32)", err);
   const size_t need = size_t(tokens * k);
-  if (need > scratchElems_) {
-    if (scratch_)
-      cudaFree(scratch_);
-    scratch_ = nullptr;
-    scratchElems_ = 0;
-    if (cudaMalloc(&scratch_, need * 2) != cudaSuccess) {
-      cudaGetLastError();
-      if (err)
-        *err = "cudaMalloc of the bf16 activation scratch failed";
-      return false;
-    }
-    scratchElems_ = need;
-  }
+  if (!growBf16(&scratch_, &scratchElems_, need, "the bf16 activation scratch", err))
+    return false;
   toBf16(x, scratch_, int64_t(need));
   return ok(cublas().gemmEx(h(handle_), CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(tokens), int(k), &one,
                             w, CUDA_R_16BF, int(k), scratch_, CUDA_R_16BF, int(k), &zero, y,
@@ -142,20 +149,9 @@ bool Blas::linearInt8(const float* x, int64_t tokens, const int8_t* q, const flo
   // Row blocks of at most 32M weights (64 MiB of bf16), so the scratch stays small next to the
   // weights it serves.
   const int64_t blockRows = std::max<int64_t>(1, std::min<int64_t>(n, (int64_t(32) << 20) / k));
-  const size_t need = size_t(blockRows * k);
-  if (need > widenedElems_) {
-    if (widened_)
-      cudaFree(widened_);
-    widened_ = nullptr;
-    widenedElems_ = 0;
-    if (cudaMalloc(&widened_, need * 2) != cudaSuccess) {
-      cudaGetLastError();
-      if (err)
-        *err = "cudaMalloc of the int8 widening scratch failed";
-      return false;
-    }
-    widenedElems_ = need;
-  }
+  if (!growBf16(&widened_, &widenedElems_, size_t(blockRows * k), "the int8 widening scratch",
+                err))
+    return false;
   for (int64_t r0 = 0; r0 < n; r0 += blockRows) {
     const int64_t rows = std::min(blockRows, n - r0);
     int8ToBf16(q + r0 * k, rows * k, widened_);
