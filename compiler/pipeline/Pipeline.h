@@ -37,7 +37,9 @@ struct CompileOptions {
   std::string gpuMem, cpuMem;                  // budgets ("12GiB", "0", "unlimited"); "" = profile
   std::string expertsOnGpu = "auto";           // routed experts per MoE layer on the GPU, or auto
   std::string expertStats;                     // measured expert heat (JSON)
-  std::string prefillOffload = "auto";         // auto | never | always
+  // auto | never | always. Default never: kt-rt does not stream CPU experts to the GPU yet, so
+  // auto/always only plan (and predict) it and reserve its staging buffer.
+  std::string prefillOffload = "never";
   std::vector<std::string> placementOverrides; // 'REGEX=DEVICE', later ones win
   int64_t promptLen = 512;                     // prompt length of the prediction
   int64_t decodeBatch = 1;                     // sequences decoded together
