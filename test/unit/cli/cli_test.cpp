@@ -21,11 +21,11 @@ using namespace kt;
 
 namespace {
 
-const std::string kBin = KT_BINARY_DIR;
-const std::string kCompile = kBin + "/tools/kt-compile/kt-compile";
-const std::string kRt = kBin + "/tools/kt-rt/kt-rt";
+const std::string kCompile = testing_util::tool("kt-compile");
+const std::string kRt = testing_util::tool("kt-rt");
 const std::string kFixtures = std::string(KT_FIXTURES_DIR) + "/hf";
 
+using testing_util::expectError;
 using testing_util::Result;
 using testing_util::run;
 
@@ -69,14 +69,6 @@ void writeAll(const std::string& path, const std::vector<OwnedTensor>& ts) {
   for (const auto& t : ts)
     out.push_back({t.name, t.dtype, t.shape, t.bytes.data()});
   writeSafetensors(path, out);
-}
-
-void expectError(const Result& r, std::initializer_list<std::string> mentions) {
-  EXPECT_NE(r.code, 0) << r.output;
-  EXPECT_LT(r.code, 128) << "crashed: " << r.output;
-  for (const auto& m : mentions)
-    EXPECT_NE(r.output.find(m), std::string::npos) << "error should mention '" << m << "':\n"
-                                                   << r.output;
 }
 
 TEST(CompileErrors, UnknownArchitecture) {

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <initializer_list>
 #include <string>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -38,6 +39,21 @@ inline std::string tempDir(const std::string& prefix, const std::string& name) {
   std::filesystem::remove_all(d);
   std::filesystem::create_directories(d);
   return d;
+}
+
+// A command that must fail cleanly: non-zero exit, no crash (signal), and an error message that
+// mentions each of `mentions` (the file, tensor, field or flag at fault).
+inline void expectError(const Result& r, std::initializer_list<std::string> mentions) {
+  EXPECT_NE(r.code, 0) << r.output;
+  EXPECT_LT(r.code, 128) << "crashed: " << r.output;
+  for (const auto& m : mentions)
+    EXPECT_NE(r.output.find(m), std::string::npos) << "error should mention '" << m << "':\n"
+                                                   << r.output;
+}
+
+// A tool of this build, e.g. tool("kt-rt") -> BUILD/tools/kt-rt/kt-rt.
+inline std::string tool(const std::string& name) {
+  return std::string(KT_BINARY_DIR) + "/tools/" + name + "/" + name;
 }
 
 } // namespace kt::testing_util

@@ -20,11 +20,11 @@ using namespace kt;
 
 namespace {
 
-const std::string kBin = KT_BINARY_DIR;
-const std::string kCompile = kBin + "/tools/kt-compile/kt-compile";
-const std::string kRt = kBin + "/tools/kt-rt/kt-rt";
+const std::string kCompile = testing_util::tool("kt-compile");
+const std::string kRt = testing_util::tool("kt-rt");
 const std::string kFixtures = std::string(KT_FIXTURES_DIR) + "/hf";
 
+using testing_util::expectError;
 using testing_util::Result;
 using testing_util::run;
 
@@ -35,14 +35,6 @@ std::string tempDir(const std::string& name) {
 std::string readBytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-void expectError(const Result& r, std::initializer_list<std::string> mentions) {
-  EXPECT_NE(r.code, 0) << r.output;
-  EXPECT_LT(r.code, 128) << "crashed: " << r.output;
-  for (const auto& m : mentions)
-    EXPECT_NE(r.output.find(m), std::string::npos) << "error should mention '" << m << "':\n"
-                                                   << r.output;
 }
 
 // A private copy of a fixture's config and weights (the test may move or damage them).

@@ -26,13 +26,13 @@ using namespace kt;
 
 namespace {
 
-const std::string kBin = KT_BINARY_DIR;
-const std::string kSynth = kBin + "/tools/kt-synth/kt-synth";
-const std::string kCompile = kBin + "/tools/kt-compile/kt-compile";
-const std::string kRt = kBin + "/tools/kt-rt/kt-rt";
+const std::string kSynth = testing_util::tool("kt-synth");
+const std::string kCompile = testing_util::tool("kt-compile");
+const std::string kRt = testing_util::tool("kt-rt");
 const std::string kConfigs = std::string(KT_EXAMPLES_DIR) + "/configs";
 const std::string kFixtures = std::string(KT_FIXTURES_DIR) + "/hf";
 
+using testing_util::expectError;
 using testing_util::Result;
 using testing_util::run;
 
@@ -283,14 +283,6 @@ TEST(SynthMemory, PeakRssStaysSmall) {
   std::printf("kt-synth wrote %.0f MB with peak RSS %.1f MB\n", double(bytes) / 1e6,
               double(peakKb) / 1024);
   fs::remove_all(d);
-}
-
-void expectError(const Result& r, std::initializer_list<std::string> mentions) {
-  EXPECT_NE(r.code, 0) << r.output;
-  EXPECT_LT(r.code, 128) << "crashed: " << r.output;
-  for (const auto& m : mentions)
-    EXPECT_NE(r.output.find(m), std::string::npos) << "error should mention '" << m << "':\n"
-                                                   << r.output;
 }
 
 TEST(SynthErrors, BadConfigs) {

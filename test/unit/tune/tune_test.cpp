@@ -19,14 +19,14 @@
 
 namespace fs = std::filesystem;
 using namespace kt;
+using testing_util::expectError;
 using testing_util::Result;
 using testing_util::run;
 
 namespace {
 
-const std::string kBin = KT_BINARY_DIR;
-const std::string kTune = kBin + "/tools/kt-tune/kt-tune";
-const std::string kCompile = kBin + "/tools/kt-compile/kt-compile";
+const std::string kTune = testing_util::tool("kt-tune");
+const std::string kCompile = testing_util::tool("kt-compile");
 const std::string kFixtures = KT_FIXTURES_DIR;
 // A trained DeepSeek-V2-architecture model with a tokenizer (fixtures README, ../models): real
 // text gives it skewed, meaningful routing. Layers 1-3 are MoE (16 routed experts, top-4).
@@ -56,14 +56,6 @@ nlohmann::json readJson(const std::string& path) {
   EXPECT_TRUE(in.good()) << path;
   in >> j;
   return j;
-}
-
-void expectError(const Result& r, std::initializer_list<std::string> mentions) {
-  EXPECT_NE(r.code, 0) << r.output;
-  EXPECT_LT(r.code, 128) << "crashed: " << r.output;
-  for (const auto& m : mentions)
-    EXPECT_NE(r.output.find(m), std::string::npos) << "error should mention '" << m << "':\n"
-                                                   << r.output;
 }
 
 // Expert counts of the calibration text recomputed without kt-tune: the test's own plan, its own
@@ -190,9 +182,10 @@ TEST_F(TuneTest, SearchPrintsRankedCandidatesAndMeasuresTheBest) {
   for (size_t i = 0; i < cands.size(); ++i) {
     EXPECT_GT(cands[i].at("predicted_decode_tok_s").get<double>(), 0) << i;
     EXPECT_EQ(cands[i].at("gpu_bytes").get<double>(), 0) << i;
-    if (i > 0) // ranked by predicted decode speed
+    if (i > 0) { // ranked by predicted decode speed
       EXPECT_GE(cands[i - 1]["predicted_decode_tok_s"].get<double>(),
                 cands[i]["predicted_decode_tok_s"].get<double>());
+    }
     if (cands[i].contains("measured")) {
       ++measured;
       EXPECT_GT(cands[i]["measured"].at("decode_tok_s").get<double>(), 0);
