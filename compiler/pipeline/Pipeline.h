@@ -33,10 +33,10 @@ struct CompileOptions {
 
   // Cost-model partitioning (kt-partition; docs/cost-model.md). Without a hardware profile the
   // pipeline places everything on `device`, as before.
-  std::string hwProfile;                       // --hw: hardware profile JSON
-  std::string gpuMem, cpuMem;                  // budgets ("12GiB", "0", "unlimited"); "" = profile
-  std::string expertsOnGpu = "auto";           // routed experts per MoE layer on the GPU, or auto
-  std::string expertStats;                     // measured expert heat (JSON)
+  std::string hwProfile;             // --hw: hardware profile JSON
+  std::string gpuMem, cpuMem;        // budgets ("12GiB", "0", "unlimited"); "" = profile
+  std::string expertsOnGpu = "auto"; // routed experts per MoE layer on the GPU, or auto
+  std::string expertStats;           // measured expert heat (JSON)
   // auto | never | always. Default never: kt-rt does not stream CPU experts to the GPU yet, so
   // auto/always only plan (and predict) it and reserve its staging buffer.
   std::string prefillOffload = "never";

@@ -126,7 +126,8 @@ bool Blas::linear(const float* x, int64_t tokens, const void* w, bool wBf16, int
   if (!wBf16)
     return ok(cublas().gemmEx(h(handle_), CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(tokens), int(k),
                               &one, w, CUDA_R_32F, int(k), x, CUDA_R_32F, int(k), &zero, y,
-                              CUDA_R_32F, int(ldy), CUBLAS_COMPUTE_32F_PEDANTIC, CUBLAS_GEMM_DEFAULT),
+                              CUDA_R_32F, int(ldy), CUBLAS_COMPUTE_32F_PEDANTIC,
+                              CUBLAS_GEMM_DEFAULT),
               "cublasGemmEx (f32)", err);
   const size_t need = size_t(tokens * k);
   if (!growBf16(&scratch_, &scratchElems_, need, "the bf16 activation scratch", err))
@@ -149,8 +150,7 @@ bool Blas::linearInt8(const float* x, int64_t tokens, const int8_t* q, const flo
   // Row blocks of at most 32M weights (64 MiB of bf16), so the scratch stays small next to the
   // weights it serves.
   const int64_t blockRows = std::max<int64_t>(1, std::min<int64_t>(n, (int64_t(32) << 20) / k));
-  if (!growBf16(&widened_, &widenedElems_, size_t(blockRows * k), "the int8 widening scratch",
-                err))
+  if (!growBf16(&widened_, &widenedElems_, size_t(blockRows * k), "the int8 widening scratch", err))
     return false;
   for (int64_t r0 = 0; r0 < n; r0 += blockRows) {
     const int64_t rows = std::min(blockRows, n - r0);

@@ -66,8 +66,8 @@ __global__ void gemvInt8Kernel(const float* __restrict__ x, const int8_t* __rest
 }
 
 template <int T>
-void launchGemv(const float* x, const int8_t* q, const float* scale, int64_t n, int64_t k,
-                bool vec, float* y) {
+void launchGemv(const float* x, const int8_t* q, const float* scale, int64_t n, int64_t k, bool vec,
+                float* y) {
   const unsigned blocks = unsigned((n + kWarpsPerBlock - 1) / kWarpsPerBlock);
   gemvInt8Kernel<T><<<blocks, kWarpsPerBlock * 32>>>(x, q, scale, n, k, vec, y);
 }
@@ -102,14 +102,30 @@ void gemvInt8(const float* x, int64_t tokens, const int8_t* q, const float* scal
     const float* xs = x + t0 * k;
     float* ys = y + t0 * n;
     switch (t) {
-    case 1: launchGemv<1>(xs, q, scale, n, k, vec, ys); break;
-    case 2: launchGemv<2>(xs, q, scale, n, k, vec, ys); break;
-    case 3: launchGemv<3>(xs, q, scale, n, k, vec, ys); break;
-    case 4: launchGemv<4>(xs, q, scale, n, k, vec, ys); break;
-    case 5: launchGemv<5>(xs, q, scale, n, k, vec, ys); break;
-    case 6: launchGemv<6>(xs, q, scale, n, k, vec, ys); break;
-    case 7: launchGemv<7>(xs, q, scale, n, k, vec, ys); break;
-    default: launchGemv<8>(xs, q, scale, n, k, vec, ys); break;
+    case 1:
+      launchGemv<1>(xs, q, scale, n, k, vec, ys);
+      break;
+    case 2:
+      launchGemv<2>(xs, q, scale, n, k, vec, ys);
+      break;
+    case 3:
+      launchGemv<3>(xs, q, scale, n, k, vec, ys);
+      break;
+    case 4:
+      launchGemv<4>(xs, q, scale, n, k, vec, ys);
+      break;
+    case 5:
+      launchGemv<5>(xs, q, scale, n, k, vec, ys);
+      break;
+    case 6:
+      launchGemv<6>(xs, q, scale, n, k, vec, ys);
+      break;
+    case 7:
+      launchGemv<7>(xs, q, scale, n, k, vec, ys);
+      break;
+    default:
+      launchGemv<8>(xs, q, scale, n, k, vec, ys);
+      break;
     }
   }
 }

@@ -67,8 +67,8 @@ bool gemmMatrixSlot(plan::OpKind op, int slot) {
   case plan::OpKind::MlaAttention:
     return slot == QProj || slot == QAProj || slot == QBProj || slot == KvAProj || slot == MlaO;
   case plan::OpKind::Moe:
-    return slot == Gate || slot == Up || slot == Down || slot == SharedGate ||
-           slot == SharedUp || slot == SharedDown;
+    return slot == Gate || slot == Up || slot == Down || slot == SharedGate || slot == SharedUp ||
+           slot == SharedDown;
   case plan::OpKind::Mlp:
     return true;
   default:
@@ -298,8 +298,8 @@ void CudaBackend::uploadInt8(int32_t id, GpuWeight& g, const std::vector<int64_t
       pool_->parallelFor(v.rows, 64, quantizeRows);
     else
       quantizeRows(0, v.rows);
-    need(cuda::toDevice(static_cast<int8_t*>(g.data) + size_t(e) * sliceElems, q.data(),
-                        sliceElems, &err) &&
+    need(cuda::toDevice(static_cast<int8_t*>(g.data) + size_t(e) * sliceElems, q.data(), sliceElems,
+                        &err) &&
              cuda::toDevice(g.scales + e * g.rows, scales.data(), scales.size() * 4, &err),
          what, err);
   }
@@ -516,9 +516,8 @@ std::string CudaBackend::summary() const {
   return text;
 }
 
-std::unique_ptr<DeviceBackend> makeCudaBackendIfNeeded(const LoadedPlan& plan,
-                                                       const WeightStore& weights,
-                                                       ThreadPool& pool) {
+std::unique_ptr<DeviceBackend>
+makeCudaBackendIfNeeded(const LoadedPlan& plan, const WeightStore& weights, ThreadPool& pool) {
   const plan::Plan& p = plan.root();
   for (const plan::EntryPoint* ep : *p.entry_points())
     for (const plan::Step* s : *ep->steps())
@@ -537,8 +536,8 @@ void linearInto(OpContext& c, const float* x, int64_t tokens, const GpuWeight& w
   std::string err;
   if (w.int8())
     b.check(c,
-            b.blas().linearInt8(x, tokens, static_cast<const int8_t*>(w.slice(e)),
-                                w.sliceScales(e), w.rows, w.cols, y, &err),
+            b.blas().linearInt8(x, tokens, static_cast<const int8_t*>(w.slice(e)), w.sliceScales(e),
+                                w.rows, w.cols, y, &err),
             err);
   else
     b.check(c, b.blas().linear(x, tokens, w.slice(e), w.bf16, w.rows, w.cols, y, &err), err);

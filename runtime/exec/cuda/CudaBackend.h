@@ -104,7 +104,7 @@ private:
   ThreadPool* pool_ = nullptr;
   std::string gpuName_;
   std::unique_ptr<cuda::Blas> blas_;
-  std::vector<GpuWeight> gpuWeights_; // by plan weight index (data null: not uploaded)
+  std::vector<GpuWeight> gpuWeights_;           // by plan weight index (data null: not uploaded)
   std::map<int32_t, std::vector<char>> subset_; // split expert stacks: which experts go up
   uint64_t weightBytes_ = 0;
   uint64_t budget_ = 0; // the plan's memory budget for this GPU (0: none)

@@ -201,8 +201,8 @@ TEST(CudaKernels, LinearInt8GemvAndWidenedMatchReference) {
         for (int64_t n = 0; n < N; ++n) {
           double acc = 0;
           for (int64_t k = 0; k < K; ++k) {
-            const float xv = widened ? bf16ToF32(f32ToBf16(x[size_t(t * K + k)]))
-                                     : x[size_t(t * K + k)];
+            const float xv =
+                widened ? bf16ToF32(f32ToBf16(x[size_t(t * K + k)])) : x[size_t(t * K + k)];
             acc += double(xv) * double(q[size_t(n * K + k)]);
           }
           want[size_t(t * N + n)] = float(acc) * scale[size_t(n)];

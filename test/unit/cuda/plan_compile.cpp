@@ -27,9 +27,10 @@ std::string compileFixturePlan(const std::string& fixtureDir, const std::string&
   // packed, so the GPU's experts 0-3 are dequantized from the CPU's int8 blobs at upload.
   if (variant == "split" || variant == "splitq") {
     opt.hwProfile = std::string(KT_EXAMPLES_DIR) + "/hw/xeon-2s-rtx4090.json";
-    opt.placementOverrides = {".=gpu:0", model == "llama"     ? "\\.mlp\\.=cpu:numa0"
-                                         : variant == "split" ? "experts\\.[0-3]\\.=cpu:numa0"
-                                                              : "experts\\.([4-9]|1[0-9])\\.=cpu:numa0"};
+    opt.placementOverrides = {".=gpu:0", model == "llama" ? "\\.mlp\\.=cpu:numa0"
+                                         : variant == "split"
+                                             ? "experts\\.[0-3]\\.=cpu:numa0"
+                                             : "experts\\.([4-9]|1[0-9])\\.=cpu:numa0"};
   }
   if (variant == "hybrid" || variant == "hybridq") {
     // Everything on the GPU except the routed experts (llama, which has none: its MLPs).

@@ -2,10 +2,10 @@
 // plan, a hybrid plan (routed experts on the CPU, or llama's MLPs, everything else on the GPU)
 // bf16 and weight-only int8 (--gpu-quant int8) GPU plans, and a hybrid plan whose CPU experts are
 // packed int8 (hybridq), and split layers (some experts of each layer on the GPU, the others on
-// the CPU: split, and splitq with the CPU's share packed int8) of every fixture model. The plans come from $KT_CUDA_PLANS
-// (MODEL.VARIANT.ktplan, compiled ahead by scripts/device-cuda-plans.sh) or are compiled here
-// when the compiler is built. Without a GPU the parity tests skip, and a GPU plan must be refused
-// with "plan needs a GPU".
+// the CPU: split, and splitq with the CPU's share packed int8) of every fixture model. The plans
+// come from $KT_CUDA_PLANS (MODEL.VARIANT.ktplan, compiled ahead by scripts/device-cuda-plans.sh)
+// or are compiled here when the compiler is built. Without a GPU the parity tests skip, and a GPU
+// plan must be refused with "plan needs a GPU".
 #include "runtime/exec/Model.h"
 #include "runtime/generate/Generator.h"
 #include "runtime/io/Safetensors.h"
