@@ -108,6 +108,18 @@ Executor::run(const std::string& entry, const Batch& batch, KvCache& kv,
                   pool_,      buffers, tapSink,  onBackend ? backend_ : nullptr,
                   lora_.get()};
     OpFn fn = registry_.find(s->op(), kind);
+    if (backend_ && !onBackend) { // the GPU waits for this step (kt-rt bench: GPU idle time)
+      auto t0 = std::chrono::steady_clock::now();
+      fn(ctx);
+      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      backend_->addHostStep(dt);
+      if (profiling_) {
+        OpTime& slot = profile_[entry + "/" + plan::opSignature(s->op())->name];
+        slot.seconds += dt;
+        ++slot.calls;
+      }
+      continue;
+    }
     if (!profiling_) {
       fn(ctx);
       continue;

@@ -97,14 +97,19 @@ public:
 
   // Hybrid steps (a GPU step whose routed experts run on the CPU): how long the GPU sat idle
   // waiting for the CPU, summed since resetOverlap(). kt-rt bench reports it per decode token.
+  // Whole host steps of a plan with GPU steps (e.g. MoE layers the partitioner kept on the CPU)
+  // count too: their inputs come back by a synchronous copy, so the GPU has nothing queued while
+  // they run (an upper bound when a host step does not depend on the GPU step before it).
   struct Overlap {
     double gpuIdleSeconds = 0; // host-side wait minus the GPU work queued meanwhile
-    double cpuSeconds = 0;     // CPU expert work inside hybrid steps
+    double cpuSeconds = 0;     // CPU work inside hybrid steps and in host steps
     double gpuBusySeconds = 0; // GPU work (shared / GPU-resident experts) overlapping it
-    int64_t hybridSteps = 0;
+    int64_t hybridSteps = 0, hostSteps = 0;
   };
   virtual Overlap overlap() const { return {}; }
   virtual void resetOverlap() {}
+  // The executor reports each host step's wall time in a plan this backend takes part in.
+  virtual void addHostStep(double seconds) { (void)seconds; }
 };
 
 } // namespace kt

@@ -119,19 +119,21 @@ int cmdBench(int argc, char** argv) {
   const DeviceBackend::Overlap& overlap = measured.overlap;
   const double perToken = 1e3 / double(std::max<int64_t>(1, best.decodeTokens));
   std::string gpuJson;
-  if (overlap.hybridSteps > 0) {
+  if (overlap.hybridSteps + overlap.hostSteps > 0) {
     char line[320];
     std::snprintf(line, sizeof line,
-                  ", \"gpu_idle_ms_per_token\": %.3f, \"cpu_expert_ms_per_token\": %.3f, "
+                  ", \"gpu_idle_ms_per_token\": %.3f, \"cpu_work_ms_per_token\": %.3f, "
                   "\"gpu_overlapped_ms_per_token\": %.3f",
                   overlap.gpuIdleSeconds * perToken, overlap.cpuSeconds * perToken,
                   overlap.gpuBusySeconds * perToken);
     gpuJson += line;
     if (!args.has("--json"))
-      std::printf("hybrid   GPU idle %.2f ms per decoded token waiting for the CPU's experts "
-                  "(CPU experts %.2f ms, GPU work beside them %.2f ms; %lld hybrid steps)\n",
+      std::printf("hybrid   GPU idle %.2f ms per decoded token waiting for the CPU "
+                  "(CPU work %.2f ms, GPU work beside it %.2f ms; %lld hybrid and %lld host "
+                  "steps)\n",
                   overlap.gpuIdleSeconds * perToken, overlap.cpuSeconds * perToken,
-                  overlap.gpuBusySeconds * perToken, (long long)overlap.hybridSteps);
+                  overlap.gpuBusySeconds * perToken, (long long)overlap.hybridSteps,
+                  (long long)overlap.hostSteps);
   }
   if (model.backend())
     gpuJson += ", \"gpu\": \"" + model.backend()->summary() + "\"";

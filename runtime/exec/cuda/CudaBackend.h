@@ -60,6 +60,11 @@ public:
   std::string summary() const override;
   Overlap overlap() const override { return overlap_; }
   void resetOverlap() override { overlap_ = {}; }
+  void addHostStep(double seconds) override {
+    overlap_.gpuIdleSeconds += seconds;
+    overlap_.cpuSeconds += seconds;
+    ++overlap_.hostSteps;
+  }
 
   // ---- for the GPU ops (runtime/exec/cuda/*Ops.cpp) ----
   cuda::Blas& blas() { return *blas_; }
