@@ -10,6 +10,7 @@
 #include "runtime/generate/Generator.h"
 #include "runtime/io/Safetensors.h"
 #include "runtime/support/Error.h"
+#include "test/unit/common/FixtureTensors.h"
 
 #include <gtest/gtest.h>
 
@@ -22,19 +23,8 @@ using namespace kt;
 
 namespace {
 
-std::string fixture(const std::string& m) {
-  return std::string(KT_FIXTURES_DIR) + "/hf/" + m;
-}
-
-template <typename T> std::vector<T> tensor(const SafetensorsFile& f, const std::string& name) {
-  const TensorInfo* t = f.find(name);
-  EXPECT_NE(t, nullptr) << name;
-  if (!t)
-    return {};
-  std::vector<T> v(size_t(t->numel()));
-  std::memcpy(v.data(), f.data(*t), v.size() * sizeof(T));
-  return v;
-}
+using testing_util::fixture;
+using testing_util::tensor;
 
 class AdapterMerge : public testing::TestWithParam<std::string> {};
 

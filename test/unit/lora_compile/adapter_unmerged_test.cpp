@@ -15,6 +15,7 @@
 #include "runtime/io/Safetensors.h"
 #include "runtime/support/Error.h"
 #include "runtime/support/ThreadPool.h"
+#include "test/unit/common/FixtureTensors.h"
 #include "test/unit/common/LogitAgreement.h"
 #include "test/unit/common/RunCommand.h"
 
@@ -32,19 +33,8 @@ using namespace kt;
 
 namespace {
 
-std::string fixture(const std::string& m) {
-  return std::string(KT_FIXTURES_DIR) + "/hf/" + m;
-}
-
-template <typename T> std::vector<T> tensor(const SafetensorsFile& f, const std::string& name) {
-  const TensorInfo* t = f.find(name);
-  EXPECT_NE(t, nullptr) << name;
-  if (!t)
-    return {};
-  std::vector<T> v(size_t(t->numel()));
-  std::memcpy(v.data(), f.data(*t), v.size() * sizeof(T));
-  return v;
-}
+using testing_util::fixture;
+using testing_util::tensor;
 
 // The plan of `arch` with `adapterDir` unmerged (what kt-compile --adapter-unmerged does).
 std::string compileUnmerged(const std::string& arch, const std::string& adapterDir,
