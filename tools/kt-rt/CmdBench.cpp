@@ -20,8 +20,13 @@ namespace {
 
 // Bytes one decode step reads: every weight once, except routed experts (only experts_per_token
 // of num_experts per token on average) and the embedding table (one row).
-double activeWeightBytesPerToken(const LoadedPlan& lp) {
+// Bytes of weights one decoded token reads; `cpuOnly`: only those the CPU reads (GPU plans: the
+// CPU's roofline is about its own share; a split MoE layer counts its CPU experts).
+double activeWeightBytesPerToken(const LoadedPlan& lp, bool cpuOnly) {
   const plan::Plan& p = lp.root();
+  auto onCpu = [&](uint16_t device) {
+    return p.devices()->Get(device)->kind() == plan::DeviceKind::CPU;
+  };
   std::map<int32_t, double> fraction; // weight id -> fraction of its bytes a token reads
   const plan::EntryPoint* ep = lp.entryPoint("decode");
   if (!ep)
@@ -34,10 +39,26 @@ double activeWeightBytesPerToken(const LoadedPlan& lp) {
       if (w < 0)
         continue;
       double f = 1.0;
-      if (s->op() == plan::OpKind::Moe &&
-          (i == plan::slots::Gate || i == plan::slots::Up || i == plan::slots::Down)) {
+      const bool experts =
+          s->op() == plan::OpKind::Moe &&
+          (i == plan::slots::Gate || i == plan::slots::Up || i == plan::slots::Down);
+      if (cpuOnly && !experts && !onCpu(s->device()))
+        continue;
+      if (experts) {
         auto a = s->attrs_as_MoeAttrs();
         f = double(a->experts_per_token()) / double(a->num_experts());
+        if (cpuOnly) { // the share of the layer's experts the CPU runs
+          double cpuShare = onCpu(p.weights()->Get(uint32_t(w))->device()) ? 1.0 : 0.0;
+          if (a->expert_devices() && a->expert_devices()->size() == uint32_t(a->num_experts())) {
+            int n = 0;
+            for (uint16_t d : *a->expert_devices())
+              n += onCpu(d);
+            cpuShare = double(n) / double(a->num_experts());
+          } else if (!onCpu(s->device())) {
+            cpuShare = onCpu(p.weights()->Get(uint32_t(w))->device()) ? 1.0 : 0.0;
+          }
+          f *= cpuShare;
+        }
       } else if (s->op() == plan::OpKind::Embedding) {
         f = 1.0 / double(p.weights()->Get(uint32_t(w))->shape()->Get(0));
       }
@@ -111,9 +132,13 @@ int cmdBench(int argc, char** argv) {
   if (args.has("--profile"))
     printProfile(model.executor().profile(), promptLen * batch, genLen * batch);
   const int threads = model.pool().size();
-  const double bytes = activeWeightBytesPerToken(model.plan());
+  // GPU plans: the CPU's roofline covers only the weights the CPU reads.
+  const bool cpuOnly = model.backend() != nullptr;
+  const double bytes = activeWeightBytesPerToken(model.plan(), cpuOnly);
   const double bw = measureReadBandwidth(threads);
-  const double roofline = bw * 1e9 / bytes * batch; // a batch shares one pass over the weights
+  // A batch shares one pass over the weights; no CPU-read weights: no CPU roofline (0).
+  const double roofline = bytes > 0 ? bw * 1e9 / bytes * batch : 0;
+  const double fraction = roofline > 0 ? best.decodeTokPerSec() / roofline : 0;
   // Hybrid plans: per decode token, how long the GPU waited for the CPU's experts; GPU plans:
   // what the GPU holds.
   const DeviceBackend::Overlap& overlap = measured.overlap;
@@ -143,17 +168,17 @@ int cmdBench(int argc, char** argv) {
                 "\"decode_tok_s\": %.2f, \"active_weight_bytes_per_token\": %.0f, "
                 "\"read_bandwidth_gbs\": %.2f, "
                 "\"decode_roofline_tok_s\": %.2f, \"decode_fraction_of_roofline\": %.3f, "
+                "\"roofline_weights\": \"%s\", "
                 "\"cpu_share\": %.3f, \"decode_tok_s_per_busy_core_share\": %.2f%s}\n",
                 promptLen, genLen, batch, threads, best.prefillTokPerSec(), best.decodeTokPerSec(),
-                bytes, bw, roofline, best.decodeTokPerSec() / roofline, cpuShare,
+                bytes, bw, roofline, fraction, cpuOnly ? "cpu" : "all", cpuShare,
                 cpuShare > 0 ? best.decodeTokPerSec() / cpuShare : 0, gpuJson.c_str());
   } else {
     std::printf("prefill  %d x %d tokens: %.1f tok/s\n", batch, promptLen, best.prefillTokPerSec());
-    std::printf("decode   %d x %d tokens: %.1f tok/s (%.1f%% of the roofline: %.2f MB of weights "
-                "per token at %.1f GB/s read "
-                "bandwidth, %d threads -> %.1f tok/s)\n",
-                batch, genLen, best.decodeTokPerSec(), 100 * best.decodeTokPerSec() / roofline,
-                bytes / 1e6, bw, threads, roofline);
+    std::printf("decode   %d x %d tokens: %.1f tok/s (%.1f%% of the %sroofline: %.2f MB of %s"
+                "weights per token at %.1f GB/s read bandwidth, %d threads -> %.1f tok/s)\n",
+                batch, genLen, best.decodeTokPerSec(), 100 * fraction, cpuOnly ? "CPU's " : "",
+                bytes / 1e6, cpuOnly ? "CPU-read " : "", bw, threads, roofline);
     // Below ~0.9 the machine's other work took the cores: timings are lower bounds.
     std::printf("cpu share %.2f (CPU time of this process / (wall time x %d threads) while "
                 "decoding); decode / share = %.1f tok/s (an estimate for idle cores)\n",
