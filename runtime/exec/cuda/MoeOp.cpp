@@ -71,23 +71,22 @@ struct Groups {
   std::vector<int32_t> offsets, tokens;
   std::vector<float> weights;
 };
-Groups groupByExpert(const std::vector<int32_t>& chosen, const std::vector<float>& w, int64_t T,
-                     int K, int E) {
+Groups groupByExpert(const int32_t* chosen, const float* w, int64_t T, int K, int E) {
   Groups g;
   g.offsets.assign(size_t(E) + 1, 0);
-  for (int32_t e : chosen)
-    ++g.offsets[size_t(e) + 1];
+  for (int64_t i = 0; i < T * K; ++i)
+    ++g.offsets[size_t(chosen[i]) + 1];
   for (int e = 0; e < E; ++e)
     g.offsets[size_t(e) + 1] += g.offsets[size_t(e)];
   std::vector<int32_t> fill(g.offsets.begin(), g.offsets.end() - 1);
-  g.tokens.resize(chosen.size());
-  g.weights.resize(chosen.size());
+  g.tokens.resize(size_t(T * K));
+  g.weights.resize(size_t(T * K));
   for (int64_t t = 0; t < T; ++t)
     for (int k = 0; k < K; ++k) {
-      int32_t e = chosen[size_t(t * K + k)];
+      int32_t e = chosen[t * K + k];
       int32_t at = fill[size_t(e)]++;
       g.tokens[size_t(at)] = int32_t(t);
-      g.weights[size_t(at)] = w[size_t(t * K + k)];
+      g.weights[size_t(at)] = w[t * K + k];
     }
   return g;
 }
@@ -136,8 +135,7 @@ void moe(OpContext& c) {
   float* out = b.out(c, 0, T, H);
   b.check(c, cuda::fillZero(out, size_t(T * H) * 4, &err), err);
   if (gate) { // the GPU's experts
-    const Groups g = groupByExpert(std::vector<int32_t>(hChosen, hChosen + T * K),
-                                   std::vector<float>(hWeights, hWeights + T * K), T, K, E);
+    const Groups g = groupByExpert(hChosen, hWeights, T, K, E);
     const GpuWeight &up = needWeight(c, Up), &down = needWeight(c, Down);
     auto* dTokens = static_cast<int32_t*>(b.scratch(kTokenIds, g.tokens.size() * 4));
     float* dTokW = b.scratchF(kTokenWeights, int64_t(g.weights.size()));
