@@ -1,5 +1,6 @@
 // Gathers, scatters and element-wise ops: one thread per element (grid-stride loops).
 #include "kernels/cuda/DeviceKernels.h"
+#include "kernels/cuda/GridStride.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -7,13 +8,6 @@
 namespace kt::cuda {
 
 namespace {
-constexpr int kThreads = 256;
-
-unsigned blocksFor(int64_t n) {
-  int64_t b = (n + kThreads - 1) / kThreads;
-  return unsigned(b < 1 ? 1 : (b > 65535 * 4 ? 65535 * 4 : b));
-}
-
 __device__ inline float bf16ToF32(uint16_t b) {
   return __uint_as_float(uint32_t(b) << 16);
 }

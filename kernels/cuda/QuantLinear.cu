@@ -5,6 +5,7 @@
 // |q| <= 127 fits bf16's 8-bit significand) for cuBLAS's tensor cores and scales the columns
 // afterwards.
 #include "kernels/cuda/DeviceKernels.h"
+#include "kernels/cuda/GridStride.cuh"
 
 #include <cuda_runtime.h>
 
@@ -12,7 +13,6 @@ namespace kt::cuda {
 
 namespace {
 constexpr int kWarpsPerBlock = 8;
-constexpr int kThreads = 256;
 
 template <int T>
 __global__ void gemvInt8Kernel(const float* __restrict__ x, const int8_t* __restrict__ q,
@@ -86,10 +86,12 @@ __global__ void scaleColumnsKernel(float* y, int64_t rows, int64_t cols, const f
     y[i] *= scale[i % cols];
 }
 
-unsigned blocksFor(int64_t n) {
-  const int64_t b = (n + kThreads - 1) / kThreads;
-  return unsigned(b < 1 ? 1 : (b > 65535 * 4 ? 65535 * 4 : b));
-}
+using LaunchGemv = void (*)(const float*, const int8_t*, const float*, int64_t, int64_t, bool,
+                            float*);
+// launchGemv<T> for T = 1 .. kGemvMaxTokens tokens (the sums per token live in registers).
+constexpr LaunchGemv kGemvByTokens[] = {launchGemv<1>, launchGemv<2>, launchGemv<3>, launchGemv<4>,
+                                        launchGemv<5>, launchGemv<6>, launchGemv<7>, launchGemv<8>};
+static_assert(sizeof(kGemvByTokens) / sizeof(kGemvByTokens[0]) == kGemvMaxTokens);
 } // namespace
 
 void gemvInt8(const float* x, int64_t tokens, const int8_t* q, const float* scale, int64_t n,
@@ -101,32 +103,7 @@ void gemvInt8(const float* x, int64_t tokens, const int8_t* q, const float* scal
     const int64_t t = tokens - t0 < kGemvMaxTokens ? tokens - t0 : kGemvMaxTokens;
     const float* xs = x + t0 * k;
     float* ys = y + t0 * n;
-    switch (t) {
-    case 1:
-      launchGemv<1>(xs, q, scale, n, k, vec, ys);
-      break;
-    case 2:
-      launchGemv<2>(xs, q, scale, n, k, vec, ys);
-      break;
-    case 3:
-      launchGemv<3>(xs, q, scale, n, k, vec, ys);
-      break;
-    case 4:
-      launchGemv<4>(xs, q, scale, n, k, vec, ys);
-      break;
-    case 5:
-      launchGemv<5>(xs, q, scale, n, k, vec, ys);
-      break;
-    case 6:
-      launchGemv<6>(xs, q, scale, n, k, vec, ys);
-      break;
-    case 7:
-      launchGemv<7>(xs, q, scale, n, k, vec, ys);
-      break;
-    default:
-      launchGemv<8>(xs, q, scale, n, k, vec, ys);
-      break;
-    }
+    kGemvByTokens[t - 1](xs, q, scale, n, k, vec, ys);
   }
 }
 

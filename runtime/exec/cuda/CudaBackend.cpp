@@ -200,6 +200,10 @@ CudaBackend::~CudaBackend() {
     cuda::destroyEvent(&e);
 }
 
+cpu::MatrixView CudaBackend::hostSlice(int32_t id, int64_t e) const {
+  return weights_.weight(id).shape()->size() >= 3 ? weights_.slice(id, e) : weights_.matrix(id);
+}
+
 void CudaBackend::upload(int32_t id, bool forceF32, bool int8) {
   const plan::Weight& w = weights_.weight(id);
   const std::string what = plan_.origin() + ": weight '" + w.name()->str() + "' on " + gpuName_;
@@ -224,7 +228,7 @@ void CudaBackend::upload(int32_t id, bool forceF32, bool int8) {
       slices.push_back(e);
     }
   g.count = int64_t(slices.size());
-  cpu::MatrixView first = rank >= 3 ? weights_.slice(id, 0) : weights_.matrix(id);
+  cpu::MatrixView first = hostSlice(id, 0);
   g.rows = first.rows;
   g.cols = first.cols;
   if (int8 && rank >= 2) {
@@ -239,7 +243,7 @@ void CudaBackend::upload(int32_t id, bool forceF32, bool int8) {
   std::vector<float> row(size_t(g.cols));
   std::vector<uint8_t> staging;
   for (int64_t e = 0; e < g.count; ++e) {
-    cpu::MatrixView v = rank >= 3 ? weights_.slice(id, slices[size_t(e)]) : weights_.matrix(id);
+    cpu::MatrixView v = hostSlice(id, slices[size_t(e)]);
     const void* src = v.data;
     const bool sameType = v.packed < 0 && v.dtype == (bf16 ? DType::BF16 : DType::F32);
     if (!sameType) { // convert row by row into the GPU's dtype
@@ -275,11 +279,10 @@ void CudaBackend::uploadInt8(int32_t id, GpuWeight& g, const std::vector<int64_t
   g.scales = static_cast<float*>(cuda::allocate(size_t(g.rows * g.count) * 4, &err));
   need(g.scales != nullptr, what, err);
   gpuWeights_[size_t(id)] = g;
-  const int rank = int(weights_.weight(id).shape()->size());
   std::vector<float> scales(size_t(g.rows));
   std::vector<int8_t> q(sliceElems);
   for (int64_t e = 0; e < g.count; ++e) {
-    cpu::MatrixView v = rank >= 3 ? weights_.slice(id, slices[size_t(e)]) : weights_.matrix(id);
+    cpu::MatrixView v = hostSlice(id, slices[size_t(e)]);
     auto quantizeRows = [&](int64_t r0, int64_t r1) {
       std::vector<float> row(size_t(g.cols));
       for (int64_t r = r0; r < r1; ++r) {

@@ -98,6 +98,8 @@ public:
 
 private:
   enum class Where : uint8_t { Nowhere, Host, Gpu, Both };
+  // Expert slice e of a stacked weight, or the whole matrix of an unstacked one (host view).
+  cpu::MatrixView hostSlice(int32_t id, int64_t e) const;
   void upload(int32_t id, bool forceF32, bool int8);
   void uploadInt8(int32_t id, GpuWeight& g, const std::vector<int64_t>& slices,
                   const std::string& what);
