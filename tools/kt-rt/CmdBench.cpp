@@ -54,8 +54,6 @@ double activeWeightBytesPerToken(const LoadedPlan& lp, bool cpuOnly) {
             for (uint16_t d : *a->expert_devices())
               n += onCpu(d);
             cpuShare = double(n) / double(a->num_experts());
-          } else if (!onCpu(s->device())) {
-            cpuShare = onCpu(p.weights()->Get(uint32_t(w))->device()) ? 1.0 : 0.0;
           }
           f *= cpuShare;
         }
