@@ -30,6 +30,16 @@ grep -E "^\[  (PASSED|FAILED) |^\[  FAILED|Failure" "$OUT/parity.txt" | head -60
 grep -E "^\[parity\]" "$OUT/parity.txt" | grep -E "max\|diff\||agreement|ids equal|KL" |
   awk '{print}' > "$OUT/parity_summary.txt"
 grep -E "^\[gpu-mem\]" "$OUT/parity.txt" | sort -u | head -20
+# CUDA graphs: the CudaGraphs suite above compares replay with eager launches bit for bit; here
+# the GPU-only plans' parity runs once more with graphs forced off (KT_CUDA_GRAPHS=0).
+grep -E "^\[graphs\]" "$OUT/parity.txt" > "$OUT/graphs_summary.txt"
+cat "$OUT/graphs_summary.txt"
+echo "== plans with KT_CUDA_GRAPHS=0 (eager decode)"
+KT_CUDA_GRAPHS=0 KT_CUDA_PLANS="$ROOT/.cudaparity/plans" KT_CUDA_FIXTURES="$ROOT/.cudaparity" \
+  /tmp/ktc/kt_cuda_plan_test --gtest_filter='Fixtures/CudaPlan.*_gpu:Fixtures/CudaPlan.*_bf16:Fixtures/CudaPlan.*_int8' \
+  > "$OUT/parity_nographs.txt" 2>&1
+grep -E "^\[  (PASSED|FAILED) |^\[  FAILED|Failure|CUDA graphs off" "$OUT/parity_nographs.txt" | head -30
+grep -h "CUDA graphs off" "$OUT/parity.txt" | sort | uniq -c | head
 # Out-of-bounds / uninitialised-memory check of every kernel and of one plan per architecture.
 if [ -z "${SKIP_MEMCHECK:-}" ] && command -v compute-sanitizer > /dev/null; then
   echo "== compute-sanitizer memcheck"
@@ -37,7 +47,7 @@ if [ -z "${SKIP_MEMCHECK:-}" ] && command -v compute-sanitizer > /dev/null; then
     > "$OUT/memcheck.txt" 2>&1; echo "kernels: rc=$?"
   KT_CUDA_PLANS="$ROOT/.cudaparity/plans" KT_CUDA_FIXTURES="$ROOT/.cudaparity" \
     timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 /tmp/ktc/kt_cuda_plan_test \
-    --gtest_filter="${MEMCHECK_FILTER:-*llama_hybrid:*qwen3_moe_gpu:*deepseek_v3_hybrid:*mixtral_bf16:*qwen3_moe_int8:*deepseek_v3_splitq:*deepseek_v2_split}" \
+    --gtest_filter="${MEMCHECK_FILTER:-*llama_hybrid:*qwen3_moe_gpu:*deepseek_v3_hybrid:*mixtral_bf16:*qwen3_moe_int8:*deepseek_v3_splitq:*deepseek_v2_split:*CudaGraphs*deepseek_v2_gpu}" \
     >> "$OUT/memcheck.txt" 2>&1; echo "plans: rc=$?"
   grep -E "ERROR SUMMARY|Invalid" "$OUT/memcheck.txt" | sort | uniq -c | head
 fi

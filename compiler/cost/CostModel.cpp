@@ -64,13 +64,24 @@ double CostModel::attentionFlops(const Device& d, UnitKind k, double blocks) con
   return measured > 0 ? measured * 1e9 : c.bestGemmGflops(WeightFormat::F32) * 1e9;
 }
 
-double CostModel::flopsSeconds(const Device& d, double packed, double unpacked,
-                               WeightFormat f) const {
-  double t = packed > 0 ? packed / peakFlops(d, f) : 0;
+double CostModel::flopsSeconds(const Device& d, double packed, double unpacked, WeightFormat f,
+                               double rows) const {
+  const CpuProfile& c = profile_.cpu;
+  // The measured rate at this many rows, when the profile has the curve for f (else 0).
+  auto byRows = [&](const RowsCurve& curve) {
+    return d.isCpu() && rows > 0 ? curve.at(f, rows) * 1e9 : 0.0;
+  };
+  double t = 0;
+  if (packed > 0) {
+    double rate = byRows(c.gemmRowsGflops);
+    t += packed / (rate > 0 ? rate : peakFlops(d, f));
+  }
   if (unpacked > 0) {
-    const FormatTable& plain = profile_.cpu.plainGflops;
-    bool measured = d.isCpu() && !plain.values.empty();
-    t += unpacked / (measured ? plain.get(f) * 1e9 : peakFlops(d, f));
+    double rate = byRows(c.plainRowsGflops);
+    if (rate <= 0)
+      rate =
+          d.isCpu() && !c.plainGflops.values.empty() ? c.plainGflops.get(f) * 1e9 : peakFlops(d, f);
+    t += unpacked / rate;
   }
   return t;
 }
@@ -100,12 +111,47 @@ bool CostModel::supports(const Device& d, const std::string& opKind) const {
   return std::find(ops.begin(), ops.end(), opKind) != ops.end();
 }
 
+LaunchMode launchMode(const Shape& s, double rows) {
+  if (s.graphs)
+    return LaunchMode::Graph;
+  return rows > s.batch ? LaunchMode::Pipelined : LaunchMode::Eager;
+}
+
 double CostModel::withOverheads(const Device& d, double work, int cpuOps, double launches,
-                                double syncs) const {
+                                double syncs, LaunchMode mode) const {
   if (d.isCpu() || launches <= 0)
     return work + cpuOps * opOverhead(d);
   const AcceleratorProfile& a = accel(d);
-  return std::max(work, launches * a.launchOverheadUs * 1e-6) + syncs * a.link.latencyUs * 1e-6;
+  const double wait = syncs * a.link.latencyUs * 1e-6;
+  if (mode == LaunchMode::Graph && a.kernelFloorUs > 0)
+    return work + launches * a.kernelFloorUs * 1e-6 + wait;
+  if (mode == LaunchMode::Pipelined && a.launchIssueUs > 0) // host and GPU overlap
+    return std::max(launches * a.launchIssueUs * 1e-6, work + launches * a.kernelFloorUs * 1e-6) +
+           wait;
+  return std::max(work, launches * a.launchOverheadUs * 1e-6) + wait;
+}
+
+double CostModel::issueSeconds(const Device& d, double launches, LaunchMode mode) const {
+  if (d.isCpu() || launches <= 0)
+    return 0;
+  const AcceleratorProfile& a = accel(d);
+  if (mode == LaunchMode::Graph && a.kernelFloorUs > 0)
+    return 0;
+  return launches *
+         (mode == LaunchMode::Pipelined && a.launchIssueUs > 0 ? a.launchIssueUs
+                                                               : a.launchOverheadUs) *
+         1e-6;
+}
+
+double CostModel::int8WidenedSeconds(const Device& d, const GpuInt8Work& w, double tokens) const {
+  if (d.isCpu() || w.empty() || !GpuInt8Work::widens(tokens))
+    return 0;
+  const double bw = bandwidth(d);
+  double widen = 3.0 * w.weights / bw; // int8ToBf16: read 1 B, write 2 B per weight
+  double gemm = std::max(2.0 * tokens * w.weights / peakFlops(d, WeightFormat::BF16),
+                         2.0 * w.weights / (bw * gemvEfficiency(d, WeightFormat::BF16)));
+  double scale = 8.0 * tokens * w.outputs / bw; // scaleColumns: read and write f32 outputs
+  return widen + gemm + scale;
 }
 
 double CostModel::computeTime(const Device& d, double flops, double bytes, WeightFormat f,
@@ -139,6 +185,13 @@ double CostModel::unitTime(const Unit& u, const Device& d, const Shape& s) const
   double bytes = u.readsWholeWeights
                      ? u.weightBytesOn(cpu)
                      : std::min(u.weightBytesOn(cpu), s.tokens * u.bytesPerTokenOn(cpu));
+  // --gpu-quant int8 matrices multiplied with more than 16 rows are widened to bf16 first: their
+  // kernels are timed on their own (int8WidenedSeconds) and added, the roofline covers the rest.
+  const double int8Seconds = int8WidenedSeconds(d, u.gpuInt8, rows);
+  if (int8Seconds > 0) {
+    flops = std::max(0.0, flops - rows * 2.0 * u.gpuInt8.weights);
+    bytes = std::max(0.0, bytes - (u.gpuInt8.weights + 4.0 * u.gpuInt8.outputs));
+  }
   double attnSeconds = 0;
   if (u.kvBytesPerToken > 0 || u.attnFlopsPerPair > 0) {
     // Each sequence adds n = tokens/batch positions after `context` cached ones; causal
@@ -152,7 +205,7 @@ double CostModel::unitTime(const Unit& u, const Device& d, const Shape& s) const
   }
   const CpuStorage* form = u.cpuForm(cpu);
   double unpacked = form ? std::min(flops, rows * form->unpackedFlopsPerToken) : 0;
-  double compute = flopsSeconds(d, flops - unpacked, unpacked, u.formatOn(cpu)) + attnSeconds;
+  double compute = flopsSeconds(d, flops - unpacked, unpacked, u.formatOn(cpu), rows) + attnSeconds;
   // Unpacked matrices stream at the plain loops' rate: their share of the bytes is taken as their
   // share of the FLOPs (2 per weight either way).
   double plainShare = form && u.flopsPerToken > 0
@@ -163,8 +216,13 @@ double CostModel::unitTime(const Unit& u, const Device& d, const Shape& s) const
                                   ((1 - plainShare) / gemvEfficiency(d, f) +
                                    plainShare / gemvEfficiency(d, f, /*unpacked=*/true))
                             : 0;
-  return withOverheads(d, std::max(compute, memory), u.numOps,
-                       u.gpu.perStep + u.gpu.perSequence * s.batch, u.gpu.hostSyncs);
+  // Decode-sized steps use the backend's decode kernels (GpuLaunches::at).
+  const GpuLaunches gpu = u.gpu.at(s.tokens);
+  double launches = gpu.perStep + gpu.perSequence * s.batch;
+  if (!cpu && launches > 0)
+    launches += u.gpuInt8.extraLaunches(rows);
+  return withOverheads(d, std::max(compute, memory) + int8Seconds, u.numOps, launches,
+                       gpu.hostSyncs, launchMode(s, rows));
 }
 
 double CostModel::expectedTouched(const Unit& u, const std::vector<int>& experts, double tokens) {
@@ -186,15 +244,31 @@ double CostModel::expertsTime(const Unit& u, const std::vector<int>& experts, co
   double touched = expectedTouched(u, experts, s.tokens);
   if (touched <= 0)
     return 0;
-  double flops = expectedTokens(u, experts, s.tokens) * u.expertFlopsPerToken;
+  const double tokens = expectedTokens(u, experts, s.tokens);
+  double flops = tokens * u.expertFlopsPerToken;
   const bool cpu = d.isCpu();
   const CpuStorage* form = u.cpuForm(cpu);
   bool plain = form && form->expertsUnpacked;
-  double compute = flopsSeconds(d, plain ? 0 : flops, plain ? flops : 0, u.expertFormatOn(cpu));
+  // Each touched expert multiplies its matrices with the rows routed to it (P*k/E of a uniform
+  // P-token prefill), not with all T: its rate is the one at that many rows.
+  double compute = flopsSeconds(d, plain ? 0 : flops, plain ? flops : 0, u.expertFormatOn(cpu),
+                                tokens / touched);
   double memory = touched * u.expertBytesOn(cpu) /
                   (bandwidth(d) * gemvEfficiency(d, u.expertFormatOn(cpu), plain));
-  return withOverheads(d, std::max(compute, memory), 1, touched * u.gpu.perTouchedExpert,
-                       u.gpu.gpuExpertsSyncs);
+  double work = std::max(compute, memory);
+  // Decode sizes: the fused kernels cover every touched expert at once (gpuExpertsLaunches) and
+  // the routing stays on the GPU; prefill: per touched expert, after a readback (GpuLaunches).
+  const GpuLaunches gpu = u.gpu.at(s.tokens);
+  double launches = touched * gpu.perTouchedExpert + gpu.gpuExpertsLaunches;
+  if (!cpu && !u.gpuInt8Expert.empty()) {
+    // --gpu-quant int8 experts: each touched one multiplies its rows through Blas::linearInt8.
+    const double rows = tokens / touched;
+    if (gpu.perTouchedExpert > 0) // per-expert GEMMs (the decode kernels read int8 directly)
+      launches += touched * u.gpuInt8Expert.extraLaunches(rows);
+    if (double widened = int8WidenedSeconds(d, u.gpuInt8Expert, rows); widened > 0)
+      work = touched * widened;
+  }
+  return withOverheads(d, work, 1, launches, gpu.gpuExpertsSyncs, launchMode(s, s.tokens));
 }
 
 double CostModel::streamedExpertsTime(const Unit& u, const std::vector<int>& experts,

@@ -28,6 +28,19 @@ struct Device {
   bool isCpu() const { return cls == DeviceClass::Cpu; }
 };
 
+// How an accelerator's launches of one step are paid for:
+//   Eager      small kernels issued one by one (a decode step): the host's launch overhead bounds
+//              it, max(work, launches x launch_overhead_us);
+//   Pipelined  long kernels (a prefill: many rows each): the host issues while the GPU runs
+//              earlier ones, max(launches x launch_issue_us, work + launches x kernel_floor_us)
+//              when the profile has both, else as Eager;
+//   Graph      a decode step replayed as a CUDA graph: no host issue, the GPU's own time per
+//   kernel,
+//              work + launches x kernel_floor_us (as Eager without kernel_floor_us).
+enum class LaunchMode { Eager, Pipelined, Graph };
+// The mode of a step of shape `s` whose kernels each cover `rows` rows.
+LaunchMode launchMode(const Shape& s, double rows);
+
 class CostModel {
 public:
   explicit CostModel(const HardwareProfile& profile);
@@ -51,8 +64,12 @@ public:
   // plenty) the rate is at most blocks x the profile's one-block rate.
   double attentionFlops(const Device& d, UnitKind k, double blocks = 0) const;
   // Seconds of `packed` FLOPs on the packed kernels of format `f` plus `unpacked` FLOPs on plain
-  // loops over checkpoint-dtype rows (the CPU's plain_gflops; elsewhere the same peak).
-  double flopsSeconds(const Device& d, double packed, double unpacked, WeightFormat f) const;
+  // loops over checkpoint-dtype rows (the CPU's plain_gflops; elsewhere the same peak). `rows`:
+  // the activation rows each matrix is multiplied with (a routed expert gets T*p_e of a T-token
+  // step); on a CPU whose profile has the measured rows curves (gemm_rows_gflops,
+  // plain_rows_gflops) the rate is read off them there. 0: the large-GEMM rate.
+  double flopsSeconds(const Device& d, double packed, double unpacked, WeightFormat f,
+                      double rows = 0) const;
   double memoryBytes(const Device& d) const;   // physical memory
   double reservedBytes(const Device& d) const; // kept back from the budget
   // Whether `d` can run ops of this kind (CPUs and GPUs run everything; NPUs what they list).
@@ -62,9 +79,17 @@ public:
   // of the pool; on an accelerator the host issues `launches` kernels back to back, which the GPU
   // cannot outrun, so max(work, launches x launch overhead), then waits `syncs` link round trips
   // (blocking copies). `launches` <= 0 on an accelerator (an unknown structure): `cpuOps` launch
-  // overheads added instead.
-  double withOverheads(const Device& d, double work, int cpuOps, double launches,
-                       double syncs) const;
+  // overheads added instead. How launches cost depends on `mode` (LaunchMode).
+  double withOverheads(const Device& d, double work, int cpuOps, double launches, double syncs,
+                       LaunchMode mode = LaunchMode::Eager) const;
+  // GPU seconds of products over the int8 matrices `w` with `tokens` rows each when they take
+  // Blas::linearInt8's widening path (GpuInt8.h): widening traffic at the memory bandwidth, the
+  // bf16 GEMM at the bf16 rate, the column scaling. 0 when they do not (a GEMV over int8 bytes: the
+  // ordinary roofline) or on a CPU.
+  double int8WidenedSeconds(const Device& d, const GpuInt8Work& w, double tokens) const;
+  // Host time to issue `launches` to accelerator `d`: launch_issue_us in a prefill (Pipelined)
+  // when the profile has it, 0 for a replayed graph, else launch_overhead_us. 0 on a CPU.
+  double issueSeconds(const Device& d, double launches, LaunchMode mode) const;
   // The roofline time of `flops` and `bytes` (streamed from memory) in format `f` plus `ops`
   // op overheads.
   double computeTime(const Device& d, double flops, double bytes, WeightFormat f, int ops) const;

@@ -1,5 +1,7 @@
 #include "compiler/cost/GpuLaunches.h"
 
+#include <algorithm>
+
 namespace kt::cost {
 
 double linearLaunches(bool bf16, bool bias) {
@@ -33,6 +35,42 @@ GpuLaunches mlpLaunches(bool bf16) {
   return g;
 }
 
+GpuLaunches GpuLaunches::at(double tokens) const {
+  if (decodeMaxTokens <= 0 || tokens > decodeMaxTokens)
+    return *this;
+  GpuLaunches d = *this;
+  d.perStep = decodePerStep;
+  d.shared = decodeShared;
+  d.hostSyncs = decodeHostSyncs;
+  d.perTouchedExpert = 0;
+  d.gpuExpertsSyncs = 0;
+  d.gpuExpertsLaunches = decodeGpuExperts;
+  d.hostExpertsSyncs = decodeHostExpertsSyncs;
+  return d;
+}
+
+GpuLaunches& GpuLaunches::operator+=(const GpuLaunches& o) {
+  const bool decodeForm = o.decodeMaxTokens > 0;
+  decodePerStep += decodeForm ? o.decodePerStep : o.perStep;
+  decodeShared += decodeForm ? o.decodeShared : o.shared;
+  decodeHostSyncs += decodeForm ? o.decodeHostSyncs : o.hostSyncs;
+  decodeHostExpertsSyncs += decodeForm ? o.decodeHostExpertsSyncs : o.hostExpertsSyncs;
+  decodeGpuExperts += o.decodeGpuExperts;
+  gpuExpertsLaunches += o.gpuExpertsLaunches;
+  if (decodeForm)
+    decodeMaxTokens =
+        decodeMaxTokens > 0 ? std::min(decodeMaxTokens, o.decodeMaxTokens) : o.decodeMaxTokens;
+  perStep += o.perStep;
+  perSequence += o.perSequence;
+  hostSyncs += o.hostSyncs;
+  shared += o.shared;
+  perTouchedExpert += o.perTouchedExpert;
+  gpuExpertsSyncs += o.gpuExpertsSyncs;
+  hostExpertsLaunches += o.hostExpertsLaunches;
+  hostExpertsSyncs += o.hostExpertsSyncs;
+  return *this;
+}
+
 GpuLaunches moeLaunches(bool bf16, bool sharedExperts, bool sharedExpertGate) {
   GpuLaunches g;
   // Router GEMM, top-k kernel, zeroing the output.
@@ -46,13 +84,23 @@ GpuLaunches moeLaunches(bool bf16, bool sharedExperts, bool sharedExpertGate) {
   g.gpuExpertsSyncs = 2;     // token ids and weights of the groups back to the GPU (blocking)
   g.hostExpertsLaunches = 2; // the result back (async copy) and the add
   g.hostExpertsSyncs = 0;    // the activations came with the routing's synchronisation
+  // Decode: router GEMM, top-k, the combine kernel; shared experts as gate+up+SwiGLU and down
+  // kernels (Qwen2's gate as in prefill); GPU-resident experts 2 kernels for all pairs.
+  g.decodeMaxTokens = kMoeDecodeMaxTokens;
+  g.decodeShared = sharedExperts ? 2 + (sharedExpertGate ? linearLaunches(bf16) + 1 : 0) : 0;
+  g.decodePerStep = linearLaunches(bf16) + 1 + 1 + g.decodeShared;
+  g.decodeHostSyncs = 0; // host experts add the routing's synchronisation (hostExpertsSyncs)
+  g.decodeGpuExperts = 2;
+  g.decodeHostExpertsSyncs = 1; // choices and activations to the host, one synchronisation
   return g;
 }
 
 GpuLaunches lmHeadLaunches(bool bf16) {
   GpuLaunches g;
   g.perStep = 1 + linearLaunches(bf16); // gather of the sampled rows, the linear
-  g.hostSyncs = 1;                      // the row ids to the GPU
+  g.hostSyncs = 0;                      // the row ids are uploaded once per distinct list
+  g.decodeMaxTokens = kMoeDecodeMaxTokens;
+  g.decodePerStep = linearLaunches(bf16); // every row sampled: no gather
   return g;
 }
 

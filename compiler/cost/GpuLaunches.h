@@ -9,19 +9,31 @@
 //   linear        1 cuBLAS GEMM; bf16 weights add the kernel that rounds the activations to bf16
 //                 (kernels/cuda/Blas.cu); a bias adds one kernel
 //   glue ops      rms_norm 1, add 1, swiglu 1, rope 2 (copy + rotate)
-//   attention     q/k/v/o linears, q/k norms, 2 ropes; per sequence 2 KV-cache copies + 1 kernel
+//   attention     q/k/v/o linears, q/k norms, 2 ropes; per sequence 2 KV-cache appends + 1 kernel
 //   mla_attention q (or q_a, norm, q_b), kv_a, norm, 2 ropes, 2 batched GEMMs, o; per sequence
-//                 2 KV-cache copies + 1 kernel
+//                 2 KV-cache appends + 1 kernel
 //   mlp           gate/up/down linears + swiglu
-//   moe           router linear, top-k kernel, zero fill, shared experts (3 linears, swiglu,
-//                 scatter-add; Qwen2's gate: a linear + sigmoid); one synchronisation that brings
-//                 the routing choices (and, hybrid, the activations) to the host. Routed experts on
-//                 the GPU: 2 blocking copies of the grouping back, and per touched expert a
-//                 gather, 3 linears, swiglu and a scatter-add. Routed experts on the host: the
-//                 result goes back by an async copy and an add (the link time itself is the cost
-//                 model's transfer).
-//   lm_head       a blocking copy of the sampled row ids, a gather, the linear
+//   moe, prefill (more than decodeMaxTokens tokens): router linear, top-k kernel, zero fill, shared
+//                 experts (3 linears, swiglu, scatter-add; Qwen2's gate: a linear + sigmoid); one
+//                 synchronisation that brings the routing choices (and, hybrid, the activations)
+//                 to the host. Routed experts on the GPU: 2 blocking copies of the grouping back,
+//                 and per touched expert a gather, 3 linears, swiglu and a scatter-add. Routed
+//                 experts on the host: the result goes back by an async copy and an add (the link
+//                 time itself is the cost model's transfer).
+//   moe, decode (up to decodeMaxTokens tokens; kernels/cuda/MoeDecode.cu): router linear, top-k,
+//                 shared experts as 2 fused kernels (gate+up+SwiGLU, down; Qwen2's gate: a linear
+//                 + sigmoid), one combine kernel. GPU-resident routed experts: 2 kernels for all
+//                 (token, expert) pairs, whatever the number touched, and no host round trip.
+//                 Experts on the host: the routing's synchronisation as in prefill.
+//                 at(tokens) gives the fields for a step's size.
+//   lm_head       a gather of the sampled rows (their ids uploaded once per distinct list) and the
+//                 linear; decode (every row sampled) the linear alone
 //   embedding     1 kernel
+//
+// CUDA graphs (runtime/exec/cuda/Graphs.cpp): a decode step of a plan whose steps all run on the
+// GPU is replayed as one graph, so its launches cost the GPU's per-node time (~1-2 us), not the
+// host's launch overhead; a cost model that prices them at launch_overhead_us overestimates such
+// plans' decode.
 #include "compiler/cost/Units.h"
 
 #include <string>
@@ -38,11 +50,29 @@ struct GpuLaunches {
   // fixed part; when they are held by the host instead.
   double perTouchedExpert = 0, gpuExpertsSyncs = 0;
   double hostExpertsLaunches = 0, hostExpertsSyncs = 0;
+  // MoE and lm_head at decode sizes (tokens <= decodeMaxTokens; 0: no decode form): what
+  // perStep, shared and hostSyncs are then, and the fixed launches of GPU-resident routed experts
+  // (instead of perTouchedExpert and gpuExpertsSyncs). A decode router whose experts all stay on
+  // the GPU does not synchronise (decodeHostSyncs 0); with experts on the host it does, once
+  // (decodeHostExpertsSyncs, which at() puts in hostExpertsSyncs).
+  double decodeMaxTokens = 0;
+  double decodePerStep = 0, decodeShared = 0, decodeHostSyncs = 0, decodeGpuExperts = 0;
+  double decodeHostExpertsSyncs = 0; // the routing's readback when experts run on the host
+
+  // The counts for a step of `tokens` tokens: the decode form folded into the prefill fields
+  // (perTouchedExpert 0, the fixed expert launches in gpuExpertsLaunches), or *this.
+  GpuLaunches at(double tokens) const;
+  // Sums another op's launches into a unit's: a part without a decode form counts the same at
+  // decode sizes.
+  GpuLaunches& operator+=(const GpuLaunches& o);
+  double gpuExpertsLaunches = 0; // fixed launches of GPU-resident routed experts (decode form)
 };
 
 // One weight product (runtime linearInto): the GEMM, the bf16 rounding of the activations when
 // the weight is bf16 on the GPU, the bias.
 double linearLaunches(bool bf16, bool bias = false);
+// Tokens up to which the moe op runs its decode kernels (cuda::kMoeDecodeMaxTokens).
+constexpr double kMoeDecodeMaxTokens = 8;
 // A small op folded into a unit ("rms_norm", "add", "rope", "swiglu"; anything else 1).
 double glueLaunches(const std::string& opKind);
 

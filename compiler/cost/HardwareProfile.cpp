@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -145,6 +146,34 @@ FormatTable formatTable(const json& v, const std::string& path, double maxValue 
   return t;
 }
 
+// {"int8": {"8": GFLOP/s, "32": GFLOP/s, ...}, ...}: per format, measured points by row count.
+RowsCurve rowsCurve(const json& v, const std::string& path) {
+  object(v, path);
+  if (v.empty())
+    fail(path, "needs at least one format (f32, bf16, f16, int8, int4)");
+  RowsCurve c;
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    std::string fp = sub(path, it.key());
+    WeightFormat f;
+    if (!parseWeightFormat(it.key(), &f))
+      fail(fp, "unknown weight format (expected f32, bf16, f16, int8 or int4)");
+    object(it.value(), fp);
+    if (it.value().empty())
+      fail(fp, "needs at least one point (\"ROWS\": GFLOP/s)");
+    auto& points = c.points[it.key()];
+    for (auto p = it.value().begin(); p != it.value().end(); ++p) {
+      const std::string& key = p.key();
+      bool digits =
+          !key.empty() && key.size() <= 9 &&
+          std::all_of(key.begin(), key.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+      if (!digits || std::stoll(key) <= 0)
+        fail(sub(fp, key), "expected a row count (a positive integer) as the key");
+      points[std::stoll(key)] = number(p.value(), sub(fp, key), /*allowZero=*/false);
+    }
+  }
+  return c;
+}
+
 int checkId(const json& obj, const std::string& path, size_t index) {
   const json* v = find(obj, "id");
   if (!v)
@@ -185,8 +214,8 @@ CpuProfile cpu(const json& v, const std::string& path) {
   object(v, path);
   onlyKnownKeys(v, path,
                 {"model", "isa", "numa_nodes", "caches", "gemv_efficiency", "gemm_gflops",
-                 "attention_gflops", "plain_gflops", "plain_gemv_efficiency", "reserved_bytes",
-                 "op_overhead_us"});
+                 "attention_gflops", "plain_gflops", "plain_gemv_efficiency", "gemm_rows_gflops",
+                 "plain_rows_gflops", "reserved_bytes", "op_overhead_us"});
   CpuProfile c;
   if (const json* m = find(v, "model"))
     c.model = string(*m, sub(path, "model"));
@@ -241,6 +270,10 @@ CpuProfile cpu(const json& v, const std::string& path) {
     c.plainGflops = formatTable(*pg, sub(path, "plain_gflops"));
   if (const json* pe = find(v, "plain_gemv_efficiency"))
     c.plainGemvEfficiency = formatTable(*pe, sub(path, "plain_gemv_efficiency"), 1.0);
+  if (const json* r = find(v, "gemm_rows_gflops"))
+    c.gemmRowsGflops = rowsCurve(*r, sub(path, "gemm_rows_gflops"));
+  if (const json* r = find(v, "plain_rows_gflops"))
+    c.plainRowsGflops = rowsCurve(*r, sub(path, "plain_rows_gflops"));
   attentionRates(v, path, "attention_gflops", &c.gqaAttentionGflops, &c.mlaAttentionGflops);
   if (const json* r = find(v, "reserved_bytes"))
     c.reservedBytes = bytes(*r, sub(path, "reserved_bytes"));
@@ -269,6 +302,8 @@ AcceleratorProfile accelerator(const json& v, const std::string& path, size_t in
                                    "gemm_tflops",
                                    "link",
                                    "launch_overhead_us",
+                                   "launch_issue_us",
+                                   "kernel_floor_us",
                                    "attention_gflops",
                                    "attention_block_gflops"};
   if (npu)
@@ -291,6 +326,8 @@ AcceleratorProfile accelerator(const json& v, const std::string& path, size_t in
   a.gemmTflops = formatTable(need(v, path, "gemm_tflops"), sub(path, "gemm_tflops"));
   a.link = link(need(v, path, "link"), sub(path, "link"));
   a.launchOverheadUs = optNumber(v, path, "launch_overhead_us", 0);
+  a.launchIssueUs = optNumber(v, path, "launch_issue_us", 0);
+  a.kernelFloorUs = optNumber(v, path, "kernel_floor_us", 0);
   attentionRates(v, path, "attention_gflops", &a.gqaAttentionGflops, &a.mlaAttentionGflops);
   attentionRates(v, path, "attention_block_gflops", &a.gqaAttentionBlockGflops,
                  &a.mlaAttentionBlockGflops);
@@ -353,6 +390,28 @@ double FormatTable::get(WeightFormat f) const {
   for (const auto& kv : values)
     best = best == 0 ? kv.second : std::min(best, kv.second);
   return best;
+}
+
+double RowsCurve::at(WeightFormat f, double rows) const {
+  for (const std::string& name : fallbackChain(f)) {
+    auto it = points.find(name);
+    if (it == points.end() || it->second.empty())
+      continue;
+    const std::map<int64_t, double>& p = it->second;
+    const auto first = p.begin();
+    if (rows <= double(first->first))
+      return first->second;
+    auto hi = p.lower_bound(int64_t(std::ceil(rows)));
+    if (hi == p.end())
+      return std::prev(p.end())->second;
+    auto lo = std::prev(hi);
+    if (double(hi->first) <= rows || lo == hi)
+      return hi->second;
+    double x = (std::log2(rows) - std::log2(double(lo->first))) /
+               (std::log2(double(hi->first)) - std::log2(double(lo->first)));
+    return lo->second + x * (hi->second - lo->second);
+  }
+  return 0;
 }
 
 double CpuProfile::bestGemmGflops(WeightFormat f) const {

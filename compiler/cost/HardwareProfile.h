@@ -25,6 +25,20 @@ struct FormatTable {
   double get(WeightFormat f) const;
 };
 
+// GFLOP/s by the number of activation rows a matrix is multiplied with, per weight format: kt-rt
+// probe's measured points on expert-sized matrices (a MoE expert of a P-token prefill gets about
+// P*k/E rows, far fewer than the large GEMM of gemm_gflops). Between two points the rate is
+// interpolated linearly in log2(rows); outside the points it stays at the nearest one's rate
+// (below the first, the roofline's memory side — the weights' streaming time, at the GEMV
+// efficiency of the kernels a few rows take — is what bounds a product anyway).
+struct RowsCurve {
+  std::map<std::string, std::map<int64_t, double>> points; // format -> rows -> GFLOP/s
+  bool empty() const { return points.empty(); }
+  // GFLOP/s for format `f` (the FormatTable fallback chain picks the curve) at `rows`; 0 when no
+  // format on the chain has a curve.
+  double at(WeightFormat f, double rows) const;
+};
+
 struct NumaNode {
   int id = 0;
   int cores = 0;
@@ -50,6 +64,9 @@ struct CpuProfile {
   // Fraction of bandwidthGBs a 1-token product over unpacked matrices reaches (the plain loops
   // convert and multiply every element, which can be slower than DRAM). Empty: gemvEfficiency.
   FormatTable plainGemvEfficiency;
+  // The packed kernels (the runtime's ISA) and the plain loops by rows per matrix; empty when the
+  // profile predates them: gemm_gflops / plain_gflops are used at every row count.
+  RowsCurve gemmRowsGflops, plainRowsGflops;
   double reservedBytes = 0; // kept for the OS and runtime, summed over nodes
   double opOverheadUs = 0;  // fork/join of the worker pool, per kt op
   // GFLOP/s of one node's f32 attention kernels (scores + weighted sums of the KV cache, not
@@ -80,6 +97,12 @@ struct AcceleratorProfile {
   // runtime's own kernels). The cost model multiplies it by the launches the CUDA backend issues
   // per op (GpuLaunches.h); blocking copies cost link.latency_us each on top.
   double launchOverheadUs = 0;
+  // A prefill's kernels are long enough that the host issues the next ones while the GPU runs
+  // earlier ones: then a unit takes max(launches x launchIssueUs, its GPU work + launches x
+  // kernelFloorUs) instead of max(work, launches x launchOverheadUs). launchIssueUs: host time per
+  // launch while the GPU is busy; kernelFloorUs: GPU time per small kernel run back to back
+  // (kt-rt probe measures both). 0 = not given: a prefill's launches cost launchOverheadUs too.
+  double launchIssueUs = 0, kernelFloorUs = 0;
   // GFLOP/s of the runtime's attention kernel (kernels/cuda/Attention.cu, one block per (head,
   // token)) per (token, position) pair FLOPs: `attention` with enough blocks to fill the GPU (a
   // prefill), `attentionBlock` of one block when few run (decode: heads x 1 blocks). A step with

@@ -6,6 +6,7 @@
 // one from a kt module (dialects/kt/Transforms/PartitionGraph.cpp); the unit tests build them by
 // hand. Small ops between the big ones (norms, residual adds) are folded into the next unit: they
 // add op overheads and tiny weights, and move with it.
+#include "compiler/cost/GpuInt8.h"
 #include "compiler/cost/GpuLaunches.h"
 #include "compiler/cost/Units.h"
 
@@ -42,6 +43,9 @@ struct Unit {
   // What the CUDA backend launches for the unit, glue included (GpuLaunches.h). perStep == 0 (a
   // hand-built unit): one launch overhead per kt op instead.
   GpuLaunches gpu;
+  // --gpu-quant int8 matrices as a GPU holds them (GpuInt8.h): the unit's own (not its shared or
+  // routed experts), its shared experts', and one routed expert's. Empty without int8 on the GPU.
+  GpuInt8Work gpuInt8, gpuInt8Shared, gpuInt8Expert;
   WeightFormat format = WeightFormat::F32; // format of its largest weight
 
   // Everything except routed experts. For MoE: router, correction bias and shared experts.
@@ -120,6 +124,10 @@ struct Shape {
   double tokens = 1;
   double context = 0;
   double batch = 1;
+  // A decode step the CUDA backend replays as one CUDA graph (runtime/exec/cuda/Graphs.cpp: every
+  // unit and expert of the plan on the GPU): its launches cost the GPU's time per kernel, not the
+  // host's launch overhead. Set by the predictor from the placement.
+  bool graphs = false;
 };
 
 } // namespace kt::cost

@@ -322,7 +322,8 @@ private:
     const CpuStorage* form = u.cpuForm(d.isCpu());
     bool plain = form && form->expertsUnpacked;
     double compute =
-        cost_.flopsSeconds(d, plain ? 0 : flops, plain ? flops : 0, u.expertFormatOn(d.isCpu()));
+        cost_.flopsSeconds(d, plain ? 0 : flops, plain ? flops : 0, u.expertFormatOn(d.isCpu()),
+                           touched > 0 ? s.tokens * p / touched : 0);
     double memory = touched * u.expertBytesOn(d.isCpu()) /
                     (cost_.bandwidth(d) * cost_.gemvEfficiency(d, u.expertFormatOn(d.isCpu())));
     return std::max(compute, memory);

@@ -47,8 +47,10 @@ public:
 
   // Runs one step of shape `s`; fills per-unit times (two entries per MoE unit) and returns the
   // total, with link transfers in *transfers.
-  double step(const Shape& s, bool prefill, std::vector<double>* headTimes,
+  double step(const Shape& shape, bool prefill, std::vector<double>* headTimes,
               std::vector<double>* routedTimes, double* transfers) {
+    Shape s = shape;
+    s.graphs = !prefill && allOnAccelerators();
     double total = 0;
     *transfers = 0;
     headTimes->assign(g_.units.size(), 0);
@@ -88,6 +90,20 @@ public:
   }
 
 private:
+  // Whether every unit and every routed expert is placed on an accelerator: the CUDA backend then
+  // replays each decode step as a CUDA graph (a single host step, e.g. the embedding kept on the
+  // CPU, turns graphs off for the whole plan).
+  bool allOnAccelerators() const {
+    for (const std::string& spec : a_.unitDevice)
+      if (dev(spec).isCpu())
+        return false;
+    for (const std::vector<std::string>& experts : a_.expertDevice)
+      for (const std::string& spec : experts)
+        if (dev(spec).isCpu())
+          return false;
+    return true;
+  }
+
   void busy(const Device& d, bool prefill, double t) {
     DeviceUse& u = use_[d.spec];
     (prefill ? u.prefillBusySeconds : u.decodeBusySeconds) += t;
@@ -101,26 +117,36 @@ private:
     const bool cpu = home.isCpu();
     const CpuStorage* form = u.cpuForm(cpu);
     const WeightFormat f = u.formatOn(cpu);
+    const GpuLaunches gpu = u.gpu.at(s.tokens); // decode sizes: the fused decode kernels
+    const LaunchMode mode = launchMode(s, s.tokens);
     auto roofline = [&](double packed, double unpacked, double bytes, int ops, double launches,
                         double syncs) {
-      double compute = cost_.flopsSeconds(home, packed, unpacked, f);
+      double compute = cost_.flopsSeconds(home, packed, unpacked, f, s.tokens);
       double memory =
           bytes / (cost_.bandwidth(home) *
                    cost_.gemvEfficiency(home, f, /*unpacked=*/packed == 0 && unpacked > 0));
-      return cost_.withOverheads(home, std::max(compute, memory), ops, launches, syncs);
+      return cost_.withOverheads(home, std::max(compute, memory), ops, launches, syncs, mode);
     };
     // The router reads plain rows on the CPU (kt-quantize-weights never packs it). On a GPU the
-    // router part ends with the routing choices copied to the host (u.gpu.hostSyncs).
+    // router part ends with the routing choices copied to the host (gpu.hostSyncs).
     double routerFlops = s.tokens * (u.flopsPerToken - u.sharedFlopsPerToken);
     double tRouter = roofline(form ? 0 : routerFlops, form ? routerFlops : 0,
                               u.weightBytesOn(cpu) - u.sharedBytesOn(cpu), u.numOps,
-                              u.gpu.perStep - u.gpu.shared, u.gpu.hostSyncs);
+                              gpu.perStep - gpu.shared, gpu.hostSyncs);
     double sharedFlops = s.tokens * u.sharedFlopsPerToken;
     bool sharedPlain = form && form->sharedUnpacked;
-    double tShared = u.sharedBytesOn(cpu) > 0
-                         ? roofline(sharedPlain ? 0 : sharedFlops, sharedPlain ? sharedFlops : 0,
-                                    u.sharedBytesOn(cpu), 1, u.gpu.shared, 0)
-                         : 0;
+    double tShared = 0;
+    if (u.sharedBytesOn(cpu) > 0) {
+      // --gpu-quant int8 shared experts widen their matrices first in a prefill (GpuInt8.h).
+      // (At decode sizes the fused shared-expert kernels read int8 directly: no extra launches.)
+      double launches = gpu.shared;
+      if (!cpu && launches > 0 && gpu.perTouchedExpert > 0)
+        launches += u.gpuInt8Shared.extraLaunches(s.tokens);
+      double widened = cost_.int8WidenedSeconds(home, u.gpuInt8Shared, s.tokens);
+      tShared = widened > 0 ? cost_.withOverheads(home, widened, 1, launches, 0, mode)
+                            : roofline(sharedPlain ? 0 : sharedFlops, sharedPlain ? sharedFlops : 0,
+                                       u.sharedBytesOn(cpu), 1, launches, 0);
+    }
     busy(home, prefill, tRouter + tShared);
 
     std::map<std::string, std::vector<int>> byDevice;
@@ -134,12 +160,18 @@ private:
                   s.tokens >= double(a_.prefillOffloadMinTokens[i]) && !onCpu.empty();
     double activation = s.tokens * double(u.hidden) * 4.0;
     double homePath = tShared, otherPath = 0;
+    // An accelerator-homed layer's CPU-held experts (all CPU nodes in parallel): timed below as
+    // the CUDA backend runs them.
+    double hostExperts = 0;
+    const bool hybrid = !home.isCpu();
     auto add = [&](const Device& d, double t) {
       if (t <= 0)
         return;
       busy(d, prefill, t);
       if (d.spec == home.spec)
         homePath += t;
+      else if (hybrid && d.isCpu())
+        hostExperts = std::max(hostExperts, t);
       else
         otherPath = std::max(otherPath, t + cost_.transferTime(home, d, activation) +
                                             cost_.transferTime(d, home, activation));
@@ -152,6 +184,30 @@ private:
     }
     if (stream)
       add(dev(a_.offloadDevice), cost_.streamedExpertsTime(u, onCpu, dev(a_.offloadDevice), s));
+    if (hostExperts > 0) {
+      // The CUDA backend's hybrid layer (runtime/exec/cuda/MoeOp.cpp): the routing's
+      // synchronisation (its round trip is in tRouter) also brings x to the host; the host then
+      // issues the GPU's work (its own routed experts, with their grouping copies, and the shared
+      // experts) and computes the CPU's experts while the GPU runs that work; the result goes back
+      // by an async copy and is added. The GPU's work overlaps the CPU's experts; the host's
+      // issuing, the copies and the final add do not.
+      double gpuLaunches = gpu.shared;
+      bool gpuExperts = byDevice.count(home.spec) > 0;
+      if (gpuExperts)
+        gpuLaunches +=
+            CostModel::expectedTouched(u, byDevice.at(home.spec), s.tokens) * gpu.perTouchedExpert +
+            gpu.gpuExpertsLaunches;
+      double issue =
+          cost_.issueSeconds(home, gpuLaunches, mode) +
+          (gpuExperts ? cost_.transferTime(dev("cpu:numa0"), home, 0) * gpu.gpuExpertsSyncs : 0);
+      double copies = cost_.transferTime(home, dev("cpu:numa0"), activation) +
+                      cost_.transferTime(dev("cpu:numa0"), home, activation) -
+                      cost_.transferTime(home, dev("cpu:numa0"), 0) + // that latency is the sync's
+                      cost_.issueSeconds(home, gpu.hostExpertsLaunches, mode) +
+                      // decode sizes: the routing's readback is the host experts' own sync
+                      cost_.transferTime(home, dev("cpu:numa0"), 0) * gpu.hostExpertsSyncs;
+      otherPath = std::max(otherPath, std::max(homePath, issue + hostExperts) + copies);
+    }
     MoeTimes m;
     m.head = tRouter + tShared;
     m.routed = std::max(homePath, otherPath) - tShared;

@@ -83,16 +83,16 @@ void linearRows(const MatrixView& w, const PreparedInput& in, float* y, int64_t 
 }
 
 // Activations are prepared once (converted to bf16/int8 for packed formats), then the threads
-// split the output rows in whole 16-row panels (the packed kernels' unit) and each streams its
-// rows of the weight exactly once for all tokens.
+// split the output rows in units of kGemvRowUnit rows (four 16-row panels: the one-token kernel's
+// full-speed unit) and each streams its rows of the weight exactly once for all tokens.
 void linear(ThreadPool& pool, const float* x, int64_t tokens, const MatrixView& w,
             const float* bias, float* y) {
   const int64_t n = w.rows;
   PreparedInput in;
   prepareInput(w, x, tokens, &in);
-  const int64_t panels = (n + quant::kRowBlock - 1) / quant::kRowBlock;
-  pool.parallelFor(panels, 1, [&](int64_t b, int64_t e) {
-    linearRows(w, in, y, b * quant::kRowBlock, std::min(n, e * quant::kRowBlock));
+  const int64_t units = (n + quant::kGemvRowUnit - 1) / quant::kGemvRowUnit;
+  pool.parallelFor(units, 1, [&](int64_t b, int64_t e) {
+    linearRows(w, in, y, b * quant::kGemvRowUnit, std::min(n, e * quant::kGemvRowUnit));
   });
   if (bias)
     for (int64_t t = 0; t < tokens; ++t)

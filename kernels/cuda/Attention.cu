@@ -4,6 +4,8 @@
 // each thread scores one position of the chunk, then the block accumulates the chunk's values
 // into the output vector held in shared memory.
 #include "kernels/cuda/DeviceKernels.h"
+#include "kernels/cuda/GridStride.cuh"
+#include "kernels/cuda/Stream.cuh"
 
 #include <cuda_runtime.h>
 
@@ -40,7 +42,8 @@ __global__ void attentionKernel(AttentionArgs a) {
   const int h = blockIdx.x;
   const int64_t t = blockIdx.y;
   const int kvh = h / (a.heads / a.kvHeads);
-  const int64_t ctx = a.pos0 + t + 1; // causal: keys 0 .. own position
+  const int64_t pos0 = a.pos0Dev ? int64_t(*a.pos0Dev) : a.pos0;
+  const int64_t ctx = pos0 + t + 1; // causal: keys 0 .. own position
   for (int i = threadIdx.x; i < a.d1; i += kChunk)
     q1[i] = a.q1[t * a.q1Token + h * a.q1Head + i];
   for (int i = threadIdx.x; i < a.d2; i += kChunk)
@@ -90,7 +93,28 @@ __global__ void attentionKernel(AttentionArgs a) {
   for (int i = threadIdx.x; i < a.dv; i += kChunk)
     o[i] = acc[i] * inv;
 }
+__global__ void appendRowsKernel(float* cache, int64_t cachePitch, int64_t capacity,
+                                 const float* src, int64_t srcPitch, int64_t width, int64_t rows,
+                                 const int32_t* pos0Dev, int64_t pos0) {
+  const int64_t p0 = pos0Dev ? int64_t(*pos0Dev) : pos0;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < rows * width;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / width, c = i % width;
+    if (p0 + r >= 0 && p0 + r < capacity)
+      cache[(p0 + r) * cachePitch + c] = src[r * srcPitch + c];
+  }
+}
 } // namespace
+
+void appendRows(float* cache, int64_t cachePitch, int64_t capacity, const float* src,
+                int64_t srcPitch, int64_t width, int64_t rows, const int32_t* pos0Dev,
+                int64_t pos0) {
+  if (rows <= 0 || width <= 0)
+    return;
+  countLaunches();
+  appendRowsKernel<<<blocksFor(rows * width), kThreads, 0, stream()>>>(
+      cache, cachePitch, capacity, src, srcPitch, width, rows, pos0Dev, pos0);
+}
 
 void attention(const AttentionArgs& a) {
   if (a.len <= 0 || a.heads <= 0)
@@ -98,7 +122,8 @@ void attention(const AttentionArgs& a) {
   size_t shared = size_t(a.d1 + a.d2 + a.dv + kChunk + 32) * sizeof(float);
   if (shared > 48 * 1024)
     cudaFuncSetAttribute(attentionKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared));
-  attentionKernel<<<dim3(unsigned(a.heads), unsigned(a.len)), kChunk, shared>>>(a);
+  countLaunches();
+  attentionKernel<<<dim3(unsigned(a.heads), unsigned(a.len)), kChunk, shared, stream()>>>(a);
 }
 
 } // namespace kt::cuda

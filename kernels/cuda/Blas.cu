@@ -1,6 +1,7 @@
 #include "kernels/cuda/Blas.h"
 
 #include "kernels/cuda/DeviceKernels.h"
+#include "kernels/cuda/Stream.cuh"
 
 #include <algorithm>
 
@@ -17,6 +18,8 @@ struct CublasApi {
   decltype(&cublasCreate_v2) create = nullptr;
   decltype(&cublasDestroy_v2) destroy = nullptr;
   decltype(&cublasSetMathMode) setMathMode = nullptr;
+  decltype(&cublasSetStream_v2) setStream = nullptr;
+  decltype(&cublasSetWorkspace_v2) setWorkspace = nullptr;
   // cublasGemmEx is overloaded in C++ (a legacy computeType form); the library exports this one.
   cublasStatus_t (*gemmEx)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
                            const void*, const void*, cudaDataType, int, const void*, cudaDataType,
@@ -51,6 +54,8 @@ const CublasApi& cublas() {
     a.create = reinterpret_cast<decltype(a.create)>(sym("cublasCreate_v2"));
     a.destroy = reinterpret_cast<decltype(a.destroy)>(sym("cublasDestroy_v2"));
     a.setMathMode = reinterpret_cast<decltype(a.setMathMode)>(sym("cublasSetMathMode"));
+    a.setStream = reinterpret_cast<decltype(a.setStream)>(sym("cublasSetStream_v2"));
+    a.setWorkspace = reinterpret_cast<decltype(a.setWorkspace)>(sym("cublasSetWorkspace_v2"));
     a.gemmEx = reinterpret_cast<decltype(a.gemmEx)>(sym("cublasGemmEx"));
     a.sgemmStridedBatched =
         reinterpret_cast<decltype(a.sgemmStridedBatched)>(sym("cublasSgemmStridedBatched"));
@@ -72,11 +77,15 @@ cublasHandle_t h(void* p) {
 }
 
 // Grows a bf16 scratch buffer to at least `need` elements (contents not kept).
-bool growBf16(uint16_t** p, size_t* elems, size_t need, const char* what, std::string* err) {
+bool growBf16(uint16_t** p, size_t* elems, size_t need, const char* what, std::string* err,
+              uint64_t* reallocations) {
   if (need <= *elems)
     return true;
-  if (*p)
+  if (*p) {
+    ++*reallocations;
+    cudaStreamSynchronize(stream()); // queued GEMMs may still read the old buffer
     cudaFree(*p);
+  }
   *p = nullptr;
   *elems = 0;
   if (cudaMalloc(reinterpret_cast<void**>(p), need * 2) != cudaSuccess) {
@@ -103,7 +112,33 @@ std::unique_ptr<Blas> Blas::create(std::string* err) {
   cublas().setMathMode(handle, CUBLAS_PEDANTIC_MATH);
   std::unique_ptr<Blas> b(new Blas());
   b->handle_ = handle;
+  // A workspace of our own: with it cuBLAS allocates nothing while a CUDA graph is captured, and
+  // the same workspace on every call keeps its results bit-identical between eager and replay.
+  if (cudaMalloc(&b->workspace_, kWorkspaceBytes) != cudaSuccess) {
+    cudaGetLastError();
+    b->workspace_ = nullptr;
+    if (err)
+      *err = "cudaMalloc of the cuBLAS workspace (" + std::to_string(kWorkspaceBytes >> 20) +
+             " MiB) failed";
+    return nullptr;
+  }
+  if (!b->bindStream(err))
+    return nullptr;
   return b;
+}
+
+bool Blas::bindStream(std::string* err) {
+  void* s = currentStream();
+  if (bound_ && s == stream_)
+    return true;
+  // cublasSetStream resets the workspace to cuBLAS's own pool: set ours again after it.
+  if (!ok(cublas().setStream(h(handle_), static_cast<cudaStream_t>(s)), "cublasSetStream", err) ||
+      !ok(cublas().setWorkspace(h(handle_), workspace_, kWorkspaceBytes), "cublasSetWorkspace",
+          err))
+    return false;
+  stream_ = s;
+  bound_ = true;
+  return true;
 }
 
 Blas::~Blas() {
@@ -113,6 +148,8 @@ Blas::~Blas() {
     cudaFree(scratch_);
   if (widened_)
     cudaFree(widened_);
+  if (workspace_)
+    cudaFree(workspace_);
 }
 
 bool Blas::linear(const float* x, int64_t tokens, const void* w, bool wBf16, int64_t n, int64_t k,
@@ -121,8 +158,11 @@ bool Blas::linear(const float* x, int64_t tokens, const void* w, bool wBf16, int
     return true;
   if (ldy <= 0)
     ldy = n;
+  if (!bindStream(err))
+    return false;
   const float one = 1.f, zero = 0.f;
   // Row-major y[T,N] = x[T,K] W^T is column-major y^T = W^T(op T of a KxN matrix) . x^T.
+  countLaunches();
   if (!wBf16)
     return ok(cublas().gemmEx(h(handle_), CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(tokens), int(k),
                               &one, w, CUDA_R_32F, int(k), x, CUDA_R_32F, int(k), &zero, y,
@@ -130,7 +170,8 @@ bool Blas::linear(const float* x, int64_t tokens, const void* w, bool wBf16, int
                               CUBLAS_GEMM_DEFAULT),
               "cublasGemmEx (f32)", err);
   const size_t need = size_t(tokens * k);
-  if (!growBf16(&scratch_, &scratchElems_, need, "the bf16 activation scratch", err))
+  if (!growBf16(&scratch_, &scratchElems_, need, "the bf16 activation scratch", err,
+                &reallocations_))
     return false;
   toBf16(x, scratch_, int64_t(need));
   return ok(cublas().gemmEx(h(handle_), CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(tokens), int(k), &one,
@@ -150,7 +191,8 @@ bool Blas::linearInt8(const float* x, int64_t tokens, const int8_t* q, const flo
   // Row blocks of at most 32M weights (64 MiB of bf16), so the scratch stays small next to the
   // weights it serves.
   const int64_t blockRows = std::max<int64_t>(1, std::min<int64_t>(n, (int64_t(32) << 20) / k));
-  if (!growBf16(&widened_, &widenedElems_, size_t(blockRows * k), "the int8 widening scratch", err))
+  if (!growBf16(&widened_, &widenedElems_, size_t(blockRows * k), "the int8 widening scratch", err,
+                &reallocations_))
     return false;
   for (int64_t r0 = 0; r0 < n; r0 += blockRows) {
     const int64_t rows = std::min(blockRows, n - r0);
@@ -167,6 +209,9 @@ bool Blas::gemmBatched(bool transA, bool transB, int64_t m, int64_t n, int64_t k
                        float* c, int64_t ldc, int64_t strideC, int64_t batch, std::string* err) {
   if (m <= 0 || n <= 0 || batch <= 0)
     return true;
+  if (!bindStream(err))
+    return false;
+  countLaunches();
   const float one = 1.f, zero = 0.f;
   return ok(cublas().sgemmStridedBatched(h(handle_), transA ? CUBLAS_OP_T : CUBLAS_OP_N,
                                          transB ? CUBLAS_OP_T : CUBLAS_OP_N, int(m), int(n), int(k),

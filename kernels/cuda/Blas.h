@@ -1,5 +1,6 @@
 #pragma once
-// Matrix products through cuBLAS for the CUDA backend (plain C++ header; device pointers).
+// Matrix products through cuBLAS for the CUDA backend (plain C++ header; device pointers), queued
+// on kernels/cuda's current stream (Memory.h) with a workspace of 32 MiB allocated at create().
 // f32 weights: exact f32 GEMM (CUBLAS_COMPUTE_32F, no TF32), so GPU plans match the fixtures like
 // the CPU does. bf16 weights: the activations are rounded to bf16 and the sums kept in f32 (the
 // tensor-core path; the same semantics as a CPU plan compiled with --dtype bf16).
@@ -33,9 +34,19 @@ public:
                    int64_t lda, int64_t strideA, const float* b, int64_t ldb, int64_t strideB,
                    float* c, int64_t ldc, int64_t strideC, int64_t batch, std::string* err);
 
+  // How often a scratch buffer was reallocated (CUDA graphs that captured the old one are stale).
+  uint64_t reallocations() const { return reallocations_; }
+
 private:
   Blas() = default;
+  // Points the handle at kernels/cuda's current stream (Memory.h) with our workspace.
+  bool bindStream(std::string* err);
+  static constexpr size_t kWorkspaceBytes = size_t(32) << 20; // Hopper's recommended size
   void* handle_ = nullptr;
+  void* workspace_ = nullptr;
+  void* stream_ = nullptr;
+  bool bound_ = false;
+  uint64_t reallocations_ = 0;
   uint16_t* scratch_ = nullptr; // activations rounded to bf16
   size_t scratchElems_ = 0;
   uint16_t* widened_ = nullptr; // a row block of int8 weights widened to bf16

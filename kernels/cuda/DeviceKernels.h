@@ -1,8 +1,9 @@
 #pragma once
 // The CUDA backend's kernels over GPU-resident data. Plain C++ header: every pointer argument is a
-// device pointer, every launch goes to the default stream and returns at once (check launchOk()
-// or synchronize() from Memory.h). Activations are f32; weights f32 or bf16 (uint16 bits). Each
-// kernel has a CPU reference in kernels/cpu with the same name; test/unit/cuda compares them.
+// device pointer, every launch goes to the current stream (Memory.h: the backend's own stream, the
+// legacy default stream without one) and returns at once (check launchOk() or synchronize()).
+// Activations are f32; weights f32 or bf16 (uint16 bits). Each kernel has a CPU reference in
+// kernels/cpu with the same name; test/unit/cuda compares them.
 #include <cstdint>
 
 namespace kt::cuda {
@@ -70,10 +71,20 @@ struct AttentionArgs {
   float* out = nullptr;
   int64_t outToken = 0, outHead = 0;
   int64_t len = 0, pos0 = 0;
+  // When set, pos0 is read from this device int (CUDA graphs replay one launch at every position).
+  const int32_t* pos0Dev = nullptr;
   int heads = 0, kvHeads = 1;
   float scale = 1.f;
 };
 void attention(const AttentionArgs& a);
+
+// KV-cache append: cache[(p0 + r) * cachePitch + c] = src[r * srcPitch + c] for r < rows,
+// c < width, where p0 = *pos0Dev (or pos0 when pos0Dev is null); rows past `capacity` positions
+// are dropped (the backend grows the cache first). Replaces a strided copy whose destination
+// would change with every decoded token.
+void appendRows(float* cache, int64_t cachePitch, int64_t capacity, const float* src,
+                int64_t srcPitch, int64_t width, int64_t rows, const int32_t* pos0Dev,
+                int64_t pos0);
 
 // MoE routing of `tokens` rows of router logits [tokens, numExperts] (bias: correction bias or
 // nullptr) into topK (expert, weight) pairs per token — every variant of kernels/cpu/MoeRouting.
@@ -88,5 +99,36 @@ struct RoutingArgs {
 constexpr int kMaxRoutedExperts = 512;
 void moeRoute(const float* logits, const float* bias, int64_t tokens, const RoutingArgs& a,
               int32_t* experts, float* weights);
+
+// Device-side MoE for decode (kernels/cuda/MoeDecode.cu): the routing choices never leave the GPU.
+// An expert stack is `numExperts` experts of [rows, cols] (f32, bf16 bits, or int8 with one f32
+// scale per row: scales[slice * rows + row]); local[e] is expert e's slice, -1 where the GPU does
+// not hold it (split layers), null for slice e = expert e. A pair p = (token p / topK, expert
+// experts[p]) is skipped (its rows are zero) when the id is -1, out of range or not held.
+enum class ExpertDType : int { F32 = 0, BF16 = 1, Int8 = 2 };
+struct ExpertStack {
+  const void* data = nullptr;
+  int dtype = int(ExpertDType::F32);
+  const float* scales = nullptr;
+  int64_t rows = 0, cols = 0;
+  const int32_t* local = nullptr;
+  int numExperts = 1;
+};
+// Up to this many tokens the moe op runs the routed experts with these kernels; more tokens
+// (prefill) group tokens by expert for tensor-core GEMMs.
+constexpr int64_t kMoeDecodeMaxTokens = 8;
+// act[p, :] = silu(x[t] . gate_e^T) * (x[t] . up_e^T) for every pair p < tokens * topK (one
+// launch). experts == null: one pair per token on slice 0 (shared experts; topK must be 1).
+void moeGateUpDecode(const float* x, int64_t tokens, int topK, const int32_t* experts,
+                     const ExpertStack& gate, const ExpertStack& up, float* act);
+// y[p, :] = act[p] . down_e^T for every pair (one launch; experts == null: slice 0).
+void moeDownDecode(const float* act, int64_t pairs, const int32_t* experts, const ExpertStack& down,
+                   float* y);
+// out[t, :] = sum over k = 0..topK-1 (in order; skipped pairs add nothing) of
+// weights[t*topK+k] * y[t*topK+k, :], plus sharedScale[t] (1 when null) * shared[t, :] when
+// shared is given; y == null: only the shared part. local/numExperts as in ExpertStack.
+void moeCombine(const float* y, const float* weights, const int32_t* experts, const int32_t* local,
+                int numExperts, int64_t tokens, int topK, int64_t cols, const float* shared,
+                const float* sharedScale, float* out);
 
 } // namespace kt::cuda

@@ -1,6 +1,7 @@
 // Gathers, scatters and element-wise ops: one thread per element (grid-stride loops).
 #include "kernels/cuda/DeviceKernels.h"
 #include "kernels/cuda/GridStride.cuh"
+#include "kernels/cuda/Stream.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -78,38 +79,50 @@ __global__ void scatterAddRowsKernel(const float* y, int64_t cols, const int32_t
 
 void embedding(const int32_t* ids, int64_t tokens, const void* table, bool tableBf16, int64_t cols,
                float* out) {
-  embeddingKernel<<<blocksFor(tokens * cols), kThreads>>>(ids, tokens, table, tableBf16, cols, out);
+  countLaunches();
+  embeddingKernel<<<blocksFor(tokens * cols), kThreads, 0, stream()>>>(ids, tokens, table,
+                                                                       tableBf16, cols, out);
 }
 
 void add(const float* a, const float* b, float* out, int64_t n) {
-  addKernel<<<blocksFor(n), kThreads>>>(a, b, out, n);
+  countLaunches();
+  addKernel<<<blocksFor(n), kThreads, 0, stream()>>>(a, b, out, n);
 }
 
 void swiglu(const float* g, const float* u, float* out, int64_t n) {
-  swigluKernel<<<blocksFor(n), kThreads>>>(g, u, out, n);
+  countLaunches();
+  swigluKernel<<<blocksFor(n), kThreads, 0, stream()>>>(g, u, out, n);
 }
 
 void addBias(float* y, const float* bias, int64_t rows, int64_t cols) {
-  addBiasKernel<<<blocksFor(rows * cols), kThreads>>>(y, bias, rows, cols);
+  countLaunches();
+  addBiasKernel<<<blocksFor(rows * cols), kThreads, 0, stream()>>>(y, bias, rows, cols);
 }
 
 void sigmoidInPlace(float* x, int64_t n) {
-  sigmoidKernel<<<blocksFor(n), kThreads>>>(x, n);
+  countLaunches();
+  sigmoidKernel<<<blocksFor(n), kThreads, 0, stream()>>>(x, n);
 }
 
 void toBf16(const float* x, uint16_t* y, int64_t n) {
-  toBf16Kernel<<<blocksFor(n), kThreads>>>(x, y, n);
+  countLaunches();
+  toBf16Kernel<<<blocksFor(n), kThreads, 0, stream()>>>(x, y, n);
 }
 
 void gatherRows(const float* x, int64_t cols, const int32_t* rows, int64_t n, float* out) {
-  if (n > 0)
-    gatherRowsKernel<<<blocksFor(n * cols), kThreads>>>(x, cols, rows, n, out);
+  if (n <= 0)
+    return;
+  countLaunches();
+  gatherRowsKernel<<<blocksFor(n * cols), kThreads, 0, stream()>>>(x, cols, rows, n, out);
 }
 
 void scatterAddRows(const float* y, int64_t cols, const int32_t* rows, const float* scale,
                     int64_t n, float* out) {
-  if (n > 0)
-    scatterAddRowsKernel<<<blocksFor(n * cols), kThreads>>>(y, cols, rows, scale, n, out);
+  if (n <= 0)
+    return;
+  countLaunches();
+  scatterAddRowsKernel<<<blocksFor(n * cols), kThreads, 0, stream()>>>(y, cols, rows, scale, n,
+                                                                       out);
 }
 
 } // namespace kt::cuda

@@ -1,8 +1,31 @@
 #include "kernels/cuda/Memory.h"
 
-#include <cuda_runtime.h>
+#include "kernels/cuda/Stream.cuh"
+
+#include <atomic>
 
 namespace kt::cuda {
+
+namespace {
+void* gStream = nullptr;
+std::atomic<unsigned long long> gLaunches{0};
+} // namespace
+
+void* currentStream() {
+  return gStream;
+}
+
+void setCurrentStream(void* s) {
+  gStream = s;
+}
+
+void countLaunches(int n) {
+  gLaunches.fetch_add(static_cast<unsigned long long>(n), std::memory_order_relaxed);
+}
+
+unsigned long long launchCount() {
+  return gLaunches.load(std::memory_order_relaxed);
+}
 
 namespace {
 bool ok(cudaError_t e, const char* what, std::string* err) {
@@ -17,6 +40,22 @@ bool ok(cudaError_t e, const char* what, std::string* err) {
 
 bool setDevice(int device, std::string* err) {
   return ok(cudaSetDevice(device), "cudaSetDevice", err);
+}
+
+void* createStream(std::string* err) {
+  cudaStream_t s = nullptr;
+  if (!ok(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate", err))
+    return nullptr;
+  return s;
+}
+
+void destroyStream(void* s) {
+  if (s)
+    cudaStreamDestroy(static_cast<cudaStream_t>(s));
+}
+
+bool synchronizeStream(std::string* err) {
+  return ok(cudaStreamSynchronize(stream()), "GPU work", err);
 }
 
 void* allocate(size_t bytes, std::string* err) {
@@ -34,28 +73,49 @@ void release(void* p) {
     cudaFree(p);
 }
 
+// A plain cudaMemcpy runs on the legacy default stream, which does not wait for a non-blocking
+// stream's kernels: the blocking copies go through the current stream and wait for it instead.
 bool toDevice(void* dst, const void* src, size_t bytes, std::string* err) {
-  return !bytes || ok(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "copy to GPU", err);
+  if (!bytes)
+    return true;
+  countLaunches();
+  return ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream()), "copy to GPU",
+            err) &&
+         ok(cudaStreamSynchronize(stream()), "copy to GPU", err);
 }
 
 bool toHost(void* dst, const void* src, size_t bytes, std::string* err) {
-  return !bytes || ok(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "copy from GPU", err);
+  if (!bytes)
+    return true;
+  countLaunches();
+  return ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream()), "copy from GPU",
+            err) &&
+         ok(cudaStreamSynchronize(stream()), "copy from GPU", err);
 }
 
 bool deviceCopy(void* dst, const void* src, size_t bytes, std::string* err) {
-  return !bytes ||
-         ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, 0), "copy on GPU", err);
+  if (!bytes)
+    return true;
+  countLaunches();
+  return ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream()), "copy on GPU",
+            err);
 }
 
 bool deviceCopy2D(void* dst, size_t dstPitch, const void* src, size_t srcPitch, size_t width,
                   size_t rows, std::string* err) {
-  return !rows || ok(cudaMemcpy2DAsync(dst, dstPitch, src, srcPitch, width, rows,
-                                       cudaMemcpyDeviceToDevice, 0),
-                     "strided copy on GPU", err);
+  if (!rows)
+    return true;
+  countLaunches();
+  return ok(cudaMemcpy2DAsync(dst, dstPitch, src, srcPitch, width, rows, cudaMemcpyDeviceToDevice,
+                              stream()),
+            "strided copy on GPU", err);
 }
 
 bool fillZero(void* p, size_t bytes, std::string* err) {
-  return !bytes || ok(cudaMemsetAsync(p, 0, bytes, 0), "cudaMemset", err);
+  if (!bytes)
+    return true;
+  countLaunches();
+  return ok(cudaMemsetAsync(p, 0, bytes, stream()), "cudaMemset", err);
 }
 
 bool synchronize(std::string* err) {
@@ -86,13 +146,18 @@ void releasePinned(void* p) {
 }
 
 bool toHostAsync(void* dst, const void* src, size_t bytes, std::string* err) {
-  return !bytes ||
-         ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, 0), "copy from GPU", err);
+  if (!bytes)
+    return true;
+  countLaunches();
+  return ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream()), "copy from GPU",
+            err);
 }
 
 bool toDeviceAsync(void* dst, const void* src, size_t bytes, std::string* err) {
-  return !bytes ||
-         ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, 0), "copy to GPU", err);
+  if (!bytes)
+    return true;
+  countLaunches();
+  return ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream()), "copy to GPU", err);
 }
 
 bool createEvent(GpuEvent* e, std::string* err) {
@@ -110,7 +175,7 @@ void destroyEvent(GpuEvent* e) {
 }
 
 bool recordEvent(const GpuEvent& e, std::string* err) {
-  return ok(cudaEventRecord(static_cast<cudaEvent_t>(e.handle), 0), "cudaEventRecord", err);
+  return ok(cudaEventRecord(static_cast<cudaEvent_t>(e.handle), stream()), "cudaEventRecord", err);
 }
 
 bool eventDone(const GpuEvent& e) {

@@ -7,10 +7,31 @@
 
 namespace kt::cuda {
 
+// The stream every kernel, copy and cuBLAS call of kernels/cuda goes to. The CUDA backend creates
+// one non-blocking stream at load (createStream) and makes it current; without one (the kernel
+// tests) work goes to the legacy default stream. A plain global, not thread-local: the backend's
+// ops run on the executor's thread, its uploads on the loading thread.
+void* currentStream();
+void setCurrentStream(void* stream);
+// A non-blocking stream (does not synchronise with the legacy default stream); nullptr and *err
+// on failure.
+void* createStream(std::string* err);
+void destroyStream(void* stream);
+// Waits for the current stream only (cheaper than synchronize(); not allowed while capturing).
+bool synchronizeStream(std::string* err);
+
+// Launches queued so far (kernels, async copies and memsets, cuBLAS calls) by this process's
+// kernels/cuda wrappers: the backend reports launches per decoded token. countLaunches is called
+// by each wrapper; a graph replay counts as one.
+void countLaunches(int n = 1);
+unsigned long long launchCount();
+
 bool setDevice(int device, std::string* err);
 // nullptr (and *err) when the allocation fails.
 void* allocate(size_t bytes, std::string* err);
 void release(void* p);
+// Blocking copies: queued on the current stream (so they are ordered after the kernels queued
+// before them), then the stream is synchronised.
 bool toDevice(void* dst, const void* src, size_t bytes, std::string* err);
 bool toHost(void* dst, const void* src, size_t bytes, std::string* err);
 bool deviceCopy(void* dst, const void* src, size_t bytes, std::string* err);
@@ -28,11 +49,11 @@ bool memoryInfo(size_t* freeBytes, size_t* totalBytes, std::string* err);
 // copies below return at once only when their host side is pinned.
 void* allocatePinned(size_t bytes, std::string* err);
 void releasePinned(void* p);
-// Queued on the default stream after every earlier launch; return at once (pinned host memory).
+// Queued on the current stream after every earlier launch; return at once (pinned host memory).
 bool toHostAsync(void* dst, const void* src, size_t bytes, std::string* err);
 bool toDeviceAsync(void* dst, const void* src, size_t bytes, std::string* err);
 
-// A GPU timestamp on the default stream (cudaEvent with timing). Events are created once and
+// A GPU timestamp on the current stream (cudaEvent with timing). Events are created once and
 // reused; elapsed() waits for `end`.
 struct GpuEvent {
   void* handle = nullptr;

@@ -3,6 +3,7 @@
 // index, normalisation, scaling). Expert counts are small (<= kMaxRoutedExperts), so the
 // per-token arrays live in thread-local memory.
 #include "kernels/cuda/DeviceKernels.h"
+#include "kernels/cuda/Stream.cuh"
 
 #include <cuda_runtime.h>
 
@@ -100,8 +101,9 @@ void moeRoute(const float* logits, const float* bias, int64_t tokens, const Rout
   if (tokens <= 0)
     return;
   const int threads = 64;
-  routeKernel<<<unsigned((tokens + threads - 1) / threads), threads>>>(logits, bias, tokens, a,
-                                                                       experts, weights);
+  countLaunches();
+  routeKernel<<<unsigned((tokens + threads - 1) / threads), threads, 0, stream()>>>(
+      logits, bias, tokens, a, experts, weights);
 }
 
 } // namespace kt::cuda

@@ -6,6 +6,7 @@
 // afterwards.
 #include "kernels/cuda/DeviceKernels.h"
 #include "kernels/cuda/GridStride.cuh"
+#include "kernels/cuda/Stream.cuh"
 
 #include <cuda_runtime.h>
 
@@ -69,7 +70,8 @@ template <int T>
 void launchGemv(const float* x, const int8_t* q, const float* scale, int64_t n, int64_t k, bool vec,
                 float* y) {
   const unsigned blocks = unsigned((n + kWarpsPerBlock - 1) / kWarpsPerBlock);
-  gemvInt8Kernel<T><<<blocks, kWarpsPerBlock * 32>>>(x, q, scale, n, k, vec, y);
+  countLaunches();
+  gemvInt8Kernel<T><<<blocks, kWarpsPerBlock * 32, 0, stream()>>>(x, q, scale, n, k, vec, y);
 }
 
 __global__ void int8ToBf16Kernel(const int8_t* q, int64_t n, uint16_t* out) {
@@ -108,11 +110,13 @@ void gemvInt8(const float* x, int64_t tokens, const int8_t* q, const float* scal
 }
 
 void int8ToBf16(const int8_t* q, int64_t n, uint16_t* out) {
-  int8ToBf16Kernel<<<blocksFor(n), kThreads>>>(q, n, out);
+  countLaunches();
+  int8ToBf16Kernel<<<blocksFor(n), kThreads, 0, stream()>>>(q, n, out);
 }
 
 void scaleColumns(float* y, int64_t rows, int64_t cols, const float* scale) {
-  scaleColumnsKernel<<<blocksFor(rows * cols), kThreads>>>(y, rows, cols, scale);
+  countLaunches();
+  scaleColumnsKernel<<<blocksFor(rows * cols), kThreads, 0, stream()>>>(y, rows, cols, scale);
 }
 
 } // namespace kt::cuda

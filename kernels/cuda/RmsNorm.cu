@@ -1,6 +1,7 @@
 #include "kernels/cuda/CudaKernels.h"
 #include "kernels/cuda/DeviceKernels.h"
 #include "kernels/cuda/Memory.h"
+#include "kernels/cuda/Stream.cuh"
 
 #include <cuda_runtime.h>
 
@@ -39,8 +40,10 @@ __global__ void rmsNormKernel(const float* x, int64_t xStride, int64_t dim, cons
 
 void rmsNormRows(const float* x, int64_t xStride, int64_t rows, int64_t dim, const float* w,
                  float eps, float* y, int64_t yStride) {
-  if (rows > 0)
-    rmsNormKernel<<<unsigned(rows), 256>>>(x, xStride, dim, w, eps, y, yStride);
+  if (rows <= 0)
+    return;
+  countLaunches();
+  rmsNormKernel<<<unsigned(rows), 256, 0, stream()>>>(x, xStride, dim, w, eps, y, yStride);
 }
 
 bool rmsNorm(int device, const float* x, int64_t rows, int64_t dim, const float* w, float eps,

@@ -2,6 +2,7 @@
 // YaRN, Llama-3) is folded into invFreq by kernels/cpu/Rope's ropeInvFreq, so one kernel serves
 // every schedule.
 #include "kernels/cuda/DeviceKernels.h"
+#include "kernels/cuda/Stream.cuh"
 
 #include <cuda_runtime.h>
 
@@ -39,7 +40,8 @@ void rope(float* x, int64_t tokens, int heads, int64_t tokenStride, int64_t head
   if (n <= 0)
     return;
   int64_t blocks = (n + 255) / 256;
-  ropeKernel<<<unsigned(blocks > 262140 ? 262140 : blocks), 256>>>(
+  countLaunches();
+  ropeKernel<<<unsigned(blocks > 262140 ? 262140 : blocks), 256, 0, stream()>>>(
       x, tokens, heads, tokenStride, headStride, offset, positions, invFreq, dim / 2,
       attentionFactor, interleaved);
 }

@@ -98,33 +98,41 @@ Executor::run(const std::string& entry, const Batch& batch, KvCache& kv,
 
   if (backend_)
     backend_->beginRun(buffers);
-  for (const plan::Step* s : *ep->steps()) {
-    const plan::DeviceKind kind = p.devices()->Get(s->device())->kind();
-    // A step on the backend's device gets its inputs moved there (and host steps get theirs back).
-    const bool onBackend = backend_ && backend_->runs(kind);
-    if (backend_)
-      backend_->beforeStep(*s, onBackend, buffers);
-    OpContext ctx{*s,         batch,   weights_, kv,
-                  pool_,      buffers, tapSink,  onBackend ? backend_ : nullptr,
-                  lora_.get()};
-    OpFn fn = registry_.find(s->op(), kind);
-    // A host step of a GPU plan: the GPU waits for it (kt-rt bench's GPU idle time).
-    const bool gpuWaits = backend_ && !onBackend;
-    if (!profiling_ && !gpuWaits) {
+  auto runSteps = [&] {
+    for (const plan::Step* s : *ep->steps()) {
+      const plan::DeviceKind kind = p.devices()->Get(s->device())->kind();
+      // A step on the backend's device gets its inputs moved there (and host steps get theirs
+      // back).
+      const bool onBackend = backend_ && backend_->runs(kind);
+      if (backend_)
+        backend_->beforeStep(*s, onBackend, buffers);
+      OpContext ctx{*s,         batch,   weights_, kv,
+                    pool_,      buffers, tapSink,  onBackend ? backend_ : nullptr,
+                    lora_.get()};
+      OpFn fn = registry_.find(s->op(), kind);
+      // A host step of a GPU plan: the GPU waits for it (kt-rt bench's GPU idle time).
+      const bool gpuWaits = backend_ && !onBackend;
+      if (!profiling_ && !gpuWaits) {
+        fn(ctx);
+        continue;
+      }
+      auto t0 = std::chrono::steady_clock::now();
       fn(ctx);
-      continue;
+      const double dt =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (gpuWaits)
+        backend_->addHostStep(dt);
+      if (profiling_) {
+        OpTime& slot = profile_[entry + "/" + plan::opSignature(s->op())->name];
+        slot.seconds += dt;
+        ++slot.calls;
+      }
     }
-    auto t0 = std::chrono::steady_clock::now();
-    fn(ctx);
-    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (gpuWaits)
-      backend_->addHostStep(dt);
-    if (profiling_) {
-      OpTime& slot = profile_[entry + "/" + plan::opSignature(s->op())->name];
-      slot.seconds += dt;
-      ++slot.calls;
-    }
-  }
+  };
+  // A backend may run the whole entry itself (CUDA graph replay of a decode step).
+  const bool plain = !profiling_ && !(tapSink && *tapSink);
+  if (!backend_ || !backend_->runEntry(*ep, batch, plain, buffers, runSteps))
+    runSteps();
   if (backend_)
     backend_->toHost(ep->outputs()->Get(0), buffers);
   for (const SequenceChunk& c : batch.chunks)

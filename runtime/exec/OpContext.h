@@ -92,6 +92,15 @@ public:
                           std::vector<Activation>& buffers) = 0;
   // Makes buffers[index] current on the host (the entry's output).
   virtual void toHost(uint32_t index, std::vector<Activation>& buffers) = 0;
+  // Called once per run after beginRun, with the executor's loop over the steps as `runSteps`.
+  // The backend may run the entry itself (the CUDA backend replays a captured graph of a decode
+  // step) and return true; false: the executor runs the steps. `plain`: no taps and no per-op
+  // profiling, so the steps need not run one by one on the host.
+  virtual bool runEntry(const plan::EntryPoint& ep, const Batch& batch, bool plain,
+                        std::vector<Activation>& buffers, const std::function<void()>& runSteps) {
+    (void)ep, (void)batch, (void)plain, (void)buffers, (void)runSteps;
+    return false;
+  }
   // One line per device: what it is and the memory it uses (weights, activations, KV cache).
   virtual std::string summary() const = 0;
 
@@ -105,6 +114,9 @@ public:
     double cpuSeconds = 0;     // CPU work inside hybrid steps and in host steps
     double gpuBusySeconds = 0; // GPU work (shared / GPU-resident experts) overlapping it
     int64_t hybridSteps = 0, hostSteps = 0;
+    // Launches queued on the device (kernels, copies, library calls; a graph replay counts its
+    // nodes) and by the host (a replay counts once), and the graph replays among them.
+    int64_t deviceLaunches = 0, hostLaunches = 0, graphReplays = 0;
   };
   virtual Overlap overlap() const { return {}; }
   virtual void resetOverlap() {}

@@ -354,6 +354,122 @@ double measurePlain(int threads, DType dtype, int64_t n, int64_t k, int64_t t, i
   return median(rates);
 }
 
+void say(const ProbeOptions& o, const std::string& line);
+
+// The row counts of the rows curves: a MoE expert of a P-token prefill gets P*k/E rows
+// (DeepSeek-V2-Lite 48 at P = 512, Qwen3-30B-A3B 32), a dense matrix all P.
+const std::vector<int64_t>& curveRows(bool quick) {
+  static const std::vector<int64_t> full = {8, 16, 32, 64, 128, 512}, fast = {8, 32, 128, 512};
+  return quick ? fast : full;
+}
+
+// GFLOP/s of the calls the runtime's MoE op makes for an expert (cpu::prepareInput, then
+// cpu::linearRows over row blocks of at least 64 rows spread over the pool) with `rows`
+// activation rows, `perCall` expert-sized matrices per timed call (the first `copies` views of
+// `views`, laid side by side in a blob far larger than the caches and taken in turn, so the
+// weights come from DRAM as in a prefill that touches every expert). Median of `calls` calls
+// after one warm-up.
+double measureRows(ThreadPool& pool, const std::vector<cpu::MatrixView>& views, int64_t rows,
+                   int perCall, int calls) {
+  const int64_t n = views[0].rows, k = views[0].cols;
+  std::vector<float> x = randomMatrix(rows * k, 14);
+  std::vector<std::vector<float>> y(static_cast<size_t>(perCall),
+                                    std::vector<float>(static_cast<size_t>(rows * n)));
+  std::vector<cpu::PreparedInput> in(static_cast<size_t>(perCall));
+  // About four tasks per thread over the call's matrices, blocks of 16-row panels (as the MoE op).
+  const int64_t perMatrix = std::max<int64_t>(
+      1, std::min<int64_t>(n / 64, (int64_t(pool.size()) * 4 + perCall - 1) / perCall));
+  const int64_t block = ((n + perMatrix - 1) / perMatrix + 15) / 16 * 16;
+  const int64_t blocks = (n + block - 1) / block;
+  size_t next = 0;
+  std::vector<double> rates;
+  for (int c = 0; c <= calls; ++c) {
+    std::vector<const cpu::MatrixView*> w;
+    for (int j = 0; j < perCall; ++j)
+      w.push_back(&views[next++ % views.size()]);
+    double t0 = bench::nowSeconds();
+    pool.parallelFor(perCall, 1, [&](int64_t b, int64_t e) {
+      for (int64_t j = b; j < e; ++j)
+        cpu::prepareInput(*w[size_t(j)], x.data(), rows, &in[size_t(j)]);
+    });
+    pool.parallelFor(perCall * blocks, 1, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        const int64_t j = t / blocks, r0 = (t % blocks) * block;
+        cpu::linearRows(*w[size_t(j)], in[size_t(j)], y[size_t(j)].data(), r0,
+                        std::min(n, r0 + block));
+      }
+    });
+    double secs = bench::nowSeconds() - t0;
+    if (c > 0)
+      rates.push_back(2.0 * double(n) * double(k) * double(rows) * perCall / secs / 1e9);
+  }
+  return median(rates);
+}
+
+// The rows curves of node 0: every packed format through the runtime's ISA, and the plain loops
+// over f32 / bf16 rows, on copies of one 1408 x 2048 matrix (DeepSeek-V2-Lite's expert gate)
+// filling `blob`.
+void measureRowsCurves(const ProbeOptions& o, int threads, bench::Buffer& blob, CpuResult* out) {
+  const int64_t n = 1408, k = 2048;
+  const std::vector<float> w = randomMatrix(n * k, 15);
+  ThreadPool pool(threads);
+  struct Kind {
+    int32_t packed; // quant::WeightFormat, or -1 for plain rows of `dtype`
+    DType dtype;
+    const char* format;
+  };
+  const std::vector<Kind> kinds = {{int32_t(quant::WeightFormat::F32), DType::F32, "f32"},
+                                   {int32_t(quant::WeightFormat::BF16), DType::F32, "bf16"},
+                                   {int32_t(quant::WeightFormat::Int8), DType::F32, "int8"},
+                                   {int32_t(quant::WeightFormat::Int4G32Sym), DType::F32, "int4"},
+                                   {-1, DType::F32, "f32"},
+                                   {-1, DType::BF16, "bf16"}};
+  for (const Kind& kind : kinds) {
+    const bool plain = kind.packed < 0;
+    say(o, std::string("cpu:numa0: ") + (plain ? "plain " : "packed ") + kind.format +
+               " products by rows per matrix (expert-sized 1408 x 2048)");
+    size_t one = plain ? size_t(n * k) * dtypeSize(kind.dtype)
+                       : quant::packedBytes(quant::WeightFormat(kind.packed), n, k);
+    const size_t stride = (one + 4095) / 4096 * 4096;
+    const size_t copies = std::max<size_t>(1, blob.size / stride);
+    if (plain) {
+      uint8_t* p = blob.data;
+      for (size_t i = 0; i < w.size(); ++i) {
+        if (kind.dtype == DType::F32) {
+          std::memcpy(p + 4 * i, &w[i], 4);
+        } else { // bf16: the high half of each f32
+          uint32_t u;
+          std::memcpy(&u, &w[i], 4);
+          uint16_t h = uint16_t(u >> 16);
+          std::memcpy(p + 2 * i, &h, 2);
+        }
+      }
+    } else {
+      quant::packWeights(quant::WeightFormat(kind.packed), w.data(), n, k, blob.data);
+    }
+    std::vector<cpu::MatrixView> views(copies);
+    for (size_t c = 0; c < copies; ++c) {
+      if (c > 0)
+        std::memcpy(blob.data + c * stride, blob.data, one);
+      views[c].data = blob.data + c * stride;
+      views[c].dtype = kind.dtype;
+      views[c].rows = n;
+      views[c].cols = k;
+      views[c].packed = kind.packed;
+    }
+    // The plain loops are ~10x slower: fewer matrices per call keep the probe short.
+    const int perCall = (plain ? 2 : 4) * (o.quick ? 1 : 2);
+    for (int64_t rows : curveRows(o.quick)) {
+      RowsResult r;
+      r.format = kind.format;
+      r.plain = plain;
+      r.rows = rows;
+      r.gflops = measureRows(pool, views, rows, perCall, o.quick ? 2 : 3);
+      out->rowsRates.push_back(r);
+    }
+  }
+}
+
 void say(const ProbeOptions& o, const std::string& line) {
   if (o.progress)
     o.progress(line);
@@ -430,6 +546,7 @@ void probeCpu(const ProbeOptions& o, CpuResult* out) {
         out->kernels.push_back(k);
       }
     }
+    measureRowsCurves(o, n.threadsUsed, blob, out);
     binding.unbind();
   }
   const int threads0 = out->nodes.empty() ? 1 : out->nodes[0].threadsUsed;

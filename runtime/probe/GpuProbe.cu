@@ -30,6 +30,14 @@ namespace {
 
 __global__ void emptyKernel() {}
 
+// Keeps the GPU busy for `cycles` clock cycles (one thread), so that kernels queued behind it run
+// back to back once it ends, whatever the host does meanwhile.
+__global__ void spinKernel(long long cycles) {
+  const long long t0 = clock64();
+  while (clock64() - t0 < cycles) {
+  }
+}
+
 // The cuBLAS entry points the probe uses, resolved at run time.
 struct Cublas {
   void* lib = nullptr;
@@ -236,12 +244,18 @@ void measureAttention(bool mla, bool quick, double* fullGflops, double* blockGfl
 // Host microseconds per launch of the runtime's kernels issued back to back, as a decode issues
 // its routed experts: per expert a gather, gate/up/down through cuda::Blas (bf16 weights: each a
 // rounding kernel and a GEMM), SwiGLU and a scatter-add, on a tiny model (the GPU finishes each
-// kernel before the next is issued, so the host's issue rate is what is timed).
-double measureLaunchUs(bool quick) {
+// kernel before the next is issued, so the host's issue rate is what is timed) -> launchUs.
+// Then host and GPU apart, as in a prefill whose kernels are long enough for the host to issue
+// while the GPU runs: the same experts queued behind a kernel that keeps the GPU busy (fewer
+// launches than the launch queue holds, so the host never waits) give the host's issue time per
+// launch (launchIssueUs) and, timed by events, the GPU's time per kernel run back to back
+// (kernelFloorUs). Medians of 5.
+void measureLaunches(bool quick, int device, GpuResult* result) {
+  double& launchUs = result->launchUs;
   std::string err;
   std::unique_ptr<cuda::Blas> blas = cuda::Blas::create(&err);
   if (!blas)
-    return 0;
+    return;
   const int64_t H = 64, I = 32, tokens = 1;
   const int experts = quick ? 50 : 200;
   float *x = nullptr, *xe = nullptr, *g = nullptr, *u = nullptr, *y = nullptr, *out = nullptr;
@@ -251,7 +265,6 @@ double measureLaunchUs(bool quick) {
             cudaMalloc(&g, I * 4) == cudaSuccess && cudaMalloc(&u, I * 4) == cudaSuccess &&
             cudaMalloc(&y, H * 4) == cudaSuccess && cudaMalloc(&out, H * 4) == cudaSuccess &&
             cudaMalloc(&w, size_t(H * I) * 2) == cudaSuccess && cudaMalloc(&rows, 4) == cudaSuccess;
-  double us = 0;
   if (ok) {
     cudaMemset(x, 0, H * 4);
     cudaMemset(w, 0, size_t(H * I) * 2);
@@ -277,7 +290,39 @@ double measureLaunchUs(bool quick) {
           std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
       per.push_back(total / (experts * launchesPerExpert));
     }
-    us = medianUs(per);
+    launchUs = medianUs(per);
+
+    int khz = 0;
+    cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, device);
+    const int queued = 40; // 360 launches: well under the launch queue's ~1000 entries
+    cudaEvent_t start = nullptr, stop = nullptr;
+    if (khz > 0 && cudaEventCreate(&start) == cudaSuccess &&
+        cudaEventCreate(&stop) == cudaSuccess) {
+      std::vector<double> issue, gpuPer;
+      for (int r = 0; r < 5; ++r) {
+        spinKernel<<<1, 1>>>(20LL * khz); // 20 ms: far longer than issuing 360 launches
+        cudaEventRecord(start);
+        auto t0 = std::chrono::steady_clock::now();
+        for (int e = 0; e < queued; ++e)
+          expert();
+        const double host =
+            std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
+                .count();
+        cudaEventRecord(stop);
+        float ms = 0;
+        if (cudaEventSynchronize(stop) != cudaSuccess ||
+            cudaEventElapsedTime(&ms, start, stop) != cudaSuccess || host > 15000)
+          continue; // the spin ended before the host did: not a measurement of either
+        issue.push_back(host / (queued * launchesPerExpert));
+        gpuPer.push_back(double(ms) * 1000.0 / (queued * launchesPerExpert));
+      }
+      result->launchIssueUs = medianUs(issue);
+      result->kernelFloorUs = medianUs(gpuPer);
+    }
+    if (start)
+      cudaEventDestroy(start);
+    if (stop)
+      cudaEventDestroy(stop);
   }
   cudaFree(x);
   cudaFree(xe);
@@ -288,7 +333,6 @@ double measureLaunchUs(bool quick) {
   cudaFree(w);
   cudaFree(rows);
   cudaGetLastError();
-  return us;
 }
 
 } // namespace
@@ -342,7 +386,7 @@ bool probeGpus(const ProbeOptions& o, std::vector<GpuResult>* out, std::string* 
     });
     if (o.progress)
       o.progress("gpu:" + std::to_string(i) + ": runtime kernels: launch rate, attention");
-    g.launchUs = measureLaunchUs(o.quick);
+    measureLaunches(o.quick, i, &g);
     measureAttention(/*mla=*/false, o.quick, &g.gqaAttentionGflops, &g.gqaAttentionBlockGflops);
     measureAttention(/*mla=*/true, o.quick, &g.mlaAttentionGflops, &g.mlaAttentionBlockGflops);
     cudaFreeHost(h0);

@@ -43,6 +43,15 @@ struct KernelResult {
   double gemmGflops = 0;    // large GEMM (prefill-like token count)
 };
 
+// GFLOP/s of the runtime's products at one activation row count (kt-rt probe's rows curves): a
+// MoE expert of a P-token prefill multiplies its matrices with about P*k/E rows.
+struct RowsResult {
+  std::string format; // profile format key: f32, bf16, int8, int4
+  bool plain = false; // the plain loops over unpacked rows (else the packed kernels)
+  int64_t rows = 0;
+  double gflops = 0;
+};
+
 struct CpuResult {
   std::string model;
   int cores = 0, threads = 0;
@@ -56,6 +65,9 @@ struct CpuResult {
   // The same at 1 token over a DRAM-sized matrix, as weight bytes per second: a decode's GEMV
   // through the plain loops (plans without --cpu-quant), compared with readMedianGBs.
   double plainF32GemvGBs = 0, plainBf16GemvGBs = 0;
+  // The packed kernels (runtime ISA) and the plain loops on expert-sized matrices by rows per
+  // matrix: the profile's gemm_rows_gflops / plain_rows_gflops.
+  std::vector<RowsResult> rowsRates;
   double arrayBytes = 0;  // size of each bandwidth array (compare with l3PerNode)
   std::string memoryNote; // how node memory was decided when hwloc's numbers were not used
 };
@@ -73,6 +85,10 @@ struct GpuResult {
   // Host time per launch of the runtime's kernels issued back to back (a decode's routed
   // experts): the cost model's launch_overhead_us. 0 = not measured (no cuBLAS).
   double launchUs = 0;
+  // The same kernels queued behind a busy GPU (a prefill's situation): host time to issue one,
+  // and GPU time per kernel run back to back (the cost model's launch_issue_us, kernel_floor_us);
+  // 0 = not measured.
+  double launchIssueUs = 0, kernelFloorUs = 0;
   // The runtime's attention kernel (kernels/cuda/Attention.cu): GFLOP/s of a prefill (many
   // blocks) and of one (head, token) block in a decode; 0 = not measured.
   double gqaAttentionGflops = 0, mlaAttentionGflops = 0;

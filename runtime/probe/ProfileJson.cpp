@@ -104,6 +104,15 @@ Json cpuJson(const CpuResult& c) {
     plainEff["bf16"] = round3(std::min(1.0, c.plainBf16GemvGBs / read));
   if (!plainEff.empty())
     cpu["plain_gemv_efficiency"] = plainEff;
+  // The rows curves: {"int8": {"8": GFLOP/s, ...}, ...} (row counts as keys, in order).
+  Json gemmRows, plainRows;
+  for (const RowsResult& r : c.rowsRates)
+    if (r.gflops > 0)
+      (r.plain ? plainRows : gemmRows)[r.format][std::to_string(r.rows)] = round3(r.gflops);
+  if (!gemmRows.empty())
+    cpu["gemm_rows_gflops"] = gemmRows;
+  if (!plainRows.empty())
+    cpu["plain_rows_gflops"] = plainRows;
   Json attn;
   if (c.gqaAttentionGflops > 0)
     attn["gqa"] = round3(c.gqaAttentionGflops);
@@ -179,6 +188,11 @@ Json gpuJson(const GpuResult& g) {
   // Per launch of the runtime's kernels back to back; without cuBLAS only the empty kernel's
   // launch + synchronize was timed, an upper bound.
   j["launch_overhead_us"] = round3(g.launchUs > 0 ? g.launchUs : g.launchSyncUs);
+  // The same kernels queued behind a busy GPU: the host's and the GPU's side of a prefill.
+  if (g.launchIssueUs > 0)
+    j["launch_issue_us"] = round3(g.launchIssueUs);
+  if (g.kernelFloorUs > 0)
+    j["kernel_floor_us"] = round3(g.kernelFloorUs);
   auto rates = [&](const char* key, double gqa, double mla) {
     Json a;
     if (gqa > 0)

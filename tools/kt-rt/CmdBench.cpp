@@ -158,8 +158,23 @@ int cmdBench(int argc, char** argv) {
                   overlap.gpuBusySeconds * perToken, (long long)overlap.hybridSteps,
                   (long long)overlap.hostSteps);
   }
-  if (model.backend())
+  if (model.backend()) {
     gpuJson += ", \"gpu\": \"" + model.backend()->summary() + "\"";
+    // Launches per decoded token: queued on the GPU (a CUDA graph replay counts its nodes) and
+    // made by the host (a replay counts once).
+    const double steps = double(std::max<int64_t>(1, best.decodeTokens));
+    char line[200];
+    std::snprintf(line, sizeof line,
+                  ", \"cuda_graphs\": %s, \"gpu_launches_per_token\": %.1f, "
+                  "\"host_launches_per_token\": %.1f",
+                  overlap.graphReplays > 0 ? "true" : "false",
+                  double(overlap.deviceLaunches) / steps, double(overlap.hostLaunches) / steps);
+    gpuJson += line;
+    if (!args.has("--json"))
+      std::printf("gpu      %s; %.1f launches per decoded token (%.1f from the host)\n",
+                  overlap.graphReplays > 0 ? "CUDA graphs" : "eager launches",
+                  double(overlap.deviceLaunches) / steps, double(overlap.hostLaunches) / steps);
+  }
   if (args.has("--json")) {
     std::printf("{\"prompt_len\": %d, \"gen_len\": %d, \"batch\": %d, \"threads\": %d, "
                 "\"prefill_tok_s\": %.2f, "

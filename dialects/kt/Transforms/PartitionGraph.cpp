@@ -264,6 +264,10 @@ private:
     cost::Unit& u = g_.units[i];
     cost::QuantSpec q = gpuQuantOf(w), cq = cpuQuantOf(w);
     double bytes = bytesOf(w, q), cpuBytes = bytesOf(w, cq);
+    if (gpuInt8() && q.format == cost::WeightFormat::Int8) {
+      ArrayRef<int64_t> shape = w.getTensorType().getShape();
+      u.gpuInt8.add(shape[shape.size() - 2], shape.back(), cost::linearLaunches(gpuBf16()));
+    }
     u.weightBytes += bytes;
     u.cpuStorage.weightBytes += cpuBytes;
     if (flops) {
@@ -299,14 +303,12 @@ private:
   void addLaunches(cost::Unit& u, const cost::GpuLaunches& l) const {
     if (gpuDtype_ == cost::GpuDtype::AsStored)
       return;
-    u.gpu.perStep += l.perStep;
-    u.gpu.perSequence += l.perSequence;
-    u.gpu.hostSyncs += l.hostSyncs;
-    u.gpu.shared += l.shared;
-    u.gpu.perTouchedExpert += l.perTouchedExpert;
-    u.gpu.gpuExpertsSyncs += l.gpuExpertsSyncs;
-    u.gpu.hostExpertsLaunches += l.hostExpertsLaunches;
-    u.gpu.hostExpertsSyncs += l.hostExpertsSyncs;
+    u.gpu += l; // every field, the decode form included (GpuLaunches.h)
+  }
+
+  /// --gpu-quant int8: the GPU's GEMM matrices are int8 (cost::GpuInt8Work).
+  bool gpuInt8() const {
+    return gpuDtype_ == cost::GpuDtype::F32Int8 || gpuDtype_ == cost::GpuDtype::BF16Int8;
   }
 
   /// The unit's matrices are bf16 on a GPU (the runtime then rounds activations per linear).
@@ -416,10 +418,13 @@ private:
     for (Value v : {moe.getRouter(), moe.getCorrectionBias()})
       useWeight(i, v, &flops);
     double before = g_.units[i].weightBytes, cpuBefore = g_.units[i].cpuStorage.weightBytes;
+    const cost::GpuInt8Work int8Before = g_.units[i].gpuInt8;
     for (Value v :
          {moe.getSharedGate(), moe.getSharedUp(), moe.getSharedDown(), moe.getSharedExpertGate()})
       useWeight(i, v, &sharedFlops);
     cost::Unit& u = g_.units[i];
+    u.gpuInt8Shared = u.gpuInt8.minus(int8Before);
+    u.gpuInt8 = int8Before;
     u.sharedBytes = u.weightBytes - before;
     u.cpuStorage.sharedBytes = u.cpuStorage.weightBytes - cpuBefore;
     if (WeightOp sg = weightOf(moe.getSharedGate()))
@@ -440,6 +445,8 @@ private:
       ArrayRef<int64_t> s = w.getTensorType().getShape();
       double perExpert = cost::matrixBytes(s[1], s[2], q);
       u.expertBytes += perExpert;
+      if (gpuInt8() && q.format == cost::WeightFormat::Int8)
+        u.gpuInt8Expert.add(s[1], s[2], cost::linearLaunches(gpuBf16()));
       cost::QuantSpec cq = cpuQuantOf(w);
       u.cpuStorage.expertsUnpacked = !packedOnCpu(w);
       double perExpertCpu = cost::matrixBytes(s[1], s[2], cq);

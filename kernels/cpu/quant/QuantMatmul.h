@@ -72,7 +72,10 @@ enum class ActMode { F32, Bf16, Int8PerToken, Int8PerGroup };
 // Element type of a row-major source matrix given to packWeights.
 enum class SourceType { F32, BF16, F16 };
 
-constexpr int64_t kRowBlock = 16;     // output rows per packed panel
+constexpr int64_t kRowBlock = 16; // output rows per packed panel
+// Row unit for splitting a one-token GEMV between threads: the AVX-512 kernel streams 4 panels
+// side by side (its full speed) and falls back to one panel at a time for a remainder.
+constexpr int64_t kGemvRowUnit = 64;
 constexpr size_t kPackedAlign = 64;   // packed blobs should start 64-byte aligned (see Layout.h)
 constexpr int64_t kGemvMaxTokens = 4; // t <= this: GEMV path; above: GEMM path
 constexpr int64_t kInt8MaxK = 65536;  // int8: larger K could overflow the int32 VNNI accumulators

@@ -1,5 +1,6 @@
 #include "kernels/cpu/Linear.h"
 #include "kernels/cpu/MoeRouting.h"
+#include "kernels/cpu/quant/QuantMatmul.h"
 #include "runtime/exec/RouteTap.h"
 #include "runtime/exec/cpu/CpuOps.h"
 #include "runtime/exec/cpu/NumaPlacement.h"
@@ -74,11 +75,13 @@ void rowTasks(const std::vector<ExpertWork>& works, bool down, int threads, int 
   int spread = 0; // round-robin node for the blocks of node-less (shared) experts
   for (int w = 0; w < int(works.size()); ++w) {
     const int64_t rows = mat(works[size_t(w)]).rows, cols = mat(works[size_t(w)]).cols;
-    // Equal blocks per matrix (no small remainder task), at least 64 rows.
+    // Near-equal blocks per matrix in whole GEMV row units (64 rows: the one-token kernel's
+    // full-speed unit), so no task ends in a slow single-panel remainder.
+    const int64_t unit = cpu::quant::kGemvRowUnit;
     int64_t n = std::max<int64_t>((rows * cols + perTask - 1) / perTask,
                                   works[size_t(w)].node < 0 ? std::min(nodes, 4) : 1);
-    n = std::max<int64_t>(1, std::min(n, rows / 64));
-    const int64_t block = ((rows + n - 1) / n + 15) / 16 * 16;
+    n = std::max<int64_t>(1, std::min(n, rows / unit));
+    const int64_t block = ((rows + n - 1) / n + unit - 1) / unit * unit;
     for (int64_t r = 0; r < rows; r += block) {
       const int node = works[size_t(w)].node >= 0 ? works[size_t(w)].node : spread++ % nodes;
       byNode[size_t(node)].push_back({w, r, std::min(rows, r + block), down});

@@ -56,14 +56,15 @@ void attention(OpContext& c) {
   checkRow(c, "keys", c.kv.kRow(layer), row);
   checkRow(c, "values", c.kv.vRow(layer), row);
   float* ctx = b.scratchF(kCtx, T * nh * hd);
-  std::string err;
-  for (const SequenceChunk& s : c.batch.chunks) {
-    auto [kc, vc] = b.kv(s.slot, layer, row, row, s.pos0 + s.len);
-    b.check(
-        c,
-        cuda::deviceCopy(kc + s.pos0 * row, k + s.start * row, size_t(s.len * row) * 4, &err) &&
-            cuda::deviceCopy(vc + s.pos0 * row, v + s.start * row, size_t(s.len * row) * 4, &err),
-        err);
+  for (size_t ci = 0; ci < c.batch.chunks.size(); ++ci) {
+    const SequenceChunk& s = c.batch.chunks[ci];
+    int64_t cap = 0;
+    auto [kc, vc] = b.kv(s.slot, layer, row, row, s.pos0 + s.len, &cap);
+    // The chunk's first position comes from device memory (the same launches serve every
+    // position of a captured decode step).
+    const int32_t* pos0 = b.chunkPos0(ci);
+    cuda::appendRows(kc, row, cap, k + s.start * row, row, row, s.len, pos0, s.pos0);
+    cuda::appendRows(vc, row, cap, v + s.start * row, row, row, s.len, pos0, s.pos0);
     cuda::AttentionArgs at;
     at.q1 = q + s.start * nh * hd;
     at.q1Token = int64_t(nh) * hd;
@@ -81,6 +82,7 @@ void attention(OpContext& c) {
     at.outHead = hd;
     at.len = s.len;
     at.pos0 = s.pos0;
+    at.pos0Dev = pos0;
     at.heads = nh;
     at.kvHeads = nkv;
     at.scale = float(a.scale());
@@ -140,15 +142,13 @@ void mlaAttention(OpContext& c) {
   checkRow(c, "latent", c.kv.kRow(layer), lora);
   checkRow(c, "rope key", c.kv.vRow(layer), rope);
   float* ctx = b.scratchF(kCtx, T * nh * lora);
-  for (const SequenceChunk& s : c.batch.chunks) {
-    auto [latent, kpe] = b.kv(s.slot, layer, lora, rope, s.pos0 + s.len);
-    b.check(c,
-            cuda::deviceCopy2D(latent + s.pos0 * lora, size_t(lora) * 4, kva + s.start * kvaw,
-                               size_t(kvaw) * 4, size_t(lora) * 4, size_t(s.len), &err) &&
-                cuda::deviceCopy2D(kpe + s.pos0 * rope, size_t(rope) * 4,
-                                   kva + s.start * kvaw + lora, size_t(kvaw) * 4, size_t(rope) * 4,
-                                   size_t(s.len), &err),
-            err);
+  for (size_t ci = 0; ci < c.batch.chunks.size(); ++ci) {
+    const SequenceChunk& s = c.batch.chunks[ci];
+    int64_t cap = 0;
+    auto [latent, kpe] = b.kv(s.slot, layer, lora, rope, s.pos0 + s.len, &cap);
+    const int32_t* pos0 = b.chunkPos0(ci); // read on the GPU, as in attention() above
+    cuda::appendRows(latent, lora, cap, kva + s.start * kvaw, kvaw, lora, s.len, pos0, s.pos0);
+    cuda::appendRows(kpe, rope, cap, kva + s.start * kvaw + lora, kvaw, rope, s.len, pos0, s.pos0);
     cuda::AttentionArgs at;
     at.q1 = qAbs + s.start * nh * lora;
     at.q1Token = int64_t(nh) * lora;
@@ -170,6 +170,7 @@ void mlaAttention(OpContext& c) {
     at.outHead = lora;
     at.len = s.len;
     at.pos0 = s.pos0;
+    at.pos0Dev = pos0;
     at.heads = nh;
     at.kvHeads = 1;
     at.scale = float(a.scale());

@@ -9,7 +9,7 @@ namespace kt::cudaops {
 
 namespace {
 // Scratch ids of this file's ops (the other op files use 100+ and 200+).
-enum Scratch { kGate = 1, kUp, kRows, kRowIds };
+enum Scratch { kGate = 1, kUp, kRows };
 
 const GpuWeight& needWeight(OpContext& c, int slot) {
   const GpuWeight* w = backendOf(c).weight(c, slot);
@@ -113,15 +113,17 @@ void lmHead(OpContext& c) {
   checkFeatures(c, x.cols, w);
   const float* xd = b.in(c, 0);
   const std::vector<int64_t>& rows = c.batch.outputRows;
-  if (rows.empty()) {
+  // Every row in order (decode: one token per sequence) needs no gather.
+  bool everyRow = int64_t(rows.size()) == x.rows;
+  for (size_t i = 0; everyRow && i < rows.size(); ++i)
+    everyRow = rows[i] == int64_t(i);
+  if (rows.empty() || everyRow) {
     linearInto(c, xd, x.rows, w, 0, b.out(c, 0, x.rows, w.rows));
   } else {
-    // Only the rows the caller needs (the last token of each sequence while decoding).
-    std::vector<int32_t> ids(rows.begin(), rows.end());
-    auto* dIds = static_cast<int32_t*>(b.scratch(kRowIds, ids.size() * 4));
-    std::string err;
-    b.check(c, cuda::toDevice(dIds, ids.data(), ids.size() * 4, &err), err);
-    const int64_t n = int64_t(ids.size());
+    // Only the rows the caller needs (the last token of each sequence of a prefill); their ids
+    // are uploaded once per distinct list, so a captured step never copies from the host.
+    const int32_t* dIds = b.rowIds(rows);
+    const int64_t n = int64_t(rows.size());
     float* picked = b.scratchF(kRows, n * x.cols);
     cuda::gatherRows(xd, x.cols, dIds, n, picked);
     linearInto(c, picked, n, w, 0, b.out(c, 0, n, w.rows));

@@ -3,6 +3,7 @@
 #include "kernels/cpu/Rope.h"
 #include "kernels/cuda/CudaKernels.h"
 #include "kernels/cuda/DeviceKernels.h"
+#include "kernels/cuda/Graph.h"
 #include "kernels/cuda/Memory.h"
 #include "runtime/exec/cpu/CpuOps.h"
 #include "runtime/plan/OpSignature.h"
@@ -13,6 +14,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace kt::cudaops {
@@ -110,6 +112,13 @@ CudaBackend::CudaBackend(const LoadedPlan& plan, const WeightStore& weights, Thr
   budget_ = dev->memory_budget();
   std::string err;
   need(cuda::setDevice(dev->index(), &err), needs, err);
+  // One non-blocking stream for every kernel, copy and cuBLAS call of this backend: it never
+  // waits for other work on the legacy default stream, and it can be captured into CUDA graphs.
+  stream_ = cuda::createStream(&err);
+  need(stream_ != nullptr, needs, err);
+  cuda::setCurrentStream(stream_);
+  const char* graphsEnv = std::getenv("KT_CUDA_GRAPHS");
+  graphsOn_ = !(graphsEnv && std::strcmp(graphsEnv, "0") == 0);
   blas_ = cuda::Blas::create(&err);
   need(blas_ != nullptr, needs, err);
 
@@ -180,9 +189,17 @@ CudaBackend::CudaBackend(const LoadedPlan& plan, const WeightStore& weights, Thr
 }
 
 CudaBackend::~CudaBackend() {
+  std::string err;
+  if (stream_)
+    cuda::setCurrentStream(stream_);
+  cuda::synchronize(&err); // nothing of ours may still run when its memory goes
+  for (auto& [key, g] : graphs_)
+    cuda::destroyGraph(g.exec);
+  blas_.reset(); // its handle is bound to our stream
   for (GpuWeight& w : gpuWeights_) {
     cuda::release(w.data);
     cuda::release(w.scales);
+    cuda::release(w.localDev);
   }
   for (GpuBuffer& b : buffers_)
     cuda::release(b.data);
@@ -198,6 +215,11 @@ CudaBackend::~CudaBackend() {
     cuda::releasePinned(b.data);
   for (auto& [id, e] : events_)
     cuda::destroyEvent(&e);
+  for (auto& [rows, b] : rowIds_)
+    cuda::release(b.data);
+  cuda::release(stepParamsBuf_.data);
+  cuda::setCurrentStream(nullptr);
+  cuda::destroyStream(stream_);
 }
 
 cpu::MatrixView CudaBackend::hostSlice(int32_t id, int64_t e) const {
@@ -233,6 +255,7 @@ void CudaBackend::upload(int32_t id, bool forceF32, bool int8) {
   g.cols = first.cols;
   if (int8 && rank >= 2) {
     uploadInt8(id, g, slices, what);
+    uploadLocal(id, what);
     return;
   }
   const size_t sliceElems = size_t(g.rows * g.cols), elemBytes = bf16 ? 2 : 4;
@@ -265,6 +288,19 @@ void CudaBackend::upload(int32_t id, bool forceF32, bool int8) {
          what, err);
   }
   weightBytes_ += sliceElems * size_t(g.count) * elemBytes;
+  uploadLocal(id, what);
+}
+
+// A split expert stack's expert -> slice map goes up too: the decode MoE kernels skip the experts
+// the GPU does not hold without asking the host.
+void CudaBackend::uploadLocal(int32_t id, const std::string& what) {
+  GpuWeight& g = gpuWeights_[size_t(id)];
+  if (g.local.empty())
+    return;
+  std::string err;
+  g.localDev = static_cast<int32_t*>(cuda::allocate(g.local.size() * 4, &err));
+  need(g.localDev != nullptr, what, err);
+  need(cuda::toDevice(g.localDev, g.local.data(), g.local.size() * 4, &err), what, err);
 }
 
 // Symmetric per-row int8 (the CPU's Int8 format: scale = max|w| / 127, q = round(w / scale)),
@@ -329,7 +365,16 @@ void CudaBackend::registerOps(OpRegistry& r) {
 void CudaBackend::ensure(GpuBuffer& b, size_t bytes) {
   if (b.bytes >= bytes)
     return;
+  // A captured graph must not allocate (nor free what earlier launches use): the capture is
+  // abandoned and the step runs eagerly (Graphs.cpp).
+  if (capturing_)
+    throw Error(gpuName_ + ": a buffer would grow while capturing a CUDA graph");
   std::string err;
+  if (b.data) {
+    ++generation_; // graphs captured with the old buffer are stale
+    // Kernels queued on our stream may still read the old buffer.
+    need(cuda::synchronizeStream(&err), gpuName_ + ": activation memory", err);
+  }
   // Grow with headroom so that prefill then decode, or a growing batch, rarely reallocates.
   size_t cap = std::max(bytes, b.bytes * 2);
   cuda::release(b.data);
@@ -340,6 +385,7 @@ void CudaBackend::ensure(GpuBuffer& b, size_t bytes) {
 }
 
 void CudaBackend::beginRun(std::vector<Activation>& buffers) {
+  cuda::setCurrentStream(stream_); // another model's backend may have run in between
   buffers_.resize(buffers.size());
   where_.assign(buffers.size(), Where::Nowhere);
   for (size_t i = 0; i < buffers.size(); ++i)
@@ -442,9 +488,16 @@ const cuda::GpuEvent& CudaBackend::event(int id) {
 }
 
 std::pair<float*, float*> CudaBackend::kv(int slot, int layer, int64_t rowK, int64_t rowV,
-                                          int64_t tokens) {
+                                          int64_t tokens, int64_t* capacity) {
+  if (kvRecord_)
+    kvRecord_->push_back({slot, layer, rowK, rowV});
   KvArrays& a = kv_[{slot, layer}];
   if (tokens > a.tokens) {
+    if (capturing_)
+      throw Error(gpuName_ + ": the KV cache of layer " + std::to_string(layer) +
+                  " would grow while capturing a CUDA graph");
+    if (a.k.data)
+      ++generation_;
     // Grow geometrically, keeping the cached positions (decode appends one token at a time).
     int64_t cap = std::max<int64_t>({tokens, a.tokens * 2, 64});
     std::string err;
@@ -466,7 +519,42 @@ std::pair<float*, float*> CudaBackend::kv(int slot, int layer, int64_t rowK, int
     a.v = v;
     a.tokens = cap;
   }
+  if (capacity)
+    *capacity = a.tokens;
   return {static_cast<float*>(a.k.data), static_cast<float*>(a.v.data)};
+}
+
+const int32_t* CudaBackend::rowIds(const std::vector<int64_t>& rows) {
+  // Prefills of many prompt lengths would collect lists without end: start over now and then.
+  if (rowIds_.size() >= 256 && !capturing_ && !rowIds_.count(rows)) {
+    for (auto& [r, b] : rowIds_)
+      cuda::release(b.data);
+    rowIds_.clear();
+    ++generation_;
+  }
+  GpuBuffer& b = rowIds_[rows];
+  if (!b.data) {
+    std::vector<int32_t> ids(rows.begin(), rows.end());
+    ensure(b, ids.size() * 4);
+    std::string err;
+    need(cuda::toDevice(b.data, ids.data(), ids.size() * 4, &err), gpuName_ + ": lm_head rows",
+         err);
+  }
+  return static_cast<const int32_t*>(b.data);
+}
+
+DeviceBackend::Overlap CudaBackend::overlap() const {
+  Overlap o = overlap_;
+  o.hostLaunches = int64_t(cuda::launchCount() - launchBase_);
+  o.graphReplays = graphReplays_;
+  o.deviceLaunches = o.hostLaunches - graphReplays_ + graphNodes_;
+  return o;
+}
+
+void CudaBackend::resetOverlap() {
+  overlap_ = {};
+  launchBase_ = cuda::launchCount();
+  graphReplays_ = graphNodes_ = 0;
 }
 
 const float* CudaBackend::invFreq(const plan::Step& step, const plan::Rope& rope) {
@@ -509,6 +597,11 @@ std::string CudaBackend::summary() const {
                 double(kvBytes) / kMiB, double(totalB - freeB) / (kMiB * 1024),
                 double(totalB) / (kMiB * 1024));
   std::string text = line;
+  size_t captured = 0;
+  for (const auto& [key, g] : graphs_)
+    captured += g.exec != nullptr;
+  text += graphsOn_ ? "; CUDA graphs on (" + std::to_string(captured) + " captured)"
+                    : std::string("; CUDA graphs off");
   if (budget_ > 0) {
     const uint64_t ours = weightBytes_ + act + kvBytes;
     std::snprintf(line, sizeof line, "; KT holds %.2f GiB of the plan's %.2f GiB budget (%s)",

@@ -8,6 +8,7 @@
 #include "runtime/exec/OpContext.h"
 #include "runtime/plan/PlanReader.h"
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -26,6 +27,7 @@ struct GpuWeight {
   // A split expert layer: the GPU holds only some experts; local[e] is expert e's slice here, or
   // -1 when the CPU runs it. Empty: every slice, in order.
   std::vector<int32_t> local;
+  int32_t* localDev = nullptr; // `local` on the GPU (the decode MoE kernels read it); null: all
   bool int8() const { return scales != nullptr; }
   bool holds(int64_t e) const { return local.empty() || local[size_t(e)] >= 0; }
   int64_t at(int64_t e) const { return local.empty() ? e : local[size_t(e)]; }
@@ -57,9 +59,13 @@ public:
   void beforeStep(const plan::Step& step, bool onBackend,
                   std::vector<Activation>& buffers) override;
   void toHost(uint32_t index, std::vector<Activation>& buffers) override;
+  // Uploads the run's step parameters, then replays (or captures) a CUDA graph of a decode step
+  // when the plan allows it (Graphs.cpp); false: the executor runs the steps.
+  bool runEntry(const plan::EntryPoint& ep, const Batch& batch, bool plain,
+                std::vector<Activation>& buffers, const std::function<void()>& runSteps) override;
   std::string summary() const override;
-  Overlap overlap() const override { return overlap_; }
-  void resetOverlap() override { overlap_ = {}; }
+  Overlap overlap() const override;
+  void resetOverlap() override;
   void addHostStep(double seconds) override {
     overlap_.gpuIdleSeconds += seconds;
     overlap_.cpuSeconds += seconds;
@@ -88,8 +94,16 @@ public:
   const cuda::GpuEvent& event(int id);
   // Overlap accounting of hybrid steps (the moe op adds to it).
   Overlap& overlapStats() { return overlap_; }
-  // The KV arrays of (slot, layer) with room for `tokens` positions of rowK/rowV floats.
-  std::pair<float*, float*> kv(int slot, int layer, int64_t rowK, int64_t rowV, int64_t tokens);
+  // The KV arrays of (slot, layer) with room for `tokens` positions of rowK/rowV floats
+  // (*capacity: the positions they have room for).
+  std::pair<float*, float*> kv(int slot, int layer, int64_t rowK, int64_t rowV, int64_t tokens,
+                               int64_t* capacity = nullptr);
+  // Device int32: the first position of the run's chunk `chunk` (batch.chunks[chunk].pos0),
+  // uploaded by runEntry before the steps; attention reads it on the GPU so that a captured
+  // graph is valid at every position.
+  const int32_t* chunkPos0(size_t chunk) const { return stepParams_ + chunk; }
+  // The sampled rows `rows` as device ids, uploaded once per distinct list (lm_head's gather).
+  const int32_t* rowIds(const std::vector<int64_t>& rows);
   // The step's rope inverse frequencies on the GPU (computed once per step).
   const float* invFreq(const plan::Step& step, const plan::Rope& rope);
   // Throws kt::Error naming the step when the last launch or copy failed.
@@ -103,8 +117,36 @@ private:
   void upload(int32_t id, bool forceF32, bool int8);
   void uploadInt8(int32_t id, GpuWeight& g, const std::vector<int64_t>& slices,
                   const std::string& what);
+  void uploadLocal(int32_t id, const std::string& what);
   void ensure(GpuBuffer& b, size_t bytes);
   void toGpu(uint32_t index, std::vector<Activation>& buffers);
+
+  // ---- CUDA graphs (Graphs.cpp) ----
+  // One captured decode step per token shape (slots, chunk lengths, sampled rows).
+  struct KvUse {
+    int slot, layer;
+    int64_t rowK, rowV;
+  };
+  struct Captured {
+    void* exec = nullptr;    // the instantiated graph (null: not captured yet)
+    size_t nodes = 0;        // launches it replays
+    uint64_t generation = 0; // memoryGeneration() when captured
+    int runs = 0;            // eager runs of this shape so far (the first sizes the buffers)
+    std::vector<KvUse> kv;   // KV arrays the step appends to (grown before each replay)
+    std::vector<std::pair<uint32_t, std::pair<int64_t, int64_t>>> shapes; // outputs' rows, cols
+  };
+  // Whether `ep` may be captured: every step on the GPU, no host work inside a step.
+  bool capturable(const plan::EntryPoint& ep);
+  std::string graphKey(const plan::EntryPoint& ep, const Batch& batch) const;
+  // Bumped whenever a device buffer that a captured graph may point to is freed.
+  uint64_t memoryGeneration() const { return generation_ + (blas_ ? blas_->reallocations() : 0); }
+  void uploadStepParams(const Batch& batch);
+  void uploadInputs(const plan::EntryPoint& ep, std::vector<Activation>& buffers);
+  void growKv(const Captured& g, const Batch& batch);
+  bool capture(Captured& g, const plan::EntryPoint& ep, std::vector<Activation>& buffers,
+               const std::function<void()>& runSteps);
+  void replay(Captured& g, const plan::EntryPoint& ep, std::vector<Activation>& buffers);
+  void disableGraphs(const std::string& why);
 
   const LoadedPlan& plan_;
   const WeightStore& weights_;
@@ -127,6 +169,19 @@ private:
   };
   std::map<std::pair<int, int>, KvArrays> kv_;
   std::map<const plan::Step*, GpuBuffer> invFreq_;
+  std::map<std::vector<int64_t>, GpuBuffer> rowIds_;
+  void* stream_ = nullptr; // the backend's own non-blocking stream (every launch goes there)
+  GpuBuffer stepParamsBuf_;
+  int32_t* stepParams_ = nullptr;
+  // CUDA graphs: KT_CUDA_GRAPHS=0 turns them off; a failed capture turns them off for good.
+  bool graphsOn_ = true;
+  bool capturing_ = false;
+  std::vector<KvUse>* kvRecord_ = nullptr; // while set, kv() records the arrays a step uses
+  uint64_t generation_ = 0;
+  std::map<std::string, Captured> graphs_;
+  std::map<const plan::EntryPoint*, bool> capturable_;
+  unsigned long long launchBase_ = 0; // cuda::launchCount() at resetOverlap()
+  int64_t graphReplays_ = 0, graphNodes_ = 0;
 };
 
 // A CudaBackend when some step of the plan runs on a GPU, else null.

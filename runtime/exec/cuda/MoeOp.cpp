@@ -1,5 +1,8 @@
-// GPU MoE: the router and top-k on the GPU, routed experts grouped by expert (one gather, three
-// GEMMs and one weighted scatter-add per active expert), shared experts on the GPU. When the plan
+// GPU MoE: the router and top-k on the GPU. Decode (few tokens): the GPU's routed experts run from
+// the device-side routing in three launches for all (token, expert) pairs (MoeDecode.cu), the
+// shared experts in two, and one kernel sums them per token — no host round trip. Prefill: routed
+// experts grouped by expert on the host (one gather, three GEMMs and one weighted scatter-add per
+// active expert), shared experts through cuBLAS. When the plan
 // keeps the routed experts on the host (hybrid plans), the routing choices and the activations
 // come back through pinned buffers in one synchronisation; the GPU's shared-expert work is queued
 // first and runs while the CPU computes the routed experts with its fused expert kernel (the
@@ -91,6 +94,31 @@ Groups groupByExpert(const int32_t* chosen, const float* w, int64_t T, int K, in
   return g;
 }
 
+// The decode kernels' view of a GPU weight stack.
+cuda::ExpertStack stackOf(const GpuWeight& w, int numExperts) {
+  cuda::ExpertStack s;
+  s.data = w.data;
+  s.dtype = int(w.int8() ? cuda::ExpertDType::Int8
+                : w.bf16 ? cuda::ExpertDType::BF16
+                         : cuda::ExpertDType::F32);
+  s.scales = w.scales;
+  s.rows = w.rows;
+  s.cols = w.cols;
+  s.local = w.localDev;
+  s.numExperts = numExperts;
+  return s;
+}
+
+void checkExperts(OpContext& c, const GpuWeight& gate, const GpuWeight& up, const GpuWeight& down,
+                  int64_t H, const char* what) {
+  if (gate.cols != H || up.cols != H || up.rows != gate.rows || down.cols != gate.rows ||
+      down.rows != H)
+    throw Error(c.where() + ": " + what + " gate [" + std::to_string(gate.rows) + ", " +
+                std::to_string(gate.cols) + "], up [" + std::to_string(up.rows) + ", " +
+                std::to_string(up.cols) + "], down [" + std::to_string(down.rows) + ", " +
+                std::to_string(down.cols) + "] do not fit " + std::to_string(H) + " features");
+}
+
 } // namespace
 
 void moe(OpContext& c) {
@@ -104,7 +132,7 @@ void moe(OpContext& c) {
   const float* xd = b.in(c, 0);
   std::string err;
 
-  // Router and top-k on the GPU; the choices come to the host to group tokens by expert.
+  // Router and top-k on the GPU.
   float* logits = b.scratchF(kLogits, T * E);
   linearInto(c, xd, T, needWeight(c, Router), 0, logits);
   const GpuWeight* bias = b.weight(c, CorrectionBias);
@@ -115,70 +143,112 @@ void moe(OpContext& c) {
   // Some routed experts run on the CPU: all of them (the stack stays on the host), or those a
   // split layer did not put on the GPU (gate->local).
   const bool hybrid = gate == nullptr || !gate->local.empty();
-  // The choices come to the host (to group tokens by expert, or for the CPU experts); a hybrid
-  // step also brings x, all in one synchronisation.
-  auto* hChosen = static_cast<int32_t*>(b.pinned(kHostChosen, size_t(T * K) * 4));
-  auto* hWeights = static_cast<float*>(b.pinned(kHostWeights, size_t(T * K) * 4));
-  float* hX = hybrid ? static_cast<float*>(b.pinned(kHostX, size_t(T * H) * 4)) : nullptr;
-  b.check(c,
-          cuda::toHostAsync(hChosen, dExperts, size_t(T * K) * 4, &err) &&
-              cuda::toHostAsync(hWeights, dWeights, size_t(T * K) * 4, &err) &&
-              (!hybrid || cuda::toHostAsync(hX, xd, size_t(T * H) * 4, &err)) &&
-              cuda::synchronize(&err),
-          err);
-  tapRoutes(c, a, hChosen, T, K); // kt-tune counts expert activations from this tap
+  // Few tokens (decode): the GPU's experts run from the routing on the GPU, three launches for
+  // all (token, expert) pairs, no host round trip. More tokens: grouped by expert on the host for
+  // tensor-core GEMMs.
+  const bool decode = T <= cuda::kMoeDecodeMaxTokens;
+  const bool taps = c.tapSink && *c.tapSink;
+  // The choices come to the host to group tokens by expert, for the CPU experts (a hybrid step
+  // also brings x, all in one synchronisation) or for the route tap.
+  const bool readBack = hybrid || !decode || taps;
+  int32_t* hChosen = nullptr;
+  float* hWeights = nullptr;
+  float* hX = nullptr;
+  if (readBack) {
+    hChosen = static_cast<int32_t*>(b.pinned(kHostChosen, size_t(T * K) * 4));
+    hWeights = static_cast<float*>(b.pinned(kHostWeights, size_t(T * K) * 4));
+    hX = hybrid ? static_cast<float*>(b.pinned(kHostX, size_t(T * H) * 4)) : nullptr;
+    b.check(c,
+            cuda::toHostAsync(hChosen, dExperts, size_t(T * K) * 4, &err) &&
+                cuda::toHostAsync(hWeights, dWeights, size_t(T * K) * 4, &err) &&
+                (!hybrid || cuda::toHostAsync(hX, xd, size_t(T * H) * 4, &err)) &&
+                cuda::synchronizeStream(&err),
+            err);
+    tapRoutes(c, a, hChosen, T, K); // kt-tune counts expert activations from this tap
+  }
   // From here until the CPU's result is queued back, the GPU only has what this step queues.
   const auto hostWaitStart = std::chrono::steady_clock::now();
   if (hybrid)
     b.check(c, cuda::recordEvent(b.event(kGpuWorkStart), &err), err);
 
   float* out = b.out(c, 0, T, H);
-  b.check(c, cuda::fillZero(out, size_t(T * H) * 4, &err), err);
-  if (gate) { // the GPU's experts
-    const Groups g = groupByExpert(hChosen, hWeights, T, K, E);
-    const GpuWeight &up = needWeight(c, Up), &down = needWeight(c, Down);
-    auto* dTokens = static_cast<int32_t*>(b.scratch(kTokenIds, g.tokens.size() * 4));
-    float* dTokW = b.scratchF(kTokenWeights, int64_t(g.weights.size()));
-    b.check(c,
-            cuda::toDevice(dTokens, g.tokens.data(), g.tokens.size() * 4, &err) &&
-                cuda::toDevice(dTokW, g.weights.data(), g.weights.size() * 4, &err),
-            err);
-    int64_t most = 0;
-    for (int e = 0; e < E; ++e)
-      most = std::max<int64_t>(most, g.offsets[size_t(e) + 1] - g.offsets[size_t(e)]);
-    float* xe = b.scratchF(kXe, most * H);
-    float* gv = b.scratchF(kG, most * gate->rows);
-    float* uv = b.scratchF(kU, most * up.rows);
-    float* y = b.scratchF(kY, most * H);
-    for (int e = 0; e < E; ++e) {
-      const int64_t off = g.offsets[size_t(e)], n = g.offsets[size_t(e) + 1] - off;
-      if (n == 0 || !gate->holds(e))
-        continue;
-      cuda::gatherRows(xd, H, dTokens + off, n, xe);
-      linearInto(c, xe, n, *gate, e, gv);
-      linearInto(c, xe, n, up, e, uv);
-      cuda::swiglu(gv, uv, gv, n * gate->rows);
-      linearInto(c, gv, n, down, e, y);
-      cuda::scatterAddRows(y, H, dTokens + off, dTokW + off, n, out);
+  const GpuWeight* sg = b.weight(c, SharedGate);
+  if (decode) {
+    float* pairY = nullptr; // [T*K, H]: each pair's down projection, unweighted
+    if (gate) {
+      const GpuWeight &up = needWeight(c, Up), &down = needWeight(c, Down);
+      checkExperts(c, *gate, up, down, H, "routed experts");
+      float* act = b.scratchF(kG, T * K * gate->rows);
+      pairY = b.scratchF(kY, T * K * H);
+      cuda::moeGateUpDecode(xd, T, K, dExperts, stackOf(*gate, E), stackOf(up, E), act);
+      cuda::moeDownDecode(act, T * K, dExperts, stackOf(down, E), pairY);
     }
-  }
-  // Shared experts run over every token (queued on the GPU; the host goes on meanwhile).
-  if (const GpuWeight* sg = b.weight(c, SharedGate)) {
-    const GpuWeight &su = needWeight(c, SharedUp), &sd = needWeight(c, SharedDown);
-    float* gv = b.scratchF(kG + 100, T * sg->rows);
-    float* uv = b.scratchF(kU + 100, T * su.rows);
-    float* y = b.scratchF(kShared, T * H);
-    linearInto(c, xd, T, *sg, 0, gv);
-    linearInto(c, xd, T, su, 0, uv);
-    cuda::swiglu(gv, uv, gv, T * sg->rows);
-    linearInto(c, gv, T, sd, 0, y);
+    float* shared = nullptr;
     float* scale = nullptr;
-    if (const GpuWeight* seg = b.weight(c, SharedExpertGate)) { // Qwen2-MoE: sigmoid(x . w)
-      scale = b.scratchF(kSharedGate, T);
-      linearInto(c, xd, T, *seg, 0, scale);
-      cuda::sigmoidInPlace(scale, T);
+    if (sg) {
+      const GpuWeight &su = needWeight(c, SharedUp), &sd = needWeight(c, SharedDown);
+      checkExperts(c, *sg, su, sd, H, "shared experts");
+      float* act = b.scratchF(kG + 100, T * sg->rows);
+      shared = b.scratchF(kShared, T * H);
+      cuda::moeGateUpDecode(xd, T, 1, nullptr, stackOf(*sg, 1), stackOf(su, 1), act);
+      cuda::moeDownDecode(act, T, nullptr, stackOf(sd, 1), shared);
+      if (const GpuWeight* seg = b.weight(c, SharedExpertGate)) { // Qwen2-MoE: sigmoid(x . w)
+        scale = b.scratchF(kSharedGate, T);
+        linearInto(c, xd, T, *seg, 0, scale);
+        cuda::sigmoidInPlace(scale, T);
+      }
     }
-    cuda::scatterAddRows(y, H, nullptr, scale, T, out);
+    // out = the GPU experts' pairs in top-k order + the shared experts (every element written).
+    cuda::moeCombine(pairY, dWeights, dExperts, gate ? gate->localDev : nullptr, E, T, K, H, shared,
+                     scale, out);
+  } else {
+    b.check(c, cuda::fillZero(out, size_t(T * H) * 4, &err), err);
+    if (gate) { // the GPU's experts, grouped by expert
+      const Groups g = groupByExpert(hChosen, hWeights, T, K, E);
+      const GpuWeight &up = needWeight(c, Up), &down = needWeight(c, Down);
+      auto* dTokens = static_cast<int32_t*>(b.scratch(kTokenIds, g.tokens.size() * 4));
+      float* dTokW = b.scratchF(kTokenWeights, int64_t(g.weights.size()));
+      b.check(c,
+              cuda::toDevice(dTokens, g.tokens.data(), g.tokens.size() * 4, &err) &&
+                  cuda::toDevice(dTokW, g.weights.data(), g.weights.size() * 4, &err),
+              err);
+      int64_t most = 0;
+      for (int e = 0; e < E; ++e)
+        most = std::max<int64_t>(most, g.offsets[size_t(e) + 1] - g.offsets[size_t(e)]);
+      float* xe = b.scratchF(kXe, most * H);
+      float* gv = b.scratchF(kG, most * gate->rows);
+      float* uv = b.scratchF(kU, most * up.rows);
+      float* y = b.scratchF(kY, most * H);
+      for (int e = 0; e < E; ++e) {
+        const int64_t off = g.offsets[size_t(e)], n = g.offsets[size_t(e) + 1] - off;
+        if (n == 0 || !gate->holds(e))
+          continue;
+        cuda::gatherRows(xd, H, dTokens + off, n, xe);
+        linearInto(c, xe, n, *gate, e, gv);
+        linearInto(c, xe, n, up, e, uv);
+        cuda::swiglu(gv, uv, gv, n * gate->rows);
+        linearInto(c, gv, n, down, e, y);
+        cuda::scatterAddRows(y, H, dTokens + off, dTokW + off, n, out);
+      }
+    }
+    // Shared experts run over every token (queued on the GPU; the host goes on meanwhile).
+    if (sg) {
+      const GpuWeight &su = needWeight(c, SharedUp), &sd = needWeight(c, SharedDown);
+      float* gv = b.scratchF(kG + 100, T * sg->rows);
+      float* uv = b.scratchF(kU + 100, T * su.rows);
+      float* y = b.scratchF(kShared, T * H);
+      linearInto(c, xd, T, *sg, 0, gv);
+      linearInto(c, xd, T, su, 0, uv);
+      cuda::swiglu(gv, uv, gv, T * sg->rows);
+      linearInto(c, gv, T, sd, 0, y);
+      float* scale = nullptr;
+      if (const GpuWeight* seg = b.weight(c, SharedExpertGate)) { // Qwen2-MoE: sigmoid(x . w)
+        scale = b.scratchF(kSharedGate, T);
+        linearInto(c, xd, T, *seg, 0, scale);
+        cuda::sigmoidInPlace(scale, T);
+      }
+      cuda::scatterAddRows(y, H, nullptr, scale, T, out);
+    }
   }
   if (hybrid) {
     b.check(c, cuda::recordEvent(b.event(kGpuWorkEnd), &err), err);

@@ -5,6 +5,7 @@
 #include "compiler/cost/Explain.h"
 #include "compiler/cost/HardwareProfile.h"
 #include "compiler/cost/Partitioner.h"
+#include "compiler/cost/Predict.h"
 #include "compiler/cost/Units.h"
 
 #include <gtest/gtest.h>
@@ -580,6 +581,170 @@ TEST(CostModel, GpuLaunchesBoundSmallSteps) {
   EXPECT_NEAR(m.expertsTime(moe, all, gpu, {1, 0, 1}), touched * 9 * 4e-6 + 2 * 5e-6, 1e-12);
 }
 
+// A prefill's kernels are long: the host issues launches while the GPU runs earlier ones, so with
+// the probe's launch_issue_us / kernel_floor_us a unit takes max(host issue, GPU work + a floor per
+// kernel); a decode (one row per sequence) keeps the launch_overhead_us price, and so does a
+// prefill on a profile without the two fields.
+TEST(CostModel, PrefillLaunchesOverlapTheGpuWork) {
+  HardwareProfile p = parsed(edited(R"("latency_us": 5}}])", R"("latency_us": 5},
+    "launch_overhead_us": 4, "launch_issue_us": 2, "kernel_floor_us": 1}])"));
+  EXPECT_DOUBLE_EQ(p.gpus[0].launchIssueUs, 2);
+  EXPECT_DOUBLE_EQ(p.gpus[0].kernelFloorUs, 1);
+  HardwareProfile old =
+      parsed(edited(R"("latency_us": 5}}])", R"("latency_us": 5}, "launch_overhead_us": 4}])"));
+  CostModel m(p), decodePrice(old);
+  Device gpu;
+  ASSERT_TRUE(m.find("gpu:0", &gpu));
+  Unit u = linearUnit(1e3, 1e3); // tiny work
+  u.gpu.perStep = 100;
+  u.gpu.hostSyncs = 1;
+  EXPECT_NEAR(m.unitTime(u, gpu, {1, 0, 1}), 100 * 4e-6 + 5e-6, 1e-12);   // decode
+  EXPECT_NEAR(m.unitTime(u, gpu, {512, 0, 1}), 100 * 2e-6 + 5e-6, 1e-12); // host-bound prefill
+  EXPECT_NEAR(decodePrice.unitTime(u, gpu, {512, 0, 1}), 100 * 4e-6 + 5e-6, 1e-12);
+  // GPU-bound prefill: 0.5 ms of reads plus 100 kernels of 1 us each, the host's 200 us hidden.
+  Unit big = linearUnit(0.5e9, 1e3);
+  big.gpu.perStep = 100;
+  EXPECT_NEAR(m.unitTime(big, gpu, {512, 0, 1}), 0.5e9 / 1000e9 + 100 * 1e-6, 1e-12);
+  EXPECT_NEAR(decodePrice.unitTime(big, gpu, {512, 0, 1}), 0.5e9 / 1000e9, 1e-12);
+  // Routed experts of a prefill alike: 8 touched x 9 launches at the host's 2 us.
+  Unit moe = moeUnit(8, 2, 1e3);
+  moe.gpu.perTouchedExpert = 9;
+  std::vector<int> all = {0, 1, 2, 3, 4, 5, 6, 7};
+  EXPECT_NEAR(m.expertsTime(moe, all, gpu, {512, 0, 1}), 8 * 9 * 2e-6, 1e-9);
+  EXPECT_NEAR(decodePrice.expertsTime(moe, all, gpu, {512, 0, 1}), 8 * 9 * 4e-6, 1e-9);
+}
+
+// A hybrid MoE layer as the CUDA backend runs it (runtime/exec/cuda/MoeOp.cpp): router and top-k
+// on the GPU, one synchronisation that brings the choices and x to the host, the host issues the
+// shared experts' launches, then computes its experts while the GPU runs them, then copies the
+// result back and adds it. Only the GPU's shared-expert work overlaps the CPU's experts: the
+// issuing, both copies and the add are on the critical path.
+TEST(Predict, HybridLayerOverlapsOnlyTheSharedExperts) {
+  HardwareProfile p =
+      parsed(edited(R"("latency_us": 5}}])", R"("latency_us": 5}, "launch_overhead_us": 4}])"));
+  CostModel m(p);
+  Device cpu, gpu;
+  ASSERT_TRUE(m.find("cpu:numa0", &cpu));
+  ASSERT_TRUE(m.find("gpu:0", &gpu));
+  ModelGraph g;
+  g.numLayers = 1;
+  Unit moe = moeUnit(8, 2, 1e6);
+  moe.weightBytes = moe.sharedBytes = 1e6; // the router's bytes are negligible
+  moe.gpu.perStep = 10;                    // router 3 launches, shared experts 7
+  moe.gpu.shared = 7;
+  moe.gpu.hostSyncs = 1;
+  moe.gpu.hostExpertsLaunches = 2; // the result's async copy and the add
+  g.units.push_back(moe);
+  Assignment a;
+  a.unitDevice = {"gpu:0"};
+  a.expertDevice = {std::vector<std::string>(8, "cpu:numa0")};
+  a.prefillOffloadMinTokens = {0};
+  a.kvBytes = {0};
+  Shape decode{1, 0, 1};
+  const double us = 1e-6, x = 2048 * 4.0; // one token's activation
+  double router = 3 * 4 * us + 5 * us;    // launches, then the routing's round trip
+  double shared = 7 * 4 * us;             // launch-bound (1 us of reads)
+  double cpuExperts = m.expertsTime(moe, {0, 1, 2, 3, 4, 5, 6, 7}, cpu, decode);
+  ASSERT_GT(cpuExperts, 15 * us);
+  double copies = x / 20e9 + (5 * us + x / 10e9) + 2 * 4 * us; // x over, result back, copy + add
+  double logits = 5 * us + x / 20e9;                           // the step's last row to the host
+  EXPECT_NEAR(predictStepSeconds(g, m, a, decode, false),
+              router + std::max(shared, 7 * 4 * us + cpuExperts) + copies + logits, 1e-12);
+  // Experts on the GPU instead: no host path at all.
+  a.expertDevice = {std::vector<std::string>(8, "gpu:0")};
+  EXPECT_NEAR(predictStepSeconds(g, m, a, decode, false),
+              router + shared + m.expertsTime(moe, {0, 1, 2, 3, 4, 5, 6, 7}, gpu, decode) + logits,
+              1e-12);
+}
+
+// CUDA graphs (runtime/exec/cuda/Graphs.cpp) replay a decode step only when every step of the
+// plan runs on the GPU: then each launch costs the GPU's kernel floor, not the host's launch
+// overhead. One unit left on the CPU turns graphs off for the whole step.
+TEST(Predict, GraphDecodeCostsTheKernelFloor) {
+  HardwareProfile p = parsed(edited(R"("latency_us": 5}}])", R"("latency_us": 5},
+    "launch_overhead_us": 4, "launch_issue_us": 2, "kernel_floor_us": 1}])"));
+  CostModel m(p);
+  Device cpu, gpu;
+  ASSERT_TRUE(m.find("cpu:numa0", &cpu));
+  ASSERT_TRUE(m.find("gpu:0", &gpu));
+  ModelGraph g;
+  g.numLayers = 1;
+  Unit first = linearUnit(1e3, 1e3), second = linearUnit(1e3, 1e3); // launch-bound
+  first.gpu.perStep = 100;
+  second.gpu.perStep = 50;
+  g.units = {first, second};
+  Assignment a;
+  a.unitDevice = {"gpu:0", "gpu:0"};
+  a.expertDevice = {{}, {}};
+  a.prefillOffloadMinTokens = {0, 0};
+  a.kvBytes = {0, 0};
+  const Shape decode{1, 0, 1};
+  const double us = 1e-6, x = double(first.hidden) * 4.0; // one token's hidden state
+  const double logits = m.transferTime(gpu, cpu, x);
+  // Graph: the kernels' floor plus their (2 ns of) reads, the host's 4 us per launch gone.
+  EXPECT_NEAR(predictStepSeconds(g, m, a, decode, false), 150 * 1 * us + logits, 1e-8);
+  // The second unit on the CPU: eager launches at the host's 4 us, and the hidden state crosses.
+  a.unitDevice = {"gpu:0", "cpu:numa0"};
+  EXPECT_NEAR(predictStepSeconds(g, m, a, decode, false),
+              100 * 4 * us + m.transferTime(gpu, cpu, x) + m.unitTime(second, cpu, decode), 1e-12);
+  // A prefill is never a graph: the host issues while the GPU runs (2 us per launch here).
+  a.unitDevice = {"gpu:0", "gpu:0"};
+  EXPECT_NEAR(predictStepSeconds(g, m, a, {512, 0, 1}, true), 150 * 2 * us + logits, 1e-9);
+}
+
+// --gpu-quant int8 on the GPU (Blas::linearInt8): up to 16 rows the int8 GEMV (one launch, int8
+// bytes); more rows widen each row block to bf16 (read 1 B + write 2 B per weight), run a bf16
+// GEMM at the bf16 rate (reading the 2 B again) and scale the output columns, with 3 launches per
+// row block and one for the scaling instead of the 1 GpuLaunches counts for a linear.
+TEST(CostModel, GpuInt8PrefillWidensToBf16) {
+  HardwareProfile p =
+      parsed(edited(R"("latency_us": 5}}])", R"("latency_us": 5}, "launch_overhead_us": 4}])"));
+  CostModel m(p);
+  Device gpu;
+  ASSERT_TRUE(m.find("gpu:0", &gpu));
+  const double n = 4096, k = 4096, w = n * k, bw = 1000e9;
+  Unit u = linearUnit(w + 4 * n, 2 * w);
+  u.format = WeightFormat::Int8;
+  u.gpu.perStep = 1;
+  u.gpuInt8.add(int64_t(n), int64_t(k), /*countedLaunches=*/1);
+  EXPECT_EQ(u.gpuInt8.rowBlocks, 1);
+  EXPECT_EQ(u.gpuInt8.extraLaunches(1), 0);  // decode: the GEMV is the counted launch
+  EXPECT_EQ(u.gpuInt8.extraLaunches(12), 1); // two GEMV launches (8 rows each)
+  EXPECT_EQ(u.gpuInt8.extraLaunches(512), 3);
+  // Decode: unchanged, the int8 bytes over the bandwidth.
+  EXPECT_NEAR(m.unitTime(u, gpu, {1, 0, 1}), (w + 4 * n) / bw, 1e-12);
+  // Prefill of 512 rows: the widening, the bf16 GEMM (100 TFLOP/s: bf16 falls back to f32 here),
+  // the column scaling, one after another.
+  double widened = 3 * w / bw + std::max(2 * 512 * w / 100e12, 2 * w / bw) + 8 * 512 * n / bw;
+  EXPECT_NEAR(m.unitTime(u, gpu, {512, 0, 1}), widened, 1e-12);
+  // A matrix over 32M weights is widened in row blocks, 3 launches each.
+  GpuInt8Work big;
+  big.add(102400, 2048, 1); // an lm_head: 16384-row blocks
+  EXPECT_EQ(big.rowBlocks, 7);
+  EXPECT_EQ(big.extraLaunches(512), 3 * 7 + 1 - 1);
+  // A small matrix is bound by the launches: 4 of 4 us.
+  Unit small = linearUnit(64 * 64 + 4 * 64, 2 * 64 * 64);
+  small.gpu.perStep = 1;
+  small.gpuInt8.add(64, 64, 1);
+  EXPECT_NEAR(m.unitTime(small, gpu, {512, 0, 1}), 4 * 4e-6, 1e-12);
+  // Routed experts: each touched expert widens its 3 matrices for its own rows (8 experts, top-2,
+  // 512 tokens: 128 rows each), 9 launches more than the 6 counted per expert.
+  Unit moe = moeUnit(8, 2, 3 * (1408 * 2048 + 4 * 1408));
+  moe.expertFormat = WeightFormat::Int8;
+  moe.gpu.perTouchedExpert = 6;
+  moe.gpu.gpuExpertsSyncs = 2;
+  for (int i = 0; i < 3; ++i)
+    moe.gpuInt8Expert.add(1408, 2048, 1);
+  std::vector<int> all = {0, 1, 2, 3, 4, 5, 6, 7};
+  double touched = CostModel::expectedTouched(moe, all, 512);
+  ASSERT_NEAR(touched, 8, 1e-9);
+  const double we = 3 * 1408 * 2048.0;
+  double perExpert =
+      3 * we / bw + std::max(2 * 128 * we / 100e12, 2 * we / bw) + 8 * 128 * 3 * 1408 / bw;
+  EXPECT_NEAR(m.expertsTime(moe, all, gpu, {512, 0, 1}),
+              std::max(touched * perExpert, touched * 15 * 4e-6) + 2 * 5e-6, 1e-12);
+}
+
 // The CUDA backend's upload rule (CudaBackend::upload): matrices in the compute dtype, vectors and
 // MLA's kv_b_proj f32; kt-opt without a compute dtype sizes them as stored.
 TEST(Units, GpuFormatFollowsTheUploadRule) {
@@ -653,6 +818,93 @@ TEST(CostModel, UnpackedBytesStreamAtThePlainGemvEfficiency) {
     "plain_gemv_efficiency": {"bf16": 1.5},)"))
                 .find("cpu.plain_gemv_efficiency.bf16: must be at most 1"),
             std::string::npos);
+}
+
+// kt-rt probe's rows curves: a packed or plain product's rate at the rows each matrix gets, read
+// off the measured points (linear in log2(rows) between them, flat outside them); format fallback
+// as in every per-format table.
+TEST(HardwareProfile, RowsCurveInterpolates) {
+  HardwareProfile p = parsed(edited(R"("gemv_efficiency": {"f32": 1.0},)",
+                                    R"("gemv_efficiency": {"f32": 1.0},
+    "gemm_rows_gflops": {"int8": {"8": 100, "32": 300, "512": 900}},
+    "plain_rows_gflops": {"f32": {"16": 5, "64": 20}},)"));
+  const RowsCurve& c = p.cpu.gemmRowsGflops;
+  EXPECT_DOUBLE_EQ(c.at(WeightFormat::Int8, 8), 100);
+  EXPECT_DOUBLE_EQ(c.at(WeightFormat::Int8, 16), 200); // halfway in log2 between 8 and 32
+  EXPECT_DOUBLE_EQ(c.at(WeightFormat::Int8, 128), 600);
+  EXPECT_DOUBLE_EQ(c.at(WeightFormat::Int8, 4), 100); // below the first point: flat
+  EXPECT_DOUBLE_EQ(c.at(WeightFormat::Int8, 4096), 900);
+  EXPECT_DOUBLE_EQ(c.at(WeightFormat::Int4, 8), 100); // int4 -> int8
+  EXPECT_DOUBLE_EQ(c.at(WeightFormat::F32, 8), 0);    // no curve on f32's chain
+  EXPECT_DOUBLE_EQ(p.cpu.plainRowsGflops.at(WeightFormat::BF16, 32), 12.5); // bf16 -> f32
+  EXPECT_TRUE(parsed().cpu.gemmRowsGflops.empty()); // older profiles: no curve
+
+  auto bad = [](const std::string& curve) {
+    return profileError(
+        edited(R"("gemv_efficiency": {"f32": 1.0},)",
+               R"("gemv_efficiency": {"f32": 1.0}, "gemm_rows_gflops": )" + curve + ","));
+  };
+  EXPECT_EQ(bad(R"({"int8": {"eight": 100}})"),
+            "hw.json: cpu.gemm_rows_gflops.int8.eight: expected a row count (a positive integer) "
+            "as the key");
+  EXPECT_EQ(bad(R"({"int8": {"0": 100}})"),
+            "hw.json: cpu.gemm_rows_gflops.int8.0: expected a row count (a positive integer) as "
+            "the key");
+  EXPECT_EQ(bad(R"({"int8": {"8": -1}})"),
+            "hw.json: cpu.gemm_rows_gflops.int8.8: expected a positive number, got -1");
+  EXPECT_EQ(bad(R"({"int8": {}})"),
+            "hw.json: cpu.gemm_rows_gflops.int8: needs at least one point (\"ROWS\": GFLOP/s)");
+  EXPECT_EQ(bad(R"({"fp8": {"8": 1}})"),
+            "hw.json: cpu.gemm_rows_gflops.fp8: unknown weight format (expected f32, bf16, f16, "
+            "int8 or int4)");
+  EXPECT_EQ(bad(R"({"int8": [100, 200]})"),
+            "hw.json: cpu.gemm_rows_gflops.int8: expected an object, got [100,200]");
+}
+
+// A prefill's routed experts each get T*k/E rows: with the curve, their FLOPs run at the rate
+// measured at that many rows, not at gemm_gflops' large-GEMM rate; without it, as before.
+TEST(CostModel, ExpertFlopsRunAtTheRateOfTheirRows) {
+  const std::string curve = R"("gemv_efficiency": {"f32": 1.0},
+    "gemm_rows_gflops": {"int8": {"8": 4000, "32": 16000, "512": 40000}},
+    "plain_rows_gflops": {"bf16": {"8": 2, "512": 20}},)";
+  HardwareProfile p = parsed(edited(R"("gemv_efficiency": {"f32": 1.0},)", curve));
+  CostModel m(p), largeTile(parsed());
+  Device cpu, gpu;
+  ASSERT_TRUE(m.find("cpu:numa0", &cpu));
+  ASSERT_TRUE(m.find("gpu:0", &gpu));
+  Unit moe = moeUnit(64, 4, 1e6);
+  moe.hasCpuStorage = true;
+  moe.cpuStorage.expertBytes = 0.5e6;
+  moe.cpuStorage.expertFormat = WeightFormat::Int8;
+  moe.expertFlopsPerToken = 1e8; // compute-bound at these row counts
+  std::vector<int> all(64);
+  for (int e = 0; e < 64; ++e)
+    all[size_t(e)] = e;
+  // 512 tokens x 4 / 64 = 32 rows per expert (all 64 touched): 16000 GFLOP/s, not 40000.
+  Shape prefill{512, 0, 1};
+  double flops = 512 * 4 * moe.expertFlopsPerToken;
+  double touched = CostModel::expectedTouched(moe, all, 512);
+  ASSERT_NEAR(touched, 64, 1e-6);
+  double memory = touched * 0.5e6 / 100e9;
+  ASSERT_LT(memory, flops / 16000e9); // compute-bound, so the rate decides
+  EXPECT_NEAR(m.expertsTime(moe, all, cpu, prefill), flops / 16000e9, 1e-12);
+  EXPECT_NEAR(largeTile.expertsTime(moe, all, cpu, prefill), flops / 40000e9, 1e-12);
+  // 1024 tokens: 64 rows per expert, a quarter of the way from 32 to 512 in log2.
+  double flops64 = 1024 * 4 * moe.expertFlopsPerToken;
+  EXPECT_NEAR(m.expertsTime(moe, all, cpu, {1024, 0, 1}), flops64 / 22000e9, 1e-9);
+  // The GPU ignores the CPU's curves.
+  EXPECT_NEAR(m.expertsTime(moe, all, gpu, prefill), largeTile.expertsTime(moe, all, gpu, prefill),
+              1e-15);
+  // Unpacked experts read the plain curve; a dense unit gets all T rows.
+  moe.cpuStorage.expertsUnpacked = true;
+  moe.cpuStorage.expertFormat = WeightFormat::BF16;
+  double plainRate = 2 + (20 - 2) * (std::log2(32.0) - 3) / (9 - 3);
+  EXPECT_NEAR(m.expertsTime(moe, all, cpu, prefill), flops / (plainRate * 1e9), 1e-9);
+  Unit dense = linearUnit(1e6, 1e9);
+  dense.hasCpuStorage = true;
+  dense.cpuStorage.weightBytes = 0.5e6;
+  dense.cpuStorage.format = WeightFormat::Int8;
+  EXPECT_NEAR(m.unitTime(dense, cpu, prefill), 512 * 1e9 / 40000e9, 1e-12);
 }
 
 TEST(Units, CpuQuantSchemes) {

@@ -44,6 +44,9 @@ ProbeResult syntheticResult() {
                    {"avx512", "int8", 200, 120, 0, 2000}, // cache effect: capped to 1
                    {"avx512", "bf16", 50, 30, 60, 1500},  // its own read reference: 30 / 60
                    {"amx", "bf16", 0, 0, 0, 20000}};
+  // The rows curves: packed int8 at 3 row counts, plain bf16 at 2 (one unmeasured, left out).
+  r.cpu.rowsRates = {{"int8", false, 8, 300}, {"int8", false, 32, 900}, {"int8", false, 512, 2600},
+                     {"bf16", true, 8, 40},   {"bf16", true, 512, 150}, {"f32", true, 8, 0}};
   GpuResult g;
   g.index = 0;
   g.name = "Test GPU";
@@ -56,6 +59,8 @@ ProbeResult syntheticResult() {
   g.latencyUs = 9;
   g.launchUs = 4;
   g.launchSyncUs = 11;
+  g.launchIssueUs = 2.5;
+  g.kernelFloorUs = 1.5;
   g.mlaAttentionGflops = 800;
   g.mlaAttentionBlockGflops = 3.5;
   r.gpus.push_back(g);
@@ -87,12 +92,18 @@ TEST(ProbeTest, ProfileJsonParsesWithMeasuredNumbers) {
   EXPECT_DOUBLE_EQ(p.cpu.bestGemmGflops(cost::WeightFormat::F32), 900);
   EXPECT_DOUBLE_EQ(p.cpu.opOverheadUs, 7.5);
   EXPECT_DOUBLE_EQ(p.cpu.caches.l3PerNode, double(32 << 20));
+  EXPECT_DOUBLE_EQ(p.cpu.gemmRowsGflops.at(cost::WeightFormat::Int8, 32), 900);
+  EXPECT_DOUBLE_EQ(p.cpu.gemmRowsGflops.at(cost::WeightFormat::Int8, 512), 2600);
+  EXPECT_DOUBLE_EQ(p.cpu.plainRowsGflops.at(cost::WeightFormat::BF16, 8), 40);
+  EXPECT_EQ(p.cpu.plainRowsGflops.points.count("f32"), 0u); // not measured: absent
   ASSERT_EQ(p.gpus.size(), 1u);
   EXPECT_DOUBLE_EQ(p.gpus[0].gemmTflops.get(cost::WeightFormat::BF16), 150);
   EXPECT_DOUBLE_EQ(p.gpus[0].gemvEfficiency.get(cost::WeightFormat::BF16), 0.85);
   EXPECT_DOUBLE_EQ(p.gpus[0].link.h2dGBs, 25);
   EXPECT_DOUBLE_EQ(p.gpus[0].link.latencyUs, 9);
   EXPECT_DOUBLE_EQ(p.gpus[0].launchOverheadUs, 4); // the runtime kernels' rate, not 11
+  EXPECT_DOUBLE_EQ(p.gpus[0].launchIssueUs, 2.5);
+  EXPECT_DOUBLE_EQ(p.gpus[0].kernelFloorUs, 1.5);
   EXPECT_DOUBLE_EQ(p.gpus[0].mlaAttentionGflops, 800);
   EXPECT_DOUBLE_EQ(p.gpus[0].mlaAttentionBlockGflops, 3.5);
   EXPECT_DOUBLE_EQ(p.gpus[0].gqaAttentionGflops, 0); // not measured: absent, not 0 in the file
@@ -171,6 +182,15 @@ TEST(ProbeTest, KtRtProbeWritesAValidProfile) {
   EXPECT_LT(p.cpu.numaNodes[0].bandwidthGBs, 5000);
   EXPECT_GT(p.cpu.bestGemmGflops(cost::WeightFormat::F32), 0.1);
   EXPECT_GT(p.cpu.opOverheadUs, 0);
+  // The rows curves of every packed format and of the plain loops, at the quick row counts.
+  for (const char* f : {"f32", "bf16", "int8", "int4"}) {
+    ASSERT_EQ(p.cpu.gemmRowsGflops.points.count(f), 1u) << f;
+    EXPECT_EQ(p.cpu.gemmRowsGflops.points.at(f).size(), 4u) << f;
+    EXPECT_GT(p.cpu.gemmRowsGflops.points.at(f).at(8), 0.01) << f;
+  }
+  ASSERT_EQ(p.cpu.plainRowsGflops.points.count("bf16"), 1u);
+  EXPECT_GT(p.cpu.plainRowsGflops.points.at("bf16").at(512), 0.01);
+  EXPECT_NE(r.output.find("products by rows per matrix"), std::string::npos) << r.output;
   // A bad output path fails before measuring, naming the path.
   auto bad = testing_util::run(std::string(KT_BINARY_DIR) +
                                "/tools/kt-rt/kt-rt probe --quick -o /nonexistent/dir/hw.json");

@@ -212,6 +212,94 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, CudaPlan, testing::ValuesIn(allCases()),
                            return i.param.model + "_" + i.param.variant;
                          });
 
+// CUDA graphs (docs/cuda.md): a GPU-only plan's decode steps are captured and replayed. The same
+// plan decoded with KT_CUDA_GRAPHS=0 (eager launches) must give bit-identical logits: the graph
+// replays the very launches the eager step queues, and whatever changes per token (positions, KV
+// offsets) comes from device memory in both. Two runs: p0 and p1 batched for 20 tokens (a decode
+// step of two sequences), then p0 alone for 100 tokens, which crosses the KV cache's first
+// growth (64 positions) and so re-captures after the arrays move.
+class CudaGraphs : public testing::TestWithParam<Case> {};
+
+struct Decoded {
+  std::vector<std::vector<float>> logits; // per decode step, sequences in order
+  std::vector<std::vector<int32_t>> ids;
+  DeviceBackend::Overlap stats;
+};
+
+Decoded decodeWith(const std::string& plan, bool graphs,
+                   const std::vector<std::vector<int32_t>>& prompts, int tokens) {
+  if (graphs)
+    unsetenv("KT_CUDA_GRAPHS");
+  else
+    setenv("KT_CUDA_GRAPHS", "0", 1);
+  Model model(plan, 4);
+  unsetenv("KT_CUDA_GRAPHS");
+  Decoded d;
+  GenerateRequest req;
+  req.prompts = prompts;
+  req.maxNewTokens = tokens;
+  GenerateCallbacks cb;
+  cb.onLogits = [&](int, const float* row, int64_t n) { d.logits.emplace_back(row, row + n); };
+  if (model.backend())
+    model.backend()->resetOverlap();
+  d.ids = generate(model, req, cb).newIds;
+  if (model.backend())
+    d.stats = model.backend()->overlap();
+  return d;
+}
+
+TEST_P(CudaGraphs, ReplayBitIdenticalToEager) {
+  KT_REQUIRE_GPU();
+  const Case& c = GetParam();
+  const std::string plan = planFor(c.model, c.variant);
+  if (plan.empty())
+    GTEST_SKIP() << "no " << c.variant << " plan of " << c.model;
+  Reference ref(fixturesDir() + "/hf/" + c.model + "/reference.safetensors");
+  const std::vector<int32_t> p0 = ref.get<int32_t>("p0.input_ids"),
+                             p1 = ref.get<int32_t>("p1.input_ids");
+  struct Run {
+    std::vector<std::vector<int32_t>> prompts;
+    int tokens;
+  };
+  for (const Run& r : {Run{{p0, p1}, 20}, Run{{p0}, 100}}) {
+    const Decoded eager = decodeWith(plan, false, r.prompts, r.tokens);
+    const Decoded graph = decodeWith(plan, true, r.prompts, r.tokens);
+    const std::string what = c.model + " " + c.variant + ", " + std::to_string(r.prompts.size()) +
+                             " sequence(s), " + std::to_string(r.tokens) + " tokens";
+    EXPECT_EQ(eager.stats.graphReplays, 0) << what;
+    // Every decode step but the first of each shape (eager, sizes the buffers) and the capture
+    // after the KV growth is replayed.
+    EXPECT_GE(graph.stats.graphReplays, r.tokens - 4) << what;
+    EXPECT_EQ(graph.ids, eager.ids) << what;
+    ASSERT_EQ(graph.logits.size(), eager.logits.size()) << what;
+    size_t differing = 0;
+    for (size_t i = 0; i < eager.logits.size(); ++i)
+      differing += graph.logits[i] != eager.logits[i]; // bitwise: no tolerance
+    EXPECT_EQ(differing, 0u) << what << ": logits rows that differ";
+    std::printf("[graphs] %-16s %-5s %zu seq x %3d tokens: %lld replays, launches per new token "
+                "(prefill included): device %.1f (eager %.1f), host %.1f\n",
+                c.model.c_str(), c.variant.c_str(), r.prompts.size(), r.tokens,
+                (long long)graph.stats.graphReplays,
+                double(graph.stats.deviceLaunches) / double(r.tokens),
+                double(eager.stats.deviceLaunches) / double(r.tokens),
+                double(graph.stats.hostLaunches) / double(r.tokens));
+  }
+}
+
+std::vector<Case> graphCases() {
+  std::vector<Case> cs;
+  for (const char* m :
+       {"llama", "mixtral", "qwen3_moe", "deepseek_v2", "deepseek_v2_yarn", "deepseek_v3"})
+    for (const char* v : {"gpu", "bf16", "int8"}) // the plans whose steps all run on the GPU
+      cs.push_back({m, v});
+  return cs;
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, CudaGraphs, testing::ValuesIn(graphCases()),
+                         [](const testing::TestParamInfo<Case>& i) {
+                           return i.param.model + "_" + i.param.variant;
+                         });
+
 // Runs where there is no GPU (CI, this VM): a GPU plan is refused up front, in plain words.
 TEST(CudaPlanWithoutGpu, RefusedWithPlanNeedsAGpu) {
   std::string why;

@@ -63,3 +63,20 @@
 // INT8-NEXT: "layer": 0,
 // INT8-NEXT: "prefill_seconds":
 // INT8-NEXT: "weight_bytes": 374592.0
+
+// --gpu-quant int8 in a prefill (GpuInt8.h, Blas::linearInt8): a product of more
+// than 16 rows widens each int8 matrix to bf16 first, 3 launches per row block
+// (widen, round the activations, GEMM) and a column scaling, instead of the one
+// launch GpuLaunches counts for an f32 linear. Layer 0's attention at 512 tokens
+// (f32+int8): q, kv_a and o are int8, so 12 launches + 3 x (3 + 1 - 1) = 21 at
+// 1 us, more than its GPU work (under 8 us) -> 21 us (12 us under compute-dtype
+// f32, above). Its decode is the int8 GEMV, one launch per matrix as counted:
+// 12 us as in f32.
+// RUN: kt-opt %S/partition_mla_moe.mlir -o /dev/null --kt-partition="profile=%S/Inputs/gpu-box.json gpu-mem=unlimited placement-override=.*=gpu:0 compute-dtype=f32+int8 explain-json=-" \
+// RUN:   | FileCheck %s --check-prefix=I8PREFILL
+// I8PREFILL:      "decode_seconds": 1.2e-05,
+// I8PREFILL-NEXT: "device": "gpu:0",
+// I8PREFILL-NEXT: "group": "mla attention",
+// I8PREFILL-NEXT: "kv_bytes":
+// I8PREFILL-NEXT: "layer": 0,
+// I8PREFILL-NEXT: "prefill_seconds": 2.1e-05,

@@ -1,0 +1,200 @@
+// Device-side MoE for decode (DeviceKernels.h): the routing choices stay on the GPU. One launch
+// computes gate and up for every (token, expert) pair with SwiGLU in the epilogue, one the down
+// projections of every pair, and one sums each token's pairs in top-k order (deterministic: no
+// atomics) plus the shared experts. A warp computes one output row of one pair: the expert's
+// weight row streams once from memory (8 elements per lane and load when the rows allow 16-byte
+// loads) against the token's activations, f32 sums reduced across the warp.
+#include "kernels/cuda/DeviceKernels.h"
+#include "kernels/cuda/GridStride.cuh"
+#include "kernels/cuda/Stream.cuh"
+
+#include <cuda_bf16.h>
+
+namespace kt::cuda {
+
+namespace {
+constexpr int kWarps = 8; // rows per block
+
+__device__ inline float bf16Bits(uint16_t b) {
+  return __uint_as_float(uint32_t(b) << 16);
+}
+
+// bf16 weights multiply activations rounded to bf16 (Blas::linear's semantics).
+__device__ inline float activation(float x, int dtype) {
+  return dtype == int(ExpertDType::BF16) ? __bfloat162float(__float2bfloat16_rn(x)) : x;
+}
+
+// The slice of `s` holding expert e, or -1 when the pair is skipped (no expert, or one the GPU
+// does not hold).
+__device__ inline int64_t sliceOf(const ExpertStack& s, int32_t e) {
+  if (e < 0 || e >= s.numExperts)
+    return -1;
+  return s.local ? int64_t(s.local[e]) : int64_t(e);
+}
+
+// x . W[slice, row] over s.cols, summed across the warp (every lane returns the sum).
+__device__ float rowDot(const ExpertStack& s, int64_t slice, int64_t row, const float* x,
+                        bool vec) {
+  const int lane = int(threadIdx.x) % 32;
+  const int64_t k = s.cols, r = slice * s.rows + row;
+  float acc = 0.f;
+  if (s.dtype == int(ExpertDType::F32)) {
+    const float* w = static_cast<const float*>(s.data) + r * k;
+    if (vec) {
+      for (int64_t c = int64_t(lane) * 8; c < k; c += 32 * 8) {
+        const float4 w0 = __ldg(reinterpret_cast<const float4*>(w + c));
+        const float4 w1 = __ldg(reinterpret_cast<const float4*>(w + c + 4));
+        const float4 x0 = *reinterpret_cast<const float4*>(x + c);
+        const float4 x1 = *reinterpret_cast<const float4*>(x + c + 4);
+        acc += w0.x * x0.x + w0.y * x0.y + w0.z * x0.z + w0.w * x0.w + w1.x * x1.x + w1.y * x1.y +
+               w1.z * x1.z + w1.w * x1.w;
+      }
+    } else {
+      for (int64_t c = lane; c < k; c += 32)
+        acc += w[c] * x[c];
+    }
+  } else if (s.dtype == int(ExpertDType::BF16)) {
+    const uint16_t* w = static_cast<const uint16_t*>(s.data) + r * k;
+    const int bf = int(ExpertDType::BF16);
+    if (vec) {
+      for (int64_t c = int64_t(lane) * 8; c < k; c += 32 * 8) {
+        const uint4 packed = __ldg(reinterpret_cast<const uint4*>(w + c));
+        const uint16_t* b = reinterpret_cast<const uint16_t*>(&packed);
+#pragma unroll
+        for (int i = 0; i < 8; ++i)
+          acc += bf16Bits(b[i]) * activation(x[c + i], bf);
+      }
+    } else {
+      for (int64_t c = lane; c < k; c += 32)
+        acc += bf16Bits(w[c]) * activation(x[c], bf);
+    }
+  } else { // int8, one scale per row applied to the sum
+    const int8_t* w = static_cast<const int8_t*>(s.data) + r * k;
+    if (vec) {
+      for (int64_t c = int64_t(lane) * 8; c < k; c += 32 * 8) {
+        const uint2 packed = __ldg(reinterpret_cast<const uint2*>(w + c));
+        const int8_t* b = reinterpret_cast<const int8_t*>(&packed);
+#pragma unroll
+        for (int i = 0; i < 8; ++i)
+          acc += float(b[i]) * x[c + i];
+      }
+    } else {
+      for (int64_t c = lane; c < k; c += 32)
+        acc += float(w[c]) * x[c];
+    }
+  }
+  for (int off = 16; off > 0; off >>= 1)
+    acc += __shfl_xor_sync(0xffffffffu, acc, off);
+  if (s.dtype == int(ExpertDType::Int8))
+    acc *= s.scales[r];
+  return acc;
+}
+
+// grid (row blocks of gate.rows, pairs): act[p, row] = silu(x_t . gate_e[row]) * (x_t . up_e[row])
+__global__ void gateUpKernel(const float* x, int topK, const int32_t* experts, ExpertStack gate,
+                             ExpertStack up, bool vec, float* act) {
+  const int64_t p = blockIdx.y;
+  const int64_t row = int64_t(blockIdx.x) * kWarps + int(threadIdx.x) / 32;
+  if (row >= gate.rows)
+    return;
+  const int64_t slice = experts ? sliceOf(gate, experts[p]) : 0;
+  float* dst = act + p * gate.rows + row;
+  if (slice < 0) {
+    if (threadIdx.x % 32 == 0)
+      *dst = 0.f;
+    return;
+  }
+  const float* xt = x + (p / topK) * gate.cols;
+  const float g = rowDot(gate, slice, row, xt, vec);
+  const float u = rowDot(up, slice, row, xt, vec);
+  if (threadIdx.x % 32 == 0)
+    *dst = g / (1.0f + expf(-g)) * u;
+}
+
+// grid (row blocks of down.rows, pairs): y[p, row] = act[p] . down_e[row]
+__global__ void downKernel(const float* act, const int32_t* experts, ExpertStack down, bool vec,
+                           float* y) {
+  const int64_t p = blockIdx.y;
+  const int64_t row = int64_t(blockIdx.x) * kWarps + int(threadIdx.x) / 32;
+  if (row >= down.rows)
+    return;
+  const int64_t slice = experts ? sliceOf(down, experts[p]) : 0;
+  float* dst = y + p * down.rows + row;
+  if (slice < 0) {
+    if (threadIdx.x % 32 == 0)
+      *dst = 0.f;
+    return;
+  }
+  const float d = rowDot(down, slice, row, act + p * down.cols, vec);
+  if (threadIdx.x % 32 == 0)
+    *dst = d;
+}
+
+__global__ void combineKernel(const float* y, const float* weights, const int32_t* experts,
+                              const int32_t* local, int numExperts, int64_t tokens, int topK,
+                              int64_t cols, const float* shared, const float* sharedScale,
+                              float* out) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < tokens * cols;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t t = i / cols, c = i % cols;
+    float sum = 0.f;
+    if (y)
+      for (int k = 0; k < topK; ++k) { // fixed order: the same sum on every run
+        const int64_t p = t * topK + k;
+        const int32_t e = experts[p];
+        if (e < 0 || e >= numExperts || (local && local[e] < 0))
+          continue;
+        sum += weights[p] * y[p * cols + c];
+      }
+    if (shared)
+      sum += (sharedScale ? sharedScale[t] : 1.0f) * shared[i];
+    out[i] = sum;
+  }
+}
+
+bool aligned(const void* p, int bytes) {
+  return reinterpret_cast<uintptr_t>(p) % uintptr_t(bytes) == 0;
+}
+
+// 8-element loads need cols % 8 == 0 and 32-byte aligned activations and weights.
+bool vectorizable(const ExpertStack& s, const float* x) {
+  return s.cols % 8 == 0 && aligned(s.data, 32) && aligned(x, 32);
+}
+
+unsigned rowBlocks(int64_t rows) {
+  return unsigned((rows + kWarps - 1) / kWarps);
+}
+} // namespace
+
+void moeGateUpDecode(const float* x, int64_t tokens, int topK, const int32_t* experts,
+                     const ExpertStack& gate, const ExpertStack& up, float* act) {
+  const int64_t pairs = tokens * topK;
+  if (pairs <= 0 || gate.rows <= 0)
+    return;
+  const bool vec = vectorizable(gate, x) && vectorizable(up, x);
+  countLaunches();
+  gateUpKernel<<<dim3(rowBlocks(gate.rows), unsigned(pairs)), kWarps * 32, 0, stream()>>>(
+      x, topK, experts, gate, up, vec, act);
+}
+
+void moeDownDecode(const float* act, int64_t pairs, const int32_t* experts, const ExpertStack& down,
+                   float* y) {
+  if (pairs <= 0 || down.rows <= 0)
+    return;
+  const bool vec = vectorizable(down, act);
+  countLaunches();
+  downKernel<<<dim3(rowBlocks(down.rows), unsigned(pairs)), kWarps * 32, 0, stream()>>>(
+      act, experts, down, vec, y);
+}
+
+void moeCombine(const float* y, const float* weights, const int32_t* experts, const int32_t* local,
+                int numExperts, int64_t tokens, int topK, int64_t cols, const float* shared,
+                const float* sharedScale, float* out) {
+  if (tokens <= 0 || cols <= 0)
+    return;
+  countLaunches();
+  combineKernel<<<blocksFor(tokens * cols), kThreads, 0, stream()>>>(
+      y, weights, experts, local, numExperts, tokens, topK, cols, shared, sharedScale, out);
+}
+
+} // namespace kt::cuda
