@@ -8,6 +8,10 @@
 #              experts that fit on the GPU (bf16); the rest of the routed experts run on the CPU,
 #              packed int8 (AMX) — the configuration the project exists for
 #   cpu-int8   everything on the CPU, packed int8 (the comparison)
+#   gpu-bf16-all, gpu-int8-all  as gpu-bf16 / gpu-int8 with every unit forced onto the GPU
+#              (--placement-override '.*=gpu:0'): the cost model may keep the embedding or a
+#              layer's attention on the CPU, and one host step turns CUDA graphs off for the
+#              whole decode; these also run once with KT_CUDA_GRAPHS=0 (eager launches)
 # each at prompt 512 and 2048, reporting prefill and decode tok/s, GPU memory, and for hybrid plans
 # the GPU's idle time per decoded token (kt-rt bench --json: gpu_idle_ms_per_token). Predictions
 # of the cost model come from the same compile (--explain-json, PLAN.explain.json).
@@ -50,6 +54,10 @@ if [ "${1:-}" = --prepare ]; then
       --cpu-quant int8 --pack-later --explain-json "$D/$m.hybrid8g.explain.json" || exit 1
     "$KTC" "$ck" -o "$D/$m.cpu-int8.ktplan" "${cm[@]}" --gpu-mem 0 --cpu-quant int8 \
       --pack-later --explain-json "$D/$m.cpu-int8.explain.json" || exit 1
+    "$KTC" "$ck" -o "$D/$m.gpu-bf16-all.ktplan" "${cm[@]}" --gpu-mem unlimited --dtype bf16 \
+      --placement-override '.*=gpu:0' --explain-json "$D/$m.gpu-bf16-all.explain.json" || exit 1
+    "$KTC" "$ck" -o "$D/$m.gpu-int8-all.ktplan" "${cm[@]}" --gpu-mem unlimited --gpu-quant int8 \
+      --placement-override '.*=gpu:0' --explain-json "$D/$m.gpu-int8-all.explain.json" || exit 1
     rm -rf "$ck"
   done
   du -sh "$D"
@@ -85,7 +93,7 @@ for m in $MODELS; do
   echo "kt-synth: ${SECONDS} s" | tee -a "$LOG"
   # VERIFY=1: the same bytes as where the plans were compiled (kt-rt pack checks sizes only).
   [ -z "${VERIFY:-}" ] || (cd "$ck" && md5sum -c --quiet "$D/$m.md5") 2>&1 | tee -a "$LOG"
-  for v in ${VARIANTS:-gpu-bf16 gpu-int8 hybrid8g cpu-int8}; do
+  for v in ${VARIANTS:-gpu-bf16 gpu-int8 gpu-bf16-all gpu-int8-all hybrid8g cpu-int8}; do
     plan=$D/$m.$v.ktplan
     # Plans with CPU-held packed weights (the cost model may keep e.g. the embedding on the CPU
     # even with unlimited GPU memory): rebuild their sidecar from the checkpoint first.
@@ -100,6 +108,8 @@ for m in $MODELS; do
     threads=()
     [ "$v" = hybrid8g ] || [ "$v" = cpu-int8 ] && threads=(--threads 16)
     bench "$m-$v-p512" "$plan" --prompt-len 512 --gen-len 32 --reps 2 "${threads[@]}"
+    [[ "$v" == *-all ]] && KT_CUDA_GRAPHS=0 \
+      bench "$m-$v-eager-p512" "$plan" --prompt-len 512 --gen-len 32 --reps 2 "${threads[@]}"
     [ "$v" = cpu-int8 ] ||
       bench "$m-$v-p2048" "$plan" --prompt-len 2048 --gen-len 16 --reps 1 "${threads[@]}"
     rm -f "$plan.weights" # the next plan's sidecar needs the disk
