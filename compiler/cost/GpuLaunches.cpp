@@ -12,12 +12,24 @@ double glueLaunches(const std::string& opKind) {
   return opKind == "rope" ? 2.0 : 1.0; // rope copies its input, then rotates in place
 }
 
+namespace {
+// Decode-sized attention splits over the keys: one more launch per sequence (the merge).
+GpuLaunches withSplitMerge(GpuLaunches g) {
+  g.decodeMaxTokens = kAttentionSplitMaxTokens;
+  g.decodePerStep = g.perStep;
+  g.decodeShared = g.shared;
+  g.decodeHostSyncs = g.hostSyncs;
+  g.decodePerSequence = g.perSequence + 1;
+  return g;
+}
+} // namespace
+
 GpuLaunches attentionLaunches(bool bf16, int biases, bool qkNorm) {
   GpuLaunches g;
   // q, k, v, o; the rotary kernels of q and k; Qwen3's per-head norms of q and k.
   g.perStep = 4 * linearLaunches(bf16) + biases + 2 + (qkNorm ? 2 : 0);
   g.perSequence = 3; // keys and values into the cache, the attention kernel
-  return g;
+  return withSplitMerge(g);
 }
 
 GpuLaunches mlaLaunches(bool bf16, bool qLora) {
@@ -26,7 +38,7 @@ GpuLaunches mlaLaunches(bool bf16, bool qLora) {
   // q; kv_a and its norm; 2 ropes; absorbing W_uk and applying W_uv (f32 batched GEMMs); o.
   g.perStep = q + linearLaunches(bf16) + 1 + 2 + 2 + linearLaunches(bf16);
   g.perSequence = 3; // latent and rope key into the cache, the attention kernel
-  return g;
+  return withSplitMerge(g);
 }
 
 GpuLaunches mlpLaunches(bool bf16) {
@@ -40,6 +52,7 @@ GpuLaunches GpuLaunches::at(double tokens) const {
     return *this;
   GpuLaunches d = *this;
   d.perStep = decodePerStep;
+  d.perSequence = decodePerSequence;
   d.shared = decodeShared;
   d.hostSyncs = decodeHostSyncs;
   d.perTouchedExpert = 0;
@@ -52,6 +65,7 @@ GpuLaunches GpuLaunches::at(double tokens) const {
 GpuLaunches& GpuLaunches::operator+=(const GpuLaunches& o) {
   const bool decodeForm = o.decodeMaxTokens > 0;
   decodePerStep += decodeForm ? o.decodePerStep : o.perStep;
+  decodePerSequence += decodeForm ? o.decodePerSequence : o.perSequence;
   decodeShared += decodeForm ? o.decodeShared : o.shared;
   decodeHostSyncs += decodeForm ? o.decodeHostSyncs : o.hostSyncs;
   decodeHostExpertsSyncs += decodeForm ? o.decodeHostExpertsSyncs : o.hostExpertsSyncs;

@@ -9,9 +9,12 @@
 //   linear        1 cuBLAS GEMM; bf16 weights add the kernel that rounds the activations to bf16
 //                 (kernels/cuda/Blas.cu); a bias adds one kernel
 //   glue ops      rms_norm 1, add 1, swiglu 1, rope 2 (copy + rotate)
-//   attention     q/k/v/o linears, q/k norms, 2 ropes; per sequence 2 KV-cache appends + 1 kernel
+//   attention     q/k/v/o linears, q/k norms, 2 ropes; per sequence 2 KV-cache appends + 1 kernel,
+//                 at decode sizes + 1 merge of the key splits (kernels/cuda/Attention.cu splits
+//                 the keys of up to cuda::kAttentionSplitMaxTokens tokens; a short KV cache or a
+//                 step of many heads is not split, which this count ignores)
 //   mla_attention q (or q_a, norm, q_b), kv_a, norm, 2 ropes, 2 batched GEMMs, o; per sequence
-//                 2 KV-cache appends + 1 kernel
+//                 2 KV-cache appends + 1 kernel (+ 1 merge at decode sizes, as attention)
 //   mlp           gate/up/down linears + swiglu
 //   moe, prefill (more than decodeMaxTokens tokens): router linear, top-k kernel, zero fill, shared
 //                 experts (3 linears, swiglu, scatter-add; Qwen2's gate: a linear + sigmoid); one
@@ -58,6 +61,7 @@ struct GpuLaunches {
   double decodeMaxTokens = 0;
   double decodePerStep = 0, decodeShared = 0, decodeHostSyncs = 0, decodeGpuExperts = 0;
   double decodeHostExpertsSyncs = 0; // the routing's readback when experts run on the host
+  double decodePerSequence = 0;      // attention: the kernel and the merge of its key splits
 
   // The counts for a step of `tokens` tokens: the decode form folded into the prefill fields
   // (perTouchedExpert 0, the fixed expert launches in gpuExpertsLaunches), or *this.
@@ -73,6 +77,8 @@ struct GpuLaunches {
 double linearLaunches(bool bf16, bool bias = false);
 // Tokens up to which the moe op runs its decode kernels (cuda::kMoeDecodeMaxTokens).
 constexpr double kMoeDecodeMaxTokens = 8;
+// Tokens up to which the attention kernel splits over the keys (cuda::kAttentionSplitMaxTokens).
+constexpr double kAttentionSplitMaxTokens = 8;
 // A small op folded into a unit ("rms_norm", "add", "rope", "swiglu"; anything else 1).
 double glueLaunches(const std::string& opKind);
 

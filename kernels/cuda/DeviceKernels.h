@@ -75,7 +75,26 @@ struct AttentionArgs {
   const int32_t* pos0Dev = nullptr;
   int heads = 0, kvHeads = 1;
   float scale = 1.f;
+  // Decode split over the keys ("flash-decoding", Attention.cu): up to kAttentionSplitMaxTokens
+  // query tokens, each (head, token)'s keys are divided among `splits` blocks whose partial
+  // results a second kernel merges. maxKeys: positions the KV arrays have room for (the backend's
+  // capacity; fixed between CUDA graph replays, unlike the context length; 0: pos0 + len).
+  // partials: scratch of partialFloats floats (attentionPartialFloats; null: no split).
+  // splits: 0 picks from maxKeys and the SM count (attentionSplits); > 0 forces (tests).
+  int64_t maxKeys = 0;
+  float* partials = nullptr;
+  int64_t partialFloats = 0;
+  int splits = 0;
 };
+// Query tokens up to which attention() may split over the keys.
+constexpr int64_t kAttentionSplitMaxTokens = 8;
+// The number of key splits attention(a) runs (1: one block per (head, token), no merge launch).
+int attentionSplits(const AttentionArgs& a);
+// Scratch floats for the partial results of the most splits attention() picks for `heads` heads,
+// `len` query tokens and `dv` output floats per head, whatever the context (0: it never splits
+// such a step). Independent of the context so that a captured graph never needs more.
+int64_t attentionPartialFloats(int heads, int64_t len, int dv);
+// One launch, or two when it splits (the partials, then their merge).
 void attention(const AttentionArgs& a);
 
 // KV-cache append: cache[(p0 + r) * cachePitch + c] = src[r * srcPitch + c] for r < rows,

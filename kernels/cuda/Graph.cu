@@ -4,32 +4,21 @@
 
 namespace kt::cuda {
 
-namespace {
-bool ok(cudaError_t e, const char* what, std::string* err) {
-  if (e == cudaSuccess)
-    return true;
-  if (err)
-    *err = std::string(what) + ": " + cudaGetErrorString(e);
-  cudaGetLastError(); // clear a non-sticky error so the next call starts clean
-  return false;
-}
-} // namespace
-
 bool beginCapture(std::string* err) {
   if (!stream()) {
     if (err)
       *err = "the legacy default stream cannot be captured";
     return false;
   }
-  return ok(cudaStreamBeginCapture(stream(), cudaStreamCaptureModeThreadLocal),
-            "cudaStreamBeginCapture", err);
+  return cudaOk(cudaStreamBeginCapture(stream(), cudaStreamCaptureModeThreadLocal),
+                "cudaStreamBeginCapture", err);
 }
 
 bool endCapture(void** exec, size_t* nodes, std::string* err) {
   *exec = nullptr;
   *nodes = 0;
   cudaGraph_t graph = nullptr;
-  if (!ok(cudaStreamEndCapture(stream(), &graph), "cudaStreamEndCapture", err)) {
+  if (!cudaOk(cudaStreamEndCapture(stream(), &graph), "cudaStreamEndCapture", err)) {
     if (graph)
       cudaGraphDestroy(graph);
     return false;
@@ -41,8 +30,8 @@ bool endCapture(void** exec, size_t* nodes, std::string* err) {
   }
   size_t n = 0;
   cudaGraphExec_t e = nullptr;
-  const bool good = ok(cudaGraphGetNodes(graph, nullptr, &n), "cudaGraphGetNodes", err) &&
-                    ok(cudaGraphInstantiate(&e, graph, 0), "cudaGraphInstantiate", err);
+  const bool good = cudaOk(cudaGraphGetNodes(graph, nullptr, &n), "cudaGraphGetNodes", err) &&
+                    cudaOk(cudaGraphInstantiate(&e, graph, 0), "cudaGraphInstantiate", err);
   cudaGraphDestroy(graph); // the executable graph keeps what it needs
   if (!good)
     return false;
@@ -62,7 +51,8 @@ bool capturing() {
 
 bool launchGraph(void* exec, std::string* err) {
   countLaunches();
-  return ok(cudaGraphLaunch(static_cast<cudaGraphExec_t>(exec), stream()), "cudaGraphLaunch", err);
+  return cudaOk(cudaGraphLaunch(static_cast<cudaGraphExec_t>(exec), stream()), "cudaGraphLaunch",
+                err);
 }
 
 void destroyGraph(void* exec) {

@@ -27,24 +27,13 @@ unsigned long long launchCount() {
   return gLaunches.load(std::memory_order_relaxed);
 }
 
-namespace {
-bool ok(cudaError_t e, const char* what, std::string* err) {
-  if (e == cudaSuccess)
-    return true;
-  if (err)
-    *err = std::string(what) + ": " + cudaGetErrorString(e);
-  cudaGetLastError(); // clear a non-sticky error so the next call starts clean
-  return false;
-}
-} // namespace
-
 bool setDevice(int device, std::string* err) {
-  return ok(cudaSetDevice(device), "cudaSetDevice", err);
+  return cudaOk(cudaSetDevice(device), "cudaSetDevice", err);
 }
 
 void* createStream(std::string* err) {
   cudaStream_t s = nullptr;
-  if (!ok(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate", err))
+  if (!cudaOk(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate", err))
     return nullptr;
   return s;
 }
@@ -55,12 +44,12 @@ void destroyStream(void* s) {
 }
 
 bool synchronizeStream(std::string* err) {
-  return ok(cudaStreamSynchronize(stream()), "GPU work", err);
+  return cudaOk(cudaStreamSynchronize(stream()), "GPU work", err);
 }
 
 void* allocate(size_t bytes, std::string* err) {
   void* p = nullptr;
-  if (!ok(cudaMalloc(&p, bytes ? bytes : 1), "cudaMalloc", err)) {
+  if (!cudaOk(cudaMalloc(&p, bytes ? bytes : 1), "cudaMalloc", err)) {
     if (err)
       *err += " (asked for " + std::to_string(bytes) + " bytes)";
     return nullptr;
@@ -79,26 +68,26 @@ bool toDevice(void* dst, const void* src, size_t bytes, std::string* err) {
   if (!bytes)
     return true;
   countLaunches();
-  return ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream()), "copy to GPU",
-            err) &&
-         ok(cudaStreamSynchronize(stream()), "copy to GPU", err);
+  return cudaOk(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream()), "copy to GPU",
+                err) &&
+         cudaOk(cudaStreamSynchronize(stream()), "copy to GPU", err);
 }
 
 bool toHost(void* dst, const void* src, size_t bytes, std::string* err) {
   if (!bytes)
     return true;
   countLaunches();
-  return ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream()), "copy from GPU",
-            err) &&
-         ok(cudaStreamSynchronize(stream()), "copy from GPU", err);
+  return cudaOk(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream()), "copy from GPU",
+                err) &&
+         cudaOk(cudaStreamSynchronize(stream()), "copy from GPU", err);
 }
 
 bool deviceCopy(void* dst, const void* src, size_t bytes, std::string* err) {
   if (!bytes)
     return true;
   countLaunches();
-  return ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream()), "copy on GPU",
-            err);
+  return cudaOk(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream()), "copy on GPU",
+                err);
 }
 
 bool deviceCopy2D(void* dst, size_t dstPitch, const void* src, size_t srcPitch, size_t width,
@@ -106,33 +95,33 @@ bool deviceCopy2D(void* dst, size_t dstPitch, const void* src, size_t srcPitch, 
   if (!rows)
     return true;
   countLaunches();
-  return ok(cudaMemcpy2DAsync(dst, dstPitch, src, srcPitch, width, rows, cudaMemcpyDeviceToDevice,
-                              stream()),
-            "strided copy on GPU", err);
+  return cudaOk(cudaMemcpy2DAsync(dst, dstPitch, src, srcPitch, width, rows,
+                                  cudaMemcpyDeviceToDevice, stream()),
+                "strided copy on GPU", err);
 }
 
 bool fillZero(void* p, size_t bytes, std::string* err) {
   if (!bytes)
     return true;
   countLaunches();
-  return ok(cudaMemsetAsync(p, 0, bytes, stream()), "cudaMemset", err);
+  return cudaOk(cudaMemsetAsync(p, 0, bytes, stream()), "cudaMemset", err);
 }
 
 bool synchronize(std::string* err) {
-  return ok(cudaDeviceSynchronize(), "GPU work", err);
+  return cudaOk(cudaDeviceSynchronize(), "GPU work", err);
 }
 
 bool launchOk(std::string* err) {
-  return ok(cudaGetLastError(), "kernel launch", err);
+  return cudaOk(cudaGetLastError(), "kernel launch", err);
 }
 
 bool memoryInfo(size_t* freeBytes, size_t* totalBytes, std::string* err) {
-  return ok(cudaMemGetInfo(freeBytes, totalBytes), "cudaMemGetInfo", err);
+  return cudaOk(cudaMemGetInfo(freeBytes, totalBytes), "cudaMemGetInfo", err);
 }
 
 void* allocatePinned(size_t bytes, std::string* err) {
   void* p = nullptr;
-  if (!ok(cudaMallocHost(&p, bytes ? bytes : 1), "cudaMallocHost", err)) {
+  if (!cudaOk(cudaMallocHost(&p, bytes ? bytes : 1), "cudaMallocHost", err)) {
     if (err)
       *err += " (asked for " + std::to_string(bytes) + " bytes of pinned host memory)";
     return nullptr;
@@ -149,20 +138,21 @@ bool toHostAsync(void* dst, const void* src, size_t bytes, std::string* err) {
   if (!bytes)
     return true;
   countLaunches();
-  return ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream()), "copy from GPU",
-            err);
+  return cudaOk(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream()), "copy from GPU",
+                err);
 }
 
 bool toDeviceAsync(void* dst, const void* src, size_t bytes, std::string* err) {
   if (!bytes)
     return true;
   countLaunches();
-  return ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream()), "copy to GPU", err);
+  return cudaOk(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream()), "copy to GPU",
+                err);
 }
 
 bool createEvent(GpuEvent* e, std::string* err) {
   cudaEvent_t ev = nullptr;
-  if (!ok(cudaEventCreate(&ev), "cudaEventCreate", err))
+  if (!cudaOk(cudaEventCreate(&ev), "cudaEventCreate", err))
     return false;
   e->handle = ev;
   return true;
@@ -175,7 +165,8 @@ void destroyEvent(GpuEvent* e) {
 }
 
 bool recordEvent(const GpuEvent& e, std::string* err) {
-  return ok(cudaEventRecord(static_cast<cudaEvent_t>(e.handle), stream()), "cudaEventRecord", err);
+  return cudaOk(cudaEventRecord(static_cast<cudaEvent_t>(e.handle), stream()), "cudaEventRecord",
+                err);
 }
 
 bool eventDone(const GpuEvent& e) {
@@ -186,11 +177,11 @@ bool eventDone(const GpuEvent& e) {
 }
 
 bool elapsedMs(const GpuEvent& start, const GpuEvent& end, float* ms, std::string* err) {
-  return ok(cudaEventSynchronize(static_cast<cudaEvent_t>(end.handle)), "cudaEventSynchronize",
-            err) &&
-         ok(cudaEventElapsedTime(ms, static_cast<cudaEvent_t>(start.handle),
-                                 static_cast<cudaEvent_t>(end.handle)),
-            "cudaEventElapsedTime", err);
+  return cudaOk(cudaEventSynchronize(static_cast<cudaEvent_t>(end.handle)), "cudaEventSynchronize",
+                err) &&
+         cudaOk(cudaEventElapsedTime(ms, static_cast<cudaEvent_t>(start.handle),
+                                     static_cast<cudaEvent_t>(end.handle)),
+                "cudaEventElapsedTime", err);
 }
 
 } // namespace kt::cuda

@@ -3,7 +3,9 @@
 // projections of every pair, and one sums each token's pairs in top-k order (deterministic: no
 // atomics) plus the shared experts. A warp computes one output row of one pair: the expert's
 // weight row streams once from memory (8 elements per lane and load when the rows allow 16-byte
-// loads) against the token's activations, f32 sums reduced across the warp.
+// loads) against the token's activations, f32 sums reduced across the warp. The vector loops read
+// the activations as 16-byte loads too and are unrolled so that several of a lane's weight loads
+// are in flight at once (a decode step is bound by how fast the expert rows stream).
 #include "kernels/cuda/DeviceKernels.h"
 #include "kernels/cuda/GridStride.cuh"
 #include "kernels/cuda/Stream.cuh"
@@ -32,6 +34,20 @@ __device__ inline int64_t sliceOf(const ExpertStack& s, int32_t e) {
   return s.local ? int64_t(s.local[e]) : int64_t(e);
 }
 
+// x[0..7] as two 16-byte loads (x 32-byte aligned: the callers' `vec`), not eight 4-byte ones.
+__device__ inline void load8(const float* x, float* out) {
+  const float4 a = *reinterpret_cast<const float4*>(x);
+  const float4 b = *reinterpret_cast<const float4*>(x + 4);
+  out[0] = a.x;
+  out[1] = a.y;
+  out[2] = a.z;
+  out[3] = a.w;
+  out[4] = b.x;
+  out[5] = b.y;
+  out[6] = b.z;
+  out[7] = b.w;
+}
+
 // x . W[slice, row] over s.cols, summed across the warp (every lane returns the sum).
 __device__ float rowDot(const ExpertStack& s, int64_t slice, int64_t row, const float* x,
                         bool vec) {
@@ -41,6 +57,7 @@ __device__ float rowDot(const ExpertStack& s, int64_t slice, int64_t row, const 
   if (s.dtype == int(ExpertDType::F32)) {
     const float* w = static_cast<const float*>(s.data) + r * k;
     if (vec) {
+#pragma unroll 4
       for (int64_t c = int64_t(lane) * 8; c < k; c += 32 * 8) {
         const float4 w0 = __ldg(reinterpret_cast<const float4*>(w + c));
         const float4 w1 = __ldg(reinterpret_cast<const float4*>(w + c + 4));
@@ -57,12 +74,15 @@ __device__ float rowDot(const ExpertStack& s, int64_t slice, int64_t row, const 
     const uint16_t* w = static_cast<const uint16_t*>(s.data) + r * k;
     const int bf = int(ExpertDType::BF16);
     if (vec) {
+#pragma unroll 4
       for (int64_t c = int64_t(lane) * 8; c < k; c += 32 * 8) {
         const uint4 packed = __ldg(reinterpret_cast<const uint4*>(w + c));
         const uint16_t* b = reinterpret_cast<const uint16_t*>(&packed);
+        float xs[8];
+        load8(x + c, xs);
 #pragma unroll
         for (int i = 0; i < 8; ++i)
-          acc += bf16Bits(b[i]) * activation(x[c + i], bf);
+          acc += bf16Bits(b[i]) * activation(xs[i], bf);
       }
     } else {
       for (int64_t c = lane; c < k; c += 32)
@@ -71,12 +91,15 @@ __device__ float rowDot(const ExpertStack& s, int64_t slice, int64_t row, const 
   } else { // int8, one scale per row applied to the sum
     const int8_t* w = static_cast<const int8_t*>(s.data) + r * k;
     if (vec) {
+#pragma unroll 4
       for (int64_t c = int64_t(lane) * 8; c < k; c += 32 * 8) {
         const uint2 packed = __ldg(reinterpret_cast<const uint2*>(w + c));
         const int8_t* b = reinterpret_cast<const int8_t*>(&packed);
+        float xs[8];
+        load8(x + c, xs);
 #pragma unroll
         for (int i = 0; i < 8; ++i)
-          acc += float(b[i]) * x[c + i];
+          acc += float(b[i]) * xs[i];
       }
     } else {
       for (int64_t c = lane; c < k; c += 32)

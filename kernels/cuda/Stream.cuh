@@ -5,7 +5,20 @@
 
 #include <cuda_runtime.h>
 
+#include <string>
+
 namespace kt::cuda {
+
+// True on success; otherwise "<what>: <CUDA's message>" in *err (when given), and a non-sticky
+// error is cleared so the next call starts clean.
+inline bool cudaOk(cudaError_t e, const char* what, std::string* err) {
+  if (e == cudaSuccess)
+    return true;
+  if (err)
+    *err = std::string(what) + ": " + cudaGetErrorString(e);
+  cudaGetLastError();
+  return false;
+}
 
 inline cudaStream_t stream() {
   return static_cast<cudaStream_t>(currentStream());

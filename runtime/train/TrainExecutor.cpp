@@ -8,6 +8,7 @@
 #include "runtime/support/Error.h"
 #include "runtime/support/ThreadPool.h"
 
+#include <chrono>
 #include <cstring>
 
 namespace kt::train {
@@ -245,6 +246,7 @@ void TrainExecutor::runSteps(const TrainBatch& batch, int64_t normalizer, bool f
                     std::to_string(a.rows) + ", " + std::to_string(a.cols) + "], expected [" +
                     std::to_string(T) + ", " + (cols > 0 ? std::to_string(cols) : "*") + "]");
     };
+    const auto started = std::chrono::steady_clock::now();
     switch (op) {
     case OpKind::Embedding: {
       Activation& y = out(0);
@@ -399,6 +401,12 @@ void TrainExecutor::runSteps(const TrainBatch& batch, int64_t normalizer, bool f
       break; // the Trainer's update (after every micro-batch of the optimizer step)
     default:
       throw Error(plan_.origin() + ": train_step step '" + p.name + "' cannot run in training");
+    }
+    if (profiling_) {
+      OpTime& t = profile_[plan::opSignature(op)->name];
+      t.seconds +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      t.calls++;
     }
   }
   if (forwardOnly)

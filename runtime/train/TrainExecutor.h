@@ -16,7 +16,9 @@
 #include "runtime/train/TrainData.h"
 
 #include <deque>
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace kt::train {
@@ -41,6 +43,15 @@ public:
   // The plan's optimizer settings (AdamWAttrs of its adamw step, or defaults).
   AdamWConfig planOptimizer() const { return planOptimizer_; }
 
+  // Per-op-kind wall time (kt-rt train --profile): where a training step spends its time, summed
+  // over every step of that kind ("moe", "moe_grad", ...) since profiling was enabled.
+  struct OpTime {
+    double seconds = 0;
+    int64_t calls = 0;
+  };
+  void enableProfile(bool on) { profiling_ = on; }
+  const std::map<std::string, OpTime>& profile() const { return profile_; }
+
 private:
   struct Prepared;
   void runSteps(const TrainBatch& batch, int64_t normalizer, bool forwardOnly,
@@ -56,6 +67,8 @@ private:
   std::vector<std::unique_ptr<Prepared>> steps_;
   std::deque<cpu::grad::Lora> loras_; // stable addresses for the Projections
   AdamWConfig planOptimizer_;
+  bool profiling_ = false;
+  std::map<std::string, OpTime> profile_;
 };
 
 } // namespace kt::train

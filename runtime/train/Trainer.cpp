@@ -7,6 +7,7 @@
 #include "runtime/tokenizer/Tokenizer.h"
 #include "runtime/train/TrainExecutor.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -166,6 +167,26 @@ void Trainer::saveCheckpoint(const std::string& dir, int64_t step) const {
     throw Error("cannot write " + dir + "/" + kStateFile);
 }
 
+// Time per op kind over the whole run, largest first, as ms per trained token and share of the
+// run: the forward kinds, their *_grad backward kinds (which recompute the op's forward inside)
+// and the optimizer update.
+void Trainer::printProfile(double optimizerSeconds, const TrainSummary& sum) const {
+  std::vector<std::pair<std::string, TrainExecutor::OpTime>> rows(exec_->profile().begin(),
+                                                                  exec_->profile().end());
+  rows.push_back({"adamw (optimizer update)", {optimizerSeconds, sum.steps}});
+  std::sort(rows.begin(), rows.end(),
+            [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
+  const double tokens = double(std::max<int64_t>(sum.tokens, 1));
+  std::fprintf(stderr, "[train] profile (%lld tokens, %.2f s):\n", (long long)sum.tokens,
+               sum.seconds);
+  std::fprintf(stderr, "  %-26s %8s %10s %10s %7s\n", "op", "calls", "seconds", "ms/token",
+               "share");
+  for (const auto& [name, t] : rows)
+    std::fprintf(stderr, "  %-26s %8lld %10.3f %10.3f %6.1f%%\n", name.c_str(), (long long)t.calls,
+                 t.seconds, 1e3 * t.seconds / tokens,
+                 100.0 * t.seconds / std::max(sum.seconds, 1e-9));
+}
+
 TrainSummary Trainer::run() {
   std::unique_ptr<std::ofstream> log;
   if (!opt_.logJson.empty()) {
@@ -184,6 +205,8 @@ TrainSummary Trainer::run() {
                  adamw_.maxGradNorm,
                  startStep_ ? (", resuming at step " + std::to_string(startStep_)).c_str() : "");
   TrainSummary sum;
+  exec_->enableProfile(opt_.profile);
+  double optimizerSeconds = 0;
   const auto t0 = std::chrono::steady_clock::now();
   for (int64_t step = startStep_; step < totalSteps_; ++step) {
     const auto ts = std::chrono::steady_clock::now();
@@ -216,8 +239,11 @@ TrainSummary Trainer::run() {
     if (clip < 1.0)
       adapters_->scaleGrad(clip);
     rec.lr = scheduledLr(opt_.schedule, adamw_.lr, step, opt_.warmup, totalSteps_);
+    const auto tu = std::chrono::steady_clock::now();
     if (predicted > 0)
       adapters_->adamw(adamw_, rec.lr, step + 1);
+    optimizerSeconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - tu).count();
     if (!std::isfinite(rec.loss) || !std::isfinite(rec.gradNorm))
       throw Error("training diverged at step " + std::to_string(step + 1) + " (loss " +
                   std::to_string(rec.loss) + ", gradient norm " + std::to_string(rec.gradNorm) +
@@ -266,6 +292,8 @@ TrainSummary Trainer::run() {
                  (long long)sum.steps, (long long)sum.tokens, duration(sum.seconds).c_str(),
                  double(sum.tokens) / std::max(sum.seconds, 1e-9), sum.firstLoss, sum.lastLoss,
                  double(sum.peakRssBytes) / (1 << 20), opt_.outDir.c_str());
+  if (opt_.profile)
+    printProfile(optimizerSeconds, sum);
   return sum;
 }
 

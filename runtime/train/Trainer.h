@@ -48,6 +48,7 @@ struct TrainOptions {
   std::string logJson;        // one JSON object per optimizer step
   int64_t saveEvery = 0;      // checkpoint every N optimizer steps into OUT/checkpoint-N
   bool quiet = false;         // no progress line
+  bool profile = false;       // print the time per op kind at the end (kt-rt train --profile)
 };
 
 struct StepRecord {
@@ -76,6 +77,7 @@ public:
 
 private:
   void saveCheckpoint(const std::string& dir, int64_t step) const;
+  void printProfile(double optimizerSeconds, const TrainSummary& sum) const;
   TrainBatch microBatch(int64_t index) const;
 
   const LoadedPlan& plan_;

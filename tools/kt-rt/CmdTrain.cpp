@@ -31,7 +31,8 @@ const char* kUsage =
     "  --resume DIR                        continue from a checkpoint (same data and --steps)\n"
     "  --save-every N                      checkpoint to OUT/checkpoint-STEP every N steps\n"
     "  --log-json FILE                     one JSON object per step (loss, lr, grad_norm, ...)\n"
-    "  --threads T --quiet\n";
+    "  --threads T --quiet\n"
+    "  --profile                           time per op kind at the end (forward, *_grad, adamw)\n";
 
 std::optional<double> optDouble(const Args& a, const std::string& f) {
   if (!a.has(f))
@@ -52,7 +53,7 @@ int cmdTrain(int argc, char** argv) {
              "--betas",  "--eps",          "--weight-decay", "--schedule",    "--warmup",
              "--clip",   "--batch",        "--grad-accum",   "--max-seq-len", "--seed",
              "--resume", "--init-adapter", "--log-json",     "--save-every",  "--threads"},
-            {"--pack", "--no-shuffle", "--quiet"});
+            {"--pack", "--no-shuffle", "--quiet", "--profile"});
   if (args.positional().size() != 1 || !args.has("--data") || !args.has("--out")) {
     std::fprintf(stderr, "%s", kUsage);
     return 2;
@@ -96,6 +97,7 @@ int cmdTrain(int argc, char** argv) {
   o.logJson = args.get("--log-json");
   o.saveEvery = args.getInt("--save-every", 0);
   o.quiet = args.has("--quiet");
+  o.profile = args.has("--profile");
   if (o.warmup < 0 || o.saveEvery < 0)
     throw Error("--warmup and --save-every must not be negative");
   if (!o.resumeDir.empty() && !o.initAdapterDir.empty())

@@ -15,10 +15,22 @@ namespace kt::cpu::grad::detail {
 
 namespace {
 template <class T> T dot(const T* a, const T* b, int n) {
+  if constexpr (std::is_same_v<T, float>)
+    return dotF32(a, b, n); // a single chain would not vectorize: eight partial sums
   T acc = 0;
   for (int i = 0; i < n; ++i)
     acc += a[i] * b[i];
   return acc;
+}
+
+// y += alpha·x through the AVX-512/AVX2 clones in f32 (this file is compiled for the baseline ISA).
+template <class T> void axpy(T alpha, const T* x, T* y, int n) {
+  if constexpr (std::is_same_v<T, float>) {
+    axpyF32(alpha, x, y, n);
+  } else {
+    for (int i = 0; i < n; ++i)
+      y[i] += alpha * x[i];
+  }
 }
 
 // Scores of query row (b, t, h) against keys 0..t, softmax-normalized in place into p[0..t].
@@ -67,8 +79,7 @@ void attentionForward(ThreadPool& pool, const AttnShape& s, const T* q, const T*
       std::fill(o, o + s.vDim, T(0));
       const T* vb = v + b * s.seqLen * vRow + int64_t(h / group) * s.vDim;
       for (int64_t j = 0; j <= t; ++j)
-        for (int d = 0; d < s.vDim; ++d)
-          o[d] += p[size_t(j)] * vb[j * vRow + d];
+        axpy(p[size_t(j)], vb + j * vRow, o, s.vDim);
     }
   });
 }
@@ -112,12 +123,9 @@ void attentionBackward(ThreadPool& pool, const AttnShape& s, const T* q, const T
             const T* kj = kb + j * kRow;
             T* dkj = dkb + j * kRow;
             T* dvj = dvb + j * vRow;
-            for (int d = 0; d < s.qkDim; ++d) {
-              dqv[d] += ds * kj[d];
-              dkj[d] += ds * qv[d];
-            }
-            for (int d = 0; d < s.vDim; ++d)
-              dvj[d] += pj * g[d];
+            axpy(ds, kj, dqv, s.qkDim);
+            axpy(ds, qv, dkj, s.qkDim);
+            axpy(pj, g, dvj, s.vDim);
           }
         }
     }

@@ -19,6 +19,10 @@ void matmulDyW(ThreadPool& pool, const T* dy, int64_t rows, const MatrixView& w,
                bool accumulate);
 
 // ---- dense products (adapters, attention pieces); row-major, contiguous ----------------------
+// Σ a[i]·b[i] with 32 partial sums (vectorized; AVX-512/AVX2/baseline clones picked by CPUID).
+float dotF32(const float* a, const float* b, int64_t n);
+// y[i] += alpha·x[i], likewise compiled for AVX-512 / AVX2 / baseline.
+void axpyF32(float alpha, const float* x, float* y, int64_t n);
 // c[M, N] (+)= alpha · a[M, K] · b[N, K]ᵀ
 template <class T>
 void gemmNT(ThreadPool& pool, int64_t M, int64_t N, int64_t K, T alpha, const T* a, const T* b,
@@ -73,9 +77,12 @@ void attentionBackward(ThreadPool& pool, const AttnShape& s, const T* q, const T
                        const T* dctx, T* dq, T* dk, T* dv);
 
 // ---- SwiGLU MLP backward that can also return the forward output (MoE needs it) -------------
+// yOut (optional): the forward output [rows, H], recomputed. dyDotY (optional): dy_r · y_r per row
+// without recomputing the down projection: dy·y = dy·(W_eff h + b) = dh·h + dy·b, with dh =
+// dy·W_eff the backward computes anyway (W_eff = W + scale·B·A, the adapted weight).
 template <class T>
 void mlpBackwardImpl(ThreadPool& pool, const MlpWeightsT<T>& w, const T* x, int64_t rows,
-                     const T* dy, T* dx, bool accumulate, T* yOut);
+                     const T* dy, T* dx, bool accumulate, T* yOut, T* dyDotY = nullptr);
 
 // Argument checks of the public entry points: a shape that disagrees with the op's parameters is
 // a kt::Error naming the op, never an out-of-bounds read.

@@ -2,17 +2,22 @@
 //   loss = logsumexp(l) - l_c,   dl = (softmax(l) - onehot(c)) / N,   dx = dl · W  (W frozen).
 // Logits exist only for a chunk of predicted positions at a time (vocabularies are large).
 #include "kernels/cpu/grad/Detail.h"
+#include "kernels/cpu/grad/Kernels.h"
 #include "runtime/support/Error.h"
 #include "runtime/support/ThreadPool.h"
 
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <type_traits>
 
 namespace kt::cpu::grad {
 
 namespace {
-constexpr int64_t kChunkLogits = int64_t(1) << 23; // logits per chunk (32 MiB in f32)
+// Logits per chunk (64 MiB in f32). Each chunk streams (and, for packed weights, converts) the
+// whole lm_head once in the backward, so fewer, larger chunks save that: 163 rows of a 102,400-word
+// vocabulary (2 chunks for a 256-token step), 524 rows of a 32,000-word one.
+constexpr int64_t kChunkLogits = int64_t(1) << 24;
 
 template <class T>
 LossResult crossEntropy(ThreadPool& pool, const MatrixView& lmHead, const T* x, int64_t batch,
@@ -41,31 +46,44 @@ LossResult crossEntropy(ThreadPool& pool, const MatrixView& lmHead, const T* x, 
     return res;
   const double norm = normalizer > 0 ? double(normalizer) : double(res.count);
   const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(res.count, kChunkLogits / V));
-  std::vector<T> xs, logits, dxs;
+  // The logits chunk (up to 64 MiB) outlives the call: a fresh one per step would be mapped and
+  // zero-filled page by page each time, which cost more than its softmax on a VM.
+  thread_local std::vector<T> logitsBuffer;
+  std::vector<T> xs, dxs;
   std::vector<double> rowLoss(static_cast<size_t>(chunk));
   double sum = 0;
   for (int64_t c0 = 0; c0 < res.count; c0 += chunk) {
     const int64_t n = std::min(chunk, res.count - c0);
     xs.resize(size_t(n * H));
-    logits.resize(size_t(n * V));
+    if (logitsBuffer.size() < size_t(n * V))
+      logitsBuffer.resize(size_t(n * V));
+    T* logits = logitsBuffer.data();
     for (int64_t i = 0; i < n; ++i)
       std::copy_n(x + pos[size_t(c0 + i)] * H, H, xs.data() + i * H);
-    detail::matmulXWt(pool, xs.data(), n, lmHead, MatrixView{}, logits.data());
+    detail::matmulXWt(pool, xs.data(), n, lmHead, MatrixView{}, logits);
     pool.parallelFor(n, 1, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
-        T* l = logits.data() + i * V;
+        T* l = logits + i * V;
         const int32_t c = target[size_t(c0 + i)];
-        const T mx = *std::max_element(l, l + V);
-        T s = 0;
-        for (int64_t j = 0; j < V; ++j)
-          s += std::exp(l[j] - mx);
-        const T lse = mx + std::log(s);
-        rowLoss[size_t(i)] = double(lse - l[c]);
+        const T lc = l[c];
+        // One exp per logit: l := exp(l - max) (the logits chunk is scratch), then scaled by
+        // 1/(sum·N) into softmax / N. f32 runs the vectorized exp (Kernels.h).
+        T mx, s = 0;
+        if constexpr (std::is_same_v<T, float>) {
+          const kernels::ExpSum es = kernels::expShift(kernels::bestPath(), l, V);
+          mx = es.max;
+          s = es.sum;
+        } else {
+          mx = *std::max_element(l, l + V);
+          for (int64_t j = 0; j < V; ++j)
+            s += (l[j] = std::exp(l[j] - mx));
+        }
+        rowLoss[size_t(i)] = double(mx + std::log(s) - lc);
         if (!dx)
           continue;
-        const T inv = T(1.0 / norm);
+        const T inv = T(1.0 / norm), scale = inv / s;
         for (int64_t j = 0; j < V; ++j)
-          l[j] = std::exp(l[j] - lse) * inv;
+          l[j] *= scale;
         l[c] -= inv;
       }
     });
@@ -74,7 +92,7 @@ LossResult crossEntropy(ThreadPool& pool, const MatrixView& lmHead, const T* x, 
     if (!dx)
       continue;
     dxs.resize(size_t(n * H));
-    detail::matmulDyW(pool, logits.data(), n, lmHead, dxs.data(), false);
+    detail::matmulDyW(pool, logits, n, lmHead, dxs.data(), false);
     for (int64_t i = 0; i < n; ++i)
       std::copy_n(dxs.data() + i * H, H, dx + pos[size_t(c0 + i)] * H);
   }

@@ -41,7 +41,7 @@ void mlpForward(ThreadPool& pool, const MlpWeightsT<T>& w, const T* x, int64_t r
 namespace detail {
 template <class T>
 void mlpBackwardImpl(ThreadPool& pool, const MlpWeightsT<T>& w, const T* x, int64_t rows,
-                     const T* dy, T* dx, bool accumulate, T* yOut) {
+                     const T* dy, T* dx, bool accumulate, T* yOut, T* dyDotY) {
   const int64_t inter = w.gate.w.rows;
   const size_t n = size_t(rows * inter);
   std::vector<T> g(n), u(n), h(n), dh(n);
@@ -52,6 +52,18 @@ void mlpBackwardImpl(ThreadPool& pool, const MlpWeightsT<T>& w, const T* x, int6
   if (yOut)
     linearForward(pool, w.down, h.data(), rows, yOut);
   linearBackwardAcc(pool, w.down, h.data(), rows, dy, dh.data(), false);
+  if (dyDotY) {
+    const std::vector<T> bias = w.down.bias.data ? vectorOf<T>(w.down.bias) : std::vector<T>();
+    const int64_t H = w.down.w.rows;
+    for (int64_t r = 0; r < rows; ++r) {
+      T dot = 0;
+      for (int64_t i = 0; i < inter; ++i)
+        dot += dh[size_t(r * inter + i)] * h[size_t(r * inter + i)];
+      for (size_t j = 0; j < bias.size(); ++j)
+        dot += dy[r * H + int64_t(j)] * bias[j];
+      dyDotY[r] = dot;
+    }
+  }
   // Reuse g for dg and u for du once their values are consumed.
   pool.parallelFor(int64_t(n), 4096, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
@@ -77,7 +89,7 @@ void mlpBackward(ThreadPool& pool, const MlpWeightsT<T>& w, const T* x, int64_t 
   template void mlpBackward<T>(ThreadPool&, const MlpWeightsT<T>&, const T*, int64_t, const T*,    \
                                T*);                                                                \
   template void detail::mlpBackwardImpl<T>(ThreadPool&, const MlpWeightsT<T>&, const T*, int64_t,  \
-                                           const T*, T*, bool, T*);
+                                           const T*, T*, bool, T*, T*);
 KT_GRAD_INSTANTIATE(float)
 KT_GRAD_INSTANTIATE(double)
 #undef KT_GRAD_INSTANTIATE

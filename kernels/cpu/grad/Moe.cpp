@@ -6,9 +6,11 @@
 //        + dS(x_t; γ_t dy_t) + (dy_t·S(x_t)) γ_t(1-γ_t) · g
 // Tokens are grouped by expert so each expert's weights are streamed once for all its tokens.
 #include "kernels/cpu/grad/Detail.h"
+#include "runtime/support/ThreadPool.h"
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 namespace kt::cpu::grad {
 
@@ -78,6 +80,62 @@ template <class T> std::vector<T> gather(const T* x, int64_t cols, const std::ve
   return out;
 }
 
+// Runs every expert that has tokens and adds its per-token results into out[rows, H]:
+// out[token] += scale · result, experts in ascending order (the order of a serial loop, so results
+// do not depend on the number of threads). Experts run in parallel, one expert per task on a
+// single-threaded pool: an expert sees ~rows·topK/E tokens, too few to split its products over
+// threads without the pool's dispatches costing more than the products. Experts go in waves of at
+// most kWaveSlots token slots so that the per-slot results need bounded scratch memory.
+//   run(serial, e, result[n_e, H]) computes expert e's results for its tokens (byExpert order);
+//   slot(e, i) -> (token, scale) of its i-th token.
+constexpr int64_t kWaveSlots = 4096;
+
+template <class T, class Run, class SlotFn>
+void forEachExpertWave(ThreadPool& pool, const Routing& r, int64_t H, const Run& run,
+                       const SlotFn& slot, T* out) {
+  std::vector<int> experts;
+  for (size_t e = 0; e < r.byExpert.size(); ++e)
+    if (!r.byExpert[e].empty())
+      experts.push_back(int(e));
+  ThreadPool serial(1); // runs every parallelFor inline; shareable (it holds no state)
+  std::vector<T> results;
+  std::vector<int64_t> offset;
+  for (size_t i = 0; i < experts.size();) {
+    size_t j = i;
+    int64_t slots = 0;
+    offset.clear();
+    while (j < experts.size() &&
+           (j == i || slots + int64_t(r.byExpert[size_t(experts[j])].size()) <= kWaveSlots)) {
+      offset.push_back(slots);
+      slots += int64_t(r.byExpert[size_t(experts[j])].size());
+      ++j;
+    }
+    results.resize(size_t(slots * H));
+    pool.parallelFor(int64_t(j - i), 1, [&](int64_t b, int64_t e) {
+      for (int64_t q = b; q < e; ++q)
+        run(serial, experts[i + size_t(q)], results.data() + offset[size_t(q)] * H);
+    });
+    // Column strips in parallel; within a strip, experts and their tokens in order.
+    const int64_t strips = (H + 255) / 256;
+    pool.parallelFor(strips, 1, [&](int64_t b, int64_t e) {
+      for (int64_t st = b; st < e; ++st) {
+        const int64_t c0 = st * 256, cn = std::min<int64_t>(256, H - c0);
+        for (size_t q = 0; q < j - i; ++q) {
+          const int ex = experts[i + q];
+          for (int64_t s = 0; s < int64_t(r.byExpert[size_t(ex)].size()); ++s) {
+            const T* res = results.data() + (offset[q] + s) * H;
+            const auto [token, scale] = slot(ex, s);
+            T* o = out + token * H + c0;
+            for (int64_t c = 0; c < cn; ++c)
+              o[c] += scale * res[c0 + c];
+          }
+        }
+      }
+    });
+    i = j;
+  }
+}
+
 // γ_t = σ(x_t·g) of the shared-expert gate.
 template <class T>
 std::vector<T> sharedGate(ThreadPool& pool, const MatrixView& g, const T* x, int64_t rows) {
@@ -98,19 +156,18 @@ void moeForward(ThreadPool& pool, const MoeRoutingParams& p, const MoeWeightsT<T
   std::vector<T> logits, weight;
   Routing r = route(pool, p, w, x, rows, logits, weight);
   std::fill(y, y + rows * H, T(0));
-  for (int e = 0; e < p.numExperts; ++e) {
-    const auto& list = r.byExpert[size_t(e)];
-    if (list.empty())
-      continue;
-    std::vector<T> xe = gather(x, H, list), ye(xe.size());
-    mlpForward(pool, w.experts[e], xe.data(), int64_t(list.size()), ye.data());
-    for (size_t i = 0; i < list.size(); ++i) {
-      const T wk = weight[size_t(list[i].token * K + list[i].k)];
-      T* o = y + list[i].token * H;
-      for (int64_t j = 0; j < H; ++j)
-        o[j] += wk * ye[i * size_t(H) + size_t(j)];
-    }
-  }
+  forEachExpertWave(
+      pool, r, H,
+      [&](ThreadPool& serial, int e, T* ye) {
+        const auto& list = r.byExpert[size_t(e)];
+        std::vector<T> xe = gather(x, H, list);
+        mlpForward(serial, w.experts[e], xe.data(), int64_t(list.size()), ye);
+      },
+      [&](int e, int64_t i) {
+        const Slot& s = r.byExpert[size_t(e)][size_t(i)];
+        return std::make_pair(s.token, weight[size_t(s.token * K + s.k)]);
+      },
+      y);
   if (w.shared) {
     std::vector<T> ys(size_t(rows * H));
     mlpForward(pool, *w.shared, x, rows, ys.data());
@@ -132,34 +189,45 @@ void moeBackward(ThreadPool& pool, const MoeRoutingParams& p, const MoeWeightsT<
   Routing r = route(pool, p, w, x, rows, logits, weight);
   std::fill(dx, dx + rows * H, T(0));
   std::vector<T> dweight(size_t(rows * K), T(0));
-  for (int e = 0; e < E; ++e) {
-    const auto& list = r.byExpert[size_t(e)];
-    if (list.empty())
-      continue;
-    const int64_t n = int64_t(list.size());
-    std::vector<T> xe = gather(x, H, list), dye(xe.size()), ye(xe.size()), dxe(xe.size());
-    for (size_t i = 0; i < list.size(); ++i) {
-      const T wk = weight[size_t(list[i].token * K + list[i].k)];
-      const T* g = dy + list[i].token * H;
-      for (int64_t j = 0; j < H; ++j)
-        dye[i * size_t(H) + size_t(j)] = wk * g[j];
-    }
-    detail::mlpBackwardImpl(pool, w.experts[e], xe.data(), n, dye.data(), dxe.data(), false,
-                            ye.data());
-    for (size_t i = 0; i < list.size(); ++i) {
-      const int64_t t = list[i].token;
-      const T* g = dy + t * H;
-      const T* yi = ye.data() + i * size_t(H);
-      T dot = 0;
-      for (int64_t j = 0; j < H; ++j)
-        dot += g[j] * yi[j];
-      dweight[size_t(t * K + list[i].k)] = dot;
-      T* d = dx + t * H;
-      const T* s = dxe.data() + i * size_t(H);
-      for (int64_t j = 0; j < H; ++j)
-        d[j] += s[j];
-    }
-  }
+  forEachExpertWave(
+      pool, r, H,
+      [&](ThreadPool& serial, int e, T* dxe) {
+        const auto& list = r.byExpert[size_t(e)];
+        const int64_t n = int64_t(list.size());
+        std::vector<T> xe = gather(x, H, list), dye(xe.size());
+        bool normalWeights = true;
+        for (size_t i = 0; i < list.size(); ++i) {
+          const T wk = weight[size_t(list[i].token * K + list[i].k)];
+          normalWeights = normalWeights && std::isnormal(wk) && std::fabs(wk) >= T(1e-6);
+          const T* g = dy + list[i].token * H;
+          for (int64_t j = 0; j < H; ++j)
+            dye[i * size_t(H) + size_t(j)] = wk * g[j];
+        }
+        // dweight of each (token, slot) is written by the one expert the slot chose:
+        // dy·E(x) = (dye·E(x)) / w with dye·E(x) from the backward's own dh (no recomputed down
+        // projection, a sixth of the expert's products); a w below 1e-6 (where w·dy could lose
+        // precision to underflow) recomputes E(x) instead.
+        std::vector<T> dots(list.size()), ye(normalWeights ? 0 : xe.size());
+        detail::mlpBackwardImpl(serial, w.experts[e], xe.data(), n, dye.data(), dxe, false,
+                                normalWeights ? nullptr : ye.data(),
+                                normalWeights ? dots.data() : nullptr);
+        for (size_t i = 0; i < list.size(); ++i) {
+          T dot = 0;
+          if (normalWeights) {
+            dot = dots[i] / weight[size_t(list[i].token * K + list[i].k)];
+          } else {
+            const T* g = dy + list[i].token * H;
+            const T* yi = ye.data() + i * size_t(H);
+            for (int64_t j = 0; j < H; ++j)
+              dot += g[j] * yi[j];
+          }
+          dweight[size_t(list[i].token * K + list[i].k)] = dot;
+        }
+      },
+      [&](int e, int64_t i) {
+        return std::make_pair(r.byExpert[size_t(e)][size_t(i)].token, T(1));
+      },
+      dx);
   // Through the routing weights into the router logits, then through the frozen router.
   std::vector<T> dlogits(size_t(rows * E));
   for (int64_t t = 0; t < rows; ++t)

@@ -9,13 +9,22 @@
 namespace kt::cudaops {
 
 namespace {
-enum Scratch { kQ = 100, kK, kV, kCtx, kQa, kKva, kQAbs, kHeads };
+enum Scratch { kQ = 100, kK, kV, kCtx, kQa, kKva, kQAbs, kHeads, kPartials };
 
 const GpuWeight& needWeight(OpContext& c, int slot) {
   const GpuWeight* w = backendOf(c).weight(c, slot);
   if (!w)
     throw Error(c.where() + ": weight slot " + std::to_string(slot) + " is not on the GPU");
   return *w;
+}
+
+// Decode attention splits over the keys (kernels/cuda/Attention.cu); its partials go to scratch
+// sized from the chunk's shape alone, not the context: a graph re-captured after the KV arrays
+// grew (more splits) finds it large enough and need not allocate.
+void splitOverKeys(CudaBackend& b, cuda::AttentionArgs& at, int64_t capacity) {
+  at.maxKeys = capacity;
+  at.partialFloats = cuda::attentionPartialFloats(at.heads, at.len, at.dv);
+  at.partials = at.partialFloats > 0 ? b.scratchF(kPartials, at.partialFloats) : nullptr;
 }
 
 void checkRow(OpContext& c, const char* what, int64_t plan, int64_t op) {
@@ -86,6 +95,7 @@ void attention(OpContext& c) {
     at.heads = nh;
     at.kvHeads = nkv;
     at.scale = float(a.scale());
+    splitOverKeys(b, at, cap);
     cuda::attention(at);
   }
   const GpuWeight& o = needWeight(c, O);
@@ -174,6 +184,7 @@ void mlaAttention(OpContext& c) {
     at.heads = nh;
     at.kvHeads = 1;
     at.scale = float(a.scale());
+    splitOverKeys(b, at, cap);
     cuda::attention(at);
   }
   // Value up-projection per head: out[h] = W_uv[h] ctx[h].

@@ -44,3 +44,24 @@ TEST(GpuLaunchesDecode, SumKeepsBothForms) {
   EXPECT_EQ(lmHeadLaunches(true).at(100).perStep, 3); // gather + rounding + GEMM
   EXPECT_EQ(lmHeadLaunches(true).hostSyncs, 0);       // row ids uploaded once per list
 }
+
+// Decode-sized attention splits over the keys (kernels/cuda/Attention.cu): one merge launch per
+// sequence more; prefill and the per-step launches unchanged, and a unit's sum keeps both.
+TEST(GpuLaunchesDecode, AttentionAddsTheSplitMerge) {
+  const GpuLaunches mla = mlaLaunches(true, false), gqa = attentionLaunches(false, 0, true);
+  EXPECT_EQ(mla.at(1).perSequence, 3 + 1); // latent + rope key appends, kernel, merge
+  EXPECT_EQ(mla.at(kAttentionSplitMaxTokens).perSequence, 4);
+  EXPECT_EQ(mla.at(kAttentionSplitMaxTokens + 1).perSequence, 3);
+  EXPECT_EQ(mla.at(1).perStep, mla.perStep);
+  EXPECT_EQ(gqa.at(1).perSequence, 4);
+  EXPECT_EQ(gqa.at(100).perSequence, 3);
+  EXPECT_EQ(gqa.at(1).perStep, gqa.perStep);
+  GpuLaunches unit;
+  GpuLaunches norm;
+  norm.perStep = glueLaunches("rms_norm");
+  unit += norm;
+  unit += mla;
+  EXPECT_EQ(unit.at(1).perStep, 1 + mla.perStep);
+  EXPECT_EQ(unit.at(1).perSequence, 4);
+  EXPECT_EQ(unit.at(100).perSequence, 3);
+}

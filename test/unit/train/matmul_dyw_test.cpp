@@ -80,10 +80,11 @@ TEST(MatMulDyW, SameBitsForAnyThreadCount) {
     for (int64_t r : {int64_t(3), rows}) { // both layouts
       std::vector<float> dx(static_cast<size_t>(r * k));
       detail::matmulDyW(pool, dy.data(), r, w, dx.data(), false);
-      if (r == rows && first.empty())
+      if (r == rows && first.empty()) {
         first = dx;
-      else if (r == rows)
+      } else if (r == rows) {
         EXPECT_EQ(dx, first) << threads << " threads";
+      }
     }
   }
 }

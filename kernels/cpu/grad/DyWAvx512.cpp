@@ -1,0 +1,225 @@
+// AVX-512 kernels of dx = dy · W (Kernels.h). Compiled with -mavx512f/bw/dq/vl; called only after
+// CPUID says so (Kernels.cpp). Everything but the two entry points has internal linkage, so no
+// AVX-512 copy of an inline function can be picked for a baseline caller (see quant/Layout.h).
+#include "kernels/cpu/grad/Kernels.h"
+#include "kernels/cpu/quant/Layout.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+// GCC 12 reports its own _mm512_undefined_*() inside the intrinsic headers as (maybe-)uninitialized
+// (GCC bug 105593), as in kernels/cpu/quant/MatmulAvx512.cpp.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+
+namespace kt::cpu::grad::kernels::avx512 {
+
+namespace {
+
+__mmask16 tail(int64_t n) {
+  return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1u);
+}
+
+// In-register transpose of a 16 x 16 matrix of dwords: r[i] lane j <-> r[j] lane i.
+void transpose16(__m512i r[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  // Now per 128-bit lane L, u[4i + c] holds column 4L + c of rows 4i..4i+3.
+  __m512i u[16];
+  for (int i = 0; i < 4; ++i) {
+    u[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i + 0], t[4 * i + 2]);
+    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i + 0], t[4 * i + 2]);
+    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  // Gather lane L of u[c], u[4 + c], u[8 + c], u[12 + c] into column 4L + c.
+  for (int c = 0; c < 4; ++c) {
+    const __m512i v0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x88);
+    const __m512i v1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xdd);
+    const __m512i v2 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x88);
+    const __m512i v3 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xdd);
+    r[c + 0] = _mm512_shuffle_i32x4(v0, v2, 0x88);
+    r[c + 8] = _mm512_shuffle_i32x4(v0, v2, 0xdd);
+    r[c + 4] = _mm512_shuffle_i32x4(v1, v3, 0x88);
+    r[c + 12] = _mm512_shuffle_i32x4(v1, v3, 0xdd);
+  }
+}
+
+// c[0..MR) x [0..32) += a[0..MR) x [0..P) · b[0..P) x [0..32); columns past the masks untouched.
+// The accumulators are named variables, not an array: GCC 12 keeps an array of __m512 in memory
+// and stores all of it on every iteration, which made this loop store-bound (4x slower).
+#define KT_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+template <int MR>
+void tile(int64_t P, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+          int64_t ldc, __mmask16 m0, __mmask16 m1) {
+#define KT_DECL(m) __m512 x##m = _mm512_setzero_ps(), y##m = _mm512_setzero_ps();
+  KT_ROWS(KT_DECL)
+#define KT_LOAD(m)                                                                                 \
+  if constexpr (MR > m) {                                                                          \
+    x##m = _mm512_maskz_loadu_ps(m0, c + m * ldc);                                                 \
+    y##m = _mm512_maskz_loadu_ps(m1, c + m * ldc + 16);                                            \
+  }
+  KT_ROWS(KT_LOAD)
+  for (int64_t p = 0; p < P; ++p) {
+    const __m512 b0 = _mm512_maskz_loadu_ps(m0, b + p * ldb);
+    const __m512 b1 = _mm512_maskz_loadu_ps(m1, b + p * ldb + 16);
+#define KT_FMA(m)                                                                                  \
+  if constexpr (MR > m) {                                                                          \
+    const __m512 av = _mm512_set1_ps(a[m * lda + p]);                                              \
+    x##m = _mm512_fmadd_ps(av, b0, x##m);                                                          \
+    y##m = _mm512_fmadd_ps(av, b1, y##m);                                                          \
+  }
+    KT_ROWS(KT_FMA)
+  }
+#define KT_STORE(m)                                                                                \
+  if constexpr (MR > m) {                                                                          \
+    _mm512_mask_storeu_ps(c + m * ldc, m0, x##m);                                                  \
+    _mm512_mask_storeu_ps(c + m * ldc + 16, m1, y##m);                                             \
+  }
+  KT_ROWS(KT_STORE)
+#undef KT_DECL
+#undef KT_LOAD
+#undef KT_FMA
+#undef KT_STORE
+}
+#undef KT_ROWS
+
+using TileFn = void (*)(int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t,
+                        __mmask16, __mmask16);
+constexpr int kMr = 12; // 24 accumulators + 2 b registers + 1 broadcast of 32 zmm
+constexpr TileFn kTiles[kMr + 1] = {nullptr, tile<1>, tile<2>, tile<3>,  tile<4>,  tile<5>, tile<6>,
+                                    tile<7>, tile<8>, tile<9>, tile<10>, tile<11>, tile<12>};
+
+} // namespace
+
+bool packedRowsToF32(const MatrixView& w, int64_t r0, int64_t nr, float* out, int64_t ld) {
+  using namespace quant::detail;
+  const auto fmt = quant::WeightFormat(w.packed);
+  if (w.packed < 0 || r0 % 16 != 0 ||
+      (fmt != quant::WeightFormat::Int8 && fmt != quant::WeightFormat::BF16 &&
+       fmt != quant::WeightFormat::F32))
+    return false;
+  const Layout L = makeLayout(fmt, w.rows, w.cols);
+  // A 64-byte line holds one dword per row: 4 int8 columns, 2 bf16 columns or 1 f32 column.
+  const int64_t perLine = fmt == quant::WeightFormat::Int8   ? 4
+                          : fmt == quant::WeightFormat::BF16 ? 2
+                                                             : 1;
+  const int64_t lines = L.kp / perLine, K = w.cols, end = std::min(r0 + nr, w.rows);
+  const __m512i bias = _mm512_set1_epi32(128);
+  for (int64_t p = r0 / 16; p * 16 < end; ++p) {
+    const uint8_t* panel = panelPtr(L, w.data, p);
+    const int rows = int(std::min<int64_t>(16, end - p * 16));
+    float* o = out + (p * 16 - r0) * ld;
+    float scale[16] = {};
+    if (fmt == quant::WeightFormat::Int8)
+      std::memcpy(scale, panel + L.scaleOff, sizeof scale);
+    // 16 lines at a time; after the transpose register i holds row i's dwords of those lines, i.e.
+    // its next 16·perLine columns in order (lines past the panel's last are zero, never read).
+    for (int64_t l0 = 0; l0 < lines && l0 * perLine < K; l0 += 16) {
+      __m512i r[16];
+      for (int l = 0; l < 16; ++l)
+        r[l] = l0 + l < lines ? _mm512_loadu_si512(panel + (l0 + l) * 64) : _mm512_setzero_si512();
+      transpose16(r);
+      const int64_t k0 = l0 * perLine;
+      for (int i = 0; i < rows; ++i) {
+        float* dst = o + i * ld + k0;
+        if (fmt == quant::WeightFormat::F32) {
+          _mm512_mask_storeu_ps(dst, tail(K - k0), _mm512_castsi512_ps(r[i]));
+        } else if (fmt == quant::WeightFormat::BF16) { // bf16 -> f32 is a 16-bit shift, exact
+          const __m512i lo = _mm512_cvtepu16_epi32(_mm512_castsi512_si256(r[i]));
+          const __m512i hi = _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(r[i], 1));
+          _mm512_mask_storeu_ps(dst, tail(K - k0), _mm512_castsi512_ps(_mm512_slli_epi32(lo, 16)));
+          if (K - k0 > 16)
+            _mm512_mask_storeu_ps(dst + 16, tail(K - k0 - 16),
+                                  _mm512_castsi512_ps(_mm512_slli_epi32(hi, 16)));
+        } else {
+          const __m512 s = _mm512_set1_ps(scale[i]);
+          const __m128i q4[4] = {
+              _mm512_extracti32x4_epi32(r[i], 0), _mm512_extracti32x4_epi32(r[i], 1),
+              _mm512_extracti32x4_epi32(r[i], 2), _mm512_extracti32x4_epi32(r[i], 3)};
+          for (int q = 0; q < 4 && k0 + 16 * q < K; ++q) {
+            // (u - 128) · s: the same single rounding as quant::dequantizeRow.
+            const __m512 v = _mm512_mul_ps(
+                _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(q4[q]), bias)), s);
+            _mm512_mask_storeu_ps(dst + 16 * q, tail(K - k0 - 16 * q), v);
+          }
+        }
+      }
+    }
+  }
+  return true;
+}
+
+void gemmAcc(int64_t M, int64_t N, int64_t P, const float* a, int64_t lda, const float* b,
+             int64_t ldb, float* c, int64_t ldc) {
+  // Column strips of 32 outside, row tiles inside: a strip of b (P x 32) stays in L1 while every
+  // row tile of a streams past it.
+  for (int64_t j = 0; j < N; j += 32) {
+    const __mmask16 m0 = tail(N - j), m1 = N - j > 16 ? tail(N - j - 16) : __mmask16(0);
+    for (int64_t m = 0; m < M; m += kMr) {
+      const int mr = int(std::min<int64_t>(kMr, M - m));
+      kTiles[mr](P, a + m * lda, lda, b + j, ldb, c + m * ldc + j, ldc, m0, m1);
+    }
+  }
+}
+
+namespace {
+// exp(x) for x <= 0 (Cephes expf): x = n·ln2 + r, |r| <= ln2/2, exp(r) by its degree-6 polynomial,
+// 2^n through the exponent bits; x < -87.3 (2^n below the normal range) gives 0.
+__m512 expNonPositive(__m512 x) {
+  const __m512 lo = _mm512_set1_ps(-87.3f);
+  const __mmask16 valid = _mm512_cmp_ps_mask(x, lo, _CMP_GE_OQ);
+  x = _mm512_max_ps(x, lo);
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.f)));
+  const __m512i e =
+      _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+  return _mm512_maskz_mul_ps(valid, p, _mm512_castsi512_ps(e));
+}
+} // namespace
+
+ExpSum expShift(float* l, int64_t n) {
+  __m512 mx = _mm512_set1_ps(-INFINITY);
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16)
+    mx = _mm512_max_ps(mx, _mm512_loadu_ps(l + j));
+  if (j < n)
+    mx = _mm512_mask_max_ps(mx, tail(n - j), mx, _mm512_maskz_loadu_ps(tail(n - j), l + j));
+  ExpSum r;
+  r.max = _mm512_reduce_max_ps(mx);
+  const __m512 m = _mm512_set1_ps(r.max);
+  __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+  j = 0;
+  for (; j + 32 <= n; j += 32) {
+    const __m512 e0 = expNonPositive(_mm512_sub_ps(_mm512_loadu_ps(l + j), m));
+    const __m512 e1 = expNonPositive(_mm512_sub_ps(_mm512_loadu_ps(l + j + 16), m));
+    _mm512_storeu_ps(l + j, e0);
+    _mm512_storeu_ps(l + j + 16, e1);
+    s0 = _mm512_add_ps(s0, e0);
+    s1 = _mm512_add_ps(s1, e1);
+  }
+  for (; j < n; j += 16) {
+    const __mmask16 k = tail(n - j);
+    const __m512 e =
+        _mm512_maskz_mov_ps(k, expNonPositive(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, l + j), m)));
+    _mm512_mask_storeu_ps(l + j, k, e);
+    s0 = _mm512_add_ps(s0, e);
+  }
+  r.sum = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+  return r;
+}
+
+} // namespace kt::cpu::grad::kernels::avx512
