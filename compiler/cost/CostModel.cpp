@@ -199,8 +199,17 @@ double CostModel::unitTime(const Unit& u, const Device& d, const Shape& s) const
     // once per step. The pair work runs on the attention kernels, not the weight GEMMs.
     double n = s.tokens / std::max(1.0, s.batch);
     double pairs = s.batch * (n * s.context + n * (n + 1) / 2);
-    // One kernel launch per sequence, one block per (head, new token) of it.
-    attnSeconds = pairs * u.attnFlopsPerPair / attentionFlops(d, u.kind, u.attnHeads * n);
+    // One kernel launch per sequence, one block per (head, new token) of it and, for a decode
+    // (few tokens, cached keys), per key split (gpuAttentionSplits: ~4 blocks per SM).
+    double splits = cpu ? 1 : gpuAttentionSplits(u.attnHeads, n, s.context + n, accel(d).smCount);
+    double rate = attentionFlops(d, u.kind, u.attnHeads * n * splits);
+    // A decode on a GPU whose profile has the split kernel's measured rate by context: that rate.
+    if (!cpu && n <= 8 && !accel(d).decodeAttentionGflops.empty())
+      if (double r = accel(d).decodeAttentionGflops.atKey(
+              u.kind == UnitKind::MlaAttention ? "mla" : "gqa", s.context + n);
+          r > 0)
+        rate = r * 1e9;
+    attnSeconds = pairs * u.attnFlopsPerPair / rate;
     bytes += s.batch * (s.context + n) * u.kvBytesPerToken;
   }
   const CpuStorage* form = u.cpuForm(cpu);

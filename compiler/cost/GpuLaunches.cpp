@@ -1,6 +1,7 @@
 #include "compiler/cost/GpuLaunches.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace kt::cost {
 
@@ -45,6 +46,17 @@ GpuLaunches mlpLaunches(bool bf16) {
   GpuLaunches g;
   g.perStep = 3 * linearLaunches(bf16) + 1;
   return g;
+}
+
+double gpuAttentionSplits(double heads, double tokens, double keys, int sms) {
+  if (sms <= 0 || heads <= 0 || tokens <= 0 || tokens > 8)
+    return 1;
+  const double blocks = heads * tokens, target = 4.0 * sms;
+  if (blocks >= target)
+    return 1;
+  double s = std::min(64.0, std::ceil(target / blocks));
+  s = std::min(s, std::ceil(keys / 32.0));
+  return std::max(1.0, s);
 }
 
 GpuLaunches GpuLaunches::at(double tokens) const {

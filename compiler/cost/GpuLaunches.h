@@ -77,6 +77,10 @@ struct GpuLaunches {
 double linearLaunches(bool bf16, bool bias = false);
 // Tokens up to which the moe op runs its decode kernels (cuda::kMoeDecodeMaxTokens).
 constexpr double kMoeDecodeMaxTokens = 8;
+// Key splits of one sequence's attention (kernels/cuda/Attention.cu, attentionSplits): with up to
+// 8 query tokens, about 4 blocks per SM over heads x tokens x splits, at most 64 splits and at
+// least 32 cached positions each; 1 (no split) for longer steps or when `sms` is unknown (0).
+double gpuAttentionSplits(double heads, double tokens, double keys, int sms);
 // Tokens up to which the attention kernel splits over the keys (cuda::kAttentionSplitMaxTokens).
 constexpr double kAttentionSplitMaxTokens = 8;
 // A small op folded into a unit ("rms_norm", "add", "rope", "swiglu"; anything else 1).

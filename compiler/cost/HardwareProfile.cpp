@@ -147,19 +147,28 @@ FormatTable formatTable(const json& v, const std::string& path, double maxValue 
 }
 
 // {"int8": {"8": GFLOP/s, "32": GFLOP/s, ...}, ...}: per format, measured points by row count.
-RowsCurve rowsCurve(const json& v, const std::string& path) {
+// How a family of named curves ({"NAME": {"COUNT": GFLOP/s, ...}, ...}) reads and what its
+// errors say.
+struct CurveKind {
+  bool (*validName)(const std::string&);
+  const char* unknownName; // e.g. "unknown weight format (expected ...)"
+  const char* noNames;     // e.g. "needs at least one format (...)"
+  const char* count;       // the keys of a curve: "ROWS", "POSITIONS"
+  const char* countIs;     // e.g. "a row count (a positive integer)"
+};
+
+RowsCurve curves(const json& v, const std::string& path, const CurveKind& k) {
   object(v, path);
   if (v.empty())
-    fail(path, "needs at least one format (f32, bf16, f16, int8, int4)");
+    fail(path, k.noNames);
   RowsCurve c;
   for (auto it = v.begin(); it != v.end(); ++it) {
     std::string fp = sub(path, it.key());
-    WeightFormat f;
-    if (!parseWeightFormat(it.key(), &f))
-      fail(fp, "unknown weight format (expected f32, bf16, f16, int8 or int4)");
+    if (!k.validName(it.key()))
+      fail(fp, k.unknownName);
     object(it.value(), fp);
     if (it.value().empty())
-      fail(fp, "needs at least one point (\"ROWS\": GFLOP/s)");
+      fail(fp, std::string("needs at least one point (\"") + k.count + "\": GFLOP/s)");
     auto& points = c.points[it.key()];
     for (auto p = it.value().begin(); p != it.value().end(); ++p) {
       const std::string& key = p.key();
@@ -167,11 +176,31 @@ RowsCurve rowsCurve(const json& v, const std::string& path) {
           !key.empty() && key.size() <= 9 &&
           std::all_of(key.begin(), key.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
       if (!digits || std::stoll(key) <= 0)
-        fail(sub(fp, key), "expected a row count (a positive integer) as the key");
+        fail(sub(fp, key), std::string("expected ") + k.countIs + " as the key");
       points[std::stoll(key)] = number(p.value(), sub(fp, key), /*allowZero=*/false);
     }
   }
   return c;
+}
+
+RowsCurve rowsCurve(const json& v, const std::string& path) {
+  static const CurveKind kind{[](const std::string& name) {
+                                WeightFormat f;
+                                return parseWeightFormat(name, &f);
+                              },
+                              "unknown weight format (expected f32, bf16, f16, int8 or int4)",
+                              "needs at least one format (f32, bf16, f16, int8, int4)", "ROWS",
+                              "a row count (a positive integer)"};
+  return curves(v, path, kind);
+}
+
+// decode_attention_gflops: {"gqa"|"mla": {"POSITIONS": GFLOP/s}}.
+RowsCurve attentionCurve(const json& v, const std::string& path) {
+  static const CurveKind kind{
+      [](const std::string& name) { return name == "gqa" || name == "mla"; },
+      "unknown name (expected gqa or mla)", "needs at least one of gqa, mla", "POSITIONS",
+      "a number of cached positions (a positive integer)"};
+  return curves(v, path, kind);
 }
 
 int checkId(const json& obj, const std::string& path, size_t index) {
@@ -304,8 +333,10 @@ AcceleratorProfile accelerator(const json& v, const std::string& path, size_t in
                                    "launch_overhead_us",
                                    "launch_issue_us",
                                    "kernel_floor_us",
+                                   "sm_count",
                                    "attention_gflops",
-                                   "attention_block_gflops"};
+                                   "attention_block_gflops",
+                                   "decode_attention_gflops"};
   if (npu)
     keys.push_back("supported_ops");
   onlyKnownKeys(v, path, keys);
@@ -328,9 +359,15 @@ AcceleratorProfile accelerator(const json& v, const std::string& path, size_t in
   a.launchOverheadUs = optNumber(v, path, "launch_overhead_us", 0);
   a.launchIssueUs = optNumber(v, path, "launch_issue_us", 0);
   a.kernelFloorUs = optNumber(v, path, "kernel_floor_us", 0);
+  const double sms = optNumber(v, path, "sm_count", 0);
+  if (sms != std::floor(sms) || sms > 100000)
+    fail(sub(path, "sm_count"), "must be a whole number of streaming multiprocessors");
+  a.smCount = int(sms);
   attentionRates(v, path, "attention_gflops", &a.gqaAttentionGflops, &a.mlaAttentionGflops);
   attentionRates(v, path, "attention_block_gflops", &a.gqaAttentionBlockGflops,
                  &a.mlaAttentionBlockGflops);
+  if (const json* d = find(v, "decode_attention_gflops"))
+    a.decodeAttentionGflops = attentionCurve(*d, sub(path, "decode_attention_gflops"));
   if (npu) {
     std::string p = sub(path, "supported_ops");
     const json& ops = need(v, path, "supported_ops");
@@ -392,25 +429,29 @@ double FormatTable::get(WeightFormat f) const {
   return best;
 }
 
+double RowsCurve::atKey(const std::string& key, double rows) const {
+  auto it = points.find(key);
+  if (it == points.end() || it->second.empty())
+    return 0;
+  const std::map<int64_t, double>& p = it->second;
+  const auto first = p.begin();
+  if (rows <= double(first->first))
+    return first->second;
+  auto hi = p.lower_bound(int64_t(std::ceil(rows)));
+  if (hi == p.end())
+    return std::prev(p.end())->second;
+  auto lo = std::prev(hi);
+  if (double(hi->first) <= rows || lo == hi)
+    return hi->second;
+  double x = (std::log2(rows) - std::log2(double(lo->first))) /
+             (std::log2(double(hi->first)) - std::log2(double(lo->first)));
+  return lo->second + x * (hi->second - lo->second);
+}
+
 double RowsCurve::at(WeightFormat f, double rows) const {
-  for (const std::string& name : fallbackChain(f)) {
-    auto it = points.find(name);
-    if (it == points.end() || it->second.empty())
-      continue;
-    const std::map<int64_t, double>& p = it->second;
-    const auto first = p.begin();
-    if (rows <= double(first->first))
-      return first->second;
-    auto hi = p.lower_bound(int64_t(std::ceil(rows)));
-    if (hi == p.end())
-      return std::prev(p.end())->second;
-    auto lo = std::prev(hi);
-    if (double(hi->first) <= rows || lo == hi)
-      return hi->second;
-    double x = (std::log2(rows) - std::log2(double(lo->first))) /
-               (std::log2(double(hi->first)) - std::log2(double(lo->first)));
-    return lo->second + x * (hi->second - lo->second);
-  }
+  for (const std::string& name : fallbackChain(f))
+    if (double r = atKey(name, rows); r > 0)
+      return r;
   return 0;
 }
 

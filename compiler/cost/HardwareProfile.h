@@ -37,6 +37,9 @@ struct RowsCurve {
   // GFLOP/s for format `f` (the FormatTable fallback chain picks the curve) at `rows`; 0 when no
   // format on the chain has a curve.
   double at(WeightFormat f, double rows) const;
+  // The curve named `key` at `x`, linear in log2(x) between points and held flat outside them; 0
+  // when there is no such curve. (Also used for curves keyed by attention kind and positions.)
+  double atKey(const std::string& key, double x) const;
 };
 
 struct NumaNode {
@@ -103,6 +106,14 @@ struct AcceleratorProfile {
   // launch while the GPU is busy; kernelFloorUs: GPU time per small kernel run back to back
   // (kt-rt probe measures both). 0 = not given: a prefill's launches cost launchOverheadUs too.
   double launchIssueUs = 0, kernelFloorUs = 0;
+  // Streaming multiprocessors (GPUs; `sm_count`, kt-rt probe writes it): decode attention is split
+  // over the keys into about 4 blocks per SM (kernels/cuda/Attention.cu). 0 = not given: one block
+  // per (head, query token), as before the split.
+  int smCount = 0;
+  // One decode token's attention as the runtime runs it (split over the keys), GFLOP/s by cached
+  // positions, per kind ("gqa", "mla"): `decode_attention_gflops` (kt-rt probe). Empty = not
+  // given: decode attention is timed from attention_gflops / attention_block_gflops.
+  RowsCurve decodeAttentionGflops;
   // GFLOP/s of the runtime's attention kernel (kernels/cuda/Attention.cu, one block per (head,
   // token)) per (token, position) pair FLOPs: `attention` with enough blocks to fill the GPU (a
   // prefill), `attentionBlock` of one block when few run (decode: heads x 1 blocks). A step with

@@ -177,11 +177,19 @@ void measureBlas(const Cublas& blas, bool quick, double bwGBs, GpuResult* g,
 // The runtime's attention kernel: GFLOP/s (per-pair FLOPs as compiler/cost counts them) of a
 // prefill of `len` tokens and of one decode token over `ctx` cached positions. MLA: absorbed form,
 // 16 heads, latent 512 + rope 64 (DeepSeek-V2-Lite); GQA: 32 heads over 8 KV heads of 128.
-void measureAttention(bool mla, bool quick, double* fullGflops, double* blockGflops) {
+//
+// Then the decode as the runtime runs it, split over the keys (partials scratch, the KV capacity
+// = the context), at several context lengths: the split kernel's rate depends on how many keys
+// each block gets, so the cost model interpolates this curve rather than scaling the one-block
+// rate.
+void measureAttention(bool mla, bool quick, double* fullGflops, double* blockGflops,
+                      std::map<int64_t, double>* decodeGflops) {
   const int heads = mla ? 16 : 32, kvHeads = mla ? 1 : 8;
   const int d1 = mla ? 512 : 128, d2 = mla ? 64 : 0, dv = mla ? 512 : 128;
   const int64_t len = quick ? 256 : 512, ctx = quick ? 1024 : 4096;
-  const int64_t positions = std::max(len, ctx);
+  const std::vector<int64_t> decodeContexts =
+      quick ? std::vector<int64_t>{512, 4096} : std::vector<int64_t>{128, 512, 2048, 8192};
+  const int64_t positions = std::max({len, ctx, decodeContexts.back()});
   const int64_t kRow = int64_t(kvHeads) * d1, vRow = int64_t(kvHeads) * dv;
   float *q1 = nullptr, *q2 = nullptr, *k1 = nullptr, *k2 = nullptr, *v = nullptr, *out = nullptr;
   bool ok = cudaMalloc(&q1, size_t(len) * heads * d1 * 4) == cudaSuccess &&
@@ -231,6 +239,20 @@ void measureAttention(bool mla, bool quick, double* fullGflops, double* blockGfl
     a.pos0 = ctx - 1;
     secs = timeBest(quick ? 5 : 20, [&] { cuda::attention(a); });
     *blockGflops = double(ctx) * perPair / secs / 1e9 / heads;
+    const int64_t partialFloats = cuda::attentionPartialFloats(heads, 1, dv);
+    float* partials = nullptr;
+    if (partialFloats > 0 &&
+        cudaMalloc(&partials, size_t(partialFloats) * sizeof(float)) == cudaSuccess) {
+      a.partials = partials;
+      a.partialFloats = partialFloats;
+      for (int64_t c : decodeContexts) {
+        a.pos0 = c - 1;
+        a.maxKeys = c;
+        secs = timeBest(quick ? 5 : 20, [&] { cuda::attention(a); });
+        (*decodeGflops)[c] = double(c) * perPair / secs / 1e9;
+      }
+      cudaFree(partials);
+    }
   }
   cudaFree(q1);
   cudaFree(q2);
@@ -361,6 +383,7 @@ bool probeGpus(const ProbeOptions& o, std::vector<GpuResult>* out, std::string* 
     g.index = i;
     g.name = p.name;
     g.memoryBytes = p.totalGlobalMem;
+    g.smCount = p.multiProcessorCount;
 
     // HBM: a device-to-device copy reads and writes every byte.
     size_t big = size_t(o.quick ? 256 : 1024) << 20;
@@ -387,8 +410,10 @@ bool probeGpus(const ProbeOptions& o, std::vector<GpuResult>* out, std::string* 
     if (o.progress)
       o.progress("gpu:" + std::to_string(i) + ": runtime kernels: launch rate, attention");
     measureLaunches(o.quick, i, &g);
-    measureAttention(/*mla=*/false, o.quick, &g.gqaAttentionGflops, &g.gqaAttentionBlockGflops);
-    measureAttention(/*mla=*/true, o.quick, &g.mlaAttentionGflops, &g.mlaAttentionBlockGflops);
+    measureAttention(/*mla=*/false, o.quick, &g.gqaAttentionGflops, &g.gqaAttentionBlockGflops,
+                     &g.gqaDecodeGflops);
+    measureAttention(/*mla=*/true, o.quick, &g.mlaAttentionGflops, &g.mlaAttentionBlockGflops,
+                     &g.mlaDecodeGflops);
     cudaFreeHost(h0);
     cudaFree(d0);
     cudaFree(d1);

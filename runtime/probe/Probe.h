@@ -76,6 +76,7 @@ struct GpuResult {
   int index = 0;
   std::string name;
   uint64_t memoryBytes = 0;
+  int smCount = 0;                              // streaming multiprocessors (device properties)
   double bandwidthGBs = 0;                      // device-to-device copy, counting read + write
   std::map<std::string, double> gemmTflops;     // per format (what cuBLAS reaches)
   std::map<std::string, double> gemvEfficiency; // per format: 1-token GEMV rate / bandwidthGBs
@@ -93,6 +94,9 @@ struct GpuResult {
   // blocks) and of one (head, token) block in a decode; 0 = not measured.
   double gqaAttentionGflops = 0, mlaAttentionGflops = 0;
   double gqaAttentionBlockGflops = 0, mlaAttentionBlockGflops = 0;
+  // One decode token's attention as the runtime runs it (split over the keys, Attention.cu), in
+  // GFLOP/s, by cached positions; empty = not measured.
+  std::map<int64_t, double> gqaDecodeGflops, mlaDecodeGflops;
 };
 
 struct ProbeResult {

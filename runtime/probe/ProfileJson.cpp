@@ -188,6 +188,8 @@ Json gpuJson(const GpuResult& g) {
   // Per launch of the runtime's kernels back to back; without cuBLAS only the empty kernel's
   // launch + synchronize was timed, an upper bound.
   j["launch_overhead_us"] = round3(g.launchUs > 0 ? g.launchUs : g.launchSyncUs);
+  if (g.smCount > 0) // decode attention splits over the keys by it (kernels/cuda/Attention.cu)
+    j["sm_count"] = g.smCount;
   // The same kernels queued behind a busy GPU: the host's and the GPU's side of a prefill.
   if (g.launchIssueUs > 0)
     j["launch_issue_us"] = round3(g.launchIssueUs);
@@ -204,6 +206,13 @@ Json gpuJson(const GpuResult& g) {
   };
   rates("attention_gflops", g.gqaAttentionGflops, g.mlaAttentionGflops);
   rates("attention_block_gflops", g.gqaAttentionBlockGflops, g.mlaAttentionBlockGflops);
+  Json decode;
+  for (const auto& [kind, curve] :
+       {std::make_pair("gqa", &g.gqaDecodeGflops), std::make_pair("mla", &g.mlaDecodeGflops)})
+    for (const auto& [positions, gflops] : *curve)
+      decode[kind][std::to_string(positions)] = round3(gflops);
+  if (!decode.empty())
+    j["decode_attention_gflops"] = decode;
   if (g.launchSyncUs > 0)
     j["_launch_sync_us"] = round3(g.launchSyncUs); // empty kernel + synchronize, for reference
   return j;

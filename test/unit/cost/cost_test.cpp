@@ -524,6 +524,62 @@ TEST(CostModel, GpuAttentionRateDependsOnBlocks) {
             std::string::npos);
 }
 
+// With the GPU's SM count in the profile, a decode's attention is split over the keys as the
+// CUDA backend splits it (kernels/cuda/Attention.cu: ~4 blocks per SM, at most 64 splits of at
+// least 32 positions), so many more blocks run at the per-block rate.
+TEST(CostModel, GpuDecodeAttentionSplitsOverTheKeys) {
+  EXPECT_EQ(gpuAttentionSplits(16, 1, 512, 132), 16);  // 512 / 32 positions
+  EXPECT_EQ(gpuAttentionSplits(16, 1, 2048, 132), 33); // ceil(528 / 16)
+  EXPECT_EQ(gpuAttentionSplits(32, 1, 4096, 132), 17);
+  EXPECT_EQ(gpuAttentionSplits(16, 1, 20, 132), 1);    // too short to split
+  EXPECT_EQ(gpuAttentionSplits(16, 512, 512, 132), 1); // a prefill
+  EXPECT_EQ(gpuAttentionSplits(16, 1, 2048, 0), 1);    // SM count unknown
+  EXPECT_EQ(gpuAttentionSplits(1, 1, 1e6, 132), 64);   // capped
+  const std::string rates = R"("attention_gflops": {"mla": 800},
+            "attention_block_gflops": {"mla": 4},)";
+  const HardwareProfile withoutSms =
+      parsed(edited(R"("link": {"h2d_gbs")", rates + R"("link": {"h2d_gbs")"));
+  const HardwareProfile withSms =
+      parsed(edited(R"("link": {"h2d_gbs")", rates + R"("sm_count": 132, "link": {"h2d_gbs")"));
+  EXPECT_EQ(withSms.gpus[0].smCount, 132);
+  CostModel unsplit(withoutSms), split(withSms);
+  Device gpu;
+  ASSERT_TRUE(split.find("gpu:0", &gpu));
+  Unit u = linearUnit(0, 0);
+  u.kind = UnitKind::MlaAttention;
+  u.attnFlopsPerPair = 1000;
+  u.attnHeads = 16;
+  // Decode over 2047 cached positions: 16 heads x 33 splits x 4 GFLOP/s, capped at 800.
+  EXPECT_DOUBLE_EQ(unsplit.unitTime(u, gpu, {1, 2047, 1}), 2048.0 * 1000 / 64e9);
+  EXPECT_DOUBLE_EQ(split.unitTime(u, gpu, {1, 2047, 1}), 2048.0 * 1000 / 800e9);
+  // Over 127 positions: 4 splits of 32, 16 x 4 x 4 = 256 GFLOP/s.
+  EXPECT_DOUBLE_EQ(split.unitTime(u, gpu, {1, 127, 1}), 128.0 * 1000 / 256e9);
+  EXPECT_NE(profileError(edited(R"("link": {"h2d_gbs")", R"("sm_count": 1.5, "link": {"h2d_gbs")"))
+                .find("gpus[0].sm_count: must be a whole number"),
+            std::string::npos);
+  // The probe's measured split decode by context replaces both: over 1023 cached positions
+  // (1024 with the new one), halfway in log2 between 512 (100 GFLOP/s) and 2048 (400).
+  const HardwareProfile curve = parsed(edited(
+      R"("link": {"h2d_gbs")",
+      rates + R"("sm_count": 132, "decode_attention_gflops": {"mla": {"512": 100, "2048": 400}},
+            "link": {"h2d_gbs")"));
+  CostModel measured(curve);
+  EXPECT_DOUBLE_EQ(measured.unitTime(u, gpu, {1, 1023, 1}), 1024.0 * 1000 / 250e9);
+  // Prefill keeps attention_gflops (800).
+  EXPECT_DOUBLE_EQ(measured.unitTime(u, gpu, {512, 0, 1}), 512.0 * 513 / 2 * 1000 / 800e9);
+  EXPECT_NE(profileError(edited(R"("link": {"h2d_gbs")",
+                                R"("decode_attention_gflops": {"mha": {"512": 1}},
+            "link": {"h2d_gbs")"))
+                .find("gpus[0].decode_attention_gflops.mha: unknown name (expected gqa or mla)"),
+            std::string::npos);
+  EXPECT_NE(
+      profileError(edited(R"("link": {"h2d_gbs")",
+                          R"("decode_attention_gflops": {"mla": {"x": 1}},
+            "link": {"h2d_gbs")"))
+          .find("gpus[0].decode_attention_gflops.mla.x: expected a number of cached positions"),
+      std::string::npos);
+}
+
 // The launch counts mirror runtime/exec/cuda (GpuLaunches.h); these are DeepSeek-V2-Lite's.
 TEST(GpuLaunches, CountsMirrorTheCudaBackend) {
   // MLA without q_lora: q, kv_a, o linears + norm + 2 ropes + 2 batched GEMMs; per sequence 2
