@@ -14,6 +14,7 @@
 
 using namespace kt;
 using kt::cudatest::Dev;
+using kt::cudatest::gqaArgs;
 using kt::cudatest::maxRelDiff;
 using kt::cudatest::randomVector;
 
@@ -83,28 +84,11 @@ TEST(CudaAttentionSplit, GqaMatchesCpuReference) {
         poisonPast(v, ctx, row);
         std::vector<int32_t> p0 = {int32_t(pos0)};
         Dev dq(q), dk(k), dv(v), dP0(p0), dOut(q.size() * 4);
-        cuda::AttentionArgs a;
-        a.q1 = dq.as();
-        a.q1Token = int64_t(g.heads) * g.hd;
-        a.q1Head = g.hd;
-        a.d1 = g.hd;
-        a.k1 = dk.as();
-        a.k1Pos = row;
-        a.k1Head = g.hd;
-        a.v = dv.as();
-        a.vPos = row;
-        a.vHead = g.hd;
-        a.dv = g.hd;
-        a.out = dOut.as();
-        a.outToken = int64_t(g.heads) * g.hd;
-        a.outHead = g.hd;
-        a.len = len;
+        cuda::AttentionArgs a = gqaArgs(dq.as(), dk.as(), dv.as(), dOut.as(), g.heads, g.kvHeads,
+                                        g.hd, len, float(scale));
         a.pos0 = -1; // pos0Dev wins
         a.pos0Dev = dP0.as<int32_t>();
         a.maxKeys = capacity;
-        a.heads = g.heads;
-        a.kvHeads = g.kvHeads;
-        a.scale = float(scale);
         if (ctx >= 1000 && g.heads * len <= 16) { // few blocks, long cache: the decode case
           cuda::AttentionArgs probe = a;
           probe.partials = dOut.as(); // only its presence matters to the split rule
@@ -193,28 +177,11 @@ TEST(CudaAttentionSplit, FixedSplitsFollowDevicePosition) {
                      v = randomVector(rng, size_t(capacity * row));
   std::vector<float> q = randomVector(rng, size_t(len * heads * hd), 0.5f);
   Dev dq(q), dk(k), dv(v), dP0(sizeof(int32_t)), dOut(q.size() * 4);
-  cuda::AttentionArgs a;
-  a.q1 = dq.as();
-  a.q1Token = int64_t(heads) * hd;
-  a.q1Head = hd;
-  a.d1 = hd;
-  a.k1 = dk.as();
-  a.k1Pos = row;
-  a.k1Head = hd;
-  a.v = dv.as();
-  a.vPos = row;
-  a.vHead = hd;
-  a.dv = hd;
-  a.out = dOut.as();
-  a.outToken = int64_t(heads) * hd;
-  a.outHead = hd;
-  a.len = len;
+  cuda::AttentionArgs a =
+      gqaArgs(dq.as(), dk.as(), dv.as(), dOut.as(), heads, kvHeads, hd, len, 0.15f);
   a.pos0 = 0; // stale host value: the device's wins
   a.pos0Dev = dP0.as<int32_t>();
   a.maxKeys = capacity;
-  a.heads = heads;
-  a.kvHeads = kvHeads;
-  a.scale = 0.15f;
   for (int splits : {0, 13}) {
     a.splits = splits;
     a.partialFloats = splits > 0 ? int64_t(splits) * heads * len * (hd + 2)

@@ -13,6 +13,7 @@
 
 using namespace kt;
 using kt::cudatest::Dev;
+using kt::cudatest::gqaArgs;
 using kt::cudatest::maxRelDiff;
 using kt::cudatest::randomVector;
 
@@ -232,26 +233,9 @@ TEST(CudaKernels, GqaAttentionMatchesCpu) {
     cpu::gqaAttention(pool, q.data(), cs.len, cs.heads, cs.kvHeads, cs.hd, k.data(), v.data(),
                       cs.pos0, 0.17, want.data());
     Dev dq(q), dk(k), dv(v), dOut(q.size() * 4);
-    cuda::AttentionArgs a;
-    a.q1 = dq.as();
-    a.q1Token = int64_t(cs.heads) * cs.hd;
-    a.q1Head = cs.hd;
-    a.d1 = cs.hd;
-    a.k1 = dk.as();
-    a.k1Pos = row;
-    a.k1Head = cs.hd;
-    a.v = dv.as();
-    a.vPos = row;
-    a.vHead = cs.hd;
-    a.dv = cs.hd;
-    a.out = dOut.as();
-    a.outToken = int64_t(cs.heads) * cs.hd;
-    a.outHead = cs.hd;
-    a.len = cs.len;
+    cuda::AttentionArgs a =
+        gqaArgs(dq.as(), dk.as(), dv.as(), dOut.as(), cs.heads, cs.kvHeads, cs.hd, cs.len, 0.17f);
     a.pos0 = cs.pos0;
-    a.heads = cs.heads;
-    a.kvHeads = cs.kvHeads;
-    a.scale = 0.17f;
     cuda::attention(a);
     EXPECT_LT(maxRelDiff(dOut.get(q.size()), want), 1e-5)
         << "len " << cs.len << " pos0 " << cs.pos0;

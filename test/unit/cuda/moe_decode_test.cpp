@@ -13,6 +13,7 @@
 
 using namespace kt;
 using kt::cudatest::Dev;
+using kt::cudatest::gqaArgs;
 using kt::cudatest::maxRelDiff;
 using kt::cudatest::randomVector;
 
@@ -225,27 +226,10 @@ TEST(CudaMoeDecode, DeviceOffsetAppendAndAttention) {
     cpu::gqaAttention(pool, q.data(), len, heads, kvHeads, hd, wantK.data(), wantV.data(), pos0,
                       0.2, want.data());
     Dev dq(q), dOut(q.size() * 4);
-    cuda::AttentionArgs a;
-    a.q1 = dq.as();
-    a.q1Token = int64_t(heads) * hd;
-    a.q1Head = hd;
-    a.d1 = hd;
-    a.k1 = dK.as();
-    a.k1Pos = row;
-    a.k1Head = hd;
-    a.v = dV.as();
-    a.vPos = row;
-    a.vHead = hd;
-    a.dv = hd;
-    a.out = dOut.as();
-    a.outToken = int64_t(heads) * hd;
-    a.outHead = hd;
-    a.len = len;
+    cuda::AttentionArgs a =
+        gqaArgs(dq.as(), dK.as(), dV.as(), dOut.as(), heads, kvHeads, hd, len, 0.2f);
     a.pos0 = -1; // must not be used: pos0Dev wins
     a.pos0Dev = dP0.as<int32_t>();
-    a.heads = heads;
-    a.kvHeads = kvHeads;
-    a.scale = 0.2f;
     cuda::attention(a);
     EXPECT_LT(maxRelDiff(dOut.get(q.size()), want), 1e-5) << "pos0 " << pos0;
   }
