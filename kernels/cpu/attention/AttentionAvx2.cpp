@@ -11,6 +11,7 @@ namespace {
 
 struct V256 {
   static constexpr int kW = 8;
+  static constexpr int kScoreKeys = 2; // see AttentionBody.inc
   static constexpr int kCtxVecs = 2; // see AttentionBody.inc
   using reg = __m256;
   // Lane i is loaded/stored when i < n (sign bit of the mask lane set).

@@ -15,6 +15,7 @@ namespace {
 
 struct V512 {
   static constexpr int kW = 16;
+  static constexpr int kScoreKeys = 4; // see AttentionBody.inc
   static constexpr int kCtxVecs = 4; // see AttentionBody.inc
   using reg = __m512;
   static __mmask16 tail(int64_t n) { return __mmask16((1u << n) - 1u); }
