@@ -100,4 +100,25 @@ void linear(ThreadPool& pool, const float* x, int64_t tokens, const MatrixView& 
         y[t * n + r] += bias[r];
 }
 
+void linearPair(ThreadPool& pool, const float* x, int64_t tokens, const MatrixView& w1, float* y1,
+                const MatrixView& w2, float* y2) {
+  PreparedInput in1, in2;
+  prepareInput(w1, x, tokens, &in1);
+  // The same activations serve both when the weights want the same preparation.
+  const bool shared = w2.packed == w1.packed && w2.cols == w1.cols;
+  if (!shared)
+    prepareInput(w2, x, tokens, &in2);
+  const PreparedInput& second = shared ? in1 : in2;
+  const int64_t unit = quant::kGemvRowUnit;
+  const int64_t units1 = (w1.rows + unit - 1) / unit, units2 = (w2.rows + unit - 1) / unit;
+  // Units [0, units1) are W1's rows, the rest W2's; a chunk may span both.
+  pool.parallelFor(units1 + units2, 1, [&](int64_t b, int64_t e) {
+    if (b < units1)
+      linearRows(w1, in1, y1, b * unit, std::min(w1.rows, std::min(e, units1) * unit));
+    if (e > units1)
+      linearRows(w2, second, y2, (std::max(b, units1) - units1) * unit,
+                 std::min(w2.rows, (e - units1) * unit));
+  });
+}
+
 } // namespace kt::cpu

@@ -19,6 +19,11 @@ void linearRef(const float* x, int64_t tokens, const MatrixView& w, const float*
 void linear(ThreadPool& pool, const float* x, int64_t tokens, const MatrixView& w,
             const float* bias, float* y);
 
+// Two linears of the same input in one parallel region (no bias): y1 = x·W1ᵀ, y2 = x·W2ᵀ. A decode
+// step's small projections (MLA's q and kv_a) each cost a fork/join of the pool otherwise.
+void linearPair(ThreadPool& pool, const float* x, int64_t tokens, const MatrixView& w1, float* y1,
+                const MatrixView& w2, float* y2);
+
 // Activations converted once for a weight's kernel (packed formats want bf16 or int8 activations),
 // so several threads can each compute a range of output rows from the same input.
 struct PreparedInput {

@@ -204,16 +204,23 @@ void mlaAttention(OpContext& c) {
   const int lora = a.kv_lora_rank(), qhd = nope + rope;
   const int64_t T = x.rows;
 
-  std::vector<float> q;
-  if (c.has(QProj)) {
-    q = project(c, x.f.data(), T, QProj);
+  std::vector<float> q, kva;
+  if (c.has(QProj) && !c.adapter(QProj) && !c.adapter(KvAProj)) {
+    // q and kv_a read the same x: one parallel region for both.
+    q.resize(size_t(T * c.w(QProj).rows));
+    kva.resize(size_t(T * c.w(KvAProj).rows));
+    cpu::linearPair(c.pool, x.f.data(), T, c.w(QProj), q.data(), c.w(KvAProj), kva.data());
   } else {
-    std::vector<float> qa = project(c, x.f.data(), T, QAProj);
-    cpu::rmsNorm(qa.data(), T, a.q_lora_rank(), c.w(QANorm), a.norm_eps(), qa.data());
-    q = project(c, qa.data(), T, QBProj);
+    if (c.has(QProj)) {
+      q = project(c, x.f.data(), T, QProj);
+    } else {
+      std::vector<float> qa = project(c, x.f.data(), T, QAProj);
+      cpu::rmsNorm(qa.data(), T, a.q_lora_rank(), c.w(QANorm), a.norm_eps(), qa.data());
+      q = project(c, qa.data(), T, QBProj);
+    }
+    kva = project(c, x.f.data(), T, KvAProj);
   }
   // kv_a: [latent | rope key]; the latent is normalized, the rope key rotated (one shared head).
-  std::vector<float> kva = project(c, x.f.data(), T, KvAProj);
   const int kvaw = lora + rope;
   cpu::MatrixView kvNorm = c.w(KvANorm);
   for (int64_t t = 0; t < T; ++t)

@@ -66,6 +66,37 @@ TEST(Linear, MatchesScalarReferenceForEveryWeightType) {
       }
 }
 
+// linearPair (one parallel region for two projections of the same x) gives exactly what two
+// linear calls give, whatever the split of row units between the threads, for plain weights of
+// different types (different activation preparations) and equal ones (one shared preparation).
+TEST(Linear, PairEqualsTwoLinears) {
+  std::mt19937 rng(5);
+  for (int threads : {1, 2, 3})
+    for (int64_t n1 : {1, 63, 64, 130})
+      for (int64_t n2 : {5, 64, 200})
+        for (int64_t t : {1, 3}) {
+          ThreadPool pool(threads);
+          const int64_t k = 37;
+          std::vector<float> x = randn(size_t(t * k), rng), w1 = randn(size_t(n1 * k), rng),
+                             w2 = randn(size_t(n2 * k), rng);
+          std::vector<uint16_t> w2bf(w2.size());
+          for (size_t i = 0; i < w2.size(); ++i)
+            w2bf[i] = f32ToBf16(w2[i]);
+          MatrixView m1{reinterpret_cast<const uint8_t*>(w1.data()), DType::F32, n1, k};
+          for (MatrixView m2 :
+               {MatrixView{reinterpret_cast<const uint8_t*>(w2.data()), DType::F32, n2, k},
+                MatrixView{reinterpret_cast<const uint8_t*>(w2bf.data()), DType::BF16, n2, k}}) {
+            std::vector<float> y1(size_t(t * n1)), y2(size_t(t * n2)), want1(y1.size()),
+                want2(y2.size());
+            linearPair(pool, x.data(), t, m1, y1.data(), m2, y2.data());
+            linear(pool, x.data(), t, m1, nullptr, want1.data());
+            linear(pool, x.data(), t, m2, nullptr, want2.data());
+            ASSERT_EQ(y1, want1) << "n1=" << n1 << " n2=" << n2 << " t=" << t;
+            ASSERT_EQ(y2, want2) << "n1=" << n1 << " n2=" << n2 << " t=" << t;
+          }
+        }
+}
+
 TEST(RmsNorm, MatchesDefinition) {
   std::mt19937 rng(2);
   for (int64_t dim : {1, 3, 64, 1001}) {
