@@ -517,10 +517,14 @@ template <int NP> void tileInt8(const Job& j, const Out& o, int64_t p, int64_t s
 }
 
 // int4: one panel x 8 tokens, a low and a high chain per token (16 VPDPBUSD in flight).
+// The GEMM tile shifts each line's high nibbles down once (shared by the 8 tokens) so both
+// nibbles feed ONE accumulator per token: per (token, group) that saves the combine of two sums
+// (shift + add) and frees 8 registers, for one shift per line. The integer sums are the same, so
+// the result is bit-identical to the two-chain form (the scale is d instead of d/16).
 template <int G, bool ASYM> void tileInt4(const Job& j, const Out& o, int64_t p, int64_t s0) {
   constexpr int LG = G / 8;
   const int64_t groups = j.w.groups;
-  const __m512i low = _mm512_set1_epi8(0x0f), high = _mm512_set1_epi8(char(0xf0));
+  const __m512i low = _mm512_set1_epi8(0x0f);
   const uint8_t* panel = panelPtr(j.w, j.packed, p);
   const uint8_t* x = actRow(j, s0);
   const size_t xs = j.a.rowBytes;
@@ -530,25 +534,31 @@ template <int G, bool ASYM> void tileInt4(const Job& j, const Out& o, int64_t p,
     facc[s] = _mm512_setzero_ps();
   for (int64_t g = 0; g < groups; ++g) {
     const uint8_t* w = panel + size_t(g) * G * 8;
-    __m512i lo[TT], hi[TT];
+    __m512i acc[TT];
     KT_UNROLL
     for (int s = 0; s < TT; ++s)
-      lo[s] = hi[s] = _mm512_setzero_si512();
+      acc[s] = _mm512_setzero_si512();
     for (int l = 0; l < LG; ++l) {
       const __m512i v = _mm512_loadu_si512(w + l * 64);
-      const __m512i vl = _mm512_and_si512(v, low), vh = _mm512_and_si512(v, high);
+      const __m512i vl = _mm512_and_si512(v, low);
+      const __m512i vh = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
       KT_UNROLL
       for (int s = 0; s < TT; ++s) {
         const uint8_t* xk = x + s * xs + g * G + l * 8;
-        lo[s] = _mm512_dpbusd_epi32(lo[s], vl, bcast32(xk));
-        hi[s] = _mm512_dpbusd_epi32(hi[s], vh, bcast32(xk + 4));
+        acc[s] = _mm512_dpbusd_epi32(acc[s], vl, bcast32(xk));
+        acc[s] = _mm512_dpbusd_epi32(acc[s], vh, bcast32(xk + 4));
       }
     }
     __m512 d16, m;
     int4GroupScales<ASYM>(panel, j.w, g, &d16, &m);
+    const __m512 d = _mm512_mul_ps(d16, _mm512_set1_ps(16.f)); // exact: a power of two
     KT_UNROLL
-    for (int s = 0; s < TT; ++s)
-      facc[s] = int4Update(j, s0 + s, g, lo[s], hi[s], d16, m, facc[s]);
+    for (int s = 0; s < TT; ++s) {
+      const __m512 sum = _mm512_cvtepi32_ps(acc[s]);
+      facc[s] =
+          _mm512_fmadd_ps(sum, _mm512_mul_ps(d, _mm512_set1_ps(actScale(j, s0 + s, g))), facc[s]);
+      facc[s] = _mm512_fmadd_ps(m, _mm512_set1_ps(actSumF(j, s0 + s, g)), facc[s]);
+    }
   }
   KT_UNROLL
   for (int s = 0; s < TT; ++s)
