@@ -205,37 +205,39 @@ template <class D> void gemvDotOneToken(const Job& j, const Out& o, int64_t p0, 
 }
 
 template <class D, int T> void gemvDot(const Job& j, const Out& o, int64_t p0, int64_t p1) {
-  if constexpr (T == 1)
-    return gemvDotOneToken<D>(j, o, p0, p1);
-  constexpr int U = T <= 2 ? 8 : 4; // independent chains per token (latency hiding)
-  // A 64-byte line holds 16 rows x 4 bytes: 2 bf16 or 4 int8 columns. Multiple of 16.
-  const int64_t lines = j.w.kp / (4 / D::kBytesPerElement);
-  const uint8_t* x[T];
-  KT_UNROLL
-  for (int s = 0; s < T; ++s)
-    x[s] = actRow(j, s);
-  for (int64_t p = p0; p < p1; ++p) {
-    const uint8_t* w = panelPtr(j.w, j.packed, p);
-    typename D::Acc acc[T][U];
-    KT_UNROLL
-    for (int s = 0; s < T; ++s) {
-      KT_UNROLL
-      for (int u = 0; u < U; ++u)
-        acc[s][u] = D::zero();
-    }
-    for (int64_t l = 0; l < lines; l += U) {
-      KT_UNROLL
-      for (int u = 0; u < U; ++u) {
-        prefetchAhead(w + (l + u) * 64);
-        const __m512i wv = _mm512_loadu_si512(w + (l + u) * 64);
-        KT_UNROLL
-        for (int s = 0; s < T; ++s)
-          acc[s][u] = D::dot(acc[s][u], wv, bcast32(x[s] + (l + u) * 4));
-      }
-    }
+  if constexpr (T == 1) { // several panels at once (the multi-token body is not instantiated)
+    gemvDotOneToken<D>(j, o, p0, p1);
+  } else {
+    constexpr int U = T <= 2 ? 8 : 4; // independent chains per token (latency hiding)
+    // A 64-byte line holds 16 rows x 4 bytes: 2 bf16 or 4 int8 columns. Multiple of 16.
+    const int64_t lines = j.w.kp / (4 / D::kBytesPerElement);
+    const uint8_t* x[T];
     KT_UNROLL
     for (int s = 0; s < T; ++s)
-      storeRows(o, s, p * 16, D::template finish<U>(j, w, s, acc[s]));
+      x[s] = actRow(j, s);
+    for (int64_t p = p0; p < p1; ++p) {
+      const uint8_t* w = panelPtr(j.w, j.packed, p);
+      typename D::Acc acc[T][U];
+      KT_UNROLL
+      for (int s = 0; s < T; ++s) {
+        KT_UNROLL
+        for (int u = 0; u < U; ++u)
+          acc[s][u] = D::zero();
+      }
+      for (int64_t l = 0; l < lines; l += U) {
+        KT_UNROLL
+        for (int u = 0; u < U; ++u) {
+          prefetchAhead(w + (l + u) * 64);
+          const __m512i wv = _mm512_loadu_si512(w + (l + u) * 64);
+          KT_UNROLL
+          for (int s = 0; s < T; ++s)
+            acc[s][u] = D::dot(acc[s][u], wv, bcast32(x[s] + (l + u) * 4));
+        }
+      }
+      KT_UNROLL
+      for (int s = 0; s < T; ++s)
+        storeRows(o, s, p * 16, D::template finish<U>(j, w, s, acc[s]));
+    }
   }
 }
 
@@ -334,71 +336,71 @@ void gemvInt4Panels(const Job& j, const Out& o, int64_t p0, int64_t p1) {
 
 template <int T, int G, bool ASYM>
 void gemvInt4(const Job& j, const Out& o, int64_t p0, int64_t p1) {
-  if constexpr (T == 1) {
+  if constexpr (T == 1) { // several panels at once (the multi-token body is not instantiated)
     for (int q = 0; q < kGemvPanels; ++q)
       prefetchScales(j.w, j.packed, p0 + q, p1);
     const int64_t pm = p0 + (p1 - p0) / kGemvPanels * kGemvPanels;
     gemvInt4Panels<kGemvPanels, G, ASYM>(j, o, p0, pm);
     gemvInt4Panels<1, G, ASYM>(j, o, pm, p1);
-    return;
-  }
-  constexpr int LG = G / 8; // lines per group
-  const int64_t groups = j.w.groups;
-  const __m512i low = _mm512_set1_epi8(0x0f), high = _mm512_set1_epi8(char(0xf0));
-  const uint8_t* x[T];
-  KT_UNROLL
-  for (int s = 0; s < T; ++s)
-    x[s] = actRow(j, s);
-  prefetchScales(j.w, j.packed, p0, p1);
-  for (int64_t p = p0; p < p1; ++p) {
-    const uint8_t* panel = panelPtr(j.w, j.packed, p);
-    prefetchScales(j.w, j.packed, p + 1, p1);
-    __m512 facc[T];
+  } else {
+    constexpr int LG = G / 8; // lines per group
+    const int64_t groups = j.w.groups;
+    const __m512i low = _mm512_set1_epi8(0x0f), high = _mm512_set1_epi8(char(0xf0));
+    const uint8_t* x[T];
     KT_UNROLL
     for (int s = 0; s < T; ++s)
-      facc[s] = _mm512_setzero_ps();
-    for (int64_t g = 0; g < groups; ++g) {
-      const uint8_t* w = panel + size_t(g) * G * 8;
-      // Low and high chains per token, C-fold by line index so more VPDPBUSD are in flight
-      // (for one token, C = 4 measured ~10% faster than C = 1 before gemvInt4Panels replaced it;
-      // a second f32 accumulator per token for odd groups measured ~10% slower).
-      constexpr int C = 2;
-      __m512i lo[T][C], hi[T][C];
-      KT_UNROLL
-      for (int s = 0; s < T; ++s) {
-        KT_UNROLL
-        for (int c = 0; c < C; ++c)
-          lo[s][c] = hi[s][c] = _mm512_setzero_si512();
-      }
-      KT_UNROLL
-      for (int l = 0; l < LG; ++l) {
-        prefetchAhead(w + l * 64);
-        const __m512i v = _mm512_loadu_si512(w + l * 64);
-        const __m512i vl = _mm512_and_si512(v, low), vh = _mm512_and_si512(v, high);
-        KT_UNROLL
-        for (int s = 0; s < T; ++s) {
-          const uint8_t* xk = x[s] + g * G + l * 8;
-          lo[s][l % C] = _mm512_dpbusd_epi32(lo[s][l % C], vl, bcast32(xk));
-          hi[s][l % C] = _mm512_dpbusd_epi32(hi[s][l % C], vh, bcast32(xk + 4));
-        }
-      }
-      KT_UNROLL
-      for (int s = 0; s < T; ++s) {
-        KT_UNROLL
-        for (int c = 1; c < C; ++c) {
-          lo[s][0] = _mm512_add_epi32(lo[s][0], lo[s][c]);
-          hi[s][0] = _mm512_add_epi32(hi[s][0], hi[s][c]);
-        }
-      }
-      __m512 d16, m;
-      int4GroupScales<ASYM>(panel, j.w, g, &d16, &m);
+      x[s] = actRow(j, s);
+    prefetchScales(j.w, j.packed, p0, p1);
+    for (int64_t p = p0; p < p1; ++p) {
+      const uint8_t* panel = panelPtr(j.w, j.packed, p);
+      prefetchScales(j.w, j.packed, p + 1, p1);
+      __m512 facc[T];
       KT_UNROLL
       for (int s = 0; s < T; ++s)
-        facc[s] = int4Update(j, s, g, lo[s][0], hi[s][0], d16, m, facc[s]);
+        facc[s] = _mm512_setzero_ps();
+      for (int64_t g = 0; g < groups; ++g) {
+        const uint8_t* w = panel + size_t(g) * G * 8;
+        // Low and high chains per token, C-fold by line index so more VPDPBUSD are in flight
+        // (for one token, C = 4 measured ~10% faster than C = 1 before gemvInt4Panels replaced it;
+        // a second f32 accumulator per token for odd groups measured ~10% slower).
+        constexpr int C = 2;
+        __m512i lo[T][C], hi[T][C];
+        KT_UNROLL
+        for (int s = 0; s < T; ++s) {
+          KT_UNROLL
+          for (int c = 0; c < C; ++c)
+            lo[s][c] = hi[s][c] = _mm512_setzero_si512();
+        }
+        KT_UNROLL
+        for (int l = 0; l < LG; ++l) {
+          prefetchAhead(w + l * 64);
+          const __m512i v = _mm512_loadu_si512(w + l * 64);
+          const __m512i vl = _mm512_and_si512(v, low), vh = _mm512_and_si512(v, high);
+          KT_UNROLL
+          for (int s = 0; s < T; ++s) {
+            const uint8_t* xk = x[s] + g * G + l * 8;
+            lo[s][l % C] = _mm512_dpbusd_epi32(lo[s][l % C], vl, bcast32(xk));
+            hi[s][l % C] = _mm512_dpbusd_epi32(hi[s][l % C], vh, bcast32(xk + 4));
+          }
+        }
+        KT_UNROLL
+        for (int s = 0; s < T; ++s) {
+          KT_UNROLL
+          for (int c = 1; c < C; ++c) {
+            lo[s][0] = _mm512_add_epi32(lo[s][0], lo[s][c]);
+            hi[s][0] = _mm512_add_epi32(hi[s][0], hi[s][c]);
+          }
+        }
+        __m512 d16, m;
+        int4GroupScales<ASYM>(panel, j.w, g, &d16, &m);
+        KT_UNROLL
+        for (int s = 0; s < T; ++s)
+          facc[s] = int4Update(j, s, g, lo[s][0], hi[s][0], d16, m, facc[s]);
+      }
+      KT_UNROLL
+      for (int s = 0; s < T; ++s)
+        storeRows(o, s, p * 16, facc[s]);
     }
-    KT_UNROLL
-    for (int s = 0; s < T; ++s)
-      storeRows(o, s, p * 16, facc[s]);
   }
 }
 
