@@ -86,6 +86,31 @@ struct AttentionArgs {
   int64_t partialFloats = 0;
   int splits = 0;
 };
+// GQA over dense arrays: q and out [len][heads][hd], keys and values [positions][kvHeads][hd].
+// Positions (pos0, pos0Dev), the KV capacity and the split scratch are the caller's.
+inline AttentionArgs gqaAttentionArgs(const float* q, const float* k, const float* v, float* out,
+                                      int heads, int kvHeads, int hd, int64_t len, float scale) {
+  AttentionArgs a;
+  a.q1 = q;
+  a.q1Token = int64_t(heads) * hd;
+  a.q1Head = hd;
+  a.d1 = hd;
+  a.k1 = k;
+  a.k1Pos = int64_t(kvHeads) * hd;
+  a.k1Head = hd;
+  a.v = v;
+  a.vPos = int64_t(kvHeads) * hd;
+  a.vHead = hd;
+  a.dv = hd;
+  a.out = out;
+  a.outToken = int64_t(heads) * hd;
+  a.outHead = hd;
+  a.len = len;
+  a.heads = heads;
+  a.kvHeads = kvHeads;
+  a.scale = scale;
+  return a;
+}
 // Query tokens up to which attention() may split over the keys.
 constexpr int64_t kAttentionSplitMaxTokens = 8;
 // The number of key splits attention(a) runs (1: one block per (head, token), no merge launch).

@@ -74,27 +74,11 @@ void attention(OpContext& c) {
     const int32_t* pos0 = b.chunkPos0(ci);
     cuda::appendRows(kc, row, cap, k + s.start * row, row, row, s.len, pos0, s.pos0);
     cuda::appendRows(vc, row, cap, v + s.start * row, row, row, s.len, pos0, s.pos0);
-    cuda::AttentionArgs at;
-    at.q1 = q + s.start * nh * hd;
-    at.q1Token = int64_t(nh) * hd;
-    at.q1Head = hd;
-    at.d1 = hd;
-    at.k1 = kc;
-    at.k1Pos = row;
-    at.k1Head = hd;
-    at.v = vc;
-    at.vPos = row;
-    at.vHead = hd;
-    at.dv = hd;
-    at.out = ctx + s.start * nh * hd;
-    at.outToken = int64_t(nh) * hd;
-    at.outHead = hd;
-    at.len = s.len;
+    cuda::AttentionArgs at =
+        cuda::gqaAttentionArgs(q + s.start * nh * hd, kc, vc, ctx + s.start * nh * hd, nh, nkv, hd,
+                               s.len, float(a.scale()));
     at.pos0 = s.pos0;
     at.pos0Dev = pos0;
-    at.heads = nh;
-    at.kvHeads = nkv;
-    at.scale = float(a.scale());
     splitOverKeys(b, at, cap);
     cuda::attention(at);
   }

@@ -1,7 +1,6 @@
 #pragma once
 // Helpers of the CUDA tests: skip without a GPU, and move vectors to and from GPU memory.
 #include "kernels/cuda/CudaKernels.h"
-#include "kernels/cuda/DeviceKernels.h"
 #include "kernels/cuda/Memory.h"
 
 #include <gtest/gtest.h>
@@ -68,32 +67,6 @@ inline double maxRelDiff(const std::vector<float>& got, const std::vector<float>
   for (size_t i = 0; i < got.size() && i < want.size(); ++i)
     m = std::max(m, double(std::fabs(got[i] - want[i])) / (1.0 + std::fabs(want[i])));
   return m;
-}
-
-// GQA attention over dense GPU arrays: q and out [len][heads][hd], k and v [positions][kvHeads][hd]
-// (positions, splits and scratch are the caller's).
-inline kt::cuda::AttentionArgs gqaArgs(const float* q, const float* k, const float* v, float* out,
-                                       int heads, int kvHeads, int hd, int64_t len, float scale) {
-  kt::cuda::AttentionArgs a;
-  a.q1 = q;
-  a.q1Token = int64_t(heads) * hd;
-  a.q1Head = hd;
-  a.d1 = hd;
-  a.k1 = k;
-  a.k1Pos = int64_t(kvHeads) * hd;
-  a.k1Head = hd;
-  a.v = v;
-  a.vPos = int64_t(kvHeads) * hd;
-  a.vHead = hd;
-  a.dv = hd;
-  a.out = out;
-  a.outToken = int64_t(heads) * hd;
-  a.outHead = hd;
-  a.len = len;
-  a.heads = heads;
-  a.kvHeads = kvHeads;
-  a.scale = scale;
-  return a;
 }
 
 } // namespace kt::cudatest

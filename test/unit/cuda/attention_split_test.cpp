@@ -14,7 +14,6 @@
 
 using namespace kt;
 using kt::cudatest::Dev;
-using kt::cudatest::gqaArgs;
 using kt::cudatest::maxRelDiff;
 using kt::cudatest::randomVector;
 
@@ -84,8 +83,8 @@ TEST(CudaAttentionSplit, GqaMatchesCpuReference) {
         poisonPast(v, ctx, row);
         std::vector<int32_t> p0 = {int32_t(pos0)};
         Dev dq(q), dk(k), dv(v), dP0(p0), dOut(q.size() * 4);
-        cuda::AttentionArgs a = gqaArgs(dq.as(), dk.as(), dv.as(), dOut.as(), g.heads, g.kvHeads,
-                                        g.hd, len, float(scale));
+        cuda::AttentionArgs a = cuda::gqaAttentionArgs(dq.as(), dk.as(), dv.as(), dOut.as(),
+                                                       g.heads, g.kvHeads, g.hd, len, float(scale));
         a.pos0 = -1; // pos0Dev wins
         a.pos0Dev = dP0.as<int32_t>();
         a.maxKeys = capacity;
@@ -178,7 +177,7 @@ TEST(CudaAttentionSplit, FixedSplitsFollowDevicePosition) {
   std::vector<float> q = randomVector(rng, size_t(len * heads * hd), 0.5f);
   Dev dq(q), dk(k), dv(v), dP0(sizeof(int32_t)), dOut(q.size() * 4);
   cuda::AttentionArgs a =
-      gqaArgs(dq.as(), dk.as(), dv.as(), dOut.as(), heads, kvHeads, hd, len, 0.15f);
+      cuda::gqaAttentionArgs(dq.as(), dk.as(), dv.as(), dOut.as(), heads, kvHeads, hd, len, 0.15f);
   a.pos0 = 0; // stale host value: the device's wins
   a.pos0Dev = dP0.as<int32_t>();
   a.maxKeys = capacity;

@@ -13,7 +13,6 @@
 
 using namespace kt;
 using kt::cudatest::Dev;
-using kt::cudatest::gqaArgs;
 using kt::cudatest::maxRelDiff;
 using kt::cudatest::randomVector;
 
@@ -233,8 +232,8 @@ TEST(CudaKernels, GqaAttentionMatchesCpu) {
     cpu::gqaAttention(pool, q.data(), cs.len, cs.heads, cs.kvHeads, cs.hd, k.data(), v.data(),
                       cs.pos0, 0.17, want.data());
     Dev dq(q), dk(k), dv(v), dOut(q.size() * 4);
-    cuda::AttentionArgs a =
-        gqaArgs(dq.as(), dk.as(), dv.as(), dOut.as(), cs.heads, cs.kvHeads, cs.hd, cs.len, 0.17f);
+    cuda::AttentionArgs a = cuda::gqaAttentionArgs(dq.as(), dk.as(), dv.as(), dOut.as(), cs.heads,
+                                                   cs.kvHeads, cs.hd, cs.len, 0.17f);
     a.pos0 = cs.pos0;
     cuda::attention(a);
     EXPECT_LT(maxRelDiff(dOut.get(q.size()), want), 1e-5)

@@ -13,7 +13,6 @@
 
 using namespace kt;
 using kt::cudatest::Dev;
-using kt::cudatest::gqaArgs;
 using kt::cudatest::maxRelDiff;
 using kt::cudatest::randomVector;
 
@@ -227,7 +226,7 @@ TEST(CudaMoeDecode, DeviceOffsetAppendAndAttention) {
                       0.2, want.data());
     Dev dq(q), dOut(q.size() * 4);
     cuda::AttentionArgs a =
-        gqaArgs(dq.as(), dK.as(), dV.as(), dOut.as(), heads, kvHeads, hd, len, 0.2f);
+        cuda::gqaAttentionArgs(dq.as(), dK.as(), dV.as(), dOut.as(), heads, kvHeads, hd, len, 0.2f);
     a.pos0 = -1; // must not be used: pos0Dev wins
     a.pos0Dev = dP0.as<int32_t>();
     cuda::attention(a);
