@@ -36,16 +36,24 @@ namespace {
 using testing_util::fixture;
 using testing_util::tensor;
 
+// kt-compile's options for the adapter configured in `adapterDir` kept unmerged (separate A/B
+// weights), with the packed sidecar at `sidecar`.
+compiler::CompileOptions unmergedOptions(const std::string& adapterDir,
+                                         const std::string& sidecar) {
+  compiler::CompileOptions opt;
+  opt.sidecarPath = sidecar;
+  compiler::applyLoraConfig(hf::readPeftConfig(adapterDir + "/adapter_config.json"), opt);
+  opt.loraInference = true;
+  return opt;
+}
+
 // The plan of `arch` with `adapterDir` unmerged (what kt-compile --adapter-unmerged does).
 std::string compileUnmerged(const std::string& arch, const std::string& adapterDir,
                             const std::string& cpuQuant, const std::string& tag) {
   hf::ModelDesc desc = hf::describeModel(fixture(arch));
   const std::string plan = testing::TempDir() + "/" + arch + "." + tag + ".ktplan";
-  compiler::CompileOptions opt;
-  opt.sidecarPath = plan + ".weights";
+  compiler::CompileOptions opt = unmergedOptions(adapterDir, plan + ".weights");
   opt.cpuQuant = cpuQuant;
-  compiler::applyLoraConfig(hf::readPeftConfig(adapterDir + "/adapter_config.json"), opt);
-  opt.loraInference = true;
   plan::PlanT p;
   compiler::CompileStats stats;
   EXPECT_TRUE(compiler::compileModel(desc, opt, &p, &stats));
@@ -224,11 +232,8 @@ std::string adapterDir(const std::string& name) {
 TEST(AdapterUnmergedErrors, AdapterForAnotherModelNamesTheTarget) {
   // deepseek_v2's adapter targets MLA projections llama does not have: kt-attach-lora refuses.
   hf::ModelDesc desc = hf::describeModel(fixture("llama"));
-  compiler::CompileOptions opt;
-  opt.sidecarPath = testing::TempDir() + "/wrong.weights";
-  compiler::applyLoraConfig(
-      hf::readPeftConfig(fixture("deepseek_v2") + "/lora/adapter_final/adapter_config.json"), opt);
-  opt.loraInference = true;
+  const compiler::CompileOptions opt = unmergedOptions(
+      fixture("deepseek_v2") + "/lora/adapter_final", testing::TempDir() + "/wrong.weights");
   plan::PlanT p;
   compiler::CompileStats stats;
   testing::internal::CaptureStderr();
@@ -260,10 +265,7 @@ TEST(AdapterUnmergedErrors, WrongShapeNamesTheTensorAndTheExpectedShape) {
   }
   writeSafetensors(dir + "/adapter_model.safetensors", out);
   hf::ModelDesc desc = hf::describeModel(fixture("llama"));
-  compiler::CompileOptions opt;
-  opt.sidecarPath = dir + "/p.weights";
-  compiler::applyLoraConfig(hf::readPeftConfig(dir + "/adapter_config.json"), opt);
-  opt.loraInference = true;
+  const compiler::CompileOptions opt = unmergedOptions(dir, dir + "/p.weights");
   plan::PlanT p;
   compiler::CompileStats stats;
   ASSERT_TRUE(compiler::compileModel(desc, opt, &p, &stats));
@@ -288,10 +290,7 @@ TEST(AdapterUnmergedErrors, TensorsOfUntargetedModulesAreRefused) {
   std::ofstream(dir + "/adapter_config.json")
       << R"({"peft_type": "LORA", "r": 8, "lora_alpha": 16, "target_modules": ["q_proj"]})";
   hf::ModelDesc desc = hf::describeModel(fixture("llama"));
-  compiler::CompileOptions opt;
-  opt.sidecarPath = dir + "/p.weights";
-  compiler::applyLoraConfig(hf::readPeftConfig(dir + "/adapter_config.json"), opt);
-  opt.loraInference = true;
+  const compiler::CompileOptions opt = unmergedOptions(dir, dir + "/p.weights");
   plan::PlanT p;
   compiler::CompileStats stats;
   ASSERT_TRUE(compiler::compileModel(desc, opt, &p, &stats));
@@ -311,11 +310,8 @@ TEST(AdapterUnmergedErrors, GpuPlacedAdaptersAreRefusedByTheRuntime) {
   const std::string adapter = fixture("llama") + "/lora/adapter_final";
   hf::ModelDesc desc = hf::describeModel(fixture("llama"));
   const std::string plan = testing::TempDir() + "/llama.gpu-unmerged.ktplan";
-  compiler::CompileOptions opt;
-  opt.sidecarPath = plan + ".weights";
+  compiler::CompileOptions opt = unmergedOptions(adapter, plan + ".weights");
   opt.device = "gpu:0";
-  compiler::applyLoraConfig(hf::readPeftConfig(adapter + "/adapter_config.json"), opt);
-  opt.loraInference = true;
   plan::PlanT p;
   compiler::CompileStats stats;
   ASSERT_TRUE(compiler::compileModel(desc, opt, &p, &stats));
