@@ -11,6 +11,7 @@
 #include "kernels/cpu/grad/Kernels.h"
 #include "kernels/cpu/quant/QuantMatmul.h"
 #include "runtime/support/ThreadPool.h"
+#include "test/unit/common/PlainWeights.h"
 
 #include <gtest/gtest.h>
 
@@ -178,19 +179,9 @@ TEST(DyWKernels, MatmulXWtOverUnpackedWeights) {
   };
   for (Case c : {Case{16, 1, 3, DType::BF16, true}, Case{37, 65, 77, DType::BF16, false},
                  Case{20, 130, 33, DType::F32, true}, Case{5, 70, 19, DType::BF16, true}}) {
-    std::vector<float> wf = randomVector(rng, size_t(c.n * c.k));
-    std::vector<uint16_t> wb(wf.size());
-    if (c.dtype == DType::BF16)
-      for (size_t i = 0; i < wf.size(); ++i) {
-        wb[i] = f32ToBf16(wf[i]);
-        wf[i] = bf16ToF32(wb[i]);
-      }
-    MatrixView w;
-    w.data = c.dtype == DType::F32 ? reinterpret_cast<const uint8_t*>(wf.data())
-                                   : reinterpret_cast<const uint8_t*>(wb.data());
-    w.dtype = c.dtype;
-    w.rows = c.n;
-    w.cols = c.k;
+    const testing_util::PlainWeights pw(randomVector(rng, size_t(c.n * c.k)), c.dtype, c.n, c.k);
+    const MatrixView& w = pw.view();
+    const std::vector<float>& wf = pw.values(); // rounded to bf16 when the weights are
     const std::vector<float> bias = randomVector(rng, size_t(c.n));
     MatrixView bv;
     if (c.bias) {

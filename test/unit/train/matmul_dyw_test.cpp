@@ -5,6 +5,7 @@
 // for any number of threads.
 #include "kernels/cpu/grad/Detail.h"
 #include "runtime/support/ThreadPool.h"
+#include "test/unit/common/PlainWeights.h"
 
 #include <gtest/gtest.h>
 
@@ -32,18 +33,10 @@ TEST(MatMulDyW, MatchesScalarReferenceOnOddShapes) {
       v = nd(rng);
     for (size_t i = 0; i < dy.size(); ++i)
       dy[i] = i % 7 == 3 ? 0.f : nd(rng); // zeros take the skip path
-    std::vector<uint16_t> wb(wf.size());
-    if (c.dtype == DType::BF16)
-      for (size_t i = 0; i < wf.size(); ++i) {
-        wb[i] = f32ToBf16(wf[i]);
-        wf[i] = bf16ToF32(wb[i]); // the reference uses the rounded weights
-      }
-    MatrixView w;
-    w.data = c.dtype == DType::F32 ? reinterpret_cast<const uint8_t*>(wf.data())
-                                   : reinterpret_cast<const uint8_t*>(wb.data());
-    w.dtype = c.dtype;
-    w.rows = c.n;
-    w.cols = c.k;
+    // The reference uses the rounded weights.
+    const testing_util::PlainWeights pw(std::move(wf), c.dtype, c.n, c.k);
+    const MatrixView& w = pw.view();
+    const std::vector<float>& wr = pw.values();
     std::vector<float> dx(static_cast<size_t>(c.rows * c.k), 1.f), acc = dx;
     detail::matmulDyW(pool, dy.data(), c.rows, w, dx.data(), false);
     detail::matmulDyW(pool, dy.data(), c.rows, w, acc.data(), true);
@@ -51,8 +44,8 @@ TEST(MatMulDyW, MatchesScalarReferenceOnOddShapes) {
       for (int64_t j = 0; j < c.k; ++j) {
         double ref = 0, mag = 0;
         for (int64_t r = 0; r < c.n; ++r) {
-          ref += double(dy[size_t(t * c.n + r)]) * wf[size_t(r * c.k + j)];
-          mag += std::fabs(double(dy[size_t(t * c.n + r)]) * wf[size_t(r * c.k + j)]);
+          ref += double(dy[size_t(t * c.n + r)]) * wr[size_t(r * c.k + j)];
+          mag += std::fabs(double(dy[size_t(t * c.n + r)]) * wr[size_t(r * c.k + j)]);
         }
         const size_t i = size_t(t * c.k + j);
         ASSERT_NEAR(dx[i], ref, 1e-5 * mag + 1e-6) << c.rows << "x" << c.n << "x" << c.k;
