@@ -193,6 +193,15 @@ Unit linearUnit(double bytes, double flopsPerToken) {
   return u;
 }
 
+// An attention unit with no weights: 1000 FLOPs per (query, key) pair over `heads` heads.
+Unit attentionUnit(UnitKind kind, int heads) {
+  Unit u = linearUnit(0, 0);
+  u.kind = kind;
+  u.attnFlopsPerPair = 1000;
+  u.attnHeads = heads;
+  return u;
+}
+
 TEST(CostModel, DecodeGemvIsBytesOverBandwidth) {
   CostModel m(parsed());
   Device cpu, gpu;
@@ -473,9 +482,7 @@ TEST(CostModel, AttentionPairsRunAtTheMeasuredAttentionRate) {
   CostModel m(p);
   Device cpu;
   ASSERT_TRUE(m.find("cpu:numa0", &cpu));
-  Unit u = linearUnit(0, 0);
-  u.kind = UnitKind::Attention;
-  u.attnFlopsPerPair = 1000;
+  Unit u = attentionUnit(UnitKind::Attention, 0); // heads: only the GPU kernel needs them
   // 100 new tokens, no cache: 5050 pairs of 1000 flops at 50 GFLOP/s (not the 1000 GFLOP/s GEMM).
   EXPECT_DOUBLE_EQ(m.unitTime(u, cpu, {100, 0, 1}), 5050 * 1000 / 50e9);
   u.kind = UnitKind::MlaAttention;
@@ -503,10 +510,7 @@ TEST(CostModel, GpuAttentionRateDependsOnBlocks) {
   CostModel m(p);
   Device gpu;
   ASSERT_TRUE(m.find("gpu:0", &gpu));
-  Unit u = linearUnit(0, 0);
-  u.kind = UnitKind::MlaAttention;
-  u.attnFlopsPerPair = 1000;
-  u.attnHeads = 16;
+  Unit u = attentionUnit(UnitKind::MlaAttention, 16);
   // Prefill of 512: 16 x 512 blocks x 4 GFLOP/s > 800: the full rate.
   EXPECT_DOUBLE_EQ(m.unitTime(u, gpu, {512, 0, 1}), 512.0 * 513 / 2 * 1000 / 800e9);
   // Decode over 1000 cached positions: 16 blocks x 4 GFLOP/s = 64 GFLOP/s.
@@ -545,10 +549,7 @@ TEST(CostModel, GpuDecodeAttentionSplitsOverTheKeys) {
   CostModel unsplit(withoutSms), split(withSms);
   Device gpu;
   ASSERT_TRUE(split.find("gpu:0", &gpu));
-  Unit u = linearUnit(0, 0);
-  u.kind = UnitKind::MlaAttention;
-  u.attnFlopsPerPair = 1000;
-  u.attnHeads = 16;
+  Unit u = attentionUnit(UnitKind::MlaAttention, 16);
   // Decode over 2047 cached positions: 16 heads x 33 splits x 4 GFLOP/s, capped at 800.
   EXPECT_DOUBLE_EQ(unsplit.unitTime(u, gpu, {1, 2047, 1}), 2048.0 * 1000 / 64e9);
   EXPECT_DOUBLE_EQ(split.unitTime(u, gpu, {1, 2047, 1}), 2048.0 * 1000 / 800e9);
