@@ -143,10 +143,10 @@ Isa detectIsa() {
 
 ActMode activationMode(Isa isa, WeightFormat f) {
   isa = clampIsa(isa);
-  if (isa == Isa::Scalar || isa == Isa::Avx2 || f == WeightFormat::F32)
+  if (isa == Isa::Scalar || f == WeightFormat::F32)
     return ActMode::F32;
-  if (f == WeightFormat::BF16)
-    return ActMode::Bf16;
+  if (f == WeightFormat::BF16) // AVX2 has no bf16 product: exact f32 activations there
+    return isa == Isa::Avx2 ? ActMode::F32 : ActMode::Bf16;
   if (f == WeightFormat::Int8)
     return ActMode::Int8PerToken;
   return ActMode::Int8PerGroup;
@@ -173,7 +173,8 @@ void prepareActivations(Isa isa, WeightFormat f, const float* x, int64_t k, int6
   isa = clampIsa(isa);
   const ActMode mode = activationMode(isa, f);
   const int64_t rows = activationRows(isa, f, t);
-  if (mode == ActMode::F32) {
+  if (mode == ActMode::F32 ||
+      isa == Isa::Avx2) { // the int8 modes' AVX2 preparation is the reference
     prepareActivationsRef(mode, f, x, k, t, rows, buf);
     return;
   }

@@ -1,7 +1,9 @@
 // AVX2 + FMA + F16C kernels. Compiled with those -m flags; called only after Dispatch.cpp verified
 // support. No std:: templates or externally visible inline functions here (see Layout.h).
 //
-// Activations stay exact f32 (ActMode::F32), so results match matmulRef to f32 rounding.
+// This file: f32 and bf16 weights with exact f32 activations (ActMode::F32), so results match
+// matmulRef to f32 rounding; int8 and int4 weights take int8 activations (MatmulAvx2Int.cpp).
+// The f32-activation int8/int4 paths below remain as the kernels of an F32-mode job.
 // * GEMV (t <= 2; bf16, int8, int4): each 64-byte line is unpacked to f32 in registers and fed to
 //   FMAs for both tokens at once, with 4 (t=1) / 2 (t=2) accumulator chains per 8 rows.
 // * Otherwise (and f32 weights, which need no unpacking): per 16-row panel, dequantize a
@@ -345,6 +347,8 @@ template <int T> void gemvDirect(const Job& j, float* scratch, int64_t p0, int64
 } // namespace
 
 void matmulAvx2(const Job& j, float* scratch) {
+  if (j.a.mode == ActMode::Int8PerToken || j.a.mode == ActMode::Int8PerGroup)
+    return matmulAvx2Int(j);
   const Layout& L = j.w;
   const int64_t t = j.a.t;
   float* buf = scratch;

@@ -5,9 +5,11 @@
 //
 // Paths (all read the same packed bytes):
 //   Isa::Scalar  portable C++; also what any ISA falls back to.
-//   Isa::Avx2    AVX2 + FMA + F16C: t <= 2 unpacks each 64-byte line to f32 in registers (GEMV);
-//                otherwise 256-column chunks of a 16-row panel are dequantized to f32 in L1 and
-//                an FMA micro-kernel runs over them. Exact f32 activations.
+//   Isa::Avx2    AVX2 + FMA + F16C. int8/int4 weights: VPMADDUBSW products with activations
+//                quantized to int8 as for VNNI (token blocks of up to 4 loop inside each panel).
+//                bf16 weights (exact f32 activations): t <= 2 unpacks each 64-byte line to f32 in
+//                registers (GEMV); otherwise 256-column chunks of a 16-row panel are dequantized
+//                to f32 in L1 and an FMA micro-kernel runs over them.
 //   Isa::Avx512  AVX-512 F/BW/VL + BF16 + VNNI, straight from the packed lines: f32 weights with
 //                FMA, bf16 weights with VDPBF16PS (activations rounded to bf16), int8/int4
 //                weights with VPDPBUSD (activations quantized to int8 on the fly).
@@ -25,7 +27,8 @@
 // size, and the same for every format.
 //
 // Activation rounding (activationMode(); matmulRefAct reproduces each mode exactly):
-//   ActMode::F32           exact f32 activations (Scalar, Avx2, and f32 weights everywhere).
+//   ActMode::F32           exact f32 activations (Scalar, bf16 weights on Avx2, and f32
+//                          weights everywhere).
 //   ActMode::Bf16          x rounded to bf16, nearest-even, denormals to zero (what VCVTNEPS2BF16
 //                          does): error <= 2^-9 |x| per element.
 //   ActMode::Int8PerToken  int8 weights: per token, symmetric over all of K, s = max|x| / 127,
