@@ -2,7 +2,8 @@
 # Run on the device machine (the `device` tool, carry [".cudaparity", ".devdeps"]; prepare both
 # here first with scripts/device-cuda-plans.sh): builds the runtime with the CUDA backend
 # (scripts/device, no compiler), runs the CUDA kernel tests and the whole-plan parity tests
-# (GPU-only, hybrid and bf16 plans of every fixture model) and writes the logs under $OUT.
+# (GPU-only, hybrid, bf16, int8, int4 and split plans of every fixture model; VARIANTS="int4 split4"
+# limits the parity run to those variants) and writes the logs under $OUT.
 set -uo pipefail
 OUT=${OUT:-/tmp/kt-cuda-out}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,8 +25,14 @@ echo "== kernels (kt_cuda_test)"
 /tmp/ktc/kt_cuda_test > "$OUT/cuda_test.txt" 2>&1
 grep -E "^\[  (PASSED|FAILED|SKIPPED) |Failure|Expected|Which is|actual" "$OUT/cuda_test.txt" | head -40
 echo "== plans (kt_cuda_plan_test)"
+# VARIANTS (optional, e.g. "int4 split4"): only those plans (and their CUDA graph tests).
+FILTER='*'
+if [ -n "${VARIANTS:-}" ]; then
+  FILTER=$(for v in $VARIANTS; do printf '*_%s:' "$v"; done)
+  FILTER=${FILTER%:}
+fi
 KT_CUDA_PLANS="$ROOT/.cudaparity/plans" KT_CUDA_FIXTURES="$ROOT/.cudaparity" \
-  /tmp/ktc/kt_cuda_plan_test > "$OUT/parity.txt" 2>&1
+  /tmp/ktc/kt_cuda_plan_test --gtest_filter="$FILTER" > "$OUT/parity.txt" 2>&1
 grep -E "^\[  (PASSED|FAILED) |^\[  FAILED|Failure" "$OUT/parity.txt" | head -60
 grep -E "^\[parity\]" "$OUT/parity.txt" | grep -E "max\|diff\||agreement|ids equal|KL" |
   awk '{print}' > "$OUT/parity_summary.txt"
@@ -36,7 +43,7 @@ grep -E "^\[graphs\]" "$OUT/parity.txt" > "$OUT/graphs_summary.txt"
 cat "$OUT/graphs_summary.txt"
 echo "== plans with KT_CUDA_GRAPHS=0 (eager decode)"
 KT_CUDA_GRAPHS=0 KT_CUDA_PLANS="$ROOT/.cudaparity/plans" KT_CUDA_FIXTURES="$ROOT/.cudaparity" \
-  /tmp/ktc/kt_cuda_plan_test --gtest_filter='Fixtures/CudaPlan.*_gpu:Fixtures/CudaPlan.*_bf16:Fixtures/CudaPlan.*_int8' \
+  /tmp/ktc/kt_cuda_plan_test --gtest_filter='Fixtures/CudaPlan.*_gpu:Fixtures/CudaPlan.*_bf16:Fixtures/CudaPlan.*_int8:Fixtures/CudaPlan.*_int4' \
   > "$OUT/parity_nographs.txt" 2>&1
 grep -E "^\[  (PASSED|FAILED) |^\[  FAILED|Failure|CUDA graphs off" "$OUT/parity_nographs.txt" | head -30
 grep -h "CUDA graphs off" "$OUT/parity.txt" | sort | uniq -c | head
@@ -47,7 +54,7 @@ if [ -z "${SKIP_MEMCHECK:-}" ] && command -v compute-sanitizer > /dev/null; then
     > "$OUT/memcheck.txt" 2>&1; echo "kernels: rc=$?"
   KT_CUDA_PLANS="$ROOT/.cudaparity/plans" KT_CUDA_FIXTURES="$ROOT/.cudaparity" \
     timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 /tmp/ktc/kt_cuda_plan_test \
-    --gtest_filter="${MEMCHECK_FILTER:-*llama_hybrid:*qwen3_moe_gpu:*deepseek_v3_hybrid:*mixtral_bf16:*qwen3_moe_int8:*deepseek_v3_splitq:*deepseek_v2_split:*CudaGraphs*deepseek_v2_gpu}" \
+    --gtest_filter="${MEMCHECK_FILTER:-*llama_hybrid:*qwen3_moe_gpu:*deepseek_v3_hybrid:*mixtral_bf16:*qwen3_moe_int8:*deepseek_v3_splitq:*deepseek_v2_split:*CudaGraphs*deepseek_v2_gpu:*mixtral_int4:*deepseek_v2_split4}" \
     >> "$OUT/memcheck.txt" 2>&1; echo "plans: rc=$?"
   grep -E "ERROR SUMMARY|Invalid" "$OUT/memcheck.txt" | sort | uniq -c | head
 fi

@@ -2,7 +2,7 @@
 # Prepares, on the development machine, what scripts/device-cuda-parity.sh needs on the device
 # machine (which has no compiler build, no flatc and no Debian packages):
 #   .cudaparity/hf/MODEL/      each fixture's config, weights and HF reference (copied)
-#   .cudaparity/plans/         MODEL.{gpu,hybrid,bf16,int8,hybridq,split,splitq}.ktplan compiled against
+#   .cudaparity/plans/         MODEL.{gpu,hybrid,bf16,int8,hybridq,split,splitq,int4,split4}.ktplan compiled against
 #                              copies (hybridq: CPU experts packed int8, sidecar beside it)
 #   .cudaparity/gen/           plan_generated.h (flatc) for the device's runtime build
 #   .devdeps/*.deb             gtest, flatbuffers, nlohmann-json, hwloc, pcre2, udev (apt-get download)
@@ -39,6 +39,10 @@ for m in llama mixtral qwen3_moe deepseek_v2 deepseek_v2_yarn deepseek_v3; do
     --placement-override '.=gpu:0' --placement-override "$s1"
   "$KTC" "$D/hf/$m" -o "$D/plans/$m.splitq.ktplan" --hw "$HW" --cpu-quant int8 \
     --placement-override '.=gpu:0' --placement-override "$s2"
+  # weight-only int4 on the GPU: everything there (int4), and split layers as split (split4)
+  "$KTC" "$D/hf/$m" -o "$D/plans/$m.int4.ktplan" --device gpu:0 --gpu-quant int4
+  "$KTC" "$D/hf/$m" -o "$D/plans/$m.split4.ktplan" --hw "$HW" --gpu-quant int4 \
+    --placement-override '.=gpu:0' --placement-override "$s1"
 done
 # --bench: plans of the kt-synth DeepSeek-V2-Lite checkpoint (31 GB, written to /tmp/kt-bench and
 # removed again; the device regenerates the same bytes there) for scripts/device-cuda-bench.sh.

@@ -8,6 +8,8 @@
 #              experts that fit on the GPU (bf16); the rest of the routed experts run on the CPU,
 #              packed int8 (AMX) — the configuration the project exists for
 #   cpu-int8   everything on the CPU, packed int8 (the comparison)
+#   gpu-int4-all  everything forced onto the GPU, weight-only int4 (--gpu-quant int4: an f16
+#              scale per row and 128 columns), as gpu-int8-all
 #   gpu-bf16-all, gpu-int8-all  as gpu-bf16 / gpu-int8 with every unit forced onto the GPU
 #              (--placement-override '.*=gpu:0'): the cost model may keep the embedding or a
 #              layer's attention on the CPU, and one host step turns CUDA graphs off for the
@@ -58,6 +60,8 @@ if [ "${1:-}" = --prepare ]; then
       --placement-override '.*=gpu:0' --explain-json "$D/$m.gpu-bf16-all.explain.json" || exit 1
     "$KTC" "$ck" -o "$D/$m.gpu-int8-all.ktplan" "${cm[@]}" --gpu-mem unlimited --gpu-quant int8 \
       --placement-override '.*=gpu:0' --explain-json "$D/$m.gpu-int8-all.explain.json" || exit 1
+    "$KTC" "$ck" -o "$D/$m.gpu-int4-all.ktplan" "${cm[@]}" --gpu-mem unlimited --gpu-quant int4 \
+      --placement-override '.*=gpu:0' --explain-json "$D/$m.gpu-int4-all.explain.json" || exit 1
     rm -rf "$ck"
   done
   du -sh "$D"
@@ -93,7 +97,7 @@ for m in $MODELS; do
   echo "kt-synth: ${SECONDS} s" | tee -a "$LOG"
   # VERIFY=1: the same bytes as where the plans were compiled (kt-rt pack checks sizes only).
   [ -z "${VERIFY:-}" ] || (cd "$ck" && md5sum -c --quiet "$D/$m.md5") 2>&1 | tee -a "$LOG"
-  for v in ${VARIANTS:-gpu-bf16 gpu-int8 gpu-bf16-all gpu-int8-all hybrid8g cpu-int8}; do
+  for v in ${VARIANTS:-gpu-bf16 gpu-int8 gpu-bf16-all gpu-int8-all gpu-int4-all hybrid8g cpu-int8}; do
     plan=$D/$m.$v.ktplan
     # Plans with CPU-held packed weights (the cost model may keep e.g. the embedding on the CPU
     # even with unlimited GPU memory): rebuild their sidecar from the checkpoint first.

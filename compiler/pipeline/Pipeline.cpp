@@ -34,8 +34,8 @@ bool compileModel(const hf::ModelDesc& model, const CompileOptions& options, pla
                     "progress)\n";
     return false;
   }
-  if (!options.gpuQuant.empty() && options.gpuQuant != "int8") {
-    llvm::errs() << "kt-compile: error: --gpu-quant must be int8, not '" << options.gpuQuant
+  if (!options.gpuQuant.empty() && options.gpuQuant != "int8" && options.gpuQuant != "int4") {
+    llvm::errs() << "kt-compile: error: --gpu-quant must be int8 or int4, not '" << options.gpuQuant
                  << "'\n";
     return false;
   }
@@ -76,8 +76,9 @@ bool compileModel(const hf::ModelDesc& model, const CompileOptions& options, pla
     p.decodeBatch = options.decodeBatch;
     p.kvTokens = options.kvTokens;
     p.cpuQuant = cpuQuant; // quantize runs after partition: size CPU-held weights as packed
-    // The CUDA backend uploads GPU weights in this dtype (GEMM matrices int8 with --gpu-quant).
-    p.computeDtype = options.dtype + (options.gpuQuant == "int8" ? "+int8" : "");
+    // The CUDA backend uploads GPU weights in this dtype (GEMM matrices int8/int4 with
+    // --gpu-quant).
+    p.computeDtype = options.dtype + (options.gpuQuant.empty() ? "" : "+" + options.gpuQuant);
     p.explain = options.explain;
     p.explainJson = options.explainJsonPath;
     pm.addPass(mlir::kt::createPartitionPass(p));
@@ -156,8 +157,9 @@ bool compileModel(const hf::ModelDesc& model, const CompileOptions& options, pla
     return false;
   builder.plan().model->compute_dtype =
       options.dtype == "bf16" ? plan::DType::BF16 : plan::DType::F32;
-  builder.plan().model->gpu_quant =
-      options.gpuQuant == "int8" ? plan::QuantScheme::Int8PerChannel : plan::QuantScheme::None;
+  builder.plan().model->gpu_quant = options.gpuQuant == "int8"   ? plan::QuantScheme::Int8PerChannel
+                                    : options.gpuQuant == "int4" ? plan::QuantScheme::Int4Group
+                                                                 : plan::QuantScheme::None;
   stats->emitSeconds = since(t0);
   *out = std::move(builder.plan());
   return true;

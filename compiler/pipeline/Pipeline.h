@@ -24,7 +24,7 @@ struct CompileOptions {
   std::string device = "cpu:numa0";
   std::string
       cpuQuant; // pack CPU weight matrices: f32|bf16|int8|int4[:g32|:g128][:asym]; "" = as stored
-  std::string gpuQuant; // "int8": GPU GEMM matrices int8 per row (quantized at upload); "" = dtype
+  std::string gpuQuant;     // "int8" / "int4" (f16 scale per 128 columns): GPU GEMMs; "" = dtype
   std::string sidecarPath;  // where packed weights go (PLAN.weights); needed when cpuQuant is set
   bool packLater = false;   // lay the sidecar out in the plan but write none (`kt-rt pack`)
   std::string passPipeline; // extra passes, textual MLIR pipeline (--pass-pipeline)

@@ -1,6 +1,7 @@
 #include "kernels/cuda/Blas.h"
 
 #include "kernels/cuda/DeviceKernels.h"
+#include "kernels/cuda/Int4Format.h"
 #include "kernels/cuda/Stream.cuh"
 
 #include <algorithm>
@@ -201,6 +202,28 @@ bool Blas::linearInt8(const float* x, int64_t tokens, const int8_t* q, const flo
       return false;
   }
   scaleColumns(y, tokens, n, scale);
+  return true;
+}
+
+bool Blas::linearInt4(const float* x, int64_t tokens, const uint8_t* data, const uint16_t* scales,
+                      int64_t n, int64_t k, float* y, std::string* err) {
+  if (tokens <= 0 || n <= 0)
+    return true;
+  if (tokens <= kInt8GemvTokens) {
+    gemvInt4(x, tokens, data, scales, n, k, y);
+    return true;
+  }
+  // Row blocks of at most 32M weights, as for int8 (the same scratch).
+  const int64_t blockRows = std::max<int64_t>(1, std::min<int64_t>(n, (int64_t(32) << 20) / k));
+  if (!growBf16(&widened_, &widenedElems_, size_t(blockRows * k), "the int4 widening scratch", err,
+                &reallocations_))
+    return false;
+  for (int64_t r0 = 0; r0 < n; r0 += blockRows) {
+    const int64_t rows = std::min(blockRows, n - r0);
+    int4ToBf16(data + r0 * int4RowBytes(k), scales + r0 * int4Groups(k), rows, k, widened_);
+    if (!linear(x, tokens, widened_, true, rows, k, y + r0, err, n))
+      return false;
+  }
   return true;
 }
 

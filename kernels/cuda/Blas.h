@@ -28,6 +28,13 @@ public:
   bool linearInt8(const float* x, int64_t tokens, const int8_t* q, const float* scale, int64_t n,
                   int64_t k, float* y, std::string* err);
 
+  // The same with weight-only int4 W (kernels/cuda/Int4Format.h: packed nibbles [N] rows of
+  // int4RowBytes(K), f16 scales [N][int4Groups(K)]): gemvInt4 up to kInt8GemvTokens tokens, else
+  // row blocks widened to bf16 with the group scales applied (int4ToBf16) and a bf16 GEMM (no
+  // column scaling).
+  bool linearInt4(const float* x, int64_t tokens, const uint8_t* data, const uint16_t* scales,
+                  int64_t n, int64_t k, float* y, std::string* err);
+
   // Column-major f32 strided batched GEMM, C_b = op(A_b) . op(B_b) (cuBLAS conventions), used by
   // MLA's per-head absorption and value up-projection.
   bool gemmBatched(bool transA, bool transB, int64_t m, int64_t n, int64_t k, const float* a,
@@ -49,7 +56,7 @@ private:
   uint64_t reallocations_ = 0;
   uint16_t* scratch_ = nullptr; // activations rounded to bf16
   size_t scratchElems_ = 0;
-  uint16_t* widened_ = nullptr; // a row block of int8 weights widened to bf16
+  uint16_t* widened_ = nullptr; // a row block of int8 or int4 weights widened to bf16
   size_t widenedElems_ = 0;
 };
 

@@ -40,6 +40,15 @@ void gemvInt8(const float* x, int64_t tokens, const int8_t* q, const float* scal
               int64_t k, float* y);
 void int8ToBf16(const int8_t* q, int64_t n, uint16_t* out);
 void scaleColumns(float* y, int64_t rows, int64_t cols, const float* scale);
+// Weight-only int4 (kernels/cuda/QuantLinear.cu, format in Int4Format.h: packed nibbles
+// [n][int4RowBytes(k)], f16 scales [n][int4Groups(k)], w = d * q): y[T, n] = x[T, k] . W^T.
+// gemvInt4 streams the packed rows once per kGemvMaxTokens tokens (decode; any n and k, the last
+// group partial); int4ToBf16 widens `rows` rows to bf16 with the group scales applied
+// (bf16(d * q), row-major [rows, k]) for the tensor-core path (prefill, Blas::linearInt4).
+void gemvInt4(const float* x, int64_t tokens, const uint8_t* data, const uint16_t* scales,
+              int64_t n, int64_t k, float* y);
+void int4ToBf16(const uint8_t* data, const uint16_t* scales, int64_t rows, int64_t cols,
+                uint16_t* out);
 
 // out[i, :] = x[rows[i], :] for i < n.
 void gatherRows(const float* x, int64_t cols, const int32_t* rows, int64_t n, float* out);
@@ -145,15 +154,17 @@ void moeRoute(const float* logits, const float* bias, int64_t tokens, const Rout
               int32_t* experts, float* weights);
 
 // Device-side MoE for decode (kernels/cuda/MoeDecode.cu): the routing choices never leave the GPU.
-// An expert stack is `numExperts` experts of [rows, cols] (f32, bf16 bits, or int8 with one f32
-// scale per row: scales[slice * rows + row]); local[e] is expert e's slice, -1 where the GPU does
+// An expert stack is `numExperts` experts of [rows, cols] (f32, bf16 bits, int8 with one f32
+// scale per row: scales[slice * rows + row], or int4 in the Int4Format.h layout with its f16 group
+// scales in groupScales); local[e] is expert e's slice, -1 where the GPU does
 // not hold it (split layers), null for slice e = expert e. A pair p = (token p / topK, expert
 // experts[p]) is skipped (its rows are zero) when the id is -1, out of range or not held.
-enum class ExpertDType : int { F32 = 0, BF16 = 1, Int8 = 2 };
+enum class ExpertDType : int { F32 = 0, BF16 = 1, Int8 = 2, Int4 = 3 };
 struct ExpertStack {
   const void* data = nullptr;
   int dtype = int(ExpertDType::F32);
-  const float* scales = nullptr;
+  const float* scales = nullptr;         // int8
+  const uint16_t* groupScales = nullptr; // int4
   int64_t rows = 0, cols = 0;
   const int32_t* local = nullptr;
   int numExperts = 1;

@@ -5,12 +5,17 @@
 // weight row streams once from memory (8 elements per lane and load when the rows allow 16-byte
 // loads) against the token's activations, f32 sums reduced across the warp. The vector loops read
 // the activations as 16-byte loads too and are unrolled so that several of a lane's weight loads
-// are in flight at once (a decode step is bound by how fast the expert rows stream).
+// are in flight at once (a decode step is bound by how fast the expert rows stream). int4 rows
+// (Int4Format.h) stream as 16-byte chunks of 32 nibbles through Int4Dot.cuh's loop.
 #include "kernels/cuda/DeviceKernels.h"
 #include "kernels/cuda/GridStride.cuh"
+#include "kernels/cuda/Int4Dot.cuh"
+#include "kernels/cuda/Int4Format.h"
 #include "kernels/cuda/Stream.cuh"
 
 #include <cuda_bf16.h>
+
+#include <type_traits>
 
 namespace kt::cuda {
 
@@ -48,13 +53,18 @@ __device__ inline void load8(const float* x, float* out) {
   out[7] = b.w;
 }
 
-// x . W[slice, row] over s.cols, summed across the warp (every lane returns the sum).
+// x . W[slice, row] over s.cols, summed across the warp (every lane returns the sum). DT: the
+// stack's ExpertDType, fixed per kernel instance so that each format's kernel is compiled (and
+// allocated registers) for its own loop only — the int4 loop needs more registers than the others
+// and would otherwise lower every format's occupancy; -1: read s.dtype at run time.
+template <int DT>
 __device__ float rowDot(const ExpertStack& s, int64_t slice, int64_t row, const float* x,
                         bool vec) {
   const int lane = int(threadIdx.x) % 32;
+  const int dtype = DT >= 0 ? DT : s.dtype; // a constant unless DT is -1
   const int64_t k = s.cols, r = slice * s.rows + row;
   float acc = 0.f;
-  if (s.dtype == int(ExpertDType::F32)) {
+  if (dtype == int(ExpertDType::F32)) {
     const float* w = static_cast<const float*>(s.data) + r * k;
     if (vec) {
 #pragma unroll 4
@@ -70,7 +80,7 @@ __device__ float rowDot(const ExpertStack& s, int64_t slice, int64_t row, const 
       for (int64_t c = lane; c < k; c += 32)
         acc += w[c] * x[c];
     }
-  } else if (s.dtype == int(ExpertDType::BF16)) {
+  } else if (dtype == int(ExpertDType::BF16)) {
     const uint16_t* w = static_cast<const uint16_t*>(s.data) + r * k;
     const int bf = int(ExpertDType::BF16);
     if (vec) {
@@ -88,6 +98,9 @@ __device__ float rowDot(const ExpertStack& s, int64_t slice, int64_t row, const 
       for (int64_t c = lane; c < k; c += 32)
         acc += bf16Bits(w[c]) * activation(x[c], bf);
     }
+  } else if (dtype == int(ExpertDType::Int4)) { // group scales applied inside the row loop
+    const uint8_t* w = static_cast<const uint8_t*>(s.data) + r * int4RowBytes(k);
+    int4RowDot<1>(w, s.groupScales + r * int4Groups(k), x, k, k, vec, &acc);
   } else { // int8, one scale per row applied to the sum
     const int8_t* w = static_cast<const int8_t*>(s.data) + r * k;
     if (vec) {
@@ -108,49 +121,59 @@ __device__ float rowDot(const ExpertStack& s, int64_t slice, int64_t row, const 
   }
   for (int off = 16; off > 0; off >>= 1)
     acc += __shfl_xor_sync(0xffffffffu, acc, off);
-  if (s.dtype == int(ExpertDType::Int8))
+  if (dtype == int(ExpertDType::Int8))
     acc *= s.scales[r];
   return acc;
 }
 
-// grid (row blocks of gate.rows, pairs): act[p, row] = silu(x_t . gate_e[row]) * (x_t . up_e[row])
-__global__ void gateUpKernel(const float* x, int topK, const int32_t* experts, ExpertStack gate,
-                             ExpertStack up, bool vec, float* act) {
-  const int64_t p = blockIdx.y;
-  const int64_t row = int64_t(blockIdx.x) * kWarps + int(threadIdx.x) / 32;
-  if (row >= gate.rows)
-    return;
-  const int64_t slice = experts ? sliceOf(gate, experts[p]) : 0;
-  float* dst = act + p * gate.rows + row;
-  if (slice < 0) {
+// What one warp of the gateUp and down kernels computes: output row `row` of pair `pair`
+// (grid: row blocks of s.rows, pairs) from expert slice `slice` of `s`, into *dst.
+struct WarpTask {
+  int64_t pair, row, slice;
+  float* dst;
+};
+// false when the warp has nothing to compute: its row is past s.rows, or the pair is skipped
+// (no expert, or one the GPU does not hold), whose output row it then zeroes.
+__device__ inline bool warpTask(const ExpertStack& s, const int32_t* experts, float* out,
+                                WarpTask* t) {
+  t->pair = blockIdx.y;
+  t->row = int64_t(blockIdx.x) * kWarps + int(threadIdx.x) / 32;
+  if (t->row >= s.rows)
+    return false;
+  t->slice = experts ? sliceOf(s, experts[t->pair]) : 0;
+  t->dst = out + t->pair * s.rows + t->row;
+  if (t->slice < 0) {
     if (threadIdx.x % 32 == 0)
-      *dst = 0.f;
-    return;
+      *t->dst = 0.f;
+    return false;
   }
-  const float* xt = x + (p / topK) * gate.cols;
-  const float g = rowDot(gate, slice, row, xt, vec);
-  const float u = rowDot(up, slice, row, xt, vec);
-  if (threadIdx.x % 32 == 0)
-    *dst = g / (1.0f + expf(-g)) * u;
+  return true;
 }
 
-// grid (row blocks of down.rows, pairs): y[p, row] = act[p] . down_e[row]
+// act[p, row] = silu(x_t . gate_e[row]) * (x_t . up_e[row])
+template <int DT>
+__global__ void gateUpKernel(const float* x, int topK, const int32_t* experts, ExpertStack gate,
+                             ExpertStack up, bool vec, float* act) {
+  WarpTask w;
+  if (!warpTask(gate, experts, act, &w))
+    return;
+  const float* xt = x + (w.pair / topK) * gate.cols;
+  const float g = rowDot<DT>(gate, w.slice, w.row, xt, vec);
+  const float u = rowDot<DT>(up, w.slice, w.row, xt, vec);
+  if (threadIdx.x % 32 == 0)
+    *w.dst = g / (1.0f + expf(-g)) * u;
+}
+
+// y[p, row] = act[p] . down_e[row]
+template <int DT>
 __global__ void downKernel(const float* act, const int32_t* experts, ExpertStack down, bool vec,
                            float* y) {
-  const int64_t p = blockIdx.y;
-  const int64_t row = int64_t(blockIdx.x) * kWarps + int(threadIdx.x) / 32;
-  if (row >= down.rows)
+  WarpTask w;
+  if (!warpTask(down, experts, y, &w))
     return;
-  const int64_t slice = experts ? sliceOf(down, experts[p]) : 0;
-  float* dst = y + p * down.rows + row;
-  if (slice < 0) {
-    if (threadIdx.x % 32 == 0)
-      *dst = 0.f;
-    return;
-  }
-  const float d = rowDot(down, slice, row, act + p * down.cols, vec);
+  const float d = rowDot<DT>(down, w.slice, w.row, act + w.pair * down.cols, vec);
   if (threadIdx.x % 32 == 0)
-    *dst = d;
+    *w.dst = d;
 }
 
 __global__ void combineKernel(const float* y, const float* weights, const int32_t* experts,
@@ -187,6 +210,22 @@ bool vectorizable(const ExpertStack& s, const float* x) {
 unsigned rowBlocks(int64_t rows) {
   return unsigned((rows + kWarps - 1) / kWarps);
 }
+
+// The kernel instance for a format (gate and up share one in every plan; -1 if they do not).
+template <class Launch> void byFormat(int dtype, Launch launch) {
+  switch (dtype) {
+  case int(ExpertDType::F32):
+    return launch(std::integral_constant<int, int(ExpertDType::F32)>());
+  case int(ExpertDType::BF16):
+    return launch(std::integral_constant<int, int(ExpertDType::BF16)>());
+  case int(ExpertDType::Int8):
+    return launch(std::integral_constant<int, int(ExpertDType::Int8)>());
+  case int(ExpertDType::Int4):
+    return launch(std::integral_constant<int, int(ExpertDType::Int4)>());
+  default:
+    return launch(std::integral_constant<int, -1>());
+  }
+}
 } // namespace
 
 void moeGateUpDecode(const float* x, int64_t tokens, int topK, const int32_t* experts,
@@ -196,8 +235,11 @@ void moeGateUpDecode(const float* x, int64_t tokens, int topK, const int32_t* ex
     return;
   const bool vec = vectorizable(gate, x) && vectorizable(up, x);
   countLaunches();
-  gateUpKernel<<<dim3(rowBlocks(gate.rows), unsigned(pairs)), kWarps * 32, 0, stream()>>>(
-      x, topK, experts, gate, up, vec, act);
+  byFormat(gate.dtype == up.dtype ? gate.dtype : -1, [&](auto dt) {
+    gateUpKernel<decltype(dt)::value>
+        <<<dim3(rowBlocks(gate.rows), unsigned(pairs)), kWarps * 32, 0, stream()>>>(
+            x, topK, experts, gate, up, vec, act);
+  });
 }
 
 void moeDownDecode(const float* act, int64_t pairs, const int32_t* experts, const ExpertStack& down,
@@ -206,8 +248,11 @@ void moeDownDecode(const float* act, int64_t pairs, const int32_t* experts, cons
     return;
   const bool vec = vectorizable(down, act);
   countLaunches();
-  downKernel<<<dim3(rowBlocks(down.rows), unsigned(pairs)), kWarps * 32, 0, stream()>>>(
-      act, experts, down, vec, y);
+  byFormat(down.dtype, [&](auto dt) {
+    downKernel<decltype(dt)::value>
+        <<<dim3(rowBlocks(down.rows), unsigned(pairs)), kWarps * 32, 0, stream()>>>(act, experts,
+                                                                                    down, vec, y);
+  });
 }
 
 void moeCombine(const float* y, const float* weights, const int32_t* experts, const int32_t* local,

@@ -1,13 +1,17 @@
 // Weight-only int8 products (y = x . (q * scale)^T, q int8 [N, K] row-major, one f32 scale per
-// row, symmetric — the CPU's Int8 format semantics). Decode (few tokens) is bound by reading q, so
-// one warp streams one row with 16-byte loads and keeps a sum per token in registers; the scalar
-// loop serves rows that are not 16-byte aligned. Prefill widens row blocks of q to bf16 (exact:
-// |q| <= 127 fits bf16's 8-bit significand) for cuBLAS's tensor cores and scales the columns
-// afterwards.
+// row, symmetric — the CPU's Int8 format semantics) and weight-only int4 ones (Int4Format.h: one
+// f16 scale per row and 128-column group; the row loop is Int4Dot.cuh's). Decode (few tokens) is
+// bound by reading q, so one warp streams one row with 16-byte loads and keeps a sum per token in
+// registers; the scalar loop serves rows that are not 16-byte aligned. Prefill widens row blocks of
+// q to bf16 (exact: |q| <= 127 fits bf16's 8-bit significand) for cuBLAS's tensor cores and scales
+// the columns afterwards.
 #include "kernels/cuda/DeviceKernels.h"
 #include "kernels/cuda/GridStride.cuh"
+#include "kernels/cuda/Int4Dot.cuh"
+#include "kernels/cuda/Int4Format.h"
 #include "kernels/cuda/Stream.cuh"
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 namespace kt::cuda {
@@ -94,6 +98,62 @@ using LaunchGemv = void (*)(const float*, const int8_t*, const float*, int64_t, 
 constexpr LaunchGemv kGemvByTokens[] = {launchGemv<1>, launchGemv<2>, launchGemv<3>, launchGemv<4>,
                                         launchGemv<5>, launchGemv<6>, launchGemv<7>, launchGemv<8>};
 static_assert(sizeof(kGemvByTokens) / sizeof(kGemvByTokens[0]) == kGemvMaxTokens);
+
+// A warp per row of the int4 matrix, T tokens' sums in registers, the group scales applied per
+// 32-column chunk inside int4RowDot.
+template <int T>
+__global__ void gemvInt4Kernel(const float* __restrict__ x, const uint8_t* __restrict__ data,
+                               const uint16_t* __restrict__ scales, int64_t n, int64_t k, bool xVec,
+                               float* __restrict__ y) {
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
+  const int64_t row = int64_t(blockIdx.x) * kWarpsPerBlock + warp;
+  if (row >= n)
+    return;
+  float acc[T];
+#pragma unroll
+  for (int t = 0; t < T; ++t)
+    acc[t] = 0.f;
+  int4RowDot<T>(data + row * int4RowBytes(k), scales + row * int4Groups(k), x, k, k, xVec, acc);
+#pragma unroll
+  for (int t = 0; t < T; ++t) {
+    float s = acc[t];
+    for (int off = 16; off > 0; off >>= 1)
+      s += __shfl_xor_sync(0xffffffffu, s, off);
+    if (lane == 0)
+      y[t * n + row] = s;
+  }
+}
+
+template <int T>
+void launchGemvInt4(const float* x, const uint8_t* data, const uint16_t* scales, int64_t n,
+                    int64_t k, bool xVec, float* y) {
+  const unsigned blocks = unsigned((n + kWarpsPerBlock - 1) / kWarpsPerBlock);
+  countLaunches();
+  gemvInt4Kernel<T><<<blocks, kWarpsPerBlock * 32, 0, stream()>>>(x, data, scales, n, k, xVec, y);
+}
+
+using LaunchGemvInt4 = void (*)(const float*, const uint8_t*, const uint16_t*, int64_t, int64_t,
+                                bool, float*);
+constexpr LaunchGemvInt4 kGemvInt4ByTokens[] = {
+    launchGemvInt4<1>, launchGemvInt4<2>, launchGemvInt4<3>, launchGemvInt4<4>,
+    launchGemvInt4<5>, launchGemvInt4<6>, launchGemvInt4<7>, launchGemvInt4<8>};
+static_assert(sizeof(kGemvInt4ByTokens) / sizeof(kGemvInt4ByTokens[0]) == kGemvMaxTokens);
+
+// out[r, c] = bf16(d[r, c / 128] * q[r, c]) for `rows` rows of `cols`: the group scales go into
+// the widened weights, so the GEMM's output needs no scaling pass. d * q is exact in f32 (an
+// 11-bit significand times |q| <= 8); the bf16 rounding then adds at most 2^-9 of the weight.
+__global__ void int4ToBf16Kernel(const uint8_t* data, const uint16_t* scales, int64_t rows,
+                                 int64_t cols, uint16_t* out) {
+  const int64_t rowBytes = int4RowBytes(cols), groups = int4Groups(cols);
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < rows * cols;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / cols, c = i % cols;
+    const uint8_t byte = data[r * rowBytes + c / 2];
+    const int q = int(c % 2 ? byte >> 4 : byte & 0x0f) - 8;
+    const float d = __half2float(__ushort_as_half(scales[r * groups + c / kInt4Group]));
+    out[i] = __bfloat16_as_ushort(__float2bfloat16_rn(d * float(q)));
+  }
+}
 } // namespace
 
 void gemvInt8(const float* x, int64_t tokens, const int8_t* q, const float* scale, int64_t n,
@@ -107,6 +167,22 @@ void gemvInt8(const float* x, int64_t tokens, const int8_t* q, const float* scal
     float* ys = y + t0 * n;
     kGemvByTokens[t - 1](xs, q, scale, n, k, vec, ys);
   }
+}
+
+void gemvInt4(const float* x, int64_t tokens, const uint8_t* data, const uint16_t* scales,
+              int64_t n, int64_t k, float* y) {
+  const bool xVec = k % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+  for (int64_t t0 = 0; t0 < tokens; t0 += kGemvMaxTokens) { // as gemvInt8: q re-read per part
+    const int64_t t = tokens - t0 < kGemvMaxTokens ? tokens - t0 : kGemvMaxTokens;
+    kGemvInt4ByTokens[t - 1](x + t0 * k, data, scales, n, k, xVec, y + t0 * n);
+  }
+}
+
+void int4ToBf16(const uint8_t* data, const uint16_t* scales, int64_t rows, int64_t cols,
+                uint16_t* out) {
+  countLaunches();
+  int4ToBf16Kernel<<<blocksFor(rows * cols), kThreads, 0, stream()>>>(data, scales, rows, cols,
+                                                                      out);
 }
 
 void int8ToBf16(const int8_t* q, int64_t n, uint16_t* out) {

@@ -30,8 +30,9 @@ options:
   --cpu-quant FORMAT       pack CPU weight matrices: f32, bf16, int8, int4 (= int4:g32),
                            int4:g128, int4:g32:asym, int4:g128:asym; packed weights go to
                            PLAN.weights next to the plan (the checkpoint is only read)
-  --gpu-quant int8         GPU-held GEMM matrices as int8 with a scale per row (quantized
-                           when kt-rt uploads them; decode reads half the bytes of bf16)
+  --gpu-quant int8|int4    GPU-held GEMM matrices as int8 with a scale per row, or int4 with
+                           an f16 scale per row and 128 columns (quantized when kt-rt uploads
+                           them; decode reads half / a quarter of the bytes of bf16)
   --pack-later             record the packed layout but write no PLAN.weights (nor read the
                            weights): `kt-rt pack PLAN` builds it, e.g. on the machine that runs it
   --device SPEC            placement for the cpu target (default cpu:numa0)

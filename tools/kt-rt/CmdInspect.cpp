@@ -45,6 +45,9 @@ int cmdInspect(int argc, char** argv) {
   }
   if (p.model()->gpu_quant() == plan::QuantScheme::Int8PerChannel)
     std::printf("\ngpu weights int8 per row (--gpu-quant int8, quantized at upload)");
+  if (p.model()->gpu_quant() == plan::QuantScheme::Int4Group)
+    std::printf("\ngpu weights int4, f16 scale per row and 128 columns (--gpu-quant int4, "
+                "quantized at upload)");
   std::printf("\nweight files\n");
   if (p.weight_files())
     for (const plan::WeightFile* f : *p.weight_files())

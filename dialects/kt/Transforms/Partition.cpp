@@ -57,9 +57,10 @@ struct PartitionPass : public mlir::kt::impl::PartitionPassBase<PartitionPass> {
     }
 
     cost::GpuDtype gpuDtype;
-    if (!cost::parseGpuDtype(computeDtype, &gpuDtype)) {
-      error("compute-dtype: expected f32 or bf16, optionally +int8 (or nothing: size GPU weights "
-            "as stored), got '" +
+    cost::GpuQuant gpuQuant;
+    if (!cost::parseGpuComputeDtype(computeDtype, &gpuDtype, &gpuQuant)) {
+      error("compute-dtype: expected f32 or bf16, optionally +int8 or +int4 (or nothing: size GPU "
+            "weights as stored), got '" +
             computeDtype + "'");
       return signalPassFailure();
     }
@@ -67,7 +68,8 @@ struct PartitionPass : public mlir::kt::impl::PartitionPassBase<PartitionPass> {
     cost::ModelGraph graph;
     PartitionBinding binding;
     if (failed(buildPartitionGraph(module, haveStats ? &stats : nullptr,
-                                   cpuQuant.empty() ? nullptr : &cpuQ, gpuDtype, graph, binding)))
+                                   cpuQuant.empty() ? nullptr : &cpuQ, gpuDtype, graph, binding,
+                                   gpuQuant)))
       return signalPassFailure();
     if (kvTokens == 0)
       o.kvTokens = graph.maxPosition > 0 ? std::min<int64_t>(graph.maxPosition, 4096) : 4096;

@@ -110,9 +110,10 @@ std::string opKindOf(Operation* op) {
 class GraphBuilder {
 public:
   GraphBuilder(ModuleOp module, const cost::ExpertStats* stats, const cost::QuantSpec* cpuQuant,
-               cost::GpuDtype gpuDtype, cost::ModelGraph& g, PartitionBinding& b)
+               cost::GpuDtype gpuDtype, cost::GpuQuant gpuQuant, cost::ModelGraph& g,
+               PartitionBinding& b)
       : module_(module), symbols_(module), stats_(stats), cpuQuant_(cpuQuant), gpuDtype_(gpuDtype),
-        g_(g), b_(b) {}
+        gpuQuant_(gpuQuant), g_(g), b_(b) {}
 
   LogicalResult build() {
     readModelInfo();
@@ -252,6 +253,8 @@ private:
     g.format = cost::gpuFormat(gpuDtype_, int(w.getTensorType().getRank()),
                                f32OnGpu_.count(w.getOperation()) > 0, q.format,
                                notGemmOnGpu_.count(w.getOperation()) == 0);
+    if (g.format == cost::WeightFormat::Int8 && gpuInt8()) // a --gpu-quant matrix
+      return cost::gpuQuantSpec(gpuQuant_);
     return g;
   }
 
@@ -264,13 +267,16 @@ private:
     cost::Unit& u = g_.units[i];
     cost::QuantSpec q = gpuQuantOf(w), cq = cpuQuantOf(w);
     double bytes = bytesOf(w, q), cpuBytes = bytesOf(w, cq);
-    if (gpuInt8() && q.format == cost::WeightFormat::Int8) {
+    if (gpuQuantized(q)) {
       ArrayRef<int64_t> shape = w.getTensorType().getShape();
-      u.gpuInt8.add(shape[shape.size() - 2], shape.back(), cost::linearLaunches(gpuBf16()));
+      u.gpuInt8.add(shape[shape.size() - 2], shape.back(), cost::linearLaunches(gpuBf16()),
+                    q.format);
     }
     u.weightBytes += bytes;
     u.cpuStorage.weightBytes += cpuBytes;
     if (flops) {
+      if (w.getTensorType().getRank() >= 2) // one product per matrix (decode_gemv_gbs by size)
+        u.matrices += 1;
       *flops += flopsOf(w);
       if (!packedOnCpu(w))
         u.cpuStorage.unpackedFlopsPerToken += flopsOf(w);
@@ -306,9 +312,14 @@ private:
     u.gpu += l; // every field, the decode form included (GpuLaunches.h)
   }
 
-  /// --gpu-quant int8: the GPU's GEMM matrices are int8 (cost::GpuInt8Work).
+  /// --gpu-quant int8 or int4: the GPU's GEMM matrices are quantized (cost::GpuInt8Work).
   bool gpuInt8() const {
     return gpuDtype_ == cost::GpuDtype::F32Int8 || gpuDtype_ == cost::GpuDtype::BF16Int8;
+  }
+  /// Whether a weight held on the GPU as `q` is one of those matrices.
+  bool gpuQuantized(const cost::QuantSpec& q) const {
+    return gpuInt8() &&
+           (q.format == cost::WeightFormat::Int8 || q.format == cost::WeightFormat::Int4);
   }
 
   /// The unit's matrices are bf16 on a GPU (the runtime then rounds activations per linear).
@@ -445,8 +456,8 @@ private:
       ArrayRef<int64_t> s = w.getTensorType().getShape();
       double perExpert = cost::matrixBytes(s[1], s[2], q);
       u.expertBytes += perExpert;
-      if (gpuInt8() && q.format == cost::WeightFormat::Int8)
-        u.gpuInt8Expert.add(s[1], s[2], cost::linearLaunches(gpuBf16()));
+      if (gpuQuantized(q))
+        u.gpuInt8Expert.add(s[1], s[2], cost::linearLaunches(gpuBf16()), q.format);
       cost::QuantSpec cq = cpuQuantOf(w);
       u.cpuStorage.expertsUnpacked = !packedOnCpu(w);
       double perExpertCpu = cost::matrixBytes(s[1], s[2], cq);
@@ -493,6 +504,7 @@ private:
   const cost::ExpertStats* stats_;
   const cost::QuantSpec* cpuQuant_; // null: CPU weights stay as stored
   cost::GpuDtype gpuDtype_;         // how accelerator-held weights are sized
+  cost::GpuQuant gpuQuant_;         // what a +int8 gpuDtype_ quantizes GEMM matrices to
   llvm::DenseSet<Operation*> f32OnGpu_;
   llvm::DenseSet<Operation*> notGemmOnGpu_; // kept in the dtype under --gpu-quant int8
   llvm::DenseSet<Operation*> packable_;
@@ -510,6 +522,6 @@ private:
 LogicalResult mlir::kt::buildPartitionGraph(ModuleOp module, const cost::ExpertStats* stats,
                                             const cost::QuantSpec* cpuQuant,
                                             cost::GpuDtype gpuDtype, cost::ModelGraph& graph,
-                                            PartitionBinding& binding) {
-  return GraphBuilder(module, stats, cpuQuant, gpuDtype, graph, binding).build();
+                                            PartitionBinding& binding, cost::GpuQuant gpuQuant) {
+  return GraphBuilder(module, stats, cpuQuant, gpuDtype, gpuQuant, graph, binding).build();
 }

@@ -44,11 +44,14 @@ struct PartitionBinding {
 /// held weights (the plan's compute dtype, cost::gpuFormat): the units'
 /// accelerator form (weightBytes, expertBytes, format) is sized that way and
 /// carries the backend's kernel launches (cost::GpuLaunches); AsStored keeps
-/// the stored sizes and one launch overhead per kt op.
+/// the stored sizes and one launch overhead per kt op. `gpuQuant`: the format
+/// of the GEMM matrices a +int8 gpuDtype quantizes (Int4: --gpu-quant int4,
+/// cost::parseGpuComputeDtype).
 LogicalResult buildPartitionGraph(ModuleOp module, const ::kt::cost::ExpertStats* stats,
                                   const ::kt::cost::QuantSpec* cpuQuant,
                                   ::kt::cost::GpuDtype gpuDtype, ::kt::cost::ModelGraph& graph,
-                                  PartitionBinding& binding);
+                                  PartitionBinding& binding,
+                                  ::kt::cost::GpuQuant gpuQuant = ::kt::cost::GpuQuant::Int8);
 
 } // namespace kt
 } // namespace mlir

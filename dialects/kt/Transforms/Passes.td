@@ -69,7 +69,7 @@ def PartitionPass : Pass<"kt-partition", "::mlir::ModuleOp"> {
     Option<"cpuQuant", "cpu-quant", "std::string", /*default=*/"\"\"",
            "How kt-quantize-weights will pack CPU-held weight matrices (f32, bf16, int8, int4[:g32|:g128][:asym]); the partitioner sizes and times CPU-held weights in that format (default: as stored)">,
     Option<"computeDtype", "compute-dtype", "std::string", /*default=*/"\"\"",
-           "The plan's compute dtype (f32, bf16; kt-compile --dtype), +int8 with kt-compile --gpu-quant int8: the CUDA backend holds GPU weights in it (vectors and MLA's kv_b_proj in f32; GEMM matrices int8 with +int8), and the partitioner sizes accelerator-held weights the same way (default: as stored)">,
+           "The plan's compute dtype (f32, bf16; kt-compile --dtype), +int8 or +int4 with kt-compile --gpu-quant int8/int4: the CUDA backend holds GPU weights in it (vectors and MLA's kv_b_proj in f32; GEMM matrices int8 with +int8, int4 with an f16 scale per 128 columns with +int4), and the partitioner sizes accelerator-held weights the same way (default: as stored)">,
     Option<"explain", "explain", "bool", /*default=*/"false",
            "Print the placement and predicted speed as a table to stdout">,
     Option<"explainJson", "explain-json", "std::string", /*default=*/"\"\"",

@@ -11,6 +11,7 @@
 #include "runtime/support/ThreadPool.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -54,8 +55,8 @@ uint16_t toBf16Bits(float f) { // round to nearest even (weights are finite)
   return uint16_t(u >> 16);
 }
 
-// Slots read only as the matrix of a GEMM (cuda linearInto), which --gpu-quant int8 may store as
-// int8: not embedding tables (row gathers), routers (routing decisions are sensitive and the
+// Slots read only as the matrix of a GEMM (cuda linearInto), which --gpu-quant int8/int4 may store
+// quantized: not embedding tables (row gathers), routers (routing decisions are sensitive and the
 // matrices tiny), Qwen2's shared-expert gate, MLA's kv_b (split per head by f32 batched GEMMs),
 // biases and norms.
 bool gemmMatrixSlot(plan::OpKind op, int slot) {
@@ -87,6 +88,12 @@ void need(bool ok, const std::string& what, const std::string& err) {
 CudaBackend::CudaBackend(const LoadedPlan& plan, const WeightStore& weights, ThreadPool* pool)
     : plan_(plan), weights_(weights), pool_(pool) {
   const plan::Plan& p = plan.root();
+  // Checked before anything is allocated (a constructor that throws runs no destructor).
+  const plan::QuantScheme quant = p.model()->gpu_quant();
+  if (quant != plan::QuantScheme::None && quant != plan::QuantScheme::Int8PerChannel &&
+      quant != plan::QuantScheme::Int4Group)
+    throw Error(plan.origin() + ": ModelInfo.gpu_quant " + std::to_string(int(quant)) +
+                " is not a GPU weight format this kt-rt knows");
   // The first GPU step names the device in every error below.
   const plan::Step* first = nullptr;
   const plan::Device* dev = nullptr;
@@ -126,9 +133,9 @@ CudaBackend::CudaBackend(const LoadedPlan& plan, const WeightStore& weights, Thr
   // split per head by the f32 batched GEMMs).
   std::vector<int> wanted(p.weights() ? p.weights()->size() : 0, -1); // -1 no, 0 any, 1 f32
   subset_.clear();
-  // With --gpu-quant int8: whether every GPU use of the weight is a GEMM matrix.
-  const bool int8Plan = p.model()->gpu_quant() == plan::QuantScheme::Int8PerChannel;
-  std::vector<char> int8Ok(wanted.size(), 1);
+  // With --gpu-quant int8/int4: whether every GPU use of the weight is a GEMM matrix.
+  const plan::QuantScheme gpuQuant = p.model()->gpu_quant();
+  std::vector<char> quantOk(wanted.size(), 1);
   for (const plan::EntryPoint* ep : *p.entry_points()) {
     if (isTrainEntry(*ep))
       continue;
@@ -149,7 +156,7 @@ CudaBackend::CudaBackend(const LoadedPlan& plan, const WeightStore& weights, Thr
         bool f32 = s->op() == plan::OpKind::MlaAttention && int(slot) == plan::slots::KvBProj;
         wanted[size_t(id)] = std::max(wanted[size_t(id)], f32 ? 1 : 0);
         if (!gemmMatrixSlot(s->op(), int(slot)))
-          int8Ok[size_t(id)] = 0;
+          quantOk[size_t(id)] = 0;
       }
     }
   }
@@ -169,7 +176,8 @@ CudaBackend::CudaBackend(const LoadedPlan& plan, const WeightStore& weights, Thr
   for (size_t id = 0; id < wanted.size(); ++id) {
     if (wanted[id] < 0)
       continue;
-    upload(int32_t(id), wanted[id] == 1, int8Plan && int8Ok[id] && wanted[id] != 1);
+    upload(int32_t(id), wanted[id] == 1,
+           quantOk[id] && wanted[id] != 1 ? gpuQuant : plan::QuantScheme::None);
     ++count;
     int tenth = total ? int(10.0 * double(weightBytes_) / double(total)) : 10;
     if (showProgress && tenth > lastTenth) {
@@ -199,6 +207,7 @@ CudaBackend::~CudaBackend() {
   for (GpuWeight& w : gpuWeights_) {
     cuda::release(w.data);
     cuda::release(w.scales);
+    cuda::release(w.groupScales);
     cuda::release(w.localDev);
   }
   for (GpuBuffer& b : buffers_)
@@ -226,7 +235,7 @@ cpu::MatrixView CudaBackend::hostSlice(int32_t id, int64_t e) const {
   return weights_.weight(id).shape()->size() >= 3 ? weights_.slice(id, e) : weights_.matrix(id);
 }
 
-void CudaBackend::upload(int32_t id, bool forceF32, bool int8) {
+void CudaBackend::upload(int32_t id, bool forceF32, plan::QuantScheme quant) {
   const plan::Weight& w = weights_.weight(id);
   const std::string what = plan_.origin() + ": weight '" + w.name()->str() + "' on " + gpuName_;
   const auto part = subset_.find(id);
@@ -253,8 +262,11 @@ void CudaBackend::upload(int32_t id, bool forceF32, bool int8) {
   cpu::MatrixView first = hostSlice(id, 0);
   g.rows = first.rows;
   g.cols = first.cols;
-  if (int8 && rank >= 2) {
-    uploadInt8(id, g, slices, what);
+  if (quant != plan::QuantScheme::None && rank >= 2) {
+    if (quant == plan::QuantScheme::Int4Group)
+      uploadInt4(id, g, slices, what);
+    else
+      uploadInt8(id, g, slices, what);
     uploadLocal(id, what);
     return;
   }
@@ -343,6 +355,52 @@ void CudaBackend::uploadInt8(int32_t id, GpuWeight& g, const std::vector<int64_t
          what, err);
   }
   weightBytes_ += (sliceElems + size_t(g.rows) * 4) * size_t(g.count);
+}
+
+// Weight-only int4 in the layout of kernels/cuda/Int4Format.h (the CPU's int4:g128 rule: one f16
+// scale per row and 128-column group, q in -8..7), quantized slice by slice on the host.
+void CudaBackend::uploadInt4(int32_t id, GpuWeight& g, const std::vector<int64_t>& slices,
+                             const std::string& what) {
+  const int64_t rowBytes = cuda::int4RowBytes(g.cols), groups = cuda::int4Groups(g.cols);
+  const size_t sliceBytes = size_t(g.rows * rowBytes), sliceScales = size_t(g.rows * groups);
+  std::string err;
+  g.data = cuda::allocate(sliceBytes * size_t(g.count), &err);
+  need(g.data != nullptr, what, err);
+  gpuWeights_[size_t(id)] = g; // owned from here (freed by the destructor on a later throw)
+  g.groupScales = static_cast<uint16_t*>(cuda::allocate(sliceScales * size_t(g.count) * 2, &err));
+  need(g.groupScales != nullptr, what, err);
+  gpuWeights_[size_t(id)] = g;
+  std::vector<uint8_t> packed(sliceBytes);
+  std::vector<uint16_t> scales(sliceScales);
+  for (int64_t e = 0; e < g.count; ++e) {
+    cpu::MatrixView v = hostSlice(id, slices[size_t(e)]);
+    std::atomic<bool> finite{true};
+    auto quantizeRows = [&](int64_t r0, int64_t r1) {
+      std::vector<float> row(size_t(g.cols));
+      for (int64_t r = r0; r < r1; ++r) {
+        v.rowToF32(r, row.data());
+        for (float x : row)
+          if (!std::isfinite(x))
+            finite = false; // atomic: the pool's workers share it
+        cuda::quantizeInt4Row(row.data(), g.cols, packed.data() + r * rowBytes,
+                              scales.data() + r * groups);
+      }
+    };
+    if (pool_)
+      pool_->parallelFor(v.rows, 64, quantizeRows);
+    else
+      quantizeRows(0, v.rows);
+    if (!finite)
+      throw Error(what +
+                  (g.count > 1 ? " (expert " + std::to_string(slices[size_t(e)]) + ")" : "") +
+                  ": non-finite values; --gpu-quant int4 needs finite weights");
+    need(cuda::toDevice(static_cast<uint8_t*>(g.data) + size_t(e) * sliceBytes, packed.data(),
+                        sliceBytes, &err) &&
+             cuda::toDevice(g.groupScales + size_t(e) * sliceScales, scales.data(), sliceScales * 2,
+                            &err),
+         what, err);
+  }
+  weightBytes_ += (sliceBytes + sliceScales * 2) * size_t(g.count);
 }
 
 void CudaBackend::registerOps(OpRegistry& r) {
@@ -634,6 +692,11 @@ void linearInto(OpContext& c, const float* x, int64_t tokens, const GpuWeight& w
     b.check(c,
             b.blas().linearInt8(x, tokens, static_cast<const int8_t*>(w.slice(e)), w.sliceScales(e),
                                 w.rows, w.cols, y, &err),
+            err);
+  else if (w.int4())
+    b.check(c,
+            b.blas().linearInt4(x, tokens, static_cast<const uint8_t*>(w.slice(e)),
+                                w.sliceGroupScales(e), w.rows, w.cols, y, &err),
             err);
   else
     b.check(c, b.blas().linear(x, tokens, w.slice(e), w.bf16, w.rows, w.cols, y, &err), err);

@@ -4,6 +4,7 @@
 // and moves a buffer between host and GPU when a step's input was produced on the other side
 // (hybrid plans: routed experts on the CPU, everything else on the GPU).
 #include "kernels/cuda/Blas.h"
+#include "kernels/cuda/Int4Format.h"
 #include "kernels/cuda/Memory.h"
 #include "runtime/exec/OpContext.h"
 #include "runtime/plan/PlanReader.h"
@@ -17,25 +18,37 @@
 namespace kt::cudaops {
 
 // A weight in GPU memory: f32, or bf16 for the matrices of a bf16 plan, or int8 with one f32
-// scale per row (--gpu-quant int8; `scales` set). Stacked (expert) weights are `count` slices of
-// [rows, cols].
+// scale per row (--gpu-quant int8; `scales` set), or int4 with one f16 scale per row and
+// 128-column group (--gpu-quant int4; `groupScales` set; layout in kernels/cuda/Int4Format.h).
+// Stacked (expert) weights are `count` slices of [rows, cols].
 struct GpuWeight {
   void* data = nullptr;
   bool bf16 = false;
-  float* scales = nullptr; // int8 weights: rows * count scales
+  float* scales = nullptr;         // int8 weights: rows * count scales
+  uint16_t* groupScales = nullptr; // int4 weights: count * rows * int4Groups(cols) f16 scales
   int64_t count = 1, rows = 0, cols = 0;
   // A split expert layer: the GPU holds only some experts; local[e] is expert e's slice here, or
   // -1 when the CPU runs it. Empty: every slice, in order.
   std::vector<int32_t> local;
   int32_t* localDev = nullptr; // `local` on the GPU (the decode MoE kernels read it); null: all
   bool int8() const { return scales != nullptr; }
+  bool int4() const { return groupScales != nullptr; }
   bool holds(int64_t e) const { return local.empty() || local[size_t(e)] >= 0; }
   int64_t at(int64_t e) const { return local.empty() ? e : local[size_t(e)]; }
-  size_t elementBytes() const { return int8() ? 1 : bf16 ? 2 : 4; }
+  // Bytes of one slice's data (int4: packed rows of cuda::int4RowBytes(cols)).
+  size_t sliceBytes() const {
+    return int4() ? size_t(rows * cuda::int4RowBytes(cols))
+                  : size_t(rows * cols) * (int8() ? 1
+                                           : bf16 ? 2
+                                                  : 4);
+  }
   const void* slice(int64_t e) const {
-    return static_cast<const char*>(data) + size_t(at(e) * rows * cols) * elementBytes();
+    return static_cast<const char*>(data) + size_t(at(e)) * sliceBytes();
   }
   const float* sliceScales(int64_t e) const { return scales + at(e) * rows; }
+  const uint16_t* sliceGroupScales(int64_t e) const {
+    return groupScales + at(e) * rows * cuda::int4Groups(cols);
+  }
   const float* f32() const { return static_cast<const float*>(data); }
 };
 
@@ -49,7 +62,7 @@ class CudaBackend : public DeviceBackend {
 public:
   // Throws kt::Error "plan needs a GPU ..." when no GPU is usable, or naming the weight that
   // cannot be placed on it.
-  // `pool` (optional) quantizes --gpu-quant int8 weights in parallel while uploading.
+  // `pool` (optional) quantizes --gpu-quant int8/int4 weights in parallel while uploading.
   CudaBackend(const LoadedPlan& plan, const WeightStore& weights, ThreadPool* pool = nullptr);
   ~CudaBackend() override;
 
@@ -114,8 +127,11 @@ private:
   enum class Where : uint8_t { Nowhere, Host, Gpu, Both };
   // Expert slice e of a stacked weight, or the whole matrix of an unstacked one (host view).
   cpu::MatrixView hostSlice(int32_t id, int64_t e) const;
-  void upload(int32_t id, bool forceF32, bool int8);
+  // quant: the plan's --gpu-quant scheme for a GEMM matrix (None: the plan's dtype).
+  void upload(int32_t id, bool forceF32, plan::QuantScheme quant);
   void uploadInt8(int32_t id, GpuWeight& g, const std::vector<int64_t>& slices,
+                  const std::string& what);
+  void uploadInt4(int32_t id, GpuWeight& g, const std::vector<int64_t>& slices,
                   const std::string& what);
   void uploadLocal(int32_t id, const std::string& what);
   void ensure(GpuBuffer& b, size_t bytes);

@@ -98,10 +98,12 @@ Groups groupByExpert(const int32_t* chosen, const float* w, int64_t T, int K, in
 cuda::ExpertStack stackOf(const GpuWeight& w, int numExperts) {
   cuda::ExpertStack s;
   s.data = w.data;
-  s.dtype = int(w.int8() ? cuda::ExpertDType::Int8
-                : w.bf16 ? cuda::ExpertDType::BF16
-                         : cuda::ExpertDType::F32);
+  s.dtype = int(w.int8()   ? cuda::ExpertDType::Int8
+                : w.int4() ? cuda::ExpertDType::Int4
+                : w.bf16   ? cuda::ExpertDType::BF16
+                           : cuda::ExpertDType::F32);
   s.scales = w.scales;
+  s.groupScales = w.groupScales;
   s.rows = w.rows;
   s.cols = w.cols;
   s.local = w.localDev;

@@ -5,8 +5,10 @@
 #include "kernels/cpu/MoeRouting.h"
 #include "kernels/cpu/Norm.h"
 #include "kernels/cpu/Rope.h"
+#include "kernels/cpu/quant/QuantMatmul.h"
 #include "kernels/cuda/Blas.h"
 #include "kernels/cuda/DeviceKernels.h"
+#include "kernels/cuda/Int4Format.h"
 #include "runtime/support/DType.h"
 #include "runtime/support/ThreadPool.h"
 #include "test/unit/cuda/CudaTestUtil.h"
@@ -211,6 +213,114 @@ TEST(CudaKernels, LinearInt8GemvAndWidenedMatchReference) {
       ASSERT_TRUE(blas->linearInt8(dx.as(), T, dq.as<int8_t>(), ds.as(), N, K, dy.as(), &err))
           << err;
       EXPECT_LT(maxRelDiff(dy.get(size_t(T * N)), want), 1e-4) << "K=" << K << " T=" << T;
+    }
+}
+
+// A matrix quantized to the GPU's int4 format (kernels/cuda/Int4Format.h).
+struct Int4Matrix {
+  int64_t rows, cols;
+  std::vector<uint8_t> data;
+  std::vector<uint16_t> scales;
+  Int4Matrix(const std::vector<float>& w, int64_t rows, int64_t cols)
+      : rows(rows), cols(cols), data(size_t(rows * cuda::int4RowBytes(cols))),
+        scales(size_t(rows * cuda::int4Groups(cols))) {
+    for (int64_t r = 0; r < rows; ++r)
+      cuda::quantizeInt4Row(w.data() + r * cols, cols, data.data() + r * cuda::int4RowBytes(cols),
+                            scales.data() + r * cuda::int4Groups(cols));
+  }
+  float at(int64_t r, int64_t c) const {
+    return cuda::int4Weight(data.data(), scales.data(), cols, r, c);
+  }
+};
+
+// The GPU's int4 weights are the CPU's --cpu-quant int4:g128 weights bit for bit (the same rule,
+// the same f16 scales): dequantized rows equal the CPU packer's, with a partial last group
+// (130, 2048 + 96 columns), a zero group and a group whose largest magnitude is positive. Runs
+// without a GPU (host code only).
+TEST(CudaInt4Format, SameWeightsAsCpuInt4G128) {
+  std::mt19937 rng(17);
+  for (int64_t K : {int64_t(64), int64_t(130), int64_t(2048 + 96)}) {
+    const int64_t N = 5;
+    std::vector<float> w = randomVector(rng, size_t(N * K), 0.05f);
+    std::fill_n(w.begin() + K, std::min<int64_t>(K, 128), 0.f); // row 1: a zero (first) group
+    w[size_t(2 * K + 3)] = 1.f;                                 // row 2: +max -> q = -8, d < 0
+    Int4Matrix m(w, N, K);
+    namespace q = cpu::quant;
+    std::vector<uint8_t> packed(q::packedBytes(q::WeightFormat::Int4G128Sym, N, K));
+    q::packWeights(q::WeightFormat::Int4G128Sym, w.data(), N, K, packed.data());
+    std::vector<float> cpuRow(static_cast<size_t>(K));
+    for (int64_t r = 0; r < N; ++r) {
+      q::dequantizeRow(q::WeightFormat::Int4G128Sym, packed.data(), N, K, r, cpuRow.data());
+      for (int64_t c = 0; c < K; ++c)
+        ASSERT_EQ(m.at(r, c), cpuRow[size_t(c)]) << "K=" << K << " row " << r << " col " << c;
+      // The quantization itself: within one step d of w (half a step unless clamped at +7).
+      for (int64_t c = 0; c < K; ++c) {
+        const float d = cuda::int4ScaleValue(m.scales[size_t(r * cuda::int4Groups(K) + c / 128)]);
+        EXPECT_LE(std::fabs(m.at(r, c) - w[size_t(r * K + c)]),
+                  std::fabs(d) * 1.001f); // d is f16-rounded
+      }
+    }
+    EXPECT_EQ(m.at(2, 3), 1.f); // the largest magnitude is exact (-8 d)
+    EXPECT_LT(cuda::int4ScaleValue(m.scales[size_t(2 * cuda::int4Groups(K))]), 0.f);
+    for (int64_t c = 0; c < std::min<int64_t>(K, 128); ++c)
+      EXPECT_EQ(m.at(1, c), 0.f);
+    // Padding nibbles of the last group are q = 0 (the kernels read them, times a zero weight).
+    if (K % 128 != 0) {
+      EXPECT_EQ(cuda::int4At(m.data.data(), cuda::int4RowBytes(K) * 2 - 1), 0);
+    }
+  }
+}
+
+// Weight-only int4 against a scalar reference over the dequantized d * q weights: gemvInt4 for
+// 1..16 tokens (several launches past kGemvMaxTokens) and the widened bf16 path (int4ToBf16 +
+// cuBLAS, weights bf16(d * q), activations rounded to bf16) for 17 and 130 tokens, over rows 1, 31
+// and 257 and columns 64 (one partial group), 130 (a full group + 2 columns; scalar activation
+// loads) and 2048 + 96 (a partial last group); plus activations at an address that is not
+// 16-byte aligned. The widening kernel is also compared bit for bit with the host's bf16(d * q).
+TEST(CudaKernels, LinearInt4GemvAndWidenedMatchReference) {
+  KT_REQUIRE_GPU();
+  std::string err;
+  auto blas = cuda::Blas::create(&err);
+  ASSERT_TRUE(blas) << err;
+  std::mt19937 rng(13);
+  for (int64_t N : {1, 31, 257})
+    for (int64_t K : {64, 130, 2048 + 96}) {
+      Int4Matrix m(randomVector(rng, size_t(N * K), 0.05f), N, K);
+      Dev dData(m.data), dScales(m.scales), dWide(size_t(N * K) * 2);
+      cuda::int4ToBf16(dData.as<uint8_t>(), dScales.as<uint16_t>(), N, K, dWide.as<uint16_t>());
+      std::vector<uint16_t> wide = dWide.get<uint16_t>(size_t(N * K));
+      size_t wideDiffer = 0;
+      for (int64_t r = 0; r < N; ++r)
+        for (int64_t c = 0; c < K; ++c)
+          wideDiffer += wide[size_t(r * K + c)] != f32ToBf16(m.at(r, c));
+      EXPECT_EQ(wideDiffer, 0u) << "int4ToBf16 N=" << N << " K=" << K;
+      for (int64_t T : {1, 2, 3, 4, 5, 8, 9, 16, 17, 130})
+        for (bool offset : {false, true}) {
+          if (offset && T != 3)
+            continue;
+          std::vector<float> x = randomVector(rng, size_t(T * K + 1));
+          const bool widened = T > cuda::Blas::kInt8GemvTokens;
+          std::vector<float> want(size_t(T * N));
+          for (int64_t t = 0; t < T; ++t)
+            for (int64_t n = 0; n < N; ++n) {
+              double acc = 0;
+              for (int64_t k = 0; k < K; ++k) {
+                float xv = x[size_t(offset + t * K + k)], wv = m.at(n, k);
+                if (widened) {
+                  xv = bf16ToF32(f32ToBf16(xv));
+                  wv = bf16ToF32(f32ToBf16(wv));
+                }
+                acc += double(xv) * double(wv);
+              }
+              want[size_t(t * N + n)] = float(acc);
+            }
+          Dev dx(x), dy(size_t(T * N) * 4);
+          ASSERT_TRUE(blas->linearInt4(dx.as() + offset, T, dData.as<uint8_t>(),
+                                       dScales.as<uint16_t>(), N, K, dy.as(), &err))
+              << err;
+          EXPECT_LT(maxRelDiff(dy.get(size_t(T * N)), want), 1e-4)
+              << "N=" << N << " K=" << K << " T=" << T << (offset ? " (x unaligned)" : "");
+        }
     }
 }
 

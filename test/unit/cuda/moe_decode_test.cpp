@@ -1,10 +1,12 @@
 // The decode MoE kernels (kernels/cuda/MoeDecode.cu) and the device-offset KV append and attention
 // (what CUDA graphs replay) against scalar CPU references: odd shapes (rows not a multiple of the
 // 8-row block, cols not a multiple of the 8-element loads, and multiples for the vector path),
-// T = 1..5, top-k with repeated and -1 ids, split layers (experts the GPU does not hold), f32, bf16
-// and int8 weights, shared experts with and without a per-token scale. Without a GPU they skip.
+// T = 1..5, top-k with repeated and -1 ids, split layers (experts the GPU does not hold), f32,
+// bf16, int8 and int4 weights (int4: rows shorter than one 128-column group, and a partial last
+// group), shared experts with and without a per-token scale. Without a GPU they skip.
 #include "kernels/cpu/Attention.h"
 #include "kernels/cuda/DeviceKernels.h"
+#include "kernels/cuda/Int4Format.h"
 #include "runtime/support/DType.h"
 #include "runtime/support/ThreadPool.h"
 #include "test/unit/cuda/CudaTestUtil.h"
@@ -18,15 +20,17 @@ using kt::cudatest::randomVector;
 
 namespace {
 
-// A stack of `count` experts [rows, cols] in one of the three GPU formats, with its f32 values as
-// the GPU sees them (bf16-rounded, or q * scale) for the reference.
+// A stack of `count` experts [rows, cols] in one of the four GPU formats, with its f32 values as
+// the GPU sees them (bf16-rounded, q, or int4's d * q) for the reference.
 struct Stack {
   cuda::ExpertDType type;
   int64_t count, rows, cols;
-  std::vector<float> f32;     // the raw values (f32 format), or the dequantized ones
-  std::vector<uint16_t> bf16; // bf16 format
-  std::vector<int8_t> q;      // int8 format
-  std::vector<float> scales;  // int8: count * rows
+  std::vector<float> f32;            // the raw values (f32 format), or the dequantized ones
+  std::vector<uint16_t> bf16;        // bf16 format
+  std::vector<int8_t> q;             // int8 format
+  std::vector<float> scales;         // int8: count * rows
+  std::vector<uint8_t> packed;       // int4 format (Int4Format.h)
+  std::vector<uint16_t> groupScales; // int4: count * rows * int4Groups(cols)
   std::unique_ptr<Dev> data, scaleDev;
 
   Stack(std::mt19937& rng, cuda::ExpertDType t, int64_t n, int64_t r, int64_t c)
@@ -53,6 +57,18 @@ struct Stack {
       }
       data = std::make_unique<Dev>(q);
       scaleDev = std::make_unique<Dev>(scales);
+    } else if (t == cuda::ExpertDType::Int4) {
+      const int64_t rowBytes = cuda::int4RowBytes(c), groups = cuda::int4Groups(c);
+      packed.resize(size_t(n * r * rowBytes));
+      groupScales.resize(size_t(n * r * groups));
+      for (int64_t row = 0; row < n * r; ++row) {
+        cuda::quantizeInt4Row(f32.data() + row * c, c, packed.data() + row * rowBytes,
+                              groupScales.data() + row * groups);
+        for (int64_t i = 0; i < c; ++i)
+          f32[size_t(row * c + i)] = cuda::int4Weight(packed.data(), groupScales.data(), c, row, i);
+      }
+      data = std::make_unique<Dev>(packed);
+      scaleDev = std::make_unique<Dev>(groupScales);
     } else {
       data = std::make_unique<Dev>(f32);
     }
@@ -61,7 +77,9 @@ struct Stack {
     cuda::ExpertStack s;
     s.data = data->as<void>();
     s.dtype = int(type);
-    s.scales = scaleDev ? scaleDev->as() : nullptr;
+    s.scales = scaleDev && type == cuda::ExpertDType::Int8 ? scaleDev->as() : nullptr;
+    s.groupScales =
+        scaleDev && type == cuda::ExpertDType::Int4 ? scaleDev->as<uint16_t>() : nullptr;
     s.rows = rows;
     s.cols = cols;
     s.local = local;
@@ -84,7 +102,10 @@ struct Stack {
 };
 
 const char* name(cuda::ExpertDType t) {
-  return t == cuda::ExpertDType::F32 ? "f32" : t == cuda::ExpertDType::BF16 ? "bf16" : "int8";
+  return t == cuda::ExpertDType::F32    ? "f32"
+         : t == cuda::ExpertDType::BF16 ? "bf16"
+         : t == cuda::ExpertDType::Int8 ? "int8"
+                                        : "int4";
 }
 
 // Routed experts (with a split map), combined with a shared expert, for every format and shape.
@@ -95,9 +116,10 @@ TEST(CudaMoeDecode, RoutedAndSharedMatchReference) {
   struct Shape {
     int64_t hidden, inter;
   };
-  for (cuda::ExpertDType type :
-       {cuda::ExpertDType::F32, cuda::ExpertDType::BF16, cuda::ExpertDType::Int8})
-    for (Shape sh : {Shape{45, 13}, Shape{64, 40}, Shape{256 + 8, 33}, Shape{7, 9}})
+  for (cuda::ExpertDType type : {cuda::ExpertDType::F32, cuda::ExpertDType::BF16,
+                                 cuda::ExpertDType::Int8, cuda::ExpertDType::Int4})
+    for (Shape sh :
+         {Shape{45, 13}, Shape{64, 40}, Shape{256 + 8, 33}, Shape{7, 9}, Shape{128 + 2, 136}})
       for (int64_t T = 1; T <= 5; ++T)
         for (bool split : {false, true}) {
           const int64_t H = sh.hidden, I = sh.inter;

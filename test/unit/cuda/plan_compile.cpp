@@ -17,6 +17,8 @@ std::string compileFixturePlan(const std::string& fixtureDir, const std::string&
     opt.dtype = "bf16";
   if (variant == "int8")
     opt.gpuQuant = "int8";
+  if (variant == "int4" || variant == "split4") // weight-only int4 GEMM matrices on the GPU
+    opt.gpuQuant = "int4";
   std::string path = dir + "/" + model + "." + variant + ".ktplan";
   if (variant == "hybridq" || variant == "splitq") { // CPU experts packed as int8 (AMX/VNNI)
     opt.cpuQuant = "int8";
@@ -24,11 +26,12 @@ std::string compileFixturePlan(const std::string& fixtureDir, const std::string&
   }
   // Split layers (hot experts on the GPU, the rest on the CPU in the same layer): split keeps
   // experts 0-3 on the CPU (the stacks stay on the GPU); splitq keeps experts 4.. on the CPU,
-  // packed, so the GPU's experts 0-3 are dequantized from the CPU's int8 blobs at upload.
-  if (variant == "split" || variant == "splitq") {
+  // packed, so the GPU's experts 0-3 are dequantized from the CPU's int8 blobs at upload; split4
+  // places as split with the GPU's experts (and everything else it holds) int4.
+  if (variant == "split" || variant == "splitq" || variant == "split4") {
     opt.hwProfile = std::string(KT_EXAMPLES_DIR) + "/hw/xeon-2s-rtx4090.json";
     opt.placementOverrides = {".=gpu:0", model == "llama" ? "\\.mlp\\.=cpu:numa0"
-                                         : variant == "split"
+                                         : variant != "splitq"
                                              ? "experts\\.[0-3]\\.=cpu:numa0"
                                              : "experts\\.([4-9]|1[0-9])\\.=cpu:numa0"};
   }

@@ -1,8 +1,9 @@
 // Whole plans on the GPU against the Hugging Face references of ../shared/fixtures: a GPU-only
 // plan, a hybrid plan (routed experts on the CPU, or llama's MLPs, everything else on the GPU)
-// bf16 and weight-only int8 (--gpu-quant int8) GPU plans, and a hybrid plan whose CPU experts are
-// packed int8 (hybridq), and split layers (some experts of each layer on the GPU, the others on
-// the CPU: split, and splitq with the CPU's share packed int8) of every fixture model. The plans
+// bf16 and weight-only int8 and int4 (--gpu-quant int8/int4) GPU plans, and a hybrid plan whose CPU
+// experts are packed int8 (hybridq), and split layers (some experts of each layer on the GPU, the
+// others on the CPU: split, splitq with the CPU's share packed int8, split4 with the GPU's share
+// int4) of every fixture model. The plans
 // come from $KT_CUDA_PLANS (MODEL.VARIANT.ktplan, compiled ahead by scripts/device-cuda-plans.sh)
 // or are compiled here when the compiler is built. Without a GPU the parity tests skip, and a GPU
 // plan must be refused with "plan needs a GPU".
@@ -94,8 +95,9 @@ protected:
     ref_ = std::make_unique<Reference>(fixturesDir() + "/hf/" + c.model + "/reference.safetensors");
     model_ = std::make_unique<Model>(plan_, 4);
     bf16_ = c.variant == "bf16";
+    int4_ = c.variant == "int4" || c.variant == "split4";
     approx_ = c.variant == "bf16" || c.variant == "int8" || c.variant == "hybridq" ||
-              c.variant == "splitq";
+              c.variant == "splitq" || int4_;
   }
   void report(const std::string& what, double value) {
     std::printf("[parity] %-16s %-7s %-28s %.3g\n", GetParam().model.c_str(),
@@ -111,7 +113,7 @@ protected:
   std::string plan_;
   std::unique_ptr<Reference> ref_;
   std::unique_ptr<Model> model_;
-  bool approx_ = false, bf16_ = false;
+  bool approx_ = false, bf16_ = false, int4_ = false;
 };
 
 TEST_P(CudaPlan, PromptLogits) {
@@ -175,9 +177,9 @@ TEST_P(CudaPlan, GreedyDecodingWithKvCache) {
 }
 
 // The whole greedy sequence of p0 (prompt + 16 tokens) scored in one pass against the reference's
-// logits. f32: max |diff| < 1e-3. bf16 and int8 weights: the CPU's bounds for the same format
-// (test/unit/e2e/quant_test.cpp) — the random tiny fixtures have near-tied routers, so a rounding
-// can flip an expert and move some logits by O(1) (max |diff| is reported, not bounded).
+// logits. f32: max |diff| < 1e-3. bf16, int8 and int4 weights: the CPU's bounds for the same
+// format (test/unit/e2e/quant_test.cpp) — the random tiny fixtures have near-tied routers, so a
+// rounding can flip an expert and move some logits by O(1) (max |diff| is reported, not bounded).
 TEST_P(CudaPlan, GreedySequenceScores) {
   const int64_t vocab = model_->info().vocab_size();
   std::vector<int32_t> seq = ref_->get<int32_t>("p0.greedy_ids");
@@ -190,9 +192,11 @@ TEST_P(CudaPlan, GreedySequenceScores) {
   report("seq max|diff|", ag.maxAbs);
   if (approx_) {
     // The CPU's bounds per weight format (test/unit/e2e/quant_test.cpp): bf16 top-1 >= 0.9 and
-    // KL <= 2e-2, int8 (GPU int8, or the CPU's int8 experts) top-1 >= 0.7 and KL <= 5e-2.
-    EXPECT_GE(ag.top1, bf16_ ? 0.9 : 0.7);
-    EXPECT_LE(ag.kl, bf16_ ? 2e-2 : 5e-2);
+    // KL <= 2e-2, int8 (GPU int8, or the CPU's int8 experts) top-1 >= 0.7 and KL <= 5e-2, int4
+    // (the GPU's int4 are the CPU's int4:g128 weights) top-1 >= 0.3 and KL <= 0.2: on these flat
+    // random weights int4 is coarse (docs/cuda.md, "Weight-only int4").
+    EXPECT_GE(ag.top1, bf16_ ? 0.9 : int4_ ? 0.3 : 0.7);
+    EXPECT_LE(ag.kl, bf16_ ? 2e-2 : int4_ ? 0.2 : 5e-2);
   } else {
     EXPECT_LT(ag.maxAbs, kTol);
   }
@@ -202,7 +206,8 @@ std::vector<Case> allCases() {
   std::vector<Case> cs;
   for (const char* m :
        {"llama", "mixtral", "qwen3_moe", "deepseek_v2", "deepseek_v2_yarn", "deepseek_v3"})
-    for (const char* v : {"gpu", "hybrid", "bf16", "int8", "hybridq", "split", "splitq"})
+    for (const char* v :
+         {"gpu", "hybrid", "bf16", "int8", "hybridq", "split", "splitq", "int4", "split4"})
       cs.push_back({m, v});
   return cs;
 }
@@ -290,7 +295,8 @@ std::vector<Case> graphCases() {
   std::vector<Case> cs;
   for (const char* m :
        {"llama", "mixtral", "qwen3_moe", "deepseek_v2", "deepseek_v2_yarn", "deepseek_v3"})
-    for (const char* v : {"gpu", "bf16", "int8"}) // the plans whose steps all run on the GPU
+    for (const char* v :
+         {"gpu", "bf16", "int8", "int4"}) // the plans whose steps all run on the GPU
       cs.push_back({m, v});
   return cs;
 }

@@ -51,7 +51,7 @@
 
 // RUN: not kt-opt %S/partition_mla_moe.mlir -o /dev/null --kt-partition="profile=%S/Inputs/gpu-box.json compute-dtype=fp8" 2>&1 \
 // RUN:   | FileCheck %s --check-prefix=BAD
-// BAD: error: kt-partition: compute-dtype: expected f32 or bf16, optionally +int8 (or nothing: size GPU weights as stored), got 'fp8'
+// BAD: error: kt-partition: compute-dtype: expected f32 or bf16, optionally +int8 or +int4 (or nothing: size GPU weights as stored), got 'fp8'
 
 // --gpu-quant int8 (compute-dtype=bf16+int8): the GEMM matrices are int8 with an
 // f32 scale per row, the rest as under bf16. Layer 0's attention: q 192x512
@@ -81,3 +81,27 @@
 // I8PREFILL-NEXT: "kv_bytes":
 // I8PREFILL-NEXT: "layer": 0,
 // I8PREFILL-NEXT: "prefill_seconds": 2.1e-05,
+
+// --gpu-quant int4 (compute-dtype=bf16+int4): the same matrices int4 with an f16
+// scale per row and 128 columns (kernels/cuda/Int4Format.h). Layer 0's attention:
+// q 192x512 (49,152 + 192 x 4 x 2), kv_a 144x512 (36,864 + 1,152), o 512x128
+// (32,768 + 1,024); kv_b 131,072 and the norms 2,560 at 4 B = 256,128 B.
+// RUN: kt-opt %S/partition_mla_moe.mlir -o /dev/null --kt-partition="profile=%S/Inputs/gpu-box.json gpu-mem=unlimited placement-override=.*=gpu:0 compute-dtype=bf16+int4 explain-json=-" \
+// RUN:   | FileCheck %s --check-prefix=INT4
+// INT4:      "group": "mla attention",
+// INT4-NEXT: "kv_bytes":
+// INT4-NEXT: "layer": 0,
+// INT4-NEXT: "prefill_seconds":
+// INT4-NEXT: "weight_bytes": 256128.0
+
+// int4 in a prefill (Blas::linearInt4): 3 launches per row block like int8 but no
+// column scaling (the scales are applied while widening): 12 + 3 x (3 - 1) = 18
+// launches at 1 us -> 18 us; decode 13 us as in f32.
+// RUN: kt-opt %S/partition_mla_moe.mlir -o /dev/null --kt-partition="profile=%S/Inputs/gpu-box.json gpu-mem=unlimited placement-override=.*=gpu:0 compute-dtype=f32+int4 explain-json=-" \
+// RUN:   | FileCheck %s --check-prefix=I4PREFILL
+// I4PREFILL:      "decode_seconds": 1.3e-05,
+// I4PREFILL-NEXT: "device": "gpu:0",
+// I4PREFILL-NEXT: "group": "mla attention",
+// I4PREFILL-NEXT: "kv_bytes":
+// I4PREFILL-NEXT: "layer": 0,
+// I4PREFILL-NEXT: "prefill_seconds": 1.8e-05,
