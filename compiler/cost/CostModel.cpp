@@ -117,12 +117,50 @@ LaunchMode launchMode(const Shape& s, double rows) {
   return rows > s.batch ? LaunchMode::Pipelined : LaunchMode::Eager;
 }
 
+bool CostModel::decodeChain(const Device& d, double tokens) const {
+  return !d.isCpu() && tokens <= kDecodeChainTokens && accel(d).decodeGraphKernelUs > 0;
+}
+
+double CostModel::decodeGemvSeconds(const Device& d, WeightFormat f, double bytes,
+                                    double matrices) const {
+  if (bytes <= 0)
+    return 0;
+  const double rate = d.isCpu() ? 0 : accel(d).decodeGemvGBs.at(f, bytes / std::max(1.0, matrices));
+  return rate > 0 ? bytes / (rate * 1e9) : bytes / (bandwidth(d) * gemvEfficiency(d, f));
+}
+
+double CostModel::decodeMoeSeconds(const Device& d, WeightFormat f, double bytes,
+                                   double expertBytes) const {
+  if (bytes <= 0)
+    return 0;
+  const double rate = d.isCpu() ? 0 : accel(d).decodeMoeGBs.at(f, expertBytes);
+  if (rate > 0)
+    return bytes / (rate * 1e9);
+  return decodeGemvSeconds(d, f, bytes, 3.0 * bytes / std::max(1.0, expertBytes));
+}
+
+double CostModel::prefillAttentionFlops(const Device& d, UnitKind k, double tokens) const {
+  if (d.isCpu())
+    return 0;
+  return accel(d).prefillAttentionGflops.atKey(k == UnitKind::MlaAttention ? "mla" : "gqa",
+                                               tokens) *
+         1e9;
+}
+
 double CostModel::withOverheads(const Device& d, double work, int cpuOps, double launches,
                                 double syncs, LaunchMode mode) const {
   if (d.isCpu() || launches <= 0)
     return work + cpuOps * opOverhead(d);
   const AcceleratorProfile& a = accel(d);
   const double wait = syncs * a.link.latencyUs * 1e-6;
+  // The probe's decode chain: per-kernel GPU time of the runtime's dependent decode kernels.
+  if (a.decodeGraphKernelUs > 0 && mode != LaunchMode::Pipelined) {
+    const double gpu = work + launches * a.decodeGraphKernelUs * 1e-6;
+    if (mode == LaunchMode::Graph)
+      return gpu + wait;
+    const double eagerUs = a.decodeEagerKernelUs > 0 ? a.decodeEagerKernelUs : a.launchOverheadUs;
+    return std::max(launches * eagerUs * 1e-6, gpu) + wait;
+  }
   if (mode == LaunchMode::Graph && a.kernelFloorUs > 0)
     return work + launches * a.kernelFloorUs * 1e-6 + wait;
   if (mode == LaunchMode::Pipelined && a.launchIssueUs > 0) // host and GPU overlap
@@ -135,8 +173,10 @@ double CostModel::issueSeconds(const Device& d, double launches, LaunchMode mode
   if (d.isCpu() || launches <= 0)
     return 0;
   const AcceleratorProfile& a = accel(d);
-  if (mode == LaunchMode::Graph && a.kernelFloorUs > 0)
+  if (mode == LaunchMode::Graph && (a.kernelFloorUs > 0 || a.decodeGraphKernelUs > 0))
     return 0;
+  if (mode == LaunchMode::Eager && a.decodeEagerKernelUs > 0)
+    return launches * a.decodeEagerKernelUs * 1e-6;
   return launches *
          (mode == LaunchMode::Pipelined && a.launchIssueUs > 0 ? a.launchIssueUs
                                                                : a.launchOverheadUs) *
@@ -209,6 +249,10 @@ double CostModel::unitTime(const Unit& u, const Device& d, const Shape& s) const
               u.kind == UnitKind::MlaAttention ? "mla" : "gqa", s.context + n);
           r > 0)
         rate = r * 1e9;
+    // A prefill on a GPU whose profile has the kernel's rate by prompt length: that rate.
+    if (!cpu && n > 8)
+      if (double r = prefillAttentionFlops(d, u.kind, n); r > 0)
+        rate = r;
     attnSeconds = pairs * u.attnFlopsPerPair / rate;
     bytes += s.batch * (s.context + n) * u.kvBytesPerToken;
   }
@@ -230,8 +274,16 @@ double CostModel::unitTime(const Unit& u, const Device& d, const Shape& s) const
   double launches = gpu.perStep + gpu.perSequence * s.batch;
   if (!cpu && launches > 0)
     launches += u.gpuInt8.extraLaunches(rows);
-  return withOverheads(d, std::max(compute, memory) + int8Seconds, u.numOps, launches,
-                       gpu.hostSyncs, launchMode(s, rows));
+  double work = std::max(compute, memory) + int8Seconds;
+  if (decodeChain(d, s.tokens) && u.readsWholeWeights) {
+    // The probe's decode chain: one 1-token product per matrix at the rate of its size, then the
+    // attention kernel (its rate includes reading the cache); kernels run one after another.
+    const double weights = u.weightBytesOn(false);
+    work = std::max(flopsSeconds(d, flops - unpacked, unpacked, f, rows),
+                    decodeGemvSeconds(d, f, weights, u.matrices)) +
+           attnSeconds;
+  }
+  return withOverheads(d, work, u.numOps, launches, gpu.hostSyncs, launchMode(s, rows));
 }
 
 double CostModel::expectedTouched(const Unit& u, const std::vector<int>& experts, double tokens) {
@@ -262,12 +314,23 @@ double CostModel::expertsTime(const Unit& u, const std::vector<int>& experts, co
   // P-token prefill), not with all T: its rate is the one at that many rows.
   double compute = flopsSeconds(d, plain ? 0 : flops, plain ? flops : 0, u.expertFormatOn(cpu),
                                 tokens / touched);
+  // On a CPU whose profile has the probe's expert-path curve: the runtime's whole fused expert
+  // path (gather, prepare, gate/up, SwiGLU, down, combine) at this many rows per expert, not one
+  // matrix's row blocks (the rows curves).
+  if (cpu && !plain)
+    if (double rate = profile_.cpu.expertRowsGflops.at(u.expertFormatOn(cpu), tokens / touched);
+        rate > 0)
+      compute = flops / (rate * 1e9);
   double memory = touched * u.expertBytesOn(cpu) /
                   (bandwidth(d) * gemvEfficiency(d, u.expertFormatOn(cpu), plain));
   double work = std::max(compute, memory);
   // Decode sizes: the fused kernels cover every touched expert at once (gpuExpertsLaunches) and
   // the routing stays on the GPU; prefill: per touched expert, after a readback (GpuLaunches).
   const GpuLaunches gpu = u.gpu.at(s.tokens);
+  if (decodeChain(d, s.tokens) && gpu.gpuExpertsLaunches > 0)
+    work = std::max(compute,
+                    decodeMoeSeconds(d, u.expertFormatOn(false), touched * u.expertBytesOn(false),
+                                     u.expertBytesOn(false)));
   double launches = touched * gpu.perTouchedExpert + gpu.gpuExpertsLaunches;
   if (!cpu && !u.gpuInt8Expert.empty()) {
     // --gpu-quant int8 experts: each touched one multiplies its rows through Blas::linearInt8.

@@ -75,11 +75,29 @@ public:
   // Whether `d` can run ops of this kind (CPUs and GPUs run everything; NPUs what they list).
   bool supports(const Device& d, const std::string& opKind) const;
 
+  // Decode-sized steps (up to kDecodeChainTokens tokens) on an accelerator whose profile has the
+  // probe's decode chain (decode_kernel_us): the step's kernels are priced as measured on a chain
+  // of the runtime's own decode kernels instead of by the roofline and the tiny-kernel floor.
+  static constexpr double kDecodeChainTokens = 8;
+  bool decodeChain(const Device& d, double tokens) const;
+  // Seconds of 1-token products streaming `bytes` of weights in format `f` held in `matrices`
+  // matrices (of bytes / matrices each) in such a step, beyond the per-kernel cost: the probe's
+  // decode_gemv_gbs at that size, else bandwidth x gemv_efficiency.
+  double decodeGemvSeconds(const Device& d, WeightFormat f, double bytes, double matrices) const;
+  // The same for the fused MoE decode kernels over experts (routed or shared) of `expertBytes`
+  // each: decode_moe_gbs at that size, else decodeGemvSeconds over 3 matrices per expert.
+  double decodeMoeSeconds(const Device& d, WeightFormat f, double bytes, double expertBytes) const;
+  // FLOP/s of a GPU prefill's attention with `tokens` new tokens per sequence: the probe's
+  // prefill_attention_gflops at that length when the profile has it, else 0.
+  double prefillAttentionFlops(const Device& d, UnitKind k, double tokens) const;
+
   // `work` seconds (a roofline time) plus the overheads of issuing it: on a CPU `cpuOps` fork/joins
   // of the pool; on an accelerator the host issues `launches` kernels back to back, which the GPU
   // cannot outrun, so max(work, launches x launch overhead), then waits `syncs` link round trips
   // (blocking copies). `launches` <= 0 on an accelerator (an unknown structure): `cpuOps` launch
-  // overheads added instead. How launches cost depends on `mode` (LaunchMode).
+  // overheads added instead. How launches cost depends on `mode` (LaunchMode); with the decode
+  // chain's numbers (decode_kernel_us) a Graph step costs work + launches x its graph time per
+  // kernel, an Eager one max(launches x its eager time, work + launches x the graph time).
   double withOverheads(const Device& d, double work, int cpuOps, double launches, double syncs,
                        LaunchMode mode = LaunchMode::Eager) const;
   // GPU seconds of products over the int8 matrices `w` with `tokens` rows each when they take

@@ -203,6 +203,32 @@ RowsCurve attentionCurve(const json& v, const std::string& path) {
   return curves(v, path, kind);
 }
 
+// decode_gemv_gbs / decode_moe_gbs: {"FORMAT": {"BYTES": GB/s}}.
+RowsCurve bytesCurve(const json& v, const std::string& path) {
+  static const CurveKind kind{[](const std::string& name) {
+                                WeightFormat f;
+                                return parseWeightFormat(name, &f);
+                              },
+                              "unknown weight format (expected f32, bf16, f16, int8 or int4)",
+                              "needs at least one format (f32, bf16, f16, int8, int4)", "BYTES",
+                              "a matrix size in bytes (a positive integer)"};
+  return curves(v, path, kind);
+}
+
+// decode_kernel_us: {"graph": us, "eager": us}; graph is required when the object is given (the
+// decode rates are net of it).
+void decodeKernelUs(const json& obj, const std::string& path, AcceleratorProfile* a) {
+  const json* k = find(obj, "decode_kernel_us");
+  if (!k)
+    return;
+  std::string p = sub(path, "decode_kernel_us");
+  object(*k, p);
+  onlyKnownKeys(*k, p, {"graph", "eager"});
+  a->decodeGraphKernelUs = number(need(*k, p, "graph"), sub(p, "graph"), /*allowZero=*/false);
+  if (const json* e = find(*k, "eager"))
+    a->decodeEagerKernelUs = number(*e, sub(p, "eager"), /*allowZero=*/false);
+}
+
 int checkId(const json& obj, const std::string& path, size_t index) {
   const json* v = find(obj, "id");
   if (!v)
@@ -244,7 +270,7 @@ CpuProfile cpu(const json& v, const std::string& path) {
   onlyKnownKeys(v, path,
                 {"model", "isa", "numa_nodes", "caches", "gemv_efficiency", "gemm_gflops",
                  "attention_gflops", "plain_gflops", "plain_gemv_efficiency", "gemm_rows_gflops",
-                 "plain_rows_gflops", "reserved_bytes", "op_overhead_us"});
+                 "plain_rows_gflops", "expert_rows_gflops", "reserved_bytes", "op_overhead_us"});
   CpuProfile c;
   if (const json* m = find(v, "model"))
     c.model = string(*m, sub(path, "model"));
@@ -303,6 +329,8 @@ CpuProfile cpu(const json& v, const std::string& path) {
     c.gemmRowsGflops = rowsCurve(*r, sub(path, "gemm_rows_gflops"));
   if (const json* r = find(v, "plain_rows_gflops"))
     c.plainRowsGflops = rowsCurve(*r, sub(path, "plain_rows_gflops"));
+  if (const json* r = find(v, "expert_rows_gflops"))
+    c.expertRowsGflops = rowsCurve(*r, sub(path, "expert_rows_gflops"));
   attentionRates(v, path, "attention_gflops", &c.gqaAttentionGflops, &c.mlaAttentionGflops);
   if (const json* r = find(v, "reserved_bytes"))
     c.reservedBytes = bytes(*r, sub(path, "reserved_bytes"));
@@ -336,7 +364,11 @@ AcceleratorProfile accelerator(const json& v, const std::string& path, size_t in
                                    "sm_count",
                                    "attention_gflops",
                                    "attention_block_gflops",
-                                   "decode_attention_gflops"};
+                                   "decode_attention_gflops",
+                                   "prefill_attention_gflops",
+                                   "decode_kernel_us",
+                                   "decode_gemv_gbs",
+                                   "decode_moe_gbs"};
   if (npu)
     keys.push_back("supported_ops");
   onlyKnownKeys(v, path, keys);
@@ -368,6 +400,17 @@ AcceleratorProfile accelerator(const json& v, const std::string& path, size_t in
                  &a.mlaAttentionBlockGflops);
   if (const json* d = find(v, "decode_attention_gflops"))
     a.decodeAttentionGflops = attentionCurve(*d, sub(path, "decode_attention_gflops"));
+  if (const json* d = find(v, "prefill_attention_gflops"))
+    a.prefillAttentionGflops = attentionCurve(*d, sub(path, "prefill_attention_gflops"));
+  decodeKernelUs(v, path, &a);
+  if (const json* d = find(v, "decode_gemv_gbs"))
+    a.decodeGemvGBs = bytesCurve(*d, sub(path, "decode_gemv_gbs"));
+  if (const json* d = find(v, "decode_moe_gbs"))
+    a.decodeMoeGBs = bytesCurve(*d, sub(path, "decode_moe_gbs"));
+  if (a.decodeGraphKernelUs <= 0 && (!a.decodeGemvGBs.empty() || !a.decodeMoeGBs.empty()))
+    fail(sub(path, "decode_kernel_us"),
+         "missing: decode_gemv_gbs and decode_moe_gbs are rates beyond its per-kernel cost, so "
+         "they need decode_kernel_us.graph");
   if (npu) {
     std::string p = sub(path, "supported_ops");
     const json& ops = need(v, path, "supported_ops");

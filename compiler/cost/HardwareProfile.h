@@ -70,6 +70,11 @@ struct CpuProfile {
   // The packed kernels (the runtime's ISA) and the plain loops by rows per matrix; empty when the
   // profile predates them: gemm_gflops / plain_gflops are used at every row count.
   RowsCurve gemmRowsGflops, plainRowsGflops;
+  // The runtime's whole routed-expert path (gather, prepare, gate/up, SwiGLU, down, combine over a
+  // layer's experts: cpuops::routedExpertsOver) by rows per expert, per packed format, GFLOP/s of
+  // the experts' matrix FLOPs: `expert_rows_gflops` (kt-rt probe). Empty: routed experts use
+  // gemmRowsGflops (one matrix's row blocks), which overstates a MoE layer's prefill.
+  RowsCurve expertRowsGflops;
   double reservedBytes = 0; // kept for the OS and runtime, summed over nodes
   double opOverheadUs = 0;  // fork/join of the worker pool, per kt op
   // GFLOP/s of one node's f32 attention kernels (scores + weighted sums of the KV cache, not
@@ -114,6 +119,22 @@ struct AcceleratorProfile {
   // positions, per kind ("gqa", "mla"): `decode_attention_gflops` (kt-rt probe). Empty = not
   // given: decode attention is timed from attention_gflops / attention_block_gflops.
   RowsCurve decodeAttentionGflops;
+  // The prefill (causal, no cache) of the same kernel by prompt length (tokens per sequence), per
+  // kind: `prefill_attention_gflops` (kt-rt probe, 512-4096 tokens). Empty: attention_gflops
+  // (measured at 512 tokens) at every length.
+  RowsCurve prefillAttentionGflops;
+  // A decode-shaped chain of the runtime's own kernels (kt-rt probe, GpuDecodeProbe.cu). Used for
+  // decode-sized steps (up to 8 tokens) when decodeGraphKernelUs > 0:
+  //   GPU microseconds per kernel of the chain's small kernels back to back, replayed as a CUDA
+  //   graph (`decode_kernel_us.graph`) and issued eagerly (`.eager`, host issue included; 0:
+  //   launch_overhead_us);
+  double decodeGraphKernelUs = 0, decodeEagerKernelUs = 0;
+  //   weight bytes per second of a 1-token product by matrix bytes, per format, beyond the
+  //   per-kernel cost (`decode_gemv_gbs`; empty: bandwidth x gemv_efficiency);
+  RowsCurve decodeGemvGBs;
+  //   the same for the fused MoE decode kernels by one expert's bytes (`decode_moe_gbs`; empty:
+  //   decodeGemvGBs at one expert matrix's bytes).
+  RowsCurve decodeMoeGBs;
   // GFLOP/s of the runtime's attention kernel (kernels/cuda/Attention.cu, one block per (head,
   // token)) per (token, position) pair FLOPs: `attention` with enough blocks to fill the GPU (a
   // prefill), `attentionBlock` of one block when few run (decode: heads x 1 blocks). A step with

@@ -55,6 +55,10 @@ struct Unit {
   double residentBytes = -1;
   double memoryBytes() const { return residentBytes >= 0 ? residentBytes : weightBytes; }
   double flopsPerToken = 0; // matmul FLOPs per token (2 per multiply-add)
+  // Weight matrices the unit multiplies per step (its shared experts' included): a decode runs
+  // one 1-token product per matrix, whose rate depends on the matrix's size (decode_gemv_gbs).
+  // 0 (a hand-built unit): its weights count as one matrix.
+  double matrices = 0;
   // Embedding lookups read one row per token instead of the whole table.
   bool readsWholeWeights = true;
   double bytesPerToken = 0; // when !readsWholeWeights

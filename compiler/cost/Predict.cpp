@@ -147,6 +147,22 @@ private:
                             : roofline(sharedPlain ? 0 : sharedFlops, sharedPlain ? sharedFlops : 0,
                                        u.sharedBytesOn(cpu), 1, launches, 0);
     }
+    if (cost_.decodeChain(home, s.tokens)) {
+      // The probe's decode chain: the router's 1-token product, then the shared experts' fused
+      // decode kernels (one "expert" of all the shared weights), at their measured rates.
+      const double routerBytes = u.weightBytesOn(false) - u.sharedBytesOn(false);
+      const double sharedBytes = u.sharedBytesOn(false);
+      tRouter = cost_.withOverheads(home,
+                                    std::max(cost_.flopsSeconds(home, routerFlops, 0, f, s.tokens),
+                                             cost_.decodeGemvSeconds(home, f, routerBytes, 1)),
+                                    u.numOps, gpu.perStep - gpu.shared, gpu.hostSyncs, mode);
+      if (sharedBytes > 0)
+        tShared =
+            cost_.withOverheads(home,
+                                std::max(cost_.flopsSeconds(home, sharedFlops, 0, f, s.tokens),
+                                         cost_.decodeMoeSeconds(home, f, sharedBytes, sharedBytes)),
+                                1, gpu.shared, 0, mode);
+    }
     busy(home, prefill, tRouter + tShared);
 
     std::map<std::string, std::vector<int>> byDevice;

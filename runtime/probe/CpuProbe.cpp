@@ -547,6 +547,7 @@ void probeCpu(const ProbeOptions& o, CpuResult* out) {
       }
     }
     measureRowsCurves(o, n.threadsUsed, blob, out);
+    measureExpertPath(o, n.threadsUsed, blob, out);
     binding.unbind();
   }
   const int threads0 = out->nodes.empty() ? 1 : out->nodes[0].threadsUsed;

@@ -12,6 +12,7 @@
 // skipped with a note and the rest is still measured.
 #include "kernels/cuda/Blas.h"
 #include "kernels/cuda/DeviceKernels.h"
+#include "runtime/probe/GpuDecodeProbe.h"
 #include "runtime/probe/Probe.h"
 
 #include <cublas_v2.h>
@@ -182,13 +183,22 @@ void measureBlas(const Cublas& blas, bool quick, double bwGBs, GpuResult* g,
 // = the context), at several context lengths: the split kernel's rate depends on how many keys
 // each block gets, so the cost model interpolates this curve rather than scaling the one-block
 // rate.
+//
+// And the prefill by prompt length (`prefillGflops`): a causal prefill of L tokens gives each
+// block L/2 keys on average, so its rate moves with L; the cost model interpolates this curve by
+// the step's tokens per sequence.
 void measureAttention(bool mla, bool quick, double* fullGflops, double* blockGflops,
-                      std::map<int64_t, double>* decodeGflops) {
+                      std::map<int64_t, double>* decodeGflops,
+                      std::map<int64_t, double>* prefillGflops) {
   const int heads = mla ? 16 : 32, kvHeads = mla ? 1 : 8;
   const int d1 = mla ? 512 : 128, d2 = mla ? 64 : 0, dv = mla ? 512 : 128;
-  const int64_t len = quick ? 256 : 512, ctx = quick ? 1024 : 4096;
+  const int64_t ctx = quick ? 1024 : 4096;
   const std::vector<int64_t> decodeContexts =
       quick ? std::vector<int64_t>{512, 4096} : std::vector<int64_t>{128, 512, 2048, 8192};
+  const std::vector<int64_t> prefillLengths =
+      quick ? std::vector<int64_t>{256, 1024} : std::vector<int64_t>{512, 1024, 2048, 4096};
+  // len: the longest prefill (the buffers' size); attention_gflops is still the 512-token one.
+  const int64_t len = prefillLengths.back(), fullLen = quick ? 256 : 512;
   const int64_t positions = std::max({len, ctx, decodeContexts.back()});
   const int64_t kRow = int64_t(kvHeads) * d1, vRow = int64_t(kvHeads) * dv;
   float *q1 = nullptr, *q2 = nullptr, *k1 = nullptr, *k2 = nullptr, *v = nullptr, *out = nullptr;
@@ -231,10 +241,14 @@ void measureAttention(bool mla, bool quick, double* fullGflops, double* blockGfl
     // compiler/cost's per-pair FLOPs: GQA 4 x heads x head_dim; MLA 2 x heads x (latent + rope)
     // + 2 x heads x latent.
     const double perPair = mla ? 2.0 * heads * (d1 + d2) + 2.0 * heads * dv : 4.0 * heads * d1;
-    a.len = len; // prefill: len tokens, causal, no cache before them
-    a.pos0 = 0;
-    double secs = timeBest(quick ? 2 : 3, [&] { cuda::attention(a); });
-    *fullGflops = double(len) * double(len + 1) / 2 * perPair / secs / 1e9;
+    double secs = 0;
+    for (int64_t l : prefillLengths) { // prefill: l tokens, causal, no cache before them
+      a.len = l;
+      a.pos0 = 0;
+      secs = timeBest(l >= 2048 ? 2 : 3, [&] { cuda::attention(a); });
+      (*prefillGflops)[l] = double(l) * double(l + 1) / 2 * perPair / secs / 1e9;
+    }
+    *fullGflops = prefillGflops->count(fullLen) ? prefillGflops->at(fullLen) : 0;
     a.len = 1; // decode: one token over ctx positions, `heads` blocks
     a.pos0 = ctx - 1;
     secs = timeBest(quick ? 5 : 20, [&] { cuda::attention(a); });
@@ -411,9 +425,13 @@ bool probeGpus(const ProbeOptions& o, std::vector<GpuResult>* out, std::string* 
       o.progress("gpu:" + std::to_string(i) + ": runtime kernels: launch rate, attention");
     measureLaunches(o.quick, i, &g);
     measureAttention(/*mla=*/false, o.quick, &g.gqaAttentionGflops, &g.gqaAttentionBlockGflops,
-                     &g.gqaDecodeGflops);
+                     &g.gqaDecodeGflops, &g.gqaPrefillGflops);
     measureAttention(/*mla=*/true, o.quick, &g.mlaAttentionGflops, &g.mlaAttentionBlockGflops,
-                     &g.mlaDecodeGflops);
+                     &g.mlaDecodeGflops, &g.mlaPrefillGflops);
+    if (o.progress)
+      o.progress("gpu:" + std::to_string(i) +
+                 ": decode-shaped kernel chains (graph and eager), 1-token products, MoE decode");
+    measureDecodeChains(o.quick, &g);
     cudaFreeHost(h0);
     cudaFree(d0);
     cudaFree(d1);

@@ -11,6 +11,10 @@
 #include <string>
 #include <vector>
 
+namespace kt::bench {
+struct Buffer;
+}
+
 namespace kt::probe {
 
 struct ProbeOptions {
@@ -68,6 +72,9 @@ struct CpuResult {
   // The packed kernels (runtime ISA) and the plain loops on expert-sized matrices by rows per
   // matrix: the profile's gemm_rows_gflops / plain_rows_gflops.
   std::vector<RowsResult> rowsRates;
+  // The runtime's whole routed-expert path (cpuops::routedExpertsOver over 16 experts) by rows per
+  // expert, per packed format: the profile's expert_rows_gflops (ExpertProbe.cpp).
+  std::vector<RowsResult> expertRates;
   double arrayBytes = 0;  // size of each bandwidth array (compare with l3PerNode)
   std::string memoryNote; // how node memory was decided when hwloc's numbers were not used
 };
@@ -97,6 +104,21 @@ struct GpuResult {
   // One decode token's attention as the runtime runs it (split over the keys, Attention.cu), in
   // GFLOP/s, by cached positions; empty = not measured.
   std::map<int64_t, double> gqaDecodeGflops, mlaDecodeGflops;
+  // The prefill (causal, no cache) of the same kernel by prompt length, GFLOP/s; empty = not
+  // measured.
+  std::map<int64_t, double> gqaPrefillGflops, mlaPrefillGflops;
+  // A decode-shaped chain of the runtime's own kernels run back to back, each depending on the
+  // previous one (GpuDecodeProbe.cu): GPU microseconds per kernel of the small kernels (norms,
+  // adds, SwiGLU, rope, routing, combine) replayed as a CUDA graph and issued eagerly; 0 = not
+  // measured.
+  double decodeGraphKernelUs = 0, decodeEagerKernelUs = 0;
+  // 1-token products in such a chain (Blas::linear, linearInt8), per format ("f32", "bf16",
+  // "int8"), by matrix bytes: weight bytes per second beyond decodeGraphKernelUs per launch.
+  std::map<std::string, std::map<int64_t, double>> decodeGemvGBs;
+  // The fused MoE decode kernels (moeGateUpDecode + moeDownDecode for one token's top-k pairs),
+  // per format, by one expert's bytes: expert bytes per second beyond decodeGraphKernelUs per
+  // launch.
+  std::map<std::string, std::map<int64_t, double>> decodeMoeGBs;
 };
 
 struct ProbeResult {
@@ -124,6 +146,12 @@ std::vector<uint64_t> decideNodeMemory(const std::vector<uint64_t>& hwlocBytes,
                                        uint64_t machineBytes, std::string* note);
 // /proc/meminfo MemTotal, else sysconf physical pages; 0 when neither is readable.
 uint64_t machineMemoryBytes();
+
+// The expert-path curve of node 0 (ExpertProbe.cpp) into out->expertRates, over copies of one
+// expert filling `blob`; and its row counts.
+void measureExpertPath(const ProbeOptions& options, int threads, bench::Buffer& blob,
+                       CpuResult* out);
+const std::vector<int64_t>& expertCurveRows(bool quick);
 
 // gemv_efficiency per format: the runtime ISA's median GEMV rate / node 0's median read rate,
 // capped to 1.

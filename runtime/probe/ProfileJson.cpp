@@ -113,6 +113,13 @@ Json cpuJson(const CpuResult& c) {
     cpu["gemm_rows_gflops"] = gemmRows;
   if (!plainRows.empty())
     cpu["plain_rows_gflops"] = plainRows;
+  // The routed-expert path by rows per expert, per packed format (ExpertProbe.cpp).
+  Json expertRows;
+  for (const RowsResult& r : c.expertRates)
+    if (r.gflops > 0)
+      expertRows[r.format][std::to_string(r.rows)] = round3(r.gflops);
+  if (!expertRows.empty())
+    cpu["expert_rows_gflops"] = expertRows;
   Json attn;
   if (c.gqaAttentionGflops > 0)
     attn["gqa"] = round3(c.gqaAttentionGflops);
@@ -213,6 +220,32 @@ Json gpuJson(const GpuResult& g) {
       decode[kind][std::to_string(positions)] = round3(gflops);
   if (!decode.empty())
     j["decode_attention_gflops"] = decode;
+  Json prefill;
+  for (const auto& [kind, curve] :
+       {std::make_pair("gqa", &g.gqaPrefillGflops), std::make_pair("mla", &g.mlaPrefillGflops)})
+    for (const auto& [tokens, gflops] : *curve)
+      prefill[kind][std::to_string(tokens)] = round3(gflops);
+  if (!prefill.empty())
+    j["prefill_attention_gflops"] = prefill;
+  // The decode-shaped chain of the runtime's kernels (GpuDecodeProbe.cu).
+  Json kernelUs;
+  if (g.decodeGraphKernelUs > 0)
+    kernelUs["graph"] = round3(g.decodeGraphKernelUs);
+  if (g.decodeEagerKernelUs > 0)
+    kernelUs["eager"] = round3(g.decodeEagerKernelUs);
+  if (!kernelUs.empty())
+    j["decode_kernel_us"] = kernelUs;
+  auto byBytes = [&](const char* key, const std::map<std::string, std::map<int64_t, double>>& m) {
+    Json c;
+    for (const auto& [format, points] : m)
+      for (const auto& [bytes, gbs] : points)
+        if (gbs > 0)
+          c[format][std::to_string(bytes)] = round3(gbs);
+    if (!c.empty())
+      j[key] = c;
+  };
+  byBytes("decode_gemv_gbs", g.decodeGemvGBs);
+  byBytes("decode_moe_gbs", g.decodeMoeGBs);
   if (g.launchSyncUs > 0)
     j["_launch_sync_us"] = round3(g.launchSyncUs); // empty kernel + synchronize, for reference
   return j;

@@ -28,6 +28,14 @@ void moeWithAdapters(OpContext& c);
 // kernel (NUMA-local tasks over every expert's rows). Hybrid plans call it from the GPU moe op.
 void routedExperts(OpContext& c, const int32_t* chosen, const float* weight, int64_t T, int K,
                    const float* x, int64_t H, float* out);
+// The same over explicit expert matrices: expert(e) gives routed expert e's gate, up and down
+// (e < numExperts) as the weight store would; what kt-rt probe times at prefill sizes.
+struct ExpertMatrices {
+  cpu::MatrixView gate, up, down;
+};
+void routedExpertsOver(ThreadPool& pool, const std::function<ExpertMatrices(int)>& expert,
+                       int numExperts, const int32_t* chosen, const float* weight, int64_t T, int K,
+                       const float* x, int64_t H, float* out);
 
 cpu::RopeParams ropeParams(const plan::Rope& r);
 // The plan's MoE attributes as the routing kernel's parameters (inference and training).
@@ -39,6 +47,11 @@ void swigluInPlace(float* g, const float* u, int64_t n);
 // else pool.parallelFor(n, 1, fn). Each parallel loop is a barrier: in decode, small
 // per-expert/per-head preparation loops cost more in hand-over (and, on a busy machine, in waiting
 // for a descheduled worker) than their work.
+// glibc malloc settings the CPU ops rely on (freed activations stay in the heap instead of being
+// unmapped, so the next step does not page-fault on fresh zeroed pages); set once per process by
+// registerCpuOps, and by anything that times the ops without an Executor (kt-rt probe).
+void keepFreedMemoryInHeap();
+
 void smallLoop(ThreadPool& pool, int64_t n, int64_t elements,
                const std::function<void(int64_t, int64_t)>& fn);
 

@@ -221,10 +221,9 @@ void runExperts(ThreadPool& pool, std::vector<ExpertWork>& works, const float* x
 
 // Groups the tokens by routed expert so each expert's weights are streamed once for all its
 // tokens: one work item per chosen expert, in order of first use (-1 entries are skipped).
-std::vector<ExpertWork> routedWorks(OpContext& c, const int32_t* chosen, const float* weight,
+std::vector<ExpertWork> routedWorks(const std::function<ExpertMatrices(int)>& expert, int E,
+                                    int nodes, const int32_t* chosen, const float* weight,
                                     int64_t T, int K) {
-  using namespace plan::slots;
-  const int E = c.step.attrs_as_MoeAttrs()->num_experts();
   std::vector<int> workOf(static_cast<size_t>(E), -1);
   std::vector<ExpertWork> works;
   for (int64_t t = 0; t < T; ++t)
@@ -234,24 +233,25 @@ std::vector<ExpertWork> routedWorks(OpContext& c, const int32_t* chosen, const f
         continue;
       if (workOf[size_t(e)] < 0) {
         workOf[size_t(e)] = int(works.size());
-        works.push_back({c.expert(Gate, e),
-                         c.expert(Up, e),
-                         c.expert(Down, e),
-                         expertNode(e, E, c.pool.nodes()),
-                         {},
-                         {},
-                         {},
-                         {},
-                         {},
-                         {},
-                         {},
-                         {},
-                         {}});
+        const ExpertMatrices m = expert(e);
+        works.push_back(
+            {m.gate, m.up, m.down, expertNode(e, E, nodes), {}, {}, {}, {}, {}, {}, {}, {}, {}});
       }
       works[size_t(workOf[size_t(e)])].tokens.push_back(t);
       works[size_t(workOf[size_t(e)])].weights.push_back(weight[t * K + k]);
     }
   return works;
+}
+
+// The plan step's routed experts (its stacked gate/up/down weights).
+std::vector<ExpertWork> routedWorks(OpContext& c, const int32_t* chosen, const float* weight,
+                                    int64_t T, int K) {
+  using namespace plan::slots;
+  auto expert = [&](int e) {
+    return ExpertMatrices{c.expert(Gate, e), c.expert(Up, e), c.expert(Down, e)};
+  };
+  return routedWorks(expert, c.step.attrs_as_MoeAttrs()->num_experts(), c.pool.nodes(), chosen,
+                     weight, T, K);
 }
 } // namespace
 
@@ -307,6 +307,14 @@ void routedExperts(OpContext& c, const int32_t* chosen, const float* weight, int
                    const float* x, int64_t H, float* out) {
   std::vector<ExpertWork> works = routedWorks(c, chosen, weight, T, K);
   runExperts(c.pool, works, x, H, out, T);
+}
+
+void routedExpertsOver(ThreadPool& pool, const std::function<ExpertMatrices(int)>& expert,
+                       int numExperts, const int32_t* chosen, const float* weight, int64_t T, int K,
+                       const float* x, int64_t H, float* out) {
+  std::vector<ExpertWork> works =
+      routedWorks(expert, numExperts, pool.nodes(), chosen, weight, T, K);
+  runExperts(pool, works, x, H, out, T);
 }
 
 } // namespace kt::cpuops

@@ -6,12 +6,11 @@
 
 namespace kt {
 
-namespace {
 // The CPU ops allocate their activations per step (a decode step frees and re-allocates the same
 // sizes every token). glibc serves blocks above 128 KiB-32 MiB with fresh mmaps and trims the heap
 // top on free, so each step paid page faults on zeroed pages (~200k faults in 64 decode steps of
 // DeepSeek-V2-Lite). Keeping freed memory in the heap makes later steps reuse warm pages.
-void keepFreedMemoryInHeap() {
+void cpuops::keepFreedMemoryInHeap() {
 #if defined(__GLIBC__)
   static const bool done = [] {
     mallopt(M_MMAP_THRESHOLD, 256 << 20);
@@ -21,10 +20,9 @@ void keepFreedMemoryInHeap() {
   (void)done;
 #endif
 }
-} // namespace
 
 void registerCpuOps(OpRegistry& r) {
-  keepFreedMemoryInHeap();
+  cpuops::keepFreedMemoryInHeap();
   using plan::DeviceKind;
   using plan::OpKind;
   r.add(OpKind::Embedding, DeviceKind::CPU, cpuops::embedding);

@@ -47,6 +47,8 @@ ProbeResult syntheticResult() {
   // The rows curves: packed int8 at 3 row counts, plain bf16 at 2 (one unmeasured, left out).
   r.cpu.rowsRates = {{"int8", false, 8, 300}, {"int8", false, 32, 900}, {"int8", false, 512, 2600},
                      {"bf16", true, 8, 40},   {"bf16", true, 512, 150}, {"f32", true, 8, 0}};
+  // The routed-expert path: int8 at 2 row counts (a failed point, 0, is left out).
+  r.cpu.expertRates = {{"int8", false, 8, 250}, {"int8", false, 64, 1200}, {"int4", false, 8, 0}};
   GpuResult g;
   g.index = 0;
   g.name = "Test GPU";
@@ -63,6 +65,11 @@ ProbeResult syntheticResult() {
   g.kernelFloorUs = 1.5;
   g.mlaAttentionGflops = 800;
   g.mlaAttentionBlockGflops = 3.5;
+  g.mlaPrefillGflops = {{512, 800}, {2048, 500}};
+  g.decodeGraphKernelUs = 3.2;
+  g.decodeEagerKernelUs = 9.5;
+  g.decodeGemvGBs = {{"bf16", {{1 << 20, 700}, {16 << 20, 2100}}}, {"int8", {{1 << 20, 400}}}};
+  g.decodeMoeGBs = {{"bf16", {{9437184, 1900}}}};
   r.gpus.push_back(g);
   r.seconds = 12;
   return r;
@@ -96,6 +103,8 @@ TEST(ProbeTest, ProfileJsonParsesWithMeasuredNumbers) {
   EXPECT_DOUBLE_EQ(p.cpu.gemmRowsGflops.at(cost::WeightFormat::Int8, 512), 2600);
   EXPECT_DOUBLE_EQ(p.cpu.plainRowsGflops.at(cost::WeightFormat::BF16, 8), 40);
   EXPECT_EQ(p.cpu.plainRowsGflops.points.count("f32"), 0u); // not measured: absent
+  EXPECT_DOUBLE_EQ(p.cpu.expertRowsGflops.at(cost::WeightFormat::Int8, 64), 1200);
+  EXPECT_EQ(p.cpu.expertRowsGflops.points.count("int4"), 0u); // 0: not written
   ASSERT_EQ(p.gpus.size(), 1u);
   EXPECT_DOUBLE_EQ(p.gpus[0].gemmTflops.get(cost::WeightFormat::BF16), 150);
   EXPECT_DOUBLE_EQ(p.gpus[0].gemvEfficiency.get(cost::WeightFormat::BF16), 0.85);
@@ -107,6 +116,12 @@ TEST(ProbeTest, ProfileJsonParsesWithMeasuredNumbers) {
   EXPECT_DOUBLE_EQ(p.gpus[0].mlaAttentionGflops, 800);
   EXPECT_DOUBLE_EQ(p.gpus[0].mlaAttentionBlockGflops, 3.5);
   EXPECT_DOUBLE_EQ(p.gpus[0].gqaAttentionGflops, 0); // not measured: absent, not 0 in the file
+  EXPECT_DOUBLE_EQ(p.gpus[0].prefillAttentionGflops.atKey("mla", 2048), 500);
+  EXPECT_DOUBLE_EQ(p.gpus[0].decodeGraphKernelUs, 3.2);
+  EXPECT_DOUBLE_EQ(p.gpus[0].decodeEagerKernelUs, 9.5);
+  EXPECT_DOUBLE_EQ(p.gpus[0].decodeGemvGBs.at(cost::WeightFormat::BF16, 16 << 20), 2100);
+  EXPECT_DOUBLE_EQ(p.gpus[0].decodeGemvGBs.at(cost::WeightFormat::Int8, 1 << 20), 400);
+  EXPECT_DOUBLE_EQ(p.gpus[0].decodeMoeGBs.at(cost::WeightFormat::BF16, 9437184), 1900);
   EXPECT_GT(p.gpus[0].reservedBytes, 0);
   EXPECT_LT(p.gpus[0].reservedBytes, p.gpus[0].memoryBytes);
   EXPECT_NE(json.find("\"_measured\""), std::string::npos);
@@ -191,6 +206,13 @@ TEST(ProbeTest, KtRtProbeWritesAValidProfile) {
   ASSERT_EQ(p.cpu.plainRowsGflops.points.count("bf16"), 1u);
   EXPECT_GT(p.cpu.plainRowsGflops.points.at("bf16").at(512), 0.01);
   EXPECT_NE(r.output.find("products by rows per matrix"), std::string::npos) << r.output;
+  // The routed-expert path (cpuops::routedExpertsOver) per packed format at the quick rows.
+  for (const char* f : {"bf16", "int8", "int4"}) {
+    ASSERT_EQ(p.cpu.expertRowsGflops.points.count(f), 1u) << f;
+    EXPECT_EQ(p.cpu.expertRowsGflops.points.at(f).size(), expertCurveRows(true).size()) << f;
+    EXPECT_GT(p.cpu.expertRowsGflops.points.at(f).at(32), 0.01) << f;
+  }
+  EXPECT_NE(r.output.find("routed-expert path by rows per expert"), std::string::npos);
   // A bad output path fails before measuring, naming the path.
   auto bad = testing_util::run(std::string(KT_BINARY_DIR) +
                                "/tools/kt-rt/kt-rt probe --quick -o /nonexistent/dir/hw.json");

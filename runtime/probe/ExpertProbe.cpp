@@ -1,0 +1,138 @@
+// kt-rt probe's expert-path curve (the profile's cpu.expert_rows_gflops): the runtime's whole
+// routed-expert path at prefill sizes, timed through the very function the CPU moe op and the
+// hybrid GPU moe op call (cpuops::routedExpertsOver: gather each expert's rows, prepare the
+// activations, gate/up, SwiGLU, down, the weighted combine) over a layer's worth of experts with
+// the format's packed weights.
+//
+// Why not the rows curves (gemm_rows_gflops): those time one matrix's row blocks with every
+// thread on it, while a MoE layer's prefill runs many experts' gathers, preparations, three
+// products, SwiGLU and the combine in one fused task list. The device's DeepSeek-V2-Lite int8
+// prefill reached ~1 TFLOP/s where the rows curve said 4-7 TFLOP/s (docs/cost-model.md, third
+// device run).
+#include "runtime/probe/Probe.h"
+
+#include "bench/kernels/BenchUtil.h"
+#include "kernels/cpu/quant/QuantMatmul.h"
+#include "runtime/exec/cpu/CpuOps.h"
+#include "runtime/support/ThreadPool.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace kt::probe {
+
+namespace quant = kt::cpu::quant;
+
+namespace {
+
+// DeepSeek-V2-Lite's routed expert (hidden 2048, intermediate 1408); 16 experts per timed layer,
+// top-8 routing arranged so that every expert gets exactly `rows` rows (token t picks the eight
+// experts of its parity), whatever the row count.
+constexpr int64_t kHidden = 2048, kInter = 1408;
+constexpr int kExperts = 16, kTopK = 8;
+
+// Uniform values in [-0.1, 0.1) (the kernels' speed does not depend on the distribution).
+std::vector<float> fill(int64_t n, uint32_t seed) {
+  std::vector<float> v(static_cast<size_t>(n));
+  uint32_t s = seed * 2654435761u + 1;
+  for (float& x : v) {
+    s = s * 1664525u + 1013904223u;
+    x = (float(s >> 8) / float(1 << 24) - 0.5f) * 0.2f;
+  }
+  return v;
+}
+
+size_t aligned(size_t bytes) {
+  return (bytes + 4095) / 4096 * 4096;
+}
+
+} // namespace
+
+const std::vector<int64_t>& expertCurveRows(bool quick) {
+  // A P-token prefill gives each expert about P*k/E rows: DeepSeek-V2-Lite 12 at P = 128, 48 at
+  // 512, 192 at 2048; Qwen3-30B-A3B 32 at 512, 128 at 2048.
+  static const std::vector<int64_t> full = {8, 16, 32, 64, 128, 256}, fast = {8, 32, 128};
+  return quick ? fast : full;
+}
+
+void measureExpertPath(const ProbeOptions& o, int threads, bench::Buffer& blob, CpuResult* out) {
+  // The malloc settings an Executor gives the ops: without them every call's gathered rows and
+  // intermediates came from fresh mmaps (page faults the runtime does not pay; 4-5x slower at
+  // 128 rows per expert).
+  cpuops::keepFreedMemoryInHeap();
+  ThreadPool pool(threads);
+  const std::vector<float> gate = fill(kInter * kHidden, 21), up = fill(kInter * kHidden, 22),
+                           down = fill(kHidden * kInter, 23);
+  struct Format {
+    quant::WeightFormat packed;
+    const char* name;
+  };
+  for (const Format f :
+       {Format{quant::WeightFormat::BF16, "bf16"}, Format{quant::WeightFormat::Int8, "int8"},
+        Format{quant::WeightFormat::Int4G32Sym, "int4"}}) {
+    const size_t upBytes = quant::packedBytes(f.packed, kInter, kHidden);
+    const size_t downBytes = quant::packedBytes(f.packed, kHidden, kInter);
+    const size_t expertStride = 2 * aligned(upBytes) + aligned(downBytes);
+    // Copies of one expert side by side, far larger than the caches, taken in turn: the weights
+    // come from DRAM as in a prefill that touches every expert of every layer.
+    const size_t copies = blob.size / expertStride;
+    if (copies < 2)
+      continue;
+    if (o.progress)
+      o.progress(std::string("cpu:numa0: ") + f.name +
+                 " routed-expert path by rows per expert (16 experts of 1408 x 2048, top-8)");
+    quant::packWeights(f.packed, gate.data(), kInter, kHidden, blob.data);
+    quant::packWeights(f.packed, up.data(), kInter, kHidden, blob.data + aligned(upBytes));
+    quant::packWeights(f.packed, down.data(), kHidden, kInter, blob.data + 2 * aligned(upBytes));
+    for (size_t c = 1; c < copies; ++c)
+      std::memcpy(blob.data + c * expertStride, blob.data, expertStride);
+    auto view = [&](size_t copy, size_t offset, int64_t rows, int64_t cols) {
+      cpu::MatrixView v;
+      v.data = blob.data + copy * expertStride + offset;
+      v.dtype = DType::F32;
+      v.rows = rows;
+      v.cols = cols;
+      v.packed = int32_t(f.packed);
+      return v;
+    };
+    size_t next = 0; // first copy of the next timed layer
+    for (int64_t rows : expertCurveRows(o.quick)) {
+      const int64_t T = rows * kExperts / kTopK;
+      std::vector<int32_t> chosen(static_cast<size_t>(T * kTopK));
+      std::vector<float> weight(chosen.size(), 1.0f / kTopK);
+      for (int64_t t = 0; t < T; ++t)
+        for (int j = 0; j < kTopK; ++j)
+          chosen[size_t(t * kTopK + j)] = int32_t(t % 2 + 2 * j);
+      const std::vector<float> x = fill(T * kHidden, 24);
+      std::vector<float> y(static_cast<size_t>(T * kHidden));
+      const double flops = 2.0 * 3.0 * double(kHidden) * double(kInter) * double(rows) * kExperts;
+      std::vector<double> rates;
+      const int calls = o.quick ? 2 : 3;
+      for (int c = 0; c <= calls; ++c) { // one warm-up
+        const size_t base = next;
+        next = (next + kExperts) % copies;
+        auto expert = [&](int e) {
+          const size_t copy = (base + size_t(e)) % copies;
+          return cpuops::ExpertMatrices{view(copy, 0, kInter, kHidden),
+                                        view(copy, aligned(upBytes), kInter, kHidden),
+                                        view(copy, 2 * aligned(upBytes), kHidden, kInter)};
+        };
+        std::fill(y.begin(), y.end(), 0.0f);
+        const double t0 = bench::nowSeconds();
+        cpuops::routedExpertsOver(pool, expert, kExperts, chosen.data(), weight.data(), T, kTopK,
+                                  x.data(), kHidden, y.data());
+        const double secs = bench::nowSeconds() - t0;
+        if (c > 0)
+          rates.push_back(flops / secs / 1e9);
+      }
+      std::sort(rates.begin(), rates.end());
+      RowsResult r;
+      r.format = f.name;
+      r.rows = rows;
+      r.gflops = rates[rates.size() / 2];
+      out->expertRates.push_back(r);
+    }
+  }
+}
+
+} // namespace kt::probe

@@ -1,0 +1,298 @@
+// compiler/cost with the probe's runtime-shaped fields (issue #6): the decode chain of the
+// runtime's own kernels (decode_kernel_us, decode_gemv_gbs, decode_moe_gbs) for decode-sized GPU
+// steps in graph and eager mode, the GPU prefill attention rate by prompt length
+// (prefill_attention_gflops), the CPU's whole routed-expert path by rows per expert
+// (expert_rows_gflops), and the parser's errors for each.
+#include "compiler/cost/CostModel.h"
+#include "compiler/cost/ExpertStats.h"
+#include "compiler/cost/HardwareProfile.h"
+#include "compiler/cost/Predict.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+
+namespace kt::cost {
+namespace {
+
+constexpr double kMiB = 1 << 20, kUs = 1e-6;
+
+// One NUMA node of 100 GB/s; one GPU of 1000 GB/s at 100 TFLOP/s, 5 us link latency, eager
+// launches at 6 us; `gpuExtra` and `cpuExtra` are spliced into the GPU's and the CPU's fields.
+std::string profileText(const std::string& gpuExtra, const std::string& cpuExtra = "") {
+  return R"({"name": "unit", "source": "placeholder",
+  "cpu": {"isa": ["avx512", "amx"],
+          "numa_nodes": [{"cores": 8, "memory_bytes": "64GiB", "bandwidth_gbs": 100}],
+          "gemv_efficiency": {"f32": 1.0}, )" +
+         cpuExtra + R"(
+          "gemm_gflops": {"avx512": {"f32": 1000}, "amx": {"bf16": 20000, "int8": 40000}}},
+  "gpus": [{"memory_bytes": "80GiB", "bandwidth_gbs": 1000, "gemv_efficiency": {"f32": 1.0},
+            "gemm_tflops": {"f32": 100}, "launch_overhead_us": 6, )" +
+         gpuExtra + R"(
+            "link": {"h2d_gbs": 10, "d2h_gbs": 20, "latency_us": 5}}]})";
+}
+
+HardwareProfile parsed(const std::string& text) {
+  HardwareProfile p;
+  std::string error;
+  EXPECT_TRUE(parseHardwareProfile(text, "unit.json", &p, &error)) << error;
+  return p;
+}
+
+std::string errorOf(const std::string& text) {
+  HardwareProfile p;
+  std::string error;
+  EXPECT_FALSE(parseHardwareProfile(text, "hw.json", &p, &error));
+  return error;
+}
+
+// The decode chain: 3 us per kernel replayed, 10 us eager; 1-token bf16 products at 500 GB/s for
+// 1 MiB matrices and 900 GB/s for 16 MiB; the fused MoE kernels at 1500 GB/s for experts of
+// 9 MiB, 1800 for 18 MiB (decode_kernel_us first: the rates are net of it).
+const char* kChain = R"("decode_kernel_us": {"graph": 3, "eager": 10},
+            "decode_gemv_gbs": {"bf16": {"1048576": 500, "16777216": 900}},
+            "decode_moe_gbs": {"bf16": {"9437184": 1500, "18874368": 1800}},)";
+
+Unit bf16Linear(double bytes, double matrices, double launches) {
+  Unit u;
+  u.kind = UnitKind::Linear;
+  u.opKind = "linear";
+  u.weightBytes = bytes;
+  u.flopsPerToken = bytes; // 2 flops per 2-byte weight: negligible at 1 token on this GPU
+  u.format = WeightFormat::BF16;
+  u.matrices = matrices;
+  u.gpu.perStep = launches;
+  u.hidden = 2048;
+  return u;
+}
+
+TEST(ProbeFields, ParseIntoTheProfile) {
+  HardwareProfile p = parsed(profileText(
+      std::string(kChain) + R"("prefill_attention_gflops": {"mla": {"512": 800, "2048": 400}},)",
+      R"("expert_rows_gflops": {"int8": {"8": 1000, "32": 4000}},)"));
+  const AcceleratorProfile& g = p.gpus[0];
+  EXPECT_EQ(g.decodeGraphKernelUs, 3);
+  EXPECT_EQ(g.decodeEagerKernelUs, 10);
+  EXPECT_EQ(g.decodeGemvGBs.at(WeightFormat::BF16, kMiB), 500);
+  EXPECT_EQ(g.decodeGemvGBs.at(WeightFormat::BF16, 4 * kMiB), 700);  // halfway in log2
+  EXPECT_EQ(g.decodeGemvGBs.at(WeightFormat::Int8, 64 * kMiB), 900); // int8 -> bf16, held flat
+  EXPECT_EQ(g.decodeMoeGBs.at(WeightFormat::BF16, 9437184), 1500);
+  EXPECT_EQ(g.prefillAttentionGflops.atKey("mla", 1024), 600);
+  EXPECT_EQ(p.cpu.expertRowsGflops.at(WeightFormat::Int8, 16), 2500);
+  // A profile without them (every profile before the probe learnt them) has none.
+  HardwareProfile old = parsed(profileText(""));
+  EXPECT_EQ(old.gpus[0].decodeGraphKernelUs, 0);
+  EXPECT_TRUE(old.gpus[0].decodeGemvGBs.empty());
+  EXPECT_TRUE(old.gpus[0].prefillAttentionGflops.empty());
+  EXPECT_TRUE(old.cpu.expertRowsGflops.empty());
+  HardwareProfile device;
+  std::string error;
+  EXPECT_TRUE(loadHardwareProfile(
+      std::string(KT_EXAMPLES_DIR) + "/hw/device-h100-xeon-measured.json", &device, &error))
+      << error;
+}
+
+TEST(ProbeFields, ErrorsNameTheField) {
+  EXPECT_EQ(errorOf(profileText(R"("decode_kernel_us": {"eager": 10},)")),
+            "hw.json: gpus[0].decode_kernel_us.graph: missing (required)");
+  EXPECT_EQ(errorOf(profileText(R"("decode_kernel_us": {"graph": 0},)")),
+            "hw.json: gpus[0].decode_kernel_us.graph: expected a positive number, got 0");
+  EXPECT_EQ(errorOf(profileText(R"("decode_kernel_us": {"graph": 3, "replay": 1},)")),
+            "hw.json: gpus[0].decode_kernel_us.replay: unknown field (expected one of: graph, "
+            "eager)");
+  EXPECT_EQ(errorOf(profileText(R"("decode_kernel_us": 3,)")),
+            "hw.json: gpus[0].decode_kernel_us: expected an object, got 3");
+  EXPECT_EQ(
+      errorOf(profileText(R"("decode_kernel_us": {"graph": 3},
+            "decode_gemv_gbs": {"bf16": {"1MiB": 500}},)")),
+      "hw.json: gpus[0].decode_gemv_gbs.bf16.1MiB: expected a matrix size in bytes (a positive "
+      "integer) as the key");
+  EXPECT_EQ(errorOf(profileText(R"("decode_kernel_us": {"graph": 3},
+            "decode_moe_gbs": {"fp8": {"1048576": 500}},)")),
+            "hw.json: gpus[0].decode_moe_gbs.fp8: unknown weight format (expected f32, bf16, f16, "
+            "int8 or int4)");
+  // The rates are net of the chain's per-kernel cost: without it they mean nothing.
+  EXPECT_EQ(errorOf(profileText(R"("decode_gemv_gbs": {"bf16": {"1048576": 500}},)")),
+            "hw.json: gpus[0].decode_kernel_us: missing: decode_gemv_gbs and decode_moe_gbs are "
+            "rates beyond its per-kernel cost, so they need decode_kernel_us.graph");
+  EXPECT_EQ(errorOf(profileText(R"("prefill_attention_gflops": {"mha": {"512": 1}},)")),
+            "hw.json: gpus[0].prefill_attention_gflops.mha: unknown name (expected gqa or mla)");
+  EXPECT_EQ(errorOf(profileText(R"("prefill_attention_gflops": {"mla": {"512": -1}},)")),
+            "hw.json: gpus[0].prefill_attention_gflops.mla.512: expected a positive number, got "
+            "-1");
+  EXPECT_EQ(errorOf(profileText("", R"("expert_rows_gflops": {"int8": {"0": 5}},)")),
+            "hw.json: cpu.expert_rows_gflops.int8.0: expected a row count (a positive integer) as "
+            "the key");
+  EXPECT_EQ(errorOf(profileText("", R"("expert_rows_gflops": {"int8": {}},)")),
+            "hw.json: cpu.expert_rows_gflops.int8: needs at least one point (\"ROWS\": GFLOP/s)");
+}
+
+// Decode-sized steps: each 1-token product streams its matrix at the measured rate for its size,
+// and each kernel costs the chain's per-kernel time — replayed (graph) or issued eagerly, where
+// the host's issue bounds the step unless the GPU's work is longer.
+TEST(ProbeFields, DecodeChainPricesKernelsAsMeasured) {
+  CostModel m(parsed(profileText(kChain))), old(parsed(profileText("")));
+  Device gpu;
+  ASSERT_TRUE(m.find("gpu:0", &gpu));
+  Shape graph{1, 0, 1}, eager{1, 0, 1};
+  graph.graphs = true;
+  // One 4 MiB matrix, 2 launches (bf16: rounding + GEMV): 700 GB/s.
+  Unit small = bf16Linear(4 * kMiB, 1, 2);
+  const double smallWork = 4 * kMiB / 700e9;
+  EXPECT_NEAR(m.unitTime(small, gpu, graph), smallWork + 2 * 3 * kUs, 1e-12);
+  EXPECT_NEAR(m.unitTime(small, gpu, eager), 2 * 10 * kUs, 1e-12); // host-bound
+  // Two 16 MiB matrices, 4 launches: 900 GB/s; eagerly the GPU's work is now the longer side.
+  Unit large = bf16Linear(32 * kMiB, 2, 4);
+  const double largeWork = 32 * kMiB / 900e9;
+  ASSERT_GT(largeWork + 4 * 3 * kUs, 4 * 10 * kUs);
+  EXPECT_NEAR(m.unitTime(large, gpu, graph), largeWork + 4 * 3 * kUs, 1e-12);
+  EXPECT_NEAR(m.unitTime(large, gpu, eager), largeWork + 4 * 3 * kUs, 1e-12);
+  // The same bytes as one matrix (a hand-built unit: matrices 0) stream at the 32 MiB rate.
+  Unit whole = bf16Linear(32 * kMiB, 0, 4);
+  EXPECT_NEAR(m.unitTime(whole, gpu, graph), largeWork + 4 * 3 * kUs, 1e-12);
+  // Prefill is not a decode-sized step: unchanged by the chain's numbers.
+  EXPECT_DOUBLE_EQ(m.unitTime(large, gpu, {512, 0, 1}), old.unitTime(large, gpu, {512, 0, 1}));
+  // Old profiles keep their decode prices: bytes at HBM speed, eager launches at 6 us.
+  EXPECT_NEAR(old.unitTime(small, gpu, eager), 2 * 6 * kUs, 1e-12);
+  // Without decode_gemv_gbs the chain's kernel costs apply and the bytes stream at HBM speed.
+  CostModel kernelsOnly(parsed(profileText(R"("decode_kernel_us": {"graph": 3},)")));
+  EXPECT_NEAR(kernelsOnly.unitTime(large, gpu, graph), 32 * kMiB / 1000e9 + 4 * 3 * kUs, 1e-12);
+  EXPECT_NEAR(kernelsOnly.unitTime(small, gpu, eager), 2 * 6 * kUs, 1e-12); // eager: 6 us
+}
+
+// A MoE layer decoded on the GPU as a replayed graph: the router's product at its size, the
+// shared experts' and the routed experts' fused decode kernels at their expert sizes, plus every
+// launch at the chain's 3 us.
+TEST(ProbeFields, DecodeChainPricesTheFusedMoeKernels) {
+  CostModel m(parsed(profileText(kChain)));
+  Device gpu, cpu;
+  ASSERT_TRUE(m.find("gpu:0", &gpu));
+  ASSERT_TRUE(m.find("cpu:numa0", &cpu));
+  const double expert = 9437184, shared = 2 * expert, router = kMiB;
+  Unit u;
+  u.kind = UnitKind::Moe;
+  u.opKind = "shared_experts";
+  u.layer = 1;
+  u.numExperts = 64;
+  u.topK = 6;
+  u.expertBytes = expert;
+  u.expertFlopsPerToken = expert;
+  u.expertFormat = u.format = WeightFormat::BF16;
+  u.weightBytes = router + shared;
+  u.sharedBytes = shared;
+  u.flopsPerToken = router + shared;
+  u.sharedFlopsPerToken = shared;
+  u.hidden = 2048;
+  u.gpu = moeLaunches(/*bf16=*/true, /*sharedExperts=*/true, /*sharedExpertGate=*/false);
+  std::string why;
+  ASSERT_TRUE(expertProbabilities(nullptr, 1, 64, 6, &u.expertProb, &why)) << why;
+  ModelGraph g;
+  g.numLayers = 1;
+  g.units = {u};
+  Assignment a;
+  a.unitDevice = {"gpu:0"};
+  a.expertDevice = {std::vector<std::string>(64, "gpu:0")};
+  a.prefillOffloadMinTokens = {0};
+  a.kvBytes = {0};
+  const GpuLaunches d = u.gpu.at(1);
+  ASSERT_EQ(d.perStep, 6);            // router (2), top-k, combine, shared experts (2)
+  ASSERT_EQ(d.gpuExpertsLaunches, 2); // gate/up and down for all pairs
+  const double touched = 6;           // 1 token: its top-6
+  const double expected = (router / 500e9 + 4 * 3 * kUs) +            // router, top-k, combine
+                          (shared / 1800e9 + 2 * 3 * kUs) +           // shared experts
+                          (touched * expert / 1500e9 + 2 * 3 * kUs) + // routed experts
+                          m.transferTime(gpu, cpu, 2048 * 4.0);       // the logits' row
+  EXPECT_NEAR(predictStepSeconds(g, m, a, {1, 0, 1}, false), expected, 1e-9);
+  // Eagerly (the same layer with its experts computed by expertsTime on their own): the fused
+  // kernels' 2 launches at the host's 10 us bound a step this short? No: the experts' 57 MB take
+  // 38 us on the GPU, more than 2 x 10 us.
+  Shape eager{1, 0, 1};
+  std::vector<int> all(64);
+  for (int e = 0; e < 64; ++e)
+    all[size_t(e)] = e;
+  EXPECT_NEAR(m.expertsTime(u, all, gpu, eager), touched * expert / 1500e9 + 2 * 3 * kUs, 1e-9);
+}
+
+// GPU prefill attention runs at the probe's rate for the prompt's length (a causal prefill of L
+// tokens gives each block L/2 keys on average), interpolated in log2 and held flat outside.
+TEST(ProbeFields, GpuPrefillAttentionRateByPromptLength) {
+  const std::string rates = R"("attention_gflops": {"mla": 800},
+            "attention_block_gflops": {"mla": 4}, "sm_count": 132,)";
+  CostModel m(parsed(
+      profileText(rates + R"("prefill_attention_gflops": {"mla": {"512": 800, "2048": 400}},)"))),
+      old(parsed(profileText(rates)));
+  Device gpu;
+  ASSERT_TRUE(m.find("gpu:0", &gpu));
+  Unit u;
+  u.kind = UnitKind::MlaAttention;
+  u.attnFlopsPerPair = 1000;
+  u.attnHeads = 16;
+  u.hidden = 2048;
+  // (A hand-built unit without launch counts pays one launch overhead, 6 us, per kt op.)
+  auto pairs = [](double n) { return n * (n + 1) / 2 * 1000; };
+  const double op = 6 * kUs;
+  EXPECT_NEAR(m.unitTime(u, gpu, {512, 0, 1}), pairs(512) / 800e9 + op, 1e-12);
+  EXPECT_NEAR(m.unitTime(u, gpu, {1024, 0, 1}), pairs(1024) / 600e9 + op, 1e-12);
+  EXPECT_NEAR(m.unitTime(u, gpu, {4096, 0, 1}), pairs(4096) / 400e9 + op, 1e-12);
+  EXPECT_NEAR(old.unitTime(u, gpu, {2048, 0, 1}), pairs(2048) / 800e9 + op, 1e-12); // 512's rate
+  // Two sequences of 1024 tokens: the rate of 1024 tokens per sequence.
+  EXPECT_NEAR(m.unitTime(u, gpu, {2048, 0, 2}), 2 * pairs(1024) / 600e9 + op, 1e-12);
+  // Decode is not a prefill: the one-block rules as before (16 x 16 splits x 4 GFLOP/s).
+  EXPECT_DOUBLE_EQ(m.unitTime(u, gpu, {1, 511, 1}), old.unitTime(u, gpu, {1, 511, 1}));
+  // GQA has no curve here: attention_gflops' fallback (the f32 GEMM rate).
+  u.kind = UnitKind::Attention;
+  EXPECT_NEAR(m.unitTime(u, gpu, {1024, 0, 1}), pairs(1024) / 100e12 + op, 1e-12);
+}
+
+// CPU expert prefill runs at the rate of the runtime's whole fused expert path for its rows per
+// expert (expert_rows_gflops), not at one matrix's rows rate (gemm_rows_gflops).
+TEST(ProbeFields, CpuExpertPrefillRunsAtTheExpertPathRate) {
+  const std::string rows = R"("gemm_rows_gflops": {"int8": {"8": 4000, "32": 16000, "512": 40000}},
+          "plain_rows_gflops": {"bf16": {"8": 2, "512": 20}},)";
+  CostModel m(parsed(profileText(
+      "", rows + R"("expert_rows_gflops": {"int8": {"8": 1000, "32": 4000, "128": 8000}},)"))),
+      rowsOnly(parsed(profileText("", rows)));
+  Device cpu, gpu;
+  ASSERT_TRUE(m.find("cpu:numa0", &cpu));
+  ASSERT_TRUE(m.find("gpu:0", &gpu));
+  Unit u;
+  u.kind = UnitKind::Moe;
+  u.numExperts = 64;
+  u.topK = 4;
+  u.expertBytes = 1e6;
+  u.expertFlopsPerToken = 1e8; // compute-bound at these rows
+  u.expertFormat = WeightFormat::BF16;
+  u.hasCpuStorage = true;
+  u.cpuStorage.expertBytes = 0.5e6;
+  u.cpuStorage.expertFormat = WeightFormat::Int8;
+  std::string why;
+  ASSERT_TRUE(expertProbabilities(nullptr, 1, 64, 4, &u.expertProb, &why)) << why;
+  std::vector<int> all(64);
+  for (int e = 0; e < 64; ++e)
+    all[size_t(e)] = e;
+  // 512 tokens x 4 / 64 = 32 rows per expert: 4000 GFLOP/s (the rows curve said 16000).
+  const double flops = 512 * 4 * 1e8;
+  EXPECT_NEAR(m.expertsTime(u, all, cpu, {512, 0, 1}), flops / 4000e9, 1e-12);
+  EXPECT_NEAR(rowsOnly.expertsTime(u, all, cpu, {512, 0, 1}), flops / 16000e9, 1e-12);
+  // 1024 tokens: 64 rows, halfway in log2 between 32 and 128.
+  EXPECT_NEAR(m.expertsTime(u, all, cpu, {1024, 0, 1}), 2 * flops / 6000e9, 1e-12);
+  // int4 experts fall back to the int8 curve (int4 -> int8 -> bf16 -> f32).
+  u.cpuStorage.expertFormat = WeightFormat::Int4;
+  EXPECT_NEAR(m.expertsTime(u, all, cpu, {512, 0, 1}), flops / 4000e9, 1e-12);
+  // Decode (1 token) of a real expert's ratio (2 FLOPs per int8 byte, well under the curve's
+  // first point): bound by streaming the 4 touched experts, as before.
+  u.expertFlopsPerToken = 1e6;
+  const double touched = CostModel::expectedTouched(u, all, 1);
+  EXPECT_NEAR(m.expertsTime(u, all, cpu, {1, 0, 1}), touched * 0.5e6 / 100e9, 1e-15);
+  u.expertFlopsPerToken = 1e8;
+  // Unpacked experts take the plain loops' curve; the GPU ignores the CPU's curves.
+  u.cpuStorage.expertsUnpacked = true;
+  EXPECT_DOUBLE_EQ(m.expertsTime(u, all, cpu, {512, 0, 1}),
+                   rowsOnly.expertsTime(u, all, cpu, {512, 0, 1}));
+  EXPECT_DOUBLE_EQ(m.expertsTime(u, all, gpu, {512, 0, 1}),
+                   rowsOnly.expertsTime(u, all, gpu, {512, 0, 1}));
+}
+
+} // namespace
+} // namespace kt::cost
