@@ -21,11 +21,10 @@ using namespace kt;
 
 namespace {
 
-const std::string kCompile = testing_util::tool("kt-compile");
-const std::string kRt = testing_util::tool("kt-rt");
-const std::string kFixtures = std::string(KT_FIXTURES_DIR) + "/hf";
-
 using testing_util::expectError;
+using testing_util::kCompile;
+using testing_util::kFixtures;
+using testing_util::kRt;
 using testing_util::Result;
 using testing_util::run;
 

@@ -56,4 +56,12 @@ inline std::string tool(const std::string& name) {
   return std::string(KT_BINARY_DIR) + "/tools/" + name + "/" + name;
 }
 
+// The two tools every CLI test drives, and the fixture models (targets that define
+// KT_FIXTURES_DIR).
+inline const std::string kCompile = tool("kt-compile");
+inline const std::string kRt = tool("kt-rt");
+#ifdef KT_FIXTURES_DIR
+inline const std::string kFixtures = std::string(KT_FIXTURES_DIR) + "/hf";
+#endif
+
 } // namespace kt::testing_util

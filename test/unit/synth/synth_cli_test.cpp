@@ -27,8 +27,8 @@ using namespace kt;
 namespace {
 
 const std::string kSynth = testing_util::tool("kt-synth");
-const std::string kCompile = testing_util::tool("kt-compile");
-const std::string kRt = testing_util::tool("kt-rt");
+using testing_util::kCompile;
+using testing_util::kRt;
 const std::string kConfigs = std::string(KT_EXAMPLES_DIR) + "/configs";
 const std::string kFixtures = std::string(KT_FIXTURES_DIR) + "/hf";
 

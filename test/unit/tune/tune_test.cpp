@@ -26,7 +26,7 @@ using testing_util::run;
 namespace {
 
 const std::string kTune = testing_util::tool("kt-tune");
-const std::string kCompile = testing_util::tool("kt-compile");
+using testing_util::kCompile;
 const std::string kFixtures = KT_FIXTURES_DIR;
 // A trained DeepSeek-V2-architecture model with a tokenizer (fixtures README, ../models): real
 // text gives it skewed, meaningful routing. Layers 1-3 are MoE (16 routed experts, top-4).
