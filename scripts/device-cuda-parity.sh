@@ -2,8 +2,10 @@
 # Run on the device machine (the `device` tool, carry [".cudaparity", ".devdeps"]; prepare both
 # here first with scripts/device-cuda-plans.sh): builds the runtime with the CUDA backend
 # (scripts/device, no compiler), runs the CUDA kernel tests and the whole-plan parity tests
-# (GPU-only, hybrid, bf16, int8, int4 and split plans of every fixture model; VARIANTS="int4 split4"
-# limits the parity run to those variants) and writes the logs under $OUT.
+# (GPU-only, hybrid, bf16, int8, int4 and split plans of every fixture model, and the prefill
+# offload plans offload/offloadq/offload4/splitoff whose prefill streams the CPU experts to the GPU:
+# PrefillStreamsDecodeStaysOnCpu checks that it did; VARIANTS="int4 split4" limits the parity run
+# to those variants) and writes the logs under $OUT.
 set -uo pipefail
 OUT=${OUT:-/tmp/kt-cuda-out}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,6 +39,10 @@ grep -E "^\[  (PASSED|FAILED) |^\[  FAILED|Failure" "$OUT/parity.txt" | head -60
 grep -E "^\[parity\]" "$OUT/parity.txt" | grep -E "max\|diff\||agreement|ids equal|KL" |
   awk '{print}' > "$OUT/parity_summary.txt"
 grep -E "^\[gpu-mem\]" "$OUT/parity.txt" | sort -u | head -20
+# Prefill offload: what the offload plans streamed (the backend's memory line says it).
+grep -E "^\[gpu-mem\].*prefill offload" "$OUT/parity.txt" | sort -u > "$OUT/offload_summary.txt"
+grep -E "^\[parity\].*(offload|offloadq|offload4|splitoff) " "$OUT/parity.txt" >> "$OUT/offload_summary.txt"
+head -8 "$OUT/offload_summary.txt"
 # CUDA graphs: the CudaGraphs suite above compares replay with eager launches bit for bit; here
 # the GPU-only plans' parity runs once more with graphs forced off (KT_CUDA_GRAPHS=0).
 grep -E "^\[graphs\]" "$OUT/parity.txt" > "$OUT/graphs_summary.txt"
@@ -54,7 +60,7 @@ if [ -z "${SKIP_MEMCHECK:-}" ] && command -v compute-sanitizer > /dev/null; then
     > "$OUT/memcheck.txt" 2>&1; echo "kernels: rc=$?"
   KT_CUDA_PLANS="$ROOT/.cudaparity/plans" KT_CUDA_FIXTURES="$ROOT/.cudaparity" \
     timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 /tmp/ktc/kt_cuda_plan_test \
-    --gtest_filter="${MEMCHECK_FILTER:-*llama_hybrid:*qwen3_moe_gpu:*deepseek_v3_hybrid:*mixtral_bf16:*qwen3_moe_int8:*deepseek_v3_splitq:*deepseek_v2_split:*CudaGraphs*deepseek_v2_gpu:*mixtral_int4:*deepseek_v2_split4}" \
+    --gtest_filter="${MEMCHECK_FILTER:-*llama_hybrid:*qwen3_moe_gpu:*deepseek_v3_hybrid:*mixtral_bf16:*qwen3_moe_int8:*deepseek_v3_splitq:*deepseek_v2_split:*CudaGraphs*deepseek_v2_gpu:*mixtral_int4:*deepseek_v2_split4:*deepseek_v2_offload:*mixtral_offloadq:*qwen3_moe_offload4:*deepseek_v3_splitoff}" \
     >> "$OUT/memcheck.txt" 2>&1; echo "plans: rc=$?"
   grep -E "ERROR SUMMARY|Invalid" "$OUT/memcheck.txt" | sort | uniq -c | head
 fi

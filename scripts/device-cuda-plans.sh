@@ -3,7 +3,11 @@
 # machine (which has no compiler build, no flatc and no Debian packages):
 #   .cudaparity/hf/MODEL/      each fixture's config, weights and HF reference (copied)
 #   .cudaparity/plans/         MODEL.{gpu,hybrid,bf16,int8,hybridq,split,splitq,int4,split4}.ktplan compiled against
-#                              copies (hybridq: CPU experts packed int8, sidecar beside it)
+#                              copies (hybridq: CPU experts packed int8, sidecar beside it), and
+#                              MODEL.{offload,offloadq,offload4,splitoff}.ktplan (not llama): plans
+#                              whose prefill streams the CPU experts to the GPU (--prefill-offload
+#                              always; offloadq: CPU experts packed int8; offload4: --gpu-quant int4;
+#                              splitoff: the split layers of `split`, streamed)
 #   .cudaparity/gen/           plan_generated.h (flatc) for the device's runtime build
 #   .devdeps/*.deb             gtest, flatbuffers, nlohmann-json, hwloc, pcre2, udev (apt-get download)
 # The plans record absolute weight paths under $ROOT/.cudaparity; the device script links that
@@ -43,6 +47,17 @@ for m in llama mixtral qwen3_moe deepseek_v2 deepseek_v2_yarn deepseek_v3; do
   "$KTC" "$D/hf/$m" -o "$D/plans/$m.int4.ktplan" --device gpu:0 --gpu-quant int4
   "$KTC" "$D/hf/$m" -o "$D/plans/$m.split4.ktplan" --hw "$HW" --gpu-quant int4 \
     --placement-override '.=gpu:0' --placement-override "$s1"
+  # prefill offload (docs/cuda.md, "Streaming CPU-held experts"): hybrid plans that stream the
+  # CPU's experts to the GPU for every prefill and keep them on the CPU for decode
+  if [ "$m" != llama ]; then
+    off=(--hw "$HW" --prefill-offload always --placement-override '.=gpu:0' --placement-override "$cpu")
+    "$KTC" "$D/hf/$m" -o "$D/plans/$m.offload.ktplan" "${off[@]}"
+    "$KTC" "$D/hf/$m" -o "$D/plans/$m.offloadq.ktplan" "${off[@]}" --cpu-quant int8
+    "$KTC" "$D/hf/$m" -o "$D/plans/$m.offload4.ktplan" "${off[@]}" --gpu-quant int4
+    # split layers (experts 0-3 on the CPU, streamed; 4.. resident on the GPU)
+    "$KTC" "$D/hf/$m" -o "$D/plans/$m.splitoff.ktplan" --hw "$HW" --prefill-offload always \
+      --placement-override '.=gpu:0' --placement-override "$s1"
+  fi
 done
 # --bench: plans of the kt-synth DeepSeek-V2-Lite checkpoint (31 GB, written to /tmp/kt-bench and
 # removed again; the device regenerates the same bytes there) for scripts/device-cuda-bench.sh.
@@ -61,7 +76,7 @@ if [ "${2:-${1:-}}" = --bench ]; then
   # Plans placed by the cost model with the device's measured profile (docs/cost-model.md, "GPU and
   # hybrid plans on the device machine"), their predictions in bench/explain/. The probe saw only
   # 8.5 GiB of CPU memory on the device's VM (128 GiB in truth), hence --cpu-mem. The hybrid plan
-  # is compiled with --prefill-offload never: the runtime does not stream experts to the GPU yet,
+  # is compiled with --prefill-offload never: the runtime did not stream experts to the GPU then,
   # so the prediction must be of what it runs (the default `auto` prediction is kept beside it).
   MHW=$ROOT/examples/hw/device-h100-xeon-measured.json
   X=$D/bench/explain

@@ -7,6 +7,9 @@
 #   hybrid8g   --gpu-mem 8GiB: the cost model keeps attention, dense and shared parts and the
 #              experts that fit on the GPU (bf16); the rest of the routed experts run on the CPU,
 #              packed int8 (AMX) — the configuration the project exists for
+#   hybrid8g-offload  hybrid8g compiled with --prefill-offload auto: prefills longer than each
+#              layer's threshold stream the CPU's experts to the GPU (docs/cuda.md, "Streaming
+#              CPU-held experts"); compare its p2048 prefill tok/s with hybrid8g's
 #   cpu-int8   everything on the CPU, packed int8 (the comparison)
 #   gpu-int4-all  everything forced onto the GPU, weight-only int4 (--gpu-quant int4: an f16
 #              scale per row and 128 columns), as gpu-int8-all
@@ -54,6 +57,9 @@ if [ "${1:-}" = --prepare ]; then
       --explain-json "$D/$m.gpu-int8.explain.json" || exit 1
     "$KTC" "$ck" -o "$D/$m.hybrid8g.ktplan" "${cm[@]}" --gpu-mem 8GiB --dtype bf16 \
       --cpu-quant int8 --pack-later --explain-json "$D/$m.hybrid8g.explain.json" || exit 1
+    "$KTC" "$ck" -o "$D/$m.hybrid8g-offload.ktplan" "${cm[@]}" --gpu-mem 8GiB --dtype bf16 \
+      --cpu-quant int8 --pack-later --prefill-offload auto --prompt-len 2048 \
+      --explain-json "$D/$m.hybrid8g-offload.explain.json" || exit 1
     "$KTC" "$ck" -o "$D/$m.cpu-int8.ktplan" "${cm[@]}" --gpu-mem 0 --cpu-quant int8 \
       --pack-later --explain-json "$D/$m.cpu-int8.explain.json" || exit 1
     "$KTC" "$ck" -o "$D/$m.gpu-bf16-all.ktplan" "${cm[@]}" --gpu-mem unlimited --dtype bf16 \
@@ -97,7 +103,7 @@ for m in $MODELS; do
   echo "kt-synth: ${SECONDS} s" | tee -a "$LOG"
   # VERIFY=1: the same bytes as where the plans were compiled (kt-rt pack checks sizes only).
   [ -z "${VERIFY:-}" ] || (cd "$ck" && md5sum -c --quiet "$D/$m.md5") 2>&1 | tee -a "$LOG"
-  for v in ${VARIANTS:-gpu-bf16 gpu-int8 gpu-bf16-all gpu-int8-all gpu-int4-all hybrid8g cpu-int8}; do
+  for v in ${VARIANTS:-gpu-bf16 gpu-int8 gpu-bf16-all gpu-int8-all gpu-int4-all hybrid8g hybrid8g-offload cpu-int8}; do
     plan=$D/$m.$v.ktplan
     # Plans with CPU-held packed weights (the cost model may keep e.g. the embedding on the CPU
     # even with unlimited GPU memory): rebuild their sidecar from the checkpoint first.
@@ -110,7 +116,7 @@ for m in $MODELS; do
       tail -1 "$OUT/pack-$m-$v.txt" | tee -a "$LOG"
     fi
     threads=()
-    [ "$v" = hybrid8g ] || [ "$v" = cpu-int8 ] && threads=(--threads 16)
+    [[ "$v" == hybrid8g* ]] || [ "$v" = cpu-int8 ] && threads=(--threads 16)
     bench "$m-$v-p512" "$plan" --prompt-len 512 --gen-len 32 --reps 2 "${threads[@]}"
     [[ "$v" == *-all ]] && KT_CUDA_GRAPHS=0 \
       bench "$m-$v-eager-p512" "$plan" --prompt-len 512 --gen-len 32 --reps 2 "${threads[@]}"

@@ -145,21 +145,26 @@ private:
   }
 
   // Prefill offload streams CPU-held experts through a double buffer on one GPU; reserve it when
-  // some experts will have to stay on the CPU (everything cannot fit on the accelerators).
+  // some experts will have to stay on the CPU (everything cannot fit on the accelerators, or
+  // --experts-on-gpu / placement pins keep some there).
   void reserveStaging() {
     reserveActivations();
     size_t n = g_.units.size();
     double maxExpert = 0, total = 0, accelBudget = 0;
+    bool pinnedToCpu = false;
     for (size_t i = 0; i < n; ++i) {
       const Unit& u = g_.units[i];
-      // The staging buffer holds CPU-held experts (their CPU form); the total is what the
-      // accelerators would have to hold.
-      maxExpert = std::max(maxExpert, u.expertBytesOn(/*cpu=*/true));
+      // kt-rt's staging (runtime/exec/cuda/ExpertStream) holds two experts in the GPU's weight
+      // format (f32/bf16/--gpu-quant), converted from their CPU form; size it for the larger of
+      // the two forms. The total is what the accelerators would have to hold.
+      maxExpert = std::max({maxExpert, u.expertBytesOn(/*cpu=*/true), u.expertBytesOn(false)});
       total += u.memoryBytesOn(false) + kv_[i] + u.expertBytesOn(false) * u.numExperts;
+      for (const std::string& spec : expertPin_[i])
+        pinnedToCpu = pinnedToCpu || (!spec.empty() && isCpuSpec(spec));
     }
     for (const Device& d : accels_)
       accelBudget += budget_[d.spec];
-    bool someOnCpu = total > accelBudget || o_.expertsOnGpu >= 0;
+    bool someOnCpu = total > accelBudget || o_.expertsOnGpu >= 0 || pinnedToCpu;
     if (o_.prefillOffload != PrefillOffload::Never && maxExpert > 0 && someOnCpu) {
       std::string best;
       for (const Device& d : accels_)
@@ -948,7 +953,9 @@ private:
           all.push_back(e);
         }
       }
-      if (all.empty())
+      // kt-rt streams inside the GPU's moe op: a layer whose moe op runs elsewhere (a whole
+      // layer kept on the CPU) computes its experts where they are.
+      if (all.empty() || unitDev_[i] != offloadDevice_)
         continue;
       anyCpuExperts = true;
       if (o_.prefillOffload == PrefillOffload::Always) {

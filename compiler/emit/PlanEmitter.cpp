@@ -397,6 +397,7 @@ private:
 
   LogicalResult emitEntry(func::FuncOp fn, const std::string& name) {
     P::EntryPointT& ep = b_.entryPoint(name);
+    entry_ = name;
     values_.clear();
     free_.clear();
     Block& body = fn.getBody().front();
@@ -540,6 +541,29 @@ private:
                    {o.getQProj(), o.getQAProj(), o.getQANorm(), o.getQBProj(), o.getKvAProj(),
                     o.getKvANorm(), o.getKvBProj(), o.getOProj()});
   }
+  // kt-partition's prefill-offload decision (kt.prefill_offload_min_tokens / _device): written on
+  // the prefill entry's inference MoE steps only, because the partitioner prices streaming for
+  // prefill; decode steps keep their CPU experts whatever the batch. The runtime streams inside
+  // the GPU's moe op, so the offload device must be the step's own device.
+  template <typename Op>
+  LogicalResult fillPrefillOffload(Op o, const P::StepT& s, P::MoeAttrsT& a) {
+    Operation* op = o.getOperation();
+    auto minTokens = op->getAttrOfType<IntegerAttr>("kt.prefill_offload_min_tokens");
+    auto device = op->getAttrOfType<ktd::DeviceAttr>("kt.prefill_offload_device");
+    if (!minTokens || !device || entry_ != "prefill" || s.op != P::OpKind::Moe)
+      return success();
+    if (minTokens.getInt() < 1)
+      return o.emitError("kt.prefill_offload_min_tokens must be >= 1, got ") << minTokens.getInt();
+    const uint16_t d = b_.device(device.getSpec().str()), own = deviceOf(op); // s.device: not yet
+    if (d != own)
+      return o.emitError("kt.prefill_offload_device ")
+             << device.getSpec() << " is not the op's placement (" << b_.plan().devices[own]->name
+             << "): kt-rt streams CPU-held experts only to the GPU that runs the moe op";
+    a.prefill_offload_min_tokens = minTokens.getInt();
+    a.prefill_offload_device = int32_t(d);
+    return success();
+  }
+
   template <typename Op> LogicalResult fillMoe(Op o, P::StepT& s) {
     s.layer = int32_t(o.getLayer());
     P::MoeAttrsT a;
@@ -563,6 +587,8 @@ private:
       for (int32_t d : expertPlacement.asArrayRef())
         a.expert_devices.push_back(
             b_.device(llvm::cast<ktd::DeviceAttr>(expertDevices[size_t(d)]).getSpec().str()));
+    if (failed(fillPrefillOffload(o, s, a)))
+      return failure();
     s.attrs.Set(a);
     return weights(o, s,
                    {o.getRouter(), o.getCorrectionBias(), o.getGate(), o.getUp(), o.getDown(),
@@ -717,6 +743,7 @@ private:
   std::map<uint32_t, std::string> bufferKey_;
   llvm::StringMap<int32_t> adapterIndex_; // kt.lora_adapter symbol -> Plan.adapters index
   int counter_ = 0;
+  std::string entry_; // the entry point being emitted ("prefill", "decode", "train_step")
   WeightPacker* packer_ = nullptr;
   int32_t sidecar_ = -1;
 };

@@ -37,8 +37,9 @@ struct CompileOptions {
   std::string gpuMem, cpuMem;        // budgets ("12GiB", "0", "unlimited"); "" = profile
   std::string expertsOnGpu = "auto"; // routed experts per MoE layer on the GPU, or auto
   std::string expertStats;           // measured expert heat (JSON)
-  // auto | never | always. Default never: kt-rt does not stream CPU experts to the GPU yet, so
-  // auto/always only plan (and predict) it and reserve its staging buffer.
+  // auto | never | always. Default never until kt-rt's streaming of CPU experts to the GPU
+  // (runtime/exec/cuda/ExpertStream) has been measured on a GPU; auto/always write the threshold
+  // on the prefill MoE steps (MoeAttrs.prefill_offload_*) and reserve the streaming slots.
   std::string prefillOffload = "never";
   std::vector<std::string> placementOverrides; // 'REGEX=DEVICE', later ones win
   int64_t promptLen = 512;                     // prompt length of the prediction

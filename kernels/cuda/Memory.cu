@@ -184,4 +184,30 @@ bool elapsedMs(const GpuEvent& start, const GpuEvent& end, float* ms, std::strin
                 "cudaEventElapsedTime", err);
 }
 
+bool toDeviceAsyncOn(void* s, void* dst, const void* src, size_t bytes, std::string* err) {
+  if (!bytes)
+    return true;
+  countLaunches();
+  return cudaOk(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice,
+                                s ? static_cast<cudaStream_t>(s) : stream()),
+                "copy to GPU", err);
+}
+
+bool recordEventOn(const GpuEvent& e, void* s, std::string* err) {
+  return cudaOk(cudaEventRecord(static_cast<cudaEvent_t>(e.handle),
+                                s ? static_cast<cudaStream_t>(s) : stream()),
+                "cudaEventRecord", err);
+}
+
+bool streamWaitEvent(void* s, const GpuEvent& e, std::string* err) {
+  return cudaOk(cudaStreamWaitEvent(s ? static_cast<cudaStream_t>(s) : stream(),
+                                    static_cast<cudaEvent_t>(e.handle), 0),
+                "cudaStreamWaitEvent", err);
+}
+
+bool waitEvent(const GpuEvent& e, std::string* err) {
+  return cudaOk(cudaEventSynchronize(static_cast<cudaEvent_t>(e.handle)), "cudaEventSynchronize",
+                err);
+}
+
 } // namespace kt::cuda

@@ -66,4 +66,14 @@ bool eventDone(const GpuEvent& e);
 // Milliseconds between two recorded events, after waiting for `end` to complete.
 bool elapsedMs(const GpuEvent& start, const GpuEvent& end, float* ms, std::string* err);
 
+// A second stream beside the current one (the CUDA backend's expert streaming copies weights on
+// its own stream while the current stream computes): an async host-to-device copy queued on
+// `stream`, an event recorded on `stream`, `stream` waiting (on the GPU) for an event recorded on
+// another stream, and the host waiting for an event. A null `stream` is the current stream. An
+// event never recorded counts as done (cudaEventSynchronize's rule).
+bool toDeviceAsyncOn(void* stream, void* dst, const void* src, size_t bytes, std::string* err);
+bool recordEventOn(const GpuEvent& e, void* stream, std::string* err);
+bool streamWaitEvent(void* stream, const GpuEvent& e, std::string* err);
+bool waitEvent(const GpuEvent& e, std::string* err);
+
 } // namespace kt::cuda

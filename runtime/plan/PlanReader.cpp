@@ -335,6 +335,32 @@ private:
       fail(what + ": invalid rope parameters (dim " + std::to_string(r->dim()) + ")");
   }
 
+  // MoeAttrs.prefill_offload_*: a non-negative threshold, and when it is on (> 0) a GPU of the
+  // plan that the MoE step itself runs on (the runtime streams inside the GPU's moe op).
+  void checkPrefillOffload(const Step& s, const MoeAttrs& a, const std::string& what) {
+    const int64_t minTokens = a.prefill_offload_min_tokens();
+    const int32_t device = a.prefill_offload_device();
+    if (minTokens < 0)
+      fail(what + ": prefill_offload_min_tokens is " + std::to_string(minTokens) +
+           " (a token count >= 0; 0 = never stream)");
+    if (minTokens == 0 && device == -1)
+      return;
+    if (minTokens == 0)
+      fail(what + ": prefill_offload_device is " + std::to_string(device) +
+           " but prefill_offload_min_tokens is 0 (both set, or neither)");
+    if (device < 0 || uint32_t(device) >= numDevices_)
+      fail(what + ": prefill_offload_device " + std::to_string(device) +
+           " out of range (plan has " + std::to_string(numDevices_) + " devices)");
+    const Device* d = p_.devices()->Get(uint32_t(device));
+    if (d->kind() != DeviceKind::GPU)
+      fail(what + ": prefill_offload_device " + std::to_string(device) + " (" +
+           nameOr(d->name(), "?") + ") is not a GPU; only a GPU computes streamed experts");
+    if (s.device() != uint32_t(device))
+      fail(what + ": prefill_offload_device " + std::to_string(device) + " (" +
+           nameOr(d->name(), "?") + ") is not the device the step runs on (" +
+           std::to_string(s.device()) + "); experts are streamed to the step's own GPU");
+  }
+
   void checkAttrs(const Step& s, const std::string& what) {
     switch (s.attrs_type()) {
     case OpAttrs::AttentionAttrs: {
@@ -375,6 +401,7 @@ private:
             fail(what + ": expert " + std::to_string(e) + " is placed on device " +
                  std::to_string(d->Get(e)) + " of " + std::to_string(numDevices_));
       }
+      checkPrefillOffload(s, *a, what);
       break;
     }
     case OpAttrs::RopeAttrs:

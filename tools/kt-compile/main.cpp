@@ -47,8 +47,8 @@ placement by the cost model (docs/cost-model.md; without --hw everything goes on
   --experts-on-gpu N|auto  routed experts per MoE layer on the GPU (default auto: by benefit/byte)
   --expert-stats FILE      measured per-layer expert activation counts (default: uniform routing)
   --prefill-offload auto|never|always
-                           stream CPU-held experts to the GPU for long prompts (default never:
-                           kt-rt does not stream yet, so auto/always only plan and predict it)
+                           stream CPU-held experts to the GPU for long prompts (default never
+                           until kt-rt's streaming is measured on a GPU; docs/cuda.md)
   --placement-override 'REGEX=DEVICE'
                            pin weights whose symbol or HF name matches REGEX (repeatable)
   --prompt-len P           prompt length of the predicted prefill and decode context (512)

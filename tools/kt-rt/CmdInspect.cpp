@@ -4,8 +4,10 @@
 #include "tools/kt-rt/Args.h"
 #include "tools/kt-rt/Commands.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
+#include <string>
 
 namespace kt::cli {
 
@@ -82,6 +84,25 @@ int cmdInspect(int argc, char** argv) {
   }
   for (const plan::EntryPoint* ep : *p.entry_points()) {
     std::printf("entry       %s: %u steps\n", ep->name()->c_str(), ep->steps()->size());
+    // Prefill offload (kt-compile --prefill-offload): MoE steps that stream their CPU-held
+    // experts to a GPU from some prompt length on.
+    int offloaded = 0;
+    int64_t fewest = 0, most = 0;
+    std::string to;
+    for (const plan::Step* s : *ep->steps())
+      if (const plan::MoeAttrs* a = s->attrs_as_MoeAttrs();
+          a && a->prefill_offload_min_tokens() > 0) {
+        const int64_t n = a->prefill_offload_min_tokens();
+        fewest = offloaded ? std::min(fewest, n) : n;
+        most = offloaded ? std::max(most, n) : n;
+        to = p.devices()->Get(uint32_t(a->prefill_offload_device()))->name()->str();
+        ++offloaded;
+      }
+    if (offloaded)
+      std::printf("            prefill offload: %d MoE step(s) stream CPU-held experts to %s from "
+                  "%lld%s tokens\n",
+                  offloaded, to.c_str(), (long long)fewest,
+                  most > fewest ? ("-" + std::to_string(most)).c_str() : "");
     if (!args.has("--steps"))
       continue;
     for (uint32_t i = 0; i < ep->steps()->size(); ++i) {
@@ -95,6 +116,10 @@ int cmdInspect(int argc, char** argv) {
       for (uint32_t j = 0; s->weights() && j < s->weights()->size(); ++j)
         if (s->weights()->Get(j) >= 0)
           std::printf(" %s=w%d", sig->slotNames[j], s->weights()->Get(j));
+      if (const plan::MoeAttrs* a = s->attrs_as_MoeAttrs();
+          a && a->prefill_offload_min_tokens() > 0)
+        std::printf(" stream>=%lld@%s", (long long)a->prefill_offload_min_tokens(),
+                    p.devices()->Get(uint32_t(a->prefill_offload_device()))->name()->c_str());
       std::printf("\n");
     }
   }

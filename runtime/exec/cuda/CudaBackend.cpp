@@ -6,6 +6,8 @@
 #include "kernels/cuda/Graph.h"
 #include "kernels/cuda/Memory.h"
 #include "runtime/exec/cpu/CpuOps.h"
+#include "runtime/exec/cuda/ExpertStream.h"
+#include "runtime/exec/cuda/GpuFormat.h"
 #include "runtime/plan/OpSignature.h"
 #include "runtime/support/Error.h"
 #include "runtime/support/ThreadPool.h"
@@ -46,13 +48,6 @@ std::vector<char> gpuExperts(const plan::Step& s, int slot, const plan::Plan& p,
   }
   return std::vector<char>(static_cast<size_t>(a->num_experts()),
                            onGpu(p.weights()->Get(uint32_t(id))->device()));
-}
-
-uint16_t toBf16Bits(float f) { // round to nearest even (weights are finite)
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return uint16_t(u >> 16);
 }
 
 // Slots read only as the matrix of a GEMM (cuda linearInto), which --gpu-quant int8/int4 may store
@@ -189,11 +184,23 @@ CudaBackend::CudaBackend(const LoadedPlan& plan, const WeightStore& weights, Thr
   std::fprintf(stderr, "[kt-rt] %s: %d weights (%.1f MiB) uploaded in %.2f s\n", gpuName_.c_str(),
                count, double(weightBytes_) / kMiB,
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  if (budget_ > 0 && weightBytes_ > budget_)
+  // Prefill offload's two expert slots (allocated now when some step streams, so that a plan
+  // that cannot hold them fails at load, not in the middle of a prompt).
+  experts_ = std::make_unique<ExpertStream>(
+      plan, weights, first->device(), gemmFormat(gpuQuant, p.model()->compute_dtype()), gpuName_);
+  if (experts_->deviceBytes() > 0)
     std::fprintf(stderr,
-                 "[kt-rt] warning: %s: the weights alone (%.1f MiB) exceed the %.1f MiB the plan "
+                 "[kt-rt] %s: %.1f MiB for streaming CPU-held experts during long prefills "
+                 "(2 experts, %s)\n",
+                 gpuName_.c_str(), double(experts_->deviceBytes()) / kMiB,
+                 gpuFormatName(experts_->format()));
+  const uint64_t fixed = weightBytes_ + experts_->deviceBytes();
+  if (budget_ > 0 && fixed > budget_)
+    std::fprintf(stderr,
+                 "[kt-rt] warning: %s: the weights%s alone (%.1f MiB) exceed the %.1f MiB the plan "
                  "was partitioned for (the cost model sized them differently)\n",
-                 gpuName_.c_str(), double(weightBytes_) / kMiB, double(budget_) / kMiB);
+                 gpuName_.c_str(), experts_->deviceBytes() ? " and expert staging" : "",
+                 double(fixed) / kMiB, double(budget_) / kMiB);
 }
 
 CudaBackend::~CudaBackend() {
@@ -204,6 +211,7 @@ CudaBackend::~CudaBackend() {
   for (auto& [key, g] : graphs_)
     cuda::destroyGraph(g.exec);
   blas_.reset(); // its handle is bound to our stream
+  experts_.reset();
   for (GpuWeight& w : gpuWeights_) {
     cuda::release(w.data);
     cuda::release(w.scales);
@@ -275,24 +283,14 @@ void CudaBackend::upload(int32_t id, bool forceF32, plan::QuantScheme quant) {
   g.data = cuda::allocate(sliceElems * size_t(g.count) * elemBytes, &err);
   need(g.data != nullptr, what, err);
   gpuWeights_[size_t(id)] = g; // owned from here (freed by the destructor on a later throw)
-  std::vector<float> row(size_t(g.cols));
   std::vector<uint8_t> staging;
   for (int64_t e = 0; e < g.count; ++e) {
     cpu::MatrixView v = hostSlice(id, slices[size_t(e)]);
     const void* src = v.data;
     const bool sameType = v.packed < 0 && v.dtype == (bf16 ? DType::BF16 : DType::F32);
-    if (!sameType) { // convert row by row into the GPU's dtype
+    if (!sameType) { // converted into the GPU's dtype (GpuFormat.h, shared with ExpertStream)
       staging.resize(sliceElems * elemBytes);
-      for (int64_t r = 0; r < v.rows; ++r) {
-        v.rowToF32(r, row.data());
-        if (bf16) {
-          auto* dst = reinterpret_cast<uint16_t*>(staging.data()) + r * g.cols;
-          for (int64_t i = 0; i < g.cols; ++i)
-            dst[i] = toBf16Bits(row[size_t(i)]);
-        } else {
-          std::memcpy(staging.data() + size_t(r * g.cols) * 4, row.data(), size_t(g.cols) * 4);
-        }
-      }
+      packForGpu(v, bf16 ? GpuFormat::BF16 : GpuFormat::F32, staging.data(), nullptr, pool_);
       src = staging.data();
     }
     need(cuda::toDevice(static_cast<char*>(g.data) + size_t(e) * sliceElems * elemBytes, src,
@@ -330,25 +328,7 @@ void CudaBackend::uploadInt8(int32_t id, GpuWeight& g, const std::vector<int64_t
   std::vector<float> scales(size_t(g.rows));
   std::vector<int8_t> q(sliceElems);
   for (int64_t e = 0; e < g.count; ++e) {
-    cpu::MatrixView v = hostSlice(id, slices[size_t(e)]);
-    auto quantizeRows = [&](int64_t r0, int64_t r1) {
-      std::vector<float> row(size_t(g.cols));
-      for (int64_t r = r0; r < r1; ++r) {
-        v.rowToF32(r, row.data());
-        float amax = 0;
-        for (float x : row)
-          amax = std::max(amax, std::fabs(x));
-        const float scale = amax > 0 ? amax / 127.f : 1.f, inv = 1.f / scale;
-        scales[size_t(r)] = scale;
-        int8_t* qr = q.data() + r * g.cols;
-        for (int64_t i = 0; i < g.cols; ++i)
-          qr[i] = int8_t(std::lrint(std::clamp(row[size_t(i)] * inv, -127.f, 127.f)));
-      }
-    };
-    if (pool_) // a 16B-parameter model would take a minute on one core
-      pool_->parallelFor(v.rows, 64, quantizeRows);
-    else
-      quantizeRows(0, v.rows);
+    packForGpu(hostSlice(id, slices[size_t(e)]), GpuFormat::Int8, q.data(), scales.data(), pool_);
     need(cuda::toDevice(static_cast<int8_t*>(g.data) + size_t(e) * sliceElems, q.data(), sliceElems,
                         &err) &&
              cuda::toDevice(g.scales + e * g.rows, scales.data(), scales.size() * 4, &err),
@@ -373,24 +353,8 @@ void CudaBackend::uploadInt4(int32_t id, GpuWeight& g, const std::vector<int64_t
   std::vector<uint8_t> packed(sliceBytes);
   std::vector<uint16_t> scales(sliceScales);
   for (int64_t e = 0; e < g.count; ++e) {
-    cpu::MatrixView v = hostSlice(id, slices[size_t(e)]);
-    std::atomic<bool> finite{true};
-    auto quantizeRows = [&](int64_t r0, int64_t r1) {
-      std::vector<float> row(size_t(g.cols));
-      for (int64_t r = r0; r < r1; ++r) {
-        v.rowToF32(r, row.data());
-        for (float x : row)
-          if (!std::isfinite(x))
-            finite = false; // atomic: the pool's workers share it
-        cuda::quantizeInt4Row(row.data(), g.cols, packed.data() + r * rowBytes,
-                              scales.data() + r * groups);
-      }
-    };
-    if (pool_)
-      pool_->parallelFor(v.rows, 64, quantizeRows);
-    else
-      quantizeRows(0, v.rows);
-    if (!finite)
+    if (!packForGpu(hostSlice(id, slices[size_t(e)]), GpuFormat::Int4, packed.data(), scales.data(),
+                    pool_))
       throw Error(what +
                   (g.count > 1 ? " (expert " + std::to_string(slices[size_t(e)]) + ")" : "") +
                   ": non-finite values; --gpu-quant int4 needs finite weights");
@@ -660,8 +624,18 @@ std::string CudaBackend::summary() const {
     captured += g.exec != nullptr;
   text += graphsOn_ ? "; CUDA graphs on (" + std::to_string(captured) + " captured)"
                     : std::string("; CUDA graphs off");
+  const uint64_t staging = experts_ ? experts_->deviceBytes() : 0;
+  if (staging > 0) {
+    const ExpertStream::Stats& st = experts_->stats();
+    std::snprintf(line, sizeof line,
+                  "; prefill offload: staging %.1f MiB (2 experts, %s), streamed %lld experts "
+                  "(%.1f MiB) in %lld MoE steps (host conversion %.3f s, slot waits %.3f s)",
+                  double(staging) / kMiB, gpuFormatName(experts_->format()), (long long)st.experts,
+                  double(st.bytes) / kMiB, (long long)st.steps, st.packSeconds, st.waitSeconds);
+    text += line;
+  }
   if (budget_ > 0) {
-    const uint64_t ours = weightBytes_ + act + kvBytes;
+    const uint64_t ours = weightBytes_ + act + kvBytes + staging;
     std::snprintf(line, sizeof line, "; KT holds %.2f GiB of the plan's %.2f GiB budget (%s)",
                   double(ours) / (kMiB * 1024), double(budget_) / (kMiB * 1024),
                   ours <= budget_ ? "within" : "OVER");

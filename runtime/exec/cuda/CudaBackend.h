@@ -17,6 +17,8 @@
 
 namespace kt::cudaops {
 
+class ExpertStream; // ExpertStream.h: CPU-held experts streamed to the GPU for long prefills
+
 // A weight in GPU memory: f32, or bf16 for the matrices of a bf16 plan, or int8 with one f32
 // scale per row (--gpu-quant int8; `scales` set), or int4 with one f16 scale per row and
 // 128-column group (--gpu-quant int4; `groupScales` set; layout in kernels/cuda/Int4Format.h).
@@ -107,6 +109,10 @@ public:
   const cuda::GpuEvent& event(int id);
   // Overlap accounting of hybrid steps (the moe op adds to it).
   Overlap& overlapStats() { return overlap_; }
+  // Prefill offload: the streaming of CPU-held experts (the moe op asks it whether a step
+  // streams at its token count; ExpertStream.h). Never null after construction.
+  ExpertStream& expertStream() { return *experts_; }
+  const ExpertStream& expertStream() const { return *experts_; }
   // The KV arrays of (slot, layer) with room for `tokens` positions of rowK/rowV floats
   // (*capacity: the positions they have room for).
   std::pair<float*, float*> kv(int slot, int layer, int64_t rowK, int64_t rowV, int64_t tokens,
@@ -179,6 +185,7 @@ private:
   std::map<int, GpuBuffer> pinned_; // host memory
   std::map<int, cuda::GpuEvent> events_;
   Overlap overlap_;
+  std::unique_ptr<ExpertStream> experts_;
   struct KvArrays {
     GpuBuffer k, v;
     int64_t tokens = 0;

@@ -8,12 +8,16 @@
 // first and runs while the CPU computes the routed experts with its fused expert kernel (the
 // same one CPU plans use); the CPU's result goes back by an async copy and is added on the GPU.
 // The time the GPU sits idle meanwhile is accounted in CudaBackend::overlapStats().
+// Prefill offload (MoeAttrs.prefill_offload_min_tokens): from that many tokens on, the CPU-held
+// experts with tokens are streamed to the GPU instead (ExpertStream.h) and run through the same
+// grouped path as the GPU's own experts; the CPU computes nothing for the step.
 #include "kernels/cpu/Linear.h"
 #include "kernels/cuda/DeviceKernels.h"
 #include "kernels/cuda/Memory.h"
 #include "runtime/exec/RouteTap.h"
 #include "runtime/exec/cpu/CpuOps.h"
 #include "runtime/exec/cuda/CudaBackend.h"
+#include "runtime/exec/cuda/ExpertStream.h"
 #include "runtime/plan/OpSignature.h"
 #include "runtime/support/Error.h"
 #include "runtime/support/ThreadPool.h"
@@ -142,35 +146,40 @@ void moe(OpContext& c) {
   float* dWeights = b.scratchF(kWeights, T * K);
   cuda::moeRoute(logits, bias ? bias->f32() : nullptr, T, ra, dExperts, dWeights);
   const GpuWeight* gate = b.weight(c, Gate);
-  // Some routed experts run on the CPU: all of them (the stack stays on the host), or those a
-  // split layer did not put on the GPU (gate->local).
+  // Some routed experts are held by the CPU: all of them (the stack stays on the host), or those
+  // a split layer did not put on the GPU (gate->local).
   const bool hybrid = gate == nullptr || !gate->local.empty();
+  // A long prefill streams those experts to the GPU (prefill offload); otherwise the CPU runs
+  // them (cpuWork).
+  ExpertStream& streamer = b.expertStream();
+  const bool stream = hybrid && streamer.streams(c.step, T);
+  const bool cpuWork = hybrid && !stream;
   // Few tokens (decode): the GPU's experts run from the routing on the GPU, three launches for
-  // all (token, expert) pairs, no host round trip. More tokens: grouped by expert on the host for
-  // tensor-core GEMMs.
-  const bool decode = T <= cuda::kMoeDecodeMaxTokens;
+  // all (token, expert) pairs, no host round trip. More tokens, or streamed experts: grouped by
+  // expert on the host for tensor-core GEMMs.
+  const bool decode = T <= cuda::kMoeDecodeMaxTokens && !stream;
   const bool taps = c.tapSink && *c.tapSink;
   // The choices come to the host to group tokens by expert, for the CPU experts (a hybrid step
   // also brings x, all in one synchronisation) or for the route tap.
-  const bool readBack = hybrid || !decode || taps;
+  const bool readBack = cpuWork || !decode || taps;
   int32_t* hChosen = nullptr;
   float* hWeights = nullptr;
   float* hX = nullptr;
   if (readBack) {
     hChosen = static_cast<int32_t*>(b.pinned(kHostChosen, size_t(T * K) * 4));
     hWeights = static_cast<float*>(b.pinned(kHostWeights, size_t(T * K) * 4));
-    hX = hybrid ? static_cast<float*>(b.pinned(kHostX, size_t(T * H) * 4)) : nullptr;
+    hX = cpuWork ? static_cast<float*>(b.pinned(kHostX, size_t(T * H) * 4)) : nullptr;
     b.check(c,
             cuda::toHostAsync(hChosen, dExperts, size_t(T * K) * 4, &err) &&
                 cuda::toHostAsync(hWeights, dWeights, size_t(T * K) * 4, &err) &&
-                (!hybrid || cuda::toHostAsync(hX, xd, size_t(T * H) * 4, &err)) &&
+                (!cpuWork || cuda::toHostAsync(hX, xd, size_t(T * H) * 4, &err)) &&
                 cuda::synchronizeStream(&err),
             err);
     tapRoutes(c, a, hChosen, T, K); // kt-tune counts expert activations from this tap
   }
   // From here until the CPU's result is queued back, the GPU only has what this step queues.
   const auto hostWaitStart = std::chrono::steady_clock::now();
-  if (hybrid)
+  if (cpuWork)
     b.check(c, cuda::recordEvent(b.event(kGpuWorkStart), &err), err);
 
   float* out = b.out(c, 0, T, H);
@@ -205,9 +214,12 @@ void moe(OpContext& c) {
                      scale, out);
   } else {
     b.check(c, cuda::fillZero(out, size_t(T * H) * 4, &err), err);
-    if (gate) { // the GPU's experts, grouped by expert
+    if (gate || stream) { // the GPU's experts and the streamed ones, grouped by expert
       const Groups g = groupByExpert(hChosen, hWeights, T, K, E);
-      const GpuWeight &up = needWeight(c, Up), &down = needWeight(c, Down);
+      const GpuWeight* up = gate ? &needWeight(c, Up) : nullptr;
+      const GpuWeight* down = gate ? &needWeight(c, Down) : nullptr;
+      // The experts' intermediate size (the plan's gate stack is [E, inter, H]).
+      const int64_t inter = c.weights.weight(c.step.weights()->Get(Gate)).shape()->Get(1);
       auto* dTokens = static_cast<int32_t*>(b.scratch(kTokenIds, g.tokens.size() * 4));
       float* dTokW = b.scratchF(kTokenWeights, int64_t(g.weights.size()));
       b.check(c,
@@ -218,20 +230,34 @@ void moe(OpContext& c) {
       for (int e = 0; e < E; ++e)
         most = std::max<int64_t>(most, g.offsets[size_t(e) + 1] - g.offsets[size_t(e)]);
       float* xe = b.scratchF(kXe, most * H);
-      float* gv = b.scratchF(kG, most * gate->rows);
-      float* uv = b.scratchF(kU, most * up.rows);
+      float* gv = b.scratchF(kG, most * inter);
+      float* uv = b.scratchF(kU, most * inter);
       float* y = b.scratchF(kY, most * H);
+      // Expert slice `slice` of (eg, eu, ed) over its n tokens at `off`, added into out.
+      auto run = [&](const GpuWeight& eg, const GpuWeight& eu, const GpuWeight& ed, int64_t slice,
+                     int64_t off, int64_t n) {
+        cuda::gatherRows(xd, H, dTokens + off, n, xe);
+        linearInto(c, xe, n, eg, slice, gv);
+        linearInto(c, xe, n, eu, slice, uv);
+        cuda::swiglu(gv, uv, gv, n * eg.rows);
+        linearInto(c, gv, n, ed, slice, y);
+        cuda::scatterAddRows(y, H, dTokens + off, dTokW + off, n, out);
+      };
       for (int e = 0; e < E; ++e) {
         const int64_t off = g.offsets[size_t(e)], n = g.offsets[size_t(e) + 1] - off;
-        if (n == 0 || !gate->holds(e))
+        if (n == 0)
           continue;
-        cuda::gatherRows(xd, H, dTokens + off, n, xe);
-        linearInto(c, xe, n, *gate, e, gv);
-        linearInto(c, xe, n, up, e, uv);
-        cuda::swiglu(gv, uv, gv, n * gate->rows);
-        linearInto(c, gv, n, down, e, y);
-        cuda::scatterAddRows(y, H, dTokens + off, dTokW + off, n, out);
+        if (gate && gate->holds(e)) {
+          run(*gate, *up, *down, e, off, n);
+        } else if (stream) { // a CPU-held expert with tokens: into a GPU slot, then as above
+          const ExpertStream::Expert& se = streamer.stage(c, e);
+          checkExperts(c, se.gate, se.up, se.down, H, "streamed experts");
+          run(se.gate, se.up, se.down, 0, off, n);
+          streamer.done(c);
+        }
       }
+      if (stream)
+        streamer.countStep();
     }
     // Shared experts run over every token (queued on the GPU; the host goes on meanwhile).
     if (sg) {
@@ -252,7 +278,7 @@ void moe(OpContext& c) {
       cuda::scatterAddRows(y, H, nullptr, scale, T, out);
     }
   }
-  if (hybrid) {
+  if (cpuWork) {
     b.check(c, cuda::recordEvent(b.event(kGpuWorkEnd), &err), err);
     const auto cpuStart = std::chrono::steady_clock::now();
     auto* hOut = static_cast<float*>(b.pinned(kHostOut, size_t(T * H) * 4));

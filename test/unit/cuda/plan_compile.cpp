@@ -17,10 +17,12 @@ std::string compileFixturePlan(const std::string& fixtureDir, const std::string&
     opt.dtype = "bf16";
   if (variant == "int8")
     opt.gpuQuant = "int8";
-  if (variant == "int4" || variant == "split4") // weight-only int4 GEMM matrices on the GPU
+  // weight-only int4 GEMM matrices on the GPU
+  if (variant == "int4" || variant == "split4" || variant == "offload4")
     opt.gpuQuant = "int4";
   std::string path = dir + "/" + model + "." + variant + ".ktplan";
-  if (variant == "hybridq" || variant == "splitq") { // CPU experts packed as int8 (AMX/VNNI)
+  // CPU experts packed as int8 (AMX/VNNI)
+  if (variant == "hybridq" || variant == "splitq" || variant == "offloadq") {
     opt.cpuQuant = "int8";
     opt.sidecarPath = path + ".weights";
   }
@@ -28,14 +30,24 @@ std::string compileFixturePlan(const std::string& fixtureDir, const std::string&
   // experts 0-3 on the CPU (the stacks stay on the GPU); splitq keeps experts 4.. on the CPU,
   // packed, so the GPU's experts 0-3 are dequantized from the CPU's int8 blobs at upload; split4
   // places as split with the GPU's experts (and everything else it holds) int4.
-  if (variant == "split" || variant == "splitq" || variant == "split4") {
+  if (variant == "split" || variant == "splitq" || variant == "split4" || variant == "splitoff") {
     opt.hwProfile = std::string(KT_EXAMPLES_DIR) + "/hw/xeon-2s-rtx4090.json";
     opt.placementOverrides = {".=gpu:0", model == "llama" ? "\\.mlp\\.=cpu:numa0"
                                          : variant != "splitq"
                                              ? "experts\\.[0-3]\\.=cpu:numa0"
                                              : "experts\\.([4-9]|1[0-9])\\.=cpu:numa0"};
   }
-  if (variant == "hybrid" || variant == "hybridq") {
+  // Prefill offload: hybrid plans whose prefill streams the CPU-held experts to the GPU from the
+  // first token (--prefill-offload always) while decode keeps them on the CPU: offload (f32),
+  // offloadq (the CPU's experts packed int8, dequantized as they are streamed), offload4 (the
+  // GPU's weights, streamed experts included, int4); splitoff streams the CPU's experts 0-3 of
+  // split layers beside the GPU's resident 4.. in the same grouped loop.
+  const bool offload = variant == "offload" || variant == "offloadq" || variant == "offload4";
+  if (variant == "splitoff")
+    opt.prefillOffload = "always";
+  if (offload)
+    opt.prefillOffload = "always";
+  if (variant == "hybrid" || variant == "hybridq" || offload) {
     // Everything on the GPU except the routed experts (llama, which has none: its MLPs).
     opt.hwProfile = std::string(KT_EXAMPLES_DIR) + "/hw/xeon-2s-rtx4090.json";
     opt.placementOverrides = {".=gpu:0",

@@ -3,11 +3,16 @@
 // bf16 and weight-only int8 and int4 (--gpu-quant int8/int4) GPU plans, and a hybrid plan whose CPU
 // experts are packed int8 (hybridq), and split layers (some experts of each layer on the GPU, the
 // others on the CPU: split, splitq with the CPU's share packed int8, split4 with the GPU's share
-// int4) of every fixture model. The plans
+// int4) of every fixture model, and hybrid plans whose prefill streams the CPU-held experts to the
+// GPU (--prefill-offload always: offload, offloadq, offload4, and splitoff for split layers;
+// PrefillStreamsDecodeStaysOnCpu
+// checks that it did). The plans
 // come from $KT_CUDA_PLANS (MODEL.VARIANT.ktplan, compiled ahead by scripts/device-cuda-plans.sh)
 // or are compiled here when the compiler is built. Without a GPU the parity tests skip, and a GPU
 // plan must be refused with "plan needs a GPU".
 #include "runtime/exec/Model.h"
+#include "runtime/exec/cuda/CudaBackend.h"
+#include "runtime/exec/cuda/ExpertStream.h"
 #include "runtime/generate/Generator.h"
 #include "runtime/io/Safetensors.h"
 #include "runtime/support/Error.h"
@@ -83,11 +88,18 @@ struct Case {
   std::string model, variant;
 };
 
+bool isOffload(const std::string& variant) {
+  return variant == "offload" || variant == "offloadq" || variant == "offload4" ||
+         variant == "splitoff";
+}
+
 class CudaPlan : public testing::TestWithParam<Case> {
 protected:
   void SetUp() override {
     KT_REQUIRE_GPU();
     const Case& c = GetParam();
+    if (isOffload(c.variant) && c.model == "llama")
+      GTEST_SKIP() << "llama has no routed experts to stream";
     plan_ = planFor(c.model, c.variant);
     if (plan_.empty())
       GTEST_SKIP() << "no " << c.variant << " plan of " << c.model
@@ -95,9 +107,9 @@ protected:
     ref_ = std::make_unique<Reference>(fixturesDir() + "/hf/" + c.model + "/reference.safetensors");
     model_ = std::make_unique<Model>(plan_, 4);
     bf16_ = c.variant == "bf16";
-    int4_ = c.variant == "int4" || c.variant == "split4";
+    int4_ = c.variant == "int4" || c.variant == "split4" || c.variant == "offload4";
     approx_ = c.variant == "bf16" || c.variant == "int8" || c.variant == "hybridq" ||
-              c.variant == "splitq" || int4_;
+              c.variant == "splitq" || c.variant == "offloadq" || int4_;
   }
   void report(const std::string& what, double value) {
     std::printf("[parity] %-16s %-7s %-28s %.3g\n", GetParam().model.c_str(),
@@ -202,12 +214,60 @@ TEST_P(CudaPlan, GreedySequenceScores) {
   }
 }
 
+// Prefill offload (docs/cuda.md, "Streaming CPU-held experts"): a prefill of an offload plan
+// streams the CPU-held experts of every MoE step (the plan says from 1 token) and computes none on
+// the CPU; decode steps keep them on the CPU. The parity tests above check the numbers.
+TEST_P(CudaPlan, PrefillStreamsDecodeStaysOnCpu) {
+  if (!isOffload(GetParam().variant))
+    GTEST_SKIP() << "only the offload variants stream";
+  auto* gpu = dynamic_cast<cudaops::CudaBackend*>(model_->backend());
+  ASSERT_NE(gpu, nullptr);
+  // The MoE steps of the plan's prefill that stream, and their experts.
+  int streaming = 0, experts = 0;
+  for (const plan::EntryPoint* ep : *model_->plan().root().entry_points())
+    for (const plan::Step* s : *ep->steps())
+      if (const plan::MoeAttrs* a = s->attrs_as_MoeAttrs(); a && a->prefill_offload_min_tokens()) {
+        EXPECT_EQ(ep->name()->str(), "prefill") << s->name()->str();
+        EXPECT_EQ(a->prefill_offload_min_tokens(), 1) << s->name()->str();
+        ++streaming;
+        experts = a->num_experts();
+      }
+  ASSERT_GT(streaming, 0) << "the plan carries no prefill_offload fields";
+  cudaops::ExpertStream& stream = gpu->expertStream();
+  EXPECT_GT(stream.deviceBytes(), 0u);
+
+  const std::vector<int32_t> p0 = ref_->get<int32_t>("p0.input_ids");
+  stream.resetStats();
+  gpu->resetOverlap();
+  scoreSequences(*model_, {p0});
+  const cudaops::ExpertStream::Stats prefill = stream.stats();
+  report("streamed experts per step", double(prefill.experts) / std::max(1, streaming));
+  EXPECT_EQ(prefill.steps, streaming);
+  EXPECT_GT(prefill.experts, 0);
+  EXPECT_LE(prefill.experts, int64_t(streaming) * experts); // only experts with tokens
+  EXPECT_GT(prefill.bytes, 0u);
+  EXPECT_EQ(gpu->overlap().hybridSteps, 0) << "a streamed prefill ran experts on the CPU";
+
+  stream.resetStats();
+  gpu->resetOverlap();
+  GenerateRequest req;
+  req.prompts = {p0};
+  req.maxNewTokens = 4;
+  const GenerateResult r = generate(*model_, req, {});
+  EXPECT_EQ(stream.stats().steps, streaming) << "only the prefill streams";
+  // Every decode run's MoE steps (one token each) ran their CPU-held experts on the CPU.
+  ASSERT_GT(r.decodeTokens, 0);
+  EXPECT_EQ(gpu->overlap().hybridSteps, int64_t(streaming) * r.decodeTokens)
+      << "decode steps must run the routed experts on the CPU";
+  std::printf("[gpu-mem] %s\n", gpu->summary().c_str());
+}
+
 std::vector<Case> allCases() {
   std::vector<Case> cs;
   for (const char* m :
        {"llama", "mixtral", "qwen3_moe", "deepseek_v2", "deepseek_v2_yarn", "deepseek_v3"})
-    for (const char* v :
-         {"gpu", "hybrid", "bf16", "int8", "hybridq", "split", "splitq", "int4", "split4"})
+    for (const char* v : {"gpu", "hybrid", "bf16", "int8", "hybridq", "split", "splitq", "int4",
+                          "split4", "offload", "offloadq", "offload4", "splitoff"})
       cs.push_back({m, v});
   return cs;
 }
@@ -320,6 +380,20 @@ TEST(CudaPlanWithoutGpu, RefusedWithPlanNeedsAGpu) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("plan needs a GPU"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("gpu:0"), std::string::npos) << e.what();
+  }
+  // The prefill-offload plans pass PlanReader's checks of their MoeAttrs.prefill_offload_* (a
+  // bad field would say "invalid plan" first) and stop at the same refusal.
+  for (const char* variant : {"offload", "offloadq", "offload4", "splitoff"}) {
+    const std::string p = planFor("deepseek_v2", variant);
+    if (p.empty()) // KT_CUDA_PLANS from before the offload variants
+      continue;
+    try {
+      Model m(p, 1);
+      FAIL() << variant << ": a GPU plan loaded on a machine without a GPU";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("plan needs a GPU"), std::string::npos)
+          << variant << ": " << e.what();
+    }
   }
 }
 
