@@ -5,8 +5,9 @@
 // weight row streams once from memory (8 elements per lane and load when the rows allow 16-byte
 // loads) against the token's activations, f32 sums reduced across the warp. The vector loops read
 // the activations as 16-byte loads too and are unrolled so that several of a lane's weight loads
-// are in flight at once (a decode step is bound by how fast the expert rows stream). int4 rows
-// (Int4Format.h) stream as 16-byte chunks of 32 nibbles through Int4Dot.cuh's loop.
+// are in flight at once (a decode step is bound by how fast the expert rows stream). int4 stacks
+// (Int4Format.h) have their own kernels: a warp streams several rows (gate and up rows of the
+// expert together) as 16-byte chunks of 32 nibbles through Int4Dot.cuh's loop.
 #include "kernels/cuda/DeviceKernels.h"
 #include "kernels/cuda/GridStride.cuh"
 #include "kernels/cuda/Int4Dot.cuh"
@@ -99,8 +100,12 @@ __device__ float rowDot(const ExpertStack& s, int64_t slice, int64_t row, const 
         acc += bf16Bits(w[c]) * activation(x[c], bf);
     }
   } else if (dtype == int(ExpertDType::Int4)) { // group scales applied inside the row loop
-    const uint8_t* w = static_cast<const uint8_t*>(s.data) + r * int4RowBytes(k);
-    int4RowDot<1>(w, s.groupScales + r * int4Groups(k), x, k, k, vec, &acc);
+    // (only for gate and up of different formats: int4 stacks have their own kernels below)
+    const uint8_t* const rows[1] = {static_cast<const uint8_t*>(s.data) + r * int4RowBytes(k)};
+    const uint16_t* const scales[1] = {s.groupScales + r * int4Groups(k)};
+    float sums[1][1] = {{0.f}};
+    int4RowsDot<1, 1>(rows, scales, x, k, k, vec, sums);
+    acc = sums[0][0];
   } else { // int8, one scale per row applied to the sum
     const int8_t* w = static_cast<const int8_t*>(s.data) + r * k;
     if (vec) {
@@ -176,6 +181,94 @@ __global__ void downKernel(const float* act, const int32_t* experts, ExpertStack
     *w.dst = d;
 }
 
+// int4 stacks: a warp computes kInt4Rows consecutive output rows of one pair, so that each
+// activation load serves several rows (Int4Dot.cuh says why): gate+up streams kInt4Rows gate rows
+// and kInt4Rows up rows of the expert together (2 * kInt4Rows rows per activation load), down
+// 2 * kInt4Rows rows. Blocks of kInt4Warps warps; grid (row blocks, pairs).
+constexpr int kInt4Warps = 4, kInt4Rows = 2;
+
+// The int4 counterpart of warpTask for `rowsPerWarp` rows from *row0: false when the warp has
+// nothing to compute (its rows start past s.rows, or the pair is skipped, whose rows it zeroes).
+__device__ inline bool int4WarpTask(const ExpertStack& s, const int32_t* experts, float* out,
+                                    int rowsPerWarp, int64_t* row0, int64_t* slice, float** dst) {
+  const int64_t pair = blockIdx.y;
+  *row0 = (int64_t(blockIdx.x) * kInt4Warps + int(threadIdx.x) / 32) * rowsPerWarp;
+  if (*row0 >= s.rows)
+    return false;
+  *slice = experts ? sliceOf(s, experts[pair]) : 0;
+  *dst = out + pair * s.rows + *row0;
+  if (*slice < 0) {
+    const int lane = int(threadIdx.x) % 32;
+    if (lane < rowsPerWarp && *row0 + lane < s.rows)
+      (*dst)[lane] = 0.f;
+    return false;
+  }
+  return true;
+}
+
+// Row `row` (clamped to the last row: the warp's rows past s.rows are read, not written) of slice
+// `slice` of an int4 stack.
+__device__ inline void int4Row(const ExpertStack& s, int64_t slice, int64_t row,
+                               const uint8_t** data, const uint16_t** scales) {
+  const int64_t r = slice * s.rows + (row < s.rows ? row : s.rows - 1);
+  *data = static_cast<const uint8_t*>(s.data) + r * int4RowBytes(s.cols);
+  *scales = s.groupScales + r * int4Groups(s.cols);
+}
+
+__global__ void gateUpInt4Kernel(const float* x, int topK, const int32_t* experts, ExpertStack gate,
+                                 ExpertStack up, bool vec, float* act) {
+  int64_t row0, slice;
+  float* dst;
+  if (!int4WarpTask(gate, experts, act, kInt4Rows, &row0, &slice, &dst))
+    return;
+  const uint8_t* rows[2 * kInt4Rows];
+  const uint16_t* scales[2 * kInt4Rows];
+#pragma unroll
+  for (int r = 0; r < kInt4Rows; ++r) {
+    int4Row(gate, slice, row0 + r, &rows[r], &scales[r]);
+    int4Row(up, slice, row0 + r, &rows[kInt4Rows + r], &scales[kInt4Rows + r]);
+  }
+  float acc[2 * kInt4Rows][1] = {};
+  int4RowsDot<1, 2 * kInt4Rows>(rows, scales, x + int64_t(blockIdx.y / topK) * gate.cols, gate.cols,
+                                gate.cols, vec, acc);
+  const int lane = int(threadIdx.x) % 32;
+#pragma unroll
+  for (int r = 0; r < kInt4Rows; ++r) {
+    const float g = int4WarpSum(acc[r][0]), u = int4WarpSum(acc[kInt4Rows + r][0]);
+    if (lane == r && row0 + r < gate.rows)
+      dst[r] = g / (1.0f + expf(-g)) * u;
+  }
+}
+
+__global__ void downInt4Kernel(const float* act, const int32_t* experts, ExpertStack down, bool vec,
+                               float* y) {
+  constexpr int R = 2 * kInt4Rows;
+  int64_t row0, slice;
+  float* dst;
+  if (!int4WarpTask(down, experts, y, R, &row0, &slice, &dst))
+    return;
+  const uint8_t* rows[R];
+  const uint16_t* scales[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+    int4Row(down, slice, row0 + r, &rows[r], &scales[r]);
+  float acc[R][1] = {};
+  int4RowsDot<1, R>(rows, scales, act + int64_t(blockIdx.y) * down.cols, down.cols, down.cols, vec,
+                    acc);
+  const int lane = int(threadIdx.x) % 32;
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const float d = int4WarpSum(acc[r][0]);
+    if (lane == r && row0 + r < down.rows)
+      dst[r] = d;
+  }
+}
+
+unsigned int4RowBlocks(int64_t rows, int rowsPerWarp) {
+  const int64_t perBlock = int64_t(kInt4Warps) * rowsPerWarp;
+  return unsigned((rows + perBlock - 1) / perBlock);
+}
+
 __global__ void combineKernel(const float* y, const float* weights, const int32_t* experts,
                               const int32_t* local, int numExperts, int64_t tokens, int topK,
                               int64_t cols, const float* shared, const float* sharedScale,
@@ -235,6 +328,12 @@ void moeGateUpDecode(const float* x, int64_t tokens, int topK, const int32_t* ex
     return;
   const bool vec = vectorizable(gate, x) && vectorizable(up, x);
   countLaunches();
+  if (gate.dtype == int(ExpertDType::Int4) && up.dtype == int(ExpertDType::Int4) &&
+      gate.rows == up.rows && gate.cols == up.cols) {
+    gateUpInt4Kernel<<<dim3(int4RowBlocks(gate.rows, kInt4Rows), unsigned(pairs)), kInt4Warps * 32,
+                       0, stream()>>>(x, topK, experts, gate, up, vec, act);
+    return;
+  }
   byFormat(gate.dtype == up.dtype ? gate.dtype : -1, [&](auto dt) {
     gateUpKernel<decltype(dt)::value>
         <<<dim3(rowBlocks(gate.rows), unsigned(pairs)), kWarps * 32, 0, stream()>>>(
@@ -248,6 +347,11 @@ void moeDownDecode(const float* act, int64_t pairs, const int32_t* experts, cons
     return;
   const bool vec = vectorizable(down, act);
   countLaunches();
+  if (down.dtype == int(ExpertDType::Int4)) {
+    downInt4Kernel<<<dim3(int4RowBlocks(down.rows, 2 * kInt4Rows), unsigned(pairs)),
+                     kInt4Warps * 32, 0, stream()>>>(act, experts, down, vec, y);
+    return;
+  }
   byFormat(down.dtype, [&](auto dt) {
     downKernel<decltype(dt)::value>
         <<<dim3(rowBlocks(down.rows), unsigned(pairs)), kWarps * 32, 0, stream()>>>(act, experts,

@@ -1,8 +1,9 @@
 // Weight-only int8 products (y = x . (q * scale)^T, q int8 [N, K] row-major, one f32 scale per
 // row, symmetric — the CPU's Int8 format semantics) and weight-only int4 ones (Int4Format.h: one
-// f16 scale per row and 128-column group; the row loop is Int4Dot.cuh's). Decode (few tokens) is
-// bound by reading q, so one warp streams one row with 16-byte loads and keeps a sum per token in
-// registers; the scalar loop serves rows that are not 16-byte aligned. Prefill widens row blocks of
+// f16 scale per row and 128-column group; the kernel is Int4Dot.cuh's). Decode (few tokens) is
+// bound by reading q: int8 streams one row per warp with 16-byte loads and keeps a sum per token
+// in registers (the scalar loop serves rows that are not 16-byte aligned); int4 streams several
+// rows per warp (Int4Dot.cuh says why). Prefill widens row blocks of
 // q to bf16 (exact: |q| <= 127 fits bf16's 8-bit significand) for cuBLAS's tensor cores and scales
 // the columns afterwards.
 #include "kernels/cuda/DeviceKernels.h"
@@ -99,37 +100,34 @@ constexpr LaunchGemv kGemvByTokens[] = {launchGemv<1>, launchGemv<2>, launchGemv
                                         launchGemv<5>, launchGemv<6>, launchGemv<7>, launchGemv<8>};
 static_assert(sizeof(kGemvByTokens) / sizeof(kGemvByTokens[0]) == kGemvMaxTokens);
 
-// A warp per row of the int4 matrix, T tokens' sums in registers, the group scales applied per
-// 32-column chunk inside int4RowDot.
-template <int T>
-__global__ void gemvInt4Kernel(const float* __restrict__ x, const uint8_t* __restrict__ data,
-                               const uint16_t* __restrict__ scales, int64_t n, int64_t k, bool xVec,
-                               float* __restrict__ y) {
-  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
-  const int64_t row = int64_t(blockIdx.x) * kWarpsPerBlock + warp;
-  if (row >= n)
-    return;
-  float acc[T];
-#pragma unroll
-  for (int t = 0; t < T; ++t)
-    acc[t] = 0.f;
-  int4RowDot<T>(data + row * int4RowBytes(k), scales + row * int4Groups(k), x, k, k, xVec, acc);
-#pragma unroll
-  for (int t = 0; t < T; ++t) {
-    float s = acc[t];
-    for (int off = 16; off > 0; off >>= 1)
-      s += __shfl_xor_sync(0xffffffffu, s, off);
-    if (lane == 0)
-      y[t * n + row] = s;
-  }
+// int4 decode: Int4Dot.cuh's gemvInt4RowsKernel, a warp per R rows so that each activation load
+// serves R rows (why: see Int4Dot.cuh), in small blocks (4 warps). R = 4 for 1-2 tokens on
+// matrices of >= 4,096 rows (lm_head: 6,400 blocks), else 2: a 2,048-row matrix then still spreads
+// over every SM of an H100 (256 blocks of 8 rows, where R = 4 would leave 128 blocks for 132 SMs),
+// and for 3-8 tokens the 2 * R * T sums of R = 4 would cost occupancy (ptxas: R = 4 uses 96
+// registers for 1 token, 144 for 2; R = 2 uses 95..135 for 3..8 tokens, no spills).
+// kt_bench_int4_decode (bench/cuda) times the other choices.
+constexpr int kInt4WarpsPerBlock = 4;
+constexpr int64_t kInt4ManyRows = 4096;
+
+template <int T, int R>
+void launchGemvInt4Rows(const float* x, const uint8_t* data, const uint16_t* scales, int64_t n,
+                        int64_t k, bool xVec, float* y) {
+  const int64_t rowsPerBlock = int64_t(kInt4WarpsPerBlock) * R;
+  const unsigned blocks = unsigned((n + rowsPerBlock - 1) / rowsPerBlock);
+  countLaunches();
+  gemvInt4RowsKernel<T, R>
+      <<<blocks, kInt4WarpsPerBlock * 32, 0, stream()>>>(x, data, scales, n, k, xVec, y);
 }
 
 template <int T>
 void launchGemvInt4(const float* x, const uint8_t* data, const uint16_t* scales, int64_t n,
                     int64_t k, bool xVec, float* y) {
-  const unsigned blocks = unsigned((n + kWarpsPerBlock - 1) / kWarpsPerBlock);
-  countLaunches();
-  gemvInt4Kernel<T><<<blocks, kWarpsPerBlock * 32, 0, stream()>>>(x, data, scales, n, k, xVec, y);
+  if constexpr (T <= 2) {
+    if (n >= kInt4ManyRows)
+      return launchGemvInt4Rows<T, 4>(x, data, scales, n, k, xVec, y);
+  }
+  launchGemvInt4Rows<T, 2>(x, data, scales, n, k, xVec, y);
 }
 
 using LaunchGemvInt4 = void (*)(const float*, const uint8_t*, const uint16_t*, int64_t, int64_t,

@@ -1,9 +1,11 @@
 // The decode MoE kernels (kernels/cuda/MoeDecode.cu) and the device-offset KV append and attention
 // (what CUDA graphs replay) against scalar CPU references: odd shapes (rows not a multiple of the
-// 8-row block, cols not a multiple of the 8-element loads, and multiples for the vector path),
-// T = 1..5, top-k with repeated and -1 ids, split layers (experts the GPU does not hold), f32,
-// bf16, int8 and int4 weights (int4: rows shorter than one 128-column group, and a partial last
-// group), shared experts with and without a per-token scale. Without a GPU they skip.
+// 8-row block or of the int4 kernels' 2 and 4 rows per warp, cols not a multiple of the
+// 8-element loads, and multiples for the vector path; int4 rows of several groups with a partial
+// last 32-column chunk: 520 and 1030 columns), T = 1..8, top-k with repeated and -1 ids, split
+// layers (experts the GPU does not hold), f32, bf16, int8 and int4 weights (int4: rows shorter than
+// one 128-column group, and a partial last group), shared experts with and without a per-token
+// scale. Without a GPU they skip.
 #include "kernels/cpu/Attention.h"
 #include "kernels/cuda/DeviceKernels.h"
 #include "kernels/cuda/Int4Format.h"
@@ -118,9 +120,9 @@ TEST(CudaMoeDecode, RoutedAndSharedMatchReference) {
   };
   for (cuda::ExpertDType type : {cuda::ExpertDType::F32, cuda::ExpertDType::BF16,
                                  cuda::ExpertDType::Int8, cuda::ExpertDType::Int4})
-    for (Shape sh :
-         {Shape{45, 13}, Shape{64, 40}, Shape{256 + 8, 33}, Shape{7, 9}, Shape{128 + 2, 136}})
-      for (int64_t T = 1; T <= 5; ++T)
+    for (Shape sh : {Shape{45, 13}, Shape{64, 40}, Shape{256 + 8, 33}, Shape{7, 9},
+                     Shape{128 + 2, 136}, Shape{520, 150}, Shape{1030, 264}})
+      for (int64_t T = 1; T <= cuda::kMoeDecodeMaxTokens; ++T)
         for (bool split : {false, true}) {
           const int64_t H = sh.hidden, I = sh.inter;
           // The GPU holds experts 0, 2, 3, 5 of a split layer (slices 0..3); all 6 otherwise.
