@@ -15,12 +15,8 @@
 namespace kt {
 
 namespace {
-// How long an idle worker polls for the next job (and the caller for the workers to finish) before
-// sleeping on a condition variable. A decode step has serial gaps of 30-100 us between parallel
-// regions (routing, norms, sampling): at 50 us a worker slept ~15 times per DeepSeek-V2-Lite token
-// on the dev VM and each wake-up cost a futex round trip through the hypervisor; at 250 us ~10x
-// fewer sleeps (kt-rt bench, 8 layers, P=512). Longer spins only burn a core between requests.
-constexpr auto kSpin = std::chrono::microseconds(250);
+// How long an idle worker polls for the next job before sleeping on the condition variable.
+constexpr auto kSpin = std::chrono::microseconds(50);
 
 inline void cpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
