@@ -7,6 +7,7 @@
 // weights far larger than the caches (efficiency = its rate / the read bandwidth), a
 // prefill-sized GEMM (GFLOP/s), and an empty parallelFor of the pool the runtime runs ops on.
 #include "runtime/probe/Probe.h"
+#include "runtime/probe/ProbeData.h"
 
 #include "bench/kernels/BenchUtil.h"
 #include "kernels/cpu/Attention.h"
@@ -142,18 +143,6 @@ void rowsOf(int64_t n, int tid, int nt, int64_t* n0, int64_t* n1) {
   int64_t panels = (n + quant::kRowBlock - 1) / quant::kRowBlock;
   *n0 = std::min(n, panels * tid / nt * quant::kRowBlock);
   *n1 = std::min(n, panels * (tid + 1) / nt * quant::kRowBlock);
-}
-
-// Uniform values in [-0.1, 0.1) from a 32-bit LCG: the kernels' speed does not depend on the
-// distribution, and generating normals for millions of weights would cost seconds.
-std::vector<float> randomMatrix(int64_t elements, uint32_t seed) {
-  std::vector<float> m(static_cast<size_t>(elements));
-  uint32_t state = seed * 2654435761u + 1;
-  for (float& v : m) {
-    state = state * 1664525u + 1013904223u;
-    v = (float(state >> 8) / float(1 << 24) - 0.5f) * 0.2f;
-  }
-  return m;
 }
 
 // Sustained rates are medians: on a shared machine the best run is a lucky moment the runtime

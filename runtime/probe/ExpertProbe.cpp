@@ -10,6 +10,7 @@
 // prefill reached ~1 TFLOP/s where the rows curve said 4-7 TFLOP/s (docs/cost-model.md, third
 // device run).
 #include "runtime/probe/Probe.h"
+#include "runtime/probe/ProbeData.h"
 
 #include "bench/kernels/BenchUtil.h"
 #include "kernels/cpu/quant/QuantMatmul.h"
@@ -31,17 +32,6 @@ namespace {
 constexpr int64_t kHidden = 2048, kInter = 1408;
 constexpr int kExperts = 16, kTopK = 8;
 
-// Uniform values in [-0.1, 0.1) (the kernels' speed does not depend on the distribution).
-std::vector<float> fill(int64_t n, uint32_t seed) {
-  std::vector<float> v(static_cast<size_t>(n));
-  uint32_t s = seed * 2654435761u + 1;
-  for (float& x : v) {
-    s = s * 1664525u + 1013904223u;
-    x = (float(s >> 8) / float(1 << 24) - 0.5f) * 0.2f;
-  }
-  return v;
-}
-
 size_t aligned(size_t bytes) {
   return (bytes + 4095) / 4096 * 4096;
 }
@@ -61,8 +51,9 @@ void measureExpertPath(const ProbeOptions& o, int threads, bench::Buffer& blob, 
   // 128 rows per expert).
   cpuops::keepFreedMemoryInHeap();
   ThreadPool pool(threads);
-  const std::vector<float> gate = fill(kInter * kHidden, 21), up = fill(kInter * kHidden, 22),
-                           down = fill(kHidden * kInter, 23);
+  const std::vector<float> gate = randomMatrix(kInter * kHidden, 21),
+                           up = randomMatrix(kInter * kHidden, 22),
+                           down = randomMatrix(kHidden * kInter, 23);
   struct Format {
     quant::WeightFormat packed;
     const char* name;
@@ -103,7 +94,7 @@ void measureExpertPath(const ProbeOptions& o, int threads, bench::Buffer& blob, 
       for (int64_t t = 0; t < T; ++t)
         for (int j = 0; j < kTopK; ++j)
           chosen[size_t(t * kTopK + j)] = int32_t(t % 2 + 2 * j);
-      const std::vector<float> x = fill(T * kHidden, 24);
+      const std::vector<float> x = randomMatrix(T * kHidden, 24);
       std::vector<float> y(static_cast<size_t>(T * kHidden));
       const double flops = 2.0 * 3.0 * double(kHidden) * double(kInter) * double(rows) * kExperts;
       std::vector<double> rates;
