@@ -124,6 +124,6 @@ for m in $MODELS; do
       bench "$m-$v-p2048" "$plan" --prompt-len 2048 --gen-len 16 --reps 1 "${threads[@]}"
     rm -f "$plan.weights" # the next plan's sidecar needs the disk
   done
-  rm -rf "$ck"
+  [ -n "${KEEP_CHECKPOINT:-}" ] || rm -rf "$ck" # KEEP_CHECKPOINT=1: the caller runs more and removes it
 done
 echo "== done $(date -u +%T)" | tee -a "$LOG"
