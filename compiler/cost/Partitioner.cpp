@@ -7,6 +7,16 @@
 
 namespace kt::cost {
 
+double streamingSlotBytes(const Unit& u) {
+  const double cpu = u.expertBytesOn(/*cpu=*/true), gpu = u.expertBytesOn(false);
+  if (!u.hasCpuStorage || u.cpuStorage.expertsUnpacked)
+    return std::max(cpu, gpu);
+  const WeightFormat f = u.expertFormat; // the GPU's form: narrower than f32 means bf16 widening
+  const double widenedBytesPerWeight =
+      f == WeightFormat::BF16 || f == WeightFormat::Int8 || f == WeightFormat::Int4 ? 2 : 4;
+  return cpu + u.expertFlopsPerToken / 2 * widenedBytesPerWeight;
+}
+
 bool parsePrefillOffload(const std::string& text, PrefillOffload* out) {
   if (text == "auto")
     *out = PrefillOffload::Auto;
@@ -154,10 +164,9 @@ private:
     bool pinnedToCpu = false;
     for (size_t i = 0; i < n; ++i) {
       const Unit& u = g_.units[i];
-      // kt-rt's staging (runtime/exec/cuda/ExpertStream) holds two experts in the GPU's weight
-      // format (f32/bf16/--gpu-quant), converted from their CPU form; size it for the larger of
-      // the two forms. The total is what the accelerators would have to hold.
-      maxExpert = std::max({maxExpert, u.expertBytesOn(/*cpu=*/true), u.expertBytesOn(false)});
+      // kt-rt's staging (runtime/exec/cuda/ExpertStream) holds two experts (streamingSlotBytes).
+      // The total is what the accelerators would have to hold.
+      maxExpert = std::max(maxExpert, streamingSlotBytes(u));
       total += u.memoryBytesOn(false) + kv_[i] + u.expertBytesOn(false) * u.numExperts;
       for (const std::string& spec : expertPin_[i])
         pinnedToCpu = pinnedToCpu || (!spec.empty() && isCpuSpec(spec));

@@ -52,6 +52,13 @@ struct PartitionResult {
   std::vector<std::string> notes;        // things the user should know (shown by --explain)
 };
 
+// GPU bytes of one of kt-rt's two prefill-offload streaming slots for unit `u`'s experts
+// (runtime/exec/cuda/ExpertStream): CPU-packed (--cpu-quant) experts cross PCIe packed and are
+// widened on the GPU, so the slot holds the packed expert plus the widened one (bf16, or f32 when
+// the GPU keeps the experts f32: expertFlopsPerToken / 2 weights); otherwise one expert in the
+// larger of its CPU and GPU forms.
+double streamingSlotBytes(const Unit& u);
+
 // Places `g` on the devices of `cost`'s profile. Fails (false, *error set) when a pin names a
 // device the profile lacks or cannot run the op, when pins overflow a budget, or when the model
 // does not fit in CPU + accelerator memory.

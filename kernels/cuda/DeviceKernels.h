@@ -186,4 +186,11 @@ void moeCombine(const float* y, const float* weights, const int32_t* experts, co
                 int numExperts, int64_t tokens, int topK, int64_t cols, const float* shared,
                 const float* sharedScale, float* out);
 
+// Prefill offload: `blob` is a CPU-packed [g.n, g.k] matrix (kernels/cpu/quant/Layout.h, header
+// included, copied as it is; 64-byte aligned) and `out` receives it widened row-major, f32 or bf16
+// bits (`bf16`): exactly quant::dequantizeRow's values, bf16 rounded to nearest even. The CPU
+// reference is PackedWiden.h's widenPackedRows.
+struct PackedGeom;
+void widenPacked(const PackedGeom& g, const uint8_t* blob, bool bf16, void* out);
+
 } // namespace kt::cuda

@@ -1,5 +1,6 @@
 #include "runtime/exec/cuda/GpuFormat.h"
 
+#include "kernels/cpu/quant/QuantMatmul.h"
 #include "kernels/cuda/Int4Format.h"
 #include "runtime/support/ThreadPool.h"
 
@@ -51,6 +52,15 @@ size_t gpuScaleBytes(GpuFormat f, int64_t rows, int64_t cols) {
   return f == GpuFormat::Int8   ? size_t(rows) * 4
          : f == GpuFormat::Int4 ? size_t(rows * cuda::int4Groups(cols)) * 2
                                 : 0;
+}
+
+GpuFormat widenedFormat(GpuFormat planFormat) {
+  return planFormat == GpuFormat::F32 ? GpuFormat::F32 : GpuFormat::BF16;
+}
+
+size_t packedBlobBytes(const cpu::MatrixView& v) {
+  return v.packed < 0 ? 0
+                      : cpu::quant::packedBytes(cpu::quant::WeightFormat(v.packed), v.rows, v.cols);
 }
 
 uint16_t toBf16Bits(float f) { // round to nearest even (weights are finite)

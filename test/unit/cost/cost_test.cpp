@@ -394,6 +394,45 @@ TEST(Partitioner, PrefillCrossoverIsWhereStreamingWins) {
   EXPECT_FALSE(wins(n - 1));
 }
 
+// kt-rt streams CPU-packed experts as their packed bytes and widens them on the GPU, so each of
+// the two slots holds the packed expert plus the widened (bf16, or f32) one; unpacked experts
+// keep one expert in the larger form.
+TEST(Partitioner, StreamingSlotHoldsPackedAndWidenedExpert) {
+  Unit u = moeUnit(8, 2, 10e6);           // bf16 on the GPU: 5e6 weights
+  u.expertFlopsPerToken = 10e6;           // 2 per weight
+  EXPECT_EQ(streamingSlotBytes(u), 10e6); // no CPU form: the GPU's
+  u.hasCpuStorage = true;
+  u.cpuStorage.expertBytes = 5e6; // --cpu-quant int8
+  u.cpuStorage.expertFormat = WeightFormat::Int8;
+  EXPECT_EQ(streamingSlotBytes(u), 5e6 + 10e6);
+  u.expertFormat = WeightFormat::F32; // an f32 plan widens to f32
+  u.expertBytes = 20e6;
+  EXPECT_EQ(streamingSlotBytes(u), 5e6 + 20e6);
+  u.cpuStorage.expertsUnpacked = true; // converted on the host: one expert in the larger form
+  EXPECT_EQ(streamingSlotBytes(u), 20e6);
+
+  // The partitioner reserves two such slots on the streaming GPU.
+  CostModel m(parsed());
+  ModelGraph g = smallModel();
+  g.units[1].expertFlopsPerToken = 10e6;
+  g.units[1].hasCpuStorage = true;
+  g.units[1].cpuStorage.expertBytes = 5e6;
+  g.units[1].cpuStorage.expertFormat = WeightFormat::Int8;
+  g.units[1].cpuStorage.weightBytes = g.units[1].weightBytes;
+  PartitionOptions o;
+  o.gpuMemBytes = 72e6;
+  o.kvTokens = 1000;
+  PartitionResult r;
+  std::string why;
+  ASSERT_TRUE(partition(g, m, o, &r, &why)) << why;
+  ASSERT_EQ(r.assignment.offloadDevice, "gpu:0");
+  bool noted = false;
+  for (const std::string& n : r.notes)
+    noted = noted || n.find("prefill offload: " + formatBytes(2 * (5e6 + 10e6)) + " of gpu:0") !=
+                         std::string::npos;
+  EXPECT_TRUE(noted) << "no note reserving 2 x (packed + widened) = 30 MB";
+}
+
 TEST(Partitioner, DoesNotFitSaysByHowMuch) {
   CostModel m(parsed());
   ModelGraph g = smallModel();

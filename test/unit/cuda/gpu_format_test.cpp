@@ -2,7 +2,9 @@
 // upload and the prefill-offload expert streaming, against scalar references written here, on
 // randomized odd shapes (columns not a multiple of 128 or of 2), from f32 and bf16 sources, with
 // and without the thread pool. Host code only: runs without a GPU.
+#include "kernels/cpu/quant/QuantMatmul.h"
 #include "kernels/cuda/Int4Format.h"
+#include "kernels/cuda/PackedWiden.h"
 #include "runtime/exec/cuda/GpuFormat.h"
 #include "runtime/support/ThreadPool.h"
 
@@ -12,6 +14,7 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <utility>
 #include <vector>
 
 using namespace kt;
@@ -183,4 +186,41 @@ TEST(GpuFormat, Int4RefusesNonFiniteNamingTheRow) {
   std::vector<float> f(src.f32.size());
   EXPECT_TRUE(packForGpu(src.view(false), GpuFormat::F32, f.data(), nullptr, nullptr));
   EXPECT_TRUE(std::isnan(f[size_t(6 * 140 + 131)]));
+}
+
+// Prefill offload widens CPU-packed experts on the GPU (kernels/cuda/PackedWiden.h) instead of
+// converting them here; its host reference must give exactly what packForGpu made of the same
+// packed view (rowToF32, then f32 or bf16), so streamed experts keep today's weights. The GPU
+// kernel is compared with widenPackedRows in packed_widen_cuda_test (CudaPackedWiden).
+TEST(GpuFormat, PackedViewWidensAsPackForGpuConverts) {
+  namespace q = kt::cpu::quant;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.f, 0.05f);
+  ThreadPool pool(2);
+  for (q::WeightFormat f : q::kAllWeightFormats)
+    for (auto [n, k] : {std::pair<int64_t, int64_t>{17, 33}, {40, 129}, {3, 200}}) {
+      SCOPED_TRACE(std::string(q::formatName(f)) + " [" + std::to_string(n) + ", " +
+                   std::to_string(k) + "]");
+      std::vector<float> w(static_cast<size_t>(n * k));
+      for (float& x : w)
+        x = nd(rng);
+      std::vector<uint8_t> blob(q::packedBytes(f, n, k));
+      q::packWeights(f, w.data(), n, k, blob.data());
+      cpu::MatrixView v;
+      v.data = blob.data();
+      v.rows = n;
+      v.cols = k;
+      v.packed = int32_t(f);
+      EXPECT_EQ(packedBlobBytes(v), blob.size());
+      const cuda::PackedGeom g = cuda::packedGeom(f, n, k);
+      for (GpuFormat planFormat : {GpuFormat::F32, GpuFormat::BF16, GpuFormat::Int8}) {
+        const GpuFormat out = widenedFormat(planFormat);
+        const size_t bytes = gpuDataBytes(out, n, k);
+        std::vector<uint8_t> host(bytes), widened(bytes);
+        ASSERT_TRUE(packForGpu(v, out, host.data(), nullptr, &pool));
+        cuda::widenPackedRows(g, blob.data(), out == GpuFormat::BF16, widened.data(), 0, n);
+        EXPECT_EQ(std::memcmp(host.data(), widened.data(), bytes), 0)
+            << "plan format " << gpuFormatName(planFormat);
+      }
+    }
 }
