@@ -349,14 +349,30 @@ double CostModel::streamedExpertsTime(const Unit& u, const std::vector<int>& exp
   if (touched <= 0)
     return 0;
   const HostLink& l = accel(gpu).link;
-  // The experts are CPU-held: what crosses the link (and what the GPU computes) is their CPU form.
+  // The experts are CPU-held: what crosses the link is their CPU form, packed bytes as they are
+  // (runtime/exec/cuda/ExpertStream.cpp).
   double bytes = touched * u.expertBytesOn(/*cpu=*/true);
   double copy = bytes / (l.h2dGBs * 1e9);
-  // Experts are copied one after another into a double buffer while the previous one computes,
-  // so copy and compute overlap; the first copy's latency does not.
-  double compute = computeTime(gpu, expectedTokens(u, experts, s.tokens) * u.expertFlopsPerToken,
-                               bytes, u.expertFormatOn(/*cpu=*/true), /*ops=*/1);
-  return l.latencyUs * 1e-6 + std::max(copy, compute);
+  // The host first copies them into pinned slots: a memcpy over the CPU's thread pool, which
+  // reads and writes every byte (half the CPU nodes' streaming bandwidth).
+  double cpuBandwidth = 0;
+  for (const Device& d : devices_)
+    if (d.isCpu())
+      cpuBandwidth += bandwidth(d);
+  double host = cpuBandwidth > 0 ? bytes / (cpuBandwidth / 2) : 0;
+  // On the GPU the packed matrices are widened (bf16, or f32 in an f32 plan) and run by the
+  // grouped path of the GPU's own experts: per expert three widenings, the gather, two GEMM
+  // launches, SwiGLU, the down GEMM and the weighted scatter.
+  constexpr int kLaunchesPerStreamedExpert = 9;
+  const WeightFormat gpuForm =
+      u.expertFormatOn(/*cpu=*/false) == WeightFormat::F32 ? WeightFormat::F32 : WeightFormat::BF16;
+  double widened = touched * u.expertFlopsPerToken * (gpuForm == WeightFormat::F32 ? 2.0 : 1.0);
+  double compute =
+      computeTime(gpu, expectedTokens(u, experts, s.tokens) * u.expertFlopsPerToken, widened,
+                  gpuForm, int(std::ceil(touched)) * kLaunchesPerStreamedExpert);
+  // Experts go through two slots: the host copies expert i+1 while the link carries and the GPU
+  // computes expert i, so the three stages overlap; the first copy's latency does not.
+  return l.latencyUs * 1e-6 + std::max({host, copy, compute});
 }
 
 } // namespace kt::cost
