@@ -173,9 +173,12 @@ void prepareActivations(Isa isa, WeightFormat f, const float* x, int64_t k, int6
   isa = clampIsa(isa);
   const ActMode mode = activationMode(isa, f);
   const int64_t rows = activationRows(isa, f, t);
-  if (mode == ActMode::F32 ||
-      isa == Isa::Avx2) { // the int8 modes' AVX2 preparation is the reference
+  if (mode == ActMode::F32) {
     prepareActivationsRef(mode, f, x, k, t, rows, buf);
+    return;
+  }
+  if (isa == Isa::Avx2) { // the int8 modes (bf16 weights take f32 activations on AVX2)
+    prepareAvx2Int8(makeActLayout(mode, f, k, t, rows), x, k, buf);
     return;
   }
   prepareAvx512(makeActLayout(mode, f, k, t, rows), f, x, k, buf);

@@ -26,8 +26,10 @@ static inline size_t dequantScratchFloats(const Job& j) {
 void matmulScalarKernel(const Job& j, float* scratch); // MatmulScalar.cpp
 void matmulAvx2(const Job& j, float* scratch);         // MatmulAvx2.cpp
 void matmulAvx2Int(const Job& j); // MatmulAvx2Int.cpp: int8/int4 weights x int8 activations
-void matmulAvx512(const Job& j);  // MatmulAvx512.cpp
-void matmulAmx(const Job& j);     // MatmulAmx.cpp (bf16/int8, rows % 16 == 0)
+// Byte-identical to prepareActivationsRef for the Int8 modes (MatmulAvx2Int.cpp).
+void prepareAvx2Int8(const ActLayout& a, const float* x, int64_t k, uint8_t* buf);
+void matmulAvx512(const Job& j); // MatmulAvx512.cpp
+void matmulAmx(const Job& j);    // MatmulAmx.cpp (bf16/int8, rows % 16 == 0)
 // Byte-identical to prepareActivationsRef for the Bf16 / Int8 modes.
 void prepareAvx512(const ActLayout& a, WeightFormat f, const float* x, int64_t k, uint8_t* buf);
 

@@ -257,7 +257,80 @@ void int8Panels(const Job& j, int64_t p0, int64_t p1) {
   }
 }
 
+// One block of activations quantized as prepareActivationsRef does (Activations.cpp), 8 at a time:
+// s = max|x| / 127, q = rint(x * (127 / max|x|)) with the same single f32 multiply and
+// round-to-nearest-even, q's sum; a block holding inf or NaN keeps q = 0 and gets NaN scales.
+void quantizeBlock(const float* x, int64_t n, int8_t* q, float* scale, float* sumf, int32_t* sumq) {
+  const __m256 absMask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256 fmax = _mm256_set1_ps(3.402823466e38f);
+  float tail[8];
+  auto load = [&](int64_t c) { // 8 values from c; past n: zeros
+    if (c + 8 <= n)
+      return _mm256_loadu_ps(x + c);
+    for (int i = 0; i < 8; ++i)
+      tail[i] = c + i < n ? x[c + i] : 0.f;
+    return _mm256_loadu_ps(tail);
+  };
+  __m256 vmax = _mm256_setzero_ps();
+  int bad = 0;
+  for (int64_t c = 0; c < n; c += 8) {
+    const __m256 a = _mm256_and_ps(load(c), absMask);
+    bad |= _mm256_movemask_ps(_mm256_cmp_ps(a, fmax, _CMP_NLE_UQ)); // inf or NaN
+    vmax = _mm256_max_ps(vmax, a);
+  }
+  float m8[8];
+  _mm256_storeu_ps(m8, vmax);
+  float amax = 0.f;
+  for (float v : m8)
+    amax = v > amax ? v : amax;
+  const float s = amax / 127.f;
+  const float inv = amax > 0.f ? 127.f / amax : 0.f;
+  int32_t sum = 0;
+  if (!bad) {
+    const __m256 vinv = _mm256_set1_ps(inv);
+    __m256i vsum = _mm256_setzero_si256();
+    for (int64_t c = 0; c < n; c += 8) {
+      const __m256i qi = _mm256_cvtps_epi32(_mm256_mul_ps(load(c), vinv));
+      vsum = _mm256_add_epi32(vsum, qi);
+      // |q| <= 127: the saturating packs keep every value; lanes 0-3 and 4-7 end up in the low
+      // 4 bytes of each 128-bit half.
+      const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(qi, qi), _mm256_setzero_si256());
+      int32_t lo = _mm_cvtsi128_si32(_mm256_castsi256_si128(b)),
+              hi = _mm_cvtsi128_si32(_mm256_extracti128_si256(b, 1));
+      int8_t bytes[8];
+      __builtin_memcpy(bytes, &lo, 4);
+      __builtin_memcpy(bytes + 4, &hi, 4);
+      for (int i = 0; i < 8 && c + i < n; ++i)
+        q[c + i] = bytes[i];
+    }
+    int32_t v[8];
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(v), vsum);
+    for (int32_t e : v)
+      sum += e;
+  }
+  const float nan = __builtin_nanf("");
+  *scale = bad ? nan : s;
+  *sumq = sum;
+  *sumf = bad ? nan : s * float(sum);
+}
+
 } // namespace
+
+void prepareAvx2Int8(const ActLayout& A, const float* x, int64_t k, uint8_t* buf) {
+  __builtin_memset(buf, 0, A.totalBytes); // padding columns and rows are zero, as in the reference
+  for (int64_t s = 0; s < A.t; ++s) {
+    const float* xr = x + s * k;
+    int8_t* q = reinterpret_cast<int8_t*>(buf + size_t(s) * A.rowBytes);
+    for (int64_t b = 0; b < A.blocks; ++b) {
+      const int64_t c0 = b * A.blockSize, c1 = c0 + A.blockSize < k ? c0 + A.blockSize : k;
+      const size_t at = size_t(s * A.blocks + b);
+      quantizeBlock(xr + c0, c1 > c0 ? c1 - c0 : 0, q + c0,
+                    reinterpret_cast<float*>(buf + A.scaleOff) + at,
+                    reinterpret_cast<float*>(buf + A.sumfOff) + at,
+                    reinterpret_cast<int32_t*>(buf + A.sumqOff) + at);
+    }
+  }
+}
 
 void matmulAvx2Int(const Job& j) {
   const int64_t p0 = j.n0 / 16, p1 = (j.n1 + 15) / 16;
