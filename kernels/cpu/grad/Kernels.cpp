@@ -50,7 +50,9 @@ Path bestPath() {
 
 void weightRowsToF32(Path path, const MatrixView& w, int64_t r0, int64_t nr, float* out,
                      int64_t ld) {
-  if (path == Path::Avx512 && pathSupported(path) && avx512::packedRowsToF32(w, r0, nr, out, ld))
+  if (path == Path::Avx512 && w.packed >= 0 &&
+      quant::dequantizeRows(quant::Isa::Avx512, quant::WeightFormat(w.packed), w.data, w.rows,
+                            w.cols, r0, nr, out, ld))
     return;
   for (int64_t i = 0; i < nr; ++i)
     w.rowToF32(r0 + i, out + i * ld);

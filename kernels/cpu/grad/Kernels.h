@@ -45,9 +45,6 @@ ExpSum expShift(Path path, float* l, int64_t n);
 ExpSum expShiftRef(float* l, int64_t n);
 
 namespace avx512 { // DyWAvx512.cpp; call only when pathSupported(Path::Avx512)
-// Packed int8 / bf16 / f32 rows: r0 a multiple of 16; false for other formats (the caller
-// converts them row by row).
-bool packedRowsToF32(const MatrixView& w, int64_t r0, int64_t nr, float* out, int64_t ld);
 void gemmAcc(int64_t M, int64_t N, int64_t P, const float* a, int64_t lda, const float* b,
              int64_t ldb, float* c, int64_t ldc);
 // exp by a degree-6 polynomial on [-ln2/2, ln2/2] and an exponent shift (Cephes expf, ~2 ulp);

@@ -245,6 +245,13 @@ void matmulPrepared(Isa isa, WeightFormat f, const uint8_t* packed, int64_t n, i
   }
 }
 
+bool dequantizeRows(Isa isa, WeightFormat f, const uint8_t* packed, int64_t n, int64_t k,
+                    int64_t r0, int64_t nr, float* out, int64_t ld) {
+  if (int(clampIsa(isa)) < int(Isa::Avx512) || r0 < 0 || nr <= 0 || r0 >= n)
+    return false;
+  return dequantizeRowsAvx512(f, packed, n, k, r0, nr, out, ld);
+}
+
 void matmul(Isa isa, WeightFormat f, const uint8_t* packed, int64_t n, int64_t k, const float* x,
             int64_t t, float* y, int64_t n0, int64_t n1) {
   isa = clampIsa(isa);

@@ -32,5 +32,8 @@ void matmulAvx512(const Job& j); // MatmulAvx512.cpp
 void matmulAmx(const Job& j);    // MatmulAmx.cpp (bf16/int8, rows % 16 == 0)
 // Byte-identical to prepareActivationsRef for the Bf16 / Int8 modes.
 void prepareAvx512(const ActLayout& a, WeightFormat f, const float* x, int64_t k, uint8_t* buf);
+// DequantAvx512.cpp: QuantMatmul.h's dequantizeRows for f32 / bf16 / int8 blobs.
+bool dequantizeRowsAvx512(WeightFormat f, const uint8_t* packed, int64_t n, int64_t k, int64_t r0,
+                          int64_t nr, float* out, int64_t ld);
 
 } // namespace kt::cpu::quant::detail

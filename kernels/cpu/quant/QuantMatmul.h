@@ -121,6 +121,12 @@ bool checkPacked(WeightFormat f, const uint8_t* packed, size_t size, int64_t n, 
 // Dequantize row r of a packed matrix into out[k] (debugging, embeddings).
 void dequantizeRow(WeightFormat f, const uint8_t* packed, int64_t n, int64_t k, int64_t r,
                    float* out);
+// Rows [r0, r0 + nr) of an f32 / bf16 / int8 blob into out (row stride ld), exactly dequantizeRow's
+// values, with the AVX-512 panel transpose (training's dy . W reads whole weight blocks this way).
+// False, nothing written, when `isa` (clamped to this CPU) is below Avx512, for other formats, or
+// when r0 is not a multiple of 16: the caller then uses dequantizeRow.
+bool dequantizeRows(Isa isa, WeightFormat f, const uint8_t* packed, int64_t n, int64_t k,
+                    int64_t r0, int64_t nr, float* out, int64_t ld);
 
 // ---- Matmul ----
 // y[t, n] (row stride n) = x[t, k] * W^T for output rows [n0, n1) only. `isa` is clamped to what

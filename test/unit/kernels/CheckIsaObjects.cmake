@@ -3,7 +3,7 @@
 # symbols (W, V, u): those are shared across translation units and the linker may pick this copy.
 set(bad "")
 foreach(obj IN LISTS OBJECTS)
-  if(obj MATCHES "(Matmul|Attention)(Avx2|Avx512|Amx)[A-Za-z0-9]*\\.cpp\\.o$")
+  if(obj MATCHES "[A-Za-z0-9]*(Avx2|Avx512|Amx)[A-Za-z0-9]*\\.cpp\\.o$")
     execute_process(COMMAND ${NM} -C ${obj} OUTPUT_VARIABLE syms RESULT_VARIABLE rc)
     if(NOT rc EQUAL 0)
       message(FATAL_ERROR "nm failed on ${obj}")

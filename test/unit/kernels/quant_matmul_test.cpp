@@ -482,6 +482,49 @@ TEST(QuantAmxModel, TiledKernelMatchesReference) {
 
 // ---- dispatch ----
 
+// dequantizeRows (the AVX-512 panel transpose training reads weight blocks with) gives exactly
+// dequantizeRow's values for f32 / bf16 / int8, over odd shapes and row ranges that end inside a
+// panel; it refuses what it has no fast path for, writing nothing.
+TEST(QuantDequantizeRows, MatchesDequantizeRowExactly) {
+  std::mt19937 rng(21);
+  const float kUntouched = -12345.f;
+  for (WeightFormat f : {WeightFormat::F32, WeightFormat::BF16, WeightFormat::Int8})
+    for (auto [n, k] : {std::pair<int64_t, int64_t>{1, 1}, {17, 33}, {45, 70}, {64, 257}}) {
+      auto w = randomWeights(rng, n, k);
+      auto blob = pack(f, w, n, k);
+      const int64_t ld = k + 3;
+      for (int64_t r0 = 0; r0 < n; r0 += 16)
+        for (int64_t nr : {int64_t(1), int64_t(16), n - r0 + 5}) {
+          std::vector<float> out(static_cast<size_t>(std::max<int64_t>(nr, 1) * ld), kUntouched);
+          if (!dequantizeRows(Isa::Avx512, f, blob.data(), n, k, r0, nr, out.data(), ld)) {
+            ASSERT_FALSE(isaSupported(Isa::Avx512)) << formatName(f) << " " << n << "x" << k;
+            continue;
+          }
+          std::vector<float> row(static_cast<size_t>(k));
+          for (int64_t i = 0; i < nr && r0 + i < n; ++i) {
+            dequantizeRow(f, blob.data(), n, k, r0 + i, row.data());
+            for (int64_t c = 0; c < k; ++c)
+              ASSERT_EQ(out[size_t(i * ld + c)], row[size_t(c)])
+                  << formatName(f) << " " << n << "x" << k << " row " << r0 + i << " col " << c;
+            for (int64_t c = k; c < ld; ++c) // the padding of each output row stays untouched
+              ASSERT_EQ(out[size_t(i * ld + c)], kUntouched);
+          }
+        }
+    }
+  std::vector<float> out(64, kUntouched);
+  auto w = randomWeights(rng, 20, 40);
+  auto blob4 = pack(WeightFormat::Int4G32Sym, w, 20, 40);
+  EXPECT_FALSE(dequantizeRows(Isa::Avx512, WeightFormat::Int4G32Sym, blob4.data(), 20, 40, 0, 1,
+                              out.data(), 40));
+  auto blob8 = pack(WeightFormat::Int8, w, 20, 40);
+  EXPECT_FALSE(dequantizeRows(Isa::Avx512, WeightFormat::Int8, blob8.data(), 20, 40, 3, 1,
+                              out.data(), 40)); // not a panel start
+  EXPECT_FALSE(
+      dequantizeRows(Isa::Avx2, WeightFormat::Int8, blob8.data(), 20, 40, 0, 1, out.data(), 40));
+  for (float v : out)
+    EXPECT_EQ(v, kUntouched);
+}
+
 TEST(QuantDispatch, HonoursRequestAndNeverExceedsCpu) {
   const Isa best = bestSupportedIsa();
   EXPECT_TRUE(isaSupported(Isa::Scalar));
