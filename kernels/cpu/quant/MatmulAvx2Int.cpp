@@ -94,6 +94,10 @@ void int4Block(const Job& j, const uint8_t* panel, int64_t p, int64_t s0, int h0
       KT_UNROLL
       for (int l = l0; l < l0 + LB; ++l) {
         __m256i lo[H], hi[H];
+        // One line ahead per line read, 1 KiB out: keeps DRAM busy across the group epilogues
+        // (the hardware prefetcher alone left a core at 45-70% of its read rate).
+        if (h0 == 0)
+          _mm_prefetch(reinterpret_cast<const char*>(lines + size_t(l) * 64 + 1024), _MM_HINT_T0);
         KT_UNROLL
         for (int h = 0; h < H; ++h) {
           const __m256i v = _mm256_loadu_si256(
