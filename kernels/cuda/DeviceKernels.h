@@ -120,6 +120,37 @@ inline AttentionArgs gqaAttentionArgs(const float* q, const float* k, const floa
   a.scale = scale;
   return a;
 }
+// Absorbed MLA: qAbs and out [len][heads][latent], the rope queries qPe [len][heads] at
+// `qPeHead` floats per head (a token's are `heads * qPeHead` apart), one shared latent [positions]
+// [latent] that serves as keys and values, and the rope keys kPe [positions][rope].
+inline AttentionArgs mlaAttentionArgs(const float* qAbs, const float* qPe, int64_t qPeHead,
+                                      const float* latent, const float* kPe, float* out, int heads,
+                                      int latentDim, int ropeDim, int64_t len, float scale) {
+  AttentionArgs a;
+  a.q1 = qAbs;
+  a.q1Token = int64_t(heads) * latentDim;
+  a.q1Head = latentDim;
+  a.d1 = latentDim;
+  a.q2 = qPe;
+  a.q2Token = int64_t(heads) * qPeHead;
+  a.q2Head = qPeHead;
+  a.d2 = ropeDim;
+  a.k1 = latent;
+  a.k1Pos = latentDim;
+  a.k2 = kPe;
+  a.k2Pos = ropeDim;
+  a.v = latent;
+  a.vPos = latentDim;
+  a.dv = latentDim;
+  a.out = out;
+  a.outToken = int64_t(heads) * latentDim;
+  a.outHead = latentDim;
+  a.len = len;
+  a.heads = heads;
+  a.kvHeads = 1;
+  a.scale = scale;
+  return a;
+}
 // Query tokens up to which attention() may split over the keys.
 constexpr int64_t kAttentionSplitMaxTokens = 8;
 // The number of key splits attention(a) runs (1: one block per (head, token), no merge launch).

@@ -214,30 +214,10 @@ void measureAttention(bool mla, bool quick, double* fullGflops, double* blockGfl
     cudaMemset(k1, 0, size_t(positions) * kRow * 4);
     cudaMemset(k2, 0, size_t(positions) * std::max(d2, 1) * 4);
     cudaMemset(v, 0, size_t(positions) * vRow * 4);
-    cuda::AttentionArgs a;
-    a.q1 = q1;
-    a.q1Token = int64_t(heads) * d1;
-    a.q1Head = d1;
-    a.d1 = d1;
-    a.q2 = mla ? q2 : nullptr;
-    a.q2Token = int64_t(heads) * d2;
-    a.q2Head = d2;
-    a.d2 = d2;
-    a.k1 = k1;
-    a.k1Pos = kRow;
-    a.k1Head = mla ? 0 : d1;
-    a.k2 = mla ? k2 : nullptr;
-    a.k2Pos = d2;
-    a.v = mla ? k1 : v; // MLA: the values are the latent itself
-    a.vPos = mla ? kRow : vRow;
-    a.vHead = mla ? 0 : dv;
-    a.dv = dv;
-    a.out = out;
-    a.outToken = int64_t(heads) * dv;
-    a.outHead = dv;
-    a.heads = heads;
-    a.kvHeads = kvHeads;
-    a.scale = 0.05f;
+    // len is set per measurement below.
+    cuda::AttentionArgs a =
+        mla ? cuda::mlaAttentionArgs(q1, q2, d2, k1, k2, out, heads, d1, d2, 0, 0.05f)
+            : cuda::gqaAttentionArgs(q1, k1, v, out, heads, kvHeads, d1, 0, 0.05f);
     // compiler/cost's per-pair FLOPs: GQA 4 x heads x head_dim; MLA 2 x heads x (latent + rope)
     // + 2 x heads x latent.
     const double perPair = mla ? 2.0 * heads * (d1 + d2) + 2.0 * heads * dv : 4.0 * heads * d1;

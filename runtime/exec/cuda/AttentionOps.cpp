@@ -143,31 +143,11 @@ void mlaAttention(OpContext& c) {
     const int32_t* pos0 = b.chunkPos0(ci); // read on the GPU, as in attention() above
     cuda::appendRows(latent, lora, cap, kva + s.start * kvaw, kvaw, lora, s.len, pos0, s.pos0);
     cuda::appendRows(kpe, rope, cap, kva + s.start * kvaw + lora, kvaw, rope, s.len, pos0, s.pos0);
-    cuda::AttentionArgs at;
-    at.q1 = qAbs + s.start * nh * lora;
-    at.q1Token = int64_t(nh) * lora;
-    at.q1Head = lora;
-    at.d1 = lora;
-    at.q2 = q + s.start * nh * qhd + nope;
-    at.q2Token = int64_t(nh) * qhd;
-    at.q2Head = qhd;
-    at.d2 = rope;
-    at.k1 = latent;
-    at.k1Pos = lora;
-    at.k2 = kpe;
-    at.k2Pos = rope;
-    at.v = latent;
-    at.vPos = lora;
-    at.dv = lora;
-    at.out = ctx + s.start * nh * lora;
-    at.outToken = int64_t(nh) * lora;
-    at.outHead = lora;
-    at.len = s.len;
+    cuda::AttentionArgs at = cuda::mlaAttentionArgs(
+        qAbs + s.start * nh * lora, q + s.start * nh * qhd + nope, qhd, latent, kpe,
+        ctx + s.start * nh * lora, nh, lora, rope, s.len, float(a.scale()));
     at.pos0 = s.pos0;
     at.pos0Dev = pos0;
-    at.heads = nh;
-    at.kvHeads = 1;
-    at.scale = float(a.scale());
     splitOverKeys(b, at, cap);
     cuda::attention(at);
   }

@@ -128,32 +128,12 @@ TEST(CudaAttentionSplit, MlaMatchesCpuReference) {
       poisonPast(kpe, ctx, m.rope);
       std::vector<int32_t> p0 = {int32_t(pos0)};
       Dev dqa(qa), dqp(qp), dlat(lat), dkpe(kpe), dP0(p0), dOut(qa.size() * 4);
-      cuda::AttentionArgs a;
-      a.q1 = dqa.as();
-      a.q1Token = int64_t(m.heads) * m.lora;
-      a.q1Head = m.lora;
-      a.d1 = m.lora;
-      a.q2 = dqp.as();
-      a.q2Token = int64_t(m.heads) * m.rope;
-      a.q2Head = m.rope;
-      a.d2 = m.rope;
-      a.k1 = dlat.as();
-      a.k1Pos = m.lora;
-      a.k2 = dkpe.as();
-      a.k2Pos = m.rope;
-      a.v = dlat.as();
-      a.vPos = m.lora;
-      a.dv = m.lora;
-      a.out = dOut.as();
-      a.outToken = int64_t(m.heads) * m.lora;
-      a.outHead = m.lora;
-      a.len = len;
+      cuda::AttentionArgs a =
+          cuda::mlaAttentionArgs(dqa.as(), dqp.as(), m.rope, dlat.as(), dkpe.as(), dOut.as(),
+                                 m.heads, m.lora, m.rope, len, float(scale));
       a.pos0 = -1;
       a.pos0Dev = dP0.as<int32_t>();
       a.maxKeys = capacity;
-      a.heads = m.heads;
-      a.kvHeads = 1;
-      a.scale = float(scale);
       for (int splits : {0, 5, 64}) {
         std::vector<float> got = runSplit(a, splits, qa.size(), dOut);
         EXPECT_LT(maxRelDiff(got, want), 1e-5)

@@ -400,30 +400,9 @@ TEST(CudaKernels, MlaAttentionMatchesCpu) {
     cpu::mlaAttention(pool, qa.data(), qp.data(), len, heads, lora, rope, lat.data(), kpe.data(),
                       pos0, 0.11, want.data());
     Dev dqa(qa), dqp(qp), dlat(lat), dkpe(kpe), dOut(qa.size() * 4);
-    cuda::AttentionArgs a;
-    a.q1 = dqa.as();
-    a.q1Token = int64_t(heads) * lora;
-    a.q1Head = lora;
-    a.d1 = lora;
-    a.q2 = dqp.as();
-    a.q2Token = int64_t(heads) * rope;
-    a.q2Head = rope;
-    a.d2 = rope;
-    a.k1 = dlat.as();
-    a.k1Pos = lora;
-    a.k2 = dkpe.as();
-    a.k2Pos = rope;
-    a.v = dlat.as();
-    a.vPos = lora;
-    a.dv = lora;
-    a.out = dOut.as();
-    a.outToken = int64_t(heads) * lora;
-    a.outHead = lora;
-    a.len = len;
+    cuda::AttentionArgs a = cuda::mlaAttentionArgs(dqa.as(), dqp.as(), rope, dlat.as(), dkpe.as(),
+                                                   dOut.as(), heads, lora, rope, len, 0.11f);
     a.pos0 = pos0;
-    a.heads = heads;
-    a.kvHeads = 1;
-    a.scale = 0.11f;
     cuda::attention(a);
     EXPECT_LT(maxRelDiff(dOut.get(qa.size()), want), 1e-5) << "pos0 " << pos0;
   }
