@@ -16,11 +16,10 @@ struct Job {
 };
 
 // Scratch floats the Scalar/Avx2 kernels need (dequantized chunk + per-token accumulators).
-// (Avx2 also keeps per-(token, group) activation sums there for int4.)
 static constexpr int64_t kChunkK =
     256; // k columns dequantized at a time (multiple of every kp align)
 static inline size_t dequantScratchFloats(const Job& j) {
-  return size_t(kChunkK * 16) + size_t(j.a.rows) * 16 + size_t(j.a.rows) * size_t(j.w.groups);
+  return size_t(kChunkK * 16) + size_t(j.a.rows) * 16;
 }
 
 void matmulScalarKernel(const Job& j, float* scratch); // MatmulScalar.cpp

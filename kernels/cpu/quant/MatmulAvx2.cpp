@@ -3,9 +3,8 @@
 //
 // This file: f32 and bf16 weights with exact f32 activations (ActMode::F32), so results match
 // matmulRef to f32 rounding; int8 and int4 weights take int8 activations (MatmulAvx2Int.cpp).
-// The f32-activation int8/int4 paths below remain as the kernels of an F32-mode job.
-// * GEMV (t <= 2; bf16, int8, int4): each 64-byte line is unpacked to f32 in registers and fed to
-//   FMAs for both tokens at once, with 4 (t=1) / 2 (t=2) accumulator chains per 8 rows.
+// * GEMV (t <= 2; bf16): each 64-byte line is unpacked to f32 in registers and fed to FMAs for
+//   both tokens at once, with 4 (t=1) / 2 (t=2) accumulator chains per 8 rows.
 // * Otherwise (and f32 weights, which need no unpacking): per 16-row panel, dequantize a
 //   256-column chunk to f32 [kc][16] in L1, then run an FMA micro-kernel of 16 rows x up to 4
 //   tokens over it, so dequantization is amortized over every token.
@@ -48,58 +47,9 @@ const float* dequantChunk(const Layout& L, const uint8_t* panel, int64_t k0, int
     }
     return out;
   }
-  case WeightFormat::Int8: {
-    const __m256i flip = _mm256_set1_epi8(char(0x80)); // u8 (q + 128) -> s8 q
-    const float* sc = reinterpret_cast<const float*>(panel + L.scaleOff);
-    const __m256 s0 = _mm256_loadu_ps(sc), s1 = _mm256_loadu_ps(sc + 8);
-    for (int64_t c = 0; c < kc; c += 4) {
-      const uint8_t* line = panel + size_t((k0 + c) / 4) * 64;
-      KT_UNROLL
-      for (int h = 0; h < 2; ++h) {
-        const __m256i v = _mm256_xor_si256(
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32 * h)), flip);
-        const __m256 s = h ? s1 : s0;
-        // Byte b of each 32-bit lane, sign-extended: shift it to the top, arithmetic shift down.
-        const __m256i b0 = _mm256_srai_epi32(_mm256_slli_epi32(v, 24), 24);
-        const __m256i b1 = _mm256_srai_epi32(_mm256_slli_epi32(v, 16), 24);
-        const __m256i b2 = _mm256_srai_epi32(_mm256_slli_epi32(v, 8), 24);
-        const __m256i b3 = _mm256_srai_epi32(v, 24);
-        _mm256_storeu_ps(out + (c + 0) * 16 + 8 * h, _mm256_mul_ps(_mm256_cvtepi32_ps(b0), s));
-        _mm256_storeu_ps(out + (c + 1) * 16 + 8 * h, _mm256_mul_ps(_mm256_cvtepi32_ps(b1), s));
-        _mm256_storeu_ps(out + (c + 2) * 16 + 8 * h, _mm256_mul_ps(_mm256_cvtepi32_ps(b2), s));
-        _mm256_storeu_ps(out + (c + 3) * 16 + 8 * h, _mm256_mul_ps(_mm256_cvtepi32_ps(b3), s));
-      }
-    }
+  default: // int8/int4 weights never reach this file's kernels (matmulAvx2Int)
     return out;
   }
-  default:
-    break;
-  }
-  // int4: w = d * u + m (sym: m = -8d, exact in f32 since d has 11 significant bits).
-  const int64_t G = L.group;
-  const __m256i nib = _mm256_set1_epi32(15);
-  for (int64_t c = 0; c < kc; c += 8) {
-    const int64_t kk = k0 + c, g = kk / G;
-    const uint8_t* line = panel + size_t(kk / 8) * 64;
-    KT_UNROLL
-    for (int h = 0; h < 2; ++h) {
-      const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(
-          reinterpret_cast<const __m128i*>(panel + L.scaleOff + size_t(g) * 32 + 16 * h)));
-      const __m256 m = L.asym ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(
-                                    panel + L.minOff + size_t(g) * 32 + 16 * h)))
-                              : _mm256_mul_ps(d, _mm256_set1_ps(-8.f));
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32 * h));
-      KT_UNROLL
-      for (int b = 0; b < 4; ++b) {
-        const __m256i lo = _mm256_and_si256(_mm256_srli_epi32(v, 8 * b), nib);
-        const __m256i hi = _mm256_and_si256(_mm256_srli_epi32(v, 8 * b + 4), nib);
-        _mm256_storeu_ps(out + (c + b) * 16 + 8 * h, _mm256_fmadd_ps(_mm256_cvtepi32_ps(lo), d, m));
-        _mm256_storeu_ps(out + (c + 4 + b) * 16 + 8 * h,
-                         _mm256_fmadd_ps(_mm256_cvtepi32_ps(hi), d, m));
-      }
-    }
-  }
-  return out;
 }
 
 // acc[s][16] += sum_c B[c][0..16) * x[s][c] for TT tokens. With <= 2 tokens, two k-parity
@@ -212,136 +162,11 @@ template <int T> void gemvBf16(const Job& j, const float* const* x, int64_t p0, 
   }
 }
 
-template <int T> void gemvInt8(const Job& j, const float* const* x, int64_t p0, int64_t p1) {
-  constexpr int P = chainsFor<T>();
-  const __m256i flip = _mm256_set1_epi8(char(0x80)); // u8 (q + 128) -> s8 q
-  const int64_t lines = j.w.kp / 4;
-  for (int64_t p = p0; p < p1; ++p) {
-    const uint8_t* panel = panelPtr(j.w, j.packed, p);
-    __m256 acc[T][2][P]; // in units of q; the row scale is applied once at the end
-    KT_UNROLL
-    for (int s = 0; s < T; ++s) {
-      KT_UNROLL
-      for (int c = 0; c < 2 * P; ++c)
-        acc[s][c / P][c % P] = _mm256_setzero_ps();
-    }
-    for (int64_t l = 0; l < lines; ++l) {
-      const uint8_t* line = panel + size_t(l) * 64;
-      KT_UNROLL
-      for (int h = 0; h < 2; ++h) {
-        const __m256i v = _mm256_xor_si256(
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32 * h)), flip);
-        // Byte b of each 32-bit lane, sign-extended: shift it to the top, arithmetic shift down.
-        fmaTokens<T, P>(acc, h, 0 % P,
-                        _mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(v, 24), 24)), x,
-                        4 * l);
-        fmaTokens<T, P>(acc, h, 1 % P,
-                        _mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(v, 16), 24)), x,
-                        4 * l + 1);
-        fmaTokens<T, P>(acc, h, 2 % P,
-                        _mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(v, 8), 24)), x,
-                        4 * l + 2);
-        fmaTokens<T, P>(acc, h, 3 % P, _mm256_cvtepi32_ps(_mm256_srai_epi32(v, 24)), x, 4 * l + 3);
-      }
-    }
-    const float* sc = reinterpret_cast<const float*>(panel + j.w.scaleOff);
-    KT_UNROLL
-    for (int s = 0; s < T; ++s) {
-      KT_UNROLL
-      for (int h = 0; h < 2; ++h)
-        storeHalf(j, s, p * 16 + 8 * h,
-                  _mm256_mul_ps(sumChains<T, P>(acc[s][h]), _mm256_loadu_ps(sc + 8 * h)));
-    }
-  }
-}
-
-// int4: per group, acc += d * sum(u * x) + min * sum(x) (sym: min = -8d); the group sums of x
-// (xsum[s][g]) are computed once per call. The per-token totals live in `tot` [T][16].
-template <int T, bool ASYM>
-void gemvInt4(const Job& j, const float* const* x, const float* xsum, float* tot, int64_t p0,
-              int64_t p1) {
-  constexpr int P = chainsFor<T>();
-  const int64_t G = j.w.group, groups = j.w.groups;
-  const __m256i nib = _mm256_set1_epi32(15);
-  for (int64_t p = p0; p < p1; ++p) {
-    const uint8_t* panel = panelPtr(j.w, j.packed, p);
-    for (int i = 0; i < T * 16; ++i)
-      tot[i] = 0.f;
-    for (int64_t g = 0; g < groups; ++g) {
-      __m256 acc[T][2][P];
-      KT_UNROLL
-      for (int s = 0; s < T; ++s) {
-        KT_UNROLL
-        for (int c = 0; c < 2 * P; ++c)
-          acc[s][c / P][c % P] = _mm256_setzero_ps();
-      }
-      for (int64_t l = g * G / 8; l < (g + 1) * G / 8; ++l) {
-        const uint8_t* line = panel + size_t(l) * 64;
-        KT_UNROLL
-        for (int h = 0; h < 2; ++h) {
-          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32 * h));
-          KT_UNROLL
-          for (int b = 0; b < 4; ++b) {
-            const __m256i lo = _mm256_and_si256(_mm256_srli_epi32(v, 8 * b), nib);
-            const __m256i hi = _mm256_and_si256(_mm256_srli_epi32(v, 8 * b + 4), nib);
-            fmaTokens<T, P>(acc, h, b % P, _mm256_cvtepi32_ps(lo), x, 8 * l + b);
-            fmaTokens<T, P>(acc, h, b % P, _mm256_cvtepi32_ps(hi), x, 8 * l + 4 + b);
-          }
-        }
-      }
-      KT_UNROLL
-      for (int h = 0; h < 2; ++h) {
-        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(
-            reinterpret_cast<const __m128i*>(panel + j.w.scaleOff + size_t(g) * 32 + 16 * h)));
-        const __m256 m = ASYM ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(
-                                    panel + j.w.minOff + size_t(g) * 32 + 16 * h)))
-                              : _mm256_mul_ps(d, _mm256_set1_ps(-8.f));
-        KT_UNROLL
-        for (int s = 0; s < T; ++s) {
-          __m256 t8 = _mm256_loadu_ps(tot + s * 16 + 8 * h);
-          t8 = _mm256_fmadd_ps(d, sumChains<T, P>(acc[s][h]), t8);
-          t8 = _mm256_fmadd_ps(m, _mm256_set1_ps(xsum[s * groups + g]), t8);
-          _mm256_storeu_ps(tot + s * 16 + 8 * h, t8);
-        }
-      }
-    }
-    KT_UNROLL
-    for (int s = 0; s < T; ++s) {
-      KT_UNROLL
-      for (int h = 0; h < 2; ++h)
-        storeHalf(j, s, p * 16 + 8 * h, _mm256_loadu_ps(tot + s * 16 + 8 * h));
-    }
-  }
-}
-
-template <int T> void gemvDirect(const Job& j, float* scratch, int64_t p0, int64_t p1) {
+template <int T> void gemvDirect(const Job& j, int64_t p0, int64_t p1) {
   const float* x[T];
   for (int s = 0; s < T; ++s)
     x[s] = reinterpret_cast<const float*>(j.act + size_t(s) * j.a.rowBytes);
-  switch (j.w.fmt) {
-  case WeightFormat::BF16:
-    return gemvBf16<T>(j, x, p0, p1);
-  case WeightFormat::Int8:
-    return gemvInt8<T>(j, x, p0, p1);
-  default:
-    break;
-  }
-  float* tot = scratch;           // [T][16]
-  float* xsum = scratch + T * 16; // [T][groups]
-  for (int s = 0; s < T; ++s)
-    for (int64_t g = 0; g < j.w.groups; ++g) {
-      __m256 a = _mm256_setzero_ps();
-      for (int64_t c = g * j.w.group; c < (g + 1) * j.w.group; c += 8)
-        a = _mm256_add_ps(a, _mm256_loadu_ps(x[s] + c));
-      float tmp[8];
-      _mm256_storeu_ps(tmp, a);
-      xsum[s * j.w.groups + g] =
-          ((tmp[0] + tmp[1]) + (tmp[2] + tmp[3])) + ((tmp[4] + tmp[5]) + (tmp[6] + tmp[7]));
-    }
-  if (j.w.asym)
-    gemvInt4<T, true>(j, x, xsum, tot, p0, p1);
-  else
-    gemvInt4<T, false>(j, x, xsum, tot, p0, p1);
+  gemvBf16<T>(j, x, p0, p1);
 }
 
 } // namespace
@@ -355,8 +180,8 @@ void matmulAvx2(const Job& j, float* scratch) {
   float* acc = scratch + kChunkK * 16;
   const int64_t p0 = j.n0 / 16, p1 = (j.n1 + 15) / 16;
   // Direct GEMV for 1-2 tokens; from 3 tokens on, dequantizing a chunk once for all tokens wins.
-  if (t <= 2 && L.fmt != WeightFormat::F32)
-    return t == 1 ? gemvDirect<1>(j, scratch, p0, p1) : gemvDirect<2>(j, scratch, p0, p1);
+  if (t <= 2 && L.fmt == WeightFormat::BF16)
+    return t == 1 ? gemvDirect<1>(j, p0, p1) : gemvDirect<2>(j, p0, p1);
   for (int64_t p = p0; p < p1; ++p) {
     const uint8_t* panel = panelPtr(L, j.packed, p);
     for (int64_t i = 0; i < t * 16; ++i)
