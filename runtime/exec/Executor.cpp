@@ -116,8 +116,12 @@ Executor::run(const std::string& entry, const Batch& batch, KvCache& kv,
         fn(ctx);
         continue;
       }
+      if (profiling_ && onBackend)
+        backend_->finishQueued(); // start from an empty queue (see DeviceBackend::finishQueued)
       auto t0 = std::chrono::steady_clock::now();
       fn(ctx);
+      if (profiling_ && onBackend)
+        backend_->finishQueued();
       const double dt =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (gpuWaits)

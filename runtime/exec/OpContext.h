@@ -122,6 +122,11 @@ public:
   virtual void resetOverlap() {}
   // The executor reports each host step's wall time in a plan this backend takes part in.
   virtual void addHostStep(double seconds) { (void)seconds; }
+  // Waits until the work this backend has queued is done. The executor calls it after each of the
+  // backend's steps while profiling, so a step's time is its own device time rather than the
+  // queue it happened to wait for (a GPU MoE step synchronizes for its routing, and without this
+  // would be charged the attention queued before it).
+  virtual void finishQueued() {}
 };
 
 } // namespace kt

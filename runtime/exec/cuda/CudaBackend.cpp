@@ -500,6 +500,11 @@ void* CudaBackend::pinned(int id, size_t bytes) {
   return b.data;
 }
 
+void CudaBackend::finishQueued() {
+  std::string err;
+  need(cuda::synchronizeStream(&err), gpuName_ + ": waiting for the queued work", err);
+}
+
 const cuda::GpuEvent& CudaBackend::event(int id) {
   cuda::GpuEvent& e = events_[id];
   if (!e.handle) {

@@ -86,6 +86,7 @@ public:
     overlap_.cpuSeconds += seconds;
     ++overlap_.hostSteps;
   }
+  void finishQueued() override;
 
   // ---- for the GPU ops (runtime/exec/cuda/*Ops.cpp) ----
   cuda::Blas& blas() { return *blas_; }
