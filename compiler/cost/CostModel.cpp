@@ -318,7 +318,8 @@ double CostModel::expertsTime(const Unit& u, const std::vector<int>& experts, co
   // path (gather, prepare, gate/up, SwiGLU, down, combine) at this many rows per expert, not one
   // matrix's row blocks (the rows curves).
   if (cpu && !plain)
-    if (double rate = profile_.cpu.expertRowsGflops.at(u.expertFormatOn(cpu), tokens / touched);
+    if (double rate = profile_.cpu.expertPathGflops(u.expertFormatOn(cpu),
+                                                    u.expertFlopsPerToken / 2, tokens / touched);
         rate > 0)
       compute = flops / (rate * 1e9);
   double memory = touched * u.expertBytesOn(cpu) /

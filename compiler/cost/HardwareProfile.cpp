@@ -270,7 +270,8 @@ CpuProfile cpu(const json& v, const std::string& path) {
   onlyKnownKeys(v, path,
                 {"model", "isa", "numa_nodes", "caches", "gemv_efficiency", "gemm_gflops",
                  "attention_gflops", "plain_gflops", "plain_gemv_efficiency", "gemm_rows_gflops",
-                 "plain_rows_gflops", "expert_rows_gflops", "reserved_bytes", "op_overhead_us"});
+                 "plain_rows_gflops", "expert_rows_gflops", "expert_rows_gflops_i768",
+                 "reserved_bytes", "op_overhead_us"});
   CpuProfile c;
   if (const json* m = find(v, "model"))
     c.model = string(*m, sub(path, "model"));
@@ -331,6 +332,8 @@ CpuProfile cpu(const json& v, const std::string& path) {
     c.plainRowsGflops = rowsCurve(*r, sub(path, "plain_rows_gflops"));
   if (const json* r = find(v, "expert_rows_gflops"))
     c.expertRowsGflops = rowsCurve(*r, sub(path, "expert_rows_gflops"));
+  if (const json* r = find(v, "expert_rows_gflops_i768"))
+    c.expertRowsGflopsI768 = rowsCurve(*r, sub(path, "expert_rows_gflops_i768"));
   attentionRates(v, path, "attention_gflops", &c.gqaAttentionGflops, &c.mlaAttentionGflops);
   if (const json* r = find(v, "reserved_bytes"))
     c.reservedBytes = bytes(*r, sub(path, "reserved_bytes"));
@@ -496,6 +499,16 @@ double RowsCurve::at(WeightFormat f, double rows) const {
     if (double r = atKey(name, rows); r > 0)
       return r;
   return 0;
+}
+
+double CpuProfile::expertPathGflops(WeightFormat f, double weights, double rows) const {
+  // The probe's two expert shapes (hidden 2048; runtime/probe/ExpertProbe.cpp).
+  constexpr double kLarge = 3.0 * 2048 * 1408, kSmall = 3.0 * 2048 * 768;
+  const double large = expertRowsGflops.at(f, rows), small = expertRowsGflopsI768.at(f, rows);
+  if (large <= 0 || small <= 0)
+    return large > 0 ? large : small;
+  const double w = std::clamp(std::log(weights / kSmall) / std::log(kLarge / kSmall), 0.0, 1.0);
+  return small + w * (large - small);
 }
 
 double CpuProfile::bestGemmGflops(WeightFormat f) const {

@@ -75,6 +75,13 @@ struct CpuProfile {
   // the experts' matrix FLOPs: `expert_rows_gflops` (kt-rt probe). Empty: routed experts use
   // gemmRowsGflops (one matrix's row blocks), which overstates a MoE layer's prefill.
   RowsCurve expertRowsGflops;
+  // The same for smaller experts (768 x 2048, Qwen3-30B-A3B's): `expert_rows_gflops_i768`. With
+  // both, an expert's rate is interpolated by its size (expertPathGflops).
+  RowsCurve expertRowsGflopsI768;
+  // The expert path's GFLOP/s for an expert of `weights` matrix elements (gate + up + down) at
+  // `rows` rows: expert_rows_gflops for a DeepSeek-V2-Lite-sized expert (3 x 2048 x 1408), between
+  // the two curves linearly in log(weights), held flat outside them; 0 without a curve.
+  double expertPathGflops(WeightFormat f, double weights, double rows) const;
   double reservedBytes = 0; // kept for the OS and runtime, summed over nodes
   double opOverheadUs = 0;  // fork/join of the worker pool, per kt op
   // GFLOP/s of one node's f32 attention kernels (scores + weighted sums of the KV cache, not

@@ -26,15 +26,22 @@ namespace quant = kt::cpu::quant;
 
 namespace {
 
-// DeepSeek-V2-Lite's routed expert (hidden 2048, intermediate 1408); 16 experts per timed layer,
-// top-8 routing arranged so that every expert gets exactly `rows` rows (token t picks the eight
-// experts of its parity), whatever the row count.
-constexpr int64_t kHidden = 2048, kInter = 1408;
+// Two expert shapes, hidden 2048: DeepSeek-V2-Lite's intermediate 1408 and Qwen3-30B-A3B's 768.
+// The path's cost per row is not proportional to the matrices' FLOPs (each expert also gathers
+// its rows and prepares their activations), so the cost model interpolates between the two
+// curves by an expert's size instead of scaling one. 16 experts per timed layer, top-8 routing
+// arranged so that every expert gets exactly `rows` rows (token t picks the eight experts of its
+// parity), whatever the row count.
+constexpr int64_t kHidden = 2048;
+constexpr int64_t kShapes[] = {1408, 768};
 constexpr int kExperts = 16, kTopK = 8;
 
 size_t aligned(size_t bytes) {
   return (bytes + 4095) / 4096 * 4096;
 }
+
+void measureShape(const ProbeOptions& o, ThreadPool& pool, int64_t inter, bench::Buffer& blob,
+                  CpuResult* out);
 
 } // namespace
 
@@ -51,9 +58,17 @@ void measureExpertPath(const ProbeOptions& o, int threads, bench::Buffer& blob, 
   // 128 rows per expert).
   cpuops::keepFreedMemoryInHeap();
   ThreadPool pool(threads);
-  const std::vector<float> gate = randomMatrix(kInter * kHidden, 21),
-                           up = randomMatrix(kInter * kHidden, 22),
-                           down = randomMatrix(kHidden * kInter, 23);
+  for (const int64_t inter : kShapes)
+    measureShape(o, pool, inter, blob, out);
+}
+
+namespace {
+
+void measureShape(const ProbeOptions& o, ThreadPool& pool, int64_t inter, bench::Buffer& blob,
+                  CpuResult* out) {
+  const std::vector<float> gate = randomMatrix(inter * kHidden, 21),
+                           up = randomMatrix(inter * kHidden, 22),
+                           down = randomMatrix(kHidden * inter, 23);
   struct Format {
     quant::WeightFormat packed;
     const char* name;
@@ -61,8 +76,8 @@ void measureExpertPath(const ProbeOptions& o, int threads, bench::Buffer& blob, 
   for (const Format f :
        {Format{quant::WeightFormat::BF16, "bf16"}, Format{quant::WeightFormat::Int8, "int8"},
         Format{quant::WeightFormat::Int4G32Sym, "int4"}}) {
-    const size_t upBytes = quant::packedBytes(f.packed, kInter, kHidden);
-    const size_t downBytes = quant::packedBytes(f.packed, kHidden, kInter);
+    const size_t upBytes = quant::packedBytes(f.packed, inter, kHidden);
+    const size_t downBytes = quant::packedBytes(f.packed, kHidden, inter);
     const size_t expertStride = 2 * aligned(upBytes) + aligned(downBytes);
     // Copies of one expert side by side, far larger than the caches, taken in turn: the weights
     // come from DRAM as in a prefill that touches every expert of every layer.
@@ -71,10 +86,11 @@ void measureExpertPath(const ProbeOptions& o, int threads, bench::Buffer& blob, 
       continue;
     if (o.progress)
       o.progress(std::string("cpu:numa0: ") + f.name +
-                 " routed-expert path by rows per expert (16 experts of 1408 x 2048, top-8)");
-    quant::packWeights(f.packed, gate.data(), kInter, kHidden, blob.data);
-    quant::packWeights(f.packed, up.data(), kInter, kHidden, blob.data + aligned(upBytes));
-    quant::packWeights(f.packed, down.data(), kHidden, kInter, blob.data + 2 * aligned(upBytes));
+                 " routed-expert path by rows per expert (16 experts of " + std::to_string(inter) +
+                 " x 2048, top-8)");
+    quant::packWeights(f.packed, gate.data(), inter, kHidden, blob.data);
+    quant::packWeights(f.packed, up.data(), inter, kHidden, blob.data + aligned(upBytes));
+    quant::packWeights(f.packed, down.data(), kHidden, inter, blob.data + 2 * aligned(upBytes));
     for (size_t c = 1; c < copies; ++c)
       std::memcpy(blob.data + c * expertStride, blob.data, expertStride);
     auto view = [&](size_t copy, size_t offset, int64_t rows, int64_t cols) {
@@ -96,7 +112,7 @@ void measureExpertPath(const ProbeOptions& o, int threads, bench::Buffer& blob, 
           chosen[size_t(t * kTopK + j)] = int32_t(t % 2 + 2 * j);
       const std::vector<float> x = randomMatrix(T * kHidden, 24);
       std::vector<float> y(static_cast<size_t>(T * kHidden));
-      const double flops = 2.0 * 3.0 * double(kHidden) * double(kInter) * double(rows) * kExperts;
+      const double flops = 2.0 * 3.0 * double(kHidden) * double(inter) * double(rows) * kExperts;
       std::vector<double> rates;
       const int calls = o.quick ? 2 : 3;
       for (int c = 0; c <= calls; ++c) { // one warm-up
@@ -104,9 +120,9 @@ void measureExpertPath(const ProbeOptions& o, int threads, bench::Buffer& blob, 
         next = (next + kExperts) % copies;
         auto expert = [&](int e) {
           const size_t copy = (base + size_t(e)) % copies;
-          return cpuops::ExpertMatrices{view(copy, 0, kInter, kHidden),
-                                        view(copy, aligned(upBytes), kInter, kHidden),
-                                        view(copy, 2 * aligned(upBytes), kHidden, kInter)};
+          return cpuops::ExpertMatrices{view(copy, 0, inter, kHidden),
+                                        view(copy, aligned(upBytes), inter, kHidden),
+                                        view(copy, 2 * aligned(upBytes), kHidden, inter)};
         };
         std::fill(y.begin(), y.end(), 0.0f);
         const double t0 = bench::nowSeconds();
@@ -121,9 +137,12 @@ void measureExpertPath(const ProbeOptions& o, int threads, bench::Buffer& blob, 
       r.format = f.name;
       r.rows = rows;
       r.gflops = rates[rates.size() / 2];
+      r.inter = inter;
       out->expertRates.push_back(r);
     }
   }
 }
+
+} // namespace
 
 } // namespace kt::probe

@@ -54,6 +54,9 @@ struct RowsResult {
   bool plain = false; // the plain loops over unpacked rows (else the packed kernels)
   int64_t rows = 0;
   double gflops = 0;
+  // Expert path only: the timed expert's intermediate size (hidden 2048): DeepSeek-V2-Lite's 1408
+  // (the profile's expert_rows_gflops) or Qwen3-30B-A3B's 768 (expert_rows_gflops_i768).
+  int64_t inter = 0;
 };
 
 struct CpuResult {
@@ -73,7 +76,8 @@ struct CpuResult {
   // matrix: the profile's gemm_rows_gflops / plain_rows_gflops.
   std::vector<RowsResult> rowsRates;
   // The runtime's whole routed-expert path (cpuops::routedExpertsOver over 16 experts) by rows per
-  // expert, per packed format: the profile's expert_rows_gflops (ExpertProbe.cpp).
+  // expert, per packed format and expert shape: the profile's expert_rows_gflops (1408 x 2048)
+  // and expert_rows_gflops_i768 (768 x 2048) (ExpertProbe.cpp).
   std::vector<RowsResult> expertRates;
   double arrayBytes = 0;  // size of each bandwidth array (compare with l3PerNode)
   std::string memoryNote; // how node memory was decided when hwloc's numbers were not used

@@ -114,12 +114,17 @@ Json cpuJson(const CpuResult& c) {
   if (!plainRows.empty())
     cpu["plain_rows_gflops"] = plainRows;
   // The routed-expert path by rows per expert, per packed format (ExpertProbe.cpp).
-  Json expertRows;
+  // The DeepSeek-shaped experts (intermediate 1408) under expert_rows_gflops, the smaller
+  // Qwen3-shaped ones (768) under expert_rows_gflops_i768.
+  Json expertRows, expertRowsSmall;
   for (const RowsResult& r : c.expertRates)
     if (r.gflops > 0)
-      expertRows[r.format][std::to_string(r.rows)] = round3(r.gflops);
+      (r.inter == 768 ? expertRowsSmall : expertRows)[r.format][std::to_string(r.rows)] =
+          round3(r.gflops);
   if (!expertRows.empty())
     cpu["expert_rows_gflops"] = expertRows;
+  if (!expertRowsSmall.empty())
+    cpu["expert_rows_gflops_i768"] = expertRowsSmall;
   Json attn;
   if (c.gqaAttentionGflops > 0)
     attn["gqa"] = round3(c.gqaAttentionGflops);

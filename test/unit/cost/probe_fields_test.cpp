@@ -294,5 +294,24 @@ TEST(ProbeFields, CpuExpertPrefillRunsAtTheExpertPathRate) {
                    rowsOnly.expertsTime(u, all, gpu, {512, 0, 1}));
 }
 
+// Two expert shapes (kt-rt probe: 1408 x 2048 and 768 x 2048): an expert's rate lies between the
+// curves by its size (log of its weights), held at the nearer curve outside them; with one curve
+// every size takes it. Qwen3-30B-A3B's experts (768 x 2048) take expert_rows_gflops_i768.
+TEST(ProbeFields, CpuExpertPathRateByExpertSize) {
+  const HardwareProfile p =
+      parsed(profileText("", R"("expert_rows_gflops": {"int8": {"8": 1000, "32": 4000}},
+             "expert_rows_gflops_i768": {"int8": {"8": 500, "32": 1000}},)"));
+  const double large = 3.0 * 2048 * 1408, small = 3.0 * 2048 * 768;
+  EXPECT_DOUBLE_EQ(p.cpu.expertPathGflops(WeightFormat::Int8, large, 32), 4000);
+  EXPECT_DOUBLE_EQ(p.cpu.expertPathGflops(WeightFormat::Int8, small, 32), 1000);
+  EXPECT_DOUBLE_EQ(p.cpu.expertPathGflops(WeightFormat::Int8, std::sqrt(large * small), 32), 2500);
+  EXPECT_DOUBLE_EQ(p.cpu.expertPathGflops(WeightFormat::Int8, 10 * large, 8), 1000);
+  EXPECT_DOUBLE_EQ(p.cpu.expertPathGflops(WeightFormat::Int8, small / 10, 8), 500);
+  const HardwareProfile one =
+      parsed(profileText("", R"("expert_rows_gflops": {"int8": {"8": 1000, "32": 4000}},)"));
+  EXPECT_DOUBLE_EQ(one.cpu.expertPathGflops(WeightFormat::Int8, small, 32), 4000);
+  EXPECT_DOUBLE_EQ(one.cpu.expertPathGflops(WeightFormat::BF16, small, 32), 0) << "no bf16 curve";
+}
+
 } // namespace
 } // namespace kt::cost
