@@ -8,10 +8,17 @@
 // blocks on a 132-SM GPU, each streaming the whole cache. Up to kAttentionSplitMaxTokens tokens
 // the keys are split among S blocks per (head, token) that write unnormalised partials (output
 // row, running max, sum); mergeKernel combines them exactly (log-sum-exp). S is a host value
-// fixed by the KV capacity (which only changes when the arrays grow, and then a CUDA graph is
-// captured again), while each block's key range is cut from the context length read on the GPU:
-// the same launches serve every position of a replayed graph, and a split whose range is empty
-// writes an empty partial (max -inf, sum 0) that the merge skips.
+// fixed by the KV capacity (dense arrays: which only changes when they grow, and then a CUDA
+// graph is captured again; the paged cache: its page table's, fixed), while each block's key range
+// is cut from the context length read on the GPU: the same launches serve every position of a
+// replayed graph, and a split whose range is empty writes an empty partial (max -inf, sum 0) that
+// the merge skips. A context of c keys uses at most ceil(c / kMinKeysPerSplit) of the S splits
+// (decided on the GPU), so a large S fixed by a long page table costs little while the sequence is
+// short.
+//
+// Paged KV cache (AttentionArgs.kv): a key's rows are found through the sequence's page table
+// (one 8-byte load per key, shared by the lanes); the scores and sums are the same operations in
+// the same order as over dense arrays, so paged and dense results are bit-identical.
 #include "kernels/cuda/DeviceKernels.h"
 #include "kernels/cuda/GridStride.cuh"
 #include "kernels/cuda/Stream.cuh"
@@ -32,6 +39,21 @@ constexpr int kWarps = kChunk / 32;
 constexpr int kBlocksPerSm = 4;
 constexpr int kMaxSplits = 64;
 constexpr int64_t kMinKeysPerSplit = 32;
+
+// Position j's row of one KV array: dense at base + j * pitch, paged inside j's page.
+__device__ __forceinline__ const float* kvRow(const KvPages& kv, const float* base,
+                                              int64_t pageOffset, int64_t pitch, int64_t j) {
+  if (!kv.pages)
+    return base + j * pitch;
+  const float* page = reinterpret_cast<const float*>(kv.pages[j / kv.pageTokens]);
+  return page + pageOffset + (j % kv.pageTokens) * pitch;
+}
+
+// Splits a context of ctx keys is cut into: at most one per kMinKeysPerSplit keys, at least 1.
+__device__ __forceinline__ int64_t usedSplits(int64_t ctx, int splits) {
+  const int64_t byKeys = (ctx + kMinKeysPerSplit - 1) / kMinKeysPerSplit;
+  return byKeys < splits ? (byKeys > 0 ? byKeys : 1) : splits;
+}
 
 __device__ float blockReduce(float v, bool isMax, float* red) {
   for (int off = 16; off > 0; off /= 2) {
@@ -62,8 +84,11 @@ __device__ float warpDot(const float* x, const float* y, int n) {
 // z at row r = (t * heads + h) * splits + z: unnormalised output partials[r * dv ..], max
 // partials[rows * dv + r] (-inf when the range is empty), sum partials[rows * (dv + 1) + r].
 __global__ void attentionKernel(AttentionArgs a, int splits) {
-  extern __shared__ float smem[];
-  float* q1 = smem;
+  extern __shared__ __align__(16) float smem[];
+  // The chunk's value rows (one pointer per key, written with its score): the value loop reads
+  // them instead of recomputing page addresses per float.
+  const float** vrow = reinterpret_cast<const float**>(smem);
+  float* q1 = smem + 2 * kChunk;
   float* q2 = q1 + a.d1;
   float* acc = q2 + a.d2;
   float* p = acc + a.dv; // the chunk's scores, then their exponentials (each slot by one thread)
@@ -76,8 +101,10 @@ __global__ void attentionKernel(AttentionArgs a, int splits) {
   const int kvh = h / (a.heads / a.kvHeads);
   const int64_t pos0 = a.pos0Dev ? int64_t(*a.pos0Dev) : a.pos0;
   const int64_t ctx = pos0 + t + 1; // causal: keys 0 .. own position
-  // This split's keys [lo, hi): an even cut of the current context (read on the GPU).
-  const int64_t per = (ctx + splits - 1) / splits;
+  // This split's keys [lo, hi): an even cut of the current context (read on the GPU) among the
+  // splits it needs; the others are empty.
+  const int64_t used = usedSplits(ctx, splits);
+  const int64_t per = (ctx + used - 1) / used;
   const int64_t lo = int64_t(split) * per;
   int64_t hi = lo + per < ctx ? lo + per : ctx;
   if (a.maxKeys > 0 && hi > a.maxKeys) // never past the arrays (a position beyond them is a bug)
@@ -90,18 +117,18 @@ __global__ void attentionKernel(AttentionArgs a, int splits) {
     acc[i] = 0.f;
   __syncthreads();
 
-  const float* k1 = a.k1 + kvh * a.k1Head;
-  const float* v = a.v + kvh * a.vHead;
   float m = -FLT_MAX, l = 0.f;
   for (int64_t base = lo; base < hi; base += kChunk) {
     const int n = int(hi - base < kChunk ? hi - base : kChunk);
     for (int jj = warp; jj < n; jj += kWarps) {
       const int64_t j = base + jj;
-      float d = warpDot(q1, k1 + j * a.k1Pos, a.d1);
+      float d = warpDot(q1, kvRow(a.kv, a.k1, a.k1Page, a.k1Pos, j) + kvh * a.k1Head, a.d1);
       if (a.d2)
-        d += warpDot(q2, a.k2 + j * a.k2Pos, a.d2);
-      if (lane == 0)
+        d += warpDot(q2, kvRow(a.kv, a.k2, a.k2Page, a.k2Pos, j), a.d2);
+      if (lane == 0) {
         p[jj] = d * a.scale;
+        vrow[jj] = kvRow(a.kv, a.v, a.vPage, a.vPos, j) + kvh * a.vHead;
+      }
     }
     __syncthreads();
     const bool mine = int(threadIdx.x) < n;
@@ -115,7 +142,7 @@ __global__ void attentionKernel(AttentionArgs a, int splits) {
     for (int i = threadIdx.x; i < a.dv; i += kChunk) {
       float sum = 0.f;
       for (int jj = 0; jj < n; ++jj)
-        sum += p[jj] * v[(base + jj) * a.vPos + i];
+        sum += p[jj] * vrow[jj][i];
       acc[i] = acc[i] * alpha + sum;
     }
     m = mNew;
@@ -173,15 +200,20 @@ __global__ void mergeKernel(AttentionArgs a, int splits) {
   }
 }
 
-__global__ void appendRowsKernel(float* cache, int64_t cachePitch, int64_t capacity,
-                                 const float* src, int64_t srcPitch, int64_t width, int64_t rows,
-                                 const int32_t* pos0Dev, int64_t pos0) {
+__global__ void appendRowsKernel(float* cache, KvPages kv, int64_t pageOffset, int64_t cachePitch,
+                                 int64_t capacity, const float* src, int64_t srcPitch,
+                                 int64_t width, int64_t rows, const int32_t* pos0Dev,
+                                 int64_t pos0) {
   const int64_t p0 = pos0Dev ? int64_t(*pos0Dev) : pos0;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < rows * width;
        i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t r = i / width, c = i % width;
-    if (p0 + r >= 0 && p0 + r < capacity)
-      cache[(p0 + r) * cachePitch + c] = src[r * srcPitch + c];
+    const int64_t r = i / width, c = i % width, p = p0 + r;
+    if (p < 0 || p >= capacity)
+      continue;
+    if (kv.pages && kv.pages[p / kv.pageTokens] == 0) // no page given: dropped, as past capacity
+      continue;
+    float* row = const_cast<float*>(kvRow(kv, cache, pageOffset, cachePitch, p));
+    row[c] = src[r * srcPitch + c];
   }
 }
 
@@ -216,14 +248,14 @@ int64_t partialFloatsPerSplit(int heads, int64_t len, int dv) {
 }
 } // namespace
 
-void appendRows(float* cache, int64_t cachePitch, int64_t capacity, const float* src,
-                int64_t srcPitch, int64_t width, int64_t rows, const int32_t* pos0Dev,
-                int64_t pos0) {
+void appendRows(float* cache, KvPages kv, int64_t pageOffset, int64_t cachePitch, int64_t capacity,
+                const float* src, int64_t srcPitch, int64_t width, int64_t rows,
+                const int32_t* pos0Dev, int64_t pos0) {
   if (rows <= 0 || width <= 0)
     return;
   countLaunches();
   appendRowsKernel<<<blocksFor(rows * width), kThreads, 0, stream()>>>(
-      cache, cachePitch, capacity, src, srcPitch, width, rows, pos0Dev, pos0);
+      cache, kv, pageOffset, cachePitch, capacity, src, srcPitch, width, rows, pos0Dev, pos0);
 }
 
 int64_t attentionPartialFloats(int heads, int64_t len, int dv) {
@@ -250,7 +282,8 @@ void attention(const AttentionArgs& a) {
   if (a.len <= 0 || a.heads <= 0)
     return;
   const int splits = attentionSplits(a);
-  size_t shared = size_t(a.d1 + a.d2 + a.dv + kChunk + 32) * sizeof(float);
+  // vrow (kChunk pointers), q1, q2, acc, the chunk's scores, the reduction's warp values.
+  size_t shared = size_t(2 * kChunk + a.d1 + a.d2 + a.dv + kChunk + 32) * sizeof(float);
   // Failure here shows as a failed launch (launchOk / synchronize report it).
   if (shared > 48 * 1024)
     (void)cudaFuncSetAttribute(attentionKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,

@@ -27,6 +27,11 @@ struct CublasApi {
                            int, const void*, void*, cudaDataType, int, cublasComputeType_t,
                            cublasGemmAlgo_t) = nullptr;
   decltype(&cublasSgemmStridedBatched) sgemmStridedBatched = nullptr;
+  cublasStatus_t (*gemmBatchedEx)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int,
+                                  int, const void*, const void* const[], cudaDataType, int,
+                                  const void* const[], cudaDataType, int, const void*,
+                                  void* const[], cudaDataType, int, int, cublasComputeType_t,
+                                  cublasGemmAlgo_t) = nullptr;
   decltype(&cublasGetStatusString) statusString = nullptr;
   std::string error; // why it could not be opened
 };
@@ -60,6 +65,7 @@ const CublasApi& cublas() {
     a.gemmEx = reinterpret_cast<decltype(a.gemmEx)>(sym("cublasGemmEx"));
     a.sgemmStridedBatched =
         reinterpret_cast<decltype(a.sgemmStridedBatched)>(sym("cublasSgemmStridedBatched"));
+    a.gemmBatchedEx = reinterpret_cast<decltype(a.gemmBatchedEx)>(sym("cublasGemmBatchedEx"));
     a.statusString = reinterpret_cast<decltype(a.statusString)>(sym("cublasGetStatusString"));
     return a;
   }();
@@ -97,6 +103,18 @@ bool growBf16(uint16_t** p, size_t* elems, size_t need, const char* what, std::s
   }
   *elems = need;
   return true;
+}
+// linearStack's pointer arrays: a[i] = slice slots[i] of the weight stack, b[i] / c[i] = item i's
+// rows of the activations / outputs.
+__global__ void stackPointersKernel(const int32_t* slots, const char* stack, size_t sliceBytes,
+                                    const char* x, size_t xItemBytes, char* y, size_t yItemBytes,
+                                    int64_t items, void** ptrs) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < items;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    ptrs[i] = const_cast<char*>(stack) + size_t(slots[i]) * sliceBytes;
+    ptrs[items + i] = const_cast<char*>(x) + size_t(i) * xItemBytes;
+    ptrs[2 * items + i] = y + size_t(i) * yItemBytes;
+  }
 }
 } // namespace
 
@@ -149,6 +167,8 @@ Blas::~Blas() {
     cudaFree(scratch_);
   if (widened_)
     cudaFree(widened_);
+  if (pointers_)
+    cudaFree(pointers_);
   if (workspace_)
     cudaFree(workspace_);
 }
@@ -229,18 +249,70 @@ bool Blas::linearInt4(const float* x, int64_t tokens, const uint8_t* data, const
 
 bool Blas::gemmBatched(bool transA, bool transB, int64_t m, int64_t n, int64_t k, const float* a,
                        int64_t lda, int64_t strideA, const float* b, int64_t ldb, int64_t strideB,
-                       float* c, int64_t ldc, int64_t strideC, int64_t batch, std::string* err) {
+                       float* c, int64_t ldc, int64_t strideC, int64_t batch, std::string* err,
+                       float alpha, float beta) {
   if (m <= 0 || n <= 0 || batch <= 0)
     return true;
   if (!bindStream(err))
     return false;
   countLaunches();
-  const float one = 1.f, zero = 0.f;
   return ok(cublas().sgemmStridedBatched(h(handle_), transA ? CUBLAS_OP_T : CUBLAS_OP_N,
                                          transB ? CUBLAS_OP_T : CUBLAS_OP_N, int(m), int(n), int(k),
-                                         &one, a, int(lda), strideA, b, int(ldb), strideB, &zero, c,
-                                         int(ldc), strideC, int(batch)),
+                                         &alpha, a, int(lda), strideA, b, int(ldb), strideB, &beta,
+                                         c, int(ldc), strideC, int(batch)),
             "cublasSgemmStridedBatched", err);
+}
+
+} // namespace kt::cuda
+
+namespace kt::cuda {
+
+bool Blas::linearStack(const float* x, int64_t rows, int64_t items, const int32_t* slots,
+                       const void* stack, bool wBf16, int64_t n, int64_t k, float* y,
+                       std::string* err) {
+  if (rows <= 0 || items <= 0 || n <= 0)
+    return true;
+  if (!bindStream(err))
+    return false;
+  const void* b = x;
+  if (wBf16) {
+    const size_t need = size_t(items * rows * k);
+    if (!growBf16(&scratch_, &scratchElems_, need, "the bf16 activation scratch", err,
+                  &reallocations_))
+      return false;
+    toBf16(x, scratch_, int64_t(need));
+    b = scratch_;
+  }
+  if (size_t(3 * items) > pointerElems_) {
+    if (pointers_) {
+      ++reallocations_;
+      cudaStreamSynchronize(stream()); // a queued batched GEMM may still read the old arrays
+      cudaFree(pointers_);
+      pointers_ = nullptr;
+      pointerElems_ = 0;
+    }
+    if (cudaMalloc(reinterpret_cast<void**>(&pointers_), size_t(3 * items) * sizeof(void*)) !=
+        cudaSuccess) {
+      cudaGetLastError();
+      if (err)
+        *err = "cudaMalloc of the batched GEMM's pointer arrays failed";
+      return false;
+    }
+    pointerElems_ = size_t(3 * items);
+  }
+  const size_t elem = wBf16 ? 2 : 4;
+  stackPointersKernel<<<unsigned((items + 255) / 256), 256, 0, stream()>>>(
+      slots, static_cast<const char*>(stack), size_t(n * k) * elem, static_cast<const char*>(b),
+      size_t(rows * k) * elem, reinterpret_cast<char*>(y), size_t(rows * n) * 4, items, pointers_);
+  countLaunches(2);
+  const float one = 1.f, zero = 0.f;
+  const cudaDataType in = wBf16 ? CUDA_R_16BF : CUDA_R_32F;
+  return ok(cublas().gemmBatchedEx(h(handle_), CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(rows), int(k),
+                                   &one, pointers_, in, int(k), pointers_ + items, in, int(k),
+                                   &zero, pointers_ + 2 * items, CUDA_R_32F, int(n), int(items),
+                                   wBf16 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_PEDANTIC,
+                                   CUBLAS_GEMM_DEFAULT),
+            "cublasGemmBatchedEx", err);
 }
 
 } // namespace kt::cuda

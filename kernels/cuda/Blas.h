@@ -35,11 +35,22 @@ public:
   bool linearInt4(const float* x, int64_t tokens, const uint8_t* data, const uint16_t* scales,
                   int64_t n, int64_t k, float* y, std::string* err);
 
-  // Column-major f32 strided batched GEMM, C_b = op(A_b) . op(B_b) (cuBLAS conventions), used by
-  // MLA's per-head absorption and value up-projection.
+  // Column-major f32 strided batched GEMM, C_b = alpha . op(A_b) . op(B_b) + beta . C_b (cuBLAS
+  // conventions), used by MLA's per-head absorption and value up-projection and by the prefill
+  // attention's scores and weighted values (PrefillAttention.h).
   bool gemmBatched(bool transA, bool transB, int64_t m, int64_t n, int64_t k, const float* a,
                    int64_t lda, int64_t strideA, const float* b, int64_t ldb, int64_t strideB,
-                   float* c, int64_t ldc, int64_t strideC, int64_t batch, std::string* err);
+                   float* c, int64_t ldc, int64_t strideC, int64_t batch, std::string* err,
+                   float alpha = 1.f, float beta = 0.f);
+
+  // Expert products of a grouped MoE prefill in one batched GEMM: for item i < items, rows
+  // [i * rows, (i + 1) * rows) of y [items * rows, N] = the same rows of x [items * rows, K] .
+  // W_s^T, where W_s is slice s = slots[i] (a device int32 array) of a stack of row-major [N, K]
+  // matrices at `stack`, f32 or bf16 (as linear(): bf16 weights take x rounded to bf16). Every
+  // item has `rows` rows (the caller pads). One cublasGemmBatchedEx launch, plus the rounding of
+  // x and a kernel that writes the three pointer arrays cuBLAS reads from device memory.
+  bool linearStack(const float* x, int64_t rows, int64_t items, const int32_t* slots,
+                   const void* stack, bool wBf16, int64_t n, int64_t k, float* y, std::string* err);
 
   // How often a scratch buffer was reallocated (CUDA graphs that captured the old one are stale).
   uint64_t reallocations() const { return reallocations_; }
@@ -58,6 +69,8 @@ private:
   size_t scratchElems_ = 0;
   uint16_t* widened_ = nullptr; // a row block of int8 or int4 weights widened to bf16
   size_t widenedElems_ = 0;
+  void** pointers_ = nullptr; // linearStack's A, B and C pointer arrays
+  size_t pointerElems_ = 0;
 };
 
 } // namespace kt::cuda

@@ -57,6 +57,17 @@ void gatherRows(const float* x, int64_t cols, const int32_t* rows, int64_t n, fl
 void scatterAddRows(const float* y, int64_t cols, const int32_t* rows, const float* scale,
                     int64_t n, float* out);
 
+// Where a sequence's KV rows live. Dense (pages null): position p's row of an array starts at
+// base + p * pitch. Paged (runtime/exec/cuda/GpuKvPool): pages[i] is the device address of the
+// block holding positions i * pageTokens .. (i + 1) * pageTokens - 1, and inside it an array's row
+// of p starts `offset` floats in, plus (p % pageTokens) * pitch. One block serves every array of
+// every layer (each at its own offset), so a sequence has one table for all layers; a position
+// whose page address is 0 was never given a page.
+struct KvPages {
+  const uint64_t* pages = nullptr;
+  int64_t pageTokens = 0;
+};
+
 // Causal softmax attention of `len` query tokens (positions pos0 .. pos0+len-1) over cached
 // positions 0 .. pos0+t, one generic kernel for GQA and absorbed MLA:
 //   score(t, h, p) = scale * (q1[t,h] . k1[p, kvh] + q2[t,h] . k2[p])   (kvh = h / (heads/kvHeads))
@@ -84,10 +95,15 @@ struct AttentionArgs {
   const int32_t* pos0Dev = nullptr;
   int heads = 0, kvHeads = 1;
   float scale = 1.f;
+  // Paged KV cache (usePages below): when kv.pages is set, position p's rows are read from its
+  // page, k1/k2/v being unused: k1's row at page + k1Page + (p % pageTokens) * k1Pos (+ kvh *
+  // k1Head), k2's and v's likewise. Null: the dense arrays k1/k2/v.
+  KvPages kv;
+  int64_t k1Page = 0, k2Page = 0, vPage = 0;
   // Decode split over the keys ("flash-decoding", Attention.cu): up to kAttentionSplitMaxTokens
   // query tokens, each (head, token)'s keys are divided among `splits` blocks whose partial
-  // results a second kernel merges. maxKeys: positions the KV arrays have room for (the backend's
-  // capacity; fixed between CUDA graph replays, unlike the context length; 0: pos0 + len).
+  // results a second kernel merges. maxKeys: positions the KV arrays (or the page table) have
+  // room for (fixed between CUDA graph replays, unlike the context length; 0: pos0 + len).
   // partials: scratch of partialFloats floats (attentionPartialFloats; null: no split).
   // splits: 0 picks from maxKeys and the SM count (attentionSplits); > 0 forces (tests).
   int64_t maxKeys = 0;
@@ -151,6 +167,20 @@ inline AttentionArgs mlaAttentionArgs(const float* qAbs, const float* qPe, int64
   a.scale = scale;
   return a;
 }
+// Reads the KV rows through a page table instead: the cache's first array (GQA keys, MLA latent)
+// at `firstOffset` floats into each page, the second (GQA values, MLA rope keys) at
+// `secondOffset`; row pitches stay as gqaAttentionArgs / mlaAttentionArgs set them. maxPositions:
+// the positions the table has room for (maxKeys).
+inline void usePages(AttentionArgs& a, KvPages kv, int64_t firstOffset, int64_t secondOffset,
+                     int64_t maxPositions) {
+  const bool mla = a.d2 > 0; // MLA: k1 = v = the latent (first), k2 = the rope key (second)
+  a.kv = kv;
+  a.k1Page = firstOffset;
+  a.vPage = mla ? firstOffset : secondOffset;
+  a.k2Page = mla ? secondOffset : 0;
+  a.k1 = a.k2 = a.v = nullptr;
+  a.maxKeys = maxPositions;
+}
 // Query tokens up to which attention() may split over the keys.
 constexpr int64_t kAttentionSplitMaxTokens = 8;
 // The number of key splits attention(a) runs (1: one block per (head, token), no merge launch).
@@ -162,13 +192,21 @@ int64_t attentionPartialFloats(int heads, int64_t len, int dv);
 // One launch, or two when it splits (the partials, then their merge).
 void attention(const AttentionArgs& a);
 
-// KV-cache append: cache[(p0 + r) * cachePitch + c] = src[r * srcPitch + c] for r < rows,
-// c < width, where p0 = *pos0Dev (or pos0 when pos0Dev is null); rows past `capacity` positions
-// are dropped (the backend grows the cache first). Replaces a strided copy whose destination
-// would change with every decoded token.
-void appendRows(float* cache, int64_t cachePitch, int64_t capacity, const float* src,
-                int64_t srcPitch, int64_t width, int64_t rows, const int32_t* pos0Dev,
-                int64_t pos0);
+// KV-cache append: the cache's row of position p0 + r gets src[r * srcPitch + c] for r < rows,
+// c < width, where p0 = *pos0Dev (or pos0 when pos0Dev is null). Dense cache: row p at
+// cache + p * cachePitch; paged (kv.pages set; `cache` unused): row p at page + pageOffset +
+// (p % pageTokens) * cachePitch, as AttentionArgs reads it. Rows at positions past `capacity`, or
+// in a page never given (address 0), are dropped (the backend reserves them first). Replaces a
+// strided copy whose destination would change with every decoded token.
+void appendRows(float* cache, KvPages kv, int64_t pageOffset, int64_t cachePitch, int64_t capacity,
+                const float* src, int64_t srcPitch, int64_t width, int64_t rows,
+                const int32_t* pos0Dev, int64_t pos0);
+// The dense form.
+inline void appendRows(float* cache, int64_t cachePitch, int64_t capacity, const float* src,
+                       int64_t srcPitch, int64_t width, int64_t rows, const int32_t* pos0Dev,
+                       int64_t pos0) {
+  appendRows(cache, KvPages{}, 0, cachePitch, capacity, src, srcPitch, width, rows, pos0Dev, pos0);
+}
 
 // MoE routing of `tokens` rows of router logits [tokens, numExperts] (bias: correction bias or
 // nullptr) into topK (expert, weight) pairs per token — every variant of kernels/cpu/MoeRouting.

@@ -96,8 +96,10 @@ Executor::run(const std::string& entry, const Batch& batch, KvCache& kv,
   pos.rows = tokens;
   pos.cols = 1;
 
-  if (backend_)
+  if (backend_) {
+    kv.listen(backend_->kvListener()); // the backend's own KV memory follows the slots' resets
     backend_->beginRun(buffers);
+  }
   auto runSteps = [&] {
     for (const plan::Step* s : *ep->steps()) {
       const plan::DeviceKind kind = p.devices()->Get(s->device())->kind();

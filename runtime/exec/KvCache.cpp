@@ -21,6 +21,20 @@ KvCache::KvCache(const plan::Plan& plan, int numSlots)
   }
 }
 
+KvCache::KvCache(const KvCache& o) : specs_(o.specs_), lengths_(o.lengths_), data_(o.data_) {}
+
+KvCache::~KvCache() {
+  if (auto l = listener_.lock())
+    for (int s = 0; s < numSlots(); ++s)
+      l->slotReleased(s);
+}
+
+void KvCache::reset(int slot) {
+  setLength(slot, 0);
+  if (auto l = listener_.lock())
+    l->slotReleased(slot);
+}
+
 const KvCache::LayerSpec& KvCache::spec(int layer) const {
   auto it = specs_.find(layer);
   if (it == specs_.end())

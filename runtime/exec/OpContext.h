@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -103,6 +104,9 @@ public:
   }
   // One line per device: what it is and the memory it uses (weights, activations, KV cache).
   virtual std::string summary() const = 0;
+  // Told when a KvCache slot is reset or its KvCache destroyed (the executor attaches it to the
+  // KvCache of every run): a backend that keeps KV memory per slot frees it. Null: not needed.
+  virtual std::shared_ptr<KvSlotListener> kvListener() { return nullptr; }
 
   // Hybrid steps (a GPU step whose routed experts run on the CPU): how long the GPU sat idle
   // waiting for the CPU, summed since resetOverlap(). kt-rt bench reports it per decode token.

@@ -12,6 +12,7 @@
 // skipped with a note and the rest is still measured.
 #include "kernels/cuda/Blas.h"
 #include "kernels/cuda/DeviceKernels.h"
+#include "kernels/cuda/PrefillAttention.h"
 #include "runtime/probe/GpuDecodeProbe.h"
 #include "runtime/probe/Probe.h"
 
@@ -222,10 +223,22 @@ void measureAttention(bool mla, bool quick, double* fullGflops, double* blockGfl
     // + 2 x heads x latent.
     const double perPair = mla ? 2.0 * heads * (d1 + d2) + 2.0 * heads * dv : 4.0 * heads * d1;
     double secs = 0;
+    // Prefills as the runtime runs them (runtime/exec/cuda/LongPrefill): from
+    // kPrefillGemmMinTokens tokens on through cuBLAS (PrefillAttention.h), else the kernel.
+    std::string err;
+    std::unique_ptr<cuda::Blas> blas = cuda::Blas::create(&err);
     for (int64_t l : prefillLengths) { // prefill: l tokens, causal, no cache before them
       a.len = l;
       a.pos0 = 0;
-      secs = timeBest(l >= 2048 ? 2 : 3, [&] { cuda::attention(a); });
+      float* scores = nullptr;
+      const bool gemm =
+          blas && cuda::usePrefillGemm(a) &&
+          cudaMalloc(&scores, size_t(cuda::prefillGemmScratchFloats(a)) * 4) == cudaSuccess;
+      secs = timeBest(l >= 2048 ? 2 : 3, [&] {
+        if (!gemm || !cuda::prefillAttentionGemm(*blas, a, scores, &err))
+          cuda::attention(a);
+      });
+      cudaFree(scores);
       (*prefillGflops)[l] = double(l) * double(l + 1) / 2 * perPair / secs / 1e9;
     }
     *fullGflops = prefillGflops->count(fullLen) ? prefillGflops->at(fullLen) : 0;

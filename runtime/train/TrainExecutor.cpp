@@ -16,25 +16,6 @@ namespace kt::train {
 namespace g = cpu::grad;
 using plan::OpKind;
 
-// What one step needs, resolved once: weight views, adapters and the op's parameters.
-struct TrainExecutor::Prepared {
-  const plan::Step* step = nullptr;
-  std::string name;
-  cpu::MatrixView w;  // embedding table, norm weight, lm_head
-  double eps = 0;     // rms_norm
-  g::Projection proj; // linear
-  g::AttentionParams attnP;
-  g::AttentionWeights attnW;
-  g::MlaParams mlaP;
-  g::MlaWeights mlaW;
-  cpu::MoeRoutingParams moeP;
-  g::MoeWeights moeW;
-  std::vector<g::MlpWeights> experts;
-  g::MlpWeights mlp, shared;
-};
-
-namespace {
-
 OpKind forwardKind(OpKind k) {
   switch (k) {
   case OpKind::RmsNormGrad:
@@ -54,6 +35,8 @@ OpKind forwardKind(OpKind k) {
   }
 }
 
+namespace {
+
 bool isBackward(OpKind k) {
   return forwardKind(k) != k || k == OpKind::AdamW;
 }
@@ -72,12 +55,8 @@ TrainExecutor::TrainExecutor(const LoadedPlan& plan, const WeightStore& weights,
   if (adapters.size() != (plan.root().adapters() ? plan.root().adapters()->size() : 0))
     throw Error(plan.origin() + ": adapter set does not belong to this plan");
   bool lossStep = false;
+  std::vector<PreparedStep*> gpuSteps;
   for (const plan::Step* s : *entry_->steps()) {
-    if (plan.root().devices()->Get(s->device())->kind() != plan::DeviceKind::CPU)
-      throw Error(plan.origin() + ": train_step step '" + s->name()->str() +
-                  "' is placed on device '" +
-                  plan.root().devices()->Get(s->device())->name()->str() +
-                  "'; kt-rt train runs train_step on the CPU only");
     lossStep |= s->op() == OpKind::CrossEntropyLoss;
     if (s->op() == OpKind::AdamW) {
       const plan::AdamWAttrs* a = s->attrs_as_AdamWAttrs();
@@ -85,9 +64,48 @@ TrainExecutor::TrainExecutor(const LoadedPlan& plan, const WeightStore& weights,
                         a->eps(), a->weight_decay(), a->max_grad_norm()};
     }
     steps_.push_back(std::make_unique<Prepared>(prepare(*s)));
+    // MoE steps run on the CPU next to their experts, whatever the step's device; the optimizer
+    // update is the Trainer's (on the host).
+    const OpKind fk = forwardKind(s->op());
+    Prepared& p = *steps_.back();
+    p.onGpu = plan.root().devices()->Get(s->device())->kind() == plan::DeviceKind::GPU &&
+              fk != OpKind::Moe && s->op() != OpKind::AdamW;
+    if (plan.root().devices()->Get(s->device())->kind() != plan::DeviceKind::CPU &&
+        plan.root().devices()->Get(s->device())->kind() != plan::DeviceKind::GPU)
+      throw Error(plan.origin() + ": train_step step '" + p.name + "' is placed on device '" +
+                  plan.root().devices()->Get(s->device())->name()->str() +
+                  "', which kt-rt train cannot run");
+    if (p.onGpu)
+      gpuSteps.push_back(&p);
   }
   if (!lossStep)
     throw Error(plan.origin() + ": train_step has no cross_entropy_loss step");
+  if (!gpuSteps.empty())
+    device_ = makeTrainDevice(plan, adapters, pool, gpuSteps);
+}
+
+std::string TrainExecutor::placement() const {
+  std::map<std::string, std::pair<int, std::map<std::string, int>>> where;
+  for (const auto& p : steps_) {
+    if (p->step->op() == OpKind::AdamW)
+      continue;
+    const std::string dev =
+        p->onGpu ? plan_.root().devices()->Get(p->step->device())->name()->str() : "cpu";
+    auto& w = where[dev];
+    ++w.first;
+    ++w.second[plan::opSignature(p->step->op())->name];
+  }
+  std::string out;
+  for (const auto& [dev, w] : where) {
+    out += (out.empty() ? "" : "; ") + dev + ": " + std::to_string(w.first) + " steps (";
+    bool first = true;
+    for (const auto& [op, n] : w.second) {
+      out += (first ? "" : ", ") + op + " " + std::to_string(n);
+      first = false;
+    }
+    out += ")";
+  }
+  return out;
 }
 
 TrainExecutor::~TrainExecutor() = default;
@@ -229,12 +247,36 @@ void TrainExecutor::runSteps(const TrainBatch& batch, int64_t normalizer, bool f
   bindI32(2, batch.labels);
   // Outputs the plan pruned (no gradient flows further down) still need somewhere to go.
   Activation scratch;
+  if (device_)
+    device_->beginRun(batch, !forwardOnly, buf.size());
   for (size_t si = 0; si < steps_.size(); ++si) {
     Prepared& p = *steps_[si];
     const plan::Step& s = *p.step;
     const OpKind op = s.op();
     if (forwardOnly && isBackward(op))
       continue;
+    if (p.onGpu) {
+      const auto started = std::chrono::steady_clock::now();
+      TrainDevice::LossOut l;
+      device_->run(p, batch, normalizer, forwardOnly, buf, &l, logits);
+      if (profiling_) {
+        device_->sync();
+        OpTime& t = profile_[plan::opSignature(op)->name];
+        t.seconds +=
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        t.calls++;
+      }
+      if (op == OpKind::CrossEntropyLoss) {
+        if (forwardOnly)
+          return;
+        loss->sum += l.sum;
+        loss->count += l.count;
+      }
+      continue;
+    }
+    if (device_) // a host step: its inputs must be current on the host
+      for (uint32_t i = 0; s.inputs() && i < s.inputs()->size(); ++i)
+        device_->toHost(s.inputs()->Get(i), buf);
     auto in = [&](int i) -> Activation& { return buf[s.inputs()->Get(uint32_t(i))]; };
     const int nout = s.outputs() ? int(s.outputs()->size()) : 0;
     auto out = [&](int i) -> Activation& {
@@ -402,6 +444,9 @@ void TrainExecutor::runSteps(const TrainBatch& batch, int64_t normalizer, bool f
     default:
       throw Error(plan_.origin() + ": train_step step '" + p.name + "' cannot run in training");
     }
+    if (device_)
+      for (uint32_t i = 0; s.outputs() && i < s.outputs()->size(); ++i)
+        device_->hostWrote(s.outputs()->Get(i));
     if (profiling_) {
       OpTime& t = profile_[plan::opSignature(op)->name];
       t.seconds +=
@@ -409,6 +454,8 @@ void TrainExecutor::runSteps(const TrainBatch& batch, int64_t normalizer, bool f
       t.calls++;
     }
   }
+  if (device_ && !forwardOnly)
+    device_->endRun(true);
   if (forwardOnly)
     throw Error(plan_.origin() + ": train_step has no cross_entropy_loss step");
 }

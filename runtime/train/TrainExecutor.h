@@ -1,5 +1,5 @@
 #pragma once
-// Runs a plan's train_step entry point on the CPU: the forward steps (inference op kinds applying
+// Runs a plan's train_step entry point: the forward steps (inference op kinds applying
 // Step.adapters, over a [batch, seqLen] token batch without a KV cache), cross_entropy_loss, the
 // backward steps (*_grad, add for fan-in) that accumulate the adapters' gradients, in plan order.
 // The adamw step is not run here: the Trainer applies one update after the micro-batches of an
@@ -8,12 +8,18 @@
 // Every step's weights, adapters and parameters are resolved once at construction (the plan is
 // validated by PlanReader; what that cannot see, e.g. an adapter target naming a weight that is not
 // in the step, is a kt::Error naming the step).
+//
+// Placement: steps the plan puts on a GPU run there (TrainDevice.h, runtime/train/cuda), except the
+// MoE steps (moe, moe_grad), which run wholly on the CPU next to the expert weights (router, shared
+// and routed experts); everything else runs on the CPU through kernels/cpu/grad.
 #include "kernels/cpu/grad/Grad.h"
 #include "runtime/exec/OpContext.h"
 #include "runtime/plan/PlanReader.h"
 #include "runtime/train/AdapterSet.h"
 #include "runtime/train/Optimizer.h"
+#include "runtime/train/PreparedStep.h"
 #include "runtime/train/TrainData.h"
+#include "runtime/train/TrainDevice.h"
 
 #include <deque>
 #include <map>
@@ -52,8 +58,13 @@ public:
   void enableProfile(bool on) { profiling_ = on; }
   const std::map<std::string, OpTime>& profile() const { return profile_; }
 
+  // Where the steps run, e.g. "cpu: 12 steps (moe, moe_grad, ...); gpu:0: 40 steps".
+  std::string placement() const;
+  // The GPU side's memory, or null for a plan that runs wholly on the CPU.
+  const TrainDevice* device() const { return device_.get(); }
+
 private:
-  struct Prepared;
+  using Prepared = PreparedStep;
   void runSteps(const TrainBatch& batch, int64_t normalizer, bool forwardOnly,
                 std::vector<Activation>& buffers, LossSum* loss, std::vector<float>* logits);
   Prepared prepare(const plan::Step& s);
@@ -69,6 +80,7 @@ private:
   AdamWConfig planOptimizer_;
   bool profiling_ = false;
   std::map<std::string, OpTime> profile_;
+  std::unique_ptr<TrainDevice> device_;
 };
 
 } // namespace kt::train

@@ -204,6 +204,8 @@ TrainSummary Trainer::run() {
                  opt_.schedule == Schedule::Cosine ? "cosine" : "constant", (long long)opt_.warmup,
                  adamw_.maxGradNorm,
                  startStep_ ? (", resuming at step " + std::to_string(startStep_)).c_str() : "");
+  if (!opt_.quiet)
+    std::fprintf(stderr, "[train] steps run on %s\n", exec_->placement().c_str());
   TrainSummary sum;
   exec_->enableProfile(opt_.profile);
   double optimizerSeconds = 0;
@@ -264,6 +266,15 @@ TrainSummary Trainer::run() {
           {"step", rec.step},          {"loss", rec.loss},     {"lr", rec.lr},
           {"grad_norm", rec.gradNorm}, {"tokens", rec.tokens}, {"predicted", rec.predicted},
           {"seconds", rec.seconds},    {"tokens_per_s", tokS}, {"elapsed_s", elapsed}};
+      if (const TrainDevice* d = exec_->device()) {
+        const TrainDeviceMemory m = d->memory();
+        j["gpu"] = {{"device", m.device},
+                    {"weight_bytes", m.weightBytes},
+                    {"adapter_bytes", m.adapterBytes},
+                    {"activation_bytes", m.activationBytes},
+                    {"scratch_bytes", m.scratchBytes},
+                    {"peak_bytes", m.peakBytes}};
+      }
       *log << j.dump() << "\n";
       log->flush();
     }
@@ -292,6 +303,17 @@ TrainSummary Trainer::run() {
                  (long long)sum.steps, (long long)sum.tokens, duration(sum.seconds).c_str(),
                  double(sum.tokens) / std::max(sum.seconds, 1e-9), sum.firstLoss, sum.lastLoss,
                  double(sum.peakRssBytes) / (1 << 20), opt_.outDir.c_str());
+  if (const TrainDevice* d = exec_->device()) {
+    const TrainDeviceMemory m = d->memory();
+    sum.peakGpuBytes = int64_t(m.peakBytes);
+    if (!opt_.quiet)
+      std::fprintf(stderr,
+                   "[train] GPU %s: peak %.0f MiB = weights %.0f (f32) + adapters %.1f + "
+                   "activations %.1f + scratch %.1f MiB (cuBLAS's own workspace not counted)\n",
+                   m.device.c_str(), double(m.peakBytes) / (1 << 20),
+                   double(m.weightBytes) / (1 << 20), double(m.adapterBytes) / (1 << 20),
+                   double(m.activationBytes) / (1 << 20), double(m.scratchBytes) / (1 << 20));
+  }
   if (opt_.profile)
     printProfile(optimizerSeconds, sum);
   return sum;

@@ -64,6 +64,7 @@ struct TrainSummary {
   double seconds = 0;
   double firstLoss = 0, lastLoss = 0;
   int64_t peakRssBytes = 0;
+  int64_t peakGpuBytes = 0; // GPU memory this process allocated at most (0: CPU-only plan)
 };
 
 class Trainer {

@@ -16,6 +16,8 @@ namespace {
 const char* kUsage =
     "usage: kt-rt train PLAN --data FILE.jsonl --out ADAPTER_DIR [options]\n"
     "  PLAN must have a train_step entry point (kt-compile MODEL -o PLAN --train lora ...).\n"
+    "  Steps the plan places on a GPU train there, MoE steps on the CPU next to the experts\n"
+    "  (docs/training.md section 7); the summary and --log-json report the GPU's peak memory.\n"
     "  data: one JSON object per line: {\"text\"}, {\"messages\": [...]} (loss on assistant "
     "turns),\n"
     "        {\"instruction\", \"input\", \"output\"} (loss on output), {\"ids\": [...]}\n"

@@ -1,8 +1,11 @@
 // GPU versions of runtime/exec/cpu/AttentionOps: GQA (with Qwen3's q/k norm) and MLA in the
-// absorbed form, both over the GPU-resident KV cache of CudaBackend.
+// absorbed form, both over CudaBackend's paged KV cache (GpuKvPool.h: the run reserved every
+// chunk's pages before the steps; here each chunk appends through its slot's page table and
+// attends through it).
 #include "kernels/cuda/DeviceKernels.h"
 #include "kernels/cuda/Memory.h"
 #include "runtime/exec/cuda/CudaBackend.h"
+#include "runtime/exec/cuda/LongPrefill.h"
 #include "runtime/plan/OpSignature.h"
 #include "runtime/support/Error.h"
 
@@ -19,10 +22,10 @@ const GpuWeight& needWeight(OpContext& c, int slot) {
 }
 
 // Decode attention splits over the keys (kernels/cuda/Attention.cu); its partials go to scratch
-// sized from the chunk's shape alone, not the context: a graph re-captured after the KV arrays
-// grew (more splits) finds it large enough and need not allocate.
-void splitOverKeys(CudaBackend& b, cuda::AttentionArgs& at, int64_t capacity) {
-  at.maxKeys = capacity;
+// sized from the chunk's shape alone, not the context. With the page table's capacity (the
+// model's positions) the split count is fixed for a shape; the kernel uses fewer splits while
+// the context is short.
+void splitOverKeys(CudaBackend& b, cuda::AttentionArgs& at) {
   at.partialFloats = cuda::attentionPartialFloats(at.heads, at.len, at.dv);
   at.partials = at.partialFloats > 0 ? b.scratchF(kPartials, at.partialFloats) : nullptr;
 }
@@ -64,23 +67,27 @@ void attention(OpContext& c) {
   const int layer = c.step.layer();
   checkRow(c, "keys", c.kv.kRow(layer), row);
   checkRow(c, "values", c.kv.vRow(layer), row);
+  const auto [kOff, vOff] = b.kvPool().offsets(layer);
   float* ctx = b.scratchF(kCtx, T * nh * hd);
   for (size_t ci = 0; ci < c.batch.chunks.size(); ++ci) {
     const SequenceChunk& s = c.batch.chunks[ci];
-    int64_t cap = 0;
-    auto [kc, vc] = b.kv(s.slot, layer, row, row, s.pos0 + s.len, &cap);
+    const cuda::KvPages pages = b.kvPages(s.slot);
+    const int64_t cap = b.kvPool().maxPositions();
     // The chunk's first position comes from device memory (the same launches serve every
     // position of a captured decode step).
     const int32_t* pos0 = b.chunkPos0(ci);
-    cuda::appendRows(kc, row, cap, k + s.start * row, row, row, s.len, pos0, s.pos0);
-    cuda::appendRows(vc, row, cap, v + s.start * row, row, row, s.len, pos0, s.pos0);
+    cuda::appendRows(nullptr, pages, kOff, row, cap, k + s.start * row, row, row, s.len, pos0,
+                     s.pos0);
+    cuda::appendRows(nullptr, pages, vOff, row, cap, v + s.start * row, row, row, s.len, pos0,
+                     s.pos0);
     cuda::AttentionArgs at =
-        cuda::gqaAttentionArgs(q + s.start * nh * hd, kc, vc, ctx + s.start * nh * hd, nh, nkv, hd,
-                               s.len, float(a.scale()));
+        cuda::gqaAttentionArgs(q + s.start * nh * hd, nullptr, nullptr, ctx + s.start * nh * hd, nh,
+                               nkv, hd, s.len, float(a.scale()));
+    cuda::usePages(at, pages, kOff, vOff, cap);
     at.pos0 = s.pos0;
     at.pos0Dev = pos0;
-    splitOverKeys(b, at, cap);
-    cuda::attention(at);
+    splitOverKeys(b, at);
+    attendChunk(c, at); // long prefill chunks through cuBLAS (LongPrefill.h)
   }
   const GpuWeight& o = needWeight(c, O);
   linearInto(c, ctx, T, o, 0, b.out(c, 0, T, o.rows));
@@ -135,21 +142,25 @@ void mlaAttention(OpContext& c) {
   const int layer = c.step.layer();
   checkRow(c, "latent", c.kv.kRow(layer), lora);
   checkRow(c, "rope key", c.kv.vRow(layer), rope);
+  const auto [latOff, peOff] = b.kvPool().offsets(layer);
   float* ctx = b.scratchF(kCtx, T * nh * lora);
   for (size_t ci = 0; ci < c.batch.chunks.size(); ++ci) {
     const SequenceChunk& s = c.batch.chunks[ci];
-    int64_t cap = 0;
-    auto [latent, kpe] = b.kv(s.slot, layer, lora, rope, s.pos0 + s.len, &cap);
+    const cuda::KvPages pages = b.kvPages(s.slot);
+    const int64_t cap = b.kvPool().maxPositions();
     const int32_t* pos0 = b.chunkPos0(ci); // read on the GPU, as in attention() above
-    cuda::appendRows(latent, lora, cap, kva + s.start * kvaw, kvaw, lora, s.len, pos0, s.pos0);
-    cuda::appendRows(kpe, rope, cap, kva + s.start * kvaw + lora, kvaw, rope, s.len, pos0, s.pos0);
+    cuda::appendRows(nullptr, pages, latOff, lora, cap, kva + s.start * kvaw, kvaw, lora, s.len,
+                     pos0, s.pos0);
+    cuda::appendRows(nullptr, pages, peOff, rope, cap, kva + s.start * kvaw + lora, kvaw, rope,
+                     s.len, pos0, s.pos0);
     cuda::AttentionArgs at = cuda::mlaAttentionArgs(
-        qAbs + s.start * nh * lora, q + s.start * nh * qhd + nope, qhd, latent, kpe,
+        qAbs + s.start * nh * lora, q + s.start * nh * qhd + nope, qhd, nullptr, nullptr,
         ctx + s.start * nh * lora, nh, lora, rope, s.len, float(a.scale()));
+    cuda::usePages(at, pages, latOff, peOff, cap);
     at.pos0 = s.pos0;
     at.pos0Dev = pos0;
-    splitOverKeys(b, at, cap);
-    cuda::attention(at);
+    splitOverKeys(b, at);
+    attendChunk(c, at); // long prefill chunks through cuBLAS (LongPrefill.h)
   }
   // Value up-projection per head: out[h] = W_uv[h] ctx[h].
   float* heads = b.scratchF(kHeads, T * nh * vd);

@@ -78,6 +78,32 @@ void need(bool ok, const std::string& what, const std::string& err) {
   if (!ok)
     throw Error(what + ": " + err);
 }
+
+// Returns a KvCache slot's pages to the pool when the slot resets or its KvCache goes away.
+struct PoolListener : KvSlotListener {
+  explicit PoolListener(GpuKvPool* p) : pool(p) {}
+  void slotReleased(int slot) override { pool->release(slot); }
+  GpuKvPool* pool;
+};
+
+// The attention layers whose KV cache lives on the GPU (their attention step runs there), with
+// the rows the plan's KV layout gives them (KvCache's rule).
+std::vector<GpuKvPool::LayerRows> gpuKvLayers(const plan::Plan& p) {
+  KvCache rows(p, 0);
+  std::map<int, GpuKvPool::LayerRows> layers;
+  for (const plan::EntryPoint* ep : *p.entry_points()) {
+    if (isTrainEntry(*ep))
+      continue;
+    for (const plan::Step* s : *ep->steps())
+      if ((s->op() == plan::OpKind::Attention || s->op() == plan::OpKind::MlaAttention) &&
+          p.devices()->Get(s->device())->kind() == plan::DeviceKind::GPU)
+        layers[s->layer()] = {s->layer(), rows.kRow(s->layer()), rows.vRow(s->layer())};
+  }
+  std::vector<GpuKvPool::LayerRows> v;
+  for (const auto& [layer, r] : layers)
+    v.push_back(r);
+  return v;
+}
 } // namespace
 
 CudaBackend::CudaBackend(const LoadedPlan& plan, const WeightStore& weights, ThreadPool* pool)
@@ -194,6 +220,10 @@ CudaBackend::CudaBackend(const LoadedPlan& plan, const WeightStore& weights, Thr
                  "(2 experts, %s)\n",
                  gpuName_.c_str(), double(experts_->deviceBytes()) / kMiB,
                  gpuFormatName(experts_->format()));
+  // The paged KV cache: no memory until the first run reserves pages.
+  kvPool_ = std::make_unique<GpuKvPool>(gpuKvLayers(p), p.model()->max_position(),
+                                        GpuKvPool::pageTokensFromEnv(), gpuName_);
+  kvListener_ = std::make_shared<PoolListener>(kvPool_.get());
   const uint64_t fixed = weightBytes_ + experts_->deviceBytes();
   if (budget_ > 0 && fixed > budget_)
     std::fprintf(stderr,
@@ -222,10 +252,8 @@ CudaBackend::~CudaBackend() {
     cuda::release(b.data);
   for (auto& [id, b] : scratch_)
     cuda::release(b.data);
-  for (auto& [key, a] : kv_) {
-    cuda::release(a.k.data);
-    cuda::release(a.v.data);
-  }
+  kvListener_.reset(); // KvCaches that outlive us call nothing
+  kvPool_.reset();
   for (auto& [s, b] : invFreq_)
     cuda::release(b.data);
   for (auto& [id, b] : pinned_)
@@ -514,41 +542,55 @@ const cuda::GpuEvent& CudaBackend::event(int id) {
   return e;
 }
 
-std::pair<float*, float*> CudaBackend::kv(int slot, int layer, int64_t rowK, int64_t rowV,
-                                          int64_t tokens, int64_t* capacity) {
-  if (kvRecord_)
-    kvRecord_->push_back({slot, layer, rowK, rowV});
-  KvArrays& a = kv_[{slot, layer}];
-  if (tokens > a.tokens) {
-    if (capturing_)
-      throw Error(gpuName_ + ": the KV cache of layer " + std::to_string(layer) +
-                  " would grow while capturing a CUDA graph");
-    if (a.k.data)
-      ++generation_;
-    // Grow geometrically, keeping the cached positions (decode appends one token at a time).
-    int64_t cap = std::max<int64_t>({tokens, a.tokens * 2, 64});
-    std::string err;
-    GpuBuffer k, v;
-    k.bytes = size_t(cap * rowK) * 4;
-    v.bytes = size_t(cap * rowV) * 4;
-    k.data = cuda::allocate(k.bytes, &err);
-    v.data = k.data ? cuda::allocate(v.bytes, &err) : nullptr;
-    if (!v.data)
-      cuda::release(k.data);
-    need(v.data != nullptr, gpuName_ + ": KV cache of layer " + std::to_string(layer), err);
-    bool ok = cuda::deviceCopy(k.data, a.k.data, size_t(a.tokens * rowK) * 4, &err) &&
-              cuda::deviceCopy(v.data, a.v.data, size_t(a.tokens * rowV) * 4, &err);
-    need(ok, gpuName_ + ": growing the KV cache", err);
-    cuda::synchronize(&err);
-    cuda::release(a.k.data);
-    cuda::release(a.v.data);
-    a.k = k;
-    a.v = v;
-    a.tokens = cap;
+uint64_t CudaBackend::activationBytes() const {
+  uint64_t act = 0;
+  for (const GpuBuffer& b : buffers_)
+    act += b.bytes;
+  for (const auto& [id, b] : scratch_)
+    act += b.bytes;
+  return act;
+}
+
+GpuKvPool::Limit CudaBackend::kvLimit() const {
+  GpuKvPool::Limit l;
+  const uint64_t staging = experts_ ? experts_->deviceBytes() : 0;
+  const uint64_t act = activationBytes(), pool = kvPool_->bytes();
+  char line[400];
+  if (budget_ > 0) {
+    const uint64_t others = weightBytes_ + staging + act;
+    l.bytes = budget_ > others + pool ? budget_ - others - pool : 0;
+    std::snprintf(line, sizeof line,
+                  "the plan's GPU budget of %.2f GiB (weights %.2f GiB, activations and scratch "
+                  "%.2f GiB, expert staging %.2f GiB, KV cache %.2f GiB)",
+                  double(budget_) / (kMiB * 1024), double(weightBytes_) / (kMiB * 1024),
+                  double(act) / (kMiB * 1024), double(staging) / (kMiB * 1024),
+                  double(pool) / (kMiB * 1024));
+    l.what = line;
+    l.remedy = "Compile the plan with a larger --gpu-mem, run fewer sequences at once (--batch), "
+               "or shorter prompts and --gen-len.";
+    return l;
   }
-  if (capacity)
-    *capacity = a.tokens;
-  return {static_cast<float*>(a.k.data), static_cast<float*>(a.v.data)};
+  // No budget in the plan: the device's free memory, less room for activations to grow.
+  size_t freeB = 0, totalB = 0;
+  std::string err;
+  const uint64_t margin = std::max<uint64_t>(256ull << 20, act);
+  if (cuda::memoryInfo(&freeB, &totalB, &err))
+    l.bytes = freeB > margin ? freeB - margin : 0;
+  std::snprintf(line, sizeof line,
+                "the GPU's free memory (%.2f of %.2f GiB, less %.2f GiB kept for activations; the "
+                "plan records no budget)",
+                double(freeB) / (kMiB * 1024), double(totalB) / (kMiB * 1024),
+                double(margin) / (kMiB * 1024));
+  l.what = line;
+  l.remedy = "Run fewer sequences at once (--batch) or shorter prompts and --gen-len, or free GPU "
+             "memory.";
+  return l;
+}
+
+void CudaBackend::prepareKv(const Batch& batch) {
+  // A moved page table (more slots than it had rows) invalidates every captured graph.
+  if (kvPool_->prepare(batch, [this] { return kvLimit(); }))
+    ++generation_;
 }
 
 const int32_t* CudaBackend::rowIds(const std::vector<int64_t>& rows) {
@@ -606,22 +648,16 @@ void CudaBackend::checkLaunch(const OpContext& c) const {
 }
 
 std::string CudaBackend::summary() const {
-  uint64_t act = 0, kvBytes = 0;
-  for (const GpuBuffer& b : buffers_)
-    act += b.bytes;
-  for (const auto& [id, b] : scratch_)
-    act += b.bytes;
-  for (const auto& [key, a] : kv_)
-    kvBytes += a.k.bytes + a.v.bytes;
+  const uint64_t act = activationBytes(), kvBytes = kvPool_->bytes();
   size_t freeB = 0, totalB = 0;
   std::string err;
   cuda::memoryInfo(&freeB, &totalB, &err);
-  char line[256];
+  char line[512];
   std::snprintf(line, sizeof line,
-                "%s: weights %.1f MiB, activations %.1f MiB, KV cache %.1f MiB; device memory in "
-                "use %.1f of %.1f GiB",
+                "%s: weights %.1f MiB, activations %.1f MiB, %s; device memory in use %.1f of "
+                "%.1f GiB",
                 gpuName_.c_str(), double(weightBytes_) / kMiB, double(act) / kMiB,
-                double(kvBytes) / kMiB, double(totalB - freeB) / (kMiB * 1024),
+                kvPool_->report().c_str(), double(totalB - freeB) / (kMiB * 1024),
                 double(totalB) / (kMiB * 1024));
   std::string text = line;
   size_t captured = 0;

@@ -1,12 +1,13 @@
 #pragma once
 // The CUDA backend of the executor: owns GPU 0's copy of the weights that GPU steps use (uploaded
-// once at load), the activation buffers and the KV cache of GPU attention layers in GPU memory,
-// and moves a buffer between host and GPU when a step's input was produced on the other side
-// (hybrid plans: routed experts on the CPU, everything else on the GPU).
+// once at load), the activation buffers and the paged KV cache of GPU attention layers
+// (GpuKvPool.h) in GPU memory, and moves a buffer between host and GPU when a step's input was
+// produced on the other side (hybrid plans: routed experts on the CPU, everything else on the GPU).
 #include "kernels/cuda/Blas.h"
 #include "kernels/cuda/Int4Format.h"
 #include "kernels/cuda/Memory.h"
 #include "runtime/exec/OpContext.h"
+#include "runtime/exec/cuda/GpuKvPool.h"
 #include "runtime/plan/PlanReader.h"
 
 #include <functional>
@@ -74,11 +75,14 @@ public:
   void beforeStep(const plan::Step& step, bool onBackend,
                   std::vector<Activation>& buffers) override;
   void toHost(uint32_t index, std::vector<Activation>& buffers) override;
-  // Uploads the run's step parameters, then replays (or captures) a CUDA graph of a decode step
-  // when the plan allows it (Graphs.cpp); false: the executor runs the steps.
+  // Reserves the run's KV pages (prepareKv) and uploads its step parameters, then replays (or
+  // captures) a CUDA graph of a decode step when the plan allows it (Graphs.cpp); false: the
+  // executor runs the steps.
   bool runEntry(const plan::EntryPoint& ep, const Batch& batch, bool plain,
                 std::vector<Activation>& buffers, const std::function<void()>& runSteps) override;
   std::string summary() const override;
+  // Told when a KvCache slot resets or its KvCache goes away: the slot's KV pages return.
+  std::shared_ptr<KvSlotListener> kvListener() override { return kvListener_; }
   Overlap overlap() const override;
   void resetOverlap() override;
   void addHostStep(double seconds) override {
@@ -114,10 +118,11 @@ public:
   // streams at its token count; ExpertStream.h). Never null after construction.
   ExpertStream& expertStream() { return *experts_; }
   const ExpertStream& expertStream() const { return *experts_; }
-  // The KV arrays of (slot, layer) with room for `tokens` positions of rowK/rowV floats
-  // (*capacity: the positions they have room for).
-  std::pair<float*, float*> kv(int slot, int layer, int64_t rowK, int64_t rowV, int64_t tokens,
-                               int64_t* capacity = nullptr);
+  // The paged KV cache: runEntry reserves every chunk's pages before the steps run, so the ops
+  // only look up their slot's page table and their layer's offsets (GpuKvPool.h); nothing
+  // allocates inside a step (or a CUDA graph capture).
+  const GpuKvPool& kvPool() const { return *kvPool_; }
+  cuda::KvPages kvPages(int slot) const { return kvPool_->pages(slot); }
   // Device int32: the first position of the run's chunk `chunk` (batch.chunks[chunk].pos0),
   // uploaded by runEntry before the steps; attention reads it on the GPU so that a captured
   // graph is valid at every position.
@@ -144,18 +149,21 @@ private:
   void ensure(GpuBuffer& b, size_t bytes);
   void toGpu(uint32_t index, std::vector<Activation>& buffers);
 
+  // Reserves the run's KV pages (growing the pool within the budget) and uploads the page table
+  // rows that changed; a moved table makes captured graphs stale.
+  void prepareKv(const Batch& batch);
+  // What the KV pool may still grow into: the plan's budget less what KT holds, or (no budget)
+  // the device's free memory less a margin for activations.
+  GpuKvPool::Limit kvLimit() const;
+  uint64_t activationBytes() const;
+
   // ---- CUDA graphs (Graphs.cpp) ----
   // One captured decode step per token shape (slots, chunk lengths, sampled rows).
-  struct KvUse {
-    int slot, layer;
-    int64_t rowK, rowV;
-  };
   struct Captured {
     void* exec = nullptr;    // the instantiated graph (null: not captured yet)
     size_t nodes = 0;        // launches it replays
     uint64_t generation = 0; // memoryGeneration() when captured
     int runs = 0;            // eager runs of this shape so far (the first sizes the buffers)
-    std::vector<KvUse> kv;   // KV arrays the step appends to (grown before each replay)
     std::vector<std::pair<uint32_t, std::pair<int64_t, int64_t>>> shapes; // outputs' rows, cols
   };
   // Whether `ep` may be captured: every step on the GPU, no host work inside a step.
@@ -165,7 +173,6 @@ private:
   uint64_t memoryGeneration() const { return generation_ + (blas_ ? blas_->reallocations() : 0); }
   void uploadStepParams(const Batch& batch);
   void uploadInputs(const plan::EntryPoint& ep, std::vector<Activation>& buffers);
-  void growKv(const Captured& g, const Batch& batch);
   bool capture(Captured& g, const plan::EntryPoint& ep, std::vector<Activation>& buffers,
                const std::function<void()>& runSteps);
   void replay(Captured& g, const plan::EntryPoint& ep, std::vector<Activation>& buffers);
@@ -187,11 +194,8 @@ private:
   std::map<int, cuda::GpuEvent> events_;
   Overlap overlap_;
   std::unique_ptr<ExpertStream> experts_;
-  struct KvArrays {
-    GpuBuffer k, v;
-    int64_t tokens = 0;
-  };
-  std::map<std::pair<int, int>, KvArrays> kv_;
+  std::unique_ptr<GpuKvPool> kvPool_;
+  std::shared_ptr<KvSlotListener> kvListener_; // releases slots in kvPool_ while it lives
   std::map<const plan::Step*, GpuBuffer> invFreq_;
   std::map<std::vector<int64_t>, GpuBuffer> rowIds_;
   void* stream_ = nullptr; // the backend's own non-blocking stream (every launch goes there)
@@ -200,7 +204,6 @@ private:
   // CUDA graphs: KT_CUDA_GRAPHS=0 turns them off; a failed capture turns them off for good.
   bool graphsOn_ = true;
   bool capturing_ = false;
-  std::vector<KvUse>* kvRecord_ = nullptr; // while set, kv() records the arrays a step uses
   uint64_t generation_ = 0;
   std::map<std::string, Captured> graphs_;
   std::map<const plan::EntryPoint*, bool> capturable_;

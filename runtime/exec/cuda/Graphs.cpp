@@ -6,12 +6,13 @@
 // every buffer; the second is captured and every later one replays. What changes from token to
 // token lives in device memory that the capture points to: the token ids and positions (the
 // entry's input buffers, copied before the replay), each chunk's first position (the step
-// parameters: KV appends and attention read it on the GPU), the KV arrays (grown before the
-// replay; their pointers are fixed while their capacity suffices). A freed device buffer (a
-// buffer or the KV cache grew, cuBLAS's scratch grew) makes every graph stale; the shape is then
-// captured again. Nothing inside a capture may allocate or synchronise: the backend refuses with
-// an error, the capture is dropped, graphs are turned off with one line on stderr, and the step
-// runs eagerly.
+// parameters: KV appends and attention read it on the GPU), the KV cache's page table (its rows
+// updated before every run, eager or replayed, by prepareKv; the pool grows without moving a
+// page, so a sequence crossing into a new page or the pool growing changes no pointer). A freed
+// device buffer (an activation or scratch buffer grew, cuBLAS's scratch grew, the page table
+// gained slots) makes every graph stale; the shape is then captured again. Nothing inside a capture
+// may allocate or synchronise: the backend refuses with an error, the capture is dropped, graphs
+// are turned off with one line on stderr, and the step runs eagerly.
 #include "kernels/cuda/DeviceKernels.h"
 #include "kernels/cuda/Graph.h"
 #include "kernels/cuda/Memory.h"
@@ -84,13 +85,6 @@ void CudaBackend::uploadInputs(const plan::EntryPoint& ep, std::vector<Activatio
     toGpu(i, buffers);
 }
 
-void CudaBackend::growKv(const Captured& g, const Batch& batch) {
-  for (const KvUse& u : g.kv)
-    for (const SequenceChunk& c : batch.chunks)
-      if (c.slot == u.slot)
-        kv(u.slot, u.layer, u.rowK, u.rowV, c.pos0 + c.len);
-}
-
 void CudaBackend::disableGraphs(const std::string& why) {
   graphsOn_ = false;
   std::fprintf(stderr, "[kt-rt] %s: CUDA graphs off, decoding with eager launches: %s\n",
@@ -107,15 +101,12 @@ bool CudaBackend::capture(Captured& g, const plan::EntryPoint& ep, std::vector<A
     return false;
   }
   capturing_ = true;
-  std::vector<KvUse> uses;
-  kvRecord_ = &uses;
   try {
     runSteps();
   } catch (const std::exception& e) { // the capture must end whatever went wrong
     why = e.what();
   }
   capturing_ = false;
-  kvRecord_ = nullptr;
   void* exec = nullptr;
   size_t nodes = 0;
   const bool ended = cuda::endCapture(&exec, &nodes, &err);
@@ -127,7 +118,6 @@ bool CudaBackend::capture(Captured& g, const plan::EntryPoint& ep, std::vector<A
   g.exec = exec;
   g.nodes = nodes;
   g.generation = memoryGeneration();
-  g.kv = uses;
   g.shapes.clear();
   for (const plan::Step* s : *ep.steps())
     for (uint32_t o : *s->outputs())
@@ -156,24 +146,17 @@ void CudaBackend::replay(Captured& g, const plan::EntryPoint& ep,
 bool CudaBackend::runEntry(const plan::EntryPoint& ep, const Batch& batch, bool plain,
                            std::vector<Activation>& buffers,
                            const std::function<void()>& runSteps) {
+  prepareKv(batch); // every chunk's KV pages, before anything of the run is queued
   uploadStepParams(batch);
   if (!graphsOn_ || !plain || batch.tokens() > cuda::kMoeDecodeMaxTokens || !capturable(ep))
     return false;
   Captured& g = graphs_[graphKey(ep, batch)];
   if (g.runs == 0) { // the first run of this shape sizes every buffer, eagerly
     ++g.runs;
-    kvRecord_ = &g.kv;
-    try {
-      runSteps();
-    } catch (...) {
-      kvRecord_ = nullptr;
-      throw;
-    }
-    kvRecord_ = nullptr;
+    runSteps();
     return true;
   }
   uploadInputs(ep, buffers);
-  growKv(g, batch); // may free the old arrays: then the graph below is stale
   if (g.exec && g.generation != memoryGeneration()) {
     cuda::destroyGraph(g.exec);
     g.exec = nullptr;

@@ -18,6 +18,7 @@
 #include "runtime/exec/cpu/CpuOps.h"
 #include "runtime/exec/cuda/CudaBackend.h"
 #include "runtime/exec/cuda/ExpertStream.h"
+#include "runtime/exec/cuda/MoeGrouped.h"
 #include "runtime/plan/OpSignature.h"
 #include "runtime/support/Error.h"
 #include "runtime/support/ThreadPool.h"
@@ -213,69 +214,78 @@ void moe(OpContext& c) {
     cuda::moeCombine(pairY, dWeights, dExperts, gate ? gate->localDev : nullptr, E, T, K, H, shared,
                      scale, out);
   } else {
-    b.check(c, cuda::fillZero(out, size_t(T * H) * 4, &err), err);
-    if (gate || stream) { // the GPU's experts and the streamed ones, grouped by expert
-      const Groups g = groupByExpert(hChosen, hWeights, T, K, E);
-      const GpuWeight* up = gate ? &needWeight(c, Up) : nullptr;
-      const GpuWeight* down = gate ? &needWeight(c, Down) : nullptr;
-      // The experts' intermediate size (the plan's gate stack is [E, inter, H]).
-      const int64_t inter = c.weights.weight(c.step.weights()->Get(Gate)).shape()->Get(1);
-      auto* dTokens = static_cast<int32_t*>(b.scratch(kTokenIds, g.tokens.size() * 4));
-      float* dTokW = b.scratchF(kTokenWeights, int64_t(g.weights.size()));
-      b.check(c,
-              cuda::toDevice(dTokens, g.tokens.data(), g.tokens.size() * 4, &err) &&
-                  cuda::toDevice(dTokW, g.weights.data(), g.weights.size() * 4, &err),
-              err);
-      int64_t most = 0;
-      for (int e = 0; e < E; ++e)
-        most = std::max<int64_t>(most, g.offsets[size_t(e) + 1] - g.offsets[size_t(e)]);
-      float* xe = b.scratchF(kXe, most * H);
-      float* gv = b.scratchF(kG, most * inter);
-      float* uv = b.scratchF(kU, most * inter);
-      float* y = b.scratchF(kY, most * H);
-      // Expert slice `slice` of (eg, eu, ed) over its n tokens at `off`, added into out.
-      auto run = [&](const GpuWeight& eg, const GpuWeight& eu, const GpuWeight& ed, int64_t slice,
-                     int64_t off, int64_t n) {
-        cuda::gatherRows(xd, H, dTokens + off, n, xe);
-        linearInto(c, xe, n, eg, slice, gv);
-        linearInto(c, xe, n, eu, slice, uv);
-        cuda::swiglu(gv, uv, gv, n * eg.rows);
-        linearInto(c, gv, n, ed, slice, y);
-        cuda::scatterAddRows(y, H, dTokens + off, dTokW + off, n, out);
-      };
-      for (int e = 0; e < E; ++e) {
-        const int64_t off = g.offsets[size_t(e)], n = g.offsets[size_t(e) + 1] - off;
-        if (n == 0)
-          continue;
-        if (gate && gate->holds(e)) {
-          run(*gate, *up, *down, e, off, n);
-        } else if (stream) { // a CPU-held expert with tokens: into a GPU slot, then as above
-          const ExpertStream::Expert& se = streamer.stage(c, e);
-          checkExperts(c, se.gate, se.up, se.down, H, "streamed experts");
-          run(se.gate, se.up, se.down, 0, off, n);
-          streamer.done(c);
-        }
-      }
-      if (stream)
-        streamer.countStep();
-    }
-    // Shared experts run over every token (queued on the GPU; the host goes on meanwhile).
+    // Shared experts over every token (queued on the GPU; the host goes on meanwhile).
+    float* shared = nullptr;
+    float* scale = nullptr;
     if (sg) {
       const GpuWeight &su = needWeight(c, SharedUp), &sd = needWeight(c, SharedDown);
       float* gv = b.scratchF(kG + 100, T * sg->rows);
       float* uv = b.scratchF(kU + 100, T * su.rows);
-      float* y = b.scratchF(kShared, T * H);
+      shared = b.scratchF(kShared, T * H);
       linearInto(c, xd, T, *sg, 0, gv);
       linearInto(c, xd, T, su, 0, uv);
       cuda::swiglu(gv, uv, gv, T * sg->rows);
-      linearInto(c, gv, T, sd, 0, y);
-      float* scale = nullptr;
+      linearInto(c, gv, T, sd, 0, shared);
       if (const GpuWeight* seg = b.weight(c, SharedExpertGate)) { // Qwen2-MoE: sigmoid(x . w)
         scale = b.scratchF(kSharedGate, T);
         linearInto(c, xd, T, *seg, 0, scale);
         cuda::sigmoidInPlace(scale, T);
       }
-      cuda::scatterAddRows(y, H, nullptr, scale, T, out);
+    }
+    const GpuWeight* up = gate ? &needWeight(c, Up) : nullptr;
+    const GpuWeight* down = gate ? &needWeight(c, Down) : nullptr;
+    if (gate && !stream && !cpuWork && groupedExpertsApply(*gate, *up, *down)) {
+      // Every routed expert on the GPU: batched GEMMs over the active experts (MoeGrouped.h).
+      checkExperts(c, *gate, *up, *down, H, "routed experts");
+      groupedExperts(c, xd, T, H, K, E, hChosen, dExperts, dWeights, *gate, *up, *down, shared,
+                     scale, out);
+    } else {
+      b.check(c, cuda::fillZero(out, size_t(T * H) * 4, &err), err);
+      if (gate || stream) { // the GPU's experts and the streamed ones, grouped by expert
+        const Groups g = groupByExpert(hChosen, hWeights, T, K, E);
+        // The experts' intermediate size (the plan's gate stack is [E, inter, H]).
+        const int64_t inter = c.weights.weight(c.step.weights()->Get(Gate)).shape()->Get(1);
+        auto* dTokens = static_cast<int32_t*>(b.scratch(kTokenIds, g.tokens.size() * 4));
+        float* dTokW = b.scratchF(kTokenWeights, int64_t(g.weights.size()));
+        b.check(c,
+                cuda::toDevice(dTokens, g.tokens.data(), g.tokens.size() * 4, &err) &&
+                    cuda::toDevice(dTokW, g.weights.data(), g.weights.size() * 4, &err),
+                err);
+        int64_t most = 0;
+        for (int e = 0; e < E; ++e)
+          most = std::max<int64_t>(most, g.offsets[size_t(e) + 1] - g.offsets[size_t(e)]);
+        float* xe = b.scratchF(kXe, most * H);
+        float* gv = b.scratchF(kG, most * inter);
+        float* uv = b.scratchF(kU, most * inter);
+        float* y = b.scratchF(kY, most * H);
+        // Expert slice `slice` of (eg, eu, ed) over its n tokens at `off`, added into out.
+        auto run = [&](const GpuWeight& eg, const GpuWeight& eu, const GpuWeight& ed, int64_t slice,
+                       int64_t off, int64_t n) {
+          cuda::gatherRows(xd, H, dTokens + off, n, xe);
+          linearInto(c, xe, n, eg, slice, gv);
+          linearInto(c, xe, n, eu, slice, uv);
+          cuda::swiglu(gv, uv, gv, n * eg.rows);
+          linearInto(c, gv, n, ed, slice, y);
+          cuda::scatterAddRows(y, H, dTokens + off, dTokW + off, n, out);
+        };
+        for (int e = 0; e < E; ++e) {
+          const int64_t off = g.offsets[size_t(e)], n = g.offsets[size_t(e) + 1] - off;
+          if (n == 0)
+            continue;
+          if (gate && gate->holds(e)) {
+            run(*gate, *up, *down, e, off, n);
+          } else if (stream) { // a CPU-held expert with tokens: into a GPU slot, then as above
+            const ExpertStream::Expert& se = streamer.stage(c, e);
+            checkExperts(c, se.gate, se.up, se.down, H, "streamed experts");
+            run(se.gate, se.up, se.down, 0, off, n);
+            streamer.done(c);
+          }
+        }
+        if (stream)
+          streamer.countStep();
+      }
+      if (shared)
+        cuda::scatterAddRows(shared, H, nullptr, scale, T, out);
     }
   }
   if (cpuWork) {

@@ -10,6 +10,7 @@
 // come from $KT_CUDA_PLANS (MODEL.VARIANT.ktplan, compiled ahead by scripts/device-cuda-plans.sh)
 // or are compiled here when the compiler is built. Without a GPU the parity tests skip, and a GPU
 // plan must be refused with "plan needs a GPU".
+#include "runtime/exec/KvCache.h"
 #include "runtime/exec/Model.h"
 #include "runtime/exec/cuda/CudaBackend.h"
 #include "runtime/exec/cuda/ExpertStream.h"
@@ -287,8 +288,8 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, CudaPlan, testing::ValuesIn(allCases()),
 // plan decoded with KT_CUDA_GRAPHS=0 (eager launches) must give bit-identical logits: the graph
 // replays the very launches the eager step queues, and whatever changes per token (positions, KV
 // offsets) comes from device memory in both. Two runs: p0 and p1 batched for 20 tokens (a decode
-// step of two sequences), then p0 alone for 100 tokens, which crosses the KV cache's first
-// growth (64 positions) and so re-captures after the arrays move.
+// step of two sequences), then p0 alone for 100 tokens, which crosses several KV pages (16
+// positions each): only the page table's contents change, the graph is not captured again.
 class CudaGraphs : public testing::TestWithParam<Case> {};
 
 struct Decoded {
@@ -338,8 +339,8 @@ TEST_P(CudaGraphs, ReplayBitIdenticalToEager) {
     const std::string what = c.model + " " + c.variant + ", " + std::to_string(r.prompts.size()) +
                              " sequence(s), " + std::to_string(r.tokens) + " tokens";
     EXPECT_EQ(eager.stats.graphReplays, 0) << what;
-    // Every decode step but the first of each shape (eager, sizes the buffers) and the capture
-    // after the KV growth is replayed.
+    // Every decode step but the first of each shape (eager, sizes the buffers) and its capture
+    // is replayed.
     EXPECT_GE(graph.stats.graphReplays, r.tokens - 4) << what;
     EXPECT_EQ(graph.ids, eager.ids) << what;
     ASSERT_EQ(graph.logits.size(), eager.logits.size()) << what;
@@ -368,6 +369,153 @@ std::vector<Case> graphCases() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CudaGraphs, testing::ValuesIn(graphCases()),
+                         [](const testing::TestParamInfo<Case>& i) {
+                           return i.param.model + "_" + i.param.variant;
+                         });
+
+// The paged KV cache (docs/cuda.md, "Paged KV cache") with several sequences: three prompts of
+// different lengths prefilled together and decoded together (kt-rt's batch path: one chunk per
+// sequence per step), the middle one restarted midway (KvCache::reset, then a new prompt from
+// position 0 in its slot) while the other two go on. Pages of 4 positions (KT_KV_PAGE_TOKENS), so
+// every sequence crosses many page boundaries, under CUDA graph replay for the GPU-only plans, and
+// a pool that starts at 8 positions (KT_KV_GROWTH_TOKENS) and grows while decoding.
+// Every logits row of every sequence must equal running that sequence alone (1e-4), and when the
+// batch's KvCache goes away its pages are back in the pool.
+class CudaPagedKv : public testing::TestWithParam<Case> {};
+
+using Rows = std::vector<std::vector<float>>;
+
+Activation runChunks(Model& m, const char* entry, KvCache& kv,
+                     const std::vector<std::pair<int, std::vector<int32_t>>>& chunks) {
+  Batch b;
+  for (const auto& [slot, ids] : chunks) {
+    const int64_t pos0 = kv.length(slot);
+    b.chunks.push_back({slot, b.tokens(), int64_t(ids.size()), pos0});
+    for (size_t i = 0; i < ids.size(); ++i) {
+      b.ids.push_back(ids[i]);
+      b.positions.push_back(int32_t(pos0 + int64_t(i)));
+    }
+    b.outputRows.push_back(b.tokens() - 1);
+  }
+  return m.executor().run(entry, b, kv);
+}
+
+std::vector<float> rowOf(const Activation& a, int64_t r) {
+  return std::vector<float>(a.f.begin() + r * a.cols, a.f.begin() + (r + 1) * a.cols);
+}
+
+// The prompt's last logits row, then one row per forced token.
+Rows alone(Model& m, const std::vector<int32_t>& prompt, const std::vector<int32_t>& tokens) {
+  KvCache kv(m.plan().root(), 1);
+  Rows rows = {rowOf(runChunks(m, "prefill", kv, {{0, prompt}}), 0)};
+  for (int32_t t : tokens)
+    rows.push_back(rowOf(runChunks(m, "decode", kv, {{0, {t}}}), 0));
+  return rows;
+}
+
+TEST_P(CudaPagedKv, BatchedSequencesMatchAlone) {
+  KT_REQUIRE_GPU();
+  const Case& c = GetParam();
+  const std::string plan = planFor(c.model, c.variant);
+  if (plan.empty())
+    GTEST_SKIP() << "no " << c.variant << " plan of " << c.model;
+  Reference ref(fixturesDir() + "/hf/" + c.model + "/reference.safetensors");
+  setenv("KT_KV_PAGE_TOKENS", "4", 1);
+  setenv("KT_KV_GROWTH_TOKENS", "8", 1);
+  Model m(plan, 4);
+  unsetenv("KT_KV_PAGE_TOKENS");
+  unsetenv("KT_KV_GROWTH_TOKENS");
+  auto* gpu = dynamic_cast<cudaops::CudaBackend*>(m.backend());
+  ASSERT_NE(gpu, nullptr);
+  ASSERT_EQ(gpu->kvPool().pageTokens(), 4);
+  const int32_t vocab = int32_t(m.info().vocab_size());
+  const std::vector<int32_t> p0 = ref.get<int32_t>("p0.input_ids"),
+                             p1 = ref.get<int32_t>("p1.input_ids");
+  std::vector<int32_t> longer = p0; // the longest prompt: both fixtures' prompts
+  longer.insert(longer.end(), p1.begin(), p1.end());
+  const std::vector<int32_t> shorter(
+      p1.begin(), p1.begin() + std::max<std::ptrdiff_t>(1, std::ptrdiff_t(p1.size()) / 2));
+  const std::vector<int32_t> restart(p1.rbegin(), p1.rend()); // slot 1's second sequence
+  const std::vector<std::vector<int32_t>> prompts = {p0, shorter, longer};
+  const int steps = 22, restartAt = 9; // slot 1 restarts before decode step 9
+  // Forced continuations (teacher forcing): the same tokens alone and batched.
+  auto forced = [&](int seq, int n) {
+    std::vector<int32_t> t;
+    for (int i = 0; i < n; ++i)
+      t.push_back(
+          int32_t((int64_t(prompts[size_t(seq % 3)][size_t(i) % prompts[size_t(seq % 3)].size()]) +
+                   37 * i + 11 * seq) %
+                  vocab));
+    return t;
+  };
+  const std::vector<std::vector<int32_t>> tokens = {forced(0, steps), forced(1, restartAt),
+                                                    forced(2, steps), forced(3, steps - restartAt)};
+  Rows want[4] = {alone(m, p0, tokens[0]), alone(m, shorter, tokens[1]),
+                  alone(m, longer, tokens[2]), alone(m, restart, tokens[3])};
+  EXPECT_EQ(gpu->kvPool().allocator().inUse(), 0) << "pages held after the alone runs";
+
+  gpu->resetOverlap();
+  const int64_t poolBefore = gpu->kvPool().allocator().capacity();
+  Rows got[4];
+  {
+    KvCache kv(m.plan().root(), 3);
+    Activation pre = runChunks(m, "prefill", kv, {{0, p0}, {1, shorter}, {2, longer}});
+    for (int s = 0; s < 3; ++s)
+      got[s].push_back(rowOf(pre, s));
+    int seqOfSlot1 = 1;
+    for (int i = 0; i < steps; ++i) {
+      if (i == restartAt) {
+        kv.reset(1); // the backend returns slot 1's pages now
+        got[3].push_back(rowOf(runChunks(m, "prefill", kv, {{1, restart}}), 0));
+        seqOfSlot1 = 3;
+      }
+      const int32_t t1 = tokens[size_t(seqOfSlot1)][size_t(seqOfSlot1 == 1 ? i : i - restartAt)];
+      Activation d = runChunks(
+          m, "decode", kv, {{0, {tokens[0][size_t(i)]}}, {1, {t1}}, {2, {tokens[2][size_t(i)]}}});
+      got[0].push_back(rowOf(d, 0));
+      got[seqOfSlot1].push_back(rowOf(d, 1));
+      got[2].push_back(rowOf(d, 2));
+    }
+    const KvPageAllocator& pages = gpu->kvPool().allocator();
+    const int64_t held = pages.pagesFor(int64_t(p0.size()) + steps) +
+                         pages.pagesFor(int64_t(restart.size()) + steps - restartAt) +
+                         pages.pagesFor(int64_t(longer.size()) + steps);
+    EXPECT_EQ(pages.inUse(), held) << "pages held by the three sequences";
+    // Three sequences at once need more pages than any alone: the pool grew during this run
+    // (from 8-position growths, doubling), without moving the pages already in use.
+    EXPECT_GT(pages.capacity(), poolBefore);
+    std::printf("[paged-kv] %-16s %-6s pool %lld -> %lld pages\n", c.model.c_str(),
+                c.variant.c_str(), (long long)poolBefore, (long long)pages.capacity());
+    std::printf("[paged-kv] %-16s %-6s %s\n", c.model.c_str(), c.variant.c_str(),
+                gpu->summary().c_str());
+  }
+  EXPECT_EQ(gpu->kvPool().allocator().inUse(), 0) << "the KvCache is gone, its pages must be free";
+  if (c.variant == "gpu") { // decode steps replayed as CUDA graphs across page boundaries
+    EXPECT_GT(gpu->overlap().graphReplays, steps / 2);
+  }
+  const char* names[4] = {"seq 0", "seq 1 (restarted at step 9)", "seq 2", "seq 1's second"};
+  for (int s = 0; s < 4; ++s) {
+    ASSERT_EQ(got[s].size(), want[s].size()) << names[s];
+    double worst = 0;
+    for (size_t r = 0; r < want[s].size(); ++r)
+      worst = std::max(worst, maxAbsDiff(got[s][r].data(), want[s][r].data(), want[s][r].size()));
+    std::printf("[paged-kv] %-16s %-6s %-28s %zu rows, batched vs alone max|diff| %.3g\n",
+                c.model.c_str(), c.variant.c_str(), names[s], want[s].size(), worst);
+    EXPECT_LT(worst, 1e-4) << names[s];
+  }
+}
+
+std::vector<Case> pagedCases() {
+  std::vector<Case> cs;
+  for (const char* m :
+       {"llama", "mixtral", "qwen3_moe", "deepseek_v2", "deepseek_v2_yarn", "deepseek_v3"})
+    cs.push_back({m, "gpu"});
+  cs.push_back({"mixtral", "hybrid"});
+  cs.push_back({"deepseek_v2", "hybrid"});
+  return cs;
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, CudaPagedKv, testing::ValuesIn(pagedCases()),
                          [](const testing::TestParamInfo<Case>& i) {
                            return i.param.model + "_" + i.param.variant;
                          });

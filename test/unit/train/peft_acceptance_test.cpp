@@ -14,16 +14,25 @@
 // step moves every entry by lr · g / (|g| + eps) with eps = 1e-8, so noise of that size becomes a
 // move of a different fraction of lr (up to 4e-3 at lr 1e-2): no f32 implementation can match it
 // elementwise. Plus: resuming from a checkpoint continues exactly as the uninterrupted run.
+//
+// Built twice: kt_train_peft_test (CPU plans) and, with KT_TRAIN_PEFT_GPU, kt_train_peft_gpu_test,
+// whose plans place every step on gpu:0 and the routed experts on the CPU (kernels/cuda/grad for
+// the GPU steps, the MoE steps on the CPU): the same checks and bounds. It skips without a GPU.
 #include "runtime/exec/WeightStore.h"
 #include "runtime/io/MappedFile.h"
 #include "runtime/io/Safetensors.h"
 #include "runtime/plan/PlanReader.h"
+#include "runtime/support/Error.h"
 #include "runtime/support/ThreadPool.h"
 #include "runtime/train/PeftIO.h"
 #include "runtime/train/TrainExecutor.h"
 #include "test/unit/common/RunCommand.h"
 
 #include <gtest/gtest.h>
+
+#ifdef KT_TRAIN_PEFT_GPU
+#include "kernels/cuda/CudaKernels.h"
+#endif
 
 #include <cmath>
 #include <cstring>
@@ -37,6 +46,26 @@ using testing_util::run;
 const std::string kBin = KT_BINARY_DIR;
 const std::string kCompile = kBin + "/tools/kt-compile/kt-compile";
 const std::string kRt = kBin + "/tools/kt-rt/kt-rt";
+
+#ifdef KT_TRAIN_PEFT_GPU
+// Everything on the GPU except the routed experts (the hybrid placement of issue #8).
+const std::string kPlacement = std::string(" --hw ") + KT_EXAMPLES_DIR +
+                               "/hw/xeon-2s-rtx4090.json --placement-override '.=gpu:0' "
+                               "--placement-override '\\.experts=cpu:numa0'";
+const char* kWorkPrefix = "kt_train_accept_gpu_";
+#define KT_SKIP_WITHOUT_GPU()                                                                      \
+  do {                                                                                             \
+    std::string why_;                                                                              \
+    if (kt::cuda::listGpus(&why_).empty())                                                         \
+      GTEST_SKIP() << "no GPU: " << why_;                                                          \
+  } while (0)
+#else
+const std::string kPlacement;
+const char* kWorkPrefix = "kt_train_accept_";
+#define KT_SKIP_WITHOUT_GPU()                                                                      \
+  do {                                                                                             \
+  } while (0)
+#endif
 
 std::vector<float> f32(const SafetensorsFile& f, const std::string& n) {
   const TensorInfo* t = f.find(n);
@@ -76,11 +105,11 @@ Fixture& fixture(const std::string& arch) {
     return it->second;
   Fixture f;
   f.dir = std::string(KT_FIXTURES_DIR) + "/hf/" + arch;
-  f.work = testing_util::tempDir("kt_train_accept_", arch);
+  f.work = testing_util::tempDir(kWorkPrefix, arch);
   f.plan = f.work + "/plan.ktplan";
   f.data = f.work + "/ids.jsonl";
   auto r = run(kCompile + " " + f.dir + " -o " + f.plan + " --train lora --lora-config " + f.dir +
-               "/lora/adapter_init/adapter_config.json");
+               "/lora/adapter_init/adapter_config.json" + kPlacement);
   EXPECT_EQ(r.code, 0) << r.output;
   SafetensorsFile ref(f.dir + "/lora/reference.safetensors");
   const TensorInfo* d = ref.find("data");
@@ -111,6 +140,7 @@ const char* kPeftFlags = " --lr 1e-2 --betas 0.9,0.999 --eps 1e-8 --weight-decay
 class PeftTraining : public testing::TestWithParam<std::string> {};
 
 TEST_P(PeftTraining, StepZeroLossAndEveryGradientMatchPeft) {
+  KT_SKIP_WITHOUT_GPU();
   Fixture& f = fixture(GetParam());
   LoadedPlan plan = LoadedPlan::fromFile(f.plan);
   WeightStore weights(plan);
@@ -118,6 +148,10 @@ TEST_P(PeftTraining, StepZeroLossAndEveryGradientMatchPeft) {
   AdapterSet adapters(plan.root());
   loadPeftAdapter(f.dir + "/lora/adapter_init", adapters);
   TrainExecutor exec(plan, weights, pool, adapters);
+#ifdef KT_TRAIN_PEFT_GPU
+  ASSERT_NE(exec.device(), nullptr) << "the plan runs no step on the GPU: " << exec.placement();
+  std::printf("[ %s ] steps run on %s\n", GetParam().c_str(), exec.placement().c_str());
+#endif
   TrainBatch batch = fixtureBatch(f);
   ASSERT_EQ(batch.predicted, 62);
   LossSum loss = exec.accumulate(batch, batch.predicted);
@@ -154,6 +188,7 @@ TEST_P(PeftTraining, StepZeroLossAndEveryGradientMatchPeft) {
 }
 
 TEST_P(PeftTraining, FiveAdamWStepsThroughTheCliMatchPeft) {
+  KT_SKIP_WITHOUT_GPU();
   Fixture& f = fixture(GetParam());
   const std::string out = f.work + "/trained", log = f.work + "/log.jsonl";
   auto r = run(kRt + " train " + f.plan + " --data " + f.data + " --out " + out +
@@ -228,6 +263,7 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, PeftTraining,
 // gate_up and down adapters (the last layer, so that no later router sees the perturbation and
 // flips a top-k choice). f32 loss differences limit the agreement to about 1e-3.
 TEST(TrainFiniteDifferences, RoutedExpertAdapterGradients) {
+  KT_SKIP_WITHOUT_GPU();
   for (const std::string arch : {"deepseek_v2", "qwen3_moe"}) {
     Fixture& f = fixture(arch);
     LoadedPlan plan = LoadedPlan::fromFile(f.plan);
@@ -285,6 +321,7 @@ TEST(TrainFiniteDifferences, RoutedExpertAdapterGradients) {
 // positions, give the loss and gradients of the one batch of two rows (rows of different lengths,
 // so the normalizer matters).
 TEST(TrainAccumulation, MicroBatchesAddUpToTheWholeBatch) {
+  KT_SKIP_WITHOUT_GPU();
   Fixture& f = fixture("deepseek_v2");
   LoadedPlan plan = LoadedPlan::fromFile(f.plan);
   WeightStore weights(plan);
@@ -323,6 +360,7 @@ TEST(TrainAccumulation, MicroBatchesAddUpToTheWholeBatch) {
 // The adapter kt-rt train saves is what kt-compile --adapter merges: an inference plan with it
 // merged scores the data exactly as the training executor does with the adapter unmerged.
 TEST(TrainMerge, SavedAdapterMergedIntoAnInferencePlanGivesTheSameLogits) {
+  KT_SKIP_WITHOUT_GPU();
   for (const std::string arch : {"llama", "deepseek_v3"}) {
     Fixture& f = fixture(arch);
     const std::string out = f.work + "/merge_adapter", merged = f.work + "/merged.ktplan",
@@ -362,6 +400,7 @@ TEST(TrainMerge, SavedAdapterMergedIntoAnInferencePlanGivesTheSameLogits) {
 // and every kernel are deterministic), with shuffling, gradient accumulation, warmup + cosine and
 // clipping all in play.
 TEST(TrainResume, CheckpointPlusResumeEqualsOneRun) {
+  KT_SKIP_WITHOUT_GPU();
   Fixture& f = fixture("qwen3_moe");
   const std::string data = f.work + "/resume.jsonl";
   {
@@ -412,6 +451,7 @@ TEST(TrainResume, CheckpointPlusResumeEqualsOneRun) {
 
 // Bad data and flags through the CLI name what is wrong.
 TEST(TrainCli, ErrorsNameTheCulprit) {
+  KT_SKIP_WITHOUT_GPU();
   Fixture& f = fixture("llama");
   const std::string bad = f.work + "/bad.jsonl";
   std::ofstream(bad) << "{\"ids\": [1, 2, 3]}\n{\"ids\": [1, 2,\n";
@@ -427,6 +467,34 @@ TEST(TrainCli, ErrorsNameTheCulprit) {
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.output.find("not a PEFT adapter"), std::string::npos) << r.output;
 }
+
+#ifdef KT_TRAIN_PEFT_GPU
+// Where no GPU is (CI, the development VM) a plan with GPU-placed train_step steps is refused at
+// load with an error that names the step, the device and why.
+TEST(TrainGpuPlacement, WithoutAGpuThePlanIsRefusedClearly) {
+  std::string why;
+  if (!kt::cuda::listGpus(&why).empty())
+    GTEST_SKIP() << "a GPU is present: the other tests run the plans on it";
+  Fixture& f = fixture("deepseek_v2");
+  LoadedPlan plan = LoadedPlan::fromFile(f.plan);
+  WeightStore weights(plan);
+  ThreadPool pool(2);
+  AdapterSet adapters(plan.root());
+  try {
+    TrainExecutor exec(plan, weights, pool, adapters);
+    FAIL() << "a GPU plan loaded without a GPU";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("train_step places step 'embed_tokens' on gpu:0, but no GPU was found: "),
+              std::string::npos)
+        << m;
+  }
+  auto r =
+      run(kRt + " train " + f.plan + " --data " + f.data + " --out " + f.work + "/nogpu --steps 1");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("no GPU was found"), std::string::npos) << r.output;
+}
+#endif
 
 } // namespace
 } // namespace kt::train
