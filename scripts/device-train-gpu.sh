@@ -12,7 +12,8 @@
 #       0 at /tmp/kt-bench/hy-dsv2, the checkpoint of scripts/device-hybrid-bench.sh; synthesized
 #       here if missing, 31 GB), int8 base (--cpu-quant int8 --pack-later: the device rebuilds the
 #       sidecars with kt-rt pack), once hybrid and once CPU-only, plus 8 rows of 256 random ids.
-#   OUT=/some/dir scripts/device-train-gpu.sh [BUILD=/tmp/ktc] [--no-bench]     device:
+#   OUT=/some/dir scripts/device-train-gpu.sh [BUILD=/tmp/ktc] [--no-bench | --bench [hybrid|cpu]]
+#     device:
 #     1. kt_cuda_train_grad_test (every GPU training kernel against kernels/cpu/grad on odd shapes)
 #        and kt_train_peft_gpu_test (the PEFT fixtures through the hybrid plans: losses, step-0
 #        gradients, the 5-step adapter, final logits; a stand-in kt-compile hands the test the
@@ -72,8 +73,10 @@ fi
 
 B=${1:-/tmp/ktc}
 [[ "$B" = /* ]] || B=$ROOT/$B
-BENCH=1
-[ "${2:-}" = --no-bench ] && BENCH=0
+# --no-bench: the tests only; --bench [hybrid|cpu]: that benchmark only (a call each fits 10 min).
+TESTS=1 BENCHES="hybrid cpu"
+[ "${2:-}" = --no-bench ] && BENCHES=""
+[ "${2:-}" = --bench ] && TESTS=0 BENCHES=${3:-hybrid cpu}
 OUT=${OUT:-/tmp/kt-train-gpu-out}
 mkdir -p "$OUT"
 SUM=$OUT/train-bench.txt
@@ -105,8 +108,9 @@ EOF
   [ -x "$B/tools/kt-rt/kt-rt" ] || ln -sfn "$KTRT" "$B/tools/kt-rt/kt-rt"
 fi
 # The merge test needs a real compiler (--adapter); the rest is the GPU's.
-FILTER='PeftTraining.*:TrainFiniteDifferences.*:TrainAccumulation.*:TrainResume.*'
+FILTER='*PeftTraining.*:TrainFiniteDifferences.*:TrainAccumulation.*:TrainResume.*'
 for t in kt_cuda_train_grad_test kt_train_peft_gpu_test; do
+  [ "$TESTS" = 1 ] || break
   exe=$(bin "$B" test/unit/cuda "$t" || bin "$B" test/unit/train "$t") ||
     { note "MISSING $t in $B"; continue; }
   f='*'
@@ -115,7 +119,7 @@ for t in kt_cuda_train_grad_test kt_train_peft_gpu_test; do
   note "test $t: rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) +\] [0-9]+ tests?' "$OUT/tests-$t.log" | tr '\n' ' ')"
   grep -E 'FAILED|Failure' "$OUT/tests-$t.log" | head -30 >> "$SUM"
 done
-[ "$BENCH" = 1 ] || exit 0
+[ -n "$BENCHES" ] || exit 0
 
 # ---- 2. benchmark -------------------------------------------------------------------------------
 SYNTH=$(bin "$B" tools/kt-synth kt-synth) || { note "no kt-synth in $B"; exit 1; }
@@ -125,7 +129,7 @@ if [ ! -d "$CK" ]; then
   "$SYNTH" examples/configs/deepseek-v2-lite.json "$CK" --dtype bf16 --seed 0 --layers 27 -q 2>&1 |
     tail -1 | tee -a "$SUM"
 fi
-for name in hybrid cpu; do
+for name in $BENCHES; do
   plan=$TB/dsv2.train-$name.ktplan
   note "== $name: kt-rt pack $(date -u +%T)"
   "$KTRT" pack "$plan" --threads "$(nproc)" --force > "$OUT/pack-$name.txt" 2>&1 ||
