@@ -333,7 +333,18 @@ double CostModel::expertsTime(const Unit& u, const std::vector<int>& experts, co
                     decodeMoeSeconds(d, u.expertFormatOn(false), touched * u.expertBytesOn(false),
                                      u.expertBytesOn(false)));
   double launches = touched * gpu.perTouchedExpert + gpu.gpuExpertsLaunches;
-  if (!cpu && !u.gpuInt8Expert.empty()) {
+  double syncs = gpu.gpuExpertsSyncs;
+  // Every expert on the GPU in f32/bf16 at prefill sizes: one batched GEMM per product and chunk
+  // (runtime/exec/cuda/MoeGrouped), at the probe's grouped rate for this many rows per expert.
+  const double groupedRate =
+      cpu ? 0 : accel(d).groupedGemmGflops.at(u.expertFormatOn(false), tokens / touched);
+  if (groupedRate > 0 && gpu.groupedChunkLaunches > 0 && u.gpuInt8Expert.empty() &&
+      experts.size() == size_t(u.numExperts)) {
+    const double chunks = std::ceil(s.tokens / kGroupedChunkTokens);
+    work = std::max(flops / (groupedRate * 1e9), memory);
+    launches = chunks * gpu.groupedChunkLaunches;
+    syncs = chunks * gpu.groupedChunkSyncs;
+  } else if (!cpu && !u.gpuInt8Expert.empty()) {
     // --gpu-quant int8 experts: each touched one multiplies its rows through Blas::linearInt8.
     const double rows = tokens / touched;
     if (gpu.perTouchedExpert > 0) // per-expert GEMMs (the decode kernels read int8 directly)
@@ -341,7 +352,7 @@ double CostModel::expertsTime(const Unit& u, const std::vector<int>& experts, co
     if (double widened = int8WidenedSeconds(d, u.gpuInt8Expert, rows); widened > 0)
       work = touched * widened;
   }
-  return withOverheads(d, work, 1, launches, gpu.gpuExpertsSyncs, launchMode(s, s.tokens));
+  return withOverheads(d, work, 1, launches, syncs, launchMode(s, s.tokens));
 }
 
 double CostModel::streamedExpertsTime(const Unit& u, const std::vector<int>& experts,

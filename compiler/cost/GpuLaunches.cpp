@@ -69,6 +69,8 @@ GpuLaunches GpuLaunches::at(double tokens) const {
   d.hostSyncs = decodeHostSyncs;
   d.perTouchedExpert = 0;
   d.gpuExpertsSyncs = 0;
+  d.groupedChunkLaunches = 0;
+  d.groupedChunkSyncs = 0;
   d.gpuExpertsLaunches = decodeGpuExperts;
   d.hostExpertsSyncs = decodeHostExpertsSyncs;
   return d;
@@ -92,6 +94,8 @@ GpuLaunches& GpuLaunches::operator+=(const GpuLaunches& o) {
   shared += o.shared;
   perTouchedExpert += o.perTouchedExpert;
   gpuExpertsSyncs += o.gpuExpertsSyncs;
+  groupedChunkLaunches += o.groupedChunkLaunches;
+  groupedChunkSyncs += o.groupedChunkSyncs;
   hostExpertsLaunches += o.hostExpertsLaunches;
   hostExpertsSyncs += o.hostExpertsSyncs;
   return *this;
@@ -107,7 +111,11 @@ GpuLaunches moeLaunches(bool bf16, bool sharedExperts, bool sharedExpertGate) {
   g.hostSyncs = 1; // expert ids and weights (async, pinned) to the host, then one synchronize
   g.perTouchedExpert =
       1 + 3 * linearLaunches(bf16) + 1 + 1; // gather, gate/up/down, swiglu, scatter
-  g.gpuExpertsSyncs = 2;     // token ids and weights of the groups back to the GPU (blocking)
+  g.gpuExpertsSyncs = 2; // token ids and weights of the groups back to the GPU (blocking)
+  // Grouped (MoeGrouped.cpp): gather; per product the activations' rounding (bf16), the pointer
+  // arrays and the batched GEMM; SwiGLU; the gather into (token, k) order; the combine; the upload.
+  g.groupedChunkLaunches = 1 + 3 * (1 + linearLaunches(bf16)) + 1 + 1 + 1 + 1;
+  g.groupedChunkSyncs = 1;
   g.hostExpertsLaunches = 2; // the result back (async copy) and the add
   g.hostExpertsSyncs = 0;    // the activations came with the routing's synchronisation
   // Decode: router GEMM, top-k, the combine kernel; shared experts as gate+up+SwiGLU and down

@@ -371,7 +371,8 @@ AcceleratorProfile accelerator(const json& v, const std::string& path, size_t in
                                    "prefill_attention_gflops",
                                    "decode_kernel_us",
                                    "decode_gemv_gbs",
-                                   "decode_moe_gbs"};
+                                   "decode_moe_gbs",
+                                   "grouped_gemm_gflops"};
   if (npu)
     keys.push_back("supported_ops");
   onlyKnownKeys(v, path, keys);
@@ -410,6 +411,8 @@ AcceleratorProfile accelerator(const json& v, const std::string& path, size_t in
     a.decodeGemvGBs = bytesCurve(*d, sub(path, "decode_gemv_gbs"));
   if (const json* d = find(v, "decode_moe_gbs"))
     a.decodeMoeGBs = bytesCurve(*d, sub(path, "decode_moe_gbs"));
+  if (const json* d = find(v, "grouped_gemm_gflops"))
+    a.groupedGemmGflops = rowsCurve(*d, sub(path, "grouped_gemm_gflops"));
   if (a.decodeGraphKernelUs <= 0 && (!a.decodeGemvGBs.empty() || !a.decodeMoeGBs.empty()))
     fail(sub(path, "decode_kernel_us"),
          "missing: decode_gemv_gbs and decode_moe_gbs are rates beyond its per-kernel cost, so "

@@ -142,6 +142,10 @@ struct AcceleratorProfile {
   //   the same for the fused MoE decode kernels by one expert's bytes (`decode_moe_gbs`; empty:
   //   decodeGemvGBs at one expert matrix's bytes).
   RowsCurve decodeMoeGBs;
+  // GFLOP/s of a prefill MoE layer's routed experts multiplied as one batched GEMM over the
+  // experts (runtime/exec/cuda/MoeGrouped, when every expert is on the GPU in f32 or bf16) by rows
+  // per expert, per format: `grouped_gemm_gflops`. Empty: such layers are priced per expert.
+  RowsCurve groupedGemmGflops;
   // GFLOP/s of the runtime's attention kernel (kernels/cuda/Attention.cu, one block per (head,
   // token)) per (token, position) pair FLOPs: `attention` with enough blocks to fill the GPU (a
   // prefill), `attentionBlock` of one block when few run (decode: heads x 1 blocks). A step with

@@ -270,6 +270,51 @@ void measureAttention(bool mla, bool quick, double* fullGflops, double* blockGfl
   cudaGetLastError();
 }
 
+// The grouped prefill MoE's products (runtime/exec/cuda/MoeGrouped): Blas::linearStack over 64
+// experts of DeepSeek-V2-Lite's gate shape (1408 x 2048) in bf16 and f32, `rows` rows per expert,
+// GFLOP/s by rows (best of 3). The batched GEMM fills the GPU where one expert's GEMM of a few
+// dozen rows would not, so its rate by rows is what a MoE layer's prefill runs at.
+void measureGroupedGemm(bool quick, GpuResult* g) {
+  std::string err;
+  std::unique_ptr<cuda::Blas> blas = cuda::Blas::create(&err);
+  if (!blas)
+    return;
+  const int64_t items = 64, n = 1408, k = 2048;
+  const std::vector<int64_t> rowsList =
+      quick ? std::vector<int64_t>{16, 128} : std::vector<int64_t>{8, 32, 128, 512};
+  const int64_t maxRows = rowsList.back();
+  void* stack = nullptr;
+  float *x = nullptr, *y = nullptr;
+  int32_t* slots = nullptr;
+  bool ok = cudaMalloc(&stack, size_t(items * n * k) * 4) == cudaSuccess &&
+            cudaMalloc(&x, size_t(items * maxRows * k) * 4) == cudaSuccess &&
+            cudaMalloc(&y, size_t(items * maxRows * n) * 4) == cudaSuccess &&
+            cudaMalloc(&slots, size_t(items) * 4) == cudaSuccess;
+  if (ok) {
+    cudaMemset(stack, 0, size_t(items * n * k) * 4);
+    cudaMemset(x, 0, size_t(items * maxRows * k) * 4);
+    std::vector<int32_t> ids(static_cast<size_t>(items));
+    for (int64_t i = 0; i < items; ++i)
+      ids[size_t(i)] = int32_t(i);
+    cudaMemcpy(slots, ids.data(), ids.size() * 4, cudaMemcpyHostToDevice);
+    for (const bool bf16 : {true, false})
+      for (int64_t rows : rowsList) {
+        bool fine = true;
+        const double secs = timeBest(3, [&] {
+          fine = fine && blas->linearStack(x, rows, items, slots, stack, bf16, n, k, y, &err);
+        });
+        if (fine)
+          g->groupedGemmGflops[bf16 ? "bf16" : "f32"][rows] =
+              2.0 * double(items * rows) * double(n) * double(k) / secs / 1e9;
+      }
+  }
+  cudaFree(stack);
+  cudaFree(x);
+  cudaFree(y);
+  cudaFree(slots);
+  cudaGetLastError();
+}
+
 // Host microseconds per launch of the runtime's kernels issued back to back, as a decode issues
 // its routed experts: per expert a gather, gate/up/down through cuda::Blas (bf16 weights: each a
 // rounding kernel and a GEMM), SwiGLU and a scatter-add, on a tiny model (the GPU finishes each
@@ -425,6 +470,7 @@ bool probeGpus(const ProbeOptions& o, std::vector<GpuResult>* out, std::string* 
       o.progress("gpu:" + std::to_string(i) +
                  ": decode-shaped kernel chains (graph and eager), 1-token products, MoE decode");
     measureDecodeChains(o.quick, &g);
+    measureGroupedGemm(o.quick, &g);
     cudaFreeHost(h0);
     cudaFree(d0);
     cudaFree(d1);

@@ -123,6 +123,11 @@ struct GpuResult {
   // per format, by one expert's bytes: expert bytes per second beyond decodeGraphKernelUs per
   // launch.
   std::map<std::string, std::map<int64_t, double>> decodeMoeGBs;
+  // A prefill MoE layer's routed experts as the runtime multiplies them when all are on the GPU
+  // (runtime/exec/cuda/MoeGrouped: Blas::linearStack, one batched GEMM over 64 DeepSeek-V2-Lite
+  // experts of 1408 x 2048), per weight format, GFLOP/s by rows per expert: the profile's
+  // grouped_gemm_gflops.
+  std::map<std::string, std::map<int64_t, double>> groupedGemmGflops;
 };
 
 struct ProbeResult {

@@ -251,6 +251,7 @@ Json gpuJson(const GpuResult& g) {
   };
   byBytes("decode_gemv_gbs", g.decodeGemvGBs);
   byBytes("decode_moe_gbs", g.decodeMoeGBs);
+  byBytes("grouped_gemm_gflops", g.groupedGemmGflops); // keyed by rows per expert
   if (g.launchSyncUs > 0)
     j["_launch_sync_us"] = round3(g.launchSyncUs); // empty kernel + synchronize, for reference
   return j;

@@ -5,6 +5,7 @@
 // (expert_rows_gflops), and the parser's errors for each.
 #include "compiler/cost/CostModel.h"
 #include "compiler/cost/ExpertStats.h"
+#include "compiler/cost/GpuLaunches.h"
 #include "compiler/cost/HardwareProfile.h"
 #include "compiler/cost/Predict.h"
 
@@ -292,6 +293,51 @@ TEST(ProbeFields, CpuExpertPrefillRunsAtTheExpertPathRate) {
                    rowsOnly.expertsTime(u, all, cpu, {512, 0, 1}));
   EXPECT_DOUBLE_EQ(m.expertsTime(u, all, gpu, {512, 0, 1}),
                    rowsOnly.expertsTime(u, all, gpu, {512, 0, 1}));
+}
+
+// A GPU prefill whose routed experts are all on the GPU in bf16 runs them as batched GEMMs over
+// the experts (MoeGrouped): the probe's grouped rate at the rows per expert, launches per
+// 512-token chunk instead of per expert. A layer split with the CPU, or int8 experts, keeps the
+// per-expert path.
+TEST(ProbeFields, GpuPrefillOfAllGpuExpertsRunsGrouped) {
+  CostModel grouped(
+      parsed(profileText(R"("grouped_gemm_gflops": {"bf16": {"8": 10000, "32": 40000}},)"))),
+      plain(parsed(profileText("")));
+  Device gpu;
+  ASSERT_TRUE(grouped.find("gpu:0", &gpu));
+  Unit u;
+  u.kind = UnitKind::Moe;
+  u.numExperts = 64;
+  u.topK = 4;
+  u.expertBytes = 1e6;
+  u.expertFlopsPerToken = 1e6;
+  u.expertFormat = WeightFormat::BF16;
+  u.gpu = moeLaunches(/*bf16=*/true, false, false);
+  std::string why;
+  ASSERT_TRUE(expertProbabilities(nullptr, 1, 64, 4, &u.expertProb, &why)) << why;
+  std::vector<int> all(64), half(32);
+  for (int e = 0; e < 64; ++e)
+    all[size_t(e)] = e;
+  for (int e = 0; e < 32; ++e)
+    half[size_t(e)] = e;
+  // 512 tokens x 4 / 64 = 32 rows per expert: 40 TFLOP/s, one chunk of 14 launches at 6 us and
+  // one blocking upload (the link's 5 us).
+  const double flops = 512 * 4 * 1e6, launches = 14;
+  EXPECT_EQ(u.gpu.groupedChunkLaunches, launches);
+  const double t = grouped.expertsTime(u, all, gpu, {512, 0, 1});
+  EXPECT_NEAR(t, std::max(flops / 40000e9, launches * 6e-6) + 5e-6, 2e-6);
+  // 1024 tokens: two chunks; 64 rows per expert take the curve's last point.
+  EXPECT_NEAR(grouped.expertsTime(u, all, gpu, {1024, 0, 1}),
+              std::max(2 * flops / 40000e9, 2 * launches * 6e-6) + 2 * 5e-6, 2e-6);
+  // Without the curve, half the experts on the GPU, or int8 experts: per touched expert.
+  const double perExpert = plain.expertsTime(u, all, gpu, {512, 0, 1});
+  EXPECT_GT(perExpert, t * 2);
+  EXPECT_NEAR(grouped.expertsTime(u, half, gpu, {512, 0, 1}),
+              plain.expertsTime(u, half, gpu, {512, 0, 1}), 1e-12);
+  u.gpuInt8Expert.matrices = 3;
+  u.gpuInt8Expert.weights = 3e6;
+  EXPECT_NEAR(grouped.expertsTime(u, all, gpu, {512, 0, 1}),
+              plain.expertsTime(u, all, gpu, {512, 0, 1}), 1e-12);
 }
 
 // Two expert shapes (kt-rt probe: 1408 x 2048 and 768 x 2048): an expert's rate lies between the
