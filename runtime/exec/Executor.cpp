@@ -118,18 +118,19 @@ Executor::run(const std::string& entry, const Batch& batch, KvCache& kv,
         fn(ctx);
         continue;
       }
+      const std::string key = profiling_ ? entry + "/" + plan::opSignature(s->op())->name : "";
       if (profiling_ && onBackend)
-        backend_->finishQueued(); // start from an empty queue (see DeviceBackend::finishQueued)
+        backend_->timeStep(key, true); // device time too (DeviceBackend::timeStep)
       auto t0 = std::chrono::steady_clock::now();
       fn(ctx);
       if (profiling_ && onBackend)
-        backend_->finishQueued();
+        backend_->timeStep(key, false);
       const double dt =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (gpuWaits)
         backend_->addHostStep(dt);
       if (profiling_) {
-        OpTime& slot = profile_[entry + "/" + plan::opSignature(s->op())->name];
+        OpTime& slot = profile_[key];
         slot.seconds += dt;
         ++slot.calls;
       }
@@ -139,6 +140,12 @@ Executor::run(const std::string& entry, const Batch& batch, KvCache& kv,
   const bool plain = !profiling_ && !(tapSink && *tapSink);
   if (!backend_ || !backend_->runEntry(*ep, batch, plain, buffers, runSteps))
     runSteps();
+  if (backend_ && profiling_) {
+    std::map<std::string, double> device;
+    backend_->deviceTimes(&device);
+    for (const auto& [k, secs] : device)
+      profile_[k].deviceSeconds += secs;
+  }
   if (backend_)
     backend_->toHost(ep->outputs()->Get(0), buffers);
   for (const SequenceChunk& c : batch.chunks)

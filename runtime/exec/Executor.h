@@ -23,10 +23,13 @@ public:
       const std::function<void(const std::string&, const Activation&)>* tapSink = nullptr);
 
   // Per-op wall time, accumulated over run() calls while enabled (kt-rt bench --profile): key
-  // "entry/op" (e.g. "decode/moe"). Costs two clock reads per step.
+  // "entry/op" (e.g. "decode/moe"). Costs two clock reads per step. Steps on a device backend
+  // also get their device time (deviceSeconds; DeviceBackend::timeStep), and parts of them that
+  // the backend's ops time separately appear as "entry/op:part" with device time only.
   struct OpTime {
     double seconds = 0;
     int64_t calls = 0;
+    double deviceSeconds = 0;
   };
   void setProfiling(bool on) { profiling_ = on; }
   std::map<std::string, OpTime>& profile() { return profile_; }

@@ -126,11 +126,14 @@ public:
   virtual void resetOverlap() {}
   // The executor reports each host step's wall time in a plan this backend takes part in.
   virtual void addHostStep(double seconds) { (void)seconds; }
-  // Waits until the work this backend has queued is done. The executor calls it after each of the
-  // backend's steps while profiling, so a step's time is its own device time rather than the
-  // queue it happened to wait for (a GPU MoE step synchronizes for its routing, and without this
-  // would be charged the attention queued before it).
-  virtual void finishQueued() {}
+  // Device time per step while profiling (kt-rt bench --profile): the executor brackets each of
+  // the backend's steps with timeStep(key, true) / timeStep(key, false) (key "entry/op"; the ops
+  // may time parts of themselves under "entry/op:part"), and after the run deviceTimes() waits for
+  // the queue and adds each key's device seconds since the last call. Host wall times alone would
+  // charge a GPU op that synchronizes (the MoE's routing readback) with the work queued before it,
+  // and synchronizing around every op would serialize the host's launches with the GPU.
+  virtual void timeStep(const std::string& key, bool start) { (void)key, (void)start; }
+  virtual void deviceTimes(std::map<std::string, double>* seconds) { (void)seconds; }
 };
 
 } // namespace kt

@@ -85,12 +85,21 @@ double measureReadBandwidth(int threads) {
 // Per-op wall time of the last rep on stderr: ms per prefill token and per decoded token.
 void printProfile(const std::map<std::string, Executor::OpTime>& profile, int prefillTokens,
                   int decodeTokens) {
-  std::fprintf(stderr, "%-28s %10s %10s %12s\n", "entry/op", "calls", "total s", "ms/token");
+  // GPU plans: each GPU op's device time (CUDA events) beside the host's wall time, and the parts
+  // the ops time ("op:part", device time only).
+  bool device = false;
+  for (const auto& [name, t] : profile)
+    device = device || t.deviceSeconds > 0;
+  std::fprintf(stderr, "%-28s %10s %10s %12s%s\n", "entry/op", "calls", "total s", "ms/token",
+               device ? "      gpu s  gpu ms/token" : "");
   for (const auto& [name, t] : profile) {
     const bool decode = name.rfind("decode/", 0) == 0;
-    const int tokens = decode ? decodeTokens : prefillTokens;
-    std::fprintf(stderr, "%-28s %10lld %10.3f %12.3f\n", name.c_str(), (long long)t.calls,
-                 t.seconds, 1e3 * t.seconds / std::max(1, tokens));
+    const int tokens = std::max(1, decode ? decodeTokens : prefillTokens);
+    std::fprintf(stderr, "%-28s %10lld %10.3f %12.3f", name.c_str(), (long long)t.calls, t.seconds,
+                 1e3 * t.seconds / tokens);
+    if (device && t.deviceSeconds > 0)
+      std::fprintf(stderr, " %10.4f %13.4f", t.deviceSeconds, 1e3 * t.deviceSeconds / tokens);
+    std::fprintf(stderr, "\n");
   }
 }
 

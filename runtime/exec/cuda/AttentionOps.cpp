@@ -69,6 +69,7 @@ void attention(OpContext& c) {
   checkRow(c, "values", c.kv.vRow(layer), row);
   const auto [kOff, vOff] = b.kvPool().offsets(layer);
   float* ctx = b.scratchF(kCtx, T * nh * hd);
+  b.timePart("attn", true); // kt-rt bench --profile: the cache appends and the attention
   for (size_t ci = 0; ci < c.batch.chunks.size(); ++ci) {
     const SequenceChunk& s = c.batch.chunks[ci];
     const cuda::KvPages pages = b.kvPages(s.slot);
@@ -89,6 +90,7 @@ void attention(OpContext& c) {
     splitOverKeys(b, at);
     attendChunk(c, at); // long prefill chunks through cuBLAS (LongPrefill.h)
   }
+  b.timePart("attn", false);
   const GpuWeight& o = needWeight(c, O);
   linearInto(c, ctx, T, o, 0, b.out(c, 0, T, o.rows));
   b.checkLaunch(c);
@@ -144,6 +146,7 @@ void mlaAttention(OpContext& c) {
   checkRow(c, "rope key", c.kv.vRow(layer), rope);
   const auto [latOff, peOff] = b.kvPool().offsets(layer);
   float* ctx = b.scratchF(kCtx, T * nh * lora);
+  b.timePart("attn", true); // kt-rt bench --profile: the cache appends and the attention
   for (size_t ci = 0; ci < c.batch.chunks.size(); ++ci) {
     const SequenceChunk& s = c.batch.chunks[ci];
     const cuda::KvPages pages = b.kvPages(s.slot);
@@ -162,6 +165,7 @@ void mlaAttention(OpContext& c) {
     splitOverKeys(b, at);
     attendChunk(c, at); // long prefill chunks through cuBLAS (LongPrefill.h)
   }
+  b.timePart("attn", false);
   // Value up-projection per head: out[h] = W_uv[h] ctx[h].
   float* heads = b.scratchF(kHeads, T * nh * vd);
   b.check(c,

@@ -258,6 +258,10 @@ CudaBackend::~CudaBackend() {
     cuda::release(b.data);
   for (auto& [id, b] : pinned_)
     cuda::releasePinned(b.data);
+  for (Timer& t : timers_) {
+    cuda::destroyEvent(&t.start);
+    cuda::destroyEvent(&t.end);
+  }
   for (auto& [id, e] : events_)
     cuda::destroyEvent(&e);
   for (auto& [rows, b] : rowIds_)
@@ -528,9 +532,44 @@ void* CudaBackend::pinned(int id, size_t bytes) {
   return b.data;
 }
 
-void CudaBackend::finishQueued() {
+void CudaBackend::timeStep(const std::string& key, bool start) {
+  mark(key, start);
+  timedStep_ = start ? key : std::string();
+}
+
+void CudaBackend::mark(const std::string& key, bool start) {
   std::string err;
-  need(cuda::synchronizeStream(&err), gpuName_ + ": waiting for the queued work", err);
+  if (start) {
+    if (timersUsed_ == timers_.size()) {
+      Timer t;
+      need(cuda::createEvent(&t.start, &err) && cuda::createEvent(&t.end, &err),
+           gpuName_ + ": profiling events", err);
+      timers_.push_back(std::move(t));
+    }
+    Timer& t = timers_[timersUsed_];
+    t.key = key;
+    need(cuda::recordEvent(t.start, &err), gpuName_ + ": profiling event", err);
+    openTimers_.push_back(timersUsed_++);
+    return;
+  }
+  if (openTimers_.empty() || timers_[openTimers_.back()].key != key)
+    throw Error(gpuName_ + ": profiling timer '" + key + "' stopped without being started");
+  need(cuda::recordEvent(timers_[openTimers_.back()].end, &err), gpuName_ + ": profiling event",
+       err);
+  openTimers_.pop_back();
+}
+
+void CudaBackend::deviceTimes(std::map<std::string, double>* seconds) {
+  std::string err;
+  need(cuda::synchronizeStream(&err), gpuName_ + ": waiting for the profiled work", err);
+  for (size_t i = 0; i < timersUsed_; ++i) {
+    float ms = 0;
+    need(cuda::elapsedMs(timers_[i].start, timers_[i].end, &ms, &err),
+         gpuName_ + ": profiling event", err);
+    (*seconds)[timers_[i].key] += ms * 1e-3;
+  }
+  timersUsed_ = 0;
+  openTimers_.clear();
 }
 
 const cuda::GpuEvent& CudaBackend::event(int id) {

@@ -90,7 +90,13 @@ public:
     overlap_.cpuSeconds += seconds;
     ++overlap_.hostSteps;
   }
-  void finishQueued() override;
+  void timeStep(const std::string& key, bool start) override;
+  void deviceTimes(std::map<std::string, double>* seconds) override;
+  // A part of the step being timed (kt-rt bench --profile), as "entry/op:part"; no-op otherwise.
+  void timePart(const char* part, bool start) {
+    if (!timedStep_.empty())
+      mark(timedStep_ + ":" + part, start);
+  }
 
   // ---- for the GPU ops (runtime/exec/cuda/*Ops.cpp) ----
   cuda::Blas& blas() { return *blas_; }
@@ -192,6 +198,16 @@ private:
   std::map<int, GpuBuffer> scratch_;
   std::map<int, GpuBuffer> pinned_; // host memory
   std::map<int, cuda::GpuEvent> events_;
+  // Profiling: event pairs per timed step or part, reused from run to run (Executor's timeStep).
+  struct Timer {
+    std::string key;
+    cuda::GpuEvent start, end;
+  };
+  void mark(const std::string& key, bool start);
+  std::vector<Timer> timers_;
+  size_t timersUsed_ = 0;
+  std::vector<size_t> openTimers_;
+  std::string timedStep_;
   Overlap overlap_;
   std::unique_ptr<ExpertStream> experts_;
   std::unique_ptr<GpuKvPool> kvPool_;

@@ -138,6 +138,7 @@ void moe(OpContext& c) {
   const cuda::RoutingArgs ra = routingArgs(c, a);
   const float* xd = b.in(c, 0);
   std::string err;
+  b.timePart("route", true); // kt-rt bench --profile: router, top-k and the readback
 
   // Router and top-k on the GPU.
   float* logits = b.scratchF(kLogits, T * E);
@@ -178,6 +179,7 @@ void moe(OpContext& c) {
             err);
     tapRoutes(c, a, hChosen, T, K); // kt-tune counts expert activations from this tap
   }
+  b.timePart("route", false);
   // From here until the CPU's result is queued back, the GPU only has what this step queues.
   const auto hostWaitStart = std::chrono::steady_clock::now();
   if (cpuWork)
@@ -217,6 +219,7 @@ void moe(OpContext& c) {
     // Shared experts over every token (queued on the GPU; the host goes on meanwhile).
     float* shared = nullptr;
     float* scale = nullptr;
+    b.timePart("shared", true);
     if (sg) {
       const GpuWeight &su = needWeight(c, SharedUp), &sd = needWeight(c, SharedDown);
       float* gv = b.scratchF(kG + 100, T * sg->rows);
@@ -232,6 +235,8 @@ void moe(OpContext& c) {
         cuda::sigmoidInPlace(scale, T);
       }
     }
+    b.timePart("shared", false);
+    b.timePart("experts", true);
     const GpuWeight* up = gate ? &needWeight(c, Up) : nullptr;
     const GpuWeight* down = gate ? &needWeight(c, Down) : nullptr;
     if (gate && !stream && !cpuWork && groupedExpertsApply(*gate, *up, *down)) {
@@ -287,6 +292,7 @@ void moe(OpContext& c) {
       if (shared)
         cuda::scatterAddRows(shared, H, nullptr, scale, T, out);
     }
+    b.timePart("experts", false);
   }
   if (cpuWork) {
     b.check(c, cuda::recordEvent(b.event(kGpuWorkEnd), &err), err);
