@@ -336,8 +336,10 @@ double CostModel::expertsTime(const Unit& u, const std::vector<int>& experts, co
   double syncs = gpu.gpuExpertsSyncs;
   // Every expert on the GPU in f32/bf16 at prefill sizes: one batched GEMM per product and chunk
   // (runtime/exec/cuda/MoeGrouped), at the probe's grouped rate for this many rows per expert.
+  // A chunk's experts see its share of the rows (the step's tokens come in chunks).
+  const double chunkRows = tokens / touched * std::min(1.0, kGroupedChunkTokens / s.tokens);
   const double groupedRate =
-      cpu ? 0 : accel(d).groupedGemmGflops.at(u.expertFormatOn(false), tokens / touched);
+      cpu ? 0 : accel(d).groupedGemmGflops.at(u.expertFormatOn(false), chunkRows);
   if (groupedRate > 0 && gpu.groupedChunkLaunches > 0 && u.gpuInt8Expert.empty() &&
       experts.size() == size_t(u.numExperts)) {
     const double chunks = std::ceil(s.tokens / kGroupedChunkTokens);

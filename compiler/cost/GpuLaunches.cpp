@@ -113,9 +113,10 @@ GpuLaunches moeLaunches(bool bf16, bool sharedExperts, bool sharedExpertGate) {
       1 + 3 * linearLaunches(bf16) + 1 + 1; // gather, gate/up/down, swiglu, scatter
   g.gpuExpertsSyncs = 2; // token ids and weights of the groups back to the GPU (blocking)
   // Grouped (MoeGrouped.cpp): gather; per product the activations' rounding (bf16), the pointer
-  // arrays and the batched GEMM; SwiGLU; the gather into (token, k) order; the combine; the upload.
+  // arrays and the batched GEMM; SwiGLU; the gather into (token, k) order; the combine; (once
+  // per step, counted with the chunk) the async upload of every chunk's grouping. No blocking.
   g.groupedChunkLaunches = 1 + 3 * (1 + linearLaunches(bf16)) + 1 + 1 + 1 + 1;
-  g.groupedChunkSyncs = 1;
+  g.groupedChunkSyncs = 0;
   g.hostExpertsLaunches = 2; // the result back (async copy) and the add
   g.hostExpertsSyncs = 0;    // the activations came with the routing's synchronisation
   // Decode: router GEMM, top-k, the combine kernel; shared experts as gate+up+SwiGLU and down

@@ -21,8 +21,8 @@
 //                 synchronisation that brings the routing choices (and, hybrid, the activations)
 //                 to the host. Routed experts on the GPU: 2 blocking copies of the grouping back,
 //                 and per touched expert a gather, 3 linears, swiglu and a scatter-add; or, when
-//                 every expert is on the GPU in f32/bf16, per 512-token chunk 14 (f32: 11)
-//                 launches and one blocking copy (groupedChunk*, MoeGrouped.h). Routed
+//                 every expert is on the GPU in f32/bf16, per 1024-token chunk 14 (f32: 11)
+//                 launches and no blocking copy (groupedChunk*, MoeGrouped.h). Routed
 //                 experts on the host: the result goes back by an async copy and an add (the link
 //                 time itself is the cost model's transfer).
 //   moe, decode (up to decodeMaxTokens tokens; kernels/cuda/MoeDecode.cu): router linear, top-k,
@@ -57,7 +57,8 @@ struct GpuLaunches {
   // MoE prefill whose routed experts are all on the GPU in f32/bf16 (runtime/exec/cuda/
   // MoeGrouped): instead of perTouchedExpert and gpuExpertsSyncs, per chunk of
   // kGroupedChunkTokens tokens a gather, three batched GEMMs (each: the bf16 rounding, the pointer
-  // arrays, the GEMM), SwiGLU, a gather back, the combine, and one blocking upload of the grouping.
+  // arrays, the GEMM), SwiGLU, a gather back, the combine (and one async upload of the grouping
+  // per step, counted here); nothing blocks.
   double groupedChunkLaunches = 0, groupedChunkSyncs = 0;
   double hostExpertsLaunches = 0, hostExpertsSyncs = 0;
   // MoE and lm_head at decode sizes (tokens <= decodeMaxTokens; 0: no decode form): what
@@ -85,7 +86,7 @@ double linearLaunches(bool bf16, bool bias = false);
 // Tokens up to which the moe op runs its decode kernels (cuda::kMoeDecodeMaxTokens).
 constexpr double kMoeDecodeMaxTokens = 8;
 // Tokens per chunk of the grouped prefill MoE (cudaops::kGroupedChunkTokens).
-constexpr double kGroupedChunkTokens = 512;
+constexpr double kGroupedChunkTokens = 1024;
 // Key splits of one sequence's attention (kernels/cuda/Attention.cu, attentionSplits): with up to
 // 8 query tokens, about 4 blocks per SM over heads x tokens x splits, at most 64 splits and at
 // least 32 cached positions each; 1 (no split) for longer steps or when `sms` is unknown (0).

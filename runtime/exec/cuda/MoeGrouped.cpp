@@ -15,6 +15,8 @@ namespace kt::cudaops {
 namespace {
 // Scratch ids of this file (MoeOp.cpp uses 200..).
 enum Scratch { kIndex = 240, kRowsX, kGate, kUp, kDown, kPairY };
+// Page-locked staging id (MoeOp.cpp uses 0..3).
+constexpr int kHostIndex = 20;
 
 bool disabled() {
   static const bool off = [] {
@@ -22,6 +24,15 @@ bool disabled() {
     return v && std::strcmp(v, "0") == 0;
   }();
   return off;
+}
+// KT_CUDA_MOE_CHUNK=N: chunks of N tokens (tests run short fixture prompts through several).
+int64_t chunkTokens() {
+  static const int64_t n = [] {
+    const char* v = std::getenv("KT_CUDA_MOE_CHUNK");
+    const long long t = v ? std::atoll(v) : 0;
+    return t > 0 ? int64_t(t) : kGroupedChunkTokens;
+  }();
+  return n;
 }
 } // namespace
 
@@ -37,62 +48,89 @@ void groupedExperts(OpContext& c, const float* x, int64_t T, int64_t H, int K, i
   CudaBackend& b = backendOf(c);
   const int64_t inter = gate.rows;
   std::string err;
+  // Every chunk's grouping first, into one page-locked buffer that goes up by one async copy: no
+  // chunk waits for the host (the next moe step's routing readback synchronizes before this
+  // buffer is written again).
+  struct Chunk {
+    int64_t c0 = 0, n = 0, items = 0, most = 0, offset = 0; // offset: into the index buffer
+  };
+  std::vector<Chunk> chunks;
   std::vector<int32_t> count(static_cast<size_t>(E)), slot(static_cast<size_t>(E)),
       fill(static_cast<size_t>(E));
-  std::vector<int32_t> index; // [rows of the slots | (token, k) -> slot row | slot -> expert]
-  for (int64_t c0 = 0; c0 < T; c0 += kGroupedChunkTokens) {
-    const int64_t n = std::min(kGroupedChunkTokens, T - c0);
-    const int32_t* chosen = hChosen + c0 * K;
+  int64_t total = 0, maxSlotRows = 0;
+  const int64_t chunk = chunkTokens();
+  for (int64_t c0 = 0; c0 < T; c0 += chunk) {
+    Chunk ch;
+    ch.c0 = c0;
+    ch.n = std::min(chunk, T - c0);
     std::fill(count.begin(), count.end(), 0);
-    for (int64_t p = 0; p < n * K; ++p)
-      ++count[size_t(chosen[p])];
-    std::vector<int32_t> active;
-    int64_t most = 0;
+    for (int64_t p = 0; p < ch.n * K; ++p)
+      ++count[size_t(hChosen[c0 * K + p])];
     for (int e = 0; e < E; ++e)
       if (count[size_t(e)] > 0) {
-        slot[size_t(e)] = int32_t(active.size());
-        active.push_back(e);
-        most = std::max<int64_t>(most, count[size_t(e)]);
+        ++ch.items;
+        ch.most = std::max<int64_t>(ch.most, count[size_t(e)]);
       }
-    const int64_t items = int64_t(active.size()), slotRows = items * most;
+    ch.offset = total;
+    // [rows of the slots | (token, k) -> slot row | slot -> expert stack slice]
+    total += ch.items * ch.most + ch.n * K + ch.items;
+    maxSlotRows = std::max(maxSlotRows, ch.items * ch.most);
+    chunks.push_back(ch);
+  }
+  auto* index = static_cast<int32_t*>(b.pinned(kHostIndex, size_t(total) * 4));
+  for (const Chunk& ch : chunks) {
+    const int32_t* chosen = hChosen + ch.c0 * K;
+    int32_t* rowToken = index + ch.offset;
+    int32_t* pairRow = rowToken + ch.items * ch.most;
+    int32_t* slots = pairRow + ch.n * K;
     // Padding rows repeat the chunk's first token: finite inputs whose results nobody reads.
-    index.assign(size_t(slotRows + n * K + items), int32_t(c0));
-    int32_t* rowToken = index.data();
-    int32_t* pairRow = rowToken + slotRows;
-    int32_t* slots = pairRow + n * K;
+    std::fill(rowToken, rowToken + ch.items * ch.most, int32_t(ch.c0));
+    std::fill(count.begin(), count.end(), 0);
+    for (int64_t p = 0; p < ch.n * K; ++p)
+      ++count[size_t(chosen[p])];
+    int32_t items = 0;
+    for (int e = 0; e < E; ++e)
+      if (count[size_t(e)] > 0) {
+        slot[size_t(e)] = items;
+        slots[items++] = int32_t(gate.at(e));
+      }
     std::fill(fill.begin(), fill.end(), 0);
-    for (int64_t p = 0; p < n * K; ++p) { // token order within each expert, as the loop path
+    for (int64_t p = 0; p < ch.n * K; ++p) { // token order within each expert, as the loop path
       const int32_t e = chosen[p];
-      const int64_t row = int64_t(slot[size_t(e)]) * most + fill[size_t(e)]++;
-      rowToken[row] = int32_t(c0 + p / K);
+      const int64_t row = int64_t(slot[size_t(e)]) * ch.most + fill[size_t(e)]++;
+      rowToken[row] = int32_t(ch.c0 + p / K);
       pairRow[p] = int32_t(row);
     }
-    for (int64_t i = 0; i < items; ++i)
-      slots[i] = int32_t(gate.at(active[size_t(i)]));
-    auto* dIndex = static_cast<int32_t*>(b.scratch(kIndex, index.size() * 4));
-    b.check(c, cuda::toDevice(dIndex, index.data(), index.size() * 4, &err), err);
-    const int32_t* dRowToken = dIndex;
-    const int32_t* dPairRow = dIndex + slotRows;
-    const int32_t* dSlots = dPairRow + n * K;
+  }
+  auto* dIndex = static_cast<int32_t*>(b.scratch(kIndex, size_t(total) * 4));
+  b.check(c, cuda::toDeviceAsync(dIndex, index, size_t(total) * 4, &err), err);
 
-    float* xs = b.scratchF(kRowsX, slotRows * H);
-    float* g = b.scratchF(kGate, slotRows * inter);
-    float* u = b.scratchF(kUp, slotRows * inter);
-    float* y = b.scratchF(kDown, slotRows * H);
-    float* pairY = b.scratchF(kPairY, n * K * H);
+  const int64_t maxPairs = std::min(chunk, T) * K;
+  float* xs = b.scratchF(kRowsX, maxSlotRows * H);
+  float* g = b.scratchF(kGate, maxSlotRows * inter);
+  float* u = b.scratchF(kUp, maxSlotRows * inter);
+  float* y = b.scratchF(kDown, maxSlotRows * H);
+  float* pairY = b.scratchF(kPairY, maxPairs * H);
+  cuda::Blas& blas = b.blas();
+  for (const Chunk& ch : chunks) {
+    const int64_t slotRows = ch.items * ch.most;
+    const int32_t* dRowToken = dIndex + ch.offset;
+    const int32_t* dPairRow = dRowToken + slotRows;
+    const int32_t* dSlots = dPairRow + ch.n * K;
     cuda::gatherRows(x, H, dRowToken, slotRows, xs);
-    cuda::Blas& blas = b.blas();
-    b.check(c,
-            blas.linearStack(xs, most, items, dSlots, gate.data, gate.bf16, inter, H, g, &err) &&
-                blas.linearStack(xs, most, items, dSlots, up.data, up.bf16, inter, H, u, &err),
-            err);
+    b.check(
+        c,
+        blas.linearStack(xs, ch.most, ch.items, dSlots, gate.data, gate.bf16, inter, H, g, &err) &&
+            blas.linearStack(xs, ch.most, ch.items, dSlots, up.data, up.bf16, inter, H, u, &err),
+        err);
     cuda::swiglu(g, u, g, slotRows * inter);
-    b.check(c, blas.linearStack(g, most, items, dSlots, down.data, down.bf16, H, inter, y, &err),
+    b.check(c,
+            blas.linearStack(g, ch.most, ch.items, dSlots, down.data, down.bf16, H, inter, y, &err),
             err);
-    cuda::gatherRows(y, H, dPairRow, n * K, pairY);
-    cuda::moeCombine(pairY, dWeights + c0 * K, dExperts + c0 * K, nullptr, E, n, K, H,
-                     shared ? shared + c0 * H : nullptr, sharedScale ? sharedScale + c0 : nullptr,
-                     out + c0 * H);
+    cuda::gatherRows(y, H, dPairRow, ch.n * K, pairY);
+    cuda::moeCombine(pairY, dWeights + ch.c0 * K, dExperts + ch.c0 * K, nullptr, E, ch.n, K, H,
+                     shared ? shared + ch.c0 * H : nullptr,
+                     sharedScale ? sharedScale + ch.c0 : nullptr, out + ch.c0 * H);
   }
 }
 

@@ -320,15 +320,18 @@ TEST(ProbeFields, GpuPrefillOfAllGpuExpertsRunsGrouped) {
     all[size_t(e)] = e;
   for (int e = 0; e < 32; ++e)
     half[size_t(e)] = e;
-  // 512 tokens x 4 / 64 = 32 rows per expert: 40 TFLOP/s, one chunk of 14 launches at 6 us and
-  // one blocking upload (the link's 5 us).
+  // 512 tokens x 4 / 64 = 32 rows per expert: 40 TFLOP/s, one chunk of 14 launches at 6 us, no
+  // blocking copy.
   const double flops = 512 * 4 * 1e6, launches = 14;
   EXPECT_EQ(u.gpu.groupedChunkLaunches, launches);
   const double t = grouped.expertsTime(u, all, gpu, {512, 0, 1});
-  EXPECT_NEAR(t, std::max(flops / 40000e9, launches * 6e-6) + 5e-6, 2e-6);
-  // 1024 tokens: two chunks; 64 rows per expert take the curve's last point.
-  EXPECT_NEAR(grouped.expertsTime(u, all, gpu, {1024, 0, 1}),
-              std::max(2 * flops / 40000e9, 2 * launches * 6e-6) + 2 * 5e-6, 2e-6);
+  EXPECT_NEAR(t, std::max(flops / 40000e9, launches * 6e-6), 2e-6);
+  // 4096 tokens: four chunks of 1024, each expert 64 rows per chunk (the curve's last point).
+  EXPECT_NEAR(grouped.expertsTime(u, all, gpu, {4096, 0, 1}),
+              std::max(8 * flops / 40000e9, 4 * launches * 6e-6), 2e-6);
+  // 256 tokens: 16 rows per expert, halfway (log2) between the curve's points.
+  EXPECT_NEAR(grouped.expertsTime(u, all, gpu, {256, 0, 1}),
+              std::max(flops / 2 / 25000e9, launches * 6e-6), 2e-6);
   // Without the curve, half the experts on the GPU, or int8 experts: per touched expert.
   const double perExpert = plain.expertsTime(u, all, gpu, {512, 0, 1});
   EXPECT_GT(perExpert, t * 2);
