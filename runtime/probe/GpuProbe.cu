@@ -13,6 +13,7 @@
 #include "kernels/cuda/Blas.h"
 #include "kernels/cuda/DeviceKernels.h"
 #include "kernels/cuda/PrefillAttention.h"
+#include "runtime/exec/cuda/MoeGrouped.h"
 #include "runtime/probe/GpuDecodeProbe.h"
 #include "runtime/probe/Probe.h"
 
@@ -27,6 +28,8 @@
 #include <vector>
 
 namespace kt::probe {
+
+namespace cudamoe = kt::cudaops;
 
 namespace {
 
@@ -270,48 +273,97 @@ void measureAttention(bool mla, bool quick, double* fullGflops, double* blockGfl
   cudaGetLastError();
 }
 
-// The grouped prefill MoE's products (runtime/exec/cuda/MoeGrouped): Blas::linearStack over 64
-// experts of DeepSeek-V2-Lite's gate shape (1408 x 2048) in bf16 and f32, `rows` rows per expert,
-// GFLOP/s by rows (best of 3). The batched GEMM fills the GPU where one expert's GEMM of a few
-// dozen rows would not, so its rate by rows is what a MoE layer's prefill runs at.
+// The grouped prefill MoE (runtime/exec/cuda/MoeGrouped) as the runtime runs a chunk: the gather
+// into per-expert slots, three batched GEMMs, SwiGLU, the gather back and the combine
+// (runGroupedChunk), over 64 experts of DeepSeek-V2-Lite's shape (1408 x 2048) in bf16 and f32,
+// top-8 routing arranged so that every expert gets exactly `rows` rows (no padding), GFLOP/s of
+// the experts' matrix FLOPs by rows per expert (best of 3) -> the profile's grouped_gemm_gflops.
 void measureGroupedGemm(bool quick, GpuResult* g) {
   std::string err;
   std::unique_ptr<cuda::Blas> blas = cuda::Blas::create(&err);
   if (!blas)
     return;
-  const int64_t items = 64, n = 1408, k = 2048;
+  const int E = 64, K = 8;
+  const int64_t H = 2048, I = 1408;
   const std::vector<int64_t> rowsList =
       quick ? std::vector<int64_t>{16, 128} : std::vector<int64_t>{8, 32, 128, 512};
-  const int64_t maxRows = rowsList.back();
-  void* stack = nullptr;
-  float *x = nullptr, *y = nullptr;
-  int32_t* slots = nullptr;
-  bool ok = cudaMalloc(&stack, size_t(items * n * k) * 4) == cudaSuccess &&
-            cudaMalloc(&x, size_t(items * maxRows * k) * 4) == cudaSuccess &&
-            cudaMalloc(&y, size_t(items * maxRows * n) * 4) == cudaSuccess &&
-            cudaMalloc(&slots, size_t(items) * 4) == cudaSuccess;
-  if (ok) {
-    cudaMemset(stack, 0, size_t(items * n * k) * 4);
-    cudaMemset(x, 0, size_t(items * maxRows * k) * 4);
-    std::vector<int32_t> ids(static_cast<size_t>(items));
-    for (int64_t i = 0; i < items; ++i)
-      ids[size_t(i)] = int32_t(i);
-    cudaMemcpy(slots, ids.data(), ids.size() * 4, cudaMemcpyHostToDevice);
-    for (const bool bf16 : {true, false})
-      for (int64_t rows : rowsList) {
-        bool fine = true;
-        const double secs = timeBest(3, [&] {
-          fine = fine && blas->linearStack(x, rows, items, slots, stack, bf16, n, k, y, &err);
-        });
-        if (fine)
-          g->groupedGemmGflops[bf16 ? "bf16" : "f32"][rows] =
-              2.0 * double(items * rows) * double(n) * double(k) / secs / 1e9;
+  const int64_t maxT = rowsList.back() * E / K, maxPairs = maxT * K;
+  std::vector<void*> all;
+  auto dev = [&](size_t bytes) {
+    void* p = nullptr;
+    if (cudaMalloc(&p, bytes) != cudaSuccess)
+      return static_cast<void*>(nullptr);
+    cudaMemset(p, 0, bytes);
+    all.push_back(p);
+    return p;
+  };
+  void* gate = dev(size_t(E * I * H) * 4);
+  void* up = dev(size_t(E * I * H) * 4);
+  void* down = dev(size_t(E * H * I) * 4);
+  auto* x = static_cast<float*>(dev(size_t(maxT * H) * 4));
+  auto* out = static_cast<float*>(dev(size_t(maxT * H) * 4));
+  auto* weights = static_cast<float*>(dev(size_t(maxPairs) * 4));
+  auto* index = static_cast<int32_t*>(dev(size_t(2 * maxPairs + maxPairs + E) * 4));
+  cudamoe::GroupedScratch sc{static_cast<float*>(dev(size_t(maxPairs * H) * 4)),
+                             static_cast<float*>(dev(size_t(maxPairs * I) * 4)),
+                             static_cast<float*>(dev(size_t(maxPairs * I) * 4)),
+                             static_cast<float*>(dev(size_t(maxPairs * H) * 4)),
+                             static_cast<float*>(dev(size_t(maxPairs * H) * 4))};
+  bool ok = gate && up && down && x && out && weights && index && sc.rows && sc.gate && sc.up &&
+            sc.down && sc.pairY;
+  for (const int64_t rows : rowsList) {
+    if (!ok)
+      break;
+    // Token t takes experts (8t + j) % 64: each expert gets rows = 8T / 64 tokens, in token order.
+    const int64_t T = rows * E / K;
+    std::vector<int32_t> rowToken(static_cast<size_t>(E * rows)),
+        pairRow(static_cast<size_t>(T * K)), experts(static_cast<size_t>(T * K)),
+        slots(static_cast<size_t>(E));
+    std::vector<int64_t> fill(static_cast<size_t>(E), 0);
+    for (int64_t t = 0; t < T; ++t)
+      for (int j = 0; j < K; ++j) {
+        const int e = int((t * K + j) % E);
+        const int64_t row = e * rows + fill[size_t(e)]++;
+        rowToken[size_t(row)] = int32_t(t);
+        pairRow[size_t(t * K + j)] = int32_t(row);
+        experts[size_t(t * K + j)] = e;
       }
+    for (int e = 0; e < E; ++e)
+      slots[size_t(e)] = e;
+    int32_t* dRowToken = index;
+    int32_t* dPairRow = dRowToken + E * rows;
+    int32_t* dExperts = dPairRow + T * K;
+    int32_t* dSlots = dExperts + T * K;
+    cudaMemcpy(dRowToken, rowToken.data(), rowToken.size() * 4, cudaMemcpyHostToDevice);
+    cudaMemcpy(dPairRow, pairRow.data(), pairRow.size() * 4, cudaMemcpyHostToDevice);
+    cudaMemcpy(dExperts, experts.data(), experts.size() * 4, cudaMemcpyHostToDevice);
+    cudaMemcpy(dSlots, slots.data(), slots.size() * 4, cudaMemcpyHostToDevice);
+    for (const bool bf16 : {true, false}) {
+      const cudamoe::ExpertStacks w{gate, up, down, bf16, I};
+      cudamoe::GroupedChunk c;
+      c.x = x;
+      c.H = H;
+      c.K = K;
+      c.E = E;
+      c.tokens = T;
+      c.items = E;
+      c.rowsPerItem = rows;
+      c.rowToken = dRowToken;
+      c.pairRow = dPairRow;
+      c.slots = dSlots;
+      c.weights = weights;
+      c.experts = dExperts;
+      c.out = out;
+      bool fine = true;
+      const double secs =
+          timeBest(3, [&] { fine = fine && cudamoe::runGroupedChunk(*blas, w, c, sc, &err); });
+      if (fine)
+        g->groupedGemmGflops[bf16 ? "bf16" : "f32"][rows] =
+            2.0 * 3.0 * double(T * K) * double(H) * double(I) / secs / 1e9;
+    }
   }
-  cudaFree(stack);
-  cudaFree(x);
-  cudaFree(y);
-  cudaFree(slots);
+  for (void* p : all)
+    cudaFree(p);
   cudaGetLastError();
 }
 

@@ -106,32 +106,49 @@ void groupedExperts(OpContext& c, const float* x, int64_t T, int64_t H, int K, i
   b.check(c, cuda::toDeviceAsync(dIndex, index, size_t(total) * 4, &err), err);
 
   const int64_t maxPairs = std::min(chunk, T) * K;
-  float* xs = b.scratchF(kRowsX, maxSlotRows * H);
-  float* g = b.scratchF(kGate, maxSlotRows * inter);
-  float* u = b.scratchF(kUp, maxSlotRows * inter);
-  float* y = b.scratchF(kDown, maxSlotRows * H);
-  float* pairY = b.scratchF(kPairY, maxPairs * H);
-  cuda::Blas& blas = b.blas();
+  GroupedScratch scratch{b.scratchF(kRowsX, maxSlotRows * H),
+                         b.scratchF(kGate, maxSlotRows * inter),
+                         b.scratchF(kUp, maxSlotRows * inter), b.scratchF(kDown, maxSlotRows * H),
+                         b.scratchF(kPairY, maxPairs * H)};
+  const ExpertStacks stacks{gate.data, up.data, down.data, gate.bf16, inter};
   for (const Chunk& ch : chunks) {
-    const int64_t slotRows = ch.items * ch.most;
-    const int32_t* dRowToken = dIndex + ch.offset;
-    const int32_t* dPairRow = dRowToken + slotRows;
-    const int32_t* dSlots = dPairRow + ch.n * K;
-    cuda::gatherRows(x, H, dRowToken, slotRows, xs);
-    b.check(
-        c,
-        blas.linearStack(xs, ch.most, ch.items, dSlots, gate.data, gate.bf16, inter, H, g, &err) &&
-            blas.linearStack(xs, ch.most, ch.items, dSlots, up.data, up.bf16, inter, H, u, &err),
-        err);
-    cuda::swiglu(g, u, g, slotRows * inter);
-    b.check(c,
-            blas.linearStack(g, ch.most, ch.items, dSlots, down.data, down.bf16, H, inter, y, &err),
-            err);
-    cuda::gatherRows(y, H, dPairRow, ch.n * K, pairY);
-    cuda::moeCombine(pairY, dWeights + ch.c0 * K, dExperts + ch.c0 * K, nullptr, E, ch.n, K, H,
-                     shared ? shared + ch.c0 * H : nullptr,
-                     sharedScale ? sharedScale + ch.c0 : nullptr, out + ch.c0 * H);
+    GroupedChunk g;
+    g.x = x;
+    g.H = H;
+    g.K = K;
+    g.E = E;
+    g.tokens = ch.n;
+    g.items = ch.items;
+    g.rowsPerItem = ch.most;
+    g.rowToken = dIndex + ch.offset;
+    g.pairRow = g.rowToken + ch.items * ch.most;
+    g.slots = g.pairRow + ch.n * K;
+    g.weights = dWeights + ch.c0 * K;
+    g.experts = dExperts + ch.c0 * K;
+    g.shared = shared ? shared + ch.c0 * H : nullptr;
+    g.sharedScale = sharedScale ? sharedScale + ch.c0 : nullptr;
+    g.out = out + ch.c0 * H;
+    b.check(c, runGroupedChunk(b.blas(), stacks, g, scratch, &err), err);
   }
+}
+
+bool runGroupedChunk(cuda::Blas& blas, const ExpertStacks& w, const GroupedChunk& g,
+                     const GroupedScratch& s, std::string* err) {
+  const int64_t slotRows = g.items * g.rowsPerItem;
+  cuda::gatherRows(g.x, g.H, g.rowToken, slotRows, s.rows);
+  if (!blas.linearStack(s.rows, g.rowsPerItem, g.items, g.slots, w.gate, w.bf16, w.inter, g.H,
+                        s.gate, err) ||
+      !blas.linearStack(s.rows, g.rowsPerItem, g.items, g.slots, w.up, w.bf16, w.inter, g.H, s.up,
+                        err))
+    return false;
+  cuda::swiglu(s.gate, s.up, s.gate, slotRows * w.inter);
+  if (!blas.linearStack(s.gate, g.rowsPerItem, g.items, g.slots, w.down, w.bf16, g.H, w.inter,
+                        s.down, err))
+    return false;
+  cuda::gatherRows(s.down, g.H, g.pairRow, g.tokens * g.K, s.pairY);
+  cuda::moeCombine(s.pairY, g.weights, g.experts, nullptr, g.E, g.tokens, g.K, g.H, g.shared,
+                   g.sharedScale, g.out);
+  return true;
 }
 
 } // namespace kt::cudaops

@@ -9,9 +9,13 @@
 //   top-k order, shared experts included).
 // Padding costs (busiest expert's rows x active experts) / (tokens x top-k) of the GEMM work.
 #include <cstdint>
+#include <string>
 
 namespace kt {
 struct OpContext;
+}
+namespace kt::cuda {
+class Blas;
 }
 
 namespace kt::cudaops {
@@ -34,5 +38,34 @@ void groupedExperts(OpContext& c, const float* x, int64_t T, int64_t H, int K, i
                     const int32_t* hChosen, const int32_t* dExperts, const float* dWeights,
                     const GpuWeight& gate, const GpuWeight& up, const GpuWeight& down,
                     const float* shared, const float* sharedScale, float* out);
+
+// One chunk's kernel sequence, on explicit device memory (kt-rt probe times it too:
+// grouped_gemm_gflops). Items are the chunk's active experts, each padded to rowsPerItem rows.
+struct ExpertStacks {
+  const void* gate = nullptr; // [E][inter][H] (f32 or bf16), up alike, down [E][H][inter]
+  const void* up = nullptr;
+  const void* down = nullptr;
+  bool bf16 = false;
+  int64_t inter = 0;
+};
+struct GroupedChunk {
+  const float* x = nullptr; // [T, H]: the step's rows (rowToken indexes them)
+  int64_t H = 0;
+  int K = 0, E = 0;
+  int64_t tokens = 0, items = 0, rowsPerItem = 0;
+  const int32_t* rowToken = nullptr; // [items * rowsPerItem]: the row of x each slot row takes
+  const int32_t* pairRow = nullptr;  // [tokens * K]: the slot row of each (token, k)
+  const int32_t* slots = nullptr;    // [items]: each item's slice of the stacks
+  const float* weights = nullptr;    // [tokens * K] routing weights
+  const int32_t* experts = nullptr;  // [tokens * K] routing choices
+  const float* shared = nullptr;     // [tokens, H] or null
+  const float* sharedScale = nullptr;
+  float* out = nullptr; // [tokens, H], every element written
+};
+struct GroupedScratch {
+  float *rows = nullptr, *gate = nullptr, *up = nullptr, *down = nullptr, *pairY = nullptr;
+};
+bool runGroupedChunk(cuda::Blas& blas, const ExpertStacks& w, const GroupedChunk& g,
+                     const GroupedScratch& s, std::string* err);
 
 } // namespace kt::cudaops
