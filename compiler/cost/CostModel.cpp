@@ -336,14 +336,23 @@ double CostModel::expertsTime(const Unit& u, const std::vector<int>& experts, co
   double syncs = gpu.gpuExpertsSyncs;
   // Every expert on the GPU in f32/bf16 at prefill sizes: one batched GEMM per product and chunk
   // (runtime/exec/cuda/MoeGrouped), at the probe's grouped rate for this many rows per expert.
-  // A chunk's experts see its share of the rows (the step's tokens come in chunks).
-  const double chunkRows = tokens / touched * std::min(1.0, kGroupedChunkTokens / s.tokens);
-  const double groupedRate =
-      cpu ? 0 : accel(d).groupedGemmGflops.at(u.expertFormatOn(false), chunkRows);
-  if (groupedRate > 0 && gpu.groupedChunkLaunches > 0 && u.gpuInt8Expert.empty() &&
-      experts.size() == size_t(u.numExperts)) {
+  if (!cpu && gpu.groupedChunkLaunches > 0 && u.gpuInt8Expert.empty() &&
+      experts.size() == size_t(u.numExperts) && !accel(d).groupedGemmGflops.empty()) {
+    // Every expert of a chunk is padded to the chunk's busiest: its rows are the expected maximum
+    // of the experts' counts (each about Poisson: mean mu, the maximum of n such lies near
+    // mu + sqrt(2 mu ln n)), and the batched GEMMs run that many rows per expert.
+    const double chunkTokens = std::min(s.tokens, kGroupedChunkTokens);
+    const double chunkTouched = std::max(1.0, expectedTouched(u, experts, chunkTokens));
+    double most = 0, rows = 0;
+    for (int e : experts) {
+      const double mu = chunkTokens * u.expertProb[size_t(e)];
+      rows += mu;
+      most = std::max(most, mu + std::sqrt(2.0 * mu * std::log(std::max(2.0, chunkTouched))));
+    }
+    const double padding = rows > 0 ? most * chunkTouched / rows : 1.0;
+    const double rate = accel(d).groupedGemmGflops.at(u.expertFormatOn(false), most);
     const double chunks = std::ceil(s.tokens / kGroupedChunkTokens);
-    work = std::max(flops / (groupedRate * 1e9), memory);
+    work = std::max(flops * padding / (rate * 1e9), memory);
     launches = chunks * gpu.groupedChunkLaunches;
     syncs = chunks * gpu.groupedChunkSyncs;
   } else if (!cpu && !u.gpuInt8Expert.empty()) {
