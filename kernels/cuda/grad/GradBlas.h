@@ -1,10 +1,14 @@
 #pragma once
-// Row-major f32 GEMMs for training through cuBLAS (opened with dlopen like kernels/cuda/Blas.cu,
-// so CPU runs never map it), exact f32: CUBLAS_PEDANTIC_MATH, never TF32, so GPU training matches
-// the f32 fixtures as the CPU does. Plain C++ header; device pointers; the current stream.
+// Row-major f32 GEMMs for training: a row-major face of kernels/cuda/Blas (cuBLAS opened with
+// dlopen, so CPU runs never map it; exact f32: CUBLAS_PEDANTIC_MATH, never TF32, so GPU training
+// matches the f32 fixtures as the CPU does). Plain C++ header; device pointers; the current stream.
 #include <cstdint>
 #include <memory>
 #include <string>
+
+namespace kt::cuda {
+class Blas;
+}
 
 namespace kt::cuda::grad {
 
@@ -24,9 +28,7 @@ public:
 
 private:
   GradBlas() = default;
-  void* handle_ = nullptr;
-  void* stream_ = nullptr;
-  bool bound_ = false;
+  std::unique_ptr<Blas> blas_;
 };
 
 } // namespace kt::cuda::grad
