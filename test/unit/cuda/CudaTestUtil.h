@@ -60,6 +60,12 @@ inline std::vector<float> randomVector(std::mt19937& rng, size_t n, float scale 
   return v;
 }
 
+// KV rows past the context hold huge values: an attention kernel that read one would be far off.
+inline void poisonPast(std::vector<float>& cache, int64_t ctx, int64_t row) {
+  for (size_t i = size_t(ctx * row); i < cache.size(); ++i)
+    cache[i] = 1e4f;
+}
+
 // Max |got - want| / (1 + |want|) over the vectors.
 inline double maxRelDiff(const std::vector<float>& got, const std::vector<float>& want) {
   EXPECT_EQ(got.size(), want.size());

@@ -18,14 +18,10 @@
 using namespace kt;
 using kt::cudatest::Dev;
 using kt::cudatest::maxRelDiff;
+using kt::cudatest::poisonPast;
 using kt::cudatest::randomVector;
 
 namespace {
-
-void poisonPast(std::vector<float>& cache, int64_t ctx, int64_t row) {
-  for (size_t i = size_t(ctx * row); i < cache.size(); ++i)
-    cache[i] = 1e4f;
-}
 
 std::vector<float> runGemm(const cuda::AttentionArgs& a, int64_t maxScoreFloats, size_t outFloats,
                            Dev& out) {

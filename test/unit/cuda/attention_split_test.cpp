@@ -15,18 +15,13 @@
 using namespace kt;
 using kt::cudatest::Dev;
 using kt::cudatest::maxRelDiff;
+using kt::cudatest::poisonPast;
 using kt::cudatest::randomVector;
 
 namespace {
 
 constexpr float kGuard = 12345.f;     // scratch past what the kernel may write
 constexpr int64_t kGuardFloats = 256; // guard floats after the partials
-
-// KV rows past the context hold huge values: a kernel that read them would be far off.
-void poisonPast(std::vector<float>& cache, int64_t ctx, int64_t row) {
-  for (size_t i = size_t(ctx * row); i < cache.size(); ++i)
-    cache[i] = 1e4f;
-}
 
 // Runs `a` with `splits` (0: automatic) on partials sized for it, checks the launch count and the
 // guard after the scratch, and returns the output.
