@@ -1,5 +1,5 @@
-// kt-rt probe's expert-path curve (the profile's cpu.expert_rows_gflops): the runtime's whole
-// routed-expert path at prefill sizes, timed through the very function the CPU moe op and the
+// kt-rt probe's expert-path curves (the profile's cpu.expert_rows_gflops[_i768]): the runtime's
+// whole routed-expert path at prefill sizes, timed through the very function the CPU moe op and the
 // hybrid GPU moe op call (cpuops::routedExpertsOver: gather each expert's rows, prepare the
 // activations, gate/up, SwiGLU, down, the weighted combine) over a layer's worth of experts with
 // the format's packed weights.
@@ -26,22 +26,27 @@ namespace quant = kt::cpu::quant;
 
 namespace {
 
-// Two expert shapes, hidden 2048: DeepSeek-V2-Lite's intermediate 1408 and Qwen3-30B-A3B's 768.
-// The path's cost per row is not proportional to the matrices' FLOPs (each expert also gathers
-// its rows and prepares their activations), so the cost model interpolates between the two
-// curves by an expert's size instead of scaling one. 16 experts per timed layer, top-8 routing
-// arranged so that every expert gets exactly `rows` rows (token t picks the eight experts of its
-// parity), whatever the row count.
+// Two layers, hidden 2048, as the models have them: DeepSeek-V2-Lite's 64 experts of intermediate
+// 1408 with top-6 routing and Qwen3-30B-A3B's 128 experts of 768 with top-8. The path's cost per
+// row is not proportional to the matrices' FLOPs (each expert also gathers its rows and prepares
+// their activations, and a layer's rows spread over more experts make smaller tasks: Qwen3's
+// hybrid prefill ran its experts 4x under a 16-expert curve), so the cost model interpolates
+// between the two curves by an expert's size instead of scaling one. Token t picks experts
+// (t * topK + j) % experts, j < topK: every expert gets `rows` rows (one more for a few when the
+// pairs do not divide evenly).
 constexpr int64_t kHidden = 2048;
-constexpr int64_t kShapes[] = {1408, 768};
-constexpr int kExperts = 16, kTopK = 8;
+struct LayerShape {
+  int64_t inter;
+  int experts, topK;
+};
+constexpr LayerShape kShapes[] = {{1408, 64, 6}, {768, 128, 8}};
 
 size_t aligned(size_t bytes) {
   return (bytes + 4095) / 4096 * 4096;
 }
 
-void measureShape(const ProbeOptions& o, ThreadPool& pool, int64_t inter, bench::Buffer& blob,
-                  CpuResult* out);
+void measureShape(const ProbeOptions& o, ThreadPool& pool, const LayerShape& shape,
+                  bench::Buffer& blob, CpuResult* out);
 
 } // namespace
 
@@ -58,14 +63,16 @@ void measureExpertPath(const ProbeOptions& o, int threads, bench::Buffer& blob, 
   // 128 rows per expert).
   cpuops::keepFreedMemoryInHeap();
   ThreadPool pool(threads);
-  for (const int64_t inter : kShapes)
-    measureShape(o, pool, inter, blob, out);
+  for (const LayerShape& shape : kShapes)
+    measureShape(o, pool, shape, blob, out);
 }
 
 namespace {
 
-void measureShape(const ProbeOptions& o, ThreadPool& pool, int64_t inter, bench::Buffer& blob,
-                  CpuResult* out) {
+void measureShape(const ProbeOptions& o, ThreadPool& pool, const LayerShape& shape,
+                  bench::Buffer& blob, CpuResult* out) {
+  const int64_t inter = shape.inter;
+  const int experts = shape.experts, topK = shape.topK;
   const std::vector<float> gate = randomMatrix(inter * kHidden, 21),
                            up = randomMatrix(inter * kHidden, 22),
                            down = randomMatrix(kHidden * inter, 23);
@@ -85,9 +92,9 @@ void measureShape(const ProbeOptions& o, ThreadPool& pool, int64_t inter, bench:
     if (copies < 2)
       continue;
     if (o.progress)
-      o.progress(std::string("cpu:numa0: ") + f.name +
-                 " routed-expert path by rows per expert (16 experts of " + std::to_string(inter) +
-                 " x 2048, top-8)");
+      o.progress(std::string("cpu:numa0: ") + f.name + " routed-expert path by rows per expert (" +
+                 std::to_string(experts) + " experts of " + std::to_string(inter) +
+                 " x 2048, top-" + std::to_string(topK) + ")");
     quant::packWeights(f.packed, gate.data(), inter, kHidden, blob.data);
     quant::packWeights(f.packed, up.data(), inter, kHidden, blob.data + aligned(upBytes));
     quant::packWeights(f.packed, down.data(), kHidden, inter, blob.data + 2 * aligned(upBytes));
@@ -104,20 +111,20 @@ void measureShape(const ProbeOptions& o, ThreadPool& pool, int64_t inter, bench:
     };
     size_t next = 0; // first copy of the next timed layer
     for (int64_t rows : expertCurveRows(o.quick)) {
-      const int64_t T = rows * kExperts / kTopK;
-      std::vector<int32_t> chosen(static_cast<size_t>(T * kTopK));
-      std::vector<float> weight(chosen.size(), 1.0f / kTopK);
+      const int64_t T = (rows * experts + topK - 1) / topK;
+      std::vector<int32_t> chosen(static_cast<size_t>(T * topK));
+      std::vector<float> weight(chosen.size(), 1.0f / topK);
       for (int64_t t = 0; t < T; ++t)
-        for (int j = 0; j < kTopK; ++j)
-          chosen[size_t(t * kTopK + j)] = int32_t(t % 2 + 2 * j);
+        for (int j = 0; j < topK; ++j)
+          chosen[size_t(t * topK + j)] = int32_t((t * topK + j) % experts);
       const std::vector<float> x = randomMatrix(T * kHidden, 24);
       std::vector<float> y(static_cast<size_t>(T * kHidden));
-      const double flops = 2.0 * 3.0 * double(kHidden) * double(inter) * double(rows) * kExperts;
+      const double flops = 2.0 * 3.0 * double(kHidden) * double(inter) * double(T * topK);
       std::vector<double> rates;
       const int calls = o.quick ? 2 : 3;
       for (int c = 0; c <= calls; ++c) { // one warm-up
         const size_t base = next;
-        next = (next + kExperts) % copies;
+        next = (next + experts) % copies;
         auto expert = [&](int e) {
           const size_t copy = (base + size_t(e)) % copies;
           return cpuops::ExpertMatrices{view(copy, 0, inter, kHidden),
@@ -126,7 +133,7 @@ void measureShape(const ProbeOptions& o, ThreadPool& pool, int64_t inter, bench:
         };
         std::fill(y.begin(), y.end(), 0.0f);
         const double t0 = bench::nowSeconds();
-        cpuops::routedExpertsOver(pool, expert, kExperts, chosen.data(), weight.data(), T, kTopK,
+        cpuops::routedExpertsOver(pool, expert, experts, chosen.data(), weight.data(), T, topK,
                                   x.data(), kHidden, y.data());
         const double secs = bench::nowSeconds() - t0;
         if (c > 0)

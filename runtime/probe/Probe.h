@@ -54,8 +54,8 @@ struct RowsResult {
   bool plain = false; // the plain loops over unpacked rows (else the packed kernels)
   int64_t rows = 0;
   double gflops = 0;
-  // Expert path only: the timed expert's intermediate size (hidden 2048): DeepSeek-V2-Lite's 1408
-  // (the profile's expert_rows_gflops) or Qwen3-30B-A3B's 768 (expert_rows_gflops_i768).
+  // Expert path only: the timed layer's expert intermediate size (hidden 2048): DeepSeek-V2-Lite's
+  // 1408 (the profile's expert_rows_gflops) or Qwen3-30B-A3B's 768 (expert_rows_gflops_i768).
   int64_t inter = 0;
 };
 
@@ -75,9 +75,10 @@ struct CpuResult {
   // The packed kernels (runtime ISA) and the plain loops on expert-sized matrices by rows per
   // matrix: the profile's gemm_rows_gflops / plain_rows_gflops.
   std::vector<RowsResult> rowsRates;
-  // The runtime's whole routed-expert path (cpuops::routedExpertsOver over 16 experts) by rows per
-  // expert, per packed format and expert shape: the profile's expert_rows_gflops (1408 x 2048)
-  // and expert_rows_gflops_i768 (768 x 2048) (ExpertProbe.cpp).
+  // The runtime's whole routed-expert path (cpuops::routedExpertsOver over a model's layer) by rows
+  // per expert, per packed format and layer: the profile's expert_rows_gflops (DeepSeek-V2-Lite:
+  // 64 experts of 1408 x 2048, top-6) and expert_rows_gflops_i768 (Qwen3-30B-A3B: 128 of
+  // 768 x 2048, top-8) (ExpertProbe.cpp).
   std::vector<RowsResult> expertRates;
   double arrayBytes = 0;  // size of each bandwidth array (compare with l3PerNode)
   std::string memoryNote; // how node memory was decided when hwloc's numbers were not used
