@@ -111,6 +111,17 @@ Executor::run(const std::string& entry, const Batch& batch, KvCache& kv,
       OpContext ctx{*s,         batch,   weights_, kv,
                     pool_,      buffers, tapSink,  onBackend ? backend_ : nullptr,
                     lora_.get()};
+      // Parts of a step that an op times on the host (profiling only).
+      std::function<void(const char*, double)> partSink;
+      if (profiling_) {
+        partSink = [this, key = entry + "/" + plan::opSignature(s->op())->name +
+                                ":"](const char* part, double secs) {
+          OpTime& slot = profile_[key + part];
+          slot.seconds += secs;
+          ++slot.calls;
+        };
+        ctx.hostPart = &partSink;
+      }
       OpFn fn = registry_.find(s->op(), kind);
       // A host step of a GPU plan: the GPU waits for it (kt-rt bench's GPU idle time).
       const bool gpuWaits = backend_ && !onBackend;

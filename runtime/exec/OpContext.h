@@ -44,6 +44,13 @@ struct OpContext {
   DeviceBackend* backend = nullptr;
   // The plan's unmerged LoRA adapters (kt-compile --adapter-unmerged); null when it has none.
   const LoraWeights* lora = nullptr;
+  // While profiling (kt-rt bench --profile): adds host seconds of a part of this step, reported as
+  // "entry/op:part"; null otherwise.
+  const std::function<void(const char* part, double seconds)>* hostPart = nullptr;
+  void timedPart(const char* part, double seconds) const {
+    if (hostPart)
+      (*hostPart)(part, seconds);
+  }
 
   Activation& in(int i) { return buffers[step.inputs()->Get(uint32_t(i))]; }
   Activation& out(int i) { return buffers[step.outputs()->Get(uint32_t(i))]; }

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <memory>
 #include <thread>
@@ -265,6 +266,7 @@ void moe(OpContext& c) {
   const int E = a.num_experts(), K = a.experts_per_token();
   cpu::MoeRoutingParams rp = moeRoutingParams(a);
 
+  const auto t0 = std::chrono::steady_clock::now();
   std::vector<float> logits(size_t(T * E));
   cpu::linear(c.pool, x.f.data(), T, c.w(Router), nullptr, logits.data());
   std::vector<float> bias;
@@ -279,6 +281,8 @@ void moe(OpContext& c) {
                     chosen.data() + t * K, weight.data() + t * K);
   tapRoutes(c, a, chosen.data(), T, K); // kt-tune counts expert activations from this tap
 
+  const auto t1 = std::chrono::steady_clock::now();
+  c.timedPart("router", std::chrono::duration<double>(t1 - t0).count()); // kt-rt bench --profile
   std::vector<ExpertWork> works = routedWorks(c, chosen.data(), weight.data(), T, K);
   // Shared experts run with the routed ones, over every token.
   if (c.has(SharedGate)) {
@@ -297,6 +301,8 @@ void moe(OpContext& c) {
   Activation& out = c.out(0);
   out.resize(T, H);
   runExperts(c.pool, works, x.f.data(), H, out.f.data(), T);
+  c.timedPart("experts",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count());
 }
 
 } // namespace kt::cpuops

@@ -164,6 +164,7 @@ void moe(OpContext& c) {
   // The choices come to the host to group tokens by expert, for the CPU experts (a hybrid step
   // also brings x, all in one synchronisation) or for the route tap.
   const bool readBack = cpuWork || !decode || taps;
+  const auto readStart = std::chrono::steady_clock::now();
   int32_t* hChosen = nullptr;
   float* hWeights = nullptr;
   float* hX = nullptr;
@@ -182,6 +183,8 @@ void moe(OpContext& c) {
   b.timePart("route", false);
   // From here until the CPU's result is queued back, the GPU only has what this step queues.
   const auto hostWaitStart = std::chrono::steady_clock::now();
+  if (readBack) // kt-rt bench --profile: the routing readback waits for the GPU's queue
+    c.timedPart("readback-wait", std::chrono::duration<double>(hostWaitStart - readStart).count());
   if (cpuWork)
     b.check(c, cuda::recordEvent(b.event(kGpuWorkStart), &err), err);
 
@@ -307,6 +310,7 @@ void moe(OpContext& c) {
     }
     cpuops::routedExperts(c, gate ? cpuChosen.data() : hChosen, hWeights, T, K, hX, H, hOut);
     const auto cpuEnd = std::chrono::steady_clock::now();
+    c.timedPart("cpu-experts", std::chrono::duration<double>(cpuEnd - cpuStart).count());
     float* dRouted = b.scratchF(kHostResult, T * H);
     b.check(c, cuda::toDeviceAsync(dRouted, hOut, size_t(T * H) * 4, &err), err);
     cuda::add(out, dRouted, out, T * H);
