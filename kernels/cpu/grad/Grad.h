@@ -31,6 +31,7 @@
 #include "kernels/cpu/Rope.h"
 
 #include <cstdint>
+#include <vector>
 
 namespace kt {
 class ThreadPool;
@@ -95,6 +96,11 @@ void mlpBackward(ThreadPool& pool, const MlpWeightsT<T>& w, const T* x, int64_t 
 // are skipped. The loss is the sum over predicted positions divided by `normalizer` (0: their count
 // in this batch; pass the count of the whole optimizer step when accumulating micro-batches).
 constexpr int32_t kIgnoreIndex = -100;
+// The rows of a [batch * seqLen] batch that the loss predicts, in order, and their targets (row r
+// predicts labels[r + 1] within its sequence; kIgnoreIndex targets are skipped). Throws kt::Error
+// for a label outside [0, vocab). Shared by the CPU loss and the GPU's (kernels/cuda/grad).
+void predictedRows(const int32_t* labels, int64_t batch, int64_t seqLen, int64_t vocab,
+                   std::vector<int32_t>* rows, std::vector<int32_t>* targets);
 struct LossResult {
   double loss = 0;   // sum / normalizer
   int64_t count = 0; // predicted positions in this batch

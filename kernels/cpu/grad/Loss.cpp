@@ -19,25 +19,35 @@ namespace {
 // vocabulary (2 chunks for a 256-token step), 524 rows of a 32,000-word one.
 constexpr int64_t kChunkLogits = int64_t(1) << 24;
 
-template <class T>
-LossResult crossEntropy(ThreadPool& pool, const MatrixView& lmHead, const T* x, int64_t batch,
-                        int64_t seqLen, const int32_t* labels, T* dx, int64_t normalizer) {
-  const int64_t rows = batch * seqLen, H = lmHead.cols, V = lmHead.rows;
+} // namespace
+
+void predictedRows(const int32_t* labels, int64_t batch, int64_t seqLen, int64_t vocab,
+                   std::vector<int32_t>* rows, std::vector<int32_t>* targets) {
   // Position t of a sequence predicts the sequence's token t + 1 (Hugging Face's shift).
-  std::vector<int64_t> pos;
-  std::vector<int32_t> target;
-  for (int64_t r = 0; r < rows; ++r) {
+  rows->clear();
+  targets->clear();
+  for (int64_t r = 0; r < batch * seqLen; ++r) {
     if (r % seqLen == seqLen - 1)
       continue;
     const int32_t c = labels[r + 1];
     if (c == kIgnoreIndex)
       continue;
-    if (c < 0 || c >= V)
+    if (c < 0 || c >= vocab)
       throw Error("cross-entropy: label " + std::to_string(c) + " at row " + std::to_string(r + 1) +
-                  " is outside the vocabulary of " + std::to_string(V));
-    pos.push_back(r);
-    target.push_back(c);
+                  " is outside the vocabulary of " + std::to_string(vocab));
+    rows->push_back(int32_t(r));
+    targets->push_back(c);
   }
+}
+
+namespace {
+
+template <class T>
+LossResult crossEntropy(ThreadPool& pool, const MatrixView& lmHead, const T* x, int64_t batch,
+                        int64_t seqLen, const int32_t* labels, T* dx, int64_t normalizer) {
+  const int64_t rows = batch * seqLen, H = lmHead.cols, V = lmHead.rows;
+  std::vector<int32_t> pos, target;
+  predictedRows(labels, batch, seqLen, V, &pos, &target);
   if (dx)
     std::fill(dx, dx + rows * H, T(0));
   LossResult res;

@@ -3,6 +3,7 @@
 // then per chunk: gather x rows, logits = xs·Wᵀ, crossEntropyRows (loss per row; softmax/N -
 // onehot/N in place), dxs = dlogits·W scattered into the zeroed dx. The row losses are summed on
 // the host in position order, so the loss does not depend on the chunking.
+#include "kernels/cpu/grad/Grad.h"
 #include "kernels/cuda/DeviceKernels.h"
 #include "kernels/cuda/Memory.h"
 #include "kernels/cuda/grad/GradKernels.h"
@@ -15,26 +16,14 @@ namespace kt::cuda::grad {
 
 namespace {
 constexpr int64_t kChunkLogits = int64_t(1) << 24; // 64 MiB of f32 logits, as the CPU
-constexpr int32_t kIgnoreIndex = -100;
 } // namespace
 
 LossResult lmHeadLoss(Context& c, const float* lmHead, int64_t V, int64_t H, const float* x,
                       int64_t batch, int64_t seqLen, const int32_t* labels, float* dx,
                       int64_t normalizer) {
   const int64_t rows = batch * seqLen;
-  std::vector<int32_t> pos, target;
-  for (int64_t r = 0; r < rows; ++r) {
-    if (r % seqLen == seqLen - 1)
-      continue;
-    const int32_t t = labels[r + 1];
-    if (t == kIgnoreIndex)
-      continue;
-    if (t < 0 || t >= V)
-      throw Error("cross-entropy: label " + std::to_string(t) + " at row " + std::to_string(r + 1) +
-                  " is outside the vocabulary of " + std::to_string(V));
-    pos.push_back(int32_t(r));
-    target.push_back(t);
-  }
+  std::vector<int32_t> pos, target; // the CPU loss's rows and targets (cpu::grad::predictedRows)
+  cpu::grad::predictedRows(labels, batch, seqLen, V, &pos, &target);
   std::string err;
   if (dx)
     c.check(fillZero(dx, size_t(rows * H) * 4, &err), err, "cross_entropy_loss zero dx");
