@@ -66,6 +66,35 @@ TEST(Linear, MatchesScalarReferenceForEveryWeightType) {
       }
 }
 
+// An unpacked matrix of few rows over many tokens (a router) splits the tokens across the threads
+// too (kernels/cpu/Linear.cpp): the same outputs bit for bit as one thread computing every row,
+// for token counts around the 32-token blocks, and within the usual bound of the reference.
+TEST(Linear, FewRowsManyTokensSplitsTokensWithSameResults) {
+  ThreadPool one(1), many(5);
+  std::mt19937 rng(7);
+  for (int64_t n : {3, 64, 128, 130})
+    for (int64_t t : {64, 65, 97, 300}) {
+      const int64_t k = 72;
+      std::vector<float> x = randn(size_t(t * k), rng), w = randn(size_t(n * k), rng);
+      std::vector<uint16_t> wbf(w.size());
+      for (size_t i = 0; i < w.size(); ++i)
+        wbf[i] = f32ToBf16(w[i]);
+      for (auto [ptr, dt] :
+           {std::pair<const void*, DType>{w.data(), DType::F32}, {wbf.data(), DType::BF16}}) {
+        MatrixView mv{static_cast<const uint8_t*>(ptr), dt, n, k};
+        std::vector<float> split(size_t(t * n), -1.f), serial(size_t(t * n), -2.f),
+            want(size_t(t * n));
+        linear(many, x.data(), t, mv, nullptr, split.data());
+        linear(one, x.data(), t, mv, nullptr, serial.data());
+        linearRef(x.data(), t, mv, nullptr, want.data());
+        for (size_t i = 0; i < split.size(); ++i) {
+          ASSERT_EQ(split[i], serial[i]) << dtypeName(dt) << " n=" << n << " t=" << t << " i=" << i;
+          ASSERT_NEAR(split[i], want[i], 1e-4f * (1 + std::fabs(want[i])));
+        }
+      }
+    }
+}
+
 // linearPair (one parallel region for two projections of the same x) gives exactly what two
 // linear calls give, whatever the split of row units between the threads, for plain weights of
 // different types (different activation preparations) and equal ones (one shared preparation).
