@@ -190,14 +190,12 @@ bool Blas::linear(const float* x, int64_t tokens, const void* w, bool wBf16, int
                               CUDA_R_32F, int(ldy), CUBLAS_COMPUTE_32F_PEDANTIC,
                               CUBLAS_GEMM_DEFAULT),
               "cublasGemmEx (f32)", err);
-  const size_t need = size_t(tokens * k);
-  if (!growBf16(&scratch_, &scratchElems_, need, "the bf16 activation scratch", err,
-                &reallocations_))
+  const uint16_t* xb = roundedActivations(x, tokens * k, err);
+  if (!xb)
     return false;
-  toBf16(x, scratch_, int64_t(need));
   return ok(cublas().gemmEx(h(handle_), CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(tokens), int(k), &one,
-                            w, CUDA_R_16BF, int(k), scratch_, CUDA_R_16BF, int(k), &zero, y,
-                            CUDA_R_32F, int(ldy), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                            w, CUDA_R_16BF, int(k), xb, CUDA_R_16BF, int(k), &zero, y, CUDA_R_32F,
+                            int(ldy), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
             "cublasGemmEx (bf16)", err);
 }
 
@@ -267,22 +265,32 @@ bool Blas::gemmBatched(bool transA, bool transB, int64_t m, int64_t n, int64_t k
 
 namespace kt::cuda {
 
+const uint16_t* Blas::roundedActivations(const float* x, int64_t n, std::string* err) {
+  if (!bindStream(err) || !growBf16(&scratch_, &scratchElems_, size_t(n),
+                                    "the bf16 activation scratch", err, &reallocations_))
+    return nullptr;
+  toBf16(x, scratch_, n);
+  return scratch_;
+}
+
 bool Blas::linearStack(const float* x, int64_t rows, int64_t items, const int32_t* slots,
                        const void* stack, bool wBf16, int64_t n, int64_t k, float* y,
                        std::string* err) {
   if (rows <= 0 || items <= 0 || n <= 0)
     return true;
+  const void* prepared = x;
+  if (wBf16 && !(prepared = roundedActivations(x, items * rows * k, err)))
+    return false;
+  return linearStackPrepared(prepared, rows, items, slots, stack, wBf16, n, k, y, err);
+}
+
+bool Blas::linearStackPrepared(const void* x, int64_t rows, int64_t items, const int32_t* slots,
+                               const void* stack, bool wBf16, int64_t n, int64_t k, float* y,
+                               std::string* err) {
+  if (rows <= 0 || items <= 0 || n <= 0)
+    return true;
   if (!bindStream(err))
     return false;
-  const void* b = x;
-  if (wBf16) {
-    const size_t need = size_t(items * rows * k);
-    if (!growBf16(&scratch_, &scratchElems_, need, "the bf16 activation scratch", err,
-                  &reallocations_))
-      return false;
-    toBf16(x, scratch_, int64_t(need));
-    b = scratch_;
-  }
   if (size_t(3 * items) > pointerElems_) {
     if (pointers_) {
       ++reallocations_;
@@ -302,7 +310,7 @@ bool Blas::linearStack(const float* x, int64_t rows, int64_t items, const int32_
   }
   const size_t elem = wBf16 ? 2 : 4;
   stackPointersKernel<<<unsigned((items + 255) / 256), 256, 0, stream()>>>(
-      slots, static_cast<const char*>(stack), size_t(n * k) * elem, static_cast<const char*>(b),
+      slots, static_cast<const char*>(stack), size_t(n * k) * elem, static_cast<const char*>(x),
       size_t(rows * k) * elem, reinterpret_cast<char*>(y), size_t(rows * n) * 4, items, pointers_);
   countLaunches(2);
   const float one = 1.f, zero = 0.f;

@@ -51,6 +51,14 @@ public:
   // x and a kernel that writes the three pointer arrays cuBLAS reads from device memory.
   bool linearStack(const float* x, int64_t rows, int64_t items, const int32_t* slots,
                    const void* stack, bool wBf16, int64_t n, int64_t k, float* y, std::string* err);
+  // The same with x already in the stack's type: f32, or bf16 from roundedActivations (so two
+  // products of the same rows, a MoE's gate and up, round them once).
+  bool linearStackPrepared(const void* x, int64_t rows, int64_t items, const int32_t* slots,
+                           const void* stack, bool wBf16, int64_t n, int64_t k, float* y,
+                           std::string* err);
+  // x [n] rounded to bf16 in this Blas's activation scratch, valid until the next call that
+  // rounds activations (linear and linearStack with bf16 weights do); null and *err on failure.
+  const uint16_t* roundedActivations(const float* x, int64_t n, std::string* err);
 
   // How often a scratch buffer was reallocated (CUDA graphs that captured the old one are stale).
   uint64_t reallocations() const { return reallocations_; }

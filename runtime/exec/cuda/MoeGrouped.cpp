@@ -53,23 +53,23 @@ void groupedExperts(OpContext& c, const float* x, int64_t T, int64_t H, int K, i
   // buffer is written again).
   struct Chunk {
     int64_t c0 = 0, n = 0, items = 0, most = 0, offset = 0; // offset: into the index buffer
+    std::vector<int32_t> count;                             // pairs per expert
   };
   std::vector<Chunk> chunks;
-  std::vector<int32_t> count(static_cast<size_t>(E)), slot(static_cast<size_t>(E)),
-      fill(static_cast<size_t>(E));
+  std::vector<int32_t> slot(static_cast<size_t>(E)), fill(static_cast<size_t>(E));
   int64_t total = 0, maxSlotRows = 0;
   const int64_t chunk = chunkTokens();
   for (int64_t c0 = 0; c0 < T; c0 += chunk) {
     Chunk ch;
     ch.c0 = c0;
     ch.n = std::min(chunk, T - c0);
-    std::fill(count.begin(), count.end(), 0);
+    ch.count.assign(size_t(E), 0);
     for (int64_t p = 0; p < ch.n * K; ++p)
-      ++count[size_t(hChosen[c0 * K + p])];
+      ++ch.count[size_t(hChosen[c0 * K + p])];
     for (int e = 0; e < E; ++e)
-      if (count[size_t(e)] > 0) {
+      if (ch.count[size_t(e)] > 0) {
         ++ch.items;
-        ch.most = std::max<int64_t>(ch.most, count[size_t(e)]);
+        ch.most = std::max<int64_t>(ch.most, ch.count[size_t(e)]);
       }
     ch.offset = total;
     // [rows of the slots | (token, k) -> slot row | slot -> expert stack slice]
@@ -85,12 +85,9 @@ void groupedExperts(OpContext& c, const float* x, int64_t T, int64_t H, int K, i
     int32_t* slots = pairRow + ch.n * K;
     // Padding rows repeat the chunk's first token: finite inputs whose results nobody reads.
     std::fill(rowToken, rowToken + ch.items * ch.most, int32_t(ch.c0));
-    std::fill(count.begin(), count.end(), 0);
-    for (int64_t p = 0; p < ch.n * K; ++p)
-      ++count[size_t(chosen[p])];
     int32_t items = 0;
     for (int e = 0; e < E; ++e)
-      if (count[size_t(e)] > 0) {
+      if (ch.count[size_t(e)] > 0) {
         slot[size_t(e)] = items;
         slots[items++] = int32_t(gate.at(e));
       }
@@ -136,10 +133,14 @@ bool runGroupedChunk(cuda::Blas& blas, const ExpertStacks& w, const GroupedChunk
                      const GroupedScratch& s, std::string* err) {
   const int64_t slotRows = g.items * g.rowsPerItem;
   cuda::gatherRows(g.x, g.H, g.rowToken, slotRows, s.rows);
-  if (!blas.linearStack(s.rows, g.rowsPerItem, g.items, g.slots, w.gate, w.bf16, w.inter, g.H,
-                        s.gate, err) ||
-      !blas.linearStack(s.rows, g.rowsPerItem, g.items, g.slots, w.up, w.bf16, w.inter, g.H, s.up,
-                        err))
+  // Gate and up multiply the same rows: bf16 stacks take them rounded once.
+  const void* rows = s.rows;
+  if (w.bf16 && !(rows = blas.roundedActivations(s.rows, slotRows * g.H, err)))
+    return false;
+  if (!blas.linearStackPrepared(rows, g.rowsPerItem, g.items, g.slots, w.gate, w.bf16, w.inter, g.H,
+                                s.gate, err) ||
+      !blas.linearStackPrepared(rows, g.rowsPerItem, g.items, g.slots, w.up, w.bf16, w.inter, g.H,
+                                s.up, err))
     return false;
   cuda::swiglu(s.gate, s.up, s.gate, slotRows * w.inter);
   if (!blas.linearStack(s.gate, g.rowsPerItem, g.items, g.slots, w.down, w.bf16, g.H, w.inter,
