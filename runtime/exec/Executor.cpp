@@ -111,12 +111,12 @@ Executor::run(const std::string& entry, const Batch& batch, KvCache& kv,
       OpContext ctx{*s,         batch,   weights_, kv,
                     pool_,      buffers, tapSink,  onBackend ? backend_ : nullptr,
                     lora_.get()};
-      // Parts of a step that an op times on the host (profiling only).
+      // While profiling: the step's key, and the parts an op times on the host ("key:part").
+      const std::string key = profiling_ ? entry + "/" + plan::opSignature(s->op())->name : "";
       std::function<void(const char*, double)> partSink;
       if (profiling_) {
-        partSink = [this, key = entry + "/" + plan::opSignature(s->op())->name +
-                                ":"](const char* part, double secs) {
-          OpTime& slot = profile_[key + part];
+        partSink = [this, &key](const char* part, double secs) {
+          OpTime& slot = profile_[key + ":" + part];
           slot.seconds += secs;
           ++slot.calls;
         };
@@ -129,7 +129,6 @@ Executor::run(const std::string& entry, const Batch& batch, KvCache& kv,
         fn(ctx);
         continue;
       }
-      const std::string key = profiling_ ? entry + "/" + plan::opSignature(s->op())->name : "";
       if (profiling_ && onBackend)
         backend_->timeStep(key, true); // device time too (DeviceBackend::timeStep)
       auto t0 = std::chrono::steady_clock::now();
