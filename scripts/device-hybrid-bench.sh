@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue #7's benchmark on the device machine (H100 + 16-core Xeon with AMX): kt-synth real-shape
-# models — DeepSeek-V2-Lite (27 layers, 31.4 GB bf16) and Qwen3-30B-A3B (24 of its 48 layers, so
-# that checkpoint + packed sidecar fit the device's 64 GiB disk) — as
+# models — DeepSeek-V2-Lite (27 layers, 31.4 GB bf16) and Qwen3-30B-A3B (all 48 layers, 61.1 GB
+# bf16: its checkpoint goes to /dev/shm when the disk cannot hold it beside a packed sidecar) — as
 #   gpu-bf16   everything on the GPU, bf16 (cost model with --gpu-mem unlimited)
 #   gpu-int8   everything on the GPU, weight-only int8 (--gpu-quant int8)
 #   hybrid8g   --gpu-mem 8GiB: the cost model keeps attention, dense and shared parts and the
@@ -22,11 +22,15 @@
 # of the cost model come from the same compile (--explain-json, PLAN.explain.json).
 #
 #   scripts/device-hybrid-bench.sh --prepare [KT_BUILD]   here: .hybench/ (plans compiled with
-#       --pack-later against checkpoints synthesized in /tmp/kt-bench and deleted again; md5 sums)
+#       --pack-later against `kt-synth --layout-only` checkpoints in /tmp/kt-bench: the real
+#       headers, names and file sizes with the data left as holes, so no disk is needed here)
 #       Carry [".hybench", ".cudaparity", ".devdeps"] (.cudaparity/gen: the flatc header).
 #   [VARIANTS="gpu-bf16 ..."] scripts/device-hybrid-bench.sh [--model dsv2|qwen3|all]   device, after
-#       scripts/device-cuda-parity.sh configured /tmp/ktc: kt-synth, md5 check, kt-rt pack of the
-#       CPU-quantized plans, kt-rt bench; logs and JSON under $OUT.
+#       scripts/device-cuda-parity.sh configured /tmp/ktc: kt-synth, kt-rt pack of the
+#       CPU-quantized plans, kt-rt bench; logs and JSON under $OUT. Environment:
+#       KEEP_CHECKPOINT=1 keep the checkpoint for a later call; REUSE=1 use a complete one that is
+#       there (its config.json is written last); PROFILE=1 add --profile (per-op table in the .err
+#       files); NO_EAGER=1 skip the KT_CUDA_GRAPHS=0 runs; NO_P2048=1 skip prompts of 2048.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -36,7 +40,7 @@ CK=/tmp/kt-bench/hy # checkpoints $CK-dsv2, $CK-qwen3 (same absolute path on bot
 
 config_of() { [ "$1" = dsv2 ] && echo examples/configs/deepseek-v2-lite.json ||
   echo examples/configs/qwen3-30b-a3b.json; }
-layers_of() { [ "$1" = dsv2 ] && echo 27 || echo 24; }
+layers_of() { [ "$1" = dsv2 ] && echo 27 || echo 48; }
 
 if [ "${1:-}" = --prepare ]; then
   B=$ROOT/${2:-build}
@@ -46,10 +50,9 @@ if [ "${1:-}" = --prepare ]; then
   for m in dsv2 qwen3; do
     ck=$CK-$m
     rm -rf "$ck"
-    echo "== kt-synth $m $(date -u +%T)"
+    echo "== kt-synth --layout-only $m $(date -u +%T)"
     "$B/tools/kt-synth/kt-synth" "$(config_of $m)" "$ck" --dtype bf16 --seed 0 \
-      --layers "$(layers_of $m)" -q || exit 1
-    (cd "$ck" && md5sum ./*.safetensors > "$D/$m.md5") || exit 1
+      --layers "$(layers_of $m)" --layout-only -q || exit 1
     cm=(--hw "$HW" --cpu-mem 100GiB --prompt-len 512 --prefill-offload never)
     "$KTC" "$ck" -o "$D/$m.gpu-bf16.ktplan" "${cm[@]}" --gpu-mem unlimited --dtype bf16 \
       --explain-json "$D/$m.gpu-bf16.explain.json" || exit 1
@@ -95,14 +98,24 @@ bench() { # NAME PLAN ARGS...
 }
 for m in $MODELS; do
   ck=$CK-$m
-  echo "== kt-synth $m $(date -u +%T)" | tee -a "$LOG"
-  SECONDS=0
-  rm -rf "$ck"
-  /tmp/ktc/kt-synth "$(config_of $m)" "$ck" --dtype bf16 --seed 0 --layers "$(layers_of $m)" -q \
-    2>&1 | tail -1 | tee -a "$LOG"
-  echo "kt-synth: ${SECONDS} s" | tee -a "$LOG"
-  # VERIFY=1: the same bytes as where the plans were compiled (kt-rt pack checks sizes only).
-  [ -z "${VERIFY:-}" ] || (cd "$ck" && md5sum -c --quiet "$D/$m.md5") 2>&1 | tee -a "$LOG"
+  synth=(/tmp/ktc/kt-synth "$(config_of $m)" "$ck" --dtype bf16 --seed 0 --layers "$(layers_of $m)")
+  if [ -n "${REUSE:-}" ] && [ -f "$ck/config.json" ]; then
+    echo "== reusing the checkpoint in $ck" | tee -a "$LOG"
+  else
+    echo "== kt-synth $m $(date -u +%T)" | tee -a "$LOG"
+    SECONDS=0
+    rm -rf "$ck" "/dev/shm/${ck##*/}"
+    # Leave the disk to the packed sidecars (up to half the checkpoint) when both do not fit.
+    need=$("${synth[@]}" --dry-run | awk '/^file_bytes:/ {print $2}')
+    avail=$(($(df --output=avail -B1 "${ck%/*}" 2>/dev/null | tail -1)))
+    shm=$(($(df --output=avail -B1 /dev/shm 2>/dev/null | tail -1)))
+    if [ $((need + need / 2)) -gt "$avail" ] && [ "$need" -lt "$shm" ]; then
+      mkdir -p "/dev/shm/${ck##*/}" && ln -sfn "/dev/shm/${ck##*/}" "$ck"
+      echo "checkpoint in /dev/shm (${need} bytes; disk free ${avail})" | tee -a "$LOG"
+    fi
+    "${synth[@]}" -q 2>&1 | tail -1 | tee -a "$LOG"
+    echo "kt-synth: ${SECONDS} s" | tee -a "$LOG"
+  fi
   for v in ${VARIANTS:-gpu-bf16 gpu-int8 gpu-bf16-all gpu-int8-all gpu-int4-all hybrid8g hybrid8g-offload cpu-int8}; do
     plan=$D/$m.$v.ktplan
     # Plans with CPU-held packed weights (the cost model may keep e.g. the embedding on the CPU
@@ -117,13 +130,15 @@ for m in $MODELS; do
     fi
     threads=()
     [[ "$v" == hybrid8g* ]] || [ "$v" = cpu-int8 ] && threads=(--threads 16)
+    [ -n "${PROFILE:-}" ] && threads+=(--profile)
     bench "$m-$v-p512" "$plan" --prompt-len 512 --gen-len 32 --reps 2 "${threads[@]}"
-    [[ "$v" == *-all ]] && KT_CUDA_GRAPHS=0 \
+    [[ "$v" == *-all ]] && [ -z "${NO_EAGER:-}" ] && KT_CUDA_GRAPHS=0 \
       bench "$m-$v-eager-p512" "$plan" --prompt-len 512 --gen-len 32 --reps 2 "${threads[@]}"
-    [ "$v" = cpu-int8 ] ||
+    [ "$v" = cpu-int8 ] || [ -n "${NO_P2048:-}" ] ||
       bench "$m-$v-p2048" "$plan" --prompt-len 2048 --gen-len 16 --reps 1 "${threads[@]}"
     rm -f "$plan.weights" # the next plan's sidecar needs the disk
   done
-  [ -n "${KEEP_CHECKPOINT:-}" ] || rm -rf "$ck" # KEEP_CHECKPOINT=1: the caller runs more and removes it
+  # KEEP_CHECKPOINT=1: the caller runs more and removes it
+  [ -n "${KEEP_CHECKPOINT:-}" ] || rm -rf "$ck" "/dev/shm/${ck##*/}"
 done
 echo "== done $(date -u +%T)" | tee -a "$LOG"

@@ -108,6 +108,16 @@ void SafetensorsStreamWriter::append(const void* data, size_t n) {
   written_ += n;
 }
 
+void SafetensorsStreamWriter::skip(uint64_t n) {
+  if (written_ + n > expected_)
+    throw Error(partial_ + ": internal error: more data than the header describes");
+  written_ += n;
+  // Extend the file to the end of the hole: the bytes read as zeros and occupy no blocks.
+  if (::ftruncate(fd_, off_t(::lseek(fd_, 0, SEEK_CUR) + off_t(n))) != 0 ||
+      ::lseek(fd_, off_t(n), SEEK_CUR) < 0)
+    throw Error(partial_ + ": cannot extend: " + errnoText());
+}
+
 void SafetensorsStreamWriter::finish() {
   if (written_ != expected_)
     throw Error(partial_ + ": internal error: wrote " + std::to_string(written_) + " of " +

@@ -41,6 +41,9 @@ public:
 
   // The next bytes of the data section. Throws on a short write (e.g. disk full).
   void append(const void* data, size_t n);
+  // The next n bytes of the data section left as a hole (reads as zeros, takes no disk): for
+  // --layout-only checkpoints.
+  void skip(uint64_t n);
   // Checks that every byte the header promised was written, then renames to PATH.
   void finish();
 

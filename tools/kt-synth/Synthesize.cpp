@@ -161,7 +161,7 @@ void prepareOutDir(const SynthPlan& plan, const SynthOptions& opt) {
     staleBytes += fs::file_size(p, ec);
   // Refuse before writing gigabytes rather than fail at the end of the disk.
   struct statvfs vfs;
-  if (::statvfs(dir.c_str(), &vfs) == 0) {
+  if (!opt.layoutOnly && ::statvfs(dir.c_str(), &vfs) == 0) {
     const uint64_t free = uint64_t(vfs.f_bavail) * uint64_t(vfs.f_frsize) + staleBytes;
     const uint64_t need = plan.fileBytes + plan.configText.size() + (1u << 20);
     if (need > free)
@@ -249,8 +249,15 @@ void writeCheckpoint(const SynthPlan& plan, const SynthOptions& opt) {
   for (const Shard& s : plan.shards) {
     std::vector<StreamTensor> tensors = shardTensors(plan, s, opt.dtype, &order);
     SafetensorsStreamWriter w(opt.outDir + "/" + s.file, tensors, fileMetadata(opt));
-    for (size_t i : order)
-      streamTensor(w, plan.tensors[i], opt.dtype, opt.seed, progress, values, bytes);
+    for (size_t i : order) {
+      if (opt.layoutOnly) {
+        const uint64_t n = uint64_t(plan.tensors[i].numel()) * dtypeSize(opt.dtype);
+        w.skip(n);
+        progress.add(1, n);
+      } else {
+        streamTensor(w, plan.tensors[i], opt.dtype, opt.seed, progress, values, bytes);
+      }
+    }
     w.finish();
   }
   if (plan.shards.size() > 1) {
@@ -263,14 +270,15 @@ void writeCheckpoint(const SynthPlan& plan, const SynthOptions& opt) {
   // Last, so a folder whose run failed midway has no config.json that would make it look usable.
   writeTextAtomically(opt.outDir + "/config.json", plan.configText);
   const double s = progress.finish();
-  std::fprintf(stderr,
-               "kt-synth: wrote %zu tensors, %llu parameters, %s (%s) in %zu file(s) to %s in %.1f "
-               "s (%.0f MB/s), "
-               "seed %llu\n",
-               plan.tensors.size(), static_cast<unsigned long long>(plan.parameters),
-               humanBytes(plan.dataBytes).c_str(), dtypeName(opt.dtype), plan.shards.size(),
-               opt.outDir.c_str(), s, s > 0 ? double(plan.dataBytes) / 1e6 / s : 0.0,
-               static_cast<unsigned long long>(opt.seed));
+  std::fprintf(
+      stderr,
+      "kt-synth: wrote %zu tensors%s, %llu parameters, %s (%s) in %zu file(s) to %s in %.1f "
+      "s (%.0f MB/s), "
+      "seed %llu\n",
+      plan.tensors.size(), opt.layoutOnly ? " (layout only: data left as holes)" : "",
+      static_cast<unsigned long long>(plan.parameters), humanBytes(plan.dataBytes).c_str(),
+      dtypeName(opt.dtype), plan.shards.size(), opt.outDir.c_str(), s,
+      s > 0 ? double(plan.dataBytes) / 1e6 / s : 0.0, static_cast<unsigned long long>(opt.seed));
 }
 
 } // namespace kt::synth

@@ -19,6 +19,10 @@ struct SynthOptions {
   uint64_t shardBytes = 4ull << 30;                           // save_pretrained-style shard limit
   std::vector<std::pair<std::string, std::string>> overrides; // --set KEY=VALUE, applied first
   bool dryRun = false;
+  // Headers only, data left as holes (sparse files reading as zeros): the real checkpoint's
+  // names, shapes, offsets and file sizes without its bytes, so that kt-compile can plan a model
+  // larger than this disk (the plan records file sizes; kt-rt pack/run need the real data).
+  bool layoutOnly = false;
   bool listTensors = false;
   bool progress = true;
 };

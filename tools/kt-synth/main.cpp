@@ -28,6 +28,8 @@ options:
                          e.g. --set vocab_size=4096 --set n_routed_experts=8
   --shard-size SIZE      largest shard (default 4GiB; e.g. 500MB, 2GiB)
   --dry-run              write nothing: print tensor count, parameters and bytes
+  --layout-only          headers only, data left as holes (sparse files reading as
+                         zeros): compile plans for a model larger than this disk
   --list                 print every tensor (name, shape) on stdout
   -q, --quiet            no progress lines
   -h, --help             this text
@@ -92,6 +94,8 @@ kt::synth::SynthOptions parseArgs(int argc, char** argv) {
         usageError("--shard-size must be a size such as 4GiB, 500MB or 1000000, got '" + v + "'");
     } else if (a == "--dry-run") {
       opt.dryRun = true;
+    } else if (a == "--layout-only") {
+      opt.layoutOnly = true;
     } else if (a == "--list") {
       opt.listTensors = true;
     } else if (a == "-q" || a == "--quiet") {

@@ -18,6 +18,7 @@
 #include <set>
 #include <sstream>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -253,6 +254,45 @@ TEST(SynthSharding, ShardsComputeTheSameLogits) {
   ASSERT_EQ(run(kSynth + " " + cfg + " " + d + "/sharded -q --dtype f32 --seed 5").code, 0);
   EXPECT_FALSE(fs::exists(d + "/sharded/model.safetensors.index.json"));
   EXPECT_EQ(folderBytes(d + "/sharded"), folderBytes(d + "/single"));
+  fs::remove_all(d);
+}
+
+// --layout-only: the same files, sizes, headers and plan as the real run, the data left as
+// holes (zeros, almost no disk), so a plan for a model larger than the disk can be compiled.
+TEST(SynthLayoutOnly, SameLayoutAsTheRealCheckpoint) {
+  const std::string d = tempDir("layout");
+  const std::string cfg = kFixtures + "/deepseek_v3/config.json";
+  const std::string flags = " -q --seed 3 --shard-size 300KB";
+  ASSERT_EQ(run(kSynth + " " + cfg + " " + d + "/real" + flags).code, 0);
+  Result r = run(kSynth + " " + cfg + " " + d + "/hole" + flags + " --layout-only");
+  ASSERT_EQ(r.code, 0) << r.output;
+  auto real = folderBytes(d + "/real"), holes = folderBytes(d + "/hole");
+  ASSERT_EQ(real.size(), holes.size());
+  ASSERT_GT(real.size(), 3u); // config, index and several shards
+  uint64_t allocated = 0, size = 0;
+  for (const auto& [name, bytes] : real) {
+    ASSERT_EQ(holes.count(name), 1u) << name;
+    const std::string& h = holes[name];
+    ASSERT_EQ(bytes.size(), h.size()) << name;
+    if (name.find(".safetensors") == std::string::npos || name.find(".json") != std::string::npos) {
+      EXPECT_EQ(bytes, h) << name; // config.json and the shard index are the same text
+      continue;
+    }
+    // The header (8-byte length + JSON) is the same; the data section reads as zeros.
+    uint64_t headerLen = 0;
+    std::memcpy(&headerLen, bytes.data(), 8);
+    EXPECT_EQ(bytes.substr(0, 8 + headerLen), h.substr(0, 8 + headerLen)) << name;
+    EXPECT_EQ(h.find_first_not_of('\0', 8 + headerLen), std::string::npos) << name;
+    struct stat st;
+    ASSERT_EQ(::stat((d + "/hole/" + name).c_str(), &st), 0);
+    allocated += uint64_t(st.st_blocks) * 512;
+    size += uint64_t(st.st_size);
+  }
+  EXPECT_LT(allocated, size / 4) << "the data should be holes";
+  // Both compile to the same plan.
+  for (const char* m : {"real", "hole"})
+    ASSERT_EQ(run(kCompile + " " + d + "/" + m + " -o " + d + "/" + m + ".ktplan").code, 0) << m;
+  EXPECT_EQ(readFile(d + "/real.ktplan").size(), readFile(d + "/hole.ktplan").size());
   fs::remove_all(d);
 }
 
