@@ -335,26 +335,23 @@ double CostModel::expertsTime(const Unit& u, const std::vector<int>& experts, co
   double launches = touched * gpu.perTouchedExpert + gpu.gpuExpertsLaunches;
   double syncs = gpu.gpuExpertsSyncs;
   // Every expert on the GPU in f32/bf16 at prefill sizes: one batched GEMM per product and chunk
-  // (runtime/exec/cuda/MoeGrouped), at the probe's grouped rate for this many rows per expert.
+  // (runtime/exec/cuda/MoeGrouped), in chunks of kGroupedChunkTokens; groupedExpertsSeconds is 0
+  // when the profile has no grouped curve for the experts' format (then: per expert, below).
+  double grouped = 0;
   if (!cpu && gpu.groupedChunkLaunches > 0 && u.gpuInt8Expert.empty() &&
-      experts.size() == size_t(u.numExperts) && !accel(d).groupedGemmGflops.empty()) {
-    // Every expert of a chunk is padded to the chunk's busiest: its rows are the expected maximum
-    // of the experts' counts (each about Poisson: mean mu, the maximum of n such lies near
-    // mu + sqrt(2 mu ln n)), and the batched GEMMs run that many rows per expert.
-    const double chunkTokens = std::min(s.tokens, kGroupedChunkTokens);
-    const double chunkTouched = std::max(1.0, expectedTouched(u, experts, chunkTokens));
-    double most = 0, rows = 0;
-    for (int e : experts) {
-      const double mu = chunkTokens * u.expertProb[size_t(e)];
-      rows += mu;
-      most = std::max(most, mu + std::sqrt(2.0 * mu * std::log(std::max(2.0, chunkTouched))));
-    }
-    const double padding = rows > 0 ? most * chunkTouched / rows : 1.0;
-    const double rate = accel(d).groupedGemmGflops.at(u.expertFormatOn(false), most);
+      experts.size() == size_t(u.numExperts))
+    grouped = groupedExpertsSeconds(u, experts, d, s);
+  if (grouped > 0) {
     const double chunks = std::ceil(s.tokens / kGroupedChunkTokens);
-    work = std::max(flops * padding / (rate * 1e9), memory);
     launches = chunks * gpu.groupedChunkLaunches;
     syncs = chunks * gpu.groupedChunkSyncs;
+    const AcceleratorProfile& a = accel(d);
+    // The whole-chunk curve's time has the chunk's kernels back to back in it: take out the
+    // per-launch floor that withOverheads adds to a prefill's work, so it is not counted twice.
+    if (a.hasGroupedMoeCurve() && launchMode(s, s.tokens) == LaunchMode::Pipelined &&
+        a.launchIssueUs > 0)
+      grouped = std::max(0.0, grouped - launches * a.kernelFloorUs * 1e-6);
+    work = std::max(grouped, memory);
   } else if (!cpu && !u.gpuInt8Expert.empty()) {
     // --gpu-quant int8 experts: each touched one multiplies its rows through Blas::linearInt8.
     const double rows = tokens / touched;
@@ -364,6 +361,50 @@ double CostModel::expertsTime(const Unit& u, const std::vector<int>& experts, co
       work = touched * widened;
   }
   return withOverheads(d, work, 1, launches, syncs, launchMode(s, s.tokens));
+}
+
+double CostModel::groupedExpertsSeconds(const Unit& u, const std::vector<int>& experts,
+                                        const Device& d, const Shape& s) const {
+  const AcceleratorProfile& a = accel(d);
+  const WeightFormat f = u.expertFormatOn(/*cpu=*/false);
+  if (a.hasGroupedMoeCurve()) {
+    // The probe timed whole chunks under random routing (grouped_moe_gflops): padding, uneven
+    // counts and the chunk's small kernels are in its rate, keyed by the mean rows per expert of
+    // a chunk. Full chunks, then the rest, each at the rate of its own size.
+    const double full = std::floor(s.tokens / kGroupedChunkTokens),
+                 rest = s.tokens - full * kGroupedChunkTokens;
+    double t = 0;
+    for (const auto& [chunkTokens, count] :
+         {std::make_pair(kGroupedChunkTokens, full), std::make_pair(rest, 1.0)}) {
+      if (chunkTokens <= 0 || count <= 0)
+        continue;
+      const double pairs = expectedTokens(u, experts, chunkTokens);
+      const double rate =
+          a.groupedMoeGflopsAt(f, u.expertFlopsPerToken / 2, pairs / std::max(1, u.numExperts));
+      if (rate <= 0)
+        return 0;
+      t += count * pairs * u.expertFlopsPerToken / (rate * 1e9);
+    }
+    return t;
+  }
+  if (a.groupedGemmGflops.empty())
+    return 0;
+  // The uniform curve (grouped_gemm_gflops, no padding): every expert of a chunk is padded to the
+  // chunk's busiest, its rows the expected maximum of the experts' counts (each about Poisson:
+  // mean mu, the maximum of n such lies near mu + sqrt(2 mu ln n)), and the batched GEMMs run
+  // that many rows per expert.
+  const double chunkTokens = std::min(s.tokens, kGroupedChunkTokens);
+  const double chunkTouched = std::max(1.0, expectedTouched(u, experts, chunkTokens));
+  double most = 0, rows = 0;
+  for (int e : experts) {
+    const double mu = chunkTokens * u.expertProb[size_t(e)];
+    rows += mu;
+    most = std::max(most, mu + std::sqrt(2.0 * mu * std::log(std::max(2.0, chunkTouched))));
+  }
+  const double padding = rows > 0 ? most * chunkTouched / rows : 1.0;
+  const double rate = a.groupedGemmGflops.at(f, most);
+  const double flops = expectedTokens(u, experts, s.tokens) * u.expertFlopsPerToken;
+  return rate > 0 ? flops * padding / (rate * 1e9) : 0;
 }
 
 double CostModel::streamedExpertsTime(const Unit& u, const std::vector<int>& experts,

@@ -122,6 +122,14 @@ public:
   // is expected to be touched).
   double expertsTime(const Unit& u, const std::vector<int>& experts, const Device& d,
                      const Shape& s) const;
+  // GPU seconds of a prefill MoE layer's routed experts, all on accelerator `d` in f32/bf16, run
+  // by the grouped path (runtime/exec/cuda/MoeGrouped, chunks of kGroupedChunkTokens): the
+  // profile's whole-chunk curve (grouped_moe_gflops[_i768]) at each chunk's mean rows per expert,
+  // else the uniform grouped_gemm_gflops with an estimated padding; 0 when the profile has no
+  // grouped curve for the experts' format. Launch overheads are not included (expertsTime adds
+  // them).
+  double groupedExpertsSeconds(const Unit& u, const std::vector<int>& experts, const Device& d,
+                               const Shape& s) const;
   // Prefill offload: the same experts held in host memory, streamed to accelerator `gpu` over
   // its link and computed there (transfer and compute overlap).
   double streamedExpertsTime(const Unit& u, const std::vector<int>& experts, const Device& gpu,

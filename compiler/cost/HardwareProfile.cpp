@@ -372,7 +372,9 @@ AcceleratorProfile accelerator(const json& v, const std::string& path, size_t in
                                    "decode_kernel_us",
                                    "decode_gemv_gbs",
                                    "decode_moe_gbs",
-                                   "grouped_gemm_gflops"};
+                                   "grouped_gemm_gflops",
+                                   "grouped_moe_gflops",
+                                   "grouped_moe_gflops_i768"};
   if (npu)
     keys.push_back("supported_ops");
   onlyKnownKeys(v, path, keys);
@@ -413,6 +415,10 @@ AcceleratorProfile accelerator(const json& v, const std::string& path, size_t in
     a.decodeMoeGBs = bytesCurve(*d, sub(path, "decode_moe_gbs"));
   if (const json* d = find(v, "grouped_gemm_gflops"))
     a.groupedGemmGflops = rowsCurve(*d, sub(path, "grouped_gemm_gflops"));
+  if (const json* d = find(v, "grouped_moe_gflops"))
+    a.groupedMoeGflops = rowsCurve(*d, sub(path, "grouped_moe_gflops"));
+  if (const json* d = find(v, "grouped_moe_gflops_i768"))
+    a.groupedMoeGflopsI768 = rowsCurve(*d, sub(path, "grouped_moe_gflops_i768"));
   if (a.decodeGraphKernelUs <= 0 && (!a.decodeGemvGBs.empty() || !a.decodeMoeGBs.empty()))
     fail(sub(path, "decode_kernel_us"),
          "missing: decode_gemv_gbs and decode_moe_gbs are rates beyond its per-kernel cost, so "
@@ -504,14 +510,30 @@ double RowsCurve::at(WeightFormat f, double rows) const {
   return 0;
 }
 
-double CpuProfile::expertPathGflops(WeightFormat f, double weights, double rows) const {
-  // The probe's two expert shapes (hidden 2048; runtime/probe/ExpertProbe.cpp).
+namespace {
+// A pair of the probe's curves for its two expert shapes (hidden 2048: DeepSeek-V2-Lite's
+// intermediate 1408 and Qwen3-30B-A3B's 768) at `rows`, for an expert of `weights` matrix
+// elements: linear in log(weights) between them, held flat outside; the one given when only one
+// is; 0 without either.
+double bySize(const RowsCurve& large, const RowsCurve& small, WeightFormat f, double weights,
+              double rows) {
   constexpr double kLarge = 3.0 * 2048 * 1408, kSmall = 3.0 * 2048 * 768;
-  const double large = expertRowsGflops.at(f, rows), small = expertRowsGflopsI768.at(f, rows);
-  if (large <= 0 || small <= 0)
-    return large > 0 ? large : small;
+  const double l = large.at(f, rows), s = small.at(f, rows);
+  if (l <= 0 || s <= 0)
+    return l > 0 ? l : s;
   const double w = std::clamp(std::log(weights / kSmall) / std::log(kLarge / kSmall), 0.0, 1.0);
-  return small + w * (large - small);
+  return s + w * (l - s);
+}
+} // namespace
+
+double CpuProfile::expertPathGflops(WeightFormat f, double weights, double rows) const {
+  // The probe's two expert shapes (runtime/probe/ExpertProbe.cpp).
+  return bySize(expertRowsGflops, expertRowsGflopsI768, f, weights, rows);
+}
+
+double AcceleratorProfile::groupedMoeGflopsAt(WeightFormat f, double weights, double rows) const {
+  // The probe's two layers (runtime/probe/GpuProbe.cu, measureGroupedMoe).
+  return bySize(groupedMoeGflops, groupedMoeGflopsI768, f, weights, rows);
 }
 
 double CpuProfile::bestGemmGflops(WeightFormat f) const {

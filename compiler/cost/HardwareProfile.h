@@ -146,6 +146,21 @@ struct AcceleratorProfile {
   // experts (runtime/exec/cuda/MoeGrouped, when every expert is on the GPU in f32 or bf16) by rows
   // per expert, per format: `grouped_gemm_gflops`. Empty: such layers are priced per expert.
   RowsCurve groupedGemmGflops;
+  // The whole grouped chunk as the runtime runs it under random top-k routing (kt-rt probe: the
+  // index upload, gather, three products, SwiGLU, gather back and combine; the padding to each
+  // chunk's busiest expert and the uneven counts included), GFLOP/s of the useful expert FLOPs by
+  // MEAN rows per expert of a chunk (chunk tokens x k / E), per format: `grouped_moe_gflops`
+  // (DeepSeek-V2-Lite's 64 experts of 1408 x 2048, top-6) and `grouped_moe_gflops_i768`
+  // (Qwen3-30B-A3B's 128 of 768 x 2048, top-8). With either, grouped layers are priced with
+  // groupedMoeGflopsAt instead of groupedGemmGflops times an estimated padding.
+  RowsCurve groupedMoeGflops, groupedMoeGflopsI768;
+  // GFLOP/s of a grouped chunk for experts of `weights` matrix elements (gate + up + down) at
+  // `rows` mean rows per expert: between the two curves by expert size as
+  // CpuProfile::expertPathGflops; the one curve given when only one is; 0 without either.
+  double groupedMoeGflopsAt(WeightFormat f, double weights, double rows) const;
+  bool hasGroupedMoeCurve() const {
+    return !groupedMoeGflops.empty() || !groupedMoeGflopsI768.empty();
+  }
   // GFLOP/s of the runtime's attention kernel (kernels/cuda/Attention.cu, one block per (head,
   // token)) per (token, position) pair FLOPs: `attention` with enough blocks to fill the GPU (a
   // prefill), `attentionBlock` of one block when few run (decode: heads x 1 blocks). A step with

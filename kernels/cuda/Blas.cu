@@ -5,6 +5,8 @@
 #include "kernels/cuda/Stream.cuh"
 
 #include <algorithm>
+#include <string>
+#include <vector>
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -33,6 +35,14 @@ struct CublasApi {
                                   void* const[], cudaDataType, int, int, cublasComputeType_t,
                                   cublasGemmAlgo_t) = nullptr;
   decltype(&cublasGetStatusString) statusString = nullptr;
+  // cuBLAS 12.5+ only, so optional: null leaves the library usable and linearStackRagged says why.
+  cublasStatus_t (*gemmGroupedBatchedEx)(cublasHandle_t, const cublasOperation_t[],
+                                         const cublasOperation_t[], const int[], const int[],
+                                         const int[], const void*, const void* const[],
+                                         cudaDataType_t, const int[], const void* const[],
+                                         cudaDataType_t, const int[], const void*, void* const[],
+                                         cudaDataType_t, const int[], int, const int[],
+                                         cublasComputeType_t) = nullptr;
   std::string error; // why it could not be opened
 };
 
@@ -67,6 +77,8 @@ const CublasApi& cublas() {
         reinterpret_cast<decltype(a.sgemmStridedBatched)>(sym("cublasSgemmStridedBatched"));
     a.gemmBatchedEx = reinterpret_cast<decltype(a.gemmBatchedEx)>(sym("cublasGemmBatchedEx"));
     a.statusString = reinterpret_cast<decltype(a.statusString)>(sym("cublasGetStatusString"));
+    a.gemmGroupedBatchedEx = reinterpret_cast<decltype(a.gemmGroupedBatchedEx)>(
+        dlsym(lib, "cublasGemmGroupedBatchedEx"));
     return a;
   }();
   return api;
@@ -115,6 +127,28 @@ __global__ void stackPointersKernel(const int32_t* slots, const char* stack, siz
     ptrs[items + i] = const_cast<char*>(x) + size_t(i) * xItemBytes;
     ptrs[2 * items + i] = y + size_t(i) * yItemBytes;
   }
+}
+// linearStackRagged's pointer arrays: as stackPointersKernel, with item i's rows starting at row
+// rowStart[i] of x (xRowBytes apart) and of y (yRowBytes apart).
+__global__ void raggedPointersKernel(const int32_t* slots, const int32_t* rowStart,
+                                     const char* stack, size_t sliceBytes, const char* x,
+                                     size_t xRowBytes, char* y, size_t yRowBytes, int64_t items,
+                                     void** ptrs) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < items;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    ptrs[i] = const_cast<char*>(stack) + size_t(slots[i]) * sliceBytes;
+    ptrs[items + i] = const_cast<char*>(x) + size_t(rowStart[i]) * xRowBytes;
+    ptrs[2 * items + i] = y + size_t(rowStart[i]) * yRowBytes;
+  }
+}
+// bf16 bits -> f32 (exact: bf16 is the top half of an f32).
+__global__ void bf16ToF32Kernel(const uint16_t* x, float* y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = __uint_as_float(uint32_t(x[i]) << 16);
+}
+unsigned blocksFor(int64_t n) {
+  return unsigned(std::min<int64_t>((n + 255) / 256, 65535));
 }
 } // namespace
 
@@ -169,6 +203,8 @@ Blas::~Blas() {
     cudaFree(widened_);
   if (pointers_)
     cudaFree(pointers_);
+  if (raggedOut_)
+    cudaFree(raggedOut_);
   if (workspace_)
     cudaFree(workspace_);
 }
@@ -291,27 +327,14 @@ bool Blas::linearStackPrepared(const void* x, int64_t rows, int64_t items, const
     return true;
   if (!bindStream(err))
     return false;
-  if (size_t(3 * items) > pointerElems_) {
-    if (pointers_) {
-      ++reallocations_;
-      cudaStreamSynchronize(stream()); // a queued batched GEMM may still read the old arrays
-      cudaFree(pointers_);
-      pointers_ = nullptr;
-      pointerElems_ = 0;
-    }
-    if (cudaMalloc(reinterpret_cast<void**>(&pointers_), size_t(3 * items) * sizeof(void*)) !=
-        cudaSuccess) {
-      cudaGetLastError();
-      if (err)
-        *err = "cudaMalloc of the batched GEMM's pointer arrays failed";
-      return false;
-    }
-    pointerElems_ = size_t(3 * items);
-  }
+  if (!growPointers(items, err))
+    return false;
   const size_t elem = wBf16 ? 2 : 4;
   stackPointersKernel<<<unsigned((items + 255) / 256), 256, 0, stream()>>>(
       slots, static_cast<const char*>(stack), size_t(n * k) * elem, static_cast<const char*>(x),
       size_t(rows * k) * elem, reinterpret_cast<char*>(y), size_t(rows * n) * 4, items, pointers_);
+  if (!cudaOk(cudaGetLastError(), "linearStack: the pointer kernel's launch", err))
+    return false;
   countLaunches(2);
   const float one = 1.f, zero = 0.f;
   const cudaDataType in = wBf16 ? CUDA_R_16BF : CUDA_R_32F;
@@ -321,6 +344,131 @@ bool Blas::linearStackPrepared(const void* x, int64_t rows, int64_t items, const
                                    wBf16 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_PEDANTIC,
                                    CUBLAS_GEMM_DEFAULT),
             "cublasGemmBatchedEx", err);
+}
+
+bool Blas::growPointers(int64_t items, std::string* err) {
+  if (size_t(3 * items) <= pointerElems_)
+    return true;
+  if (pointers_) {
+    ++reallocations_;
+    cudaStreamSynchronize(stream()); // a queued batched GEMM may still read the old arrays
+    cudaFree(pointers_);
+    pointers_ = nullptr;
+    pointerElems_ = 0;
+  }
+  if (cudaMalloc(reinterpret_cast<void**>(&pointers_), size_t(3 * items) * sizeof(void*)) !=
+      cudaSuccess) {
+    cudaGetLastError();
+    if (err)
+      *err = "cudaMalloc of the batched GEMM's pointer arrays failed";
+    return false;
+  }
+  pointerElems_ = size_t(3 * items);
+  return true;
+}
+
+namespace {
+// Rows of a ragged stack (the sum of rows[i]); -1 and *err when a count is negative.
+int64_t raggedTotal(const int32_t* rows, int64_t items, std::string* err) {
+  int64_t total = 0;
+  for (int64_t i = 0; i < items; ++i) {
+    if (rows[i] < 0) {
+      if (err)
+        *err = "linearStackRagged: item " + std::to_string(i) + " has " + std::to_string(rows[i]) +
+               " rows";
+      return -1;
+    }
+    total += rows[i];
+  }
+  return total;
+}
+} // namespace
+
+bool Blas::linearStackRagged(const float* x, const int32_t* rows, const int32_t* rowStart,
+                             int64_t items, const int32_t* slots, const void* stack, bool wBf16,
+                             int64_t n, int64_t k, float* y, std::string* err) {
+  const int64_t total = raggedTotal(rows, items, err);
+  if (total < 0)
+    return false;
+  if (total == 0 || n <= 0)
+    return true;
+  const void* prepared = x;
+  if (wBf16 && !(prepared = roundedActivations(x, total * k, err)))
+    return false;
+  return linearStackRaggedPrepared(prepared, rows, rowStart, items, slots, stack, wBf16, n, k, y,
+                                   err);
+}
+
+bool Blas::linearStackRaggedPrepared(const void* x, const int32_t* rows, const int32_t* rowStart,
+                                     int64_t items, const int32_t* slots, const void* stack,
+                                     bool wBf16, int64_t n, int64_t k, float* y, std::string* err) {
+  const int64_t total = raggedTotal(rows, items, err);
+  if (total < 0)
+    return false;
+  if (total == 0 || n <= 0)
+    return true;
+  if (!cublas().gemmGroupedBatchedEx) {
+    if (err)
+      *err = "linearStackRagged: this cuBLAS has no cublasGemmGroupedBatchedEx (cuBLAS 12.5 or "
+             "later is needed for KT_CUDA_MOE_GEMM=ragged)";
+    return false;
+  }
+  if (!bindStream(err) || !growPointers(items, err))
+    return false;
+  // bf16 products go through a bf16 scratch (the grouped GEMM writes bf16 only) and are widened.
+  void* out = y;
+  size_t outElem = 4;
+  if (wBf16) {
+    if (!growBf16(&raggedOut_, &raggedOutElems_, size_t(total * n),
+                  "the ragged products' bf16 scratch", err, &reallocations_))
+      return false;
+    out = raggedOut_;
+    outElem = 2;
+  }
+  const size_t elem = wBf16 ? 2 : 4;
+  raggedPointersKernel<<<blocksFor(items), 256, 0, stream()>>>(
+      slots, rowStart, static_cast<const char*>(stack), size_t(n * k) * elem,
+      static_cast<const char*>(x), size_t(k) * elem, static_cast<char*>(out), size_t(n) * outElem,
+      items, pointers_);
+  if (!cudaOk(cudaGetLastError(), "linearStackRagged: the pointer kernel's launch", err))
+    return false;
+  // Per group (a run of items with the same row count), on the host as cuBLAS wants them.
+  // Row-major y_i[r_i, N] = x_i[r_i, K] . W^T is column-major y_i^T = op_T(W) . x_i^T, as linear.
+  std::vector<int> m, nRows, kk, lda, ldb, ldc, size;
+  std::vector<cublasOperation_t> ta, tb;
+  std::vector<float> alpha, beta;
+  for (int64_t i = 0; i < items; ++i) {
+    if (i > 0 && rows[i] == rows[i - 1]) {
+      ++size.back();
+      continue;
+    }
+    m.push_back(int(n));
+    nRows.push_back(rows[i]);
+    kk.push_back(int(k));
+    lda.push_back(int(k));
+    ldb.push_back(int(k));
+    ldc.push_back(int(n));
+    size.push_back(1);
+    ta.push_back(CUBLAS_OP_T);
+    tb.push_back(CUBLAS_OP_N);
+    alpha.push_back(1.f);
+    beta.push_back(0.f);
+  }
+  countLaunches(wBf16 ? 3 : 2);
+  const cudaDataType in = wBf16 ? CUDA_R_16BF : CUDA_R_32F;
+  if (!ok(cublas().gemmGroupedBatchedEx(
+              h(handle_), ta.data(), tb.data(), m.data(), nRows.data(), kk.data(), alpha.data(),
+              pointers_, in, lda.data(), pointers_ + items, in, ldb.data(), beta.data(),
+              pointers_ + 2 * items, in, ldc.data(), int(size.size()), size.data(),
+              wBf16 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_PEDANTIC),
+          wBf16 ? "cublasGemmGroupedBatchedEx (bf16)" : "cublasGemmGroupedBatchedEx (f32)", err))
+    return false;
+  if (wBf16) {
+    bf16ToF32Kernel<<<blocksFor(total * n), 256, 0, stream()>>>(raggedOut_, y, total * n);
+    if (!cudaOk(cudaGetLastError(), "linearStackRagged: the bf16 widening's launch", err))
+      return false;
+  }
+  return true;
 }
 
 } // namespace kt::cuda

@@ -56,6 +56,20 @@ public:
   bool linearStackPrepared(const void* x, int64_t rows, int64_t items, const int32_t* slots,
                            const void* stack, bool wBf16, int64_t n, int64_t k, float* y,
                            std::string* err);
+  // The same without padding: item i < items has rows[i] rows (a HOST array, each at least 1 in a
+  // MoE chunk's grouping; a negative count is an error naming the item), packed one after
+  // another, its rows of x and y starting at row rowStart[i] (a device int32 array: the prefix
+  // sums of rows). One cublasGemmGroupedBatchedEx launch (cuBLAS 12.5+; consecutive
+  // items of equal count form one group), the pointer kernel and the rounding of x. bf16: cuBLAS's
+  // grouped GEMM has no bf16 x bf16 -> f32 form, so the products are written as bf16 (f32 sums
+  // rounded once) and widened into y by one more kernel: y differs from linearStack's by that
+  // rounding (relative 2^-9). f32: exact f32 sums, as linearStack.
+  bool linearStackRagged(const float* x, const int32_t* rows, const int32_t* rowStart,
+                         int64_t items, const int32_t* slots, const void* stack, bool wBf16,
+                         int64_t n, int64_t k, float* y, std::string* err);
+  bool linearStackRaggedPrepared(const void* x, const int32_t* rows, const int32_t* rowStart,
+                                 int64_t items, const int32_t* slots, const void* stack, bool wBf16,
+                                 int64_t n, int64_t k, float* y, std::string* err);
   // x [n] rounded to bf16 in this Blas's activation scratch, valid until the next call that
   // rounds activations (linear and linearStack with bf16 weights do); null and *err on failure.
   const uint16_t* roundedActivations(const float* x, int64_t n, std::string* err);
@@ -79,6 +93,10 @@ private:
   size_t widenedElems_ = 0;
   void** pointers_ = nullptr; // linearStack's A, B and C pointer arrays
   size_t pointerElems_ = 0;
+  uint16_t* raggedOut_ = nullptr; // linearStackRagged's bf16 products before widening
+  size_t raggedOutElems_ = 0;
+  // Grows pointers_ to 3 x items entries.
+  bool growPointers(int64_t items, std::string* err);
 };
 
 } // namespace kt::cuda

@@ -49,6 +49,26 @@ void gemvInt4(const float* x, int64_t tokens, const uint8_t* data, const uint16_
               int64_t n, int64_t k, float* y);
 void int4ToBf16(const uint8_t* data, const uint16_t* scales, int64_t rows, int64_t cols,
                 uint16_t* out);
+// The same widening over a slot list of an expert stack (the grouped prefill MoE over int8/int4
+// experts, runtime/exec/cuda/MoeGroupedQuant.h), one launch for all items: out item i (a
+// row-major bf16 [n, k] at out + i * n * k) = slice slots[i] (a device int32 array; null: slice
+// i) of the stack, for i < items. Slots may repeat and come in any order. int8: slices of
+// sliceElems = n * k values; int4: data slices of n * int4RowBytes(k) bytes, scale slices of
+// n * int4Groups(k). The very elements int8ToBf16 / int4ToBf16 write (QuantWiden.h; those two
+// are this with one item).
+void int8StackToBf16(const int8_t* q, const int32_t* slots, int64_t items, int64_t sliceElems,
+                     uint16_t* out);
+void int4StackToBf16(const uint8_t* data, const uint16_t* scales, const int32_t* slots,
+                     int64_t items, int64_t n, int64_t k, uint16_t* out);
+// scaleColumns per item of a stacked product y [totalRows, cols]: item i's rows get
+// y[r, c] *= scales[slots[i] * cols + c] (slots null: i). Item i's rows: itemRow0[i] ..
+// itemRow0[i + 1] (the last to totalRows) when itemRow0 (device) is given, else
+// i * rowsPerItem .. (i + 1) * rowsPerItem. scaleColumns is this with one item.
+void scaleColumnsStack(float* y, int64_t cols, int64_t items, int64_t rowsPerItem,
+                       const int32_t* itemRow0, int64_t totalRows, const float* scales,
+                       const int32_t* slots);
+// out[i] = i for i < n (the identity slot list of a widened stack).
+void fillSequence(int32_t* out, int64_t n);
 
 // out[i, :] = x[rows[i], :] for i < n.
 void gatherRows(const float* x, int64_t cols, const int32_t* rows, int64_t n, float* out);

@@ -5,11 +5,13 @@
 // in registers (the scalar loop serves rows that are not 16-byte aligned); int4 streams several
 // rows per warp (Int4Dot.cuh says why). Prefill widens row blocks of
 // q to bf16 (exact: |q| <= 127 fits bf16's 8-bit significand) for cuBLAS's tensor cores and scales
-// the columns afterwards.
+// the columns afterwards; the grouped prefill MoE widens a slot list of an expert stack the same
+// way (one kernel each for int8 and int4 serves both: QuantWiden.h defines the element).
 #include "kernels/cuda/DeviceKernels.h"
 #include "kernels/cuda/GridStride.cuh"
 #include "kernels/cuda/Int4Dot.cuh"
 #include "kernels/cuda/Int4Format.h"
+#include "kernels/cuda/QuantWiden.h"
 #include "kernels/cuda/Stream.cuh"
 
 #include <cuda_bf16.h>
@@ -79,18 +81,37 @@ void launchGemv(const float* x, const int8_t* q, const float* scale, int64_t n, 
   gemvInt8Kernel<T><<<blocks, kWarpsPerBlock * 32, 0, stream()>>>(x, q, scale, n, k, vec, y);
 }
 
-__global__ void int8ToBf16Kernel(const int8_t* q, int64_t n, uint16_t* out) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    const float f = float(q[i]); // exact in bf16: the top 16 bits of the f32
-    out[i] = uint16_t(__float_as_uint(f) >> 16);
+// Widening for the tensor-core path: the items of a slot list (QuantWiden.h's units; the element
+// is defined there) along the grid's y (grid-stride), an item's units along x.
+__global__ void int8WidenKernel(const int8_t* __restrict__ q, const int32_t* __restrict__ slots,
+                                int64_t items, int64_t sliceElems, bool vec,
+                                uint16_t* __restrict__ out) {
+  const int64_t units = int8WidenUnits(sliceElems, vec);
+  for (int64_t i = blockIdx.y; i < items; i += gridDim.y) {
+    const Int8WidenItem it = int8WidenItem(q, slots, i, sliceElems, out);
+    for (int64_t u = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; u < units;
+         u += int64_t(gridDim.x) * blockDim.x)
+      int8WidenUnit(it, u, vec);
   }
 }
 
-__global__ void scaleColumnsKernel(float* y, int64_t rows, int64_t cols, const float* scale) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < rows * cols;
-       i += int64_t(gridDim.x) * blockDim.x)
-    y[i] *= scale[i % cols];
+// y's columns scaled per item: item i's rows (grid y; QuantWiden.h's stackItemRows) times
+// scales[slots[i] * cols + c] (slots null: i). One f32 multiply per value, as Blas::linearInt8's
+// pass (scaleColumns is the one-item case).
+__global__ void scaleColumnsKernel(float* __restrict__ y, int64_t cols, int64_t items,
+                                   int64_t rowsPerItem, const int32_t* __restrict__ itemRow0,
+                                   int64_t totalRows, const float* __restrict__ scales,
+                                   const int32_t* __restrict__ slots) {
+  for (int64_t i = blockIdx.y; i < items; i += gridDim.y) {
+    int64_t row0 = 0, end = 0;
+    stackItemRows(itemRow0, i, items, rowsPerItem, totalRows, &row0, &end);
+    const float* s = scales + (slots ? int64_t(slots[i]) : i) * cols;
+    float* yi = y + row0 * cols;
+    const int64_t n = (end - row0) * cols;
+    for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n;
+         e += int64_t(gridDim.x) * blockDim.x)
+      yi[e] *= s[e % cols];
+  }
 }
 
 using LaunchGemv = void (*)(const float*, const int8_t*, const float*, int64_t, int64_t, bool,
@@ -137,20 +158,30 @@ constexpr LaunchGemvInt4 kGemvInt4ByTokens[] = {
     launchGemvInt4<5>, launchGemvInt4<6>, launchGemvInt4<7>, launchGemvInt4<8>};
 static_assert(sizeof(kGemvInt4ByTokens) / sizeof(kGemvInt4ByTokens[0]) == kGemvMaxTokens);
 
-// out[r, c] = bf16(d[r, c / 128] * q[r, c]) for `rows` rows of `cols`: the group scales go into
-// the widened weights, so the GEMM's output needs no scaling pass. d * q is exact in f32 (an
-// 11-bit significand times |q| <= 8); the bf16 rounding then adds at most 2^-9 of the weight.
-__global__ void int4ToBf16Kernel(const uint8_t* data, const uint16_t* scales, int64_t rows,
-                                 int64_t cols, uint16_t* out) {
-  const int64_t rowBytes = int4RowBytes(cols), groups = int4Groups(cols);
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < rows * cols;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t r = i / cols, c = i % cols;
-    const uint8_t byte = data[r * rowBytes + c / 2];
-    const int q = int(c % 2 ? byte >> 4 : byte & 0x0f) - 8;
-    const float d = __half2float(__ushort_as_half(scales[r * groups + c / kInt4Group]));
-    out[i] = __bfloat16_as_ushort(__float2bfloat16_rn(d * float(q)));
+// int4 stacks (Int4Format.h) widened with the group scales folded in (QuantWiden.h): the GEMM's
+// output then needs no scaling pass. Items along the grid's y, an item's units along x.
+__global__ void int4WidenKernel(const uint8_t* __restrict__ data,
+                                const uint16_t* __restrict__ scales,
+                                const int32_t* __restrict__ slots, int64_t items, int64_t rows,
+                                int64_t cols, bool vec, uint16_t* __restrict__ out) {
+  const int64_t units = int4WidenUnits(rows, cols, vec);
+  for (int64_t i = blockIdx.y; i < items; i += gridDim.y) {
+    const Int4WidenItem it = int4WidenItem(data, scales, slots, i, rows, cols, out);
+    for (int64_t u = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; u < units;
+         u += int64_t(gridDim.x) * blockDim.x)
+      int4WidenUnit(it, cols, u, vec);
   }
+}
+
+__global__ void sequenceKernel(int32_t* out, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    out[i] = int32_t(i);
+}
+
+// Items along y: at most 65535 blocks there (the kernels loop over the rest).
+dim3 itemGrid(int64_t unitsPerItem, int64_t items) {
+  return dim3(blocksFor(unitsPerItem), unsigned(items < 65535 ? (items < 1 ? 1 : items) : 65535));
 }
 } // namespace
 
@@ -178,19 +209,54 @@ void gemvInt4(const float* x, int64_t tokens, const uint8_t* data, const uint16_
 
 void int4ToBf16(const uint8_t* data, const uint16_t* scales, int64_t rows, int64_t cols,
                 uint16_t* out) {
+  int4StackToBf16(data, scales, nullptr, 1, rows, cols, out);
+}
+
+void int4StackToBf16(const uint8_t* data, const uint16_t* scales, const int32_t* slots,
+                     int64_t items, int64_t rows, int64_t cols, uint16_t* out) {
+  if (items <= 0 || rows <= 0 || cols <= 0)
+    return;
+  const bool vec = int4WidenVec(data, cols, out);
   countLaunches();
-  int4ToBf16Kernel<<<blocksFor(rows * cols), kThreads, 0, stream()>>>(data, scales, rows, cols,
-                                                                      out);
+  int4WidenKernel<<<itemGrid(int4WidenUnits(rows, cols, vec), items), kThreads, 0, stream()>>>(
+      data, scales, slots, items, rows, cols, vec, out);
 }
 
 void int8ToBf16(const int8_t* q, int64_t n, uint16_t* out) {
+  int8StackToBf16(q, nullptr, 1, n, out);
+}
+
+void int8StackToBf16(const int8_t* q, const int32_t* slots, int64_t items, int64_t sliceElems,
+                     uint16_t* out) {
+  if (items <= 0 || sliceElems <= 0)
+    return;
+  const bool vec = int8WidenVec(q, sliceElems, out);
   countLaunches();
-  int8ToBf16Kernel<<<blocksFor(n), kThreads, 0, stream()>>>(q, n, out);
+  int8WidenKernel<<<itemGrid(int8WidenUnits(sliceElems, vec), items), kThreads, 0, stream()>>>(
+      q, slots, items, sliceElems, vec, out);
 }
 
 void scaleColumns(float* y, int64_t rows, int64_t cols, const float* scale) {
+  scaleColumnsStack(y, cols, 1, rows, nullptr, rows, scale, nullptr);
+}
+
+void scaleColumnsStack(float* y, int64_t cols, int64_t items, int64_t rowsPerItem,
+                       const int32_t* itemRow0, int64_t totalRows, const float* scales,
+                       const int32_t* slots) {
+  if (items <= 0 || cols <= 0 || totalRows <= 0)
+    return;
+  // x covers an average item (the kernel's grid-stride loop takes a longer one).
+  const int64_t rowsHint = itemRow0 ? (totalRows + items - 1) / items : rowsPerItem;
   countLaunches();
-  scaleColumnsKernel<<<blocksFor(rows * cols), kThreads, 0, stream()>>>(y, rows, cols, scale);
+  scaleColumnsKernel<<<itemGrid(rowsHint * cols, items), kThreads, 0, stream()>>>(
+      y, cols, items, rowsPerItem, itemRow0, totalRows, scales, slots);
+}
+
+void fillSequence(int32_t* out, int64_t n) {
+  if (n <= 0)
+    return;
+  countLaunches();
+  sequenceKernel<<<blocksFor(n), kThreads, 0, stream()>>>(out, n);
 }
 
 } // namespace kt::cuda

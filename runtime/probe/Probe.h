@@ -129,6 +129,17 @@ struct GpuResult {
   // experts of 1408 x 2048), per weight format, GFLOP/s by rows per expert: the profile's
   // grouped_gemm_gflops.
   std::map<std::string, std::map<int64_t, double>> groupedGemmGflops;
+  // The whole grouped chunk as the runtime runs it under random top-k routing (index upload,
+  // gather, three products, SwiGLU, gather back, combine; padding included), per format, GFLOP/s
+  // of the useful expert FLOPs by MEAN rows per expert (chunk tokens x k / E): DeepSeek-V2-Lite's
+  // layer (64 experts of 1408 x 2048, top-6) -> grouped_moe_gflops, Qwen3-30B-A3B's (128 of
+  // 768 x 2048, top-8) -> grouped_moe_gflops_i768. groupedMoeLayout: the layout timed there (the
+  // runtime's KT_CUDA_MOE_GEMM, "padded" or "ragged"); the Alt curves: the other layout
+  // (diagnostics). HostUs: the host's grouping of such a chunk, microseconds (not in the curves).
+  std::string groupedMoeLayout;
+  std::map<std::string, std::map<int64_t, double>> groupedMoeGflops, groupedMoeGflopsI768;
+  std::map<std::string, std::map<int64_t, double>> groupedMoeAltGflops, groupedMoeAltGflopsI768;
+  std::map<int64_t, double> groupedMoeHostUs, groupedMoeHostUsI768;
 };
 
 struct ProbeResult {

@@ -252,6 +252,32 @@ Json gpuJson(const GpuResult& g) {
   byBytes("decode_gemv_gbs", g.decodeGemvGBs);
   byBytes("decode_moe_gbs", g.decodeMoeGBs);
   byBytes("grouped_gemm_gflops", g.groupedGemmGflops); // keyed by rows per expert
+  // The whole chunk under random routing, keyed by mean rows per expert (GpuProbe.cu).
+  byBytes("grouped_moe_gflops", g.groupedMoeGflops);
+  byBytes("grouped_moe_gflops_i768", g.groupedMoeGflopsI768);
+  // Diagnostics (comments to the parser): which layout the curves timed, the other layout's
+  // rates, and the host's grouping time per chunk.
+  if (!g.groupedMoeLayout.empty())
+    j["_grouped_moe_layout"] = g.groupedMoeLayout;
+  Json alt;
+  for (const auto& [key, curves] :
+       {std::make_pair("grouped_moe_gflops", &g.groupedMoeAltGflops),
+        std::make_pair("grouped_moe_gflops_i768", &g.groupedMoeAltGflopsI768)})
+    for (const auto& [format, points] : *curves)
+      for (const auto& [rows, gflops] : points)
+        alt[key][format][std::to_string(rows)] = round3(gflops);
+  if (!alt.empty()) {
+    alt["layout"] = g.groupedMoeLayout == "ragged" ? "padded" : "ragged";
+    j["_grouped_moe_alt_gflops"] = alt;
+  }
+  Json hostUs;
+  for (const auto& [key, points] :
+       {std::make_pair("grouped_moe_gflops", &g.groupedMoeHostUs),
+        std::make_pair("grouped_moe_gflops_i768", &g.groupedMoeHostUsI768)})
+    for (const auto& [rows, us] : *points)
+      hostUs[key][std::to_string(rows)] = round3(us);
+  if (!hostUs.empty())
+    j["_grouped_moe_host_us"] = hostUs;
   if (g.launchSyncUs > 0)
     j["_launch_sync_us"] = round3(g.launchSyncUs); // empty kernel + synchronize, for reference
   return j;

@@ -4,6 +4,7 @@
 #include "kernels/cuda/DeviceKernels.h"
 #include "kernels/cuda/Memory.h"
 #include "runtime/exec/cuda/CudaBackend.h"
+#include "runtime/exec/cuda/MoeGroupedQuant.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -13,7 +14,7 @@
 namespace kt::cudaops {
 
 namespace {
-// Scratch ids of this file (MoeOp.cpp uses 200..).
+// Scratch ids of this file (MoeOp.cpp uses 200.., MoeGroupedQuant.cpp 246 and 247).
 enum Scratch { kIndex = 240, kRowsX, kGate, kUp, kDown, kPairY };
 // Page-locked staging id (MoeOp.cpp uses 0..3).
 constexpr int kHostIndex = 20;
@@ -37,8 +38,12 @@ int64_t chunkTokens() {
 } // namespace
 
 bool groupedExpertsApply(const GpuWeight& gate, const GpuWeight& up, const GpuWeight& down) {
-  auto plain = [](const GpuWeight& w) { return w.local.empty() && !w.int8() && !w.int4(); };
-  return !disabled() && plain(gate) && plain(up) && plain(down) && gate.bf16 == up.bf16;
+  // Every expert on the GPU (split layers stay on the per-expert path), the three stacks in one
+  // format: f32, bf16, or int8 / int4 (widened per product: MoeGroupedQuant.h).
+  auto format = [](const GpuWeight& w) { return w.int8() ? 3 : w.int4() ? 2 : w.bf16 ? 1 : 0; };
+  auto whole = [](const GpuWeight& w) { return w.local.empty(); };
+  return !disabled() && whole(gate) && whole(up) && whole(down) && format(gate) == format(up) &&
+         format(up) == format(down);
 }
 
 void groupedExperts(OpContext& c, const float* x, int64_t T, int64_t H, int K, int E,
@@ -48,57 +53,28 @@ void groupedExperts(OpContext& c, const float* x, int64_t T, int64_t H, int K, i
   CudaBackend& b = backendOf(c);
   const int64_t inter = gate.rows;
   std::string err;
-  // Every chunk's grouping first, into one page-locked buffer that goes up by one async copy: no
-  // chunk waits for the host (the next moe step's routing readback synchronizes before this
-  // buffer is written again).
-  struct Chunk {
-    int64_t c0 = 0, n = 0, items = 0, most = 0, offset = 0; // offset: into the index buffer
-    std::vector<int32_t> count;                             // pairs per expert
-  };
-  std::vector<Chunk> chunks;
-  std::vector<int32_t> slot(static_cast<size_t>(E)), fill(static_cast<size_t>(E));
+  GroupedLayout layout = GroupedLayout::Padded;
+  b.check(c, groupedLayoutFromEnv(&layout, &err), err);
+  // Every chunk's grouping first (MoeGrouping.h), into one page-locked buffer that goes up by one
+  // async copy: no chunk waits for the host (the next moe step's routing readback synchronizes
+  // before this buffer is written again).
+  std::vector<ChunkGrouping> chunks;
+  std::vector<int64_t> offsets; // of each chunk's index in the buffer
+  std::vector<int64_t> sliceOf(static_cast<size_t>(E));
+  for (int e = 0; e < E; ++e)
+    sliceOf[size_t(e)] = gate.at(e);
   int64_t total = 0, maxSlotRows = 0;
   const int64_t chunk = chunkTokens();
   for (int64_t c0 = 0; c0 < T; c0 += chunk) {
-    Chunk ch;
-    ch.c0 = c0;
-    ch.n = std::min(chunk, T - c0);
-    ch.count.assign(size_t(E), 0);
-    for (int64_t p = 0; p < ch.n * K; ++p)
-      ++ch.count[size_t(hChosen[c0 * K + p])];
-    for (int e = 0; e < E; ++e)
-      if (ch.count[size_t(e)] > 0) {
-        ++ch.items;
-        ch.most = std::max<int64_t>(ch.most, ch.count[size_t(e)]);
-      }
-    ch.offset = total;
-    // [rows of the slots | (token, k) -> slot row | slot -> expert stack slice]
-    total += ch.items * ch.most + ch.n * K + ch.items;
-    maxSlotRows = std::max(maxSlotRows, ch.items * ch.most);
-    chunks.push_back(ch);
+    chunks.push_back(countChunk(hChosen + c0 * K, std::min(chunk, T - c0), K, E, layout));
+    offsets.push_back(total);
+    total += chunks.back().indexInts();
+    maxSlotRows = std::max(maxSlotRows, chunks.back().slotRows());
   }
   auto* index = static_cast<int32_t*>(b.pinned(kHostIndex, size_t(total) * 4));
-  for (const Chunk& ch : chunks) {
-    const int32_t* chosen = hChosen + ch.c0 * K;
-    int32_t* rowToken = index + ch.offset;
-    int32_t* pairRow = rowToken + ch.items * ch.most;
-    int32_t* slots = pairRow + ch.n * K;
-    // Padding rows repeat the chunk's first token: finite inputs whose results nobody reads.
-    std::fill(rowToken, rowToken + ch.items * ch.most, int32_t(ch.c0));
-    int32_t items = 0;
-    for (int e = 0; e < E; ++e)
-      if (ch.count[size_t(e)] > 0) {
-        slot[size_t(e)] = items;
-        slots[items++] = int32_t(gate.at(e));
-      }
-    std::fill(fill.begin(), fill.end(), 0);
-    for (int64_t p = 0; p < ch.n * K; ++p) { // token order within each expert, as the loop path
-      const int32_t e = chosen[p];
-      const int64_t row = int64_t(slot[size_t(e)]) * ch.most + fill[size_t(e)]++;
-      rowToken[row] = int32_t(ch.c0 + p / K);
-      pairRow[p] = int32_t(row);
-    }
-  }
+  for (size_t i = 0; i < chunks.size(); ++i)
+    fillChunkIndex(chunks[i], hChosen + int64_t(i) * chunk * K, int64_t(i) * chunk, sliceOf.data(),
+                   index + offsets[i]);
   auto* dIndex = static_cast<int32_t*>(b.scratch(kIndex, size_t(total) * 4));
   b.check(c, cuda::toDeviceAsync(dIndex, index, size_t(total) * 4, &err), err);
 
@@ -107,44 +83,81 @@ void groupedExperts(OpContext& c, const float* x, int64_t T, int64_t H, int K, i
                          b.scratchF(kGate, maxSlotRows * inter),
                          b.scratchF(kUp, maxSlotRows * inter), b.scratchF(kDown, maxSlotRows * H),
                          b.scratchF(kPairY, maxPairs * H)};
-  const ExpertStacks stacks{gate.data, up.data, down.data, gate.bf16, inter};
-  for (const Chunk& ch : chunks) {
-    GroupedChunk g;
+  const ExpertStacks stacks = expertStacksOf(gate, up, down);
+  attachWidening(c, stacks, H, gate.count, &scratch); // int8/int4 only
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    const int64_t c0 = int64_t(i) * chunk;
+    GroupedChunk g = chunkOver(chunks[i], dIndex + offsets[i]);
     g.x = x;
     g.H = H;
-    g.K = K;
-    g.E = E;
-    g.tokens = ch.n;
-    g.items = ch.items;
-    g.rowsPerItem = ch.most;
-    g.rowToken = dIndex + ch.offset;
-    g.pairRow = g.rowToken + ch.items * ch.most;
-    g.slots = g.pairRow + ch.n * K;
-    g.weights = dWeights + ch.c0 * K;
-    g.experts = dExperts + ch.c0 * K;
-    g.shared = shared ? shared + ch.c0 * H : nullptr;
-    g.sharedScale = sharedScale ? sharedScale + ch.c0 : nullptr;
-    g.out = out + ch.c0 * H;
+    g.weights = dWeights + c0 * K;
+    g.experts = dExperts + c0 * K;
+    g.shared = shared ? shared + c0 * H : nullptr;
+    g.sharedScale = sharedScale ? sharedScale + c0 : nullptr;
+    g.out = out + c0 * H;
     b.check(c, runGroupedChunk(b.blas(), stacks, g, scratch, &err), err);
   }
 }
 
+GroupedChunk chunkOver(const ChunkGrouping& g, const int32_t* deviceIndex) {
+  // The index arrays are only read on the device; view() takes a mutable base for host writers.
+  const ChunkIndex v = g.view(const_cast<int32_t*>(deviceIndex));
+  GroupedChunk c;
+  c.K = g.K;
+  c.E = g.E;
+  c.tokens = g.tokens;
+  c.items = g.items;
+  c.rowsPerItem = g.layout == GroupedLayout::Padded ? g.most : 0;
+  c.layout = g.layout;
+  c.itemRows = g.itemRows.data();
+  c.itemRow0 = v.itemRow0;
+  c.rowToken = v.rowToken;
+  c.pairRow = v.pairRow;
+  c.slots = v.slots;
+  return c;
+}
+
 bool runGroupedChunk(cuda::Blas& blas, const ExpertStacks& w, const GroupedChunk& g,
                      const GroupedScratch& s, std::string* err) {
-  const int64_t slotRows = g.items * g.rowsPerItem;
+  const int64_t slotRows = g.slotRows();
   cuda::gatherRows(g.x, g.H, g.rowToken, slotRows, s.rows);
   // Gate and up multiply the same rows: bf16 stacks take them rounded once.
   const void* rows = s.rows;
-  if (w.bf16 && !(rows = blas.roundedActivations(s.rows, slotRows * g.H, err)))
+  if ((w.bf16 || widens(w)) && !(rows = blas.roundedActivations(s.rows, slotRows * g.H, err)))
     return false;
-  if (!blas.linearStackPrepared(rows, g.rowsPerItem, g.items, g.slots, w.gate, w.bf16, w.inter, g.H,
-                                s.gate, err) ||
-      !blas.linearStackPrepared(rows, g.rowsPerItem, g.items, g.slots, w.up, w.bf16, w.inter, g.H,
-                                s.up, err))
+  // One product over every item: y [slotRows, n] = in . W_slot^T, in already in the stack's type
+  // (prepared) or f32. Padded: one batched GEMM of rowsPerItem rows an item; Ragged: one grouped
+  // GEMM of each item's own rows (g.itemRows on the host, g.itemRow0 on the device).
+  const bool ragged = g.layout == GroupedLayout::Ragged;
+  // ps: the product's stack, weight type and slots (prepareStack's: the chunk's own, or the
+  // int8/int4 slices widened to bf16 with identity slots).
+  auto product = [&](const void* in, bool prepared, const ProductStack& ps, int64_t n, int64_t k,
+                     float* y) {
+    if (ragged)
+      return prepared
+                 ? blas.linearStackRaggedPrepared(in, g.itemRows, g.itemRow0, g.items, ps.slots,
+                                                  ps.stack, ps.bf16, n, k, y, err)
+                 : blas.linearStackRagged(static_cast<const float*>(in), g.itemRows, g.itemRow0,
+                                          g.items, ps.slots, ps.stack, ps.bf16, n, k, y, err);
+    return prepared ? blas.linearStackPrepared(in, g.rowsPerItem, g.items, ps.slots, ps.stack,
+                                               ps.bf16, n, k, y, err)
+                    : blas.linearStack(static_cast<const float*>(in), g.rowsPerItem, g.items,
+                                       ps.slots, ps.stack, ps.bf16, n, k, y, err);
+  };
+  // Each product in turn: its stack (int8/int4 widen the chunk's active slices into the one
+  // widening scratch: MoeGroupedQuant.h), the GEMM, then int8's column scales.
+  auto run = [&](ExpertProduct p, const void* in, bool prepared, int64_t n, int64_t k, float* y) {
+    ProductStack ps;
+    if (!prepareStack(w, p, g, s, &ps, err) || !product(in, prepared, ps, n, k, y))
+      return false;
+    finishProduct(w, p, g, y);
+    return true;
+  };
+  if (!run(ExpertProduct::Gate, rows, /*prepared=*/true, w.inter, g.H, s.gate) ||
+      !run(ExpertProduct::Up, rows, /*prepared=*/true, w.inter, g.H, s.up))
     return false;
   cuda::swiglu(s.gate, s.up, s.gate, slotRows * w.inter);
-  if (!blas.linearStack(s.gate, g.rowsPerItem, g.items, g.slots, w.down, w.bf16, g.H, w.inter,
-                        s.down, err))
+  if (!run(ExpertProduct::Down, s.gate, /*prepared=*/false, g.H, w.inter, s.down))
     return false;
   cuda::gatherRows(s.down, g.H, g.pairRow, g.tokens * g.K, s.pairY);
   cuda::moeCombine(s.pairY, g.weights, g.experts, nullptr, g.E, g.tokens, g.K, g.H, g.shared,

@@ -346,6 +346,87 @@ TEST(ProbeFields, GpuPrefillOfAllGpuExpertsRunsGrouped) {
               plain.expertsTime(u, all, gpu, {512, 0, 1}), 1e-12);
 }
 
+// The probe's whole-chunk curves (grouped_moe_gflops, issue #6: random routing, padding and the
+// chunk's small kernels in the rate, keyed by the mean rows per expert of a chunk) replace the
+// uniform curve x estimated padding: each chunk (1024 tokens, then the rest) at the rate of its
+// own size, interpolated by expert size between the DeepSeek-shaped and Qwen3-shaped curves.
+TEST(ProbeFields, GpuPrefillOfAllGpuExpertsUsesTheWholeChunkCurve) {
+  const std::string curves = R"("launch_issue_us": 2, "kernel_floor_us": 1.5,
+            "grouped_gemm_gflops": {"bf16": {"8": 10000, "32": 40000}},
+            "grouped_moe_gflops": {"bf16": {"12": 50000, "96": 200000}},
+            "grouped_moe_gflops_i768": {"bf16": {"8": 25000, "64": 100000}},)";
+  const HardwareProfile p = parsed(profileText(curves));
+  const AcceleratorProfile& a = p.gpus[0];
+  const double large = 3.0 * 2048 * 1408, small = 3.0 * 2048 * 768;
+  // 48 rows: two thirds of the way from 12 to 96 in log2.
+  EXPECT_DOUBLE_EQ(a.groupedMoeGflopsAt(WeightFormat::BF16, large, 48), 150000);
+  EXPECT_DOUBLE_EQ(a.groupedMoeGflopsAt(WeightFormat::BF16, small, 32), 75000);
+  // Between the shapes by log(weights); past a curve's points it is held flat (small: 100000).
+  EXPECT_DOUBLE_EQ(a.groupedMoeGflopsAt(WeightFormat::BF16, std::sqrt(large * small), 96), 150000);
+  EXPECT_DOUBLE_EQ(a.groupedMoeGflopsAt(WeightFormat::F32, large, 48), 0) << "no f32 curve";
+
+  CostModel m(p), uniform(parsed(profileText(R"("launch_issue_us": 2, "kernel_floor_us": 1.5,
+            "grouped_gemm_gflops": {"bf16": {"8": 10000, "32": 40000}},)"))),
+      plain(parsed(profileText(R"("launch_issue_us": 2, "kernel_floor_us": 1.5,)")));
+  Device gpu;
+  ASSERT_TRUE(m.find("gpu:0", &gpu));
+  // DeepSeek-V2-Lite's layer: 64 experts of 1408 x 2048, top-6, bf16 (small bytes: the weights'
+  // streaming stays far below the compute).
+  Unit u;
+  u.kind = UnitKind::Moe;
+  u.numExperts = 64;
+  u.topK = 6;
+  u.expertBytes = 1e6;
+  u.expertFlopsPerToken = 2 * large;
+  u.expertFormat = WeightFormat::BF16;
+  u.gpu = moeLaunches(/*bf16=*/true, false, false);
+  std::string why;
+  ASSERT_TRUE(expertProbabilities(nullptr, 1, 64, 6, &u.expertProb, &why)) << why;
+  std::vector<int> all(64);
+  for (int e = 0; e < 64; ++e)
+    all[size_t(e)] = e;
+  const double launches = u.gpu.groupedChunkLaunches, pairFlops = 2 * large;
+  // 512 tokens: one chunk, 48 rows per expert on average, useful FLOPs at 150 TFLOP/s. The
+  // curve's time already holds the chunk's kernels, so the prefill is max(issue, that time).
+  const double t512 = 512 * 6 * pairFlops / 150000e9;
+  EXPECT_NEAR(m.expertsTime(u, all, gpu, {512, 0, 1}), std::max(t512, launches * 2e-6), 1e-9);
+  // 2500 tokens: two chunks of 1024 (96 rows: 200 TFLOP/s) and one of 452 (42.4 rows).
+  const double rest = 50000 + 150000 * std::log2(452.0 * 6 / 64 / 12) / 3;
+  const double t2500 = 2 * 1024 * 6 * pairFlops / 200000e9 + 452 * 6 * pairFlops / (rest * 1e9);
+  EXPECT_NEAR(m.expertsTime(u, all, gpu, {2500, 0, 1}), std::max(t2500, 3 * launches * 2e-6), 1e-9);
+  // The uniform curve's price differs (padding estimated, 40 TFLOP/s held): the new curve wins.
+  EXPECT_GT(std::fabs(uniform.expertsTime(u, all, gpu, {512, 0, 1}) - t512), 1e-5);
+  // Qwen3-30B-A3B's layer: 128 experts of 768 x 2048, top-8 -> the i768 curve at 32 rows.
+  Unit q = u;
+  q.numExperts = 128;
+  q.topK = 8;
+  q.expertFlopsPerToken = 2 * small;
+  ASSERT_TRUE(expertProbabilities(nullptr, 1, 128, 8, &q.expertProb, &why)) << why;
+  std::vector<int> all128(128);
+  for (int e = 0; e < 128; ++e)
+    all128[size_t(e)] = e;
+  EXPECT_NEAR(m.expertsTime(q, all128, gpu, {512, 0, 1}),
+              std::max(512 * 8 * 2 * small / 75000e9, launches * 2e-6), 1e-9);
+  // f32 experts: neither grouped curve has f32 -> per touched expert, as without any curve.
+  u.expertFormat = WeightFormat::F32;
+  u.gpu = moeLaunches(/*bf16=*/false, false, false);
+  EXPECT_DOUBLE_EQ(m.expertsTime(u, all, gpu, {512, 0, 1}),
+                   plain.expertsTime(u, all, gpu, {512, 0, 1}));
+}
+
+TEST(ProbeFields, GroupedMoeCurveErrorsNameTheField) {
+  EXPECT_EQ(errorOf(profileText(R"("grouped_moe_gflops_i768": {"bf16": {"x": 1}},)")),
+            "hw.json: gpus[0].grouped_moe_gflops_i768.bf16.x: expected a row count (a positive "
+            "integer) as the key");
+  EXPECT_EQ(errorOf(profileText(R"("grouped_moe_gflops": {"fp8": {"12": 1}},)")),
+            "hw.json: gpus[0].grouped_moe_gflops.fp8: unknown weight format (expected f32, bf16, "
+            "f16, int8 or int4)");
+  EXPECT_EQ(errorOf(profileText(R"("grouped_moe_gflops": {"bf16": {"12": 0}},)")),
+            "hw.json: gpus[0].grouped_moe_gflops.bf16.12: expected a positive number, got 0");
+  // The probe's diagnostics are comments to the parser.
+  parsed(profileText(R"("_grouped_moe_alt_gflops": {"layout": "ragged"},)"));
+}
+
 // Two expert shapes (kt-rt probe: 1408 x 2048 and 768 x 2048): an expert's rate lies between the
 // curves by its size (log of its weights), held at the nearer curve outside them; with one curve
 // every size takes it. Qwen3-30B-A3B's experts (768 x 2048) take expert_rows_gflops_i768.

@@ -70,6 +70,13 @@ ProbeResult syntheticResult() {
   g.decodeEagerKernelUs = 9.5;
   g.decodeGemvGBs = {{"bf16", {{1 << 20, 700}, {16 << 20, 2100}}}, {"int8", {{1 << 20, 400}}}};
   g.decodeMoeGBs = {{"bf16", {{9437184, 1900}}}};
+  // The whole grouped chunk under random routing: the default layout under the curve names, the
+  // other one and the host's grouping time as diagnostics.
+  g.groupedMoeLayout = "padded";
+  g.groupedMoeGflops = {{"bf16", {{12, 60000}, {96, 180000}}}};
+  g.groupedMoeGflopsI768 = {{"bf16", {{16, 50000}}}, {"f32", {{16, 20000}}}};
+  g.groupedMoeAltGflops = {{"bf16", {{12, 70000}}}};
+  g.groupedMoeHostUs = {{12, 8.5}};
   r.gpus.push_back(g);
   r.seconds = 12;
   return r;
@@ -122,6 +129,12 @@ TEST(ProbeTest, ProfileJsonParsesWithMeasuredNumbers) {
   EXPECT_DOUBLE_EQ(p.gpus[0].decodeGemvGBs.at(cost::WeightFormat::BF16, 16 << 20), 2100);
   EXPECT_DOUBLE_EQ(p.gpus[0].decodeGemvGBs.at(cost::WeightFormat::Int8, 1 << 20), 400);
   EXPECT_DOUBLE_EQ(p.gpus[0].decodeMoeGBs.at(cost::WeightFormat::BF16, 9437184), 1900);
+  EXPECT_DOUBLE_EQ(p.gpus[0].groupedMoeGflops.at(cost::WeightFormat::BF16, 96), 180000);
+  EXPECT_DOUBLE_EQ(p.gpus[0].groupedMoeGflopsI768.at(cost::WeightFormat::F32, 16), 20000);
+  // The other layout's rates are diagnostics for people, not a curve of the profile.
+  EXPECT_NE(json.find("\"_grouped_moe_alt_gflops\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"layout\": \"ragged\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"_grouped_moe_host_us\""), std::string::npos) << json;
   EXPECT_GT(p.gpus[0].reservedBytes, 0);
   EXPECT_LT(p.gpus[0].reservedBytes, p.gpus[0].memoryBytes);
   EXPECT_NE(json.find("\"_measured\""), std::string::npos);
