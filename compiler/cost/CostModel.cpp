@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 namespace kt::cost {
 
@@ -338,12 +339,16 @@ double CostModel::expertsTime(const Unit& u, const std::vector<int>& experts, co
   // (runtime/exec/cuda/MoeGrouped), in chunks of kGroupedChunkTokens; groupedExpertsSeconds is 0
   // when the profile has no grouped curve for the experts' format (then: per expert, below).
   double grouped = 0;
-  if (!cpu && gpu.groupedChunkLaunches > 0 && u.gpuInt8Expert.empty() &&
-      experts.size() == size_t(u.numExperts))
-    grouped = groupedExpertsSeconds(u, experts, d, s);
+  const bool quantized = !u.gpuInt8Expert.empty();
+  if (!cpu && gpu.groupedChunkLaunches > 0 && experts.size() == size_t(u.numExperts))
+    grouped = quantized ? groupedQuantExpertsSeconds(u, experts, d, s)
+                        : groupedExpertsSeconds(u, experts, d, s);
   if (grouped > 0) {
     const double chunks = std::ceil(s.tokens / kGroupedChunkTokens);
-    launches = chunks * gpu.groupedChunkLaunches;
+    // int8/int4: per product one widening launch, int8 one column scaling too.
+    const double quantLaunches =
+        quantized ? 3.0 * (u.gpuInt8Expert.int4Matrices > 0 ? 1.0 : 2.0) : 0.0;
+    launches = chunks * (gpu.groupedChunkLaunches + quantLaunches);
     syncs = chunks * gpu.groupedChunkSyncs;
     const AcceleratorProfile& a = accel(d);
     // The whole-chunk curve's time has the chunk's kernels back to back in it: take out the
@@ -364,9 +369,10 @@ double CostModel::expertsTime(const Unit& u, const std::vector<int>& experts, co
 }
 
 double CostModel::groupedExpertsSeconds(const Unit& u, const std::vector<int>& experts,
-                                        const Device& d, const Shape& s) const {
+                                        const Device& d, const Shape& s,
+                                        std::optional<WeightFormat> format) const {
   const AcceleratorProfile& a = accel(d);
-  const WeightFormat f = u.expertFormatOn(/*cpu=*/false);
+  const WeightFormat f = format ? *format : u.expertFormatOn(/*cpu=*/false);
   if (a.hasGroupedMoeCurve()) {
     // The probe timed whole chunks under random routing (grouped_moe_gflops): padding, uneven
     // counts and the chunk's small kernels are in its rate, keyed by the mean rows per expert of
@@ -405,6 +411,32 @@ double CostModel::groupedExpertsSeconds(const Unit& u, const std::vector<int>& e
   const double rate = a.groupedGemmGflops.at(f, most);
   const double flops = expectedTokens(u, experts, s.tokens) * u.expertFlopsPerToken;
   return rate > 0 ? flops * padding / (rate * 1e9) : 0;
+}
+
+double CostModel::groupedQuantExpertsSeconds(const Unit& u, const std::vector<int>& experts,
+                                             const Device& d, const Shape& s) const {
+  const GpuInt8Work& w = u.gpuInt8Expert;
+  if (d.isCpu() || w.empty())
+    return 0;
+  // The GEMMs are the bf16 grouped path's over the widened stack.
+  const double gemms = groupedExpertsSeconds(u, experts, d, s, WeightFormat::BF16);
+  if (gemms <= 0)
+    return 0;
+  const double bw = bandwidth(d);
+  const double full = std::floor(s.tokens / kGroupedChunkTokens),
+               rest = s.tokens - full * kGroupedChunkTokens;
+  double t = gemms;
+  for (const auto& [chunkTokens, count] :
+       {std::make_pair(kGroupedChunkTokens, full), std::make_pair(rest, 1.0)}) {
+    if (chunkTokens <= 0 || count <= 0)
+      continue;
+    // Each chunk widens its active experts' three matrices, and int8 rescales every pair's
+    // outputs (read and write f32).
+    const double active = expectedTouched(u, experts, chunkTokens);
+    const double pairs = expectedTokens(u, experts, chunkTokens);
+    t += count * (active * w.widenBytes() + 8.0 * pairs * w.scaledOutputs()) / bw;
+  }
+  return t;
 }
 
 double CostModel::streamedExpertsTime(const Unit& u, const std::vector<int>& experts,

@@ -14,6 +14,7 @@
 #include "compiler/cost/HardwareProfile.h"
 #include "compiler/cost/ModelGraph.h"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -128,8 +129,16 @@ public:
   // else the uniform grouped_gemm_gflops with an estimated padding; 0 when the profile has no
   // grouped curve for the experts' format. Launch overheads are not included (expertsTime adds
   // them).
+  // `format`: price the GEMMs in this format instead of the experts' own (the widened bf16 stack
+  // of int8/int4 experts).
   double groupedExpertsSeconds(const Unit& u, const std::vector<int>& experts, const Device& d,
-                               const Shape& s) const;
+                               const Shape& s,
+                               std::optional<WeightFormat> format = std::nullopt) const;
+  // The same for --gpu-quant int8/int4 experts (runtime/exec/cuda/MoeGroupedQuant): per chunk and
+  // product the active experts' slices widened to bf16 (read q and scales, write 2 B a weight),
+  // the bf16 grouped GEMMs at the bf16 curve, and for int8 the per-column scaling of the outputs.
+  double groupedQuantExpertsSeconds(const Unit& u, const std::vector<int>& experts, const Device& d,
+                                    const Shape& s) const;
   // Prefill offload: the same experts held in host memory, streamed to accelerator `gpu` over
   // its link and computed there (transfer and compute overlap).
   double streamedExpertsTime(const Unit& u, const std::vector<int>& experts, const Device& gpu,

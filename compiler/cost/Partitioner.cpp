@@ -932,13 +932,24 @@ private:
                            double(hidden) * 4.0 * o_.activationRowsPerToken;
     if (perPlan <= 0)
       return;
+    // --gpu-quant int8/int4: a prefill MoE layer whose experts are all on the GPU widens the
+    // active experts of each product to bf16 in one buffer (runtime/exec/cuda/MoeGroupedQuant:
+    // experts x the largest expert matrix x 2 bytes, ~370 MB for DeepSeek-V2-Lite).
+    double widening = 0;
+    for (const Unit& u : g_.units)
+      if (!u.gpuInt8Expert.empty() && u.gpuInt8Expert.matrices > 0)
+        widening = std::max(widening, double(u.numExperts) * 2.0 * u.gpuInt8Expert.weights /
+                                          u.gpuInt8Expert.matrices);
     for (const Device& d : accels_) {
       if (d.cls != DeviceClass::Gpu || !(budget_[d.spec] > 0) || budget_[d.spec] > 1e18)
         continue;
-      const double r = std::min(perPlan, 0.25 * budget_[d.spec]);
+      const double r = std::min(perPlan + widening, 0.25 * budget_[d.spec]);
       used_[d.spec] += r;
       notes_.push_back(formatBytes(r) + " of " + d.spec + " is kept for activations (prompt " +
-                       std::to_string(o_.promptLen) + ")");
+                       std::to_string(o_.promptLen) + ")" +
+                       (widening > 0 ? ", " + formatBytes(widening) +
+                                           " of it for widening int8/int4 experts in prefill"
+                                     : std::string()));
     }
   }
 

@@ -1,5 +1,6 @@
 #include "kernels/cpu/Linear.h"
 
+#include "kernels/cpu/PlainDot.h"
 #include "kernels/cpu/quant/QuantMatmul.h"
 #include "runtime/support/ThreadPool.h"
 
@@ -34,31 +35,6 @@ void linearRef(const float* x, int64_t tokens, const MatrixView& w, const float*
 constexpr int64_t kPlainTokenBlock = 32;
 constexpr int64_t kPlainRowUnit = 16;
 
-// dots[r][t] = w[r] . x[t] for NR rows and NT tokens at once. Each output keeps eight partial
-// sums over lanes i % 8 and combines them the same way for any NR, NT (and the one-dot case), so
-// results do not depend on the blocking; the NR x NT x 8 independent sums let the compiler keep
-// many FMAs in flight instead of one chain per dot (a router's 128 x 2048 over 512 tokens took
-// 3.5 ms a layer on 16 Xeon threads with one chain).
-template <int NR, int NT>
-static inline void dotBlock(const float* const* w, const float* const* x, int64_t k,
-                            float dots[NR][NT]) {
-  float s[NR][NT][8] = {};
-  int64_t i = 0;
-  for (; i + 8 <= k; i += 8)
-    for (int r = 0; r < NR; ++r)
-      for (int t = 0; t < NT; ++t)
-        for (int j = 0; j < 8; ++j)
-          s[r][t][j] += w[r][i + j] * x[t][i + j];
-  for (int r = 0; r < NR; ++r)
-    for (int t = 0; t < NT; ++t) {
-      const float* p = s[r][t];
-      float acc = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
-      for (int64_t j = i; j < k; ++j)
-        acc += w[r][j] * x[t][j];
-      dots[r][t] = acc;
-    }
-}
-
 void prepareInput(const MatrixView& w, const float* x, int64_t tokens, PreparedInput* out) {
   out->x = x;
   out->tokens = tokens;
@@ -77,15 +53,14 @@ void prepareInput(const MatrixView& w, const float* x, int64_t tokens, PreparedI
 }
 
 namespace {
-// Rows [r0, r1) of an unpacked weight against tokens [t0, t1): blocks of 2 rows x 4 tokens
-// (14 of AVX2's 16 vector registers), the leftover tokens 4 rows at a time.
+// Rows [r0, r1) of an unpacked weight against tokens [t0, t1), in blocks of 4 rows (converted
+// to f32 once) x 4 tokens (PlainDot.h: the same bits for any blocking).
 void plainRows(const MatrixView& w, const PreparedInput& in, float* y, int64_t r0, int64_t r1,
                int64_t t0, int64_t t1) {
-  constexpr int kRows = 4;
+  constexpr int kRows = kPlainDotMaxRows, kTokens = kPlainDotMaxTokens;
   const int64_t n = w.rows, k = w.cols;
   thread_local std::vector<float> rowBuf;
   rowBuf.resize(size_t(kRows * k));
-  const float* x[4];
   for (int64_t rb = r0; rb < r1; rb += kRows) {
     const int nr = int(std::min<int64_t>(kRows, r1 - rb));
     const float* wr[kRows];
@@ -97,38 +72,22 @@ void plainRows(const MatrixView& w, const PreparedInput& in, float* y, int64_t r
         wr[r] = rowBuf.data() + r * k;
       }
     }
-    int64_t t = t0;
-    for (; t + 4 <= t1; t += 4) {
-      for (int j = 0; j < 4; ++j)
-        x[j] = in.x + (t + j) * k;
-      for (int r = 0; r < nr; r += 2) {
-        float d[2][4];
-        if (r + 1 < nr) {
-          dotBlock<2, 4>(wr + r, x, k, d);
-        } else {
-          float d1[1][4];
-          dotBlock<1, 4>(wr + r, x, k, d1);
-          std::copy(d1[0], d1[0] + 4, d[0]);
-        }
-        for (int i = 0; i < std::min(2, nr - r); ++i)
-          for (int j = 0; j < 4; ++j)
-            y[(t + j) * n + rb + r + i] = d[i][j];
+    for (int64_t tb = t0; tb < t1; tb += kTokens) {
+      const int nt = int(std::min<int64_t>(kTokens, t1 - tb));
+      const float* x[kTokens];
+      for (int t = 0; t < nt; ++t)
+        x[t] = in.x + (tb + t) * k;
+      float d[kRows * kTokens];
+      // 2 x 4 blocks for prefills, 4 x 1 for a decode token.
+      if (nt == kTokens) {
+        for (int r = 0; r < nr; r += 2)
+          plainDotBlock(wr + r, std::min(2, nr - r), x, nt, k, d + r * nt);
+      } else {
+        plainDotBlock(wr, nr, x, nt, k, d);
       }
-    }
-    for (; t < t1; ++t) {
-      x[0] = in.x + t * k;
-      if (nr == kRows) { // a decode token: the four rows' sums in flight together
-        float d[kRows][1];
-        dotBlock<kRows, 1>(wr, x, k, d);
-        for (int r = 0; r < kRows; ++r)
-          y[t * n + rb + r] = d[r][0];
-        continue;
-      }
-      for (int r = 0; r < nr; ++r) {
-        float d[1][1];
-        dotBlock<1, 1>(wr + r, x, k, d);
-        y[t * n + rb + r] = d[0][0];
-      }
+      for (int r = 0; r < nr; ++r)
+        for (int t = 0; t < nt; ++t)
+          y[(tb + t) * n + rb + r] = d[r * nt + t];
     }
   }
 }
@@ -183,25 +142,41 @@ void linear(ThreadPool& pool, const float* x, int64_t tokens, const MatrixView& 
         y[t * n + r] += bias[r];
 }
 
+void linearGroup(ThreadPool& pool, const float* x, int64_t tokens, const LinearOut* outs,
+                 int count) {
+  // Activations prepared once per distinct preparation (packed format and width): Q, K and V of
+  // one format share one quantization of x.
+  std::vector<PreparedInput> prepared(static_cast<size_t>(count));
+  std::vector<const PreparedInput*> input(static_cast<size_t>(count));
+  std::vector<int64_t> firstUnit(static_cast<size_t>(count) + 1, 0);
+  const int64_t unit = quant::kGemvRowUnit;
+  for (int i = 0; i < count; ++i) {
+    const MatrixView& w = outs[i].w;
+    for (int j = 0; j < i && !input[size_t(i)]; ++j)
+      if (outs[j].w.packed == w.packed && outs[j].w.cols == w.cols)
+        input[size_t(i)] = input[size_t(j)];
+    if (!input[size_t(i)]) {
+      prepareInput(w, x, tokens, &prepared[size_t(i)]);
+      input[size_t(i)] = &prepared[size_t(i)];
+    }
+    firstUnit[size_t(i) + 1] = firstUnit[size_t(i)] + (w.rows + unit - 1) / unit;
+  }
+  // Units [firstUnit[i], firstUnit[i + 1]) are matrix i's rows; a chunk may span several.
+  pool.parallelFor(firstUnit[size_t(count)], 1, [&](int64_t b, int64_t e) {
+    for (int i = 0; i < count; ++i) {
+      const int64_t u0 = std::max(b, firstUnit[size_t(i)]),
+                    u1 = std::min(e, firstUnit[size_t(i) + 1]);
+      if (u0 < u1)
+        linearRows(outs[i].w, *input[size_t(i)], outs[i].y, (u0 - firstUnit[size_t(i)]) * unit,
+                   std::min(outs[i].w.rows, (u1 - firstUnit[size_t(i)]) * unit));
+    }
+  });
+}
+
 void linearPair(ThreadPool& pool, const float* x, int64_t tokens, const MatrixView& w1, float* y1,
                 const MatrixView& w2, float* y2) {
-  PreparedInput in1, in2;
-  prepareInput(w1, x, tokens, &in1);
-  // The same activations serve both when the weights want the same preparation.
-  const bool shared = w2.packed == w1.packed && w2.cols == w1.cols;
-  if (!shared)
-    prepareInput(w2, x, tokens, &in2);
-  const PreparedInput& second = shared ? in1 : in2;
-  const int64_t unit = quant::kGemvRowUnit;
-  const int64_t units1 = (w1.rows + unit - 1) / unit, units2 = (w2.rows + unit - 1) / unit;
-  // Units [0, units1) are W1's rows, the rest W2's; a chunk may span both.
-  pool.parallelFor(units1 + units2, 1, [&](int64_t b, int64_t e) {
-    if (b < units1)
-      linearRows(w1, in1, y1, b * unit, std::min(w1.rows, std::min(e, units1) * unit));
-    if (e > units1)
-      linearRows(w2, second, y2, (std::max(b, units1) - units1) * unit,
-                 std::min(w2.rows, (e - units1) * unit));
-  });
+  const LinearOut outs[2] = {{w1, y1}, {w2, y2}};
+  linearGroup(pool, x, tokens, outs, 2);
 }
 
 } // namespace kt::cpu

@@ -23,6 +23,13 @@ void linear(ThreadPool& pool, const float* x, int64_t tokens, const MatrixView& 
 // step's small projections (MLA's q and kv_a) each cost a fork/join of the pool otherwise.
 void linearPair(ThreadPool& pool, const float* x, int64_t tokens, const MatrixView& w1, float* y1,
                 const MatrixView& w2, float* y2);
+// The same for `count` linears of x (GQA's q, k and v): y_i = x·W_iᵀ, no bias.
+struct LinearOut {
+  MatrixView w;
+  float* y;
+};
+void linearGroup(ThreadPool& pool, const float* x, int64_t tokens, const LinearOut* outs,
+                 int count);
 
 // Activations converted once for a weight's kernel (packed formats want bf16 or int8 activations),
 // so several threads can each compute a range of output rows from the same input.

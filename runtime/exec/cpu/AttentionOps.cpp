@@ -164,20 +164,43 @@ void attention(OpContext& c) {
   const Activation& pos = c.in(1);
   const int nh = a.num_heads(), nkv = a.num_kv_heads(), hd = a.head_dim();
   const int64_t T = x.rows;
-  std::vector<float> q = project(c, x.f.data(), T, Q, QBias);
-  std::vector<float> k = project(c, x.f.data(), T, K, KBias);
-  std::vector<float> v = project(c, x.f.data(), T, V, VBias);
-  // Qwen3: RMSNorm over each head's vector before the rotation.
-  if (c.has(QNorm))
-    cpu::rmsNorm(q.data(), T * nh, hd, c.w(QNorm), a.norm_eps(), q.data());
-  if (c.has(KNorm))
-    cpu::rmsNorm(k.data(), T * nkv, hd, c.w(KNorm), a.norm_eps(), k.data());
+  std::vector<float> q, k, v;
+  if (!c.adapter(Q) && !c.adapter(K) && !c.adapter(V)) {
+    // q, k and v read the same x: one parallel region (k and v alone have 4-8 row units, fewer
+    // than the threads), biases added after as cpu::linear adds them.
+    q.resize(size_t(T * c.w(Q).rows));
+    k.resize(size_t(T * c.w(K).rows));
+    v.resize(size_t(T * c.w(V).rows));
+    const cpu::LinearOut outs[3] = {{c.w(Q), q.data()}, {c.w(K), k.data()}, {c.w(V), v.data()}};
+    cpu::linearGroup(c.pool, x.f.data(), T, outs, 3);
+    for (auto [slot, y] : {std::pair{QBias, &q}, std::pair{KBias, &k}, std::pair{VBias, &v}})
+      if (c.has(slot)) {
+        std::vector<float> b(size_t(c.w(slot).cols));
+        c.w(slot).rowToF32(0, b.data());
+        for (size_t i = 0; i < y->size(); ++i)
+          (*y)[i] += b[i % b.size()];
+      }
+  } else {
+    q = project(c, x.f.data(), T, Q, QBias);
+    k = project(c, x.f.data(), T, K, KBias);
+    v = project(c, x.f.data(), T, V, VBias);
+  }
+  // Qwen3: RMSNorm over each head's vector before the rotation. A prefill's tokens over the
+  // threads (norm and rope of 512 tokens took several ms a layer on one).
   cpu::RopeParams rp = ropeParams(*a.rope());
   std::vector<float> inv = cpu::ropeInvFreq(rp);
-  for (int64_t t = 0; t < T; ++t) {
-    cpu::applyRope(q.data() + t * nh * hd, nh, hd, 0, pos.i[size_t(t)], rp, inv);
-    cpu::applyRope(k.data() + t * nkv * hd, nkv, hd, 0, pos.i[size_t(t)], rp, inv);
-  }
+  smallLoop(c.pool, T, T * (nh + nkv) * hd, [&](int64_t t0, int64_t t1) {
+    float* qt = q.data() + t0 * nh * hd;
+    float* kt = k.data() + t0 * nkv * hd;
+    if (c.has(QNorm))
+      cpu::rmsNorm(qt, (t1 - t0) * nh, hd, c.w(QNorm), a.norm_eps(), qt);
+    if (c.has(KNorm))
+      cpu::rmsNorm(kt, (t1 - t0) * nkv, hd, c.w(KNorm), a.norm_eps(), kt);
+    for (int64_t t = t0; t < t1; ++t) {
+      cpu::applyRope(q.data() + t * nh * hd, nh, hd, 0, pos.i[size_t(t)], rp, inv);
+      cpu::applyRope(k.data() + t * nkv * hd, nkv, hd, 0, pos.i[size_t(t)], rp, inv);
+    }
+  });
   std::vector<float> ctx(size_t(T * nh * hd));
   const int layer = c.step.layer();
   for (const SequenceChunk& s : c.batch.chunks) {
@@ -223,14 +246,15 @@ void mlaAttention(OpContext& c) {
   // kv_a: [latent | rope key]; the latent is normalized, the rope key rotated (one shared head).
   const int kvaw = lora + rope;
   cpu::MatrixView kvNorm = c.w(KvANorm);
-  for (int64_t t = 0; t < T; ++t)
-    cpu::rmsNorm(kva.data() + t * kvaw, 1, lora, kvNorm, a.norm_eps(), kva.data() + t * kvaw);
   cpu::RopeParams rp = ropeParams(*a.rope());
   std::vector<float> inv = cpu::ropeInvFreq(rp);
-  for (int64_t t = 0; t < T; ++t) {
-    cpu::applyRope(q.data() + t * nh * qhd, nh, qhd, nope, pos.i[size_t(t)], rp, inv);
-    cpu::applyRope(kva.data() + t * kvaw, 1, kvaw, lora, pos.i[size_t(t)], rp, inv);
-  }
+  smallLoop(c.pool, T, T * (nh * qhd + kvaw), [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      cpu::rmsNorm(kva.data() + t * kvaw, 1, lora, kvNorm, a.norm_eps(), kva.data() + t * kvaw);
+      cpu::applyRope(q.data() + t * nh * qhd, nh, qhd, nope, pos.i[size_t(t)], rp, inv);
+      cpu::applyRope(kva.data() + t * kvaw, 1, kvaw, lora, pos.i[size_t(t)], rp, inv);
+    }
+  });
 
   // Absorb the key up-projection into the query: q_abs[h] = W_uk[h]^T q_nope[h].
   const MlaHeadWeights hw = mlaHeadWeights(c, nh, nope, vd, lora);

@@ -43,15 +43,15 @@ cpu::MoeRoutingParams moeRoutingParams(const plan::MoeAttrs& a);
 // silu(g) * u, the SwiGLU activation of every MLP and expert.
 void swigluInPlace(float* g, const float* u, int64_t n);
 
-// fn(0, n) on the calling thread when the loop touches fewer than ~64K values (`elements`),
-// else pool.parallelFor(n, 1, fn). Each parallel loop is a barrier: in decode, small
-// per-expert/per-head preparation loops cost more in hand-over (and, on a busy machine, in waiting
-// for a descheduled worker) than their work.
 // glibc malloc settings the CPU ops rely on (freed activations stay in the heap instead of being
 // unmapped, so the next step does not page-fault on fresh zeroed pages); set once per process by
 // registerCpuOps, and by anything that times the ops without an Executor (kt-rt probe).
 void keepFreedMemoryInHeap();
 
+// fn(0, n) on the calling thread when the loop touches fewer than ~64K values (`elements`),
+// else pool.parallelFor(n, 1, fn). Each parallel loop is a barrier: in decode, small
+// per-expert/per-head preparation loops cost more in hand-over (and, on a busy machine, in waiting
+// for a descheduled worker) than their work.
 void smallLoop(ThreadPool& pool, int64_t n, int64_t elements,
                const std::function<void(int64_t, int64_t)>& fn);
 

@@ -335,15 +335,26 @@ TEST(ProbeFields, GpuPrefillOfAllGpuExpertsRunsGrouped) {
   const double rate = 10000 + 30000 * std::log2(padded(4) * 4 / 8) / 2;
   EXPECT_NEAR(grouped.expertsTime(u, all, gpu, {64, 0, 1}),
               std::max(flops / 8 * padded(4) / (rate * 1e9), launches * 6e-6), 1e-6);
-  // Without the curve, half the experts on the GPU, or int8 experts: per touched expert.
+  // Without the curve, or half the experts on the GPU: per touched expert.
   const double perExpert = plain.expertsTime(u, all, gpu, {512, 0, 1});
   EXPECT_GT(perExpert, t * 2);
   EXPECT_NEAR(grouped.expertsTime(u, half, gpu, {512, 0, 1}),
               plain.expertsTime(u, half, gpu, {512, 0, 1}), 1e-12);
+  // int8 experts (MoeGroupedQuant): the same bf16 GEMMs over the active experts widened first
+  // (q read, 2 B a weight written: 64 experts x 3 matrices of 1e6 weights at 1000 GB/s) and the
+  // outputs rescaled (8 B per pair and output column); two more launches per product.
   u.gpuInt8Expert.matrices = 3;
   u.gpuInt8Expert.weights = 3e6;
+  u.gpuInt8Expert.bytes = 3e6;
+  u.gpuInt8Expert.outputs = 3e3;
+  const double touched = 64 * (1 - std::pow(1 - 4.0 / 64, 512));
+  const double quantExtra = (touched * 9e6 + 8.0 * 512 * 4 * 3e3) / 1000e9;
   EXPECT_NEAR(grouped.expertsTime(u, all, gpu, {512, 0, 1}),
-              plain.expertsTime(u, all, gpu, {512, 0, 1}), 1e-12);
+              std::max(flops * padded(32) / 40000e9 + quantExtra, (launches + 6) * 6e-6), 1e-6);
+  EXPECT_LT(grouped.expertsTime(u, all, gpu, {512, 0, 1}), perExpert);
+  // A split layer keeps the per-expert int8 path.
+  EXPECT_NEAR(grouped.expertsTime(u, half, gpu, {512, 0, 1}),
+              plain.expertsTime(u, half, gpu, {512, 0, 1}), 1e-12);
 }
 
 // The probe's whole-chunk curves (grouped_moe_gflops, issue #6: random routing, padding and the

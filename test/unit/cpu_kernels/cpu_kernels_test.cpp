@@ -3,6 +3,7 @@
 #include "kernels/cpu/Linear.h"
 #include "kernels/cpu/MoeRouting.h"
 #include "kernels/cpu/Norm.h"
+#include "kernels/cpu/PlainDot.h"
 #include "kernels/cpu/Rope.h"
 #include "runtime/support/ThreadPool.h"
 
@@ -124,6 +125,76 @@ TEST(Linear, PairEqualsTwoLinears) {
             ASSERT_EQ(y2, want2) << "n1=" << n1 << " n2=" << n2 << " t=" << t;
           }
         }
+}
+
+// The plain dot block (PlainDot.h): the dispatched kernel (AVX2 where the CPU has it) equals the
+// scalar definition bit for bit for every block shape and length (tails of the 8-lane steps),
+// each dot equals the same dot computed alone (blocking never changes a result), and all are
+// within the usual bound of a double-precision dot.
+TEST(PlainDot, BlocksEqualTheScalarDefinitionBitForBit) {
+  std::mt19937 rng(11);
+  for (int64_t k : {1, 7, 8, 9, 31, 64, 130, 2048})
+    for (int rows = 1; rows <= kPlainDotMaxRows; ++rows)
+      for (int tokens = 1; tokens <= kPlainDotMaxTokens; ++tokens) {
+        std::vector<float> w = randn(size_t(rows * k), rng), x = randn(size_t(tokens * k), rng);
+        const float* wr[kPlainDotMaxRows];
+        const float* xr[kPlainDotMaxTokens];
+        for (int r = 0; r < rows; ++r)
+          wr[r] = w.data() + r * k;
+        for (int t = 0; t < tokens; ++t)
+          xr[t] = x.data() + t * k;
+        std::vector<float> got(size_t(rows * tokens)), ref(got.size());
+        plainDotBlock(wr, rows, xr, tokens, k, got.data());
+        plainDotBlockRef(wr, rows, xr, tokens, k, ref.data());
+        for (int r = 0; r < rows; ++r)
+          for (int t = 0; t < tokens; ++t) {
+            const size_t i = size_t(r * tokens + t);
+            ASSERT_EQ(got[i], ref[i]) << "k=" << k << " rows=" << rows << " tokens=" << tokens;
+            float alone = 0;
+            plainDotBlock(wr + r, 1, xr + t, 1, k, &alone);
+            ASSERT_EQ(got[i], alone) << "k=" << k << " r=" << r << " t=" << t;
+            double want = 0;
+            for (int64_t j = 0; j < k; ++j)
+              want += double(wr[r][j]) * double(xr[t][j]);
+            ASSERT_NEAR(got[i], want, 1e-4 * (1 + std::sqrt(double(k))));
+          }
+      }
+}
+
+// linearGroup (GQA's q, k, v in one parallel region) gives exactly what separate linear calls
+// give, for packed-format-free weights of different types and row counts around the 64-row units.
+TEST(Linear, GroupEqualsSeparateLinears) {
+  std::mt19937 rng(9);
+  for (int threads : {1, 3})
+    for (int64_t t : {1, 5}) {
+      ThreadPool pool(threads);
+      const int64_t k = 45;
+      const int64_t rows[3] = {130, 8, 64};
+      std::vector<std::vector<float>> w(3);
+      std::vector<uint16_t> wbf;
+      std::vector<float> x = randn(size_t(t * k), rng);
+      LinearOut outs[3];
+      std::vector<std::vector<float>> y(3), want(3);
+      for (int i = 0; i < 3; ++i) {
+        w[size_t(i)] = randn(size_t(rows[i] * k), rng);
+        y[size_t(i)].assign(size_t(t * rows[i]), -1.f);
+        want[size_t(i)].assign(size_t(t * rows[i]), -2.f);
+      }
+      wbf.resize(w[1].size());
+      for (size_t j = 0; j < wbf.size(); ++j)
+        wbf[j] = f32ToBf16(w[1][j]);
+      const MatrixView views[3] = {
+          {reinterpret_cast<const uint8_t*>(w[0].data()), DType::F32, rows[0], k},
+          {reinterpret_cast<const uint8_t*>(wbf.data()), DType::BF16, rows[1], k},
+          {reinterpret_cast<const uint8_t*>(w[2].data()), DType::F32, rows[2], k}};
+      for (int i = 0; i < 3; ++i)
+        outs[i] = {views[i], y[size_t(i)].data()};
+      linearGroup(pool, x.data(), t, outs, 3);
+      for (int i = 0; i < 3; ++i) {
+        linear(pool, x.data(), t, views[i], nullptr, want[size_t(i)].data());
+        ASSERT_EQ(y[size_t(i)], want[size_t(i)]) << "matrix " << i << " t=" << t;
+      }
+    }
 }
 
 TEST(RmsNorm, MatchesDefinition) {
