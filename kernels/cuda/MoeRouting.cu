@@ -94,14 +94,116 @@ __global__ void routeKernel(const float* logits, const float* bias, int64_t toke
   for (int k = 0; k < a.topK; ++k)
     w[k] = float(double(w[k]) * a.routedScalingFactor);
 }
+// Greedy routing (no group limit) with a warp per token: lane l holds experts l, l + 32, ... in
+// registers, the softmax's max and sum and each top-k round's argmax are warp reductions. The
+// one-thread kernel above walked 128 experts x 8 rounds from local memory: 73 us a layer of
+// Qwen3-30B-A3B's decode on the H100, a third of its step. Same choices (ties to the lower index)
+// and weights up to the softmax sum's order.
+constexpr int kWarpSlots = kMaxRoutedExperts / 32;
+
+__device__ void warpBest(float& v, int& i, float& sc) {
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, v, o);
+    const int oi = __shfl_xor_sync(0xffffffffu, i, o);
+    const float os = __shfl_xor_sync(0xffffffffu, sc, o);
+    if (oi >= 0 && (i < 0 || ov > v || (ov == v && oi < i))) {
+      v = ov;
+      i = oi;
+      sc = os;
+    }
+  }
+}
+
+__global__ void routeWarpKernel(const float* logits, const float* bias, int64_t tokens,
+                                RoutingArgs a, int32_t* experts, float* weights) {
+  const int lane = threadIdx.x & 31;
+  const int64_t t = blockIdx.x * int64_t(blockDim.x / 32) + threadIdx.x / 32;
+  if (t >= tokens)
+    return;
+  const int e = a.numExperts, slots = (e + 31) / 32;
+  const float* lg = logits + t * e;
+  float score[kWarpSlots], choice[kWarpSlots];
+  bool free[kWarpSlots];
+  float mx = -FLT_MAX;
+#pragma unroll
+  for (int j = 0; j < kWarpSlots; ++j) {
+    const int i = lane + 32 * j;
+    score[j] = j < slots && i < e ? lg[i] : -FLT_MAX;
+    mx = fmaxf(mx, score[j]);
+  }
+  if (!a.sigmoid) {
+    for (int o = 16; o > 0; o >>= 1)
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    float sum = 0.f;
+#pragma unroll
+    for (int j = 0; j < kWarpSlots; ++j)
+      if (j < slots && lane + 32 * j < e)
+        sum += (score[j] = expf(score[j] - mx));
+    for (int o = 16; o > 0; o >>= 1)
+      sum += __shfl_xor_sync(0xffffffffu, sum, o);
+#pragma unroll
+    for (int j = 0; j < kWarpSlots; ++j)
+      score[j] /= sum;
+  } else {
+#pragma unroll
+    for (int j = 0; j < kWarpSlots; ++j)
+      score[j] = 1.0f / (1.0f + expf(-score[j]));
+  }
+#pragma unroll
+  for (int j = 0; j < kWarpSlots; ++j) {
+    const int i = lane + 32 * j;
+    free[j] = j < slots && i < e;
+    choice[j] = free[j] ? score[j] + (bias ? bias[i] : 0.f) : -FLT_MAX;
+  }
+  int32_t* ex = experts + t * a.topK;
+  float* w = weights + t * a.topK;
+  float sum = 0.f;
+  for (int k = 0; k < a.topK; ++k) {
+    // This lane's best free expert (its slots are in index order: ties keep the first), then
+    // the warp's.
+    float v = -FLT_MAX, sc = 0.f;
+    int best = -1;
+#pragma unroll
+    for (int j = 0; j < kWarpSlots; ++j)
+      if (free[j] && (best < 0 || choice[j] > v)) {
+        v = choice[j];
+        best = lane + 32 * j;
+        sc = score[j];
+      }
+    warpBest(v, best, sc);
+    if (best >= 0 && (best & 31) == lane)
+#pragma unroll
+      for (int j = 0; j < kWarpSlots; ++j)
+        if (j == best / 32)
+          free[j] = false;
+    if (lane == 0) {
+      ex[k] = best;
+      w[k] = sc;
+      sum += sc;
+    }
+  }
+  if (lane != 0)
+    return;
+  if (a.normTopkProb)
+    for (int k = 0; k < a.topK; ++k)
+      w[k] /= (sum + 1e-20f);
+  for (int k = 0; k < a.topK; ++k)
+    w[k] = float(double(w[k]) * a.routedScalingFactor);
+}
 } // namespace
 
 void moeRoute(const float* logits, const float* bias, int64_t tokens, const RoutingArgs& a,
               int32_t* experts, float* weights) {
   if (tokens <= 0)
     return;
-  const int threads = 64;
   countLaunches();
+  if (a.method == 0 || a.nGroup <= 1) {
+    const int warps = 4;
+    routeWarpKernel<<<unsigned((tokens + warps - 1) / warps), warps * 32, 0, stream()>>>(
+        logits, bias, tokens, a, experts, weights);
+    return;
+  }
+  const int threads = 64;
   routeKernel<<<unsigned((tokens + threads - 1) / threads), threads, 0, stream()>>>(
       logits, bias, tokens, a, experts, weights);
 }

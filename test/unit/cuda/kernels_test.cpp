@@ -423,11 +423,21 @@ TEST(CudaKernels, MoeRoutingAllVariantsMatchCpu) {
                         {60, 4, false, 0, 1, 1, true, false, 1.0},
                         {64, 6, false, 1, 8, 3, false, false, 16.0},
                         {256, 8, true, 2, 8, 4, true, true, 2.5},
-                        {17, 3, true, 0, 1, 1, true, false, 1.0}};
+                        {17, 3, true, 0, 1, 1, true, false, 1.0},
+                        // the warp-per-token greedy kernel: Qwen3's 128 x top-8, the most
+                        // experts a warp holds (512), sigmoid with a correction bias
+                        {128, 8, false, 0, 1, 1, true, false, 1.0},
+                        {512, 10, false, 0, 1, 1, false, false, 1.0},
+                        {100, 7, true, 0, 1, 1, true, true, 1.5}};
   const int64_t T = 37;
   for (const Case& cs : cases) {
     std::vector<float> logits = randomVector(rng, size_t(T * cs.e)),
                        bias = randomVector(rng, size_t(cs.e), 0.1f);
+    // Ties go to the lower index: a few tokens with repeated or equal logits.
+    for (int64_t i = 0; i < cs.e; ++i) {
+      logits[size_t(i)] = 0.25f;                      // token 0: all equal
+      logits[size_t(cs.e + i)] = float(i % 5) * 0.5f; // token 1: five values
+    }
     cpu::MoeRoutingParams p;
     p.numExperts = cs.e;
     p.topK = cs.k;
