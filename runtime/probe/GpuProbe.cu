@@ -442,8 +442,9 @@ void measureGroupedMoe(const ProbeOptions& o, int device, GpuResult* g) {
       o.progress("gpu:" + std::to_string(device) + ": grouped MoE not measured: " + err);
     return;
   }
+  // The comparison: the padded layout, or bucketed when the padded one is timed.
   const cudamoe::GroupedLayout other = layout == cudamoe::GroupedLayout::Padded
-                                           ? cudamoe::GroupedLayout::Ragged
+                                           ? cudamoe::GroupedLayout::Bucketed
                                            : cudamoe::GroupedLayout::Padded;
   g->groupedMoeLayout = cudamoe::groupedLayoutName(layout);
   const int64_t H = 2048;

@@ -109,6 +109,11 @@ GroupedChunk chunkOver(const ChunkGrouping& g, const int32_t* deviceIndex) {
   c.items = g.items;
   c.rowsPerItem = g.layout == GroupedLayout::Padded ? g.most : 0;
   c.layout = g.layout;
+  if (g.layout == GroupedLayout::Bucketed) {
+    c.buckets = g.buckets.data();
+    c.bucketCount = int64_t(g.buckets.size());
+    c.bucketedRows = g.bucketedRows;
+  }
   c.itemRows = g.itemRows.data();
   c.itemRow0 = v.itemRow0;
   c.rowToken = v.rowToken;
@@ -125,32 +130,51 @@ bool runGroupedChunk(cuda::Blas& blas, const ExpertStacks& w, const GroupedChunk
   const void* rows = s.rows;
   if ((w.bf16 || widens(w)) && !(rows = blas.roundedActivations(s.rows, slotRows * g.H, err)))
     return false;
-  // One product over every item: y [slotRows, n] = in . W_slot^T, in already in the stack's type
-  // (prepared) or f32. Padded: one batched GEMM of rowsPerItem rows an item; Ragged: one grouped
-  // GEMM of each item's own rows (g.itemRows on the host, g.itemRow0 on the device).
-  const bool ragged = g.layout == GroupedLayout::Ragged;
+  // One product over every item of chunk c: y [slotRows, n] = in . W_slot^T, in already in the
+  // stack's type (prepared) or f32. Padded: one batched GEMM of rowsPerItem rows an item; Ragged:
+  // one grouped GEMM of each item's own rows (g.itemRows on the host, g.itemRow0 on the device).
   // ps: the product's stack, weight type and slots (prepareStack's: the chunk's own, or the
   // int8/int4 slices widened to bf16 with identity slots).
-  auto product = [&](const void* in, bool prepared, const ProductStack& ps, int64_t n, int64_t k,
-                     float* y) {
-    if (ragged)
+  auto product = [&](const GroupedChunk& c, const void* in, bool prepared, const ProductStack& ps,
+                     int64_t n, int64_t k, float* y) {
+    if (c.layout == GroupedLayout::Ragged)
       return prepared
-                 ? blas.linearStackRaggedPrepared(in, g.itemRows, g.itemRow0, g.items, ps.slots,
+                 ? blas.linearStackRaggedPrepared(in, c.itemRows, c.itemRow0, c.items, ps.slots,
                                                   ps.stack, ps.bf16, n, k, y, err)
-                 : blas.linearStackRagged(static_cast<const float*>(in), g.itemRows, g.itemRow0,
-                                          g.items, ps.slots, ps.stack, ps.bf16, n, k, y, err);
-    return prepared ? blas.linearStackPrepared(in, g.rowsPerItem, g.items, ps.slots, ps.stack,
+                 : blas.linearStackRagged(static_cast<const float*>(in), c.itemRows, c.itemRow0,
+                                          c.items, ps.slots, ps.stack, ps.bf16, n, k, y, err);
+    return prepared ? blas.linearStackPrepared(in, c.rowsPerItem, c.items, ps.slots, ps.stack,
                                                ps.bf16, n, k, y, err)
-                    : blas.linearStack(static_cast<const float*>(in), g.rowsPerItem, g.items,
+                    : blas.linearStack(static_cast<const float*>(in), c.rowsPerItem, c.items,
                                        ps.slots, ps.stack, ps.bf16, n, k, y, err);
   };
   // Each product in turn: its stack (int8/int4 widen the chunk's active slices into the one
   // widening scratch: MoeGroupedQuant.h), the GEMM, then int8's column scales.
-  auto run = [&](ExpertProduct p, const void* in, bool prepared, int64_t n, int64_t k, float* y) {
+  auto runOn = [&](const GroupedChunk& c, ExpertProduct p, const void* in, bool prepared, int64_t n,
+                   int64_t k, float* y) {
     ProductStack ps;
-    if (!prepareStack(w, p, g, s, &ps, err) || !product(in, prepared, ps, n, k, y))
+    if (!prepareStack(w, p, c, s, &ps, err) || !product(c, in, prepared, ps, n, k, y))
       return false;
-    finishProduct(w, p, g, y);
+    finishProduct(w, p, c, y);
+    return true;
+  };
+  // Bucketed: each bucket is a Padded chunk of its items over its slot rows.
+  const size_t preparedBytes = (w.bf16 || widens(w)) ? 2 : 4;
+  auto run = [&](ExpertProduct p, const void* in, bool prepared, int64_t n, int64_t k, float* y) {
+    if (g.layout != GroupedLayout::Bucketed)
+      return runOn(g, p, in, prepared, n, k, y);
+    for (int64_t i = 0; i < g.bucketCount; ++i) {
+      const ChunkBucket& b = g.buckets[i];
+      GroupedChunk sub = g;
+      sub.layout = GroupedLayout::Padded;
+      sub.items = b.items;
+      sub.rowsPerItem = b.rows;
+      sub.slots = g.slots + b.firstItem;
+      const void* inB = static_cast<const char*>(in) +
+                        size_t(b.row0 * k) * (prepared ? preparedBytes : sizeof(float));
+      if (!runOn(sub, p, inB, prepared, n, k, y + b.row0 * n))
+        return false;
+    }
     return true;
   };
   if (!run(ExpertProduct::Gate, rows, /*prepared=*/true, w.inter, g.H, s.gate) ||

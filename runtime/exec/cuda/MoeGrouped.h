@@ -68,6 +68,9 @@ struct GroupedChunk {
   int K = 0, E = 0;
   int64_t tokens = 0, items = 0, rowsPerItem = 0; // rowsPerItem: Padded only
   GroupedLayout layout = GroupedLayout::Padded;
+  // Bucketed: the buckets (HOST memory, in the grouping), each run as a Padded chunk of its items.
+  const ChunkBucket* buckets = nullptr;
+  int64_t bucketCount = 0, bucketedRows = 0;
   const int32_t* itemRows = nullptr; // Ragged: [items] rows of each item, HOST memory
   const int32_t* itemRow0 = nullptr; // Ragged: [items] each item's first slot row (device)
   const int32_t* rowToken = nullptr; // [slot rows]: the row of x each slot row takes
@@ -78,9 +81,12 @@ struct GroupedChunk {
   const float* shared = nullptr;     // [tokens, H] or null
   const float* sharedScale = nullptr;
   float* out = nullptr; // [tokens, H], every element written
-  // Rows gathered and multiplied: items x rowsPerItem (Padded), tokens x K (Ragged).
+  // Rows gathered and multiplied: items x rowsPerItem (Padded), tokens x K (Ragged), the
+  // buckets' rows (Bucketed).
   int64_t slotRows() const {
-    return layout == GroupedLayout::Padded ? items * rowsPerItem : tokens * K;
+    return layout == GroupedLayout::Padded   ? items * rowsPerItem
+           : layout == GroupedLayout::Ragged ? tokens * K
+                                             : bucketedRows;
   }
 };
 // A chunk whose grouping is g and whose index (fillChunkIndex's, g.indexInts() ints) is at

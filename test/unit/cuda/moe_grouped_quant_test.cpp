@@ -398,6 +398,7 @@ TEST(CudaMoeGroupedQuant, ChunkMatchesPerExpertPathAndReference) {
         const std::vector<float> want = reference(ex, r, x, H);
         const std::vector<float> padded = grouped(*blas, ex, r, d, H, GroupedLayout::Padded);
         const std::vector<float> ragged = grouped(*blas, ex, r, d, H, GroupedLayout::Ragged);
+        const std::vector<float> bucketed = grouped(*blas, ex, r, d, H, GroupedLayout::Bucketed);
         const std::string what = std::string(int4 ? "int4" : "int8") + " H=" + std::to_string(H) +
                                  " inter=" + std::to_string(inter) +
                                  (dense ? " dense" : " sparse") + " routing";
@@ -409,6 +410,10 @@ TEST(CudaMoeGroupedQuant, ChunkMatchesPerExpertPathAndReference) {
         EXPECT_LT(dRef, 5e-3) << what << ", padded";
         // Ragged rounds each product to bf16 before widening it (Blas::linearStackRagged).
         EXPECT_LT(dRagged, 1e-2) << what << ", ragged";
+        // Bucketed: the padded path's products over each bucket (other paddings, same sums).
+        const double dBucketed = maxRelDiff(bucketed, want);
+        std::printf(", bucketed vs reference %.3g", dBucketed);
+        EXPECT_LT(dBucketed, 5e-3) << what << ", bucketed";
         if (dense) { // every expert > 16 rows: the per-expert path widens the same weights
           const std::vector<float> loop = perExpert(*blas, ex, r, d, H);
           const double dLoop = maxRelDiff(padded, loop);

@@ -170,7 +170,8 @@ TEST(CudaMoeGrouped, ChunkInBothLayoutsMatchesThePerExpertPath) {
     // output near a rounding boundary may round the other way).
     EXPECT_LT(maxRelDiff(loop, want), bf16 ? 2e-3 : 1e-5) << (bf16 ? "bf16" : "f32");
     for (const cudaops::GroupedLayout layout :
-         {cudaops::GroupedLayout::Padded, cudaops::GroupedLayout::Ragged}) {
+         {cudaops::GroupedLayout::Padded, cudaops::GroupedLayout::Ragged,
+          cudaops::GroupedLayout::Bucketed}) {
       SCOPED_TRACE(std::string(cudaops::groupedLayoutName(layout)) + (bf16 ? " bf16" : " f32"));
       const cudaops::ChunkGrouping g = cudaops::countChunk(L.chosen.data(), kT, kK, kE, layout);
       std::vector<int32_t> index(static_cast<size_t>(g.indexInts()));
