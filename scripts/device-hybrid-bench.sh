@@ -30,7 +30,8 @@
 #       CPU-quantized plans, kt-rt bench; logs and JSON under $OUT. Environment:
 #       KEEP_CHECKPOINT=1 keep the checkpoint for a later call; REUSE=1 use a complete one that is
 #       there (its config.json is written last); PROFILE=1 add --profile (per-op table in the .err
-#       files); NO_EAGER=1 skip the KT_CUDA_GRAPHS=0 runs; NO_P2048=1 skip prompts of 2048.
+#       files); NO_EAGER=1 skip the KT_CUDA_GRAPHS=0 runs; NO_P2048=1 skip prompts of 2048;
+#       REPS=N repetitions per run (best of N; default 2 at 512 tokens, 1 at 2048).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -105,6 +106,7 @@ for m in $MODELS; do
     echo "== kt-synth $m $(date -u +%T)" | tee -a "$LOG"
     SECONDS=0
     rm -rf "$ck" "/dev/shm/${ck##*/}"
+    mkdir -p "${ck%/*}"
     # Leave the disk to the packed sidecars (up to half the checkpoint) when both do not fit.
     need=$("${synth[@]}" --dry-run | awk '/^file_bytes:/ {print $2}')
     avail=$(($(df --output=avail -B1 "${ck%/*}" 2>/dev/null | tail -1)))
@@ -131,11 +133,11 @@ for m in $MODELS; do
     threads=()
     [[ "$v" == hybrid8g* ]] || [ "$v" = cpu-int8 ] && threads=(--threads 16)
     [ -n "${PROFILE:-}" ] && threads+=(--profile)
-    bench "$m-$v-p512" "$plan" --prompt-len 512 --gen-len 32 --reps 2 "${threads[@]}"
+    bench "$m-$v-p512" "$plan" --prompt-len 512 --gen-len 32 --reps "${REPS:-2}" "${threads[@]}"
     [[ "$v" == *-all ]] && [ -z "${NO_EAGER:-}" ] && KT_CUDA_GRAPHS=0 \
       bench "$m-$v-eager-p512" "$plan" --prompt-len 512 --gen-len 32 --reps 2 "${threads[@]}"
     [ "$v" = cpu-int8 ] || [ -n "${NO_P2048:-}" ] ||
-      bench "$m-$v-p2048" "$plan" --prompt-len 2048 --gen-len 16 --reps 1 "${threads[@]}"
+      bench "$m-$v-p2048" "$plan" --prompt-len 2048 --gen-len 16 --reps "${REPS:-1}" "${threads[@]}"
     rm -f "$plan.weights" # the next plan's sidecar needs the disk
   done
   # KEEP_CHECKPOINT=1: the caller runs more and removes it
