@@ -9,6 +9,7 @@
 #include "runtime/support/ThreadPool.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <string>
 
@@ -226,6 +227,13 @@ void mlaAttention(OpContext& c) {
             vd = a.v_head_dim();
   const int lora = a.kv_lora_rank(), qhd = nope + rope;
   const int64_t T = x.rows;
+  // kt-rt bench --profile: host time of the op's parts.
+  auto mark = std::chrono::steady_clock::now();
+  auto part = [&](const char* name) {
+    const auto now = std::chrono::steady_clock::now();
+    c.timedPart(name, std::chrono::duration<double>(now - mark).count());
+    mark = now;
+  };
 
   std::vector<float> q, kva;
   if (c.has(QProj) && !c.adapter(QProj) && !c.adapter(KvAProj)) {
@@ -256,6 +264,7 @@ void mlaAttention(OpContext& c) {
     }
   });
 
+  part("proj");
   // Absorb the key up-projection into the query: q_abs[h] = W_uk[h]^T q_nope[h].
   const MlaHeadWeights hw = mlaHeadWeights(c, nh, nope, vd, lora);
   std::vector<float> qNope(size_t(nh * T * nope)), qAbsH(size_t(nh * T * lora));
@@ -273,6 +282,7 @@ void mlaAttention(OpContext& c) {
       std::memcpy(qAbs.data() + (t * nh + h) * lora, qAbsH.data() + (int64_t(h) * T + t) * lora,
                   size_t(lora) * sizeof(float));
 
+  part("absorb");
   std::vector<float> ctx(size_t(T * nh * lora));
   const int layer = c.step.layer();
   for (const SequenceChunk& s : c.batch.chunks) {
@@ -289,6 +299,7 @@ void mlaAttention(OpContext& c) {
                         s.len, nh, lora, rope, latent, kpe, s.pos0, a.scale(),
                         ctx.data() + s.start * nh * lora);
   }
+  part("attn");
   // Value up-projection per head: out[h] = W_uv[h] ctx[h].
   std::vector<float> ctxH(size_t(nh * T * lora)), headsH(size_t(nh * T * vd)),
       heads(size_t(T * nh * vd));
@@ -301,9 +312,11 @@ void mlaAttention(OpContext& c) {
     for (int h = 0; h < nh; ++h)
       std::memcpy(heads.data() + (t * nh + h) * vd, headsH.data() + (int64_t(h) * T + t) * vd,
                   size_t(vd) * sizeof(float));
+  part("values");
   Activation& out = c.out(0);
   out.resize(T, c.w(MlaO).rows);
   projectInto(c, heads.data(), T, MlaO, -1, out.f.data());
+  part("o_proj");
 }
 
 } // namespace kt::cpuops
