@@ -11,11 +11,21 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <memory>
 #include <string>
 
 namespace kt::cpuops {
 
 namespace {
+// A float buffer whose values start undefined, for buffers every element of which is written
+// before it is read: std::vector's zeroing of a 512-token MLA prefill's head-major copies (76 MB
+// a layer) ran on one thread and cost more than the copies themselves on 16.
+struct Uninitialized {
+  explicit Uninitialized(int64_t n) : p(new float[size_t(n)]) {}
+  float* data() { return p.get(); }
+  std::unique_ptr<float[]> p;
+};
+
 // y [rows, out] = x·Wᵀ (+ bias) of weight slot `slot`, plus its unmerged LoRA adapter if any.
 void projectInto(OpContext& c, const float* x, int64_t rows, int slot, int biasSlot, float* y) {
   const cpu::MatrixView w = c.w(slot);
@@ -267,23 +277,28 @@ void mlaAttention(OpContext& c) {
   part("proj");
   // Absorb the key up-projection into the query: q_abs[h] = W_uk[h]^T q_nope[h].
   const MlaHeadWeights hw = mlaHeadWeights(c, nh, nope, vd, lora);
-  std::vector<float> qNope(size_t(nh * T * nope)), qAbsH(size_t(nh * T * lora));
-  std::vector<float> qAbs(size_t(T * nh * lora)), qPe(size_t(T * nh * rope));
-  for (int64_t t = 0; t < T; ++t)
-    for (int h = 0; h < nh; ++h) {
-      const float* qn = q.data() + (t * nh + h) * qhd;
-      std::memcpy(qNope.data() + (int64_t(h) * T + t) * nope, qn, size_t(nope) * sizeof(float));
-      std::memcpy(qPe.data() + (t * nh + h) * rope, qn + nope, size_t(rope) * sizeof(float));
-    }
+  Uninitialized qNope(nh * T * nope), qAbsH(nh * T * lora), qAbs(T * nh * lora), qPe(T * nh * rope);
+  // The head-major copies of a prefill over the threads: 16 MB of q_abs at 512 tokens took
+  // several ms a layer on one thread, as long as the absorption GEMMs on 16.
+  smallLoop(c.pool, T, T * nh * qhd, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t)
+      for (int h = 0; h < nh; ++h) {
+        const float* qn = q.data() + (t * nh + h) * qhd;
+        std::memcpy(qNope.data() + (int64_t(h) * T + t) * nope, qn, size_t(nope) * sizeof(float));
+        std::memcpy(qPe.data() + (t * nh + h) * rope, qn + nope, size_t(rope) * sizeof(float));
+      }
+  });
   perHeadLinear(c.pool, hw.format, hw.ukT, hw.ukTBytes, nh, lora, nope, qNope.data(), T,
                 qAbsH.data());
-  for (int64_t t = 0; t < T; ++t)
-    for (int h = 0; h < nh; ++h)
-      std::memcpy(qAbs.data() + (t * nh + h) * lora, qAbsH.data() + (int64_t(h) * T + t) * lora,
-                  size_t(lora) * sizeof(float));
+  smallLoop(c.pool, T, T * nh * lora, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t)
+      for (int h = 0; h < nh; ++h)
+        std::memcpy(qAbs.data() + (t * nh + h) * lora, qAbsH.data() + (int64_t(h) * T + t) * lora,
+                    size_t(lora) * sizeof(float));
+  });
 
   part("absorb");
-  std::vector<float> ctx(size_t(T * nh * lora));
+  Uninitialized ctx(T * nh * lora);
   const int layer = c.step.layer();
   for (const SequenceChunk& s : c.batch.chunks) {
     float* latent = c.kv.k(s.slot, layer, s.pos0 + s.len);
@@ -301,17 +316,20 @@ void mlaAttention(OpContext& c) {
   }
   part("attn");
   // Value up-projection per head: out[h] = W_uv[h] ctx[h].
-  std::vector<float> ctxH(size_t(nh * T * lora)), headsH(size_t(nh * T * vd)),
-      heads(size_t(T * nh * vd));
-  for (int64_t t = 0; t < T; ++t)
-    for (int h = 0; h < nh; ++h)
-      std::memcpy(ctxH.data() + (int64_t(h) * T + t) * lora, ctx.data() + (t * nh + h) * lora,
-                  size_t(lora) * sizeof(float));
+  Uninitialized ctxH(nh * T * lora), headsH(nh * T * vd), heads(T * nh * vd);
+  smallLoop(c.pool, T, T * nh * lora, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t)
+      for (int h = 0; h < nh; ++h)
+        std::memcpy(ctxH.data() + (int64_t(h) * T + t) * lora, ctx.data() + (t * nh + h) * lora,
+                    size_t(lora) * sizeof(float));
+  });
   perHeadLinear(c.pool, hw.format, hw.uv, hw.uvBytes, nh, vd, lora, ctxH.data(), T, headsH.data());
-  for (int64_t t = 0; t < T; ++t)
-    for (int h = 0; h < nh; ++h)
-      std::memcpy(heads.data() + (t * nh + h) * vd, headsH.data() + (int64_t(h) * T + t) * vd,
-                  size_t(vd) * sizeof(float));
+  smallLoop(c.pool, T, T * nh * vd, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t)
+      for (int h = 0; h < nh; ++h)
+        std::memcpy(heads.data() + (t * nh + h) * vd, headsH.data() + (int64_t(h) * T + t) * vd,
+                    size_t(vd) * sizeof(float));
+  });
   part("values");
   Activation& out = c.out(0);
   out.resize(T, c.w(MlaO).rows);
