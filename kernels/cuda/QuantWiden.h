@@ -10,6 +10,7 @@
 //         (an 11-bit significand times |q| <= 8), the bf16 rounding then adds at most 2^-9 of the
 //         weight. Byte layout: Int4Format.h.
 #include "kernels/cuda/Int4Format.h"
+#include "kernels/cuda/PackedWiden.h" // widen::asBits, widen::toBf16 (round to nearest even)
 
 #include <cstdint>
 #include <cstring>
@@ -28,26 +29,9 @@
 
 namespace kt::cuda {
 
-KT_WIDEN_HD inline uint32_t widenFloatBits(float f) {
-#ifdef __CUDA_ARCH__
-  return __float_as_uint(f);
-#else
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-#endif
-}
-
-// bf16 bits of a finite f, rounded to nearest even (what __float2bfloat16_rn gives for finite
-// values; widened weights are never inf or NaN).
-KT_WIDEN_HD inline uint16_t widenBf16Bits(float f) {
-  const uint32_t u = widenFloatBits(f);
-  return uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-
 // An int8 weight as bf16 bits: exact, the top half of its f32.
 KT_WIDEN_HD inline uint16_t int8WidenedBits(int8_t q) {
-  return uint16_t(widenFloatBits(float(q)) >> 16);
+  return uint16_t(widen::asBits(float(q)) >> 16);
 }
 
 // An f16 scale's value (exact on both sides).
@@ -63,7 +47,7 @@ KT_WIDEN_HD inline float widenF16Value(uint16_t h) {
 // f32 value of its group's scale.
 KT_WIDEN_HD inline uint16_t int4WidenedBits(float d, uint8_t byte, bool high) {
   const int q = int(high ? byte >> 4 : byte & 0x0f) - 8;
-  return widenBf16Bits(d * float(q));
+  return widen::toBf16(d * float(q));
 }
 
 // ---- The stack-widening kernels' work, one unit at a time (QuantLinear.cu runs the units over

@@ -159,6 +159,20 @@ void perHeadLinear(ThreadPool& pool, cpu::quant::WeightFormat format, const uint
   });
 }
 
+// Rows of width w between head-major [nh][T] and token-major [T][nh] order (headMajor: src is
+// head-major), a prefill's tokens over the threads.
+void reorderHeads(ThreadPool& pool, const float* src, float* dst, int64_t T, int nh, int64_t w,
+                  bool headMajor) {
+  smallLoop(pool, T, T * nh * w, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t)
+      for (int h = 0; h < nh; ++h) {
+        const int64_t tokenMajor = (t * nh + h) * w, headMajorRow = (int64_t(h) * T + t) * w;
+        std::memcpy(dst + (headMajor ? tokenMajor : headMajorRow),
+                    src + (headMajor ? headMajorRow : tokenMajor), size_t(w) * sizeof(float));
+      }
+  });
+}
+
 // Copies `len` rows of width `row` into the cache array at position pos0 (cache arrays have room).
 void appendRows(float* cache, const float* rows, int64_t pos0, int64_t len, int64_t row,
                 int64_t srcStride, int64_t srcOffset) {
@@ -290,12 +304,7 @@ void mlaAttention(OpContext& c) {
   });
   perHeadLinear(c.pool, hw.format, hw.ukT, hw.ukTBytes, nh, lora, nope, qNope.data(), T,
                 qAbsH.data());
-  smallLoop(c.pool, T, T * nh * lora, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t)
-      for (int h = 0; h < nh; ++h)
-        std::memcpy(qAbs.data() + (t * nh + h) * lora, qAbsH.data() + (int64_t(h) * T + t) * lora,
-                    size_t(lora) * sizeof(float));
-  });
+  reorderHeads(c.pool, qAbsH.data(), qAbs.data(), T, nh, lora, /*headMajor=*/true);
 
   part("absorb");
   Uninitialized ctx(T * nh * lora);
@@ -317,19 +326,9 @@ void mlaAttention(OpContext& c) {
   part("attn");
   // Value up-projection per head: out[h] = W_uv[h] ctx[h].
   Uninitialized ctxH(nh * T * lora), headsH(nh * T * vd), heads(T * nh * vd);
-  smallLoop(c.pool, T, T * nh * lora, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t)
-      for (int h = 0; h < nh; ++h)
-        std::memcpy(ctxH.data() + (int64_t(h) * T + t) * lora, ctx.data() + (t * nh + h) * lora,
-                    size_t(lora) * sizeof(float));
-  });
+  reorderHeads(c.pool, ctx.data(), ctxH.data(), T, nh, lora, /*headMajor=*/false);
   perHeadLinear(c.pool, hw.format, hw.uv, hw.uvBytes, nh, vd, lora, ctxH.data(), T, headsH.data());
-  smallLoop(c.pool, T, T * nh * vd, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t)
-      for (int h = 0; h < nh; ++h)
-        std::memcpy(heads.data() + (t * nh + h) * vd, headsH.data() + (int64_t(h) * T + t) * vd,
-                    size_t(vd) * sizeof(float));
-  });
+  reorderHeads(c.pool, headsH.data(), heads.data(), T, nh, vd, /*headMajor=*/true);
   part("values");
   Activation& out = c.out(0);
   out.resize(T, c.w(MlaO).rows);
