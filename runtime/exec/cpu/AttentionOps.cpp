@@ -173,6 +173,19 @@ void reorderHeads(ThreadPool& pool, const float* src, float* dst, int64_t T, int
   });
 }
 
+// kt-rt bench --profile: host time of an op's parts, part(name) timing the stretch since the
+// previous call (or the timer's construction).
+struct PartTimer {
+  explicit PartTimer(OpContext& c) : c(c) {}
+  void operator()(const char* name) {
+    const auto now = std::chrono::steady_clock::now();
+    c.timedPart(name, std::chrono::duration<double>(now - mark).count());
+    mark = now;
+  }
+  OpContext& c;
+  std::chrono::steady_clock::time_point mark = std::chrono::steady_clock::now();
+};
+
 // Copies `len` rows of width `row` into the cache array at position pos0 (cache arrays have room).
 void appendRows(float* cache, const float* rows, int64_t pos0, int64_t len, int64_t row,
                 int64_t srcStride, int64_t srcOffset) {
@@ -189,6 +202,7 @@ void attention(OpContext& c) {
   const Activation& pos = c.in(1);
   const int nh = a.num_heads(), nkv = a.num_kv_heads(), hd = a.head_dim();
   const int64_t T = x.rows;
+  PartTimer part(c);
   std::vector<float> q, k, v;
   if (!c.adapter(Q) && !c.adapter(K) && !c.adapter(V)) {
     // q, k and v read the same x: one parallel region (k and v alone have 4-8 row units, fewer
@@ -210,6 +224,7 @@ void attention(OpContext& c) {
     k = project(c, x.f.data(), T, K, KBias);
     v = project(c, x.f.data(), T, V, VBias);
   }
+  part("proj");
   // Qwen3: RMSNorm over each head's vector before the rotation. A prefill's tokens over the
   // threads (norm and rope of 512 tokens took several ms a layer on one).
   cpu::RopeParams rp = ropeParams(*a.rope());
@@ -226,6 +241,7 @@ void attention(OpContext& c) {
       cpu::applyRope(k.data() + t * nkv * hd, nkv, hd, 0, pos.i[size_t(t)], rp, inv);
     }
   });
+  part("norm_rope");
   std::vector<float> ctx(size_t(T * nh * hd));
   const int layer = c.step.layer();
   for (const SequenceChunk& s : c.batch.chunks) {
@@ -237,9 +253,11 @@ void attention(OpContext& c) {
     cpu::gqaAttention(c.pool, q.data() + s.start * nh * hd, s.len, nh, nkv, hd, kc, vc, s.pos0,
                       a.scale(), ctx.data() + s.start * nh * hd);
   }
+  part("attn");
   Activation& out = c.out(0);
   out.resize(T, c.w(O).rows);
   projectInto(c, ctx.data(), T, O, -1, out.f.data());
+  part("o_proj");
 }
 
 void mlaAttention(OpContext& c) {
@@ -251,13 +269,7 @@ void mlaAttention(OpContext& c) {
             vd = a.v_head_dim();
   const int lora = a.kv_lora_rank(), qhd = nope + rope;
   const int64_t T = x.rows;
-  // kt-rt bench --profile: host time of the op's parts.
-  auto mark = std::chrono::steady_clock::now();
-  auto part = [&](const char* name) {
-    const auto now = std::chrono::steady_clock::now();
-    c.timedPart(name, std::chrono::duration<double>(now - mark).count());
-    mark = now;
-  };
+  PartTimer part(c);
 
   std::vector<float> q, kva;
   if (c.has(QProj) && !c.adapter(QProj) && !c.adapter(KvAProj)) {
