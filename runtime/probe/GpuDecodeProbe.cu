@@ -20,6 +20,7 @@
 #include "kernels/cuda/Blas.h"
 #include "kernels/cuda/DeviceKernels.h"
 #include "kernels/cuda/Graph.h"
+#include "kernels/cuda/Int4Format.h"
 #include "kernels/cuda/Memory.h"
 #include "runtime/probe/GpuDecodeProbe.h"
 
@@ -173,17 +174,22 @@ void gemvChains(bool quick, size_t pool, GpuResult* g) {
   const std::vector<int64_t> mib =
       quick ? std::vector<int64_t>{1, 4, 16} : std::vector<int64_t>{1, 2, 4, 8, 16, 64};
   // Outputs and int8 scales: at most 64 MiB / 2048 = 32768 rows.
-  DeviceBuffer weights(pool), x(size_t(k) * 4), y(size_t(1) << 20), scales(size_t(1) << 20);
-  if (!weights.p || !x.p || !y.p || !scales.p)
+  // int4: its rows' f16 group scales, at most 64 MiB / 1 KiB a row x 16 groups x 2 bytes.
+  DeviceBuffer weights(pool), x(size_t(k) * 4), y(size_t(1) << 20), scales(size_t(1) << 20),
+      groups(size_t(4) << 20);
+  if (!weights.p || !x.p || !y.p || !scales.p || !groups.p)
     return;
   struct Format {
     const char* name;
-    size_t elementBytes;
+    size_t elementBytes; // int4: 0 (rows of int4RowBytes)
   };
-  for (const Format f : {Format{"f32", 4}, Format{"bf16", 2}, Format{"int8", 1}}) {
+  for (const Format f :
+       {Format{"f32", 4}, Format{"bf16", 2}, Format{"int8", 1}, Format{"int4", 0}}) {
     for (int64_t m : mib) {
       const size_t bytes = size_t(m) << 20;
-      const int64_t n = int64_t(bytes / (size_t(k) * f.elementBytes));
+      const size_t rowBytes =
+          f.elementBytes ? size_t(k) * f.elementBytes : size_t(cuda::int4RowBytes(k));
+      const int64_t n = int64_t(bytes / rowBytes);
       const int count = int(std::min<size_t>(32, pool / bytes));
       if (count < 2)
         continue;
@@ -194,6 +200,9 @@ void gemvChains(bool quick, size_t pool, GpuResult* g) {
           if (name == "int8")
             blas->linearInt8(x.as<float>(), 1, reinterpret_cast<const int8_t*>(wi),
                              scales.as<float>(), n, k, y.as<float>(), &err);
+          else if (name == "int4")
+            blas->linearInt4(x.as<float>(), 1, wi, groups.as<uint16_t>(), n, k, y.as<float>(),
+                             &err);
           else
             blas->linear(x.as<float>(), 1, wi, name == "bf16", n, k, y.as<float>(), &err);
         }
@@ -216,22 +225,31 @@ void moeChains(bool quick, size_t pool, GpuResult* g) {
   struct Format {
     const char* name;
     cuda::ExpertDType dtype;
-    size_t elementBytes;
+    size_t elementBytes; // int4: 0 (packed rows of int4RowBytes, f16 group scales)
   };
   const int layers = 16;
   for (const Shape s : {Shape{768, 8}, Shape{kInter, kTopK}})
     for (const Format f :
          {Format{"f32", cuda::ExpertDType::F32, 4}, Format{"bf16", cuda::ExpertDType::BF16, 2},
-          Format{"int8", cuda::ExpertDType::Int8, 1}}) {
-      const size_t matrix = size_t(s.inter) * kHidden * f.elementBytes;
+          Format{"int8", cuda::ExpertDType::Int8, 1}, Format{"int4", cuda::ExpertDType::Int4, 0}}) {
+      const bool int4 = f.dtype == cuda::ExpertDType::Int4;
+      // int4: a matrix is rows x int4RowBytes(cols) either way round (gate/up [inter, H], down
+      // [H, inter]); the larger of the two orientations sizes the buffers.
+      const size_t matrix = int4 ? size_t(std::max(s.inter * cuda::int4RowBytes(kHidden),
+                                                   kHidden * cuda::int4RowBytes(s.inter)))
+                                 : size_t(s.inter) * kHidden * f.elementBytes;
+      const size_t groupScales = int4 ? size_t(std::max(s.inter * cuda::int4Groups(kHidden),
+                                                        kHidden * cuda::int4Groups(s.inter)))
+                                      : 0;
       const int stack = int(std::min<size_t>(64, pool / (3 * matrix)));
       if (stack < s.topK)
         continue;
       DeviceBuffer gate(matrix * stack), up(matrix * stack), down(matrix * stack),
+          groups(std::max<size_t>(2, groupScales * 2 * size_t(stack))),
           scales(size_t(stack) * size_t(std::max(s.inter, kHidden)) * 4), x(kHidden * 4),
           act(size_t(s.topK) * s.inter * 4), y(size_t(s.topK) * kHidden * 4),
           ids(size_t(layers) * s.topK * 4);
-      if (!gate.p || !up.p || !down.p || !scales.p || !x.p || !act.p || !y.p || !ids.p)
+      if (!gate.p || !up.p || !down.p || !groups.p || !scales.p || !x.p || !act.p || !y.p || !ids.p)
         continue;
       // Layer l's pairs take experts l*topK .. l*topK+topK-1 (mod the stack): every layer streams
       // weights the previous ones did not touch, as a decode's layers do.
@@ -246,6 +264,7 @@ void moeChains(bool quick, size_t pool, GpuResult* g) {
         e.data = b.p;
         e.dtype = int(f.dtype);
         e.scales = f.dtype == cuda::ExpertDType::Int8 ? scales.as<float>() : nullptr;
+        e.groupScales = int4 ? groups.as<uint16_t>() : nullptr;
         e.rows = rows;
         e.cols = cols;
         e.numExperts = stack;
@@ -263,10 +282,13 @@ void moeChains(bool quick, size_t pool, GpuResult* g) {
       };
       const Timed t = replayed(chain, quick ? 3 : 10);
       // One expert's bytes as the cost model sizes it: its three matrices, int8 with a scale
-      // per row.
+      // per row, int4 with an f16 scale per row and 128-column group.
       const double expertBytes =
           3.0 * double(matrix) +
-          (f.dtype == cuda::ExpertDType::Int8 ? 4.0 * double(2 * s.inter + kHidden) : 0.0);
+          (f.dtype == cuda::ExpertDType::Int8 ? 4.0 * double(2 * s.inter + kHidden) : 0.0) +
+          (int4 ? 2.0 * double(2 * s.inter * cuda::int4Groups(kHidden) +
+                               kHidden * cuda::int4Groups(s.inter))
+                : 0.0);
       if (t.seconds > 0)
         g->decodeMoeGBs[f.name][int64_t(expertBytes)] = rateBeyondKernels(
             expertBytes * s.topK * layers, t.seconds, t.nodes, g->decodeGraphKernelUs);
