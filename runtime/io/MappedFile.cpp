@@ -2,7 +2,9 @@
 
 #include "runtime/support/Error.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
@@ -13,7 +15,46 @@
 
 namespace kt {
 
-MappedFile::MappedFile(const std::string& path) : path_(path) {
+bool MappedFile::hugePagesAvailable() {
+  static const bool available = [] {
+    if (const char* v = std::getenv("KT_WEIGHTS_MMAP"); v && std::strcmp(v, "1") == 0)
+      return false;
+    std::ifstream in("/sys/kernel/mm/transparent_hugepage/enabled");
+    std::string modes;
+    std::getline(in, modes);
+    return !modes.empty() && modes.find("[never]") == std::string::npos;
+  }();
+  return available;
+}
+
+void MappedFile::readIntoHugePages(int fd) {
+  void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED)
+    throw Error("cannot allocate " + std::to_string(size_) + " bytes for '" + path_ +
+                "': " + std::strerror(errno) + " (KT_WEIGHTS_MMAP=1 maps it instead)");
+  ::madvise(p, size_, MADV_HUGEPAGE); // advice only: 4 KiB pages still work
+  auto* bytes = static_cast<uint8_t*>(p);
+  constexpr size_t kChunk = size_t(64) << 20;
+  for (size_t off = 0; off < size_;) {
+    const ssize_t k = ::pread(fd, bytes + off, std::min(kChunk, size_ - off), off_t(off));
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k <= 0) {
+      const int err = k < 0 ? errno : EIO;
+      ::munmap(p, size_);
+      throw Error("cannot read '" + path_ + "' at byte " + std::to_string(off) + ": " +
+                  std::strerror(err));
+    }
+    // The copy is what the kernels read: the file's cached pages need not stay.
+    ::posix_fadvise(fd, off_t(off), off_t(k), POSIX_FADV_DONTNEED);
+    off += size_t(k);
+  }
+  ::mprotect(p, size_, PROT_READ);
+  data_ = bytes;
+  residency_ = Residency::HugePages;
+}
+
+MappedFile::MappedFile(const std::string& path, Residency residency) : path_(path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     throw Error("cannot open '" + path + "': " + std::strerror(errno));
@@ -23,6 +64,16 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     throw Error("'" + path + "' is not a regular file");
   }
   size_ = size_t(st.st_size);
+  if (size_ > 0 && residency == Residency::HugePages && hugePagesAvailable()) {
+    try {
+      readIntoHugePages(fd);
+    } catch (...) {
+      ::close(fd);
+      throw;
+    }
+    ::close(fd);
+    return;
+  }
   if (size_ > 0) {
     void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
