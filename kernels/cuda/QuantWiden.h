@@ -67,15 +67,6 @@ KT_WIDEN_HD inline uint64_t widenLoad8(const void* p) {
   return v;
 #endif
 }
-KT_WIDEN_HD inline uint32_t widenLoad4(const void* p) {
-#ifdef __CUDA_ARCH__
-  return *static_cast<const unsigned int*>(p);
-#else
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-#endif
-}
 // Stores 8 bf16 values: w[j] holds values 2j (low half) and 2j + 1 (high half).
 KT_WIDEN_HD inline void widenStore16(uint16_t* p, const uint32_t (&w)[4]) {
 #ifdef __CUDA_ARCH__
@@ -139,7 +130,7 @@ KT_WIDEN_HD inline void int4WidenUnit(const Int4WidenItem& it, int64_t k, int64_
     it.dst[r * k + c0] = int4WidenedBits(d, row[c0 / 2], c0 % 2 != 0);
     return;
   }
-  const uint32_t v = widenLoad4(row + c0 / 2); // byte j: columns c0 + 2j (low), c0 + 2j + 1
+  const uint32_t v = widen::load32(row + c0 / 2); // byte j: columns c0 + 2j (low), c0 + 2j + 1
   uint32_t w[4];
   KT_WIDEN_UNROLL
   for (int j = 0; j < 4; ++j) {
