@@ -422,8 +422,8 @@ std::vector<int32_t> randomRouting(int64_t tokens, int K, int E, uint32_t seed) 
 // the real shapes (hidden 2048): DeepSeek-V2-Lite's 64 experts of 1408, top-6
 // (grouped_moe_gflops) and Qwen3-30B-A3B's 128 of 768, top-8 (grouped_moe_gflops_i768); chunks of
 // 32..1024 tokens, keyed by the MEAN rows per expert T*K/E; GFLOP/s of the useful FLOPs
-// 2*3*T*K*H*I (padding shows up as a lower rate). Both layouts (MoeGrouping.h): the runtime's
-// default (KT_CUDA_MOE_GEMM) under the curve names, the other under grouped_moe_alt_* (the
+// 2*3*T*K*H*I (padding shows up as a lower rate). Two layouts (MoeGrouping.h): the runtime's
+// default (KT_CUDA_MOE_GEMM) under the curve names, padded (or bucketed) under grouped_moe_alt_* (the
 // profile's diagnostics).
 //
 // The host's grouping (countChunk + fillChunkIndex) is outside the timed span: CUDA events see

@@ -134,7 +134,7 @@ struct GpuResult {
   // of the useful expert FLOPs by MEAN rows per expert (chunk tokens x k / E): DeepSeek-V2-Lite's
   // layer (64 experts of 1408 x 2048, top-6) -> grouped_moe_gflops, Qwen3-30B-A3B's (128 of
   // 768 x 2048, top-8) -> grouped_moe_gflops_i768. groupedMoeLayout: the layout timed there (the
-  // runtime's KT_CUDA_MOE_GEMM, "padded" or "ragged"); the Alt curves: the other layout
+  // runtime's KT_CUDA_MOE_GEMM, "bucketed", "padded" or "ragged"); the Alt curves: the comparison layout
   // (diagnostics). HostUs: the host's grouping of such a chunk, microseconds (not in the curves).
   std::string groupedMoeLayout;
   std::map<std::string, std::map<int64_t, double>> groupedMoeGflops, groupedMoeGflopsI768;
