@@ -27,6 +27,24 @@ bool MappedFile::hugePagesAvailable() {
   return available;
 }
 
+namespace {
+// A copy must leave room: a file larger than 80% of what the kernel could hand out now
+// (/proc/meminfo MemAvailable, which counts reclaimable page cache such as this file's own
+// pages) stays mapped, where the kernel can evict its pages under pressure instead of the
+// process being killed.
+bool fitsInAvailableMemory(size_t bytes) {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  unsigned long long kb = 0;
+  while (in >> key >> kb) {
+    if (key == "MemAvailable:")
+      return double(bytes) < 0.8 * double(kb) * 1024.0;
+    in.ignore(256, '\n');
+  }
+  return false; // unknown: keep the mapping
+}
+} // namespace
+
 void MappedFile::readIntoHugePages(int fd) {
   void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED)
@@ -64,7 +82,8 @@ MappedFile::MappedFile(const std::string& path, Residency residency) : path_(pat
     throw Error("'" + path + "' is not a regular file");
   }
   size_ = size_t(st.st_size);
-  if (size_ > 0 && residency == Residency::HugePages && hugePagesAvailable()) {
+  if (size_ > 0 && residency == Residency::HugePages && hugePagesAvailable() &&
+      fitsInAvailableMemory(size_)) {
     try {
       readIntoHugePages(fd);
     } catch (...) {

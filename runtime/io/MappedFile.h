@@ -14,6 +14,8 @@ public:
   // are copied), for data streamed at random offsets in small pieces: the packed sidecar's
   // expert matrices decode 2-4x faster from 2 MiB pages than through 4 KiB page-cache mappings
   // (a Qwen3-shaped int8 MoE layer on the dev VM: 8.2-15.1 -> 3.5 ms a token over 4 layers).
+  // HugePages falls back to Mapped when transparent huge pages are off, KT_WEIGHTS_MMAP=1 is set,
+  // or the file exceeds 80% of the memory available now.
   enum class Residency { Mapped, HugePages };
   // Throws kt::Error naming the path when the file cannot be opened, mapped or read.
   explicit MappedFile(const std::string& path, Residency residency = Residency::Mapped);
