@@ -2,6 +2,7 @@
 // Maps the weight files a plan names and hands out views of its weights. Nothing is copied: the
 // views point into the page cache, so resident memory follows what the model touches.
 #include "kernels/cpu/Matrix.h"
+#include "runtime/io/HugeBuffer.h"
 #include "runtime/plan/PlanReader.h"
 
 #include <functional>
@@ -18,12 +19,12 @@ class MappedFile;
 // Bytes derived from a weight at run time (e.g. MLA's kv_b split per head and repacked), 64-byte
 // aligned.
 struct DerivedBlob {
-  std::vector<uint8_t> storage;
+  HugeBuffer storage; // streamed every token like the packed weights: huge pages where possible
   uint8_t* data = nullptr;
   size_t size = 0;
   void allocate(size_t n) {
-    storage.assign(n + 64, 0);
-    data = storage.data() + (64 - reinterpret_cast<uintptr_t>(storage.data()) % 64) % 64;
+    storage = HugeBuffer(n, "a matrix derived at plan load");
+    data = storage.data();
     size = n;
   }
 };

@@ -46,12 +46,8 @@ bool fitsInAvailableMemory(size_t bytes) {
 } // namespace
 
 void MappedFile::readIntoHugePages(int fd) {
-  void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED)
-    throw Error("cannot allocate " + std::to_string(size_) + " bytes for '" + path_ +
-                "': " + std::strerror(errno) + " (KT_WEIGHTS_MMAP=1 maps it instead)");
-  ::madvise(p, size_, MADV_HUGEPAGE); // advice only: 4 KiB pages still work
-  auto* bytes = static_cast<uint8_t*>(p);
+  copy_ = HugeBuffer(size_, ("'" + path_ + "' (KT_WEIGHTS_MMAP=1 maps it instead)").c_str());
+  uint8_t* bytes = copy_.data();
   constexpr size_t kChunk = size_t(64) << 20;
   for (size_t off = 0; off < size_;) {
     const ssize_t k = ::pread(fd, bytes + off, std::min(kChunk, size_ - off), off_t(off));
@@ -59,7 +55,7 @@ void MappedFile::readIntoHugePages(int fd) {
       continue;
     if (k <= 0) {
       const int err = k < 0 ? errno : EIO;
-      ::munmap(p, size_);
+      copy_ = HugeBuffer();
       throw Error("cannot read '" + path_ + "' at byte " + std::to_string(off) + ": " +
                   std::strerror(err));
     }
@@ -67,7 +63,7 @@ void MappedFile::readIntoHugePages(int fd) {
     ::posix_fadvise(fd, off_t(off), off_t(k), POSIX_FADV_DONTNEED);
     off += size_t(k);
   }
-  ::mprotect(p, size_, PROT_READ);
+  copy_.protectReadOnly();
   data_ = bytes;
   residency_ = Residency::HugePages;
 }
@@ -106,7 +102,7 @@ MappedFile::MappedFile(const std::string& path, Residency residency) : path_(pat
 }
 
 MappedFile::~MappedFile() {
-  if (data_)
+  if (data_ && residency_ == Residency::Mapped)
     ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 

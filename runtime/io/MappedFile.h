@@ -1,6 +1,8 @@
 #pragma once
 // A read-only memory map of a whole file. Weights are used in place from the page cache: nothing
 // is read twice and resident memory follows what the model actually touches.
+#include "runtime/io/HugeBuffer.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -39,6 +41,7 @@ private:
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
   Residency residency_ = Residency::Mapped;
+  HugeBuffer copy_; // the bytes when residency_ is HugePages
 };
 
 // Reads a whole (small) file into a string; throws kt::Error naming the path on failure.
