@@ -53,7 +53,8 @@ void measureShape(const ProbeOptions& o, ThreadPool& pool, const LayerShape& sha
 const std::vector<int64_t>& expertCurveRows(bool quick) {
   // A P-token prefill gives each expert about P*k/E rows: DeepSeek-V2-Lite 12 at P = 128, 48 at
   // 512, 192 at 2048; Qwen3-30B-A3B 32 at 512, 128 at 2048.
-  static const std::vector<int64_t> full = {8, 16, 32, 64, 128, 256}, fast = {8, 32, 128};
+  // 1 row: decode, timed as one token through its top-k experts (measureShape).
+  static const std::vector<int64_t> full = {1, 8, 16, 32, 64, 128, 256}, fast = {1, 8, 32, 128};
   return quick ? fast : full;
 }
 
@@ -111,7 +112,10 @@ void measureShape(const ProbeOptions& o, ThreadPool& pool, const LayerShape& sha
     };
     size_t next = 0; // first copy of the next timed layer
     for (int64_t rows : expertCurveRows(o.quick)) {
-      const int64_t T = (rows * experts + topK - 1) / topK;
+      // rows == 1 is decode: one token through its top-k experts (the layer's other experts
+      // idle), a call taking ~0.1-1 ms, so many calls; larger rows spread over every expert.
+      const bool decode = rows == 1;
+      const int64_t T = decode ? 1 : (rows * experts + topK - 1) / topK;
       std::vector<int32_t> chosen(static_cast<size_t>(T * topK));
       std::vector<float> weight(chosen.size(), 1.0f / topK);
       for (int64_t t = 0; t < T; ++t)
@@ -121,10 +125,10 @@ void measureShape(const ProbeOptions& o, ThreadPool& pool, const LayerShape& sha
       std::vector<float> y(static_cast<size_t>(T * kHidden));
       const double flops = 2.0 * 3.0 * double(kHidden) * double(inter) * double(T * topK);
       std::vector<double> rates;
-      const int calls = o.quick ? 2 : 3;
+      const int calls = decode ? (o.quick ? 20 : 60) : o.quick ? 2 : 3;
       for (int c = 0; c <= calls; ++c) { // one warm-up
         const size_t base = next;
-        next = (next + experts) % copies;
+        next = (next + (decode ? size_t(topK) : size_t(experts))) % copies;
         auto expert = [&](int e) {
           const size_t copy = (base + size_t(e)) % copies;
           return cpuops::ExpertMatrices{view(copy, 0, inter, kHidden),

@@ -286,6 +286,17 @@ TEST(ProbeFields, CpuExpertPrefillRunsAtTheExpertPathRate) {
   u.expertFlopsPerToken = 1e6;
   const double touched = CostModel::expectedTouched(u, all, 1);
   EXPECT_NEAR(m.expertsTime(u, all, cpu, {1, 0, 1}), touched * 0.5e6 / 100e9, 1e-15);
+  // With the probe's decode point (rows "1": one token through its top-k experts, the path's
+  // overheads in its rate) decode takes the measured path's time when that is slower than the
+  // bandwidth bound, and 2-row steps lie between the decode point and the 8-row one.
+  CostModel withDecode(parsed(profileText(
+      "", rows + R"("expert_rows_gflops": {"int8": {"1": 40, "8": 1000, "32": 4000}},)")));
+  EXPECT_NEAR(touched, 4.0, 1e-12);
+  EXPECT_NEAR(withDecode.expertsTime(u, all, cpu, {1, 0, 1}), 4 * 1e6 / 40e9, 1e-15);
+  const double rows2 = CostModel::expectedTokens(u, all, 2) / CostModel::expectedTouched(u, all, 2);
+  const double rate2 = 40 + (1000 - 40) * std::log2(rows2) / 3;
+  EXPECT_NEAR(withDecode.expertsTime(u, all, cpu, {2, 0, 1}),
+              CostModel::expectedTokens(u, all, 2) * 1e6 / (rate2 * 1e9), 1e-15);
   u.expertFlopsPerToken = 1e8;
   // Unpacked experts take the plain loops' curve; the GPU ignores the CPU's curves.
   u.cpuStorage.expertsUnpacked = true;
