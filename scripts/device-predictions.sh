@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The cost model's predictions for the device benchmark's plans (scripts/device-hybrid-bench.sh),
+# from a given hardware profile, and optionally the table against a measurement.
+#   scripts/device-predictions.sh HW.json OUT_DIR [KT_BUILD]
+#       compiles each plan of the benchmark (dsv2 and qwen3: gpu-bf16-all, gpu-int8-all,
+#       gpu-int4-all, hybrid8g at prompt 512 and 2048, cpu-int8 at 512) against `kt-synth
+#       --layout-only` checkpoints with --hw HW.json --explain-json OUT_DIR/M.V.pP.json. The
+#       placement flags are the benchmark's own (the placement of each plan is also printed as a
+#       digest, to check that a plan compiled from another profile places every unit alike).
+#   scripts/device-predictions.sh --table OUT_DIR MEASURED_DIR
+#       prints predicted vs measured prefill and decode tok/s (MEASURED_DIR: the benchmark's
+#       M-V-pP.json files) and the count within 25%.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+if [ "${1:-}" = --table ]; then
+  exec /usr/bin/python3 - "$2" "$3" <<'PY'
+import json, os, sys
+pred_dir, meas_dir = sys.argv[1], sys.argv[2]
+rows, inside = [], [0, 0, 0, 0]
+for name in sorted(os.listdir(pred_dir)):
+    if not name.endswith('.json') or name.count('.') != 3:
+        continue
+    m, v, p, _ = name.split('.')
+    meas = os.path.join(meas_dir, f'{m}-{v}-{p}.json')
+    if not os.path.exists(meas):
+        continue
+    try:
+        got = json.load(open(meas))
+    except ValueError:
+        continue
+    pr = json.load(open(os.path.join(pred_dir, name)))['predicted']
+    cells = [f'{m} {v}', p[1:]]
+    for key, col in (('prefill_tokens_per_second', 'prefill_tok_s'),
+                     ('decode_tokens_per_second', 'decode_tok_s')):
+        a, b = pr[key], got[col]
+        err = (a - b) / b * 100
+        i = 0 if key.startswith('prefill') else 2
+        inside[i] += abs(err) <= 25
+        inside[i + 1] += 1
+        cells += [f'{a:.1f} / {b:.1f}', ('**%+.0f%%**' if abs(err) <= 25 else '%+.0f%%') % err]
+    rows.append('| ' + ' | '.join(cells) + ' |')
+print('| plan | P | prefill tok/s pred. / meas. | error | decode tok/s pred. / meas. | error |')
+print('|---|---|---|---|---|---|')
+print('\n'.join(rows))
+print(f'\nWithin 25%: prefill {inside[0]} of {inside[1]}, decode {inside[2]} of {inside[3]}')
+PY
+fi
+HW=$1
+OUTD=$2
+B=$ROOT/${3:-build}
+KTC=$B/tools/kt-compile/kt-compile
+CK=/tmp/kt-bench/pred
+mkdir -p "$OUTD"
+for m in dsv2 qwen3; do
+  cfg=examples/configs/deepseek-v2-lite.json layers=27
+  [ $m = qwen3 ] && cfg=examples/configs/qwen3-30b-a3b.json layers=48
+  rm -rf "$CK-$m"
+  "$B/tools/kt-synth/kt-synth" "$cfg" "$CK-$m" --dtype bf16 --seed 0 --layers $layers \
+    --layout-only -q > /dev/null
+  for v in gpu-bf16-all gpu-int8-all gpu-int4-all hybrid8g cpu-int8; do
+    case $v in
+    gpu-bf16-all) a=(--gpu-mem unlimited --dtype bf16 --placement-override '.*=gpu:0') ;;
+    gpu-int8-all) a=(--gpu-mem unlimited --gpu-quant int8 --placement-override '.*=gpu:0') ;;
+    gpu-int4-all) a=(--gpu-mem unlimited --gpu-quant int4 --placement-override '.*=gpu:0') ;;
+    hybrid8g) a=(--gpu-mem 8GiB --dtype bf16 --cpu-quant int8 --pack-later) ;;
+    cpu-int8) a=(--gpu-mem 0 --cpu-quant int8 --pack-later) ;;
+    esac
+    for P in 512 2048; do
+      [ $v = cpu-int8 ] && [ $P = 2048 ] && continue
+      j=$OUTD/$m.$v.p$P.json
+      "$KTC" "$CK-$m" -o /tmp/kt-bench/pred.ktplan --hw "$HW" --cpu-mem 100GiB \
+        --prefill-offload never --prompt-len $P "${a[@]}" --explain-json "$j" > /tmp/kt-bench/pred.log 2>&1 ||
+        { cat /tmp/kt-bench/pred.log; exit 1; }
+      /usr/bin/python3 -c "
+import hashlib, json, sys
+d = json.load(open(sys.argv[1]))
+place = json.dumps([[r['layer'], r['group'], r['device'], r['weight_bytes']] for r in d['rows']])
+p = d['predicted']
+print('%-24s P=%-5s prefill %8.1f decode %6.1f  placement %s' % (sys.argv[2], sys.argv[3],
+      p['prefill_tokens_per_second'], p['decode_tokens_per_second'],
+      hashlib.sha1(place.encode()).hexdigest()[:12]))" "$j" "$m.$v" $P
+    done
+  done
+  rm -rf "$CK-$m" /tmp/kt-bench/pred.ktplan
+done
