@@ -125,8 +125,12 @@ void measureShape(const ProbeOptions& o, ThreadPool& pool, const LayerShape& sha
       std::vector<float> y(static_cast<size_t>(T * kHidden));
       const double flops = 2.0 * 3.0 * double(kHidden) * double(inter) * double(T * topK);
       std::vector<double> rates;
-      const int calls = decode ? (o.quick ? 20 : 60) : o.quick ? 2 : 3;
-      for (int c = 0; c <= calls; ++c) { // one warm-up
+      // At least `calls` timed calls and, outside --quick, at least 0.25 s of them: a point is
+      // the median call, and three calls of ~1 ms (8 rows on 16 Xeon threads) left two probes of
+      // one quiet machine 2.5x apart (docs/cost-model.md, eighth device run).
+      const int calls = decode ? (o.quick ? 20 : 60) : o.quick ? 2 : 5;
+      const double minSeconds = o.quick ? 0.0 : 0.25, start = bench::nowSeconds();
+      for (int c = 0; c <= calls || bench::nowSeconds() - start < minSeconds; ++c) { // 1 warm-up
         const size_t base = next;
         next = (next + (decode ? size_t(topK) : size_t(experts))) % copies;
         auto expert = [&](int e) {
