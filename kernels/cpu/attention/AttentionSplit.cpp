@@ -49,26 +49,34 @@ bool mlaDecodeSplit(ThreadPool& pool, const float* qAbs, const float* qPe, int h
         detail::attendPartialAvx2(j, m, l);
     }
   });
-  // out[h] = sum_p w_p o_p[h] / sum_p w_p l_p[h], w_p = exp(m_p[h] - max_p m_p[h]).
-  std::vector<float> w(static_cast<size_t>(parts));
-  for (int h = 0; h < heads; ++h) {
-    float mx = partM[size_t(h)];
-    for (int64_t p = 1; p < parts; ++p)
-      mx = std::max(mx, partM[size_t(p * heads + h)]);
-    float denom = 0.f;
-    for (int64_t p = 0; p < parts; ++p) {
-      w[size_t(p)] = std::exp(partM[size_t(p * heads + h)] - mx);
-      denom += w[size_t(p)] * partL[size_t(p * heads + h)];
+  // out[h] = sum_p w_p o_p[h] / sum_p w_p l_p[h], w_p = exp(m_p[h] - max_p m_p[h]); heads over
+  // the threads, each part's row added whole (contiguous, vectorizable). Summed per element
+  // across the parts in the inner loop, the merge was a serial chain of heads x latent x parts
+  // dependent adds: ~130 us at 8 parts on the Xeon, more than the attention it merged.
+  pool.parallelFor(heads, 1, [&](int64_t h0, int64_t h1) {
+    std::vector<float> w(static_cast<size_t>(parts));
+    for (int64_t h = h0; h < h1; ++h) {
+      float mx = partM[size_t(h)];
+      for (int64_t p = 1; p < parts; ++p)
+        mx = std::max(mx, partM[size_t(p * heads + h)]);
+      float denom = 0.f;
+      for (int64_t p = 0; p < parts; ++p) {
+        w[size_t(p)] = std::exp(partM[size_t(p * heads + h)] - mx);
+        denom += w[size_t(p)] * partL[size_t(p * heads + h)];
+      }
+      const float inv = 1.0f / denom;
+      float* o = out + size_t(h) * size_t(latentDim);
+      const float* part = partOut.data() + size_t(h) * size_t(latentDim);
+      for (int d = 0; d < latentDim; ++d)
+        o[d] = w[0] * inv * part[d];
+      for (int64_t p = 1; p < parts; ++p) {
+        const float wp = w[size_t(p)] * inv;
+        const float* row = part + size_t(p) * hd;
+        for (int d = 0; d < latentDim; ++d)
+          o[d] += wp * row[d];
+      }
     }
-    const float inv = 1.0f / denom;
-    float* o = out + size_t(h) * size_t(latentDim);
-    for (int d = 0; d < latentDim; ++d) {
-      float acc = 0.f;
-      for (int64_t p = 0; p < parts; ++p)
-        acc += w[size_t(p)] * partOut[size_t(p) * hd + size_t(h) * size_t(latentDim) + size_t(d)];
-      o[d] = acc * inv;
-    }
-  }
+  });
   return true;
 }
 
