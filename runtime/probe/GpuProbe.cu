@@ -100,6 +100,22 @@ template <typename F> double timeBest(int reps, F fn) {
   return double(best) * 1e-3;
 }
 
+// Seconds of one call of fn (CUDA events around it).
+template <typename F> double timeOnce(F fn) {
+  cudaEvent_t a, b;
+  cudaEventCreate(&a);
+  cudaEventCreate(&b);
+  cudaEventRecord(a);
+  fn();
+  cudaEventRecord(b);
+  cudaEventSynchronize(b);
+  float ms = 0;
+  cudaEventElapsedTime(&ms, a, b);
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  return double(ms) * 1e-3;
+}
+
 double medianUs(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0 : v[v.size() / 2];
@@ -258,12 +274,59 @@ void measureAttention(bool mla, bool quick, double* fullGflops, double* blockGfl
         cudaMalloc(&partials, size_t(partialFloats) * sizeof(float)) == cudaSuccess) {
       a.partials = partials;
       a.partialFloats = partialFloats;
-      for (int64_t c : decodeContexts) {
-        a.pos0 = c - 1;
-        a.maxKeys = c;
-        secs = timeBest(quick ? 5 : 20, [&] { cuda::attention(a); });
-        (*decodeGflops)[c] = double(c) * perPair / secs / 1e9;
+      // Decode as the runtime's attention op runs a step (runtime/exec/cuda/AttentionOps.cpp):
+      // the token's rows appended to a paged cache (pages of kProbePageTokens positions through
+      // a page table, the pool's capacity as maxKeys), then the split kernel and its merge, with
+      // L2 flushed before every call (a decode step streams a token of weights between two
+      // visits of a layer's cache); the median call. The contiguous, L2-resident cache timed
+      // before read 512-529 GFLOP/s for DeepSeek-V2-Lite's MLA at 512 keys where the runtime's
+      // step reached ~310 (docs/cost-model.md, eighth device run).
+      constexpr int64_t kProbePageTokens = 16, kPoolPositions = 4096; // the runtime's defaults
+      const int64_t firstRow = mla ? d1 : kRow, secondRow = mla ? d2 : vRow;
+      const int64_t cap = std::max(kPoolPositions, (decodeContexts.back() / kProbePageTokens + 1) *
+                                                       kProbePageTokens);
+      const int64_t numPages = cap / kProbePageTokens;
+      const int64_t pageFloats = kProbePageTokens * (firstRow + secondRow);
+      float* pageData = nullptr;
+      uint64_t* table = nullptr;
+      void* flush = nullptr;
+      const size_t flushBytes = size_t(96) << 20; // > the H100's 50 MB L2
+      if (cudaMalloc(&pageData, size_t(numPages * pageFloats) * sizeof(float)) == cudaSuccess &&
+          cudaMalloc(&table, size_t(numPages) * sizeof(uint64_t)) == cudaSuccess &&
+          cudaMalloc(&flush, flushBytes) == cudaSuccess) {
+        cudaMemset(pageData, 0, size_t(numPages * pageFloats) * sizeof(float));
+        std::vector<uint64_t> addresses(static_cast<size_t>(numPages));
+        for (int64_t i = 0; i < numPages; ++i)
+          addresses[size_t(i)] = reinterpret_cast<uint64_t>(pageData + i * pageFloats);
+        cudaMemcpy(table, addresses.data(), addresses.size() * sizeof(uint64_t),
+                   cudaMemcpyHostToDevice);
+        const cuda::KvPages kv{table, kProbePageTokens};
+        const int64_t secondOffset = kProbePageTokens * firstRow;
+        cuda::AttentionArgs paged = a;
+        cuda::usePages(paged, kv, 0, secondOffset, cap);
+        for (int64_t c : decodeContexts) {
+          paged.pos0 = c - 1;
+          std::vector<double> secsOfCalls;
+          for (int r = 0; r <= (quick ? 5 : 20); ++r) {
+            cudaMemsetAsync(flush, r & 0xff, flushBytes);
+            const double t = timeOnce([&] {
+              // q1 stands in for the token's new rows (its values do not matter).
+              cuda::appendRows(nullptr, kv, 0, firstRow, cap, q1, firstRow + secondRow, firstRow, 1,
+                               nullptr, c - 1);
+              cuda::appendRows(nullptr, kv, secondOffset, secondRow, cap, q1 + firstRow,
+                               firstRow + secondRow, secondRow, 1, nullptr, c - 1);
+              cuda::attention(paged);
+            });
+            if (r > 0) // the first call warms the kernels up
+              secsOfCalls.push_back(t);
+          }
+          std::sort(secsOfCalls.begin(), secsOfCalls.end());
+          (*decodeGflops)[c] = double(c) * perPair / secsOfCalls[secsOfCalls.size() / 2] / 1e9;
+        }
       }
+      cudaFree(pageData);
+      cudaFree(table);
+      cudaFree(flush);
       cudaFree(partials);
     }
   }
@@ -423,8 +486,8 @@ std::vector<int32_t> randomRouting(int64_t tokens, int K, int E, uint32_t seed) 
 // (grouped_moe_gflops) and Qwen3-30B-A3B's 128 of 768, top-8 (grouped_moe_gflops_i768); chunks of
 // 32..1024 tokens, keyed by the MEAN rows per expert T*K/E; GFLOP/s of the useful FLOPs
 // 2*3*T*K*H*I (padding shows up as a lower rate). Two layouts (MoeGrouping.h): the runtime's
-// default (KT_CUDA_MOE_GEMM) under the curve names, padded (or bucketed) under grouped_moe_alt_* (the
-// profile's diagnostics).
+// default (KT_CUDA_MOE_GEMM) under the curve names, padded (or bucketed) under grouped_moe_alt_*
+// (the profile's diagnostics).
 //
 // The host's grouping (countChunk + fillChunkIndex) is outside the timed span: CUDA events see
 // GPU time only, and the grouping is host work done after the routing readback (which the cost
