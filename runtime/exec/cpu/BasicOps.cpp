@@ -125,7 +125,11 @@ void rope(OpContext& c) {
 void swiglu(OpContext& c) {
   Activation& out = c.out(0);
   out = c.in(0);
-  swigluInPlace(out.f.data(), c.in(1).f.data(), int64_t(out.f.size()));
+  const float* u = c.in(1).f.data();
+  const int64_t width = out.cols;
+  smallLoop(c.pool, out.rows, out.rows * width, [&](int64_t r0, int64_t r1) {
+    swigluInPlace(out.f.data() + r0 * width, u + r0 * width, (r1 - r0) * width);
+  });
 }
 
 void add(OpContext& c) {
@@ -153,7 +157,12 @@ void mlp(OpContext& c) {
   Activation g, u;
   linearInto(c, x, c.w(0), nullptr, g);
   linearInto(c, x, c.w(1), nullptr, u);
-  swigluInPlace(g.f.data(), u.f.data(), int64_t(g.f.size()));
+  // Over the threads: a dense layer's 512-token prefill has 5.6 M sigmoids (DeepSeek-V2-Lite's
+  // 10944-wide MLP), ~40 ms on one thread, four times its three GEMMs on 16 Xeon threads.
+  const int64_t width = g.cols;
+  smallLoop(c.pool, g.rows, g.rows * width, [&](int64_t r0, int64_t r1) {
+    swigluInPlace(g.f.data() + r0 * width, u.f.data() + r0 * width, (r1 - r0) * width);
+  });
   linearInto(c, g, c.w(2), nullptr, c.out(0));
 }
 

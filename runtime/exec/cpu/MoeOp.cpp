@@ -66,20 +66,26 @@ struct NodeTasks {
 // matrix. Appends one phase's tasks to byNode[node].
 void rowTasks(const std::vector<ExpertWork>& works, bool down, int threads, int nodes,
               std::vector<std::vector<Task>>& byNode) {
-  // Sized by weight elements, not rows: a shared expert's down matrix (K = 2 x 1408 in
-  // DeepSeek-V2) is twice a routed one's, and one oversized last task left a thread idle.
+  // Sized by work, weight elements x the expert's tokens: in decode (one token each) that is the
+  // bytes streamed — a shared expert's down matrix (K = 2 x 1408 in DeepSeek-V2) is twice a
+  // routed one's, and one oversized last task left a thread idle; in a prefill it is the FLOPs,
+  // and routing is uneven (the busiest expert of a 512-token prompt gets 2-3x the mean rows), so
+  // blocks sized by weights alone left the busiest experts as single long tasks at the end.
   auto mat = [&](const ExpertWork& w) { return down ? w.down : w.gate; };
+  auto work = [&](const ExpertWork& w) {
+    return mat(w).rows * mat(w).cols * std::max<int64_t>(1, int64_t(w.tokens.size()));
+  };
   int64_t total = 0;
   for (const ExpertWork& w : works)
-    total += mat(w).rows * mat(w).cols;
+    total += work(w);
   const int64_t perTask = std::max<int64_t>(1, total / (int64_t(threads) * 4));
   int spread = 0; // round-robin node for the blocks of node-less (shared) experts
   for (int w = 0; w < int(works.size()); ++w) {
-    const int64_t rows = mat(works[size_t(w)]).rows, cols = mat(works[size_t(w)]).cols;
+    const int64_t rows = mat(works[size_t(w)]).rows;
     // Near-equal blocks per matrix in whole GEMV row units (64 rows: the one-token kernel's
     // full-speed unit), so no task ends in a slow single-panel remainder.
     const int64_t unit = cpu::quant::kGemvRowUnit;
-    int64_t n = std::max<int64_t>((rows * cols + perTask - 1) / perTask,
+    int64_t n = std::max<int64_t>((work(works[size_t(w)]) + perTask - 1) / perTask,
                                   works[size_t(w)].node < 0 ? std::min(nodes, 4) : 1);
     n = std::max<int64_t>(1, std::min(n, rows / unit));
     const int64_t block = ((rows + n - 1) / n + unit - 1) / unit * unit;
@@ -108,9 +114,10 @@ NodeTasks expertTasks(const std::vector<ExpertWork>& works, int threads, int nod
   rowTasks(works, true, threads, nodes, down);
   NodeTasks out;
   for (int n = 0; n < nodes; ++n) {
-    auto size = [&](const Task& t) {
+    auto size = [&](const Task& t) { // work, as rowTasks sizes it
       const ExpertWork& w = works[size_t(t.work)];
-      return (t.r1 - t.r0) * (t.down ? w.down.cols : w.gate.cols);
+      return (t.r1 - t.r0) * (t.down ? w.down.cols : w.gate.cols) *
+             std::max<int64_t>(1, int64_t(w.tokens.size()));
     };
     // Gate/up: largest first, so the blocks left at the end of the phase are the small ones.
     std::vector<Task>& u = up[size_t(n)];
