@@ -15,8 +15,19 @@
 namespace kt {
 
 namespace {
-// How long an idle worker polls for the next job before sleeping on the condition variable.
-constexpr auto kSpin = std::chrono::microseconds(50);
+// How long an idle worker polls for the next job before sleeping on the condition variable:
+// 50 us, or KT_POOL_SPIN_US. A hybrid plan's CPU experts wait a GPU phase (~0.1-0.3 ms of eager
+// launches a layer) between their parallel regions, longer than the default spin, so each layer
+// may start with a wake-up of every worker; the variable lets that be measured (docs/cost-model.md,
+// eighth device run: ~0.19 ms a layer of the hybrids' decode is not in the model).
+std::chrono::microseconds spinTime() {
+  static const std::chrono::microseconds spin = [] {
+    const char* v = std::getenv("KT_POOL_SPIN_US");
+    const long us = v ? std::strtol(v, nullptr, 10) : 50;
+    return std::chrono::microseconds(std::clamp(us, 0L, 1000000L));
+  }();
+  return spin;
+}
 
 inline void cpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -101,7 +112,7 @@ void ThreadPool::workerLoop(int tid, int node, int cpu) {
   for (;;) {
     uint64_t g = generation_.load(std::memory_order_acquire);
     if (g == seen) {
-      const auto until = std::chrono::steady_clock::now() + kSpin;
+      const auto until = std::chrono::steady_clock::now() + spinTime();
       for (int spins = 0; (g = generation_.load(std::memory_order_acquire)) == seen; ++spins) {
         if (stop_.load(std::memory_order_relaxed))
           return;
@@ -142,7 +153,7 @@ void ThreadPool::dispatch(const std::function<void(int64_t, int64_t)>& fn) {
   if (wake)
     wake_.notify_all();
   runChunks(0);
-  const auto until = std::chrono::steady_clock::now() + kSpin;
+  const auto until = std::chrono::steady_clock::now() + spinTime();
   for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
     cpuRelax();
     if ((spins & 63) == 63 && std::chrono::steady_clock::now() > until) {
