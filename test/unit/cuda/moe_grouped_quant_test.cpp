@@ -315,33 +315,50 @@ struct StepOnGpu {
       : x(xv), chosen(r.chosen), weights(r.weights) {}
 };
 
+// One chunk's grouping (the whole step), its index on the device and the scratch
+// runGroupedChunk needs, for experts of `inter` x `H`.
+struct ChunkOnGpu {
+  std::unique_ptr<Dev> index, out, rows, gate, up, down, pairY, widened, identity;
+  GroupedChunk g;
+  GroupedScratch s;
+  ChunkOnGpu(const Routing& r, const StepOnGpu& d, int64_t H, int64_t inter, GroupedLayout layout) {
+    const cudaops::ChunkGrouping cg = cudaops::countChunk(r.chosen.data(), r.T, r.K, r.E, layout);
+    std::vector<int32_t> host(static_cast<size_t>(cg.indexInts()));
+    cudaops::fillChunkIndex(cg, r.chosen.data(), 0, nullptr, host.data());
+    index = std::make_unique<Dev>(host);
+    g = cudaops::chunkOver(cg, index->as<int32_t>());
+    g.x = d.x.as();
+    g.H = H;
+    g.weights = d.weights.as();
+    g.experts = d.chosen.as<int32_t>();
+    const int64_t slotRows = g.slotRows(), pairs = r.T * r.K;
+    auto floats = [](int64_t n) { return std::make_unique<Dev>(size_t(n) * 4); };
+    out = floats(r.T * H);
+    rows = floats(slotRows * H);
+    gate = floats(slotRows * inter);
+    up = floats(slotRows * inter);
+    down = floats(slotRows * H);
+    pairY = floats(pairs * H);
+    widened = std::make_unique<Dev>(size_t(g.items * inter * H) * 2);
+    identity = floats(g.items);
+    g.out = out->as();
+    cuda::fillSequence(identity->as<int32_t>(), g.items);
+    s = GroupedScratch{rows->as(), gate->as(), up->as(), down->as(), pairY->as()};
+    s.widened = widened->as<uint16_t>();
+    s.widenedElems = g.items * inter * H;
+    s.identity = identity->as<int32_t>();
+  }
+};
+
 // One chunk of the whole step through runGroupedChunk with the given layout.
 std::vector<float> grouped(cuda::Blas& blas, const Experts& ex, const Routing& r,
                            const StepOnGpu& d, int64_t H, GroupedLayout layout) {
-  const cudaops::ChunkGrouping cg = cudaops::countChunk(r.chosen.data(), r.T, r.K, r.E, layout);
-  std::vector<int32_t> index(static_cast<size_t>(cg.indexInts()));
-  cudaops::fillChunkIndex(cg, r.chosen.data(), 0, nullptr, index.data());
-  Dev dIndex(index);
-  GroupedChunk g = cudaops::chunkOver(cg, dIndex.as<int32_t>());
-  g.x = d.x.as();
-  g.H = H;
-  g.weights = d.weights.as();
-  g.experts = d.chosen.as<int32_t>();
-  const int64_t inter = ex.gate.n, rows = g.slotRows(), pairs = r.T * r.K;
-  Dev out(size_t(r.T * H) * 4), sRows(size_t(rows * H) * 4), sGate(size_t(rows * inter) * 4),
-      sUp(size_t(rows * inter) * 4), sDown(size_t(rows * H) * 4), sPairY(size_t(pairs * H) * 4),
-      widened(size_t(g.items * inter * H) * 2), identity(size_t(g.items) * 4);
-  g.out = out.as();
-  cuda::fillSequence(identity.as<int32_t>(), g.items);
-  GroupedScratch s{sRows.as(), sGate.as(), sUp.as(), sDown.as(), sPairY.as()};
-  s.widened = widened.as<uint16_t>();
-  s.widenedElems = g.items * inter * H;
-  s.identity = identity.as<int32_t>();
+  ChunkOnGpu c(r, d, H, ex.gate.n, layout);
   std::string err;
-  EXPECT_TRUE(cudaops::runGroupedChunk(blas, ex.stacks(), g, s, &err))
+  EXPECT_TRUE(cudaops::runGroupedChunk(blas, ex.stacks(), c.g, c.s, &err))
       << cudaops::groupedLayoutName(layout) << ": " << err;
   EXPECT_TRUE(cuda::launchOk(&err)) << err;
-  return out.get(size_t(r.T * H));
+  return c.out->get(size_t(r.T * H));
 }
 
 // The moe op's per-expert path: per active expert its rows gathered in token order, the three
@@ -498,26 +515,9 @@ TEST(CudaMoeGroupedQuant, DISABLED_TimeDeepSeekV2LiteShape) {
       r.weights.assign(r.chosen.size(), 1.f / K);
       const std::vector<float> x = randomVector(rng, size_t(T * H));
       const StepOnGpu d(x, r);
-      const cudaops::ChunkGrouping cg =
-          cudaops::countChunk(r.chosen.data(), T, K, E, GroupedLayout::Padded);
-      std::vector<int32_t> index(static_cast<size_t>(cg.indexInts()));
-      cudaops::fillChunkIndex(cg, r.chosen.data(), 0, nullptr, index.data());
-      Dev dIndex(index);
-      GroupedChunk g = cudaops::chunkOver(cg, dIndex.as<int32_t>());
-      g.x = d.x.as();
-      g.H = H;
-      g.weights = d.weights.as();
-      g.experts = d.chosen.as<int32_t>();
-      const int64_t rows = g.slotRows();
-      Dev out(size_t(T * H) * 4), sRows(size_t(rows * H) * 4), sGate(size_t(rows * inter) * 4),
-          sUp(size_t(rows * inter) * 4), sDown(size_t(rows * H) * 4), sPairY(size_t(T * K * H) * 4),
-          widened(size_t(E * inter * H) * 2), identity(size_t(E) * 4);
-      g.out = out.as();
-      cuda::fillSequence(identity.as<int32_t>(), E);
-      GroupedScratch s{sRows.as(), sGate.as(), sUp.as(), sDown.as(), sPairY.as()};
-      s.widened = widened.as<uint16_t>();
-      s.widenedElems = E * inter * H;
-      s.identity = identity.as<int32_t>();
+      ChunkOnGpu c(r, d, H, inter, GroupedLayout::Padded);
+      GroupedChunk& g = c.g;
+      GroupedScratch& s = c.s;
       // Best of 5 after a warm-up, whole chunk (synchronized).
       auto best = [&](auto&& fn) {
         double ms = 1e30;
@@ -575,7 +575,7 @@ TEST(CudaMoeGroupedQuant, DISABLED_TimeDeepSeekV2LiteShape) {
                             &err);
       };
       const double loopMs = best([&] {
-        ok = ok && cuda::fillZero(out.as(), size_t(T * H) * 4, &err);
+        ok = ok && cuda::fillZero(c.out->as(), size_t(T * H) * 4, &err);
         for (int e = 0; e < E; ++e) {
           const int64_t n = int64_t(tokens[size_t(e)].size());
           if (n == 0)
@@ -586,7 +586,7 @@ TEST(CudaMoeGroupedQuant, DISABLED_TimeDeepSeekV2LiteShape) {
           cuda::swiglu(gv.as(), uv.as(), gv.as(), n * inter);
           ok = ok && lin(down, gv.as(), n, e, H, inter, y.as());
           cuda::scatterAddRows(y.as(), H, dTok[size_t(e)]->as<int32_t>(), dTw[size_t(e)]->as(), n,
-                               out.as());
+                               c.out->as());
         }
       });
       ASSERT_TRUE(ok) << err;
