@@ -91,6 +91,10 @@ double CostModel::opOverhead(const Device& d) const {
   return (d.isCpu() ? profile_.cpu.opOverheadUs : accel(d).launchOverheadUs) * 1e-6;
 }
 
+double CostModel::poolWakeSeconds(const Device& d) const {
+  return d.isCpu() ? profile_.cpu.poolWakeUs * 1e-6 : 0.0;
+}
+
 double CostModel::memoryBytes(const Device& d) const {
   return d.isCpu() ? profile_.cpu.numaNodes[size_t(d.index)].memoryBytes : accel(d).memoryBytes;
 }

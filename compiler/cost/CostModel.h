@@ -59,6 +59,9 @@ public:
   double gemvEfficiency(const Device& d, WeightFormat f, bool unpacked = false) const;
   double peakFlops(const Device& d, WeightFormat f) const;
   double opOverhead(const Device& d) const;
+  // A CPU step's start after the host worked elsewhere (a GPU phase): the pool's wake-up
+  // (pool_wake_us); 0 for accelerators and profiles without it.
+  double poolWakeSeconds(const Device& d) const;
   // FLOP/s of attention's score and value work (per (token, position) pair FLOPs) for a unit of
   // kind `k`: the measured attention kernels when the profile has them (else the f32 GEMM rate).
   // On an accelerator the kernel runs one block per (head, token): with `blocks` of them (0 =

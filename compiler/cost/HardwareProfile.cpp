@@ -271,7 +271,7 @@ CpuProfile cpu(const json& v, const std::string& path) {
                 {"model", "isa", "numa_nodes", "caches", "gemv_efficiency", "gemm_gflops",
                  "attention_gflops", "plain_gflops", "plain_gemv_efficiency", "gemm_rows_gflops",
                  "plain_rows_gflops", "expert_rows_gflops", "expert_rows_gflops_i768",
-                 "reserved_bytes", "op_overhead_us"});
+                 "reserved_bytes", "op_overhead_us", "pool_wake_us"});
   CpuProfile c;
   if (const json* m = find(v, "model"))
     c.model = string(*m, sub(path, "model"));
@@ -338,6 +338,7 @@ CpuProfile cpu(const json& v, const std::string& path) {
   if (const json* r = find(v, "reserved_bytes"))
     c.reservedBytes = bytes(*r, sub(path, "reserved_bytes"));
   c.opOverheadUs = optNumber(v, path, "op_overhead_us", 0);
+  c.poolWakeUs = optNumber(v, path, "pool_wake_us", 0);
   return c;
 }
 

@@ -84,6 +84,9 @@ struct CpuProfile {
   double expertPathGflops(WeightFormat f, double weights, double rows) const;
   double reservedBytes = 0; // kept for the OS and runtime, summed over nodes
   double opOverheadUs = 0;  // fork/join of the worker pool, per kt op
+  // The fork/join of a pool whose workers went to sleep (after the caller worked elsewhere, e.g.
+  // a GPU phase): paid once by a CPU step that follows GPU work. 0 = not given.
+  double poolWakeUs = 0;
   // GFLOP/s of one node's f32 attention kernels (scores + weighted sums of the KV cache, not
   // GEMMs); 0 = not given: the best f32 GEMM rate is used.
   double gqaAttentionGflops = 0, mlaAttentionGflops = 0;

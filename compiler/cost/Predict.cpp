@@ -60,21 +60,27 @@ public:
     for (size_t i = 0; i < g_.units.size(); ++i) {
       const Unit& u = g_.units[i];
       Device d = dev(a_.unitDevice[i]);
+      // A CPU unit after an accelerator's: the hidden state crosses the link, and the CPU
+      // pool, idle through the accelerator's work, wakes up.
+      double wake = 0;
       if (prev) {
         double t = cost_.transferTime(prevDev, d, s.tokens * double(prev->hidden) * 4.0);
         *transfers += t;
         total += t;
+        if (d.isCpu() && !prevDev.isCpu())
+          wake = cost_.poolWakeSeconds(d);
       }
       if (u.kind == UnitKind::Moe) {
         MoeTimes m = moe(i, u, d, s, prefill);
+        m.head += wake;
         (*headTimes)[i] = m.head;
         (*routedTimes)[i] = m.routed;
         total += m.head + m.routed;
       } else {
         double t = cost_.unitTime(u, d, s);
-        busy(d, prefill, t);
-        (*headTimes)[i] = t;
-        total += t;
+        busy(d, prefill, t); // the wake-up is latency, not work
+        (*headTimes)[i] = t + wake;
+        total += t + wake;
       }
       prev = &u;
       prevDev = d;
@@ -201,6 +207,8 @@ private:
     if (stream)
       add(dev(a_.offloadDevice), cost_.streamedExpertsTime(u, onCpu, dev(a_.offloadDevice), s));
     if (hostExperts > 0) {
+      // The host's pool waited out the GPU's part of the layer: it wakes for the experts.
+      hostExperts += cost_.poolWakeSeconds(dev("cpu:numa0"));
       // The CUDA backend's hybrid layer (runtime/exec/cuda/MoeOp.cpp): the routing's
       // synchronisation (its round trip is in tRouter) also brings x to the host; the host then
       // issues the GPU's work (its own routed experts, with their grouping copies, and the shared

@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <thread>
 
 namespace kt::probe {
 
@@ -240,7 +241,9 @@ double measureGemm(bench::Team& team, quant::Isa isa, quant::WeightFormat f, int
 // What one parallel region of the runtime's pool costs beyond its work: every thread gets a
 // chunk of `workUs` of spinning; the median of (elapsed - workUs) is the fork/join overhead a
 // kt op pays per region (waking the workers, the stragglers' wake-up latency, the join).
-double measureForkJoinUs(int threads, int calls) {
+// wakeGapUs > 0: before each region the caller sleeps that long, so the workers are asleep
+// (past their spin) when the region starts: the wake-up is in the time.
+double measureForkJoinUs(int threads, int calls, double wakeGapUs = 0) {
   ThreadPool pool(threads);
   const double workUs = 20;
   auto spin = [&] {
@@ -253,6 +256,8 @@ double measureForkJoinUs(int threads, int calls) {
   std::vector<double> us;
   us.reserve(static_cast<size_t>(calls));
   for (int i = 0; i < calls; ++i) {
+    if (wakeGapUs > 0)
+      std::this_thread::sleep_for(std::chrono::duration<double, std::micro>(wakeGapUs));
     auto t0 = std::chrono::steady_clock::now();
     pool.parallelFor(threads, 1, [&](int64_t b, int64_t e) {
       for (int64_t j = b; j < e; ++j)
@@ -555,8 +560,10 @@ void probeCpu(const ProbeOptions& o, CpuResult* out) {
   out->plainF32GemvGBs =
       measurePlain(threads0, DType::F32, gemvRows, gemvCols, 1, o.quick ? 3 : 5) * 4 / 2;
   say(o, "thread pool fork/join");
-  out->forkJoinUs =
-      measureForkJoinUs(out->nodes.empty() ? 1 : out->nodes[0].threadsUsed, o.quick ? 200 : 1000);
+  const int poolThreads = out->nodes.empty() ? 1 : out->nodes[0].threadsUsed;
+  out->forkJoinUs = measureForkJoinUs(poolThreads, o.quick ? 200 : 1000);
+  // After a 1 ms sleep of the caller (20x the pool's default spin): the workers sleep.
+  out->wakeUs = measureForkJoinUs(poolThreads, o.quick ? 50 : 200, 1000);
 }
 
 std::map<std::string, double> gemvEfficiency(const CpuResult& cpu) {

@@ -67,6 +67,9 @@ struct CpuResult {
   std::vector<NodeResult> nodes;
   std::vector<KernelResult> kernels;
   double forkJoinUs = 0; // one parallel region of the runtime's ThreadPool beyond its work
+  // The same region when the workers have gone to sleep first (the caller busy elsewhere for
+  // longer than their spin: a hybrid plan's GPU phase before a CPU step).
+  double wakeUs = 0;
   double gqaAttentionGflops = 0, mlaAttentionGflops = 0; // the runtime's f32 attention kernels
   double plainF32Gflops = 0, plainBf16Gflops = 0;        // linear() over unpacked matrices
   // The same at 1 token over a DRAM-sized matrix, as weight bytes per second: a decode's GEMV
@@ -134,8 +137,9 @@ struct GpuResult {
   // of the useful expert FLOPs by MEAN rows per expert (chunk tokens x k / E): DeepSeek-V2-Lite's
   // layer (64 experts of 1408 x 2048, top-6) -> grouped_moe_gflops, Qwen3-30B-A3B's (128 of
   // 768 x 2048, top-8) -> grouped_moe_gflops_i768. groupedMoeLayout: the layout timed there (the
-  // runtime's KT_CUDA_MOE_GEMM, "bucketed", "padded" or "ragged"); the Alt curves: the comparison layout
-  // (diagnostics). HostUs: the host's grouping of such a chunk, microseconds (not in the curves).
+  // runtime's KT_CUDA_MOE_GEMM, "bucketed", "padded" or "ragged"); the Alt curves: the comparison
+  // layout (diagnostics). HostUs: the host's grouping of such a chunk, microseconds (not in the
+  // curves).
   std::string groupedMoeLayout;
   std::map<std::string, std::map<int64_t, double>> groupedMoeGflops, groupedMoeGflopsI768;
   std::map<std::string, std::map<int64_t, double>> groupedMoeAltGflops, groupedMoeAltGflopsI768;

@@ -134,6 +134,8 @@ Json cpuJson(const CpuResult& c) {
     cpu["attention_gflops"] = attn;
   cpu["reserved_bytes"] = std::round(memoryInUse());
   cpu["op_overhead_us"] = round3(c.forkJoinUs);
+  if (c.wakeUs > 0)
+    cpu["pool_wake_us"] = round3(c.wakeUs);
   return cpu;
 }
 

@@ -751,6 +751,15 @@ TEST(Predict, HybridLayerOverlapsOnlyTheSharedExperts) {
   EXPECT_NEAR(predictStepSeconds(g, m, a, decode, false),
               router + shared + m.expertsTime(moe, {0, 1, 2, 3, 4, 5, 6, 7}, gpu, decode) + logits,
               1e-12);
+  // With the probe's pool_wake_us, the host's experts start after the pool wakes from the GPU
+  // phase: 60 us more on the host path.
+  HardwareProfile pw = p;
+  pw.cpu.poolWakeUs = 60;
+  CostModel mw(pw);
+  a.expertDevice = {std::vector<std::string>(8, "cpu:numa0")};
+  EXPECT_NEAR(predictStepSeconds(g, mw, a, decode, false),
+              router + std::max(shared, 7 * 4 * us + cpuExperts + 60 * us) + copies + logits,
+              1e-12);
 }
 
 // CUDA graphs (runtime/exec/cuda/Graphs.cpp) replay a decode step only when every step of the
@@ -783,6 +792,16 @@ TEST(Predict, GraphDecodeCostsTheKernelFloor) {
   a.unitDevice = {"gpu:0", "cpu:numa0"};
   EXPECT_NEAR(predictStepSeconds(g, m, a, decode, false),
               100 * 4 * us + m.transferTime(gpu, cpu, x) + m.unitTime(second, cpu, decode), 1e-12);
+  // ... and the CPU pool, idle through the GPU's unit, wakes first (pool_wake_us); a CPU unit
+  // after a CPU unit does not.
+  HardwareProfile pw = p;
+  pw.cpu.poolWakeUs = 60;
+  CostModel mw(pw);
+  EXPECT_NEAR(predictStepSeconds(g, mw, a, decode, false),
+              predictStepSeconds(g, m, a, decode, false) + 60 * us, 1e-12);
+  a.unitDevice = {"cpu:numa0", "cpu:numa0"};
+  EXPECT_NEAR(predictStepSeconds(g, mw, a, decode, false),
+              predictStepSeconds(g, m, a, decode, false), 1e-12);
   // A prefill is never a graph: the host issues while the GPU runs (2 us per launch here).
   a.unitDevice = {"gpu:0", "gpu:0"};
   EXPECT_NEAR(predictStepSeconds(g, m, a, {512, 0, 1}, true), 150 * 2 * us + logits, 1e-9);

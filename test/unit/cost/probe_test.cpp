@@ -24,6 +24,7 @@ ProbeResult syntheticResult() {
   r.cpu.l3PerNode = 32 << 20;
   r.cpu.arrayBytes = 512 << 20;
   r.cpu.forkJoinUs = 7.5;
+  r.cpu.wakeUs = 55;
   for (int i = 0; i < 2; ++i) {
     NodeResult n;
     n.index = i;
@@ -105,6 +106,7 @@ TEST(ProbeTest, ProfileJsonParsesWithMeasuredNumbers) {
   EXPECT_DOUBLE_EQ(p.cpu.gemmGflops.at("amx").get(cost::WeightFormat::BF16), 20000);
   EXPECT_DOUBLE_EQ(p.cpu.bestGemmGflops(cost::WeightFormat::F32), 900);
   EXPECT_DOUBLE_EQ(p.cpu.opOverheadUs, 7.5);
+  EXPECT_DOUBLE_EQ(p.cpu.poolWakeUs, 55);
   EXPECT_DOUBLE_EQ(p.cpu.caches.l3PerNode, double(32 << 20));
   EXPECT_DOUBLE_EQ(p.cpu.gemmRowsGflops.at(cost::WeightFormat::Int8, 32), 900);
   EXPECT_DOUBLE_EQ(p.cpu.gemmRowsGflops.at(cost::WeightFormat::Int8, 512), 2600);
