@@ -12,6 +12,13 @@ if(NOT KT_ENABLE_CUDA STREQUAL "OFF")
       set(CMAKE_CUDA_ARCHITECTURES 90)
     endif()
     enable_language(CUDA)
+    # A compiler probe that fails to report nvcc's implicit include directories (seen once here
+    # on a loaded 2-core machine: the list came back empty) makes CMake pass
+    # -isystem=/usr/include to nvcc, and <cmath>'s #include_next <math.h> then fails. The host
+    # compiler always searches /usr/include: say so, whatever the probe reported.
+    if(NOT "/usr/include" IN_LIST CMAKE_CUDA_IMPLICIT_INCLUDE_DIRECTORIES)
+      list(APPEND CMAKE_CUDA_IMPLICIT_INCLUDE_DIRECTORIES /usr/include)
+    endif()
     find_package(CUDAToolkit REQUIRED)
     set(KT_HAVE_CUDA ON)
     message(STATUS "CUDA: compiling kernels/cuda for sm_${CMAKE_CUDA_ARCHITECTURES}")

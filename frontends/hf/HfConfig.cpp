@@ -155,7 +155,8 @@ ModelConfig parseConfigText(const std::string& text, const std::string& origin) 
   if (j.is_discarded()) {
     // Re-parse with exceptions to get the position of the syntax error.
     try {
-      (void)json::parse(text);
+      const json again = json::parse(text); // throws here, with the position
+      (void)again;
     } catch (const json::parse_error& e) {
       throw Error(origin + ": malformed JSON: " + e.what());
     }

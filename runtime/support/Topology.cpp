@@ -44,7 +44,10 @@ Topology readTopology() {
   hwloc_topology_t topo;
   if (hwloc_topology_init(&topo) != 0 || hwloc_topology_load(topo) != 0) {
     t.cores = t.threads = int(std::thread::hardware_concurrency());
-    t.numa.push_back({0, t.cores, t.threads, 0});
+    NumaNode only;
+    only.cores = t.cores;
+    only.threads = t.threads;
+    t.numa.push_back(only);
     return t;
   }
   t.packages = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PACKAGE);

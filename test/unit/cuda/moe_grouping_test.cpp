@@ -106,8 +106,9 @@ TEST(MoeGrouping, EveryPairPlacedOnceInItsExpertsRows) {
         last[size_t(e)] = row;
       }
       // The rows no pair took are padding (not Ragged) and repeat the chunk's first token.
-      if (layout == GroupedLayout::Ragged)
+      if (layout == GroupedLayout::Ragged) {
         EXPECT_EQ(int64_t(used.size()), g.slotRows());
+      }
       for (int64_t row = 0; row < g.slotRows(); ++row)
         if (!used.count(int32_t(row))) {
           EXPECT_EQ(v.rowToken[row], first);
