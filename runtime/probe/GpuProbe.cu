@@ -80,26 +80,6 @@ struct Cublas {
 };
 
 // Times `fn` with CUDA events: best of `reps` after one warm-up, in seconds.
-template <typename F> double timeBest(int reps, F fn) {
-  cudaEvent_t a, b;
-  cudaEventCreate(&a);
-  cudaEventCreate(&b);
-  float best = 1e30f;
-  for (int r = 0; r <= reps; ++r) {
-    cudaEventRecord(a);
-    fn();
-    cudaEventRecord(b);
-    cudaEventSynchronize(b);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, a, b);
-    if (r > 0)
-      best = std::min(best, ms);
-  }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  return double(best) * 1e-3;
-}
-
 // Seconds of one call of fn (CUDA events around it).
 template <typename F> double timeOnce(F fn) {
   cudaEvent_t a, b;
@@ -114,6 +94,17 @@ template <typename F> double timeOnce(F fn) {
   cudaEventDestroy(a);
   cudaEventDestroy(b);
   return double(ms) * 1e-3;
+}
+
+// The best of `reps` calls after a warm-up call.
+template <typename F> double timeBest(int reps, F fn) {
+  double best = 1e30;
+  for (int r = 0; r <= reps; ++r) {
+    const double t = timeOnce(fn);
+    if (r > 0)
+      best = std::min(best, t);
+  }
+  return best;
 }
 
 double medianUs(std::vector<double> v) {
