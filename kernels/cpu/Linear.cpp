@@ -11,14 +11,21 @@
 
 namespace kt::cpu {
 
+namespace {
+// y[t, r] += bias[r] for `tokens` rows of n outputs (no bias: nothing).
+void addBias(float* y, int64_t tokens, int64_t n, const float* bias) {
+  if (bias)
+    for (int64_t t = 0; t < tokens; ++t)
+      for (int64_t r = 0; r < n; ++r)
+        y[t * n + r] += bias[r];
+}
+} // namespace
+
 void linearRef(const float* x, int64_t tokens, const MatrixView& w, const float* bias, float* y) {
   const int64_t n = w.rows, k = w.cols;
   if (w.packed >= 0) { // the format's definition: exact dequantization, double accumulation
     quant::matmulRef(quant::WeightFormat(w.packed), w.data, n, k, x, tokens, y);
-    if (bias)
-      for (int64_t t = 0; t < tokens; ++t)
-        for (int64_t r = 0; r < n; ++r)
-          y[t * n + r] += bias[r];
+    addBias(y, tokens, n, bias);
     return;
   }
   for (int64_t t = 0; t < tokens; ++t)
@@ -136,10 +143,7 @@ void linear(ThreadPool& pool, const float* x, int64_t tokens, const MatrixView& 
       linearRows(w, in, y, b * quant::kGemvRowUnit, std::min(n, e * quant::kGemvRowUnit));
     });
   }
-  if (bias)
-    for (int64_t t = 0; t < tokens; ++t)
-      for (int64_t r = 0; r < n; ++r)
-        y[t * n + r] += bias[r];
+  addBias(y, tokens, n, bias);
 }
 
 void linearGroup(ThreadPool& pool, const float* x, int64_t tokens, const LinearOut* outs,
@@ -171,6 +175,8 @@ void linearGroup(ThreadPool& pool, const float* x, int64_t tokens, const LinearO
                    std::min(outs[i].w.rows, (u1 - firstUnit[size_t(i)]) * unit));
     }
   });
+  for (int i = 0; i < count; ++i)
+    addBias(outs[i].y, tokens, outs[i].w.rows, outs[i].bias);
 }
 
 void linearPair(ThreadPool& pool, const float* x, int64_t tokens, const MatrixView& w1, float* y1,

@@ -23,10 +23,11 @@ void linear(ThreadPool& pool, const float* x, int64_t tokens, const MatrixView& 
 // step's small projections (MLA's q and kv_a) each cost a fork/join of the pool otherwise.
 void linearPair(ThreadPool& pool, const float* x, int64_t tokens, const MatrixView& w1, float* y1,
                 const MatrixView& w2, float* y2);
-// The same for `count` linears of x (GQA's q, k and v): y_i = x·W_iᵀ, no bias.
+// The same for `count` linears of x (GQA's q, k and v): y_i = x·W_iᵀ (+ bias_i when given).
 struct LinearOut {
   MatrixView w;
   float* y;
+  const float* bias = nullptr; // [w.rows], or none
 };
 void linearGroup(ThreadPool& pool, const float* x, int64_t tokens, const LinearOut* outs,
                  int count);

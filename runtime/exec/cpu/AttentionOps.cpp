@@ -26,6 +26,17 @@ struct Uninitialized {
   std::unique_ptr<float[]> p;
 };
 
+// The bias of slot `biasSlot` as f32 (empty when the op has none).
+std::vector<float> biasOf(OpContext& c, int biasSlot) {
+  std::vector<float> b;
+  if (biasSlot >= 0 && c.has(biasSlot)) {
+    const cpu::MatrixView bv = c.w(biasSlot);
+    b.resize(size_t(bv.cols));
+    bv.rowToF32(0, b.data());
+  }
+  return b;
+}
+
 // y [rows, out] = x·Wᵀ (+ bias) of weight slot `slot`, plus its unmerged LoRA adapter if any.
 void projectInto(OpContext& c, const float* x, int64_t rows, int slot, int biasSlot, float* y) {
   const cpu::MatrixView w = c.w(slot);
@@ -34,12 +45,7 @@ void projectInto(OpContext& c, const float* x, int64_t rows, int slot, int biasS
     cpu::grad::linearForward(c.pool, {w, bias ? c.w(biasSlot) : cpu::MatrixView{}, l}, x, rows, y);
     return;
   }
-  std::vector<float> b;
-  if (bias) {
-    cpu::MatrixView bv = c.w(biasSlot);
-    b.resize(size_t(bv.cols));
-    bv.rowToF32(0, b.data());
-  }
+  const std::vector<float> b = biasOf(c, biasSlot);
   cpu::linear(c.pool, x, rows, w, b.empty() ? nullptr : b.data(), y);
 }
 
@@ -206,19 +212,15 @@ void attention(OpContext& c) {
   std::vector<float> q, k, v;
   if (!c.adapter(Q) && !c.adapter(K) && !c.adapter(V)) {
     // q, k and v read the same x: one parallel region (k and v alone have 4-8 row units, fewer
-    // than the threads), biases added after as cpu::linear adds them.
+    // than the threads).
     q.resize(size_t(T * c.w(Q).rows));
     k.resize(size_t(T * c.w(K).rows));
     v.resize(size_t(T * c.w(V).rows));
-    const cpu::LinearOut outs[3] = {{c.w(Q), q.data()}, {c.w(K), k.data()}, {c.w(V), v.data()}};
+    const std::vector<float> qb = biasOf(c, QBias), kb = biasOf(c, KBias), vb = biasOf(c, VBias);
+    auto bias = [](const std::vector<float>& b) { return b.empty() ? nullptr : b.data(); };
+    const cpu::LinearOut outs[3] = {
+        {c.w(Q), q.data(), bias(qb)}, {c.w(K), k.data(), bias(kb)}, {c.w(V), v.data(), bias(vb)}};
     cpu::linearGroup(c.pool, x.f.data(), T, outs, 3);
-    for (auto [slot, y] : {std::pair{QBias, &q}, std::pair{KBias, &k}, std::pair{VBias, &v}})
-      if (c.has(slot)) {
-        std::vector<float> b(size_t(c.w(slot).cols));
-        c.w(slot).rowToF32(0, b.data());
-        for (size_t i = 0; i < y->size(); ++i)
-          (*y)[i] += b[i % b.size()];
-      }
   } else {
     q = project(c, x.f.data(), T, Q, QBias);
     k = project(c, x.f.data(), T, K, KBias);

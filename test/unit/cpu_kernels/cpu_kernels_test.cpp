@@ -162,7 +162,8 @@ TEST(PlainDot, BlocksEqualTheScalarDefinitionBitForBit) {
 }
 
 // linearGroup (GQA's q, k, v in one parallel region) gives exactly what separate linear calls
-// give, for packed-format-free weights of different types and row counts around the 64-row units.
+// give, for packed-format-free weights of different types and row counts around the 64-row units,
+// with and without a bias (Qwen2-style q/k/v biases on matrices 0 and 2).
 TEST(Linear, GroupEqualsSeparateLinears) {
   std::mt19937 rng(9);
   for (int threads : {1, 3})
@@ -187,11 +188,15 @@ TEST(Linear, GroupEqualsSeparateLinears) {
           {reinterpret_cast<const uint8_t*>(w[0].data()), DType::F32, rows[0], k},
           {reinterpret_cast<const uint8_t*>(wbf.data()), DType::BF16, rows[1], k},
           {reinterpret_cast<const uint8_t*>(w[2].data()), DType::F32, rows[2], k}};
-      for (int i = 0; i < 3; ++i)
-        outs[i] = {views[i], y[size_t(i)].data()};
+      std::vector<std::vector<float>> bias(3);
+      auto biasOf = [&](int i) { return i == 1 ? nullptr : bias[size_t(i)].data(); };
+      for (int i = 0; i < 3; ++i) {
+        bias[size_t(i)] = randn(size_t(rows[i]), rng);
+        outs[i] = {views[i], y[size_t(i)].data(), biasOf(i)};
+      }
       linearGroup(pool, x.data(), t, outs, 3);
       for (int i = 0; i < 3; ++i) {
-        linear(pool, x.data(), t, views[i], nullptr, want[size_t(i)].data());
+        linear(pool, x.data(), t, views[i], biasOf(i), want[size_t(i)].data());
         ASSERT_EQ(y[size_t(i)], want[size_t(i)]) << "matrix " << i << " t=" << t;
       }
     }
