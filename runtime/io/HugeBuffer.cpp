@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 #include <sys/mman.h>
+#include <utility>
 
 namespace kt {
 
@@ -48,11 +49,8 @@ HugeBuffer::~HugeBuffer() {
   release();
 }
 
-HugeBuffer::HugeBuffer(HugeBuffer&& o) noexcept
-    : base_(o.base_), mapped_(o.mapped_), data_(o.data_), size_(o.size_) {
-  o.base_ = nullptr;
-  o.data_ = nullptr;
-  o.mapped_ = o.size_ = 0;
+HugeBuffer::HugeBuffer(HugeBuffer&& o) noexcept {
+  *this = std::move(o); // an empty buffer has nothing to release
 }
 
 HugeBuffer& HugeBuffer::operator=(HugeBuffer&& o) noexcept {

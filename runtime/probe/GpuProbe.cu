@@ -79,7 +79,6 @@ struct Cublas {
   }
 };
 
-// Times `fn` with CUDA events: best of `reps` after one warm-up, in seconds.
 // Seconds of one call of fn (CUDA events around it).
 template <typename F> double timeOnce(F fn) {
   cudaEvent_t a, b;
@@ -96,7 +95,7 @@ template <typename F> double timeOnce(F fn) {
   return double(ms) * 1e-3;
 }
 
-// The best of `reps` calls after a warm-up call.
+// Times `fn` with CUDA events: best of `reps` after one warm-up, in seconds.
 template <typename F> double timeBest(int reps, F fn) {
   double best = 1e30;
   for (int r = 0; r <= reps; ++r) {

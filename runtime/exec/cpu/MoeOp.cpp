@@ -64,17 +64,20 @@ struct NodeTasks {
 // (its first panel's scales and lines are fetched with nothing to overlap them), which with
 // 64-row blocks made decode MoE run at a third of the bandwidth the same kernel reaches on a long
 // matrix. Appends one phase's tasks to byNode[node].
+//
+// Tasks are sized by work (taskWork): weight elements x the expert's tokens. In decode (one token
+// each) that is the bytes streamed — a shared expert's down matrix (K = 2 x 1408 in DeepSeek-V2)
+// is twice a routed one's, and one oversized last task left a thread idle; in a prefill it is the
+// FLOPs, and routing is uneven (the busiest expert of a 512-token prompt gets 2-3x the mean rows),
+// so blocks sized by weights alone left the busiest experts as single long tasks at the end.
+int64_t taskWork(const ExpertWork& w, bool down, int64_t rows) {
+  return rows * (down ? w.down.cols : w.gate.cols) * std::max<int64_t>(1, int64_t(w.tokens.size()));
+}
+
 void rowTasks(const std::vector<ExpertWork>& works, bool down, int threads, int nodes,
               std::vector<std::vector<Task>>& byNode) {
-  // Sized by work, weight elements x the expert's tokens: in decode (one token each) that is the
-  // bytes streamed — a shared expert's down matrix (K = 2 x 1408 in DeepSeek-V2) is twice a
-  // routed one's, and one oversized last task left a thread idle; in a prefill it is the FLOPs,
-  // and routing is uneven (the busiest expert of a 512-token prompt gets 2-3x the mean rows), so
-  // blocks sized by weights alone left the busiest experts as single long tasks at the end.
   auto mat = [&](const ExpertWork& w) { return down ? w.down : w.gate; };
-  auto work = [&](const ExpertWork& w) {
-    return mat(w).rows * mat(w).cols * std::max<int64_t>(1, int64_t(w.tokens.size()));
-  };
+  auto work = [&](const ExpertWork& w) { return taskWork(w, down, mat(w).rows); };
   int64_t total = 0;
   for (const ExpertWork& w : works)
     total += work(w);
@@ -114,11 +117,7 @@ NodeTasks expertTasks(const std::vector<ExpertWork>& works, int threads, int nod
   rowTasks(works, true, threads, nodes, down);
   NodeTasks out;
   for (int n = 0; n < nodes; ++n) {
-    auto size = [&](const Task& t) { // work, as rowTasks sizes it
-      const ExpertWork& w = works[size_t(t.work)];
-      return (t.r1 - t.r0) * (t.down ? w.down.cols : w.gate.cols) *
-             std::max<int64_t>(1, int64_t(w.tokens.size()));
-    };
+    auto size = [&](const Task& t) { return taskWork(works[size_t(t.work)], t.down, t.r1 - t.r0); };
     // Gate/up: largest first, so the blocks left at the end of the phase are the small ones.
     std::vector<Task>& u = up[size_t(n)];
     std::stable_sort(u.begin(), u.end(),
