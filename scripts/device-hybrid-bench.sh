@@ -31,7 +31,9 @@
 #       KEEP_CHECKPOINT=1 keep the checkpoint for a later call; REUSE=1 use a complete one that is
 #       there (its config.json is written last); PROFILE=1 add --profile (per-op table in the .err
 #       files); NO_EAGER=1 skip the KT_CUDA_GRAPHS=0 runs; NO_P2048=1 skip prompts of 2048;
-#       REPS=N repetitions per run (best of N; default 2 at 512 tokens, 1 at 2048).
+#       REPS=N repetitions per run (best of N; default 2 at 512 tokens, 1 at 2048); SPIN_US=N the
+#       hybrid plans also run at 512 tokens with KT_POOL_SPIN_US=N (the CPU pool's workers poll N us
+#       before sleeping), as NAME-spinN.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -134,6 +136,8 @@ for m in $MODELS; do
     [[ "$v" == hybrid8g* ]] || [ "$v" = cpu-int8 ] && threads=(--threads 16)
     [ -n "${PROFILE:-}" ] && threads+=(--profile)
     bench "$m-$v-p512" "$plan" --prompt-len 512 --gen-len 32 --reps "${REPS:-2}" "${threads[@]}"
+    [[ "$v" == hybrid8g* ]] && [ -n "${SPIN_US:-}" ] && KT_POOL_SPIN_US=$SPIN_US \
+      bench "$m-$v-spin$SPIN_US-p512" "$plan" --prompt-len 512 --gen-len 32 --reps "${REPS:-2}" "${threads[@]}"
     [[ "$v" == *-all ]] && [ -z "${NO_EAGER:-}" ] && KT_CUDA_GRAPHS=0 \
       bench "$m-$v-eager-p512" "$plan" --prompt-len 512 --gen-len 32 --reps 2 "${threads[@]}"
     [ "$v" = cpu-int8 ] || [ -n "${NO_P2048:-}" ] ||

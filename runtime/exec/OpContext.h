@@ -124,6 +124,11 @@ public:
     double gpuIdleSeconds = 0; // host-side wait minus the GPU work queued meanwhile
     double cpuSeconds = 0;     // CPU work inside hybrid steps and in host steps
     double gpuBusySeconds = 0; // GPU work (shared / GPU-resident experts) overlapping it
+    // Between two hybrid steps of one run: the host's time from the first's CPU result queued
+    // back to the second's routing readback (issuing the GPU's work in between: attention, norms,
+    // the router), and that readback's wait for the GPU's queue. With cpuSeconds they split a
+    // hybrid decode step's wall time into host issue, GPU drain and CPU experts.
+    double hostIssueSeconds = 0, readbackWaitSeconds = 0;
     int64_t hybridSteps = 0, hostSteps = 0;
     // Launches queued on the device (kernels, copies, library calls; a graph replay counts its
     // nodes) and by the host (a replay counts once), and the graph replays among them.

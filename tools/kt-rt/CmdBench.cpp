@@ -155,9 +155,11 @@ int cmdBench(int argc, char** argv) {
     char line[320];
     std::snprintf(line, sizeof line,
                   ", \"gpu_idle_ms_per_token\": %.3f, \"cpu_work_ms_per_token\": %.3f, "
-                  "\"gpu_overlapped_ms_per_token\": %.3f",
+                  "\"gpu_overlapped_ms_per_token\": %.3f, \"host_issue_ms_per_token\": %.3f, "
+                  "\"readback_wait_ms_per_token\": %.3f",
                   overlap.gpuIdleSeconds * perToken, overlap.cpuSeconds * perToken,
-                  overlap.gpuBusySeconds * perToken);
+                  overlap.gpuBusySeconds * perToken, overlap.hostIssueSeconds * perToken,
+                  overlap.readbackWaitSeconds * perToken);
     gpuJson += line;
     if (!args.has("--json"))
       std::printf("hybrid   GPU idle %.2f ms per decoded token waiting for the CPU "
@@ -166,6 +168,10 @@ int cmdBench(int argc, char** argv) {
                   overlap.gpuIdleSeconds * perToken, overlap.cpuSeconds * perToken,
                   overlap.gpuBusySeconds * perToken, (long long)overlap.hybridSteps,
                   (long long)overlap.hostSteps);
+    if (overlap.hybridSteps > 0 && !args.has("--json"))
+      std::printf("hybrid   between hybrid steps: host issuing the GPU's work %.2f ms, waiting "
+                  "for it at the routing readback %.2f ms per decoded token\n",
+                  overlap.hostIssueSeconds * perToken, overlap.readbackWaitSeconds * perToken);
   }
   if (model.backend()) {
     gpuJson += ", \"gpu\": \"" + model.backend()->summary() + "\"";

@@ -440,6 +440,7 @@ void CudaBackend::ensure(GpuBuffer& b, size_t bytes) {
 
 void CudaBackend::beginRun(std::vector<Activation>& buffers) {
   cuda::setCurrentStream(stream_); // another model's backend may have run in between
+  lastHybridEnd_.reset();          // host issue is counted between hybrid steps of one run
   buffers_.resize(buffers.size());
   where_.assign(buffers.size(), Where::Nowhere);
   for (size_t i = 0; i < buffers.size(); ++i)

@@ -10,9 +10,11 @@
 #include "runtime/exec/cuda/GpuKvPool.h"
 #include "runtime/plan/PlanReader.h"
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -120,6 +122,9 @@ public:
   const cuda::GpuEvent& event(int id);
   // Overlap accounting of hybrid steps (the moe op adds to it).
   Overlap& overlapStats() { return overlap_; }
+  // When the run's last hybrid step queued its CPU result back (unset: none yet in this run);
+  // the next hybrid step charges the host time since then to Overlap::hostIssueSeconds.
+  std::optional<std::chrono::steady_clock::time_point>& lastHybridEnd() { return lastHybridEnd_; }
   // Prefill offload: the streaming of CPU-held experts (the moe op asks it whether a step
   // streams at its token count; ExpertStream.h). Never null after construction.
   ExpertStream& expertStream() { return *experts_; }
@@ -209,6 +214,7 @@ private:
   std::vector<size_t> openTimers_;
   std::string timedStep_;
   Overlap overlap_;
+  std::optional<std::chrono::steady_clock::time_point> lastHybridEnd_;
   std::unique_ptr<ExpertStream> experts_;
   std::unique_ptr<GpuKvPool> kvPool_;
   std::shared_ptr<KvSlotListener> kvListener_; // releases slots in kvPool_ while it lives

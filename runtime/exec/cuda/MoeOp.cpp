@@ -185,6 +185,12 @@ void moe(OpContext& c) {
   const auto hostWaitStart = std::chrono::steady_clock::now();
   if (readBack) // kt-rt bench --profile: the routing readback waits for the GPU's queue
     c.timedPart("readback-wait", std::chrono::duration<double>(hostWaitStart - readStart).count());
+  if (cpuWork) { // the host's issue since the last hybrid step, and this readback's wait
+    auto& o = b.overlapStats();
+    if (b.lastHybridEnd())
+      o.hostIssueSeconds += std::chrono::duration<double>(readStart - *b.lastHybridEnd()).count();
+    o.readbackWaitSeconds += std::chrono::duration<double>(hostWaitStart - readStart).count();
+  }
   if (cpuWork)
     b.check(c, cuda::recordEvent(b.event(kGpuWorkStart), &err), err);
 
@@ -314,6 +320,7 @@ void moe(OpContext& c) {
     float* dRouted = b.scratchF(kHostResult, T * H);
     b.check(c, cuda::toDeviceAsync(dRouted, hOut, size_t(T * H) * 4, &err), err);
     cuda::add(out, dRouted, out, T * H);
+    b.lastHybridEnd() = std::chrono::steady_clock::now();
     // GPU idle = host-side wait (grouping, CPU experts) minus the GPU work queued meanwhile; zero
     // when the GPU is still busy (then neither side waited for the other).
     auto& o = b.overlapStats();
