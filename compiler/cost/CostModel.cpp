@@ -163,8 +163,15 @@ double CostModel::withOverheads(const Device& d, double work, int cpuOps, double
     const double gpu = work + launches * a.decodeGraphKernelUs * 1e-6;
     if (mode == LaunchMode::Graph)
       return gpu + wait;
+    // Eagerly the host issues kernel after kernel (one `eager` interval each) and the GPU runs
+    // each when it is issued: the decode's many short kernels (norms, adds, small products) finish
+    // within their interval and leave the GPU waiting for the next, while a long one (attention,
+    // a large product) keeps running after its interval. So the unit takes the issue of every
+    // launch plus the work beyond the per-kernel time, not the larger of the two: in the eighth
+    // device run's DeepSeek-V2-Lite 8 GiB hybrid the host issued a layer's ~30 launches in
+    // ~157 us and the routing readback then waited ~45 us for the GPU (docs/cost-model.md).
     const double eagerUs = a.decodeEagerKernelUs > 0 ? a.decodeEagerKernelUs : a.launchOverheadUs;
-    return std::max(launches * eagerUs * 1e-6, gpu) + wait;
+    return std::max(launches * eagerUs * 1e-6 + work, gpu) + wait;
   }
   if (mode == LaunchMode::Graph && a.kernelFloorUs > 0)
     return work + launches * a.kernelFloorUs * 1e-6 + wait;

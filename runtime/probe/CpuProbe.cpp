@@ -34,6 +34,10 @@ struct Sizes {
   size_t bandwidthArrayBytes; // per array (3 arrays)
   int bandwidthReps;
   size_t gemvBytes; // packed bytes swept per GEMV measurement
+  // Expert copies the expert path cycles through (ExpertProbe.cpp): a prefill reads each layer's
+  // experts from DRAM once, so the copies must not fit the L3 together, which the GEMV's cap can
+  // on a VM that reports its host's L3.
+  size_t expertBytes;
   int gemvReps;
   int64_t gemmN, gemmK, gemmT;
   int gemmReps;
@@ -47,9 +51,10 @@ Sizes sizesFor(bool quick, double l3Bytes) {
   auto clamp = [](double x, double lo, double hi) { return std::min(hi, std::max(lo, x)); };
   size_t bw = size_t(clamp(4 * l3Bytes, (quick ? 128 : 256) * mib, (quick ? 128 : 256) * mib));
   size_t gemv = size_t(clamp(4 * l3Bytes, (quick ? 64 : 128) * mib, (quick ? 64 : 256) * mib));
+  size_t experts = size_t(clamp(4 * l3Bytes, double(gemv), (quick ? 512 : 2048) * mib));
   if (quick)
-    return {bw, 1, gemv, 1, 1024, 1024, 128, 6};
-  return {bw, 1, gemv, 2, 1024, 2048, 256, 8};
+    return {bw, 1, gemv, experts, 1, 1024, 1024, 128, 6};
+  return {bw, 1, gemv, experts, 2, 1024, 2048, 256, 8};
 }
 
 // Binds the calling thread (and threads it creates later, which inherit both) to a NUMA node's
@@ -541,7 +546,12 @@ void probeCpu(const ProbeOptions& o, CpuResult* out) {
       }
     }
     measureRowsCurves(o, n.threadsUsed, blob, out);
-    measureExpertPath(o, n.threadsUsed, blob, out);
+    if (sz.expertBytes > blob.size) {
+      bench::Buffer expertBlob(sz.expertBytes);
+      measureExpertPath(o, n.threadsUsed, expertBlob, out);
+    } else {
+      measureExpertPath(o, n.threadsUsed, blob, out);
+    }
     binding.unbind();
   }
   const int threads0 = out->nodes.empty() ? 1 : out->nodes[0].threadsUsed;
