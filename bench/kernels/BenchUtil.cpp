@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <sstream>
 // GCC 12 flags its own _mm512_undefined_*() in the intrinsic headers (bug 105593, fixed in 13).
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -372,6 +373,29 @@ std::string jsonEscape(const std::string& s) {
     o += c;
   }
   return o;
+}
+
+std::vector<int64_t> parseIntList(const std::string& s) {
+  std::vector<int64_t> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    out.push_back(std::max<int64_t>(1, std::atoll(item.c_str())));
+  return out;
+}
+
+void timeBestMedian(const std::function<void()>& call, double minTime, double* best,
+                    double* median) {
+  std::vector<double> ts;
+  const double start = nowSeconds();
+  while (ts.size() < 5 || nowSeconds() - start < minTime) {
+    const double t0 = nowSeconds();
+    call();
+    ts.push_back(nowSeconds() - t0);
+  }
+  std::sort(ts.begin(), ts.end());
+  *best = ts.front();
+  *median = ts[ts.size() / 2];
 }
 
 } // namespace kt::bench

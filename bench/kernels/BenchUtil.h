@@ -74,4 +74,11 @@ double readSum(const uint8_t* p, size_t n);
 
 std::string jsonEscape(const std::string& s);
 
+// "1,2,16" -> {1, 2, 16} (entries below 1 become 1): the benchmarks' list arguments.
+std::vector<int64_t> parseIntList(const std::string& s);
+
+// Best and median seconds of one call, calls timed one by one, at least 5 and for minTime.
+void timeBestMedian(const std::function<void()>& call, double minTime, double* best,
+                    double* median);
+
 } // namespace kt::bench

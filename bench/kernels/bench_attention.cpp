@@ -26,29 +26,6 @@ using namespace kt::bench;
 
 namespace {
 
-std::vector<int64_t> parseList(const std::string& s) {
-  std::vector<int64_t> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    out.push_back(std::max<int64_t>(1, std::atoll(item.c_str())));
-  return out;
-}
-
-// Best and median seconds of one call, calls timed one by one for at least minTime.
-template <class F> void timeCalls(F&& call, double minTime, double* best, double* median) {
-  std::vector<double> ts;
-  const double start = nowSeconds();
-  while (ts.size() < 5 || nowSeconds() - start < minTime) {
-    const double t0 = nowSeconds();
-    call();
-    ts.push_back(nowSeconds() - t0);
-  }
-  std::sort(ts.begin(), ts.end());
-  *best = ts.front();
-  *median = ts[ts.size() / 2];
-}
-
 std::vector<float> randomVector(size_t n, std::mt19937& rng, float scale) {
   std::normal_distribution<float> nd(0.f, scale);
   std::vector<float> v(n);
@@ -67,9 +44,9 @@ int main(int argc, char** argv) {
     std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
     if (a == "--threads")
-      threads = parseList(next());
+      threads = parseIntList(next());
     else if (a == "--ctx")
-      ctxs = parseList(next());
+      ctxs = parseIntList(next());
     else if (a == "--cold")
       cold = true;
     else if (a == "--min-time")
@@ -115,7 +92,7 @@ int main(int argc, char** argv) {
     kt::ThreadPool pool{int(nt)};
     for (int64_t ctx : ctxs) {
       double best, med;
-      timeCalls(
+      timeBestMedian(
           [&] {
             const float* latent = latents[call % copies].data();
             const float* kpe = kpes[call++ % copies].data();
@@ -130,7 +107,7 @@ int main(int argc, char** argv) {
       std::printf("%-4s %-5lld %6lld %9.1f %9.1f %9.1f %7.1f%% %9.1f\n", "mla", (long long)nt,
                   (long long)ctx, best * 1e6, med * 1e6, flops / best * 1e-9,
                   100.0 * flops / best * 1e-9 / peak, bytes / best * 1e-9);
-      timeCalls(
+      timeBestMedian(
           [&] {
             const size_t i = call++ % copies;
             kt::cpu::gqaAttention(pool, q.data(), 1, gqaHeads, kvHeads, hd, kcs[i].data(),
