@@ -19,6 +19,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <numeric>
+#include <random>
 
 namespace kt::probe {
 
@@ -31,9 +33,11 @@ namespace {
 // row is not proportional to the matrices' FLOPs (each expert also gathers its rows and prepares
 // their activations, and a layer's rows spread over more experts make smaller tasks: Qwen3's
 // hybrid prefill ran its experts 4x under a 16-expert curve), so the cost model interpolates
-// between the two curves by an expert's size instead of scaling one. Token t picks experts
-// (t * topK + j) % experts, j < topK: every expert gets `rows` rows (one more for a few when the
-// pairs do not divide evenly).
+// between the two curves by an expert's size instead of scaling one. Each token picks topK
+// distinct experts at random (seeded, uniform): `rows` per expert on average, spread as a real
+// prompt's are. An even spread (every expert exactly `rows`, whole 16-row panels) ran ~13% faster
+// than a random one on the device Xeon at 48 rows (kt_bench_moe, docs/cost-model.md, ninth device
+// run), while a skewed routing ran as fast as a random even one.
 constexpr int64_t kHidden = 2048;
 struct LayerShape {
   int64_t inter;
@@ -118,9 +122,15 @@ void measureShape(const ProbeOptions& o, ThreadPool& pool, const LayerShape& sha
       const int64_t T = decode ? 1 : (rows * experts + topK - 1) / topK;
       std::vector<int32_t> chosen(static_cast<size_t>(T * topK));
       std::vector<float> weight(chosen.size(), 1.0f / topK);
-      for (int64_t t = 0; t < T; ++t)
-        for (int j = 0; j < topK; ++j)
-          chosen[size_t(t * topK + j)] = int32_t((t * topK + j) % experts);
+      std::mt19937 rng(static_cast<uint32_t>(rows));
+      std::vector<int32_t> order(static_cast<size_t>(experts));
+      for (int64_t t = 0; t < T; ++t) {
+        std::iota(order.begin(), order.end(), 0);
+        for (int j = 0; j < topK; ++j) { // partial Fisher-Yates: topK distinct experts
+          std::swap(order[size_t(j)], order[size_t(j) + rng() % size_t(experts - j)]);
+          chosen[size_t(t * topK + j)] = decode ? j : order[size_t(j)];
+        }
+      }
       const std::vector<float> x = randomMatrix(T * kHidden, 24);
       std::vector<float> y(static_cast<size_t>(T * kHidden));
       const double flops = 2.0 * 3.0 * double(kHidden) * double(inter) * double(T * topK);

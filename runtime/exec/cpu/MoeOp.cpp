@@ -146,10 +146,47 @@ inline void cpuRelax() {
 #endif
 }
 
+// Work items over many tokens (the shared expert: every token; a busy routed expert of a long
+// prompt) split into token chunks of their own. An item's gather, activation preparation and
+// down-input preparation each run on one thread (the thread that claims the item, or that
+// finishes its last gate/up block): on 16 Xeon threads a 2048-token prompt's shared expert took
+// the DeepSeek-V2-Lite MoE layer from 51 to 93 ms where its FLOPs add a third (kt_bench_moe,
+// docs/benchmarks.md). Chunks of at most max(128, 2T / threads) tokens prepare in parallel, for
+// reading the item's weights once per chunk. Chunks stay in place, so each token's contributions
+// are still combined in the same order; 2 threads never split a prompt of up to 128 x 2 tokens.
+void splitLargeWorks(std::vector<ExpertWork>& works, int64_t T, int threads) {
+  const int64_t most = std::max<int64_t>(128, (2 * T + threads - 1) / std::max(1, threads));
+  if (std::none_of(works.begin(), works.end(),
+                   [&](const ExpertWork& w) { return int64_t(w.tokens.size()) > most; }))
+    return;
+  std::vector<ExpertWork> split;
+  for (ExpertWork& w : works) {
+    const int64_t n = int64_t(w.tokens.size());
+    if (n <= most) {
+      split.push_back(std::move(w));
+      continue;
+    }
+    const int64_t chunks = (n + most - 1) / most;
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
+      ExpertWork part;
+      part.gate = w.gate;
+      part.up = w.up;
+      part.down = w.down;
+      part.node = w.node;
+      part.tokens.assign(w.tokens.begin() + b, w.tokens.begin() + e);
+      part.weights.assign(w.weights.begin() + b, w.weights.begin() + e);
+      split.push_back(std::move(part));
+    }
+  }
+  works = std::move(split);
+}
+
 // Runs the SwiGLU experts of all work items (one parallel region, see expertTasks), then the
 // weighted combine.
 void runExperts(ThreadPool& pool, std::vector<ExpertWork>& works, const float* x, int64_t H,
                 float* out, int64_t T) {
+  splitLargeWorks(works, T, pool.size());
   int64_t routedRows = 0; // token rows over all work items
   for (const ExpertWork& w : works)
     routedRows += int64_t(w.tokens.size());
