@@ -312,6 +312,18 @@ double CostModel::expectedTokens(const Unit& u, const std::vector<int>& experts,
   return tokens * mass;
 }
 
+double CostModel::cpuSharedExpertsSeconds(const Unit& u, const Device& d, double tokens) const {
+  if (!d.isCpu() || tokens <= 0 || u.sharedFlopsPerToken <= 0)
+    return 0;
+  int cores = 1;
+  for (const NumaNode& n : profile_.cpu.numaNodes)
+    cores = std::max(cores, n.cores);
+  const double rows = std::min(tokens, std::max(128.0, std::ceil(2.0 * tokens / cores)));
+  const double rate =
+      profile_.cpu.expertPathGflops(u.formatOn(true), u.sharedFlopsPerToken / 2, rows);
+  return rate > 0 ? tokens * u.sharedFlopsPerToken / (rate * 1e9) : 0;
+}
+
 double CostModel::expertsTime(const Unit& u, const std::vector<int>& experts, const Device& d,
                               const Shape& s) const {
   double touched = expectedTouched(u, experts, s.tokens);

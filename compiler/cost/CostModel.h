@@ -126,6 +126,11 @@ public:
   // is expected to be touched).
   double expertsTime(const Unit& u, const std::vector<int>& experts, const Device& d,
                      const Shape& s) const;
+  // Compute seconds of `tokens` tokens through MoE unit `u`'s packed shared experts on CPU `d`,
+  // run as the CPU moe op runs them: inside the fused expert region, in token chunks of at most
+  // max(128, 2 tokens / cores) (runtime/exec/cpu/MoeOp.cpp), at the profile's expert-path rate for
+  // their size at that many rows; 0 when the profile has no expert-path curve for the format.
+  double cpuSharedExpertsSeconds(const Unit& u, const Device& d, double tokens) const;
   // GPU seconds of a prefill MoE layer's routed experts, all on accelerator `d` in f32/bf16, run
   // by the grouped path (runtime/exec/cuda/MoeGrouped, chunks of kGroupedChunkTokens): the
   // profile's whole-chunk curve (grouped_moe_gflops[_i768]) at each chunk's mean rows per expert,

@@ -152,6 +152,17 @@ private:
       tShared = widened > 0 ? cost_.withOverheads(home, widened, 1, launches, 0, mode)
                             : roofline(sharedPlain ? 0 : sharedFlops, sharedPlain ? sharedFlops : 0,
                                        u.sharedBytesOn(cpu), 1, launches, 0);
+      // Packed on the CPU, in a prefill: the moe op runs them in its fused expert region with the
+      // routed experts, at the expert path's rate rather than one large GEMM's (the device Xeon's
+      // DeepSeek-V2-Lite prefill, ninth device run). Decode keeps the roofline it was validated
+      // with (one token: the weights' bytes).
+      if (cpu && prefill && !sharedPlain)
+        if (double path = cost_.cpuSharedExpertsSeconds(u, home, s.tokens); path > 0)
+          tShared = cost_.withOverheads(
+              home,
+              std::max(path, u.sharedBytesOn(cpu) /
+                                 (cost_.bandwidth(home) * cost_.gemvEfficiency(home, f, false))),
+              1, 0, 0, mode);
     }
     if (cost_.decodeChain(home, s.tokens)) {
       // The probe's decode chain: the router's 1-token product, then the shared experts' fused

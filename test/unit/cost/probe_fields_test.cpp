@@ -308,6 +308,29 @@ TEST(ProbeFields, CpuExpertPrefillRunsAtTheExpertPathRate) {
                    rowsOnly.expertsTime(u, all, gpu, {512, 0, 1}));
 }
 
+// Packed shared experts on the CPU run inside the moe op's fused expert region, in token chunks
+// of at most max(128, 2T / cores) (8 cores here): a prefill prices them at the expert path's rate
+// for that many rows, not at one 512-row GEMM's.
+TEST(ProbeFields, CpuSharedExpertsRunAtTheExpertPathRateByChunk) {
+  CostModel m(parsed(profileText("", R"("gemm_rows_gflops": {"int8": {"8": 4000, "512": 40000}},
+             "expert_rows_gflops": {"int8": {"8": 1000, "32": 4000, "128": 8000}},)")));
+  Device cpu, gpu;
+  ASSERT_TRUE(m.find("cpu:numa0", &cpu));
+  ASSERT_TRUE(m.find("gpu:0", &gpu));
+  Unit u;
+  u.kind = UnitKind::Moe;
+  u.format = WeightFormat::BF16;
+  u.hasCpuStorage = true;
+  u.cpuStorage.format = WeightFormat::Int8;
+  u.sharedFlopsPerToken = 2e8;
+  EXPECT_NEAR(m.cpuSharedExpertsSeconds(u, cpu, 512), 512 * 2e8 / 8000e9, 1e-12);   // 128 rows
+  EXPECT_NEAR(m.cpuSharedExpertsSeconds(u, cpu, 64), 64 * 2e8 / 6000e9, 1e-12);     // 64 rows
+  EXPECT_NEAR(m.cpuSharedExpertsSeconds(u, cpu, 4096), 4096 * 2e8 / 8000e9, 1e-12); // flat
+  EXPECT_EQ(m.cpuSharedExpertsSeconds(u, gpu, 512), 0);
+  u.sharedFlopsPerToken = 0;
+  EXPECT_EQ(m.cpuSharedExpertsSeconds(u, cpu, 512), 0);
+}
+
 // A GPU prefill whose routed experts are all on the GPU in bf16 runs them as batched GEMMs over
 // the experts (MoeGrouped): the probe's grouped rate at the rows per expert, launches per
 // 512-token chunk instead of per expert. A layer split with the CPU, or int8 experts, keeps the
