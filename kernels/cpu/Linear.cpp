@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 #include <vector>
 
@@ -42,7 +43,8 @@ void linearRef(const float* x, int64_t tokens, const MatrixView& w, const float*
 constexpr int64_t kPlainTokenBlock = 32;
 constexpr int64_t kPlainRowUnit = 16;
 
-void prepareInput(const MatrixView& w, const float* x, int64_t tokens, PreparedInput* out) {
+void prepareInput(const MatrixView& w, const float* x, int64_t tokens, PreparedInput* out,
+                  ThreadPool* pool) {
   out->x = x;
   out->tokens = tokens;
   out->k = w.cols;
@@ -52,11 +54,27 @@ void prepareInput(const MatrixView& w, const float* x, int64_t tokens, PreparedI
   using namespace quant;
   static const Isa isa = detectIsa();
   const auto fmt = WeightFormat(w.packed);
-  out->storage.resize(activationBytes(isa, fmt, w.cols, tokens) + kPackedAlign);
-  uint8_t* p = out->storage.data();
+  const size_t bytes = activationBytes(isa, fmt, w.cols, tokens);
+  out->storage.reset(new uint8_t[bytes + kPackedAlign]);
+  uint8_t* p = out->storage.get();
   p += (kPackedAlign - reinterpret_cast<uintptr_t>(p) % kPackedAlign) % kPackedAlign;
-  prepareActivations(isa, fmt, x, w.cols, tokens, p);
   out->act = p;
+  // Rows per task: enough that a task's conversion (~k values a row) outweighs its start.
+  constexpr int64_t kRowsPerTask = 16;
+  if (!pool || pool->size() == 1 || tokens < 2 * kRowsPerTask) {
+    prepareActivations(isa, fmt, x, w.cols, tokens, p);
+    return;
+  }
+  // Zero the padding (and everything) in parallel 64 KiB pieces, then convert row blocks.
+  constexpr size_t kPiece = size_t(64) << 10;
+  pool->parallelFor(int64_t((bytes + kPiece - 1) / kPiece), 1, [&](int64_t b, int64_t e) {
+    const size_t lo = size_t(b) * kPiece, hi = std::min(bytes, size_t(e) * kPiece);
+    std::memset(p + lo, 0, hi - lo);
+  });
+  pool->parallelFor((tokens + kRowsPerTask - 1) / kRowsPerTask, 1, [&](int64_t b, int64_t e) {
+    prepareActivationRows(isa, fmt, x, w.cols, tokens, b * kRowsPerTask,
+                          std::min(tokens, e * kRowsPerTask), p);
+  });
 }
 
 namespace {
@@ -118,7 +136,7 @@ void linear(ThreadPool& pool, const float* x, int64_t tokens, const MatrixView& 
             const float* bias, float* y) {
   const int64_t n = w.rows;
   PreparedInput in;
-  prepareInput(w, x, tokens, &in);
+  prepareInput(w, x, tokens, &in, &pool);
   if (w.packed < 0) {
     // Unpacked (f32/bf16 as stored: routers, f32 plans): rows in units of kPlainRowUnit, so that a
     // router's 64-160 rows keep several threads busy in decode too, and when those units are few
@@ -160,7 +178,7 @@ void linearGroup(ThreadPool& pool, const float* x, int64_t tokens, const LinearO
       if (outs[j].w.packed == w.packed && outs[j].w.cols == w.cols)
         input[size_t(i)] = input[size_t(j)];
     if (!input[size_t(i)]) {
-      prepareInput(w, x, tokens, &prepared[size_t(i)]);
+      prepareInput(w, x, tokens, &prepared[size_t(i)], &pool);
       input[size_t(i)] = &prepared[size_t(i)];
     }
     firstUnit[size_t(i) + 1] = firstUnit[size_t(i)] + (w.rows + unit - 1) / unit;

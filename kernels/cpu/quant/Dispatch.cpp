@@ -170,18 +170,24 @@ size_t activationBytes(Isa isa, WeightFormat f, int64_t k, int64_t t) {
 
 void prepareActivations(Isa isa, WeightFormat f, const float* x, int64_t k, int64_t t,
                         uint8_t* buf) {
+  std::memset(buf, 0, activationBytes(isa, f, k, t)); // padding columns and rows are zero
+  prepareActivationRows(isa, f, x, k, t, 0, t, buf);
+}
+
+void prepareActivationRows(Isa isa, WeightFormat f, const float* x, int64_t k, int64_t t,
+                           int64_t r0, int64_t r1, uint8_t* buf) {
   isa = clampIsa(isa);
   const ActMode mode = activationMode(isa, f);
-  const int64_t rows = activationRows(isa, f, t);
+  const ActLayout A = makeActLayout(mode, f, k, t, activationRows(isa, f, t));
   if (mode == ActMode::F32) {
-    prepareActivationsRef(mode, f, x, k, t, rows, buf);
+    for (int64_t r = r0; r < r1; ++r)
+      std::memcpy(buf + size_t(r) * A.rowBytes, x + r * k, size_t(k) * 4);
     return;
   }
-  if (isa == Isa::Avx2) { // the int8 modes (bf16 weights take f32 activations on AVX2)
-    prepareAvx2Int8(makeActLayout(mode, f, k, t, rows), x, k, buf);
-    return;
-  }
-  prepareAvx512(makeActLayout(mode, f, k, t, rows), f, x, k, buf);
+  if (isa == Isa::Avx2) // the int8 modes (bf16 weights take f32 activations on AVX2)
+    prepareAvx2Int8Rows(A, x, k, r0, r1, buf);
+  else
+    prepareAvx512Rows(A, f, x, k, r0, r1, buf);
 }
 
 namespace {

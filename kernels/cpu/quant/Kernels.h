@@ -25,12 +25,15 @@ static inline size_t dequantScratchFloats(const Job& j) {
 void matmulScalarKernel(const Job& j, float* scratch); // MatmulScalar.cpp
 void matmulAvx2(const Job& j, float* scratch);         // MatmulAvx2.cpp
 void matmulAvx2Int(const Job& j); // MatmulAvx2Int.cpp: int8/int4 weights x int8 activations
-// Byte-identical to prepareActivationsRef for the Int8 modes (MatmulAvx2Int.cpp).
-void prepareAvx2Int8(const ActLayout& a, const float* x, int64_t k, uint8_t* buf);
+// Token rows [r0, r1) of the prepared buffer, byte-identical to prepareActivationsRef's for the
+// Int8 modes once the buffer was zeroed (padding is left as it is) (MatmulAvx2Int.cpp).
+void prepareAvx2Int8Rows(const ActLayout& a, const float* x, int64_t k, int64_t r0, int64_t r1,
+                         uint8_t* buf);
 void matmulAvx512(const Job& j); // MatmulAvx512.cpp
 void matmulAmx(const Job& j);    // MatmulAmx.cpp (bf16/int8, rows % 16 == 0)
-// Byte-identical to prepareActivationsRef for the Bf16 / Int8 modes.
-void prepareAvx512(const ActLayout& a, WeightFormat f, const float* x, int64_t k, uint8_t* buf);
+// The same for the Bf16 / Int8 modes (MatmulAvx512.cpp).
+void prepareAvx512Rows(const ActLayout& a, WeightFormat f, const float* x, int64_t k, int64_t r0,
+                       int64_t r1, uint8_t* buf);
 // DequantAvx512.cpp: QuantMatmul.h's dequantizeRows for f32 / bf16 / int8 blobs.
 bool dequantizeRowsAvx512(WeightFormat f, const uint8_t* packed, int64_t n, int64_t k, int64_t r0,
                           int64_t nr, float* out, int64_t ld);

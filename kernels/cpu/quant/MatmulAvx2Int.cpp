@@ -320,9 +320,9 @@ void quantizeBlock(const float* x, int64_t n, int8_t* q, float* scale, float* su
 
 } // namespace
 
-void prepareAvx2Int8(const ActLayout& A, const float* x, int64_t k, uint8_t* buf) {
-  __builtin_memset(buf, 0, A.totalBytes); // padding columns and rows are zero, as in the reference
-  for (int64_t s = 0; s < A.t; ++s) {
+void prepareAvx2Int8Rows(const ActLayout& A, const float* x, int64_t k, int64_t r0, int64_t r1,
+                         uint8_t* buf) {
+  for (int64_t s = r0; s < r1; ++s) {
     const float* xr = x + s * k;
     int8_t* q = reinterpret_cast<int8_t*>(buf + size_t(s) * A.rowBytes);
     for (int64_t b = 0; b < A.blocks; ++b) {

@@ -622,8 +622,9 @@ inline __mmask16 tailMask(int64_t left) {
   return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1u);
 }
 
-void prepareBf16(const ActLayout& A, const float* x, int64_t k, uint8_t* buf) {
-  for (int64_t s = 0; s < A.t; ++s) {
+void prepareBf16(const ActLayout& A, const float* x, int64_t k, int64_t r0, int64_t r1,
+                 uint8_t* buf) {
+  for (int64_t s = r0; s < r1; ++s) {
     const float* xr = x + s * k;
     uint16_t* o = reinterpret_cast<uint16_t*>(buf + size_t(s) * A.rowBytes);
     for (int64_t c = 0; c < k; c += 16) {
@@ -634,9 +635,10 @@ void prepareBf16(const ActLayout& A, const float* x, int64_t k, uint8_t* buf) {
   }
 }
 
-void prepareInt8(const ActLayout& A, const float* x, int64_t k, uint8_t* buf) {
+void prepareInt8(const ActLayout& A, const float* x, int64_t k, int64_t r0, int64_t r1,
+                 uint8_t* buf) {
   const __m512 fmax = _mm512_set1_ps(3.402823466e38f);
-  for (int64_t s = 0; s < A.t; ++s) {
+  for (int64_t s = r0; s < r1; ++s) {
     const float* xr = x + s * k;
     int8_t* q = reinterpret_cast<int8_t*>(buf + size_t(s) * A.rowBytes);
     float* scale = reinterpret_cast<float*>(buf + A.scaleOff) + s * A.blocks;
@@ -711,12 +713,13 @@ void matmulAvx512(const Job& j) {
   }
 }
 
-void prepareAvx512(const ActLayout& a, WeightFormat f, const float* x, int64_t k, uint8_t* buf) {
-  __builtin_memset(buf, 0, a.totalBytes);
+void prepareAvx512Rows(const ActLayout& a, WeightFormat f, const float* x, int64_t k, int64_t r0,
+                       int64_t r1, uint8_t* buf) {
+  (void)f;
   if (a.mode == ActMode::Bf16)
-    prepareBf16(a, x, k, buf);
+    prepareBf16(a, x, k, r0, r1, buf);
   else
-    prepareInt8(a, x, k, buf);
+    prepareInt8(a, x, k, r0, r1, buf);
 }
 
 } // namespace kt::cpu::quant::detail

@@ -151,6 +151,10 @@ size_t activationBytes(Isa isa, WeightFormat f, int64_t k, int64_t t);
 // buf: activationBytes(...) bytes, 64-byte aligned.
 void prepareActivations(Isa isa, WeightFormat f, const float* x, int64_t k, int64_t t,
                         uint8_t* buf);
+// prepareActivations in parts, for threads: with `buf` zeroed first (activationBytes bytes), token
+// rows [r0, r1) of the t rows; any partition of [0, t) gives prepareActivations' bytes.
+void prepareActivationRows(Isa isa, WeightFormat f, const float* x, int64_t k, int64_t t,
+                           int64_t r0, int64_t r1, uint8_t* buf);
 void matmulPrepared(Isa isa, WeightFormat f, const uint8_t* packed, int64_t n, int64_t k,
                     const uint8_t* act, int64_t t, float* y, int64_t n0, int64_t n1);
 // The scalar definition of the prepared buffer for (mode, rows); SIMD preparation must match it

@@ -409,6 +409,33 @@ TEST_P(QuantKernel, PreparedActivationsMatchReferenceBytes) {
       }
 }
 
+// The preparation in row parts (threads of a prefill: prepareActivationRows over a zeroed buffer)
+// gives prepareActivations' bytes for any partition of the token rows.
+TEST_P(QuantKernel, PreparedActivationRowsInAnyPartsGiveTheSameBytes) {
+  const Isa isa = GetParam();
+  if (!isaSupported(isa))
+    GTEST_SKIP() << "this CPU lacks " << isaName(isa);
+  std::mt19937 rng(18);
+  for (WeightFormat f : kAllWeightFormats)
+    for (int64_t t : {1, 17, 70})
+      for (int64_t k : {31, 300}) {
+        auto x = randomActivations(rng, t, k);
+        if (t > 3)
+          x[size_t(3 * k + 1)] = NAN;
+        std::vector<uint8_t> whole(activationBytes(isa, f, k, t), 0xcd), parts(whole.size(), 0);
+        prepareActivations(isa, f, x.data(), k, t, whole.data());
+        // Parts of 1, 2, 3, ... rows, the last one what is left (prepared in reverse order).
+        std::vector<std::pair<int64_t, int64_t>> ranges;
+        for (int64_t r = 0, n = 1; r < t; r += n, ++n)
+          ranges.push_back({r, std::min(t, r + n)});
+        for (auto it = ranges.rbegin(); it != ranges.rend(); ++it)
+          prepareActivationRows(isa, f, x.data(), k, t, it->first, it->second, parts.data());
+        for (size_t i = 0; i < whole.size(); ++i)
+          ASSERT_EQ(int(whole[i]), int(parts[i]))
+              << isaName(isa) << " " << formatName(f) << " t=" << t << " k=" << k << " byte " << i;
+      }
+}
+
 // Non-finite weights or activations produce NaN outputs, never silent garbage.
 TEST_P(QuantKernel, NonFiniteInputsGiveNaN) {
   const Isa isa = GetParam();
