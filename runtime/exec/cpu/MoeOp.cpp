@@ -325,9 +325,18 @@ void moe(OpContext& c) {
   }
   std::vector<int32_t> chosen(size_t(T * K));
   std::vector<float> weight(size_t(T * K));
-  for (int64_t t = 0; t < T; ++t)
-    cpu::routeToken(logits.data() + t * E, bias.empty() ? nullptr : bias.data(), rp,
-                    chosen.data() + t * K, weight.data() + t * K);
+  // Tokens route independently: a prefill's over the threads (Qwen3-30B-A3B's router part took
+  // 2.5 ms a layer at 512 tokens on 16 Xeon threads where its product should take ~0.9: this
+  // loop ran on one of them).
+  auto route = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t)
+      cpu::routeToken(logits.data() + t * E, bias.empty() ? nullptr : bias.data(), rp,
+                      chosen.data() + t * K, weight.data() + t * K);
+  };
+  if (T >= 64)
+    c.pool.parallelFor(T, 16, route);
+  else
+    route(0, T);
   tapRoutes(c, a, chosen.data(), T, K); // kt-tune counts expert activations from this tap
 
   const auto t1 = std::chrono::steady_clock::now();
