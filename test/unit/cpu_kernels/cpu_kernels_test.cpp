@@ -5,6 +5,7 @@
 #include "kernels/cpu/Norm.h"
 #include "kernels/cpu/PlainDot.h"
 #include "kernels/cpu/Rope.h"
+#include "kernels/cpu/quant/QuantMatmul.h"
 #include "runtime/support/ThreadPool.h"
 
 #include <gtest/gtest.h>
@@ -94,6 +95,31 @@ TEST(Linear, FewRowsManyTokensSplitsTokensWithSameResults) {
         }
       }
     }
+}
+
+// Packed weights: a prefill's activations are converted in row blocks over the pool's threads
+// (prepareInput with a pool); the products are the same bits as with one thread.
+TEST(Linear, PackedInputConvertedOverThreadsGivesTheSameBits) {
+  ThreadPool one(1), many(5);
+  std::mt19937 rng(17);
+  const int64_t n = 80, k = 256;
+  const std::vector<float> w = randn(size_t(n * k), rng);
+  for (quant::WeightFormat f :
+       {quant::WeightFormat::Int8, quant::WeightFormat::Int4G32Sym, quant::WeightFormat::BF16}) {
+    std::vector<uint8_t> packed(quant::packedBytes(f, n, k) + 64);
+    uint8_t* p = packed.data() + (64 - reinterpret_cast<uintptr_t>(packed.data()) % 64) % 64;
+    quant::packWeights(f, w.data(), n, k, p);
+    MatrixView mv{p, DType::F32, n, k};
+    mv.packed = int32_t(f);
+    for (int64_t t : {31, 32, 70, 300}) {
+      const std::vector<float> x = randn(size_t(t * k), rng);
+      std::vector<float> split(size_t(t * n), -1.f), serial(size_t(t * n), -2.f);
+      linear(many, x.data(), t, mv, nullptr, split.data());
+      linear(one, x.data(), t, mv, nullptr, serial.data());
+      for (size_t i = 0; i < split.size(); ++i)
+        ASSERT_EQ(split[i], serial[i]) << int(f) << " t=" << t << " i=" << i;
+    }
+  }
 }
 
 // linearPair (one parallel region for two projections of the same x) gives exactly what two
