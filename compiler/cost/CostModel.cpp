@@ -145,11 +145,9 @@ double CostModel::decodeMoeSeconds(const Device& d, WeightFormat f, double bytes
 }
 
 double CostModel::prefillAttentionFlops(const Device& d, UnitKind k, double tokens) const {
-  if (d.isCpu())
-    return 0;
-  return accel(d).prefillAttentionGflops.atKey(k == UnitKind::MlaAttention ? "mla" : "gqa",
-                                               tokens) *
-         1e9;
+  const RowsCurve& curve =
+      d.isCpu() ? profile_.cpu.prefillAttentionGflops : accel(d).prefillAttentionGflops;
+  return curve.atKey(k == UnitKind::MlaAttention ? "mla" : "gqa", tokens) * 1e9;
 }
 
 double CostModel::withOverheads(const Device& d, double work, int cpuOps, double launches,
@@ -261,8 +259,8 @@ double CostModel::unitTime(const Unit& u, const Device& d, const Shape& s) const
               u.kind == UnitKind::MlaAttention ? "mla" : "gqa", s.context + n);
           r > 0)
         rate = r * 1e9;
-    // A prefill on a GPU whose profile has the kernel's rate by prompt length: that rate.
-    if (!cpu && n > 8)
+    // A prefill on a device whose profile has the kernel's rate by prompt length: that rate.
+    if (n > 8)
       if (double r = prefillAttentionFlops(d, u.kind, n); r > 0)
         rate = r;
     attnSeconds = pairs * u.attnFlopsPerPair / rate;

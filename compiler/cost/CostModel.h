@@ -91,8 +91,9 @@ public:
   // The same for the fused MoE decode kernels over experts (routed or shared) of `expertBytes`
   // each: decode_moe_gbs at that size, else decodeGemvSeconds over 3 matrices per expert.
   double decodeMoeSeconds(const Device& d, WeightFormat f, double bytes, double expertBytes) const;
-  // FLOP/s of a GPU prefill's attention with `tokens` new tokens per sequence: the probe's
-  // prefill_attention_gflops at that length when the profile has it, else 0.
+  // FLOP/s of a prefill's attention on `d` (an accelerator or the CPU) with `tokens` new tokens
+  // per sequence: the probe's prefill_attention_gflops at that length when the profile has it,
+  // else 0.
   double prefillAttentionFlops(const Device& d, UnitKind k, double tokens) const;
 
   // `work` seconds (a roofline time) plus the overheads of issuing it: on a CPU `cpuOps` fork/joins

@@ -90,6 +90,9 @@ struct CpuProfile {
   // GFLOP/s of one node's f32 attention kernels (scores + weighted sums of the KV cache, not
   // GEMMs); 0 = not given: the best f32 GEMM rate is used.
   double gqaAttentionGflops = 0, mlaAttentionGflops = 0;
+  // The same kernels over a causal prefill, by its tokens: {"gqa"|"mla": {"TOKENS": GFLOP/s}}
+  // (kt-rt probe; as the accelerators' prefill_attention_gflops). Empty: attention_gflops.
+  RowsCurve prefillAttentionGflops;
 
   // The best GFLOP/s of any ISA this CPU has for `f`.
   double bestGemmGflops(WeightFormat f) const;

@@ -71,7 +71,10 @@ struct CpuResult {
   // longer than their spin: a hybrid plan's GPU phase before a CPU step).
   double wakeUs = 0;
   double gqaAttentionGflops = 0, mlaAttentionGflops = 0; // the runtime's f32 attention kernels
-  double plainF32Gflops = 0, plainBf16Gflops = 0;        // linear() over unpacked matrices
+  // The same kernels over a causal prefill of N tokens, by N (the profile's
+  // cpu.prefill_attention_gflops): a 256-token rate priced every prompt length before.
+  std::map<int64_t, double> gqaPrefillGflops, mlaPrefillGflops;
+  double plainF32Gflops = 0, plainBf16Gflops = 0; // linear() over unpacked matrices
   // The same at 1 token over a DRAM-sized matrix, as weight bytes per second: a decode's GEMV
   // through the plain loops (plans without --cpu-quant), compared with readMedianGBs.
   double plainF32GemvGBs = 0, plainBf16GemvGBs = 0;

@@ -132,6 +132,13 @@ Json cpuJson(const CpuResult& c) {
     attn["mla"] = round3(c.mlaAttentionGflops);
   if (!attn.empty())
     cpu["attention_gflops"] = attn;
+  Json prefillAttn;
+  for (const auto& [kind, curve] :
+       {std::make_pair("gqa", &c.gqaPrefillGflops), std::make_pair("mla", &c.mlaPrefillGflops)})
+    for (const auto& [tokens, gflops] : *curve)
+      prefillAttn[kind][std::to_string(tokens)] = round3(gflops);
+  if (!prefillAttn.empty())
+    cpu["prefill_attention_gflops"] = prefillAttn;
   cpu["reserved_bytes"] = std::round(memoryInUse());
   cpu["op_overhead_us"] = round3(c.forkJoinUs);
   if (c.wakeUs > 0)

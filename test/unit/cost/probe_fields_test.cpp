@@ -248,6 +248,30 @@ TEST(ProbeFields, GpuPrefillAttentionRateByPromptLength) {
   EXPECT_NEAR(m.unitTime(u, gpu, {1024, 0, 1}), pairs(1024) / 100e12 + op, 1e-12);
 }
 
+// The CPU's attention kernels by prompt length (cpu.prefill_attention_gflops), as the GPU's: a
+// prefill reads the curve at its tokens per sequence; decode keeps attention_gflops.
+TEST(ProbeFields, CpuPrefillAttentionRateByPromptLength) {
+  const std::string rates = R"("attention_gflops": {"gqa": 300},)";
+  CostModel m(parsed(profileText(
+      "", rates + R"("prefill_attention_gflops": {"gqa": {"128": 100, "512": 400}},)"))),
+      old(parsed(profileText("", rates)));
+  Device cpu;
+  ASSERT_TRUE(m.find("cpu:numa0", &cpu));
+  Unit u;
+  u.kind = UnitKind::Attention;
+  u.attnFlopsPerPair = 1000;
+  u.attnHeads = 32;
+  u.hidden = 2048;
+  auto pairs = [](double n) { return n * (n + 1) / 2 * 1000; };
+  const double base = old.unitTime(u, cpu, {512, 0, 1}) - pairs(512) / 300e9; // the op overhead
+  EXPECT_NEAR(m.unitTime(u, cpu, {512, 0, 1}), pairs(512) / 400e9 + base, 1e-12);
+  EXPECT_NEAR(m.unitTime(u, cpu, {256, 0, 1}), pairs(256) / 250e9 + base, 1e-12);   // log2 midway
+  EXPECT_NEAR(m.unitTime(u, cpu, {2048, 0, 1}), pairs(2048) / 400e9 + base, 1e-12); // held flat
+  EXPECT_DOUBLE_EQ(m.unitTime(u, cpu, {1, 511, 1}), old.unitTime(u, cpu, {1, 511, 1}));
+  EXPECT_EQ(errorOf(profileText("", R"("prefill_attention_gflops": {"mha": {"512": 1}},)")),
+            "hw.json: cpu.prefill_attention_gflops.mha: unknown name (expected gqa or mla)");
+}
+
 // CPU expert prefill runs at the rate of the runtime's whole fused expert path for its rows per
 // expert (expert_rows_gflops), not at one matrix's rows rate (gemm_rows_gflops).
 TEST(ProbeFields, CpuExpertPrefillRunsAtTheExpertPathRate) {
