@@ -7,9 +7,11 @@
 #       --layout-only` checkpoints with --hw HW.json --explain-json OUT_DIR/M.V.pP.json. The
 #       placement flags are the benchmark's own (the placement of each plan is also printed as a
 #       digest, to check that a plan compiled from another profile places every unit alike).
-#   scripts/device-predictions.sh --table OUT_DIR MEASURED_DIR
-#       prints predicted vs measured prefill and decode tok/s (MEASURED_DIR: the benchmark's
-#       M-V-pP.json files) and the count within 25%.
+#   scripts/device-predictions.sh --table OUT_DIR MEASURED
+#       prints predicted vs measured prefill and decode tok/s and the count within 25%. MEASURED:
+#       the benchmark's directory of M-V-pP.json files, or its log (hybench.txt, or a call's
+#       stdout that tee'd it: "== M-V-pP ..." then "rc=0 {json}" lines), which survives when the
+#       device returns too many files to fetch them all.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -18,15 +20,31 @@ if [ "${1:-}" = --table ]; then
 import json, os, sys
 pred_dir, meas_dir = sys.argv[1], sys.argv[2]
 rows, inside = [], [0, 0, 0, 0]
+# A log instead of a directory: each "== NAME HH:MM:SS: kt-rt bench ..." line names the JSON of
+# the next "rc=0 {...}" line.
+logged = {}
+if os.path.isfile(meas_dir):
+    name = None
+    for line in open(meas_dir):
+        if line.startswith('== '):
+            name = line.split()[1]
+        elif line.startswith('rc=0 {') and name:
+            logged[name] = line[len('rc=0 '):].strip()
+            name = None
 for name in sorted(os.listdir(pred_dir)):
     if not name.endswith('.json') or name.count('.') != 3:
         continue
     m, v, p, _ = name.split('.')
-    meas = os.path.join(meas_dir, f'{m}-{v}-{p}.json')
-    if not os.path.exists(meas):
-        continue
     try:
-        got = json.load(open(meas))
+        if logged or os.path.isfile(meas_dir):
+            if f'{m}-{v}-{p}' not in logged:
+                continue
+            got = json.loads(logged[f'{m}-{v}-{p}'])
+        else:
+            meas = os.path.join(meas_dir, f'{m}-{v}-{p}.json')
+            if not os.path.exists(meas):
+                continue
+            got = json.load(open(meas))
     except ValueError:
         continue
     pr = json.load(open(os.path.join(pred_dir, name)))['predicted']
