@@ -36,7 +36,7 @@ for name in sorted(os.listdir(pred_dir)):
         continue
     m, v, p, _ = name.split('.')
     try:
-        if logged or os.path.isfile(meas_dir):
+        if os.path.isfile(meas_dir):
             if f'{m}-{v}-{p}' not in logged:
                 continue
             got = json.loads(logged[f'{m}-{v}-{p}'])

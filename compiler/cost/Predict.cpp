@@ -125,13 +125,15 @@ private:
     const WeightFormat f = u.formatOn(cpu);
     const GpuLaunches gpu = u.gpu.at(s.tokens); // decode sizes: the fused decode kernels
     const LaunchMode mode = launchMode(s, s.tokens);
+    auto memory = [&](double bytes, bool unpacked) {
+      return bytes / (cost_.bandwidth(home) * cost_.gemvEfficiency(home, f, unpacked));
+    };
     auto roofline = [&](double packed, double unpacked, double bytes, int ops, double launches,
                         double syncs) {
       double compute = cost_.flopsSeconds(home, packed, unpacked, f, s.tokens);
-      double memory =
-          bytes / (cost_.bandwidth(home) *
-                   cost_.gemvEfficiency(home, f, /*unpacked=*/packed == 0 && unpacked > 0));
-      return cost_.withOverheads(home, std::max(compute, memory), ops, launches, syncs, mode);
+      return cost_.withOverheads(home,
+                                 std::max(compute, memory(bytes, packed == 0 && unpacked > 0)), ops,
+                                 launches, syncs, mode);
     };
     // The router reads plain rows on the CPU (kt-quantize-weights never packs it). On a GPU the
     // router part ends with the routing choices copied to the host (gpu.hostSyncs).
@@ -148,21 +150,21 @@ private:
       double launches = gpu.shared;
       if (!cpu && launches > 0 && gpu.perTouchedExpert > 0)
         launches += u.gpuInt8Shared.extraLaunches(s.tokens);
-      double widened = cost_.int8WidenedSeconds(home, u.gpuInt8Shared, s.tokens);
-      tShared = widened > 0 ? cost_.withOverheads(home, widened, 1, launches, 0, mode)
-                            : roofline(sharedPlain ? 0 : sharedFlops, sharedPlain ? sharedFlops : 0,
-                                       u.sharedBytesOn(cpu), 1, launches, 0);
       // Packed on the CPU, in a prefill: the moe op runs them in its fused expert region with the
       // routed experts, at the expert path's rate rather than one large GEMM's (the device Xeon's
       // DeepSeek-V2-Lite prefill, ninth device run). Decode keeps the roofline it was validated
       // with (one token: the weights' bytes).
-      if (cpu && prefill && !sharedPlain)
-        if (double path = cost_.cpuSharedExpertsSeconds(u, home, s.tokens); path > 0)
-          tShared = cost_.withOverheads(
-              home,
-              std::max(path, u.sharedBytesOn(cpu) /
-                                 (cost_.bandwidth(home) * cost_.gemvEfficiency(home, f, false))),
-              1, 0, 0, mode);
+      const double path =
+          cpu && prefill && !sharedPlain ? cost_.cpuSharedExpertsSeconds(u, home, s.tokens) : 0;
+      const double widened = cost_.int8WidenedSeconds(home, u.gpuInt8Shared, s.tokens);
+      if (path > 0)
+        tShared = cost_.withOverheads(home, std::max(path, memory(u.sharedBytesOn(cpu), false)), 1,
+                                      0, 0, mode);
+      else if (widened > 0)
+        tShared = cost_.withOverheads(home, widened, 1, launches, 0, mode);
+      else
+        tShared = roofline(sharedPlain ? 0 : sharedFlops, sharedPlain ? sharedFlops : 0,
+                           u.sharedBytesOn(cpu), 1, launches, 0);
     }
     if (cost_.decodeChain(home, s.tokens)) {
       // The probe's decode chain: the router's 1-token product, then the shared experts' fused

@@ -578,16 +578,14 @@ void probeCpu(const ProbeOptions& o, CpuResult* out) {
   out->plainF32GemvGBs =
       measurePlain(threads0, DType::F32, gemvRows, gemvCols, 1, o.quick ? 3 : 5) * 4 / 2;
   say(o, "thread pool fork/join");
-  const int poolThreads = out->nodes.empty() ? 1 : out->nodes[0].threadsUsed;
   // The lowest median of three batches: a neighbour that deschedules one worker inflates a
   // batch's median (one device probe read 92 us where the same instance kind reads 4.3-4.5 and
   // its own wake-up after a sleep 44), and every CPU op of a prediction pays this time.
-  out->forkJoinUs = measureForkJoinUs(poolThreads, o.quick ? 200 : 1000);
+  out->forkJoinUs = measureForkJoinUs(threads0, o.quick ? 200 : 1000);
   for (int batch = 1; batch < 3; ++batch)
-    out->forkJoinUs =
-        std::min(out->forkJoinUs, measureForkJoinUs(poolThreads, o.quick ? 100 : 500));
+    out->forkJoinUs = std::min(out->forkJoinUs, measureForkJoinUs(threads0, o.quick ? 100 : 500));
   // After a 1 ms sleep of the caller (20x the pool's default spin): the workers sleep.
-  out->wakeUs = measureForkJoinUs(poolThreads, o.quick ? 50 : 200, 1000);
+  out->wakeUs = measureForkJoinUs(threads0, o.quick ? 50 : 200, 1000);
 }
 
 std::map<std::string, double> gemvEfficiency(const CpuResult& cpu) {

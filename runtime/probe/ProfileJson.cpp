@@ -9,6 +9,7 @@
 #include <cmath>
 #include <ctime>
 #include <fstream>
+#include <map>
 #include <unistd.h>
 
 namespace kt::probe {
@@ -19,6 +20,16 @@ using Json = nlohmann::ordered_json;
 
 double round3(double x) {
   return std::round(x * 1000.0) / 1000.0;
+}
+
+// {"gqa": {"N": GFLOP/s, ...}, "mla": {...}} of two attention curves keyed by positions or
+// tokens (decode_attention_gflops, prefill_attention_gflops); empty when neither was measured.
+Json attentionCurves(const std::map<int64_t, double>& gqa, const std::map<int64_t, double>& mla) {
+  Json j;
+  for (const auto& [kind, curve] : {std::make_pair("gqa", &gqa), std::make_pair("mla", &mla)})
+    for (const auto& [n, gflops] : *curve)
+      j[kind][std::to_string(n)] = round3(gflops);
+  return j;
 }
 
 // Memory the rest of the machine holds now (MemTotal - MemAvailable): what the profile keeps back
@@ -132,11 +143,7 @@ Json cpuJson(const CpuResult& c) {
     attn["mla"] = round3(c.mlaAttentionGflops);
   if (!attn.empty())
     cpu["attention_gflops"] = attn;
-  Json prefillAttn;
-  for (const auto& [kind, curve] :
-       {std::make_pair("gqa", &c.gqaPrefillGflops), std::make_pair("mla", &c.mlaPrefillGflops)})
-    for (const auto& [tokens, gflops] : *curve)
-      prefillAttn[kind][std::to_string(tokens)] = round3(gflops);
+  const Json prefillAttn = attentionCurves(c.gqaPrefillGflops, c.mlaPrefillGflops);
   if (!prefillAttn.empty())
     cpu["prefill_attention_gflops"] = prefillAttn;
   cpu["reserved_bytes"] = std::round(memoryInUse());
@@ -227,18 +234,10 @@ Json gpuJson(const GpuResult& g) {
   };
   rates("attention_gflops", g.gqaAttentionGflops, g.mlaAttentionGflops);
   rates("attention_block_gflops", g.gqaAttentionBlockGflops, g.mlaAttentionBlockGflops);
-  Json decode;
-  for (const auto& [kind, curve] :
-       {std::make_pair("gqa", &g.gqaDecodeGflops), std::make_pair("mla", &g.mlaDecodeGflops)})
-    for (const auto& [positions, gflops] : *curve)
-      decode[kind][std::to_string(positions)] = round3(gflops);
+  const Json decode = attentionCurves(g.gqaDecodeGflops, g.mlaDecodeGflops);
   if (!decode.empty())
     j["decode_attention_gflops"] = decode;
-  Json prefill;
-  for (const auto& [kind, curve] :
-       {std::make_pair("gqa", &g.gqaPrefillGflops), std::make_pair("mla", &g.mlaPrefillGflops)})
-    for (const auto& [tokens, gflops] : *curve)
-      prefill[kind][std::to_string(tokens)] = round3(gflops);
+  const Json prefill = attentionCurves(g.gqaPrefillGflops, g.mlaPrefillGflops);
   if (!prefill.empty())
     j["prefill_attention_gflops"] = prefill;
   // The decode-shaped chain of the runtime's kernels (GpuDecodeProbe.cu).

@@ -187,7 +187,7 @@ void prepareActivationRows(Isa isa, WeightFormat f, const float* x, int64_t k, i
   if (isa == Isa::Avx2) // the int8 modes (bf16 weights take f32 activations on AVX2)
     prepareAvx2Int8Rows(A, x, k, r0, r1, buf);
   else
-    prepareAvx512Rows(A, f, x, k, r0, r1, buf);
+    prepareAvx512Rows(A, x, k, r0, r1, buf);
 }
 
 namespace {

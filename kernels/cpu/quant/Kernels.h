@@ -32,8 +32,8 @@ void prepareAvx2Int8Rows(const ActLayout& a, const float* x, int64_t k, int64_t 
 void matmulAvx512(const Job& j); // MatmulAvx512.cpp
 void matmulAmx(const Job& j);    // MatmulAmx.cpp (bf16/int8, rows % 16 == 0)
 // The same for the Bf16 / Int8 modes (MatmulAvx512.cpp).
-void prepareAvx512Rows(const ActLayout& a, WeightFormat f, const float* x, int64_t k, int64_t r0,
-                       int64_t r1, uint8_t* buf);
+void prepareAvx512Rows(const ActLayout& a, const float* x, int64_t k, int64_t r0, int64_t r1,
+                       uint8_t* buf);
 // DequantAvx512.cpp: QuantMatmul.h's dequantizeRows for f32 / bf16 / int8 blobs.
 bool dequantizeRowsAvx512(WeightFormat f, const uint8_t* packed, int64_t n, int64_t k, int64_t r0,
                           int64_t nr, float* out, int64_t ld);

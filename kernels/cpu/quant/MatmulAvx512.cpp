@@ -713,9 +713,8 @@ void matmulAvx512(const Job& j) {
   }
 }
 
-void prepareAvx512Rows(const ActLayout& a, WeightFormat f, const float* x, int64_t k, int64_t r0,
-                       int64_t r1, uint8_t* buf) {
-  (void)f;
+void prepareAvx512Rows(const ActLayout& a, const float* x, int64_t k, int64_t r0, int64_t r1,
+                       uint8_t* buf) {
   if (a.mode == ActMode::Bf16)
     prepareBf16(a, x, k, r0, r1, buf);
   else

@@ -190,9 +190,8 @@ void moe(OpContext& c) {
     if (b.lastHybridEnd())
       o.hostIssueSeconds += std::chrono::duration<double>(readStart - *b.lastHybridEnd()).count();
     o.readbackWaitSeconds += std::chrono::duration<double>(hostWaitStart - readStart).count();
-  }
-  if (cpuWork)
     b.check(c, cuda::recordEvent(b.event(kGpuWorkStart), &err), err);
+  }
 
   float* out = b.out(c, 0, T, H);
   const GpuWeight* sg = b.weight(c, SharedGate);
