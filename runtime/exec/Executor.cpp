@@ -106,8 +106,16 @@ Executor::run(const std::string& entry, const Batch& batch, KvCache& kv,
       // A step on the backend's device gets its inputs moved there (and host steps get theirs
       // back).
       const bool onBackend = backend_ && backend_->runs(kind);
-      if (backend_)
+      if (backend_ && !profiling_) {
         backend_->beforeStep(*s, onBackend, buffers);
+      } else if (backend_) { // --profile: the moves across the link, in an entry of their own
+        auto m0 = std::chrono::steady_clock::now();
+        backend_->beforeStep(*s, onBackend, buffers);
+        OpTime& slot = profile_[entry + (onBackend ? "/move-to-device" : "/move-to-host")];
+        slot.seconds +=
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - m0).count();
+        ++slot.calls;
+      }
       OpContext ctx{*s,         batch,   weights_, kv,
                     pool_,      buffers, tapSink,  onBackend ? backend_ : nullptr,
                     lora_.get()};
