@@ -226,6 +226,25 @@ double CostModel::transferTime(const Device& from, const Device& to, double byte
   return t;
 }
 
+double CostModel::activationMoveTime(const Device& from, const Device& to, double bytes) const {
+  if (from.spec == to.spec || (from.isCpu() && to.isCpu()))
+    return 0;
+  constexpr double kStagedBytes = 1 << 20;
+  auto rate = [&](double measured, double pinned) {
+    return bytes >= kStagedBytes && measured > 0 ? measured : pinned;
+  };
+  double t = 0;
+  if (!from.isCpu()) {
+    const HostLink& l = accel(from).link;
+    t += l.latencyUs * 1e-6 + bytes / (rate(l.moveD2hGBs, l.d2hGBs) * 1e9);
+  }
+  if (!to.isCpu()) {
+    const HostLink& l = accel(to).link;
+    t += l.latencyUs * 1e-6 + bytes / (rate(l.moveH2dGBs, l.h2dGBs) * 1e9);
+  }
+  return t;
+}
+
 double CostModel::unitTime(const Unit& u, const Device& d, const Shape& s) const {
   // lm_head computes logits only for the rows that are sampled: the last position of each
   // sequence (the runtime's outputRows), not every prompt token.

@@ -120,6 +120,10 @@ public:
   // share memory), latency + bytes / link bandwidth across a host link (twice between two
   // accelerators, which go through the host).
   double transferTime(const Device& from, const Device& to, double bytes) const;
+  // An activation moved at a step that changes device, as the runtime moves it: from 1 MiB on
+  // (the runtime's staging threshold, runtime/exec/cuda/ActivationMoves.h) at the link's measured
+  // move rates when the profile has them, else as transferTime.
+  double activationMoveTime(const Device& from, const Device& to, double bytes) const;
 
   // A unit's dense work (everything but routed experts) for one step.
   double unitTime(const Unit& u, const Device& d, const Shape& s) const;

@@ -346,11 +346,15 @@ CpuProfile cpu(const json& v, const std::string& path) {
 
 HostLink link(const json& v, const std::string& path) {
   object(v, path);
-  onlyKnownKeys(v, path, {"h2d_gbs", "d2h_gbs", "latency_us"});
+  onlyKnownKeys(v, path, {"h2d_gbs", "d2h_gbs", "latency_us", "move_h2d_gbs", "move_d2h_gbs"});
   HostLink l;
   l.h2dGBs = number(need(v, path, "h2d_gbs"), sub(path, "h2d_gbs"), false);
   l.d2hGBs = number(need(v, path, "d2h_gbs"), sub(path, "d2h_gbs"), false);
   l.latencyUs = optNumber(v, path, "latency_us", 0);
+  if (find(v, "move_h2d_gbs"))
+    l.moveH2dGBs = number(*find(v, "move_h2d_gbs"), sub(path, "move_h2d_gbs"), false);
+  if (find(v, "move_d2h_gbs"))
+    l.moveD2hGBs = number(*find(v, "move_d2h_gbs"), sub(path, "move_d2h_gbs"), false);
   return l;
 }
 

@@ -102,6 +102,10 @@ struct CpuProfile {
 struct HostLink {
   double h2dGBs = 0, d2hGBs = 0;
   double latencyUs = 0;
+  // An activation moved at a step that changes device, as the runtime moves it (a pageable
+  // vector staged through pinned memory, runtime/exec/cuda/ActivationMoves.h): kt-rt probe times
+  // a 2048 x 2048 f32 one. 0 = not measured: the pinned rates above.
+  double moveH2dGBs = 0, moveD2hGBs = 0;
 };
 
 // A GPU or an NPU. NPUs also list the op kinds they can run; GPUs run everything.

@@ -64,7 +64,7 @@ public:
       // pool, idle through the accelerator's work, wakes up.
       double wake = 0;
       if (prev) {
-        double t = cost_.transferTime(prevDev, d, s.tokens * double(prev->hidden) * 4.0);
+        double t = cost_.activationMoveTime(prevDev, d, s.tokens * double(prev->hidden) * 4.0);
         *transfers += t;
         total += t;
         if (d.isCpu() && !prevDev.isCpu())
@@ -88,7 +88,7 @@ public:
     // Logits of the last position of each sequence go back to the host for sampling.
     if (prev && !prevDev.isCpu()) {
       Device host = dev("cpu:numa0");
-      double t = cost_.transferTime(prevDev, host, s.batch * double(prev->hidden) * 4.0);
+      double t = cost_.activationMoveTime(prevDev, host, s.batch * double(prev->hidden) * 4.0);
       *transfers += t;
       total += t;
     }

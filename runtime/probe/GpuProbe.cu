@@ -14,9 +14,11 @@
 #include "kernels/cuda/DeviceKernels.h"
 #include "kernels/cuda/Memory.h"
 #include "kernels/cuda/PrefillAttention.h"
+#include "runtime/exec/cuda/ActivationMoves.h"
 #include "runtime/exec/cuda/MoeGrouped.h"
 #include "runtime/probe/GpuDecodeProbe.h"
 #include "runtime/probe/Probe.h"
+#include "runtime/support/ThreadPool.h"
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -28,6 +30,7 @@
 #include <cstring>
 #include <map>
 #include <random>
+#include <thread>
 #include <vector>
 
 namespace kt::probe {
@@ -683,6 +686,30 @@ void measureLaunches(bool quick, int device, GpuResult* result) {
 
 } // namespace
 
+// An activation moved at a step that changes device, through the runtime's own functions
+// (ActivationMoves.h): a 2048 x 2048 f32 prefill activation from a pageable vector through the
+// pinned staging `h0` to `d0`, and back into a freshly sized vector as CudaBackend::toHost sizes
+// it. The cost model prices a hybrid's host steps by these rates (docs/cost-model.md, tenth
+// device run: the pageable copies had cost 20x the pinned DMA's time).
+namespace {
+void measureActivationMoves(const ProbeOptions& o, void* d0, void* h0, GpuResult* g) {
+  const size_t n = size_t(2048) * 2048, bytes = n * 4;
+  const int threads = o.threadsPerNode > 0 ? o.threadsPerNode
+                                           : int(std::max(1u, std::thread::hardware_concurrency()));
+  ThreadPool pool(threads);
+  std::vector<float> host(n, 1.0f);
+  std::string err;
+  double s = timeBest(5, [&] { moveToDevice(d0, host.data(), bytes, h0, &pool, &err); });
+  g->moveH2dGBs = double(bytes) / s / 1e9;
+  s = timeBest(5, [&] {
+    std::vector<float> fresh;
+    fresh.resize(n); // as Activation::resizeForOverwrite grows an empty vector
+    moveToHost(fresh.data(), d0, bytes, h0, &pool, &err);
+  });
+  g->moveD2hGBs = double(bytes) / s / 1e9;
+}
+} // namespace
+
 bool probeGpus(const ProbeOptions& o, std::vector<GpuResult>* out, std::string* note) {
   int count = 0;
   cudaError_t e = cudaGetDeviceCount(&count);
@@ -726,6 +753,7 @@ bool probeGpus(const ProbeOptions& o, std::vector<GpuResult>* out, std::string* 
       s = timeBest(3, [&] { cudaMemcpy(h0, d0, linkBytes, cudaMemcpyDeviceToHost); });
       g.d2hGBs = double(linkBytes) / s / 1e9;
       g.latencyUs = hostMedianUs(200, [&] { cudaMemcpy(d0, h0, 4, cudaMemcpyHostToDevice); });
+      measureActivationMoves(o, d0, h0, &g);
     }
     g.launchSyncUs = hostMedianUs(500, [&] {
       emptyKernel<<<1, 1>>>();

@@ -100,6 +100,7 @@ struct GpuResult {
   std::map<std::string, double> gemvEfficiency; // per format: 1-token GEMV rate / bandwidthGBs
   double h2dGBs = 0, d2hGBs = 0;                // pinned, large copies
   double latencyUs = 0;                         // blocking 4-byte host-to-GPU copy
+  double moveH2dGBs = 0, moveD2hGBs = 0;        // a prefill activation moved as the runtime does
   double launchSyncUs = 0;                      // empty kernel launch + synchronize
   // Host time per launch of the runtime's kernels issued back to back (a decode's routed
   // experts): the cost model's launch_overhead_us. 0 = not measured (no cuBLAS).

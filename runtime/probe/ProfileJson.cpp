@@ -213,6 +213,10 @@ Json gpuJson(const GpuResult& g) {
   j["link"] = {{"h2d_gbs", round3(std::max(g.h2dGBs, 1e-3))},
                {"d2h_gbs", round3(std::max(g.d2hGBs, 1e-3))},
                {"latency_us", round3(g.latencyUs)}};
+  if (g.moveH2dGBs > 0 && g.moveD2hGBs > 0) {
+    j["link"]["move_h2d_gbs"] = round3(g.moveH2dGBs);
+    j["link"]["move_d2h_gbs"] = round3(g.moveD2hGBs);
+  }
   // Per launch of the runtime's kernels back to back; without cuBLAS only the empty kernel's
   // launch + synchronize was timed, an upper bound.
   j["launch_overhead_us"] = round3(g.launchUs > 0 ? g.launchUs : g.launchSyncUs);

@@ -6,6 +6,7 @@
 #include "kernels/cuda/Graph.h"
 #include "kernels/cuda/Memory.h"
 #include "runtime/exec/cpu/CpuOps.h"
+#include "runtime/exec/cuda/ActivationMoves.h"
 #include "runtime/exec/cuda/ExpertStream.h"
 #include "runtime/exec/cuda/GpuFormat.h"
 #include "runtime/plan/OpSignature.h"
@@ -455,9 +456,9 @@ void CudaBackend::toGpu(uint32_t index, std::vector<Activation>& buffers) {
   const bool ints = !a.i.empty();
   const size_t bytes = ints ? a.i.size() * 4 : a.f.size() * 4;
   ensure(buffers_[index], bytes);
+  const void* src = ints ? static_cast<const void*>(a.i.data()) : a.f.data();
   std::string err;
-  need(cuda::toDevice(buffers_[index].data,
-                      ints ? static_cast<const void*>(a.i.data()) : a.f.data(), bytes, &err),
+  need(moveToDevice(buffers_[index].data, src, bytes, stage(bytes), pool_, &err),
        gpuName_ + ": moving an activation to the GPU", err);
   where_[index] = Where::Both;
 }
@@ -466,11 +467,17 @@ void CudaBackend::toHost(uint32_t index, std::vector<Activation>& buffers) {
   if (where_[index] != Where::Gpu)
     return;
   Activation& a = buffers[index];
-  a.f.resize(size_t(a.rows * a.cols));
+  const size_t bytes = size_t(a.rows * a.cols) * 4;
+  void* staging = stage(bytes); // before the resize: a failed pinned allocation changes nothing
+  a.resizeForOverwrite(a.rows, a.cols);
   std::string err;
-  need(cuda::toHost(a.f.data(), buffers_[index].data, a.f.size() * 4, &err),
+  need(moveToHost(a.f.data(), buffers_[index].data, bytes, staging, pool_, &err),
        gpuName_ + ": moving an activation to the host", err);
   where_[index] = Where::Both;
+}
+
+void* CudaBackend::stage(size_t bytes) {
+  return pool_ && bytes >= stagedMoveThreshold() ? pinned(kMoveStage, bytes) : nullptr;
 }
 
 void CudaBackend::beforeStep(const plan::Step& step, bool onBackend,

@@ -159,6 +159,9 @@ private:
   void uploadLocal(int32_t id, const std::string& what);
   void ensure(GpuBuffer& b, size_t bytes);
   void toGpu(uint32_t index, std::vector<Activation>& buffers);
+  // Pinned staging for an activation move of `bytes` (ActivationMoves.h), or nullptr: direct.
+  static constexpr int kMoveStage = 40; // pinned_ id, apart from the MoE op's staging ids
+  void* stage(size_t bytes);
 
   // Reserves the run's KV pages (growing the pool within the budget) and uploads the page table
   // rows that changed; a moved table makes captured graphs stale.

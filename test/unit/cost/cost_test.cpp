@@ -236,6 +236,28 @@ TEST(CostModel, EfficiencyOverheadAndTransfers) {
   EXPECT_EQ(m.transferTime(cpu, cpu, 1e6), 0);
 }
 
+// An activation moved at a step that changes device: from 1 MiB on at the probe's measured move
+// rates (the runtime stages those through pinned memory), below it and without them at the
+// pinned link rates; the parser names a bad rate.
+TEST(CostModel, ActivationMovesAtTheMeasuredMoveRates) {
+  const std::string link = "\"link\": {\"h2d_gbs\": 10, \"d2h_gbs\": 20, \"latency_us\": 5}";
+  CostModel m(parsed(edited(link, "\"link\": {\"h2d_gbs\": 10, \"d2h_gbs\": 20, "
+                                  "\"latency_us\": 5, \"move_h2d_gbs\": 4, \"move_d2h_gbs\": 2}")));
+  Device cpu, gpu;
+  ASSERT_TRUE(m.find("cpu:numa0", &cpu));
+  ASSERT_TRUE(m.find("gpu:0", &gpu));
+  const double big = 16 << 20, small = 64 << 10;
+  EXPECT_DOUBLE_EQ(m.activationMoveTime(cpu, gpu, big), 5e-6 + big / 4e9);
+  EXPECT_DOUBLE_EQ(m.activationMoveTime(gpu, cpu, big), 5e-6 + big / 2e9);
+  EXPECT_DOUBLE_EQ(m.activationMoveTime(cpu, gpu, small), m.transferTime(cpu, gpu, small));
+  EXPECT_EQ(m.activationMoveTime(cpu, cpu, big), 0);
+  CostModel plain(parsed()); // not measured: the pinned rates
+  EXPECT_DOUBLE_EQ(plain.activationMoveTime(gpu, cpu, big), plain.transferTime(gpu, cpu, big));
+  EXPECT_EQ(profileError(edited(link, "\"link\": {\"h2d_gbs\": 10, \"d2h_gbs\": 20, "
+                                      "\"move_d2h_gbs\": 0}")),
+            "hw.json: gpus[0].link.move_d2h_gbs: expected a positive number, got 0");
+}
+
 TEST(CostModel, AttentionReadsTheKvCache) {
   CostModel m(parsed());
   Device cpu;

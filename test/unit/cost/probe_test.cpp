@@ -61,6 +61,8 @@ ProbeResult syntheticResult() {
   g.h2dGBs = 25;
   g.d2hGBs = 26;
   g.latencyUs = 9;
+  g.moveH2dGBs = 6.5;
+  g.moveD2hGBs = 4.5;
   g.launchUs = 4;
   g.launchSyncUs = 11;
   g.launchIssueUs = 2.5;
@@ -122,6 +124,8 @@ TEST(ProbeTest, ProfileJsonParsesWithMeasuredNumbers) {
   EXPECT_DOUBLE_EQ(p.gpus[0].gemvEfficiency.get(cost::WeightFormat::BF16), 0.85);
   EXPECT_DOUBLE_EQ(p.gpus[0].link.h2dGBs, 25);
   EXPECT_DOUBLE_EQ(p.gpus[0].link.latencyUs, 9);
+  EXPECT_DOUBLE_EQ(p.gpus[0].link.moveH2dGBs, 6.5);
+  EXPECT_DOUBLE_EQ(p.gpus[0].link.moveD2hGBs, 4.5);
   EXPECT_DOUBLE_EQ(p.gpus[0].launchOverheadUs, 4); // the runtime kernels' rate, not 11
   EXPECT_DOUBLE_EQ(p.gpus[0].launchIssueUs, 2.5);
   EXPECT_DOUBLE_EQ(p.gpus[0].kernelFloorUs, 1.5);
