@@ -14,6 +14,7 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sys/wait.h>
 
 namespace fs = std::filesystem;
@@ -255,6 +256,10 @@ TEST(Tools, GenerateJsonAndHelp) {
   EXPECT_GT(j["prefill_tok_s"].get<double>(), 0);
   EXPECT_GT(j["active_weight_bytes_per_token"].get<double>(), 0);
   EXPECT_GT(j["decode_roofline_tok_s"].get<double>(), 0);
+  // --profile with one rep: a warm-up rep runs first, unprofiled; the table holds one prefill.
+  r = run(kRt + " bench " + d + "/p.ktplan --prompt-len 8 --gen-len 4 --reps 1 --profile");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex(R"(\nprefill/embedding +1 )"))) << r.output;
   r = run(kCompile + " --help");
   EXPECT_EQ(r.code, 0);
   EXPECT_NE(r.output.find("--target"), std::string::npos);
