@@ -21,6 +21,8 @@
 #include "runtime/support/ThreadPool.h"
 
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <dlfcn.h>
 
@@ -40,6 +42,47 @@ namespace cudamoe = kt::cudaops;
 namespace {
 
 __global__ void emptyKernel() {}
+
+// Operands of the compute-bound measurements hold random values, as real weights and activations
+// do: tensor-core products of all-zero operands draw far less power, so the GPU holds higher
+// clocks than in a real prefill (until session 10 every operand here was cudaMemset to 0, and the
+// all-GPU DeepSeek-V2-Lite prefill's grouped expert kernels ran ~18% under the probe's rate:
+// docs/cost-model.md, tenth device run).
+enum class Fill { F32, BF16, F16, I8 };
+
+__global__ void fillRandomKernel(void* p, size_t n, Fill kind, float scale, uint32_t seed) {
+  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x) {
+    uint64_t h = (uint64_t(i) + 1) * 0x9E3779B97F4A7C15ull ^ seed; // splitmix64's finalizer
+    h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
+    h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
+    h ^= h >> 31;
+    const float v = scale * (float(uint32_t(h >> 40)) * (2.0f / 16777216.0f) - 1.0f); // [-s, s)
+    switch (kind) {
+    case Fill::F32:
+      static_cast<float*>(p)[i] = v;
+      break;
+    case Fill::BF16:
+      static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16(v);
+      break;
+    case Fill::F16:
+      static_cast<__half*>(p)[i] = __float2half(v);
+      break;
+    case Fill::I8:
+      static_cast<int8_t*>(p)[i] = int8_t(int32_t(h & 0xff) - 128);
+      break;
+    }
+  }
+}
+
+// `count` elements of `kind` at `p`, uniform in [-scale, scale) (int8: every byte value).
+void fillRandom(void* p, size_t count, Fill kind, float scale, uint32_t seed) {
+  if (!p || count == 0)
+    return;
+  const unsigned blocks = unsigned(std::min<size_t>(4096, (count + 255) / 256));
+  fillRandomKernel<<<blocks, 256>>>(p, count, kind, scale, seed);
+  cudaDeviceSynchronize(); // done before any stream's timed work reads it
+}
 
 // Keeps the GPU busy for `cycles` clock cycles (one thread), so that kernels queued behind it run
 // back to back once it ends, whatever the host does meanwhile.
@@ -155,9 +198,13 @@ void measureBlas(const Cublas& blas, bool quick, double bwGBs, GpuResult* g,
     blas.destroy(h);
     return;
   }
-  cudaMemset(A, 0, bytes);
-  cudaMemset(B, 0, bytes);
   for (const GemmCase& c : cases) {
+    const Fill fill = c.ab == CUDA_R_32F    ? Fill::F32
+                      : c.ab == CUDA_R_16BF ? Fill::BF16
+                      : c.ab == CUDA_R_16F  ? Fill::F16
+                                            : Fill::I8;
+    fillRandom(A, bytes / c.elementBytes, fill, 1.0f, 1);
+    fillRandom(B, bytes / c.elementBytes, fill, 1.0f, 2);
     float alphaF = 1, betaF = 0;
     int32_t alphaI = 1, betaI = 0;
     bool isInt = c.compute == CUBLAS_COMPUTE_32I;
@@ -225,11 +272,11 @@ void measureAttention(bool mla, bool quick, double* fullGflops, double* blockGfl
             cudaMalloc(&v, size_t(positions) * vRow * 4) == cudaSuccess &&
             cudaMalloc(&out, size_t(len) * heads * dv * 4) == cudaSuccess;
   if (ok) {
-    cudaMemset(q1, 0, size_t(len) * heads * d1 * 4);
-    cudaMemset(q2, 0, size_t(len) * heads * std::max(d2, 1) * 4);
-    cudaMemset(k1, 0, size_t(positions) * kRow * 4);
-    cudaMemset(k2, 0, size_t(positions) * std::max(d2, 1) * 4);
-    cudaMemset(v, 0, size_t(positions) * vRow * 4);
+    fillRandom(q1, size_t(len) * heads * d1, Fill::F32, 1.0f, 3);
+    fillRandom(q2, size_t(len) * heads * std::max(d2, 1), Fill::F32, 1.0f, 4);
+    fillRandom(k1, size_t(positions) * kRow, Fill::F32, 1.0f, 5);
+    fillRandom(k2, size_t(positions) * std::max(d2, 1), Fill::F32, 1.0f, 6);
+    fillRandom(v, size_t(positions) * vRow, Fill::F32, 1.0f, 7);
     // len is set per measurement below.
     cuda::AttentionArgs a =
         mla ? cuda::mlaAttentionArgs(q1, q2, d2, k1, k2, out, heads, d1, d2, 0, 0.05f)
@@ -287,7 +334,7 @@ void measureAttention(bool mla, bool quick, double* fullGflops, double* blockGfl
       if (cudaMalloc(&pageData, size_t(numPages * pageFloats) * sizeof(float)) == cudaSuccess &&
           cudaMalloc(&table, size_t(numPages) * sizeof(uint64_t)) == cudaSuccess &&
           cudaMalloc(&flush, flushBytes) == cudaSuccess) {
-        cudaMemset(pageData, 0, size_t(numPages * pageFloats) * sizeof(float));
+        fillRandom(pageData, size_t(numPages * pageFloats), Fill::F32, 1.0f, 8);
         std::vector<uint64_t> addresses(static_cast<size_t>(numPages));
         for (int64_t i = 0; i < numPages; ++i)
           addresses[size_t(i)] = reinterpret_cast<uint64_t>(pageData + i * pageFloats);
@@ -367,14 +414,18 @@ struct GroupedBuffers {
   int32_t *experts = nullptr, *index = nullptr;
   int32_t* hostIndex = nullptr; // page-locked, as the runtime's
   cudamoe::GroupedScratch scratch;
+  size_t stackElems = 0; // elements of one of gate, up, down
   GroupedBuffers(int E, int K, int64_t H, int64_t I, int64_t maxTokens, int64_t maxSlotRows,
                  int64_t maxIndexInts) {
-    gate = d.get(size_t(E) * size_t(I * H) * 4);
-    up = d.get(size_t(E) * size_t(I * H) * 4);
-    down = d.get(size_t(E) * size_t(H * I) * 4);
+    stackElems = size_t(E) * size_t(I * H);
+    gate = d.get(stackElems * 4);
+    up = d.get(stackElems * 4);
+    down = d.get(stackElems * 4);
     x = d.get<float>(maxTokens * H);
     out = d.get<float>(maxTokens * H);
     weights = d.get<float>(maxTokens * K);
+    fillRandom(x, size_t(maxTokens * H), Fill::F32, 1.0f, 11);
+    fillRandom(weights, size_t(maxTokens * K), Fill::F32, 0.5f, 12);
     experts = d.get<int32_t>(maxTokens * K);
     index = d.get<int32_t>(maxIndexInts);
     scratch = {d.get<float>(maxSlotRows * H), d.get<float>(maxSlotRows * I),
@@ -385,6 +436,14 @@ struct GroupedBuffers {
       hostIndex = nullptr;
       d.ok = false;
     }
+  }
+  // The expert stacks as `bf16` or f32 values (the buffers are f32-sized; bf16 uses the first
+  // half), at a trained model's weight scale.
+  void fillWeights(bool bf16) {
+    const Fill f = bf16 ? Fill::BF16 : Fill::F32;
+    fillRandom(gate, stackElems, f, 0.05f, 13);
+    fillRandom(up, stackElems, f, 0.05f, 14);
+    fillRandom(down, stackElems, f, 0.05f, 15);
   }
   ~GroupedBuffers() {
     if (hostIndex)
@@ -448,6 +507,7 @@ void measureGroupedGemm(bool quick, GpuResult* g) {
     cudamoe::fillChunkIndex(grouping, chosen.data(), 0, nullptr, b.hostIndex);
     cudaMemcpy(b.experts, chosen.data(), chosen.size() * 4, cudaMemcpyHostToDevice);
     for (const bool bf16 : {true, false}) {
+      b.fillWeights(bf16);
       const cudamoe::ExpertStacks w{b.gate, b.up, b.down, bf16, I};
       if (const double secs = timeChunk(*blas, b, w, grouping, H, /*upload=*/false, &err); secs > 0)
         g->groupedGemmGflops[bf16 ? "bf16" : "f32"][rows] =
@@ -564,6 +624,7 @@ void measureGroupedMoe(const ProbeOptions& o, int device, GpuResult* g) {
         const cudamoe::ChunkGrouping& grouping = grouped[l][i];
         cudamoe::fillChunkIndex(grouping, chosen.data(), 0, nullptr, b.hostIndex);
         for (const bool bf16 : {true, false}) {
+          b.fillWeights(bf16);
           const cudamoe::ExpertStacks w{b.gate, b.up, b.down, bf16, shape.I};
           const double secs = timeChunk(*blas, b, w, grouping, H, /*upload=*/true, &err);
           const char* format = bf16 ? "bf16" : "f32";
