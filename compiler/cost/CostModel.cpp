@@ -396,7 +396,8 @@ double CostModel::expertsTime(const Unit& u, const std::vector<int>& experts, co
     if (a.hasGroupedMoeCurve() && launchMode(s, s.tokens) == LaunchMode::Pipelined &&
         a.launchIssueUs > 0)
       grouped = std::max(0.0, grouped - launches * a.kernelFloorUs * 1e-6);
-    work = std::max(grouped, memory);
+    // The host groups every chunk's routing after the readback while the GPU waits.
+    work = std::max(grouped, memory) + groupedHostSeconds(u, experts, d, s);
   } else if (!cpu && !u.gpuInt8Expert.empty()) {
     // --gpu-quant int8 experts: each touched one multiplies its rows through Blas::linearInt8.
     const double rows = tokens / touched;
@@ -451,6 +452,23 @@ double CostModel::groupedExpertsSeconds(const Unit& u, const std::vector<int>& e
   const double rate = a.groupedGemmGflops.at(f, most);
   const double flops = expectedTokens(u, experts, s.tokens) * u.expertFlopsPerToken;
   return rate > 0 ? flops * padding / (rate * 1e9) : 0;
+}
+
+double CostModel::groupedHostSeconds(const Unit& u, const std::vector<int>& experts,
+                                     const Device& d, const Shape& s) const {
+  const AcceleratorProfile& a = accel(d);
+  if (a.groupedMoeHostUs.empty())
+    return 0;
+  const double full = std::floor(s.tokens / kGroupedChunkTokens),
+               rest = s.tokens - full * kGroupedChunkTokens;
+  double t = 0;
+  for (const auto& [chunkTokens, count] :
+       {std::make_pair(kGroupedChunkTokens, full), std::make_pair(rest, 1.0)})
+    if (chunkTokens > 0 && count > 0)
+      t += count * a.groupedMoeHostSecondsAt(u.expertFlopsPerToken / 2,
+                                             expectedTokens(u, experts, chunkTokens) /
+                                                 std::max(1, u.numExperts));
+  return t;
 }
 
 double CostModel::groupedQuantExpertsSeconds(const Unit& u, const std::vector<int>& experts,

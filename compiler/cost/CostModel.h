@@ -147,6 +147,10 @@ public:
   double groupedExpertsSeconds(const Unit& u, const std::vector<int>& experts, const Device& d,
                                const Shape& s,
                                std::optional<WeightFormat> format = std::nullopt) const;
+  // Host time grouping a grouped layer's chunks (grouped_moe_host_us at each chunk's mean rows per
+  // expert), during which the GPU waits; 0 without that curve.
+  double groupedHostSeconds(const Unit& u, const std::vector<int>& experts, const Device& d,
+                            const Shape& s) const;
   // The same for --gpu-quant int8/int4 experts (runtime/exec/cuda/MoeGroupedQuant): per chunk and
   // product the active experts' slices widened to bf16 (read q and scales, write 2 B a weight),
   // the bf16 grouped GEMMs at the bf16 curve, and for int8 the per-column scaling of the outputs.

@@ -203,6 +203,18 @@ RowsCurve attentionCurve(const json& v, const std::string& path) {
   return curves(v, path, kind);
 }
 
+// grouped_moe_host_us: {"grouped_moe_gflops"|"grouped_moe_gflops_i768": {"ROWS": us}}.
+RowsCurve groupedHostCurve(const json& v, const std::string& path) {
+  static const CurveKind kind{
+      [](const std::string& name) {
+        return name == "grouped_moe_gflops" || name == "grouped_moe_gflops_i768";
+      },
+      "unknown curve (expected grouped_moe_gflops or grouped_moe_gflops_i768)",
+      "needs at least one of grouped_moe_gflops, grouped_moe_gflops_i768", "ROWS",
+      "a row count (a positive integer)"};
+  return curves(v, path, kind);
+}
+
 // decode_gemv_gbs / decode_moe_gbs: {"FORMAT": {"BYTES": GB/s}}.
 RowsCurve bytesCurve(const json& v, const std::string& path) {
   static const CurveKind kind{[](const std::string& name) {
@@ -381,7 +393,8 @@ AcceleratorProfile accelerator(const json& v, const std::string& path, size_t in
                                    "decode_moe_gbs",
                                    "grouped_gemm_gflops",
                                    "grouped_moe_gflops",
-                                   "grouped_moe_gflops_i768"};
+                                   "grouped_moe_gflops_i768",
+                                   "grouped_moe_host_us"};
   if (npu)
     keys.push_back("supported_ops");
   onlyKnownKeys(v, path, keys);
@@ -426,6 +439,8 @@ AcceleratorProfile accelerator(const json& v, const std::string& path, size_t in
     a.groupedMoeGflops = rowsCurve(*d, sub(path, "grouped_moe_gflops"));
   if (const json* d = find(v, "grouped_moe_gflops_i768"))
     a.groupedMoeGflopsI768 = rowsCurve(*d, sub(path, "grouped_moe_gflops_i768"));
+  if (const json* d = find(v, "grouped_moe_host_us"))
+    a.groupedMoeHostUs = groupedHostCurve(*d, sub(path, "grouped_moe_host_us"));
   if (a.decodeGraphKernelUs <= 0 && (!a.decodeGemvGBs.empty() || !a.decodeMoeGBs.empty()))
     fail(sub(path, "decode_kernel_us"),
          "missing: decode_gemv_gbs and decode_moe_gbs are rates beyond its per-kernel cost, so "
@@ -522,14 +537,19 @@ namespace {
 // intermediate 1408 and Qwen3-30B-A3B's 768) at `rows`, for an expert of `weights` matrix
 // elements: linear in log(weights) between them, held flat outside; the one given when only one
 // is; 0 without either.
-double bySize(const RowsCurve& large, const RowsCurve& small, WeightFormat f, double weights,
-              double rows) {
+// Between the value `l` of the probe's large expert shape (1408 x 2048) and `s` of its small one
+// (768 x 2048) by log(weights); the one given when only one is (0: none).
+double blendBySize(double l, double s, double weights) {
   constexpr double kLarge = 3.0 * 2048 * 1408, kSmall = 3.0 * 2048 * 768;
-  const double l = large.at(f, rows), s = small.at(f, rows);
   if (l <= 0 || s <= 0)
     return l > 0 ? l : s;
   const double w = std::clamp(std::log(weights / kSmall) / std::log(kLarge / kSmall), 0.0, 1.0);
   return s + w * (l - s);
+}
+
+double bySize(const RowsCurve& large, const RowsCurve& small, WeightFormat f, double weights,
+              double rows) {
+  return blendBySize(large.at(f, rows), small.at(f, rows), weights);
 }
 } // namespace
 
@@ -541,6 +561,11 @@ double CpuProfile::expertPathGflops(WeightFormat f, double weights, double rows)
 double AcceleratorProfile::groupedMoeGflopsAt(WeightFormat f, double weights, double rows) const {
   // The probe's two layers (runtime/probe/GpuProbe.cu, measureGroupedMoe).
   return bySize(groupedMoeGflops, groupedMoeGflopsI768, f, weights, rows);
+}
+
+double AcceleratorProfile::groupedMoeHostSecondsAt(double weights, double rows) const {
+  return 1e-6 * blendBySize(groupedMoeHostUs.atKey("grouped_moe_gflops", rows),
+                            groupedMoeHostUs.atKey("grouped_moe_gflops_i768", rows), weights);
 }
 
 double CpuProfile::bestGemmGflops(WeightFormat f) const {

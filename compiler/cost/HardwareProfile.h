@@ -171,6 +171,14 @@ struct AcceleratorProfile {
   bool hasGroupedMoeCurve() const {
     return !groupedMoeGflops.empty() || !groupedMoeGflopsI768.empty();
   }
+  // Host microseconds of grouping one chunk's routing (countChunk + fillChunkIndex, after the
+  // routing readback, while the GPU waits) by mean rows per expert, for the two shapes of the
+  // curves above: `grouped_moe_host_us` {"grouped_moe_gflops": {ROWS: us},
+  // "grouped_moe_gflops_i768": {...}}. Empty: not priced.
+  RowsCurve groupedMoeHostUs;
+  // Seconds of that grouping for experts of `weights` matrix elements at `rows` mean rows per
+  // expert, between the two shapes as groupedMoeGflopsAt; 0 without the curve.
+  double groupedMoeHostSecondsAt(double weights, double rows) const;
   // GFLOP/s of the runtime's attention kernel (kernels/cuda/Attention.cu, one block per (head,
   // token)) per (token, position) pair FLOPs: `attention` with enough blocks to fill the GPU (a
   // prefill), `attentionBlock` of one block when few run (decode: heads x 1 blocks). A step with

@@ -545,8 +545,8 @@ std::vector<int32_t> randomRouting(int64_t tokens, int K, int E, uint32_t seed) 
 // The host's grouping (countChunk + fillChunkIndex) is outside the timed span: CUDA events see
 // GPU time only, and the grouping is host work done after the routing readback (which the cost
 // model prices as the layer's synchronisation) while the GPU waits. It is timed apart with the
-// host clock (median of 5, _grouped_moe_host_us; not priced by the cost model) so a device run
-// shows whether it matters next to the chunk's GPU time.
+// host clock (median of 5, grouped_moe_host_us: the cost model adds it to each grouped chunk) so a
+// device run shows whether it matters next to the chunk's GPU time.
 void measureGroupedMoe(const ProbeOptions& o, int device, GpuResult* g) {
   std::string err;
   std::unique_ptr<cuda::Blas> blas = cuda::Blas::create(&err);

@@ -485,6 +485,48 @@ TEST(ProbeFields, GpuPrefillOfAllGpuExpertsUsesTheWholeChunkCurve) {
                    plain.expertsTime(u, all, gpu, {512, 0, 1}));
 }
 
+// The host's grouping of a grouped layer's routing (grouped_moe_host_us), during which the GPU
+// waits: added once per chunk at the chunk's mean rows per expert, between the two shapes by
+// expert size as the GFLOP/s curves.
+TEST(ProbeFields, GroupedMoeHostGroupingIsAddedPerChunk) {
+  const std::string curves = R"("launch_issue_us": 2, "kernel_floor_us": 1.5,
+            "grouped_moe_gflops": {"bf16": {"12": 50000, "96": 200000}},)";
+  const HardwareProfile p = parsed(
+      profileText(curves + R"("grouped_moe_host_us": {"grouped_moe_gflops": {"12": 10, "96": 40},
+                                          "grouped_moe_gflops_i768": {"12": 20}},)"));
+  const AcceleratorProfile& a = p.gpus[0];
+  const double large = 3.0 * 2048 * 1408, small = 3.0 * 2048 * 768;
+  EXPECT_DOUBLE_EQ(a.groupedMoeHostSecondsAt(large, 48), 30e-6); // 2/3 of 12 -> 96 in log2
+  EXPECT_DOUBLE_EQ(a.groupedMoeHostSecondsAt(small, 48), 20e-6); // held flat past its point
+  CostModel with(p), without(parsed(profileText(curves)));
+  Device gpu;
+  ASSERT_TRUE(with.find("gpu:0", &gpu));
+  Unit u;
+  u.kind = UnitKind::Moe;
+  u.numExperts = 64;
+  u.topK = 6;
+  u.expertBytes = 1e6;
+  u.expertFlopsPerToken = 2 * large;
+  u.expertFormat = WeightFormat::BF16;
+  u.gpu = moeLaunches(/*bf16=*/true, false, false);
+  std::string why;
+  ASSERT_TRUE(expertProbabilities(nullptr, 1, 64, 6, &u.expertProb, &why)) << why;
+  std::vector<int> all(64);
+  for (int e = 0; e < 64; ++e)
+    all[size_t(e)] = e;
+  // 512 tokens: one chunk of 48 rows per expert; 2500: two chunks of 96 and one of 42.4.
+  EXPECT_NEAR(with.expertsTime(u, all, gpu, {512, 0, 1}) -
+                  without.expertsTime(u, all, gpu, {512, 0, 1}),
+              30e-6, 1e-12);
+  const double rest = 10 + 30 * std::log2(452.0 * 6 / 64 / 12) / 3;
+  EXPECT_NEAR(with.expertsTime(u, all, gpu, {2500, 0, 1}) -
+                  without.expertsTime(u, all, gpu, {2500, 0, 1}),
+              (2 * 40 + rest) * 1e-6, 1e-12);
+  EXPECT_EQ(errorOf(profileText(R"("grouped_moe_host_us": {"bf16": {"12": 1}},)")),
+            "hw.json: gpus[0].grouped_moe_host_us.bf16: unknown curve (expected "
+            "grouped_moe_gflops or grouped_moe_gflops_i768)");
+}
+
 TEST(ProbeFields, GroupedMoeCurveErrorsNameTheField) {
   EXPECT_EQ(errorOf(profileText(R"("grouped_moe_gflops_i768": {"bf16": {"x": 1}},)")),
             "hw.json: gpus[0].grouped_moe_gflops_i768.bf16.x: expected a row count (a positive "
