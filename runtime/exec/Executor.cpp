@@ -110,11 +110,12 @@ Executor::run(const std::string& entry, const Batch& batch, KvCache& kv,
         backend_->beforeStep(*s, onBackend, buffers);
       } else if (backend_) { // --profile: the moves across the link, in an entry of their own
         auto m0 = std::chrono::steady_clock::now();
-        backend_->beforeStep(*s, onBackend, buffers);
-        OpTime& slot = profile_[entry + (onBackend ? "/move-to-device" : "/move-to-host")];
-        slot.seconds +=
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - m0).count();
-        ++slot.calls;
+        if (backend_->beforeStep(*s, onBackend, buffers) > 0) { // counted when something moved
+          OpTime& slot = profile_[entry + (onBackend ? "/move-to-device" : "/move-to-host")];
+          slot.seconds +=
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - m0).count();
+          ++slot.calls;
+        }
       }
       OpContext ctx{*s,         batch,   weights_, kv,
                     pool_,      buffers, tapSink,  onBackend ? backend_ : nullptr,

@@ -105,8 +105,9 @@ public:
   // Start of an entry point run: every buffer's value is on the host (the inputs) or nowhere.
   virtual void beginRun(std::vector<Activation>& buffers) = 0;
   // Before `step` runs on this backend (onBackend) or on the host: moves its inputs there.
-  virtual void beforeStep(const plan::Step& step, bool onBackend,
-                          std::vector<Activation>& buffers) = 0;
+  // Returns the bytes moved (0: every input was there already).
+  virtual size_t beforeStep(const plan::Step& step, bool onBackend,
+                            std::vector<Activation>& buffers) = 0;
   // Makes buffers[index] current on the host (the entry's output).
   virtual void toHost(uint32_t index, std::vector<Activation>& buffers) = 0;
   // Called once per run after beginRun, with the executor's loop over the steps as `runSteps`.

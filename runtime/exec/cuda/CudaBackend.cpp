@@ -480,16 +480,21 @@ void* CudaBackend::stage(size_t bytes) {
   return pool_ && bytes >= stagedMoveThreshold() ? pinned(kMoveStage, bytes) : nullptr;
 }
 
-void CudaBackend::beforeStep(const plan::Step& step, bool onBackend,
-                             std::vector<Activation>& buffers) {
+size_t CudaBackend::beforeStep(const plan::Step& step, bool onBackend,
+                               std::vector<Activation>& buffers) {
+  size_t moved = 0;
   for (uint32_t i : *step.inputs()) {
+    const Where before = where_[i];
     if (onBackend)
       toGpu(i, buffers);
     else
       toHost(i, buffers);
+    if (where_[i] != before)
+      moved += (buffers[i].i.empty() ? buffers[i].f.size() : buffers[i].i.size()) * 4;
   }
   for (uint32_t o : *step.outputs())
     where_[o] = onBackend ? Where::Gpu : Where::Host;
+  return moved;
 }
 
 const GpuWeight* CudaBackend::weight(const OpContext& c, int slot) const {

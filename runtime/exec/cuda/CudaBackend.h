@@ -74,8 +74,8 @@ public:
   bool runs(plan::DeviceKind kind) const override { return kind == plan::DeviceKind::GPU; }
   void registerOps(OpRegistry& registry) override;
   void beginRun(std::vector<Activation>& buffers) override;
-  void beforeStep(const plan::Step& step, bool onBackend,
-                  std::vector<Activation>& buffers) override;
+  size_t beforeStep(const plan::Step& step, bool onBackend,
+                    std::vector<Activation>& buffers) override;
   void toHost(uint32_t index, std::vector<Activation>& buffers) override;
   // Reserves the run's KV pages (prepareKv) and uploads its step parameters, then replays (or
   // captures) a CUDA graph of a decode step when the plan allows it (Graphs.cpp); false: the
