@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <numeric>
 #include <string>
 
 namespace kt::cost {
@@ -421,6 +422,28 @@ TEST(ProbeFields, GpuPrefillOfAllGpuExpertsRunsGrouped) {
 // chunk's small kernels in the rate, keyed by the mean rows per expert of a chunk) replace the
 // uniform curve x estimated padding: each chunk (1024 tokens, then the rest) at the rate of its
 // own size, interpolated by expert size between the DeepSeek-shaped and Qwen3-shaped curves.
+// DeepSeek-V2-Lite's MoE layer as a grouped GPU unit: 64 experts of 1408 x 2048, top-6, bf16,
+// routed uniformly (small bytes: the weights' streaming stays far below the compute).
+Unit dsv2GroupedMoe() {
+  Unit u;
+  u.kind = UnitKind::Moe;
+  u.numExperts = 64;
+  u.topK = 6;
+  u.expertBytes = 1e6;
+  u.expertFlopsPerToken = 2 * 3.0 * 2048 * 1408;
+  u.expertFormat = WeightFormat::BF16;
+  u.gpu = moeLaunches(/*bf16=*/true, false, false);
+  std::string why;
+  EXPECT_TRUE(expertProbabilities(nullptr, 1, 64, 6, &u.expertProb, &why)) << why;
+  return u;
+}
+
+std::vector<int> everyExpert(int n) {
+  std::vector<int> all(static_cast<size_t>(n));
+  std::iota(all.begin(), all.end(), 0);
+  return all;
+}
+
 TEST(ProbeFields, GpuPrefillOfAllGpuExpertsUsesTheWholeChunkCurve) {
   const std::string curves = R"("launch_issue_us": 2, "kernel_floor_us": 1.5,
             "grouped_gemm_gflops": {"bf16": {"8": 10000, "32": 40000}},
@@ -441,21 +464,8 @@ TEST(ProbeFields, GpuPrefillOfAllGpuExpertsUsesTheWholeChunkCurve) {
       plain(parsed(profileText(R"("launch_issue_us": 2, "kernel_floor_us": 1.5,)")));
   Device gpu;
   ASSERT_TRUE(m.find("gpu:0", &gpu));
-  // DeepSeek-V2-Lite's layer: 64 experts of 1408 x 2048, top-6, bf16 (small bytes: the weights'
-  // streaming stays far below the compute).
-  Unit u;
-  u.kind = UnitKind::Moe;
-  u.numExperts = 64;
-  u.topK = 6;
-  u.expertBytes = 1e6;
-  u.expertFlopsPerToken = 2 * large;
-  u.expertFormat = WeightFormat::BF16;
-  u.gpu = moeLaunches(/*bf16=*/true, false, false);
-  std::string why;
-  ASSERT_TRUE(expertProbabilities(nullptr, 1, 64, 6, &u.expertProb, &why)) << why;
-  std::vector<int> all(64);
-  for (int e = 0; e < 64; ++e)
-    all[size_t(e)] = e;
+  Unit u = dsv2GroupedMoe();
+  const std::vector<int> all = everyExpert(64);
   const double launches = u.gpu.groupedChunkLaunches, pairFlops = 2 * large;
   // 512 tokens: one chunk, 48 rows per expert on average, useful FLOPs at 150 TFLOP/s. The
   // curve's time already holds the chunk's kernels, so the prefill is max(issue, that time).
@@ -472,11 +482,9 @@ TEST(ProbeFields, GpuPrefillOfAllGpuExpertsUsesTheWholeChunkCurve) {
   q.numExperts = 128;
   q.topK = 8;
   q.expertFlopsPerToken = 2 * small;
+  std::string why;
   ASSERT_TRUE(expertProbabilities(nullptr, 1, 128, 8, &q.expertProb, &why)) << why;
-  std::vector<int> all128(128);
-  for (int e = 0; e < 128; ++e)
-    all128[size_t(e)] = e;
-  EXPECT_NEAR(m.expertsTime(q, all128, gpu, {512, 0, 1}),
+  EXPECT_NEAR(m.expertsTime(q, everyExpert(128), gpu, {512, 0, 1}),
               std::max(512 * 8 * 2 * small / 75000e9, launches * 2e-6), 1e-9);
   // f32 experts: neither grouped curve has f32 -> per touched expert, as without any curve.
   u.expertFormat = WeightFormat::F32;
@@ -501,19 +509,8 @@ TEST(ProbeFields, GroupedMoeHostGroupingIsAddedPerChunk) {
   CostModel with(p), without(parsed(profileText(curves)));
   Device gpu;
   ASSERT_TRUE(with.find("gpu:0", &gpu));
-  Unit u;
-  u.kind = UnitKind::Moe;
-  u.numExperts = 64;
-  u.topK = 6;
-  u.expertBytes = 1e6;
-  u.expertFlopsPerToken = 2 * large;
-  u.expertFormat = WeightFormat::BF16;
-  u.gpu = moeLaunches(/*bf16=*/true, false, false);
-  std::string why;
-  ASSERT_TRUE(expertProbabilities(nullptr, 1, 64, 6, &u.expertProb, &why)) << why;
-  std::vector<int> all(64);
-  for (int e = 0; e < 64; ++e)
-    all[size_t(e)] = e;
+  const Unit u = dsv2GroupedMoe();
+  const std::vector<int> all = everyExpert(64);
   // 512 tokens: one chunk of 48 rows per expert; 2500: two chunks of 96 and one of 42.4.
   EXPECT_NEAR(with.expertsTime(u, all, gpu, {512, 0, 1}) -
                   without.expertsTime(u, all, gpu, {512, 0, 1}),
