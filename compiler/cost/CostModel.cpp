@@ -262,6 +262,9 @@ double CostModel::unitTime(const Unit& u, const Device& d, const Shape& s) const
     bytes = std::max(0.0, bytes - (u.gpuInt8.weights + 4.0 * u.gpuInt8.outputs));
   }
   double attnSeconds = 0;
+  // A CPU decode whose profile has the runtime's decode step timed by context: the attention
+  // runs after the projections (it reads their output), at that rate with its cache read in it.
+  bool cpuDecodeStep = false;
   if (u.kvBytesPerToken > 0 || u.attnFlopsPerPair > 0) {
     // Each sequence adds n = tokens/batch positions after `context` cached ones; causal
     // attention pairs a new token with every earlier position. The whole visible cache is read
@@ -282,12 +285,21 @@ double CostModel::unitTime(const Unit& u, const Device& d, const Shape& s) const
     if (n > 8)
       if (double r = prefillAttentionFlops(d, u.kind, n); r > 0)
         rate = r;
+    if (cpu && n <= 8)
+      if (double r = profile_.cpu.decodeAttentionGflops.atKey(
+              u.kind == UnitKind::MlaAttention ? "mla" : "gqa", s.context + n);
+          r > 0) {
+        rate = r * 1e9;
+        cpuDecodeStep = true;
+      }
     attnSeconds = pairs * u.attnFlopsPerPair / rate;
-    bytes += s.batch * (s.context + n) * u.kvBytesPerToken;
+    if (!cpuDecodeStep)
+      bytes += s.batch * (s.context + n) * u.kvBytesPerToken;
   }
   const CpuStorage* form = u.cpuForm(cpu);
   double unpacked = form ? std::min(flops, rows * form->unpackedFlopsPerToken) : 0;
-  double compute = flopsSeconds(d, flops - unpacked, unpacked, u.formatOn(cpu), rows) + attnSeconds;
+  double compute = flopsSeconds(d, flops - unpacked, unpacked, u.formatOn(cpu), rows) +
+                   (cpuDecodeStep ? 0 : attnSeconds);
   // Unpacked matrices stream at the plain loops' rate: their share of the bytes is taken as their
   // share of the FLOPs (2 per weight either way).
   double plainShare = form && u.flopsPerToken > 0
@@ -303,7 +315,7 @@ double CostModel::unitTime(const Unit& u, const Device& d, const Shape& s) const
   double launches = gpu.perStep + gpu.perSequence * s.batch;
   if (!cpu && launches > 0)
     launches += u.gpuInt8.extraLaunches(rows);
-  double work = std::max(compute, memory) + int8Seconds;
+  double work = std::max(compute, memory) + int8Seconds + (cpuDecodeStep ? attnSeconds : 0);
   if (decodeChain(d, s.tokens) && u.readsWholeWeights) {
     // The probe's decode chain: one 1-token product per matrix at the rate of its size, then the
     // attention kernel (its rate includes reading the cache); kernels run one after another.

@@ -283,7 +283,8 @@ CpuProfile cpu(const json& v, const std::string& path) {
                 {"model", "isa", "numa_nodes", "caches", "gemv_efficiency", "gemm_gflops",
                  "attention_gflops", "plain_gflops", "plain_gemv_efficiency", "gemm_rows_gflops",
                  "plain_rows_gflops", "expert_rows_gflops", "expert_rows_gflops_i768",
-                 "prefill_attention_gflops", "reserved_bytes", "op_overhead_us", "pool_wake_us"});
+                 "prefill_attention_gflops", "decode_attention_gflops", "reserved_bytes",
+                 "op_overhead_us", "pool_wake_us"});
   CpuProfile c;
   if (const json* m = find(v, "model"))
     c.model = string(*m, sub(path, "model"));
@@ -349,6 +350,8 @@ CpuProfile cpu(const json& v, const std::string& path) {
   attentionRates(v, path, "attention_gflops", &c.gqaAttentionGflops, &c.mlaAttentionGflops);
   if (const json* d = find(v, "prefill_attention_gflops"))
     c.prefillAttentionGflops = attentionCurve(*d, sub(path, "prefill_attention_gflops"));
+  if (const json* d = find(v, "decode_attention_gflops"))
+    c.decodeAttentionGflops = attentionCurve(*d, sub(path, "decode_attention_gflops"));
   if (const json* r = find(v, "reserved_bytes"))
     c.reservedBytes = bytes(*r, sub(path, "reserved_bytes"));
   c.opOverheadUs = optNumber(v, path, "op_overhead_us", 0);

@@ -93,6 +93,11 @@ struct CpuProfile {
   // The same kernels over a causal prefill, by its tokens: {"gqa"|"mla": {"TOKENS": GFLOP/s}}
   // (kt-rt probe; as the accelerators' prefill_attention_gflops). Empty: attention_gflops.
   RowsCurve prefillAttentionGflops;
+  // One decode token's attention as the runtime's step runs it (MLA split over the keys), by
+  // cached positions: {"gqa"|"mla": {"POSITIONS": GFLOP/s}} (kt-rt probe). With it a CPU decode's
+  // attention is priced at that rate after the projections' time (its cache read included),
+  // not hidden under their weight streaming. Empty: attention_gflops, inside the roofline.
+  RowsCurve decodeAttentionGflops;
 
   // The best GFLOP/s of any ISA this CPU has for `f`.
   double bestGemmGflops(WeightFormat f) const;

@@ -12,6 +12,7 @@
 #include "bench/kernels/BenchUtil.h"
 #include "kernels/cpu/Attention.h"
 #include "kernels/cpu/Linear.h"
+#include "kernels/cpu/attention/AttentionSplit.h"
 #include "kernels/cpu/quant/QuantMatmul.h"
 #include "runtime/support/ThreadPool.h"
 #include "runtime/support/Topology.h"
@@ -22,6 +23,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <thread>
 
 namespace kt::probe {
@@ -320,6 +322,64 @@ void measureAttention(int threads, int64_t len, int reps, double* gqa, double* m
   }
 }
 
+// GFLOP/s of one decode token's attention as the runtime's step runs it over `ctx` cached
+// positions (per-pair FLOPs as the cost model counts them): MLA through cpu::mlaDecodeSplit (the
+// keys split over the threads; mlaAttention where the split does not apply), GQA through
+// gqaAttention (heads over the threads) at Qwen3-30B-A3B's 32 heads over 4 KV heads of 128. A
+// decode reads each layer's cache once per token while the weights stream through the caches in
+// between, so the calls cycle through cache copies filling `bytes`. Median of at least 20 calls
+// and 0.1 s. The device Xeon's DeepSeek-V2-Lite decode spent ~170 us a layer here where the
+// 256-token prefill rate (attention_gflops) priced ~30 (tenth device run, from session 9's
+// profile).
+void measureDecodeAttention(int threads, int64_t ctx, size_t bytes, double* gqa, double* mla) {
+  ThreadPool pool(threads);
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  auto timeCalls = [&](size_t copies, const std::function<void(size_t)>& call) {
+    std::vector<double> secs;
+    const double start = bench::nowSeconds();
+    for (size_t c = 0; c <= 20 || bench::nowSeconds() - start < 0.1; ++c) { // 1 warm-up
+      const double t0 = bench::nowSeconds();
+      call(c % copies);
+      if (c > 0)
+        secs.push_back(bench::nowSeconds() - t0);
+    }
+    return median(secs);
+  };
+  {
+    const int heads = 32, kvHeads = 4, dim = 128;
+    const size_t row = size_t(kvHeads) * dim, copy = 2 * size_t(ctx) * row; // k, then v
+    const size_t copies = std::max<size_t>(2, bytes / 4 / copy);
+    std::vector<float> cache(copies * copy, 0.01f), q(size_t(heads) * dim, 0.02f),
+        out(size_t(heads) * dim);
+    const double secs = timeCalls(copies, [&](size_t c) {
+      const float* k = cache.data() + c * copy;
+      cpu::gqaAttention(pool, q.data(), 1, heads, kvHeads, dim, k, k + size_t(ctx) * row, ctx - 1,
+                        1.0 / std::sqrt(double(dim)), out.data());
+    });
+    *gqa = double(ctx) * 4.0 * heads * dim / secs / 1e9;
+  }
+  {
+    const int heads = 16, latent = 512, rope = 64;
+    const size_t copy = size_t(ctx) * (latent + rope); // latent rows, then rope keys
+    const size_t copies = std::max<size_t>(2, bytes / 4 / copy);
+    std::vector<float> cache(copies * copy, 0.01f), qa(size_t(heads) * latent, 0.02f),
+        qp(size_t(heads) * rope, 0.02f), out(size_t(heads) * latent);
+    const double scale = 1.0 / std::sqrt(double(latent + rope));
+    const double secs = timeCalls(copies, [&](size_t c) {
+      const float* lat = cache.data() + c * copy;
+      const float* kp = lat + size_t(ctx) * latent;
+      if (!cpu::mlaDecodeSplit(pool, qa.data(), qp.data(), heads, latent, rope, lat, kp, ctx, scale,
+                               out.data()))
+        cpu::mlaAttention(pool, qa.data(), qp.data(), 1, heads, latent, rope, lat, kp, ctx - 1,
+                          scale, out.data());
+    });
+    *mla = double(ctx) * (2.0 * heads * (latent + rope) + 2.0 * heads * latent) / secs / 1e9;
+  }
+}
+
 // GFLOP/s of the runtime's linear() over an unpacked (checkpoint-dtype) matrix: what plans
 // without --cpu-quant, and the matrices no packed kernel reads (MLA's kv_b_proj, routers), get.
 double measurePlain(int threads, DType dtype, int64_t n, int64_t k, int64_t t, int reps) {
@@ -566,6 +626,14 @@ void probeCpu(const ProbeOptions& o, CpuResult* out) {
        o.quick ? std::vector<int64_t>{128, 512} : std::vector<int64_t>{128, 512, 2048})
     measureAttention(threads0, len, len >= 2048 ? 2 : 3, &out->gqaPrefillGflops[len],
                      &out->mlaPrefillGflops[len]);
+  // One decode token by cached positions, as the runtime's step (split over the keys for MLA).
+  say(o, "cpu:numa0: decode attention by cached positions");
+  const size_t decodeBytes = size_t(
+      std::clamp(4 * out->l3PerNode, 64.0 * (1 << 20), (o.quick ? 256.0 : 1024.0) * (1 << 20)));
+  for (int64_t ctx :
+       o.quick ? std::vector<int64_t>{512, 2048} : std::vector<int64_t>{128, 512, 2048, 8192})
+    measureDecodeAttention(threads0, ctx, decodeBytes, &out->gqaDecodeGflops[ctx],
+                           &out->mlaDecodeGflops[ctx]);
   say(o, "cpu:numa0: unpacked f32/bf16 linear");
   out->plainF32Gflops = measurePlain(threads0, DType::F32, 512, 1024, 64, o.quick ? 3 : 5);
   out->plainBf16Gflops = measurePlain(threads0, DType::BF16, 512, 1024, 64, o.quick ? 3 : 5);

@@ -74,6 +74,9 @@ struct CpuResult {
   // The same kernels over a causal prefill of N tokens, by N (the profile's
   // cpu.prefill_attention_gflops): a 256-token rate priced every prompt length before.
   std::map<int64_t, double> gqaPrefillGflops, mlaPrefillGflops;
+  // One decode token's attention as the runtime's step runs it, by cached positions (the
+  // profile's cpu.decode_attention_gflops).
+  std::map<int64_t, double> gqaDecodeGflops, mlaDecodeGflops;
   double plainF32Gflops = 0, plainBf16Gflops = 0; // linear() over unpacked matrices
   // The same at 1 token over a DRAM-sized matrix, as weight bytes per second: a decode's GEMV
   // through the plain loops (plans without --cpu-quant), compared with readMedianGBs.

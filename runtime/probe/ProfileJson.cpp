@@ -146,6 +146,9 @@ Json cpuJson(const CpuResult& c) {
   const Json prefillAttn = attentionCurves(c.gqaPrefillGflops, c.mlaPrefillGflops);
   if (!prefillAttn.empty())
     cpu["prefill_attention_gflops"] = prefillAttn;
+  const Json decodeAttn = attentionCurves(c.gqaDecodeGflops, c.mlaDecodeGflops);
+  if (!decodeAttn.empty())
+    cpu["decode_attention_gflops"] = decodeAttn;
   cpu["reserved_bytes"] = std::round(memoryInUse());
   cpu["op_overhead_us"] = round3(c.forkJoinUs);
   if (c.wakeUs > 0)

@@ -273,6 +273,41 @@ TEST(ProbeFields, CpuPrefillAttentionRateByPromptLength) {
             "hw.json: cpu.prefill_attention_gflops.mha: unknown name (expected gqa or mla)");
 }
 
+// A CPU decode's attention with the runtime's decode step timed by context
+// (cpu.decode_attention_gflops): at that rate, after the projections' weight streaming (not
+// hidden under it), its cache read in the rate; without the curve, inside the roofline as before.
+TEST(ProbeFields, CpuDecodeAttentionRunsAfterTheProjections) {
+  const std::string rates = R"("attention_gflops": {"mla": 3000},)";
+  CostModel m(parsed(profileText(
+      "", rates + R"("decode_attention_gflops": {"mla": {"512": 100, "2048": 400}},)"))),
+      old(parsed(profileText("", rates)));
+  Device cpu;
+  ASSERT_TRUE(m.find("cpu:numa0", &cpu));
+  Unit u;
+  u.kind = UnitKind::MlaAttention;
+  u.attnFlopsPerPair = 34816; // DeepSeek-V2-Lite's absorbed MLA, 16 heads
+  u.attnHeads = 16;
+  u.kvBytesPerToken = 576 * 4;
+  u.weightBytes = 10e6; // 10 MB of projections at 100 GB/s: 100 us
+  u.readsWholeWeights = true;
+  u.hidden = 2048;
+  const double weights = 10e6 / 100e9, overhead = old.unitTime(Unit{}, cpu, {1, 0, 1});
+  // 511 cached + 1 new = 512 positions at 100 GFLOP/s, after the 100 us of weights.
+  EXPECT_NEAR(m.unitTime(u, cpu, {1, 511, 1}), weights + 512 * 34816 / 100e9 + overhead, 1e-9);
+  // 1024 positions: halfway in log2 (250 GFLOP/s); a batch of 2 sequences reads twice.
+  EXPECT_NEAR(m.unitTime(u, cpu, {2, 1023, 2}), weights + 2 * 1024 * 34816 / 250e9 + overhead,
+              1e-9);
+  // Without the curve: the pairs at attention_gflops inside max(compute, memory), the cache's
+  // bytes in the memory term.
+  EXPECT_NEAR(old.unitTime(u, cpu, {1, 511, 1}),
+              std::max(512 * 34816 / 3000e9, (10e6 + 512 * 576 * 4) / 100e9) + overhead, 1e-9);
+  // Prefill keeps its own rates.
+  EXPECT_DOUBLE_EQ(m.unitTime(u, cpu, {512, 0, 1}), old.unitTime(u, cpu, {512, 0, 1}));
+  EXPECT_EQ(errorOf(profileText("", R"("decode_attention_gflops": {"mla": {"0": 1}},)")),
+            "hw.json: cpu.decode_attention_gflops.mla.0: expected a number of cached positions (a "
+            "positive integer) as the key");
+}
+
 // CPU expert prefill runs at the rate of the runtime's whole fused expert path for its rows per
 // expert (expert_rows_gflops), not at one matrix's rows rate (gemm_rows_gflops).
 TEST(ProbeFields, CpuExpertPrefillRunsAtTheExpertPathRate) {

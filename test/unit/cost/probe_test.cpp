@@ -26,6 +26,7 @@ ProbeResult syntheticResult() {
   r.cpu.forkJoinUs = 7.5;
   r.cpu.wakeUs = 55;
   r.cpu.mlaPrefillGflops = {{128, 150}, {2048, 90}};
+  r.cpu.gqaDecodeGflops = {{512, 35}, {8192, 30}};
   for (int i = 0; i < 2; ++i) {
     NodeResult n;
     n.index = i;
@@ -112,6 +113,8 @@ TEST(ProbeTest, ProfileJsonParsesWithMeasuredNumbers) {
   EXPECT_DOUBLE_EQ(p.cpu.poolWakeUs, 55);
   EXPECT_DOUBLE_EQ(p.cpu.prefillAttentionGflops.atKey("mla", 2048), 90);
   EXPECT_DOUBLE_EQ(p.cpu.prefillAttentionGflops.atKey("gqa", 512), 0); // not measured: absent
+  EXPECT_DOUBLE_EQ(p.cpu.decodeAttentionGflops.atKey("gqa", 8192), 30);
+  EXPECT_DOUBLE_EQ(p.cpu.decodeAttentionGflops.atKey("mla", 512), 0);
   EXPECT_DOUBLE_EQ(p.cpu.caches.l3PerNode, double(32 << 20));
   EXPECT_DOUBLE_EQ(p.cpu.gemmRowsGflops.at(cost::WeightFormat::Int8, 32), 900);
   EXPECT_DOUBLE_EQ(p.cpu.gemmRowsGflops.at(cost::WeightFormat::Int8, 512), 2600);
