@@ -110,11 +110,12 @@ Executor::run(const std::string& entry, const Batch& batch, KvCache& kv,
         backend_->beforeStep(*s, onBackend, buffers);
       } else if (backend_) { // --profile: the moves across the link, in an entry of their own
         auto m0 = std::chrono::steady_clock::now();
-        if (backend_->beforeStep(*s, onBackend, buffers) > 0) { // counted when something moved
+        if (const size_t moved = backend_->beforeStep(*s, onBackend, buffers); moved > 0) {
           OpTime& slot = profile_[entry + (onBackend ? "/move-to-device" : "/move-to-host")];
           slot.seconds +=
               std::chrono::duration<double>(std::chrono::steady_clock::now() - m0).count();
           ++slot.calls;
+          slot.bytes += double(moved);
         }
       }
       OpContext ctx{*s,         batch,   weights_, kv,

@@ -30,6 +30,7 @@ public:
     double seconds = 0;
     int64_t calls = 0;
     double deviceSeconds = 0;
+    double bytes = 0; // the move-to-host / move-to-device entries: activation bytes moved
   };
   void setProfiling(bool on) { profiling_ = on; }
   std::map<std::string, OpTime>& profile() { return profile_; }

@@ -99,6 +99,10 @@ void printProfile(const std::map<std::string, Executor::OpTime>& profile, int pr
                  1e3 * t.seconds / tokens);
     if (device && t.deviceSeconds > 0)
       std::fprintf(stderr, " %10.4f %13.4f", t.deviceSeconds, 1e3 * t.deviceSeconds / tokens);
+    // The activation moves: bytes and rate (a move to the host also waits for the GPU work queued
+    // before it, so its rate is a lower bound of the link's).
+    if (t.bytes > 0 && t.seconds > 0)
+      std::fprintf(stderr, "  %.1f MB at %.2f GB/s", t.bytes / 1e6, t.bytes / t.seconds / 1e9);
     std::fprintf(stderr, "\n");
   }
 }

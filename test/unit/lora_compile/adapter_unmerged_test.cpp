@@ -193,10 +193,12 @@ TEST_P(AdapterUnmergedInt8, BaseStaysPackedAndAgreesWithMergedThenQuantized) {
     const plan::Weight* A = lp.root().weights()->Get(uint32_t(a->init_a()));
     EXPECT_EQ(A->layout(), plan::Layout::RowMajor) << "adapters stay unpacked";
     // (MLA's kv_b is never packed: the absorbed attention splits it per head at load.)
-    for (const plan::AdapterTarget* t : *a->targets())
-      if (a->name()->str().find("kv_b_proj") == std::string::npos)
+    for (const plan::AdapterTarget* t : *a->targets()) {
+      if (a->name()->str().find("kv_b_proj") == std::string::npos) {
         EXPECT_EQ(lp.root().weights()->Get(t->weight())->layout(), plan::Layout::Packed)
             << a->name()->str() << ": the frozen base weight must stay packed";
+      }
+    }
   }
   LoraReference ref = loraReference(arch);
   Model unmerged(unmergedPath, 2), merged(compileMerged(arch, adapter, "int8", "merged-int8"), 2);
