@@ -150,6 +150,12 @@ double CostModel::prefillAttentionFlops(const Device& d, UnitKind k, double toke
   return curve.atKey(k == UnitKind::MlaAttention ? "mla" : "gqa", tokens) * 1e9;
 }
 
+double CostModel::decodeAttentionFlops(const Device& d, UnitKind k, double positions) const {
+  const RowsCurve& curve =
+      d.isCpu() ? profile_.cpu.decodeAttentionGflops : accel(d).decodeAttentionGflops;
+  return curve.atKey(k == UnitKind::MlaAttention ? "mla" : "gqa", positions) * 1e9;
+}
+
 double CostModel::withOverheads(const Device& d, double work, int cpuOps, double launches,
                                 double syncs, LaunchMode mode) const {
   if (d.isCpu() || launches <= 0)
@@ -211,27 +217,12 @@ double CostModel::computeTime(const Device& d, double flops, double bytes, Weigh
   return std::max(compute, memory) + ops * opOverhead(d);
 }
 
-double CostModel::transferTime(const Device& from, const Device& to, double bytes) const {
+double CostModel::linkSeconds(const Device& from, const Device& to, double bytes,
+                              bool staged) const {
   if (from.spec == to.spec || (from.isCpu() && to.isCpu()))
     return 0;
-  double t = 0;
-  if (!from.isCpu()) {
-    const HostLink& l = accel(from).link;
-    t += l.latencyUs * 1e-6 + bytes / (l.d2hGBs * 1e9);
-  }
-  if (!to.isCpu()) {
-    const HostLink& l = accel(to).link;
-    t += l.latencyUs * 1e-6 + bytes / (l.h2dGBs * 1e9);
-  }
-  return t;
-}
-
-double CostModel::activationMoveTime(const Device& from, const Device& to, double bytes) const {
-  if (from.spec == to.spec || (from.isCpu() && to.isCpu()))
-    return 0;
-  constexpr double kStagedBytes = 1 << 20;
   auto rate = [&](double measured, double pinned) {
-    return bytes >= kStagedBytes && measured > 0 ? measured : pinned;
+    return staged && measured > 0 ? measured : pinned;
   };
   double t = 0;
   if (!from.isCpu()) {
@@ -243,6 +234,15 @@ double CostModel::activationMoveTime(const Device& from, const Device& to, doubl
     t += l.latencyUs * 1e-6 + bytes / (rate(l.moveH2dGBs, l.h2dGBs) * 1e9);
   }
   return t;
+}
+
+double CostModel::transferTime(const Device& from, const Device& to, double bytes) const {
+  return linkSeconds(from, to, bytes, /*staged=*/false);
+}
+
+double CostModel::activationMoveTime(const Device& from, const Device& to, double bytes) const {
+  constexpr double kStagedBytes = 1 << 20; // runtime/exec/cuda/ActivationMoves.h
+  return linkSeconds(from, to, bytes, bytes >= kStagedBytes);
 }
 
 double CostModel::unitTime(const Unit& u, const Device& d, const Shape& s) const {
@@ -275,23 +275,14 @@ double CostModel::unitTime(const Unit& u, const Device& d, const Shape& s) const
     // (few tokens, cached keys), per key split (gpuAttentionSplits: ~4 blocks per SM).
     double splits = cpu ? 1 : gpuAttentionSplits(u.attnHeads, n, s.context + n, accel(d).smCount);
     double rate = attentionFlops(d, u.kind, u.attnHeads * n * splits);
-    // A decode on a GPU whose profile has the split kernel's measured rate by context: that rate.
-    if (!cpu && n <= 8 && !accel(d).decodeAttentionGflops.empty())
-      if (double r = accel(d).decodeAttentionGflops.atKey(
-              u.kind == UnitKind::MlaAttention ? "mla" : "gqa", s.context + n);
-          r > 0)
-        rate = r * 1e9;
-    // A prefill on a device whose profile has the kernel's rate by prompt length: that rate.
-    if (n > 8)
-      if (double r = prefillAttentionFlops(d, u.kind, n); r > 0)
-        rate = r;
-    if (cpu && n <= 8)
-      if (double r = profile_.cpu.decodeAttentionGflops.atKey(
-              u.kind == UnitKind::MlaAttention ? "mla" : "gqa", s.context + n);
-          r > 0) {
-        rate = r * 1e9;
-        cpuDecodeStep = true;
-      }
+    // A device whose profile has the runtime's attention timed by length: a decode at the rate
+    // of its context (the GPU's split kernel, the CPU's step), a prefill at its prompt's.
+    if (double r = n <= 8 ? decodeAttentionFlops(d, u.kind, s.context + n)
+                          : prefillAttentionFlops(d, u.kind, n);
+        r > 0) {
+      rate = r;
+      cpuDecodeStep = cpu && n <= 8;
+    }
     attnSeconds = pairs * u.attnFlopsPerPair / rate;
     if (!cpuDecodeStep)
       bytes += s.batch * (s.context + n) * u.kvBytesPerToken;

@@ -95,6 +95,9 @@ public:
   // per sequence: the probe's prefill_attention_gflops at that length when the profile has it,
   // else 0.
   double prefillAttentionFlops(const Device& d, UnitKind k, double tokens) const;
+  // The same for a decode over `positions` cached positions: decode_attention_gflops (the GPU's
+  // split kernel, the CPU's decode step) at that context, else 0.
+  double decodeAttentionFlops(const Device& d, UnitKind k, double positions) const;
 
   // `work` seconds (a roofline time) plus the overheads of issuing it: on a CPU `cpuOps` fork/joins
   // of the pool; on an accelerator the host issues `launches` kernels back to back, which the GPU
@@ -167,6 +170,8 @@ public:
 
 private:
   const AcceleratorProfile& accel(const Device& d) const;
+  // transferTime, or with `staged` at the links' measured activation-move rates where given.
+  double linkSeconds(const Device& from, const Device& to, double bytes, bool staged) const;
 
   HardwareProfile profile_;
   std::vector<Device> devices_;

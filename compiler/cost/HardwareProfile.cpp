@@ -366,10 +366,10 @@ HostLink link(const json& v, const std::string& path) {
   l.h2dGBs = number(need(v, path, "h2d_gbs"), sub(path, "h2d_gbs"), false);
   l.d2hGBs = number(need(v, path, "d2h_gbs"), sub(path, "d2h_gbs"), false);
   l.latencyUs = optNumber(v, path, "latency_us", 0);
-  if (find(v, "move_h2d_gbs"))
-    l.moveH2dGBs = number(*find(v, "move_h2d_gbs"), sub(path, "move_h2d_gbs"), false);
-  if (find(v, "move_d2h_gbs"))
-    l.moveD2hGBs = number(*find(v, "move_d2h_gbs"), sub(path, "move_d2h_gbs"), false);
+  if (const json* m = find(v, "move_h2d_gbs"))
+    l.moveH2dGBs = number(*m, sub(path, "move_h2d_gbs"), false);
+  if (const json* m = find(v, "move_d2h_gbs"))
+    l.moveD2hGBs = number(*m, sub(path, "move_d2h_gbs"), false);
   return l;
 }
 
@@ -536,12 +536,10 @@ double RowsCurve::at(WeightFormat f, double rows) const {
 }
 
 namespace {
-// A pair of the probe's curves for its two expert shapes (hidden 2048: DeepSeek-V2-Lite's
-// intermediate 1408 and Qwen3-30B-A3B's 768) at `rows`, for an expert of `weights` matrix
-// elements: linear in log(weights) between them, held flat outside; the one given when only one
-// is; 0 without either.
-// Between the value `l` of the probe's large expert shape (1408 x 2048) and `s` of its small one
-// (768 x 2048) by log(weights); the one given when only one is (0: none).
+// The values `l` and `s` of the probe's two expert shapes (hidden 2048: DeepSeek-V2-Lite's
+// intermediate 1408 and Qwen3-30B-A3B's 768) for an expert of `weights` matrix elements: linear
+// in log(weights) between them, held flat outside; the one given when only one is; 0 without
+// either.
 double blendBySize(double l, double s, double weights) {
   constexpr double kLarge = 3.0 * 2048 * 1408, kSmall = 3.0 * 2048 * 768;
   if (l <= 0 || s <= 0)
@@ -550,6 +548,7 @@ double blendBySize(double l, double s, double weights) {
   return s + w * (l - s);
 }
 
+// The same for a pair of the probe's curves at `rows`.
 double bySize(const RowsCurve& large, const RowsCurve& small, WeightFormat f, double weights,
               double rows) {
   return blendBySize(large.at(f, rows), small.at(f, rows), weights);

@@ -333,10 +333,6 @@ void measureAttention(int threads, int64_t len, int reps, double* gqa, double* m
 // profile).
 void measureDecodeAttention(int threads, int64_t ctx, size_t bytes, double* gqa, double* mla) {
   ThreadPool pool(threads);
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
   auto timeCalls = [&](size_t copies, const std::function<void(size_t)>& call) {
     std::vector<double> secs;
     const double start = bench::nowSeconds();

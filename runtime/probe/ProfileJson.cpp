@@ -22,14 +22,17 @@ double round3(double x) {
   return std::round(x * 1000.0) / 1000.0;
 }
 
-// {"gqa": {"N": GFLOP/s, ...}, "mla": {...}} of two attention curves keyed by positions or
-// tokens (decode_attention_gflops, prefill_attention_gflops); empty when neither was measured.
-Json attentionCurves(const std::map<int64_t, double>& gqa, const std::map<int64_t, double>& mla) {
+// obj[key] = {"gqa": {"N": GFLOP/s, ...}, "mla": {...}}, two attention curves keyed by positions
+// or tokens (decode_attention_gflops, prefill_attention_gflops); nothing when neither was
+// measured.
+void putAttentionCurves(Json& obj, const char* key, const std::map<int64_t, double>& gqa,
+                        const std::map<int64_t, double>& mla) {
   Json j;
   for (const auto& [kind, curve] : {std::make_pair("gqa", &gqa), std::make_pair("mla", &mla)})
     for (const auto& [n, gflops] : *curve)
       j[kind][std::to_string(n)] = round3(gflops);
-  return j;
+  if (!j.empty())
+    obj[key] = j;
 }
 
 // Memory the rest of the machine holds now (MemTotal - MemAvailable): what the profile keeps back
@@ -143,12 +146,8 @@ Json cpuJson(const CpuResult& c) {
     attn["mla"] = round3(c.mlaAttentionGflops);
   if (!attn.empty())
     cpu["attention_gflops"] = attn;
-  const Json prefillAttn = attentionCurves(c.gqaPrefillGflops, c.mlaPrefillGflops);
-  if (!prefillAttn.empty())
-    cpu["prefill_attention_gflops"] = prefillAttn;
-  const Json decodeAttn = attentionCurves(c.gqaDecodeGflops, c.mlaDecodeGflops);
-  if (!decodeAttn.empty())
-    cpu["decode_attention_gflops"] = decodeAttn;
+  putAttentionCurves(cpu, "prefill_attention_gflops", c.gqaPrefillGflops, c.mlaPrefillGflops);
+  putAttentionCurves(cpu, "decode_attention_gflops", c.gqaDecodeGflops, c.mlaDecodeGflops);
   cpu["reserved_bytes"] = std::round(memoryInUse());
   cpu["op_overhead_us"] = round3(c.forkJoinUs);
   if (c.wakeUs > 0)
@@ -241,12 +240,8 @@ Json gpuJson(const GpuResult& g) {
   };
   rates("attention_gflops", g.gqaAttentionGflops, g.mlaAttentionGflops);
   rates("attention_block_gflops", g.gqaAttentionBlockGflops, g.mlaAttentionBlockGflops);
-  const Json decode = attentionCurves(g.gqaDecodeGflops, g.mlaDecodeGflops);
-  if (!decode.empty())
-    j["decode_attention_gflops"] = decode;
-  const Json prefill = attentionCurves(g.gqaPrefillGflops, g.mlaPrefillGflops);
-  if (!prefill.empty())
-    j["prefill_attention_gflops"] = prefill;
+  putAttentionCurves(j, "decode_attention_gflops", g.gqaDecodeGflops, g.mlaDecodeGflops);
+  putAttentionCurves(j, "prefill_attention_gflops", g.gqaPrefillGflops, g.mlaPrefillGflops);
   // The decode-shaped chain of the runtime's kernels (GpuDecodeProbe.cu).
   Json kernelUs;
   if (g.decodeGraphKernelUs > 0)

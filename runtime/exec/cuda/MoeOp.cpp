@@ -307,8 +307,9 @@ void moe(OpContext& c) {
     const auto cpuStart = std::chrono::steady_clock::now();
     auto* hOut = static_cast<float*>(b.pinned(kHostOut, size_t(T * H) * 4));
     // Zeroed over the pool: a 2048-token prefill's 16.8 MB took ~1.5 ms on one thread, per layer.
-    c.pool.parallelFor(
-        T, 16, [&](int64_t t0, int64_t t1) { std::fill(hOut + t0 * H, hOut + t1 * H, 0.f); });
+    cpuops::smallLoop(c.pool, T, T * H, [&](int64_t t0, int64_t t1) {
+      std::fill(hOut + t0 * H, hOut + t1 * H, 0.f);
+    });
     std::vector<int32_t> cpuChosen; // a split layer: the GPU's experts are skipped (-1) here
     if (gate) {
       cpuChosen.assign(hChosen, hChosen + T * K);
