@@ -289,8 +289,15 @@ double CostModel::unitTime(const Unit& u, const Device& d, const Shape& s) const
   }
   const CpuStorage* form = u.cpuForm(cpu);
   double unpacked = form ? std::min(flops, rows * form->unpackedFlopsPerToken) : 0;
-  double compute = flopsSeconds(d, flops - unpacked, unpacked, u.formatOn(cpu), rows) +
-                   (cpuDecodeStep ? 0 : attnSeconds);
+  // Matrices a GPU keeps f32 under a bf16 or int8 plan (MLA's kv_b_proj) multiply at the f32
+  // rate: the eleventh device run's DeepSeek-V2-Lite prefill spent ~65 us a layer in those two
+  // batched f32 GEMMs, priced at ~3 us as bf16 (docs/cost-model.md).
+  const double f32Flops = cpu ? 0 : std::min(flops, rows * u.gpuF32FlopsPerToken);
+  auto matmulSeconds = [&](WeightFormat f) {
+    return flopsSeconds(d, flops - unpacked - f32Flops, unpacked, f, rows) +
+           (f32Flops > 0 ? f32Flops / peakFlops(d, WeightFormat::F32) : 0);
+  };
+  double compute = matmulSeconds(u.formatOn(cpu)) + (cpuDecodeStep ? 0 : attnSeconds);
   // Unpacked matrices stream at the plain loops' rate: their share of the bytes is taken as their
   // share of the FLOPs (2 per weight either way).
   double plainShare = form && u.flopsPerToken > 0
@@ -311,9 +318,7 @@ double CostModel::unitTime(const Unit& u, const Device& d, const Shape& s) const
     // The probe's decode chain: one 1-token product per matrix at the rate of its size, then the
     // attention kernel (its rate includes reading the cache); kernels run one after another.
     const double weights = u.weightBytesOn(false);
-    work = std::max(flopsSeconds(d, flops - unpacked, unpacked, f, rows),
-                    decodeGemvSeconds(d, f, weights, u.matrices)) +
-           attnSeconds;
+    work = std::max(matmulSeconds(f), decodeGemvSeconds(d, f, weights, u.matrices)) + attnSeconds;
   }
   return withOverheads(d, work, u.numOps, launches, gpu.hostSyncs, launchMode(s, rows));
 }

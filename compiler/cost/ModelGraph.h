@@ -55,6 +55,10 @@ struct Unit {
   double residentBytes = -1;
   double memoryBytes() const { return residentBytes >= 0 ? residentBytes : weightBytes; }
   double flopsPerToken = 0; // matmul FLOPs per token (2 per multiply-add)
+  // The part of flopsPerToken through matrices a GPU keeps f32 whatever the plan's compute dtype
+  // (MLA's kv_b_proj: the absorbed attention's batched f32 GEMMs): on a GPU they run at the f32
+  // rate, not the unit's format's.
+  double gpuF32FlopsPerToken = 0;
   // Weight matrices the unit multiplies per step (its shared experts' included): a decode runs
   // one 1-token product per matrix, whose rate depends on the matrix's size (decode_gemv_gbs).
   // 0 (a hand-built unit): its weights count as one matrix.

@@ -278,6 +278,8 @@ private:
       if (w.getTensorType().getRank() >= 2) // one product per matrix (decode_gemv_gbs by size)
         u.matrices += 1;
       *flops += flopsOf(w);
+      if (gpuDtype_ != cost::GpuDtype::AsStored && f32OnGpu_.count(w.getOperation()) > 0)
+        u.gpuF32FlopsPerToken += flopsOf(w);
       if (!packedOnCpu(w))
         u.cpuStorage.unpackedFlopsPerToken += flopsOf(w);
     }

@@ -249,6 +249,27 @@ TEST(ProbeFields, GpuPrefillAttentionRateByPromptLength) {
   EXPECT_NEAR(m.unitTime(u, gpu, {1024, 0, 1}), pairs(1024) / 100e12 + op, 1e-12);
 }
 
+// A bf16 unit whose GPU keeps one matrix f32 (MLA's kv_b_proj, multiplied by the absorbed
+// attention's batched f32 GEMMs): a prefill prices those FLOPs at the f32 GEMM rate and the rest
+// at bf16's; on a CPU the split does not apply (the CPU's forms have their own rates).
+TEST(ProbeFields, GpuF32MatricesOfABf16UnitRunAtTheF32Rate) {
+  CostModel m(parsed(profileText(R"("gemm_tflops": {"f32": 50, "bf16": 800},)")));
+  Device gpu, cpu;
+  ASSERT_TRUE(m.find("gpu:0", &gpu));
+  ASSERT_TRUE(m.find("cpu:numa0", &cpu));
+  Unit u = bf16Linear(/*bytes=*/1 * kMiB, /*matrices=*/2, /*launches=*/0);
+  u.flopsPerToken = 30e6;
+  const double tokens = 4096, launch = 6 * kUs; // one kt op's launch overhead
+  const double allBf16 = m.unitTime(u, gpu, {tokens, 0, 1});
+  EXPECT_NEAR(allBf16, tokens * 30e6 / 800e12 + launch, 1e-12);
+  u.gpuF32FlopsPerToken = 4e6;
+  EXPECT_NEAR(m.unitTime(u, gpu, {tokens, 0, 1}),
+              tokens * 26e6 / 800e12 + tokens * 4e6 / 50e12 + launch, 1e-12);
+  Unit onCpu = u;
+  onCpu.gpuF32FlopsPerToken = 0;
+  EXPECT_DOUBLE_EQ(m.unitTime(u, cpu, {tokens, 0, 1}), m.unitTime(onCpu, cpu, {tokens, 0, 1}));
+}
+
 // The CPU's attention kernels by prompt length (cpu.prefill_attention_gflops), as the GPU's: a
 // prefill reads the curve at its tokens per sequence; decode keeps attention_gflops.
 TEST(ProbeFields, CpuPrefillAttentionRateByPromptLength) {
