@@ -1,0 +1,14 @@
+#!/bin/bash
+# Session 11, device call 5 (HEAD, with the GPU's f32 kv_b FLOPs priced at the f32 rate): build,
+# kt-rt probe, DeepSeek-V2-Lite cpu-int8 (P=512), 8 GiB hybrid and all-GPU bf16 / int8
+# (P=512, 2048), best of 2, then a second probe.
+set -u
+. "$(dirname "$0")/common.sh"
+probe probe-a
+mkdir -p $OUT/m
+OUT=$OUT/m VARIANTS="cpu-int8 hybrid8g gpu-bf16-all gpu-int8-all" NO_EAGER=1 REPS=2 \
+  timeout $((520 - SECONDS)) bash scripts/device-hybrid-bench.sh --model dsv2 > $OUT/hybench-stdout.txt 2>&1
+echo "dsv2 rc=$? ${SECONDS}s"
+probe probe-b
+grep -E "^== |^rc=" $OUT/m/hybench.txt | cut -c1-400
+echo "total ${SECONDS}s"; cd $OUT && tar czf all.tgz --remove-files $(ls | grep -v "^all.tgz$")
