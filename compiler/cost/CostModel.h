@@ -167,6 +167,9 @@ public:
   // Expected distinct experts touched / tokens routed to a set of experts in one step.
   static double expectedTouched(const Unit& u, const std::vector<int>& experts, double tokens);
   static double expectedTokens(const Unit& u, const std::vector<int>& experts, double tokens);
+  // Share of the set's expected pairs that its busiest quarter of experts takes (expert stats):
+  // 1/4 under uniform routing (compared with the probe's grouped_moe_skew).
+  static double busiestQuarterShare(const Unit& u, const std::vector<int>& experts);
 
 private:
   const AcceleratorProfile& accel(const Device& d) const;

@@ -215,6 +215,30 @@ RowsCurve groupedHostCurve(const json& v, const std::string& path) {
   return curves(v, path, kind);
 }
 
+// grouped_moe_skew: {"grouped_moe_gflops"|"grouped_moe_gflops_i768": {"uniform": SHARE,
+// "skewed": SHARE}}, each share in (0, 1], the skewed one above the uniform one.
+void groupedSkew(const json& v, const std::string& path, AcceleratorProfile* a) {
+  object(v, path);
+  onlyKnownKeys(v, path, {"grouped_moe_gflops", "grouped_moe_gflops_i768"});
+  for (const auto& [key, out] :
+       {std::make_pair("grouped_moe_gflops", &a->groupedMoeSkew),
+        std::make_pair("grouped_moe_gflops_i768", &a->groupedMoeSkewI768)}) {
+    const json* c = find(v, key);
+    if (!c)
+      continue;
+    const std::string at = sub(path, key);
+    object(*c, at);
+    onlyKnownKeys(*c, at, {"uniform", "skewed"});
+    out->uniform = number(need(*c, at, "uniform"), sub(at, "uniform"), false);
+    out->skewed = number(need(*c, at, "skewed"), sub(at, "skewed"), false);
+    if (out->skewed > 1)
+      fail(sub(at, "skewed"), "is a share of the routed pairs: at most 1");
+    if (out->skewed <= out->uniform)
+      fail(sub(at, "skewed"), "must be larger than uniform (the skewed routing's busiest quarter "
+                              "takes more of the pairs)");
+  }
+}
+
 // decode_gemv_gbs / decode_moe_gbs: {"FORMAT": {"BYTES": GB/s}}.
 RowsCurve bytesCurve(const json& v, const std::string& path) {
   static const CurveKind kind{[](const std::string& name) {
@@ -397,7 +421,10 @@ AcceleratorProfile accelerator(const json& v, const std::string& path, size_t in
                                    "grouped_gemm_gflops",
                                    "grouped_moe_gflops",
                                    "grouped_moe_gflops_i768",
-                                   "grouped_moe_host_us"};
+                                   "grouped_moe_host_us",
+                                   "grouped_moe_skewed_gflops",
+                                   "grouped_moe_skewed_gflops_i768",
+                                   "grouped_moe_skew"};
   if (npu)
     keys.push_back("supported_ops");
   onlyKnownKeys(v, path, keys);
@@ -444,6 +471,16 @@ AcceleratorProfile accelerator(const json& v, const std::string& path, size_t in
     a.groupedMoeGflopsI768 = rowsCurve(*d, sub(path, "grouped_moe_gflops_i768"));
   if (const json* d = find(v, "grouped_moe_host_us"))
     a.groupedMoeHostUs = groupedHostCurve(*d, sub(path, "grouped_moe_host_us"));
+  if (const json* d = find(v, "grouped_moe_skewed_gflops"))
+    a.groupedMoeSkewedGflops = rowsCurve(*d, sub(path, "grouped_moe_skewed_gflops"));
+  if (const json* d = find(v, "grouped_moe_skewed_gflops_i768"))
+    a.groupedMoeSkewedGflopsI768 = rowsCurve(*d, sub(path, "grouped_moe_skewed_gflops_i768"));
+  if (const json* d = find(v, "grouped_moe_skew"))
+    groupedSkew(*d, sub(path, "grouped_moe_skew"), &a);
+  if ((!a.groupedMoeSkewedGflops.empty() || !a.groupedMoeSkewedGflopsI768.empty()) &&
+      a.groupedMoeSkew.skewed <= 0 && a.groupedMoeSkewI768.skewed <= 0)
+    fail(sub(path, "grouped_moe_skew"),
+         "missing: the skewed curves are priced by their routing's share, so they need it");
   if (a.decodeGraphKernelUs <= 0 && (!a.decodeGemvGBs.empty() || !a.decodeMoeGBs.empty()))
     fail(sub(path, "decode_kernel_us"),
          "missing: decode_gemv_gbs and decode_moe_gbs are rates beyond its per-kernel cost, so "
@@ -563,6 +600,18 @@ double CpuProfile::expertPathGflops(WeightFormat f, double weights, double rows)
 double AcceleratorProfile::groupedMoeGflopsAt(WeightFormat f, double weights, double rows) const {
   // The probe's two layers (runtime/probe/GpuProbe.cu, measureGroupedMoe).
   return bySize(groupedMoeGflops, groupedMoeGflopsI768, f, weights, rows);
+}
+
+double AcceleratorProfile::groupedMoeSkewedGflopsAt(WeightFormat f, double weights,
+                                                    double rows) const {
+  return bySize(groupedMoeSkewedGflops, groupedMoeSkewedGflopsI768, f, weights, rows);
+}
+
+AcceleratorProfile::RoutingShares AcceleratorProfile::groupedMoeSharesAt(double weights) const {
+  RoutingShares s;
+  s.uniform = blendBySize(groupedMoeSkew.uniform, groupedMoeSkewI768.uniform, weights);
+  s.skewed = blendBySize(groupedMoeSkew.skewed, groupedMoeSkewI768.skewed, weights);
+  return s;
 }
 
 double AcceleratorProfile::groupedMoeHostSecondsAt(double weights, double rows) const {

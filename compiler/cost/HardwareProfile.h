@@ -169,6 +169,21 @@ struct AcceleratorProfile {
   // (Qwen3-30B-A3B's 128 of 768 x 2048, top-8). With either, grouped layers are priced with
   // groupedMoeGflopsAt instead of groupedGemmGflops times an estimated padding.
   RowsCurve groupedMoeGflops, groupedMoeGflopsI768;
+  // The same chunks under a skewed routing (the probe's experts drawn by a log-normal popularity):
+  // `grouped_moe_skewed_gflops` and `grouped_moe_skewed_gflops_i768`, and `grouped_moe_skew`
+  // {"grouped_moe_gflops": {"uniform": S, "skewed": S}, ...}: the share of the (token, k) pairs
+  // that the busiest quarter of the experts took under each of the probe's two routings. A layer
+  // whose expert stats give its busiest quarter a share between the two is priced between the
+  // curves (CostModel::groupedExpertsSeconds); without stats its share is 1/4: the uniform curve.
+  RowsCurve groupedMoeSkewedGflops, groupedMoeSkewedGflopsI768;
+  struct RoutingShares {
+    double uniform = 0, skewed = 0; // 0: not measured
+  };
+  RoutingShares groupedMoeSkew, groupedMoeSkewI768;
+  // The skewed curve at (f, weights, rows) as groupedMoeGflopsAt, and the two routings' shares
+  // between the shapes; 0 / zero shares without them.
+  double groupedMoeSkewedGflopsAt(WeightFormat f, double weights, double rows) const;
+  RoutingShares groupedMoeSharesAt(double weights) const;
   // GFLOP/s of a grouped chunk for experts of `weights` matrix elements (gate + up + down) at
   // `rows` mean rows per expert: between the two curves by expert size as
   // CpuProfile::expertPathGflops; the one curve given when only one is; 0 without either.

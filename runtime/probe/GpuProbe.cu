@@ -30,7 +30,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <map>
+#include <numeric>
 #include <random>
 #include <thread>
 #include <vector>
@@ -532,6 +534,55 @@ std::vector<int32_t> randomRouting(int64_t tokens, int K, int E, uint32_t seed) 
   return chosen;
 }
 
+// Skewed top-k routing (grouped_moe_skewed_gflops): expert e's popularity is
+// exp(kSkewSigma * z_e), z_e ~ N(0, 1) drawn once per `popularitySeed`, and each token draws K
+// distinct experts in proportion to it. At sigma 1.5 the busiest quarter of 64 experts takes
+// ~63% of the pairs (the busiest ~6x the mean), as the deep layers of the random-weight
+// DeepSeek-V2-Lite the device benchmark runs (docs/cost-model.md, eleventh device run).
+constexpr double kSkewSigma = 1.5;
+std::vector<int32_t> skewedRouting(int64_t tokens, int K, int E, uint32_t popularitySeed,
+                                   uint32_t drawSeed) {
+  std::mt19937 popularityRng(popularitySeed), rng(drawSeed);
+  std::normal_distribution<double> normal;
+  std::vector<double> popularity(static_cast<size_t>(E));
+  for (double& p : popularity)
+    p = std::exp(kSkewSigma * normal(popularityRng));
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  std::vector<int32_t> chosen(static_cast<size_t>(tokens * K));
+  for (int64_t t = 0; t < tokens; ++t) {
+    std::vector<double> left = popularity; // a chosen expert drops out for this token
+    double total = std::accumulate(left.begin(), left.end(), 0.0);
+    for (int j = 0; j < K; ++j) {
+      double r = unit(rng) * total;
+      int pick = -1;
+      for (int e = 0; e < E; ++e) {
+        if (left[size_t(e)] <= 0)
+          continue;
+        pick = e; // the last one left if rounding leaves r above 0
+        r -= left[size_t(e)];
+        if (r <= 0)
+          break;
+      }
+      chosen[size_t(t * K + j)] = pick;
+      total -= left[size_t(pick)];
+      left[size_t(pick)] = 0;
+    }
+  }
+  return chosen;
+}
+
+// Share of the pairs counted in `count` that the busiest quarter of the experts took.
+double busiestQuarterShare(std::vector<int64_t> count) {
+  const int64_t total = std::accumulate(count.begin(), count.end(), int64_t(0));
+  const size_t quarter = std::max<size_t>(1, count.size() / 4);
+  std::partial_sort(count.begin(), count.begin() + long(quarter), count.end(),
+                    std::greater<int64_t>());
+  return total > 0
+             ? double(std::accumulate(count.begin(), count.begin() + long(quarter), int64_t(0))) /
+                   double(total)
+             : 0;
+}
+
 // The whole grouped chunk under random routing (grouped_moe_gflops, issue #6): the runtime's
 // padding to each chunk's busiest expert, the real routing's uneven counts and cuBLAS's kernels
 // at odd row counts are all in the time, which the uniform curve above cannot see. Two layers of
@@ -540,7 +591,9 @@ std::vector<int32_t> randomRouting(int64_t tokens, int K, int E, uint32_t seed) 
 // 32..1024 tokens, keyed by the MEAN rows per expert T*K/E; GFLOP/s of the useful FLOPs
 // 2*3*T*K*H*I (padding shows up as a lower rate). Two layouts (MoeGrouping.h): the runtime's
 // default (KT_CUDA_MOE_GEMM) under the curve names, padded (or bucketed) under grouped_moe_alt_*
-// (the profile's diagnostics).
+// (the profile's diagnostics). Then the same chunk under skewedRouting in the default layout
+// (grouped_moe_skewed_gflops[_i768]), and both routings' busiest-quarter shares over all chunks
+// (grouped_moe_skew), between which the cost model places a layer by its expert stats.
 //
 // The host's grouping (countChunk + fillChunkIndex) is outside the timed span: CUDA events see
 // GPU time only, and the grouping is host work done after the routing readback (which the cost
@@ -575,18 +628,28 @@ void measureGroupedMoe(const ProbeOptions& o, int device, GpuResult* g) {
                             Shape{128, 8, 768, "128 experts of 768 x 2048, top-8"}}) {
     const bool small = shape.I == 768;
     // Every chunk's routing and both layouts' groupings first, to size the buffers.
-    std::vector<std::vector<int32_t>> routing;
-    std::vector<cudamoe::ChunkGrouping> grouped[2];
+    std::vector<std::vector<int32_t>> routing, skewed;
+    // grouped[0]: the default layout, [1]: the other one, [2]: the skewed routing, default layout.
+    std::vector<cudamoe::ChunkGrouping> grouped[3];
+    std::vector<int64_t> uniformCount(size_t(shape.E), 0), skewedCount(size_t(shape.E), 0);
     int64_t maxSlotRows = 0, maxIndex = 0;
     for (const int64_t T : tokensList) {
       routing.push_back(randomRouting(T, shape.K, shape.E, uint32_t(1000 + T + shape.E)));
-      for (int l = 0; l < 2; ++l) {
-        grouped[l].push_back(cudamoe::countChunk(routing.back().data(), T, shape.K, shape.E,
-                                                 l == 0 ? layout : other));
+      skewed.push_back(
+          skewedRouting(T, shape.K, shape.E, uint32_t(77 + shape.E), uint32_t(2000 + T + shape.E)));
+      for (int l = 0; l < 3; ++l) {
+        grouped[l].push_back(cudamoe::countChunk((l == 2 ? skewed : routing).back().data(), T,
+                                                 shape.K, shape.E, l == 1 ? other : layout));
         maxSlotRows = std::max(maxSlotRows, grouped[l].back().slotRows());
         maxIndex = std::max(maxIndex, grouped[l].back().indexInts());
       }
+      for (int32_t e : routing.back())
+        ++uniformCount[size_t(e)];
+      for (int32_t e : skewed.back())
+        ++skewedCount[size_t(e)];
     }
+    g->groupedMoeShareUniform[small] = busiestQuarterShare(uniformCount);
+    g->groupedMoeShareSkewed[small] = busiestQuarterShare(skewedCount);
     GroupedBuffers b(shape.E, shape.K, H, shape.I, tokensList.back(), maxSlotRows, maxIndex);
     if (!b.ok()) {
       if (o.progress)
@@ -642,6 +705,31 @@ void measureGroupedMoe(const ProbeOptions& o, int device, GpuResult* g) {
                         secs * 1e3);
           line += rate;
         }
+      }
+      // The skewed routing's chunk of the same size, default layout.
+      const std::vector<int32_t>& skewedChosen = skewed[i];
+      line += " skewed (busiest " + std::to_string(grouped[2][i].most) + "):";
+      if (cudaMemcpy(b.experts, skewedChosen.data(), skewedChosen.size() * 4,
+                     cudaMemcpyHostToDevice) == cudaSuccess) {
+        cudamoe::fillChunkIndex(grouped[2][i], skewedChosen.data(), 0, nullptr, b.hostIndex);
+        for (const bool bf16 : {true, false}) {
+          b.fillWeights(bf16);
+          const cudamoe::ExpertStacks w{b.gate, b.up, b.down, bf16, shape.I};
+          const double secs = timeChunk(*blas, b, w, grouped[2][i], H, /*upload=*/true, &err);
+          const char* format = bf16 ? "bf16" : "f32";
+          if (secs <= 0) {
+            line += std::string(" ") + format + " failed (" + err + ")";
+            continue;
+          }
+          (small ? g->groupedMoeSkewedGflopsI768 : g->groupedMoeSkewedGflops)[format][meanRows] =
+              flops / secs / 1e9;
+          char rate[64];
+          std::snprintf(rate, sizeof rate, " %s %.1f TFLOP/s (%.3f ms);", format,
+                        flops / secs / 1e12, secs * 1e3);
+          line += rate;
+        }
+      } else {
+        cudaGetLastError();
       }
       char host[48];
       std::snprintf(host, sizeof host, " host grouping %.1f us", medianUs(hostUs));

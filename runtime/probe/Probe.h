@@ -151,6 +151,13 @@ struct GpuResult {
   std::map<std::string, std::map<int64_t, double>> groupedMoeGflops, groupedMoeGflopsI768;
   std::map<std::string, std::map<int64_t, double>> groupedMoeAltGflops, groupedMoeAltGflopsI768;
   std::map<int64_t, double> groupedMoeHostUs, groupedMoeHostUsI768;
+  // The same chunks under a skewed routing (experts drawn by a log-normal popularity), the
+  // default layout: grouped_moe_skewed_gflops[_i768]; and the share of the pairs that the busiest
+  // quarter of the experts took under each routing (grouped_moe_skew: {uniform, skewed} per
+  // shape, over every chunk's pairs).
+  std::map<std::string, std::map<int64_t, double>> groupedMoeSkewedGflops,
+      groupedMoeSkewedGflopsI768;
+  double groupedMoeShareUniform[2] = {0, 0}, groupedMoeShareSkewed[2] = {0, 0}; // [i768]
 };
 
 struct ProbeResult {

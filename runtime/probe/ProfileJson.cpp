@@ -288,6 +288,21 @@ Json gpuJson(const GpuResult& g) {
       hostUs[key][std::to_string(rows)] = round3(us);
   if (!hostUs.empty())
     j["grouped_moe_host_us"] = hostUs; // the cost model adds it per grouped chunk
+  // The skewed routing's chunks and the two routings' busiest-quarter shares (GpuProbe.cu).
+  // A curve goes out only with its shares (the parser prices it by them).
+  Json skew;
+  for (int small = 0; small < 2; ++small) {
+    const double uniform = round3(g.groupedMoeShareUniform[small]),
+                 skewed = round3(g.groupedMoeShareSkewed[small]);
+    if (uniform <= 0 || skewed <= uniform)
+      continue;
+    skew[small ? "grouped_moe_gflops_i768" : "grouped_moe_gflops"] = {{"uniform", uniform},
+                                                                      {"skewed", skewed}};
+    byBytes(small ? "grouped_moe_skewed_gflops_i768" : "grouped_moe_skewed_gflops",
+            small ? g.groupedMoeSkewedGflopsI768 : g.groupedMoeSkewedGflops);
+  }
+  if (!skew.empty())
+    j["grouped_moe_skew"] = skew;
   if (g.launchSyncUs > 0)
     j["_launch_sync_us"] = round3(g.launchSyncUs); // empty kernel + synchronize, for reference
   return j;

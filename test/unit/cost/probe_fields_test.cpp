@@ -580,6 +580,62 @@ TEST(ProbeFields, GroupedMoeHostGroupingIsAddedPerChunk) {
             "grouped_moe_gflops or grouped_moe_gflops_i768)");
 }
 
+// The probe's chunks under a skewed routing (grouped_moe_skewed_gflops) and the two routings'
+// busiest-quarter shares (grouped_moe_skew): a layer whose expert stats give its busiest quarter of
+// experts a share between them is priced between the curves (linearly in the share), held at the
+// skewed curve past its share; a uniform layer (share 1/4, under the probe's uniform routing's)
+// keeps the uniform curve.
+TEST(ProbeFields, SkewedLayersArePricedTowardTheSkewedChunkCurve) {
+  const std::string uniformCurve = R"("launch_issue_us": 2, "kernel_floor_us": 1.5,
+            "grouped_moe_gflops": {"bf16": {"12": 50000, "96": 200000}},)";
+  const std::string skewedCurve =
+      R"("grouped_moe_skewed_gflops": {"bf16": {"12": 25000, "96": 100000}},
+            "grouped_moe_skew": {"grouped_moe_gflops": {"uniform": 0.3, "skewed": 0.6}},)";
+  const HardwareProfile p = parsed(profileText(uniformCurve + skewedCurve));
+  const double large = 3.0 * 2048 * 1408;
+  EXPECT_DOUBLE_EQ(p.gpus[0].groupedMoeSkewedGflopsAt(WeightFormat::BF16, large, 48), 75000);
+  EXPECT_DOUBLE_EQ(p.gpus[0].groupedMoeSharesAt(large).skewed, 0.6);
+  CostModel m(p), uniformOnly(parsed(profileText(uniformCurve)));
+  Device gpu;
+  ASSERT_TRUE(m.find("gpu:0", &gpu));
+  Unit u = dsv2GroupedMoe();
+  const std::vector<int> all = everyExpert(64);
+  EXPECT_DOUBLE_EQ(CostModel::busiestQuarterShare(u, all), 0.25);
+  // Uniform: 512 tokens, 48 rows per expert, at the uniform curve's 150 TFLOP/s.
+  const double t512 = 512 * 6 * 2 * large / 150000e9;
+  EXPECT_NEAR(m.expertsTime(u, all, gpu, {512, 0, 1}), t512, 1e-9);
+  EXPECT_DOUBLE_EQ(m.expertsTime(u, all, gpu, {512, 0, 1}),
+                   uniformOnly.expertsTime(u, all, gpu, {512, 0, 1}));
+  // Stats giving the busiest 16 experts 45% of the pairs: half way to the skewed curve (whose
+  // 75 TFLOP/s take twice the time) -> 1.5x.
+  auto skewTo = [&](double share) {
+    for (int e = 0; e < 64; ++e)
+      u.expertProb[size_t(e)] = e < 16 ? 6 * share / 16 : 6 * (1 - share) / 48;
+  };
+  skewTo(0.45);
+  EXPECT_NEAR(CostModel::busiestQuarterShare(u, all), 0.45, 1e-12);
+  EXPECT_NEAR(m.expertsTime(u, all, gpu, {512, 0, 1}), 1.5 * t512, 1e-9);
+  // Past the probe's skewed share: held at the skewed curve; without that curve: the uniform one.
+  skewTo(0.9);
+  EXPECT_NEAR(m.expertsTime(u, all, gpu, {512, 0, 1}), 2 * t512, 1e-9);
+  EXPECT_NEAR(uniformOnly.expertsTime(u, all, gpu, {512, 0, 1}), t512, 1e-9);
+  // Errors name the field.
+  EXPECT_EQ(errorOf(profileText(R"("grouped_moe_skewed_gflops": {"bf16": {"12": 1}},)")),
+            "hw.json: gpus[0].grouped_moe_skew: missing: the skewed curves are priced by their "
+            "routing's share, so they need it");
+  EXPECT_EQ(errorOf(profileText(
+                R"("grouped_moe_skew": {"grouped_moe_gflops": {"uniform": 0.5, "skewed": 0.4}},)")),
+            "hw.json: gpus[0].grouped_moe_skew.grouped_moe_gflops.skewed: must be larger than "
+            "uniform (the skewed routing's busiest quarter takes more of the pairs)");
+  EXPECT_EQ(errorOf(profileText(
+                R"("grouped_moe_skew": {"grouped_moe_gflops": {"uniform": 0.5, "skewed": 1.5}},)")),
+            "hw.json: gpus[0].grouped_moe_skew.grouped_moe_gflops.skewed: is a share of the routed "
+            "pairs: at most 1");
+  EXPECT_EQ(errorOf(profileText(R"("grouped_moe_skew": {"bf16": {"uniform": 0.5}},)")),
+            "hw.json: gpus[0].grouped_moe_skew.bf16: unknown field (expected one of: "
+            "grouped_moe_gflops, grouped_moe_gflops_i768)");
+}
+
 TEST(ProbeFields, GroupedMoeCurveErrorsNameTheField) {
   EXPECT_EQ(errorOf(profileText(R"("grouped_moe_gflops_i768": {"bf16": {"x": 1}},)")),
             "hw.json: gpus[0].grouped_moe_gflops_i768.bf16.x: expected a row count (a positive "

@@ -82,6 +82,11 @@ ProbeResult syntheticResult() {
   g.groupedMoeGflopsI768 = {{"bf16", {{16, 50000}}}, {"f32", {{16, 20000}}}};
   g.groupedMoeAltGflops = {{"bf16", {{12, 70000}}}};
   g.groupedMoeHostUs = {{12, 8.5}};
+  g.groupedMoeSkewedGflops = {{"bf16", {{12, 40000}}}};
+  g.groupedMoeSkewedGflopsI768 = {{"bf16", {{16, 30000}}}};
+  g.groupedMoeShareUniform[0] = 0.28;
+  g.groupedMoeShareSkewed[0] = 0.62;
+  // The i768 shape's shares not measured: its skewed curve is left out of the profile.
   r.gpus.push_back(g);
   r.seconds = 12;
   return r;
@@ -147,6 +152,11 @@ TEST(ProbeTest, ProfileJsonParsesWithMeasuredNumbers) {
   EXPECT_NE(json.find("\"_grouped_moe_alt_gflops\""), std::string::npos) << json;
   EXPECT_NE(json.find("\"layout\": \"ragged\""), std::string::npos) << json;
   EXPECT_NE(json.find("\"grouped_moe_host_us\""), std::string::npos) << json;
+  EXPECT_DOUBLE_EQ(p.gpus[0].groupedMoeSkewedGflops.at(cost::WeightFormat::BF16, 12), 40000);
+  EXPECT_DOUBLE_EQ(p.gpus[0].groupedMoeSkew.uniform, 0.28);
+  EXPECT_DOUBLE_EQ(p.gpus[0].groupedMoeSkew.skewed, 0.62);
+  EXPECT_TRUE(p.gpus[0].groupedMoeSkewedGflopsI768.empty());
+  EXPECT_EQ(json.find("\"grouped_moe_skewed_gflops_i768\""), std::string::npos) << json;
   EXPECT_GT(p.gpus[0].reservedBytes, 0);
   EXPECT_LT(p.gpus[0].reservedBytes, p.gpus[0].memoryBytes);
   EXPECT_NE(json.find("\"_measured\""), std::string::npos);
