@@ -7,6 +7,10 @@
 #       --layout-only` checkpoints with --hw HW.json --explain-json OUT_DIR/M.V.pP.json. The
 #       placement flags are the benchmark's own (the placement of each plan is also printed as a
 #       digest, to check that a plan compiled from another profile places every unit alike).
+#       STATS=FILE: the all-GPU plans (whose placement expert stats cannot change) are compiled
+#       with --expert-stats FILE as well (e.g. the synthetic DeepSeek-V2-Lite's routing,
+#       docs/device/s11/g-synthetic-routing/): the grouped MoE priced by the layers' skew; the
+#       stats' layer count must match the model's (dsv2 only: qwen3 compiles without).
 #   scripts/device-predictions.sh --table OUT_DIR MEASURED
 #       prints predicted vs measured prefill and decode tok/s and the count within 25%. MEASURED:
 #       the benchmark's directory of M-V-pP.json files, or its log (hybench.txt, or a call's
@@ -87,8 +91,10 @@ for m in dsv2 qwen3; do
     for P in 512 2048; do
       [ $v = cpu-int8 ] && [ $P = 2048 ] && continue
       j=$OUTD/$m.$v.p$P.json
+      st=()
+      [ -n "${STATS:-}" ] && [ $m = dsv2 ] && [[ $v == gpu-*-all ]] && st=(--expert-stats "$STATS")
       "$KTC" "$CK-$m" -o /tmp/kt-bench/pred.ktplan --hw "$HW" --cpu-mem 100GiB \
-        --prefill-offload never --prompt-len $P "${a[@]}" --explain-json "$j" > /tmp/kt-bench/pred.log 2>&1 ||
+        --prefill-offload never --prompt-len $P "${a[@]}" "${st[@]}" --explain-json "$j" > /tmp/kt-bench/pred.log 2>&1 ||
         { cat /tmp/kt-bench/pred.log; exit 1; }
       /usr/bin/python3 -c "
 import hashlib, json, sys
