@@ -446,11 +446,14 @@ double CostModel::groupedExpertsSeconds(const Unit& u, const std::vector<int>& e
     // batched GEMMs in layer 1, up to 12 in deep layers, 707 -> ~900 us a chunk).
     const double weights = u.expertFlopsPerToken / 2;
     const AcceleratorProfile::RoutingShares shares = a.groupedMoeSharesAt(weights);
+    // The layer's share: one calibration window's when the stats have it (a chunk's routing),
+    // else its experts' probabilities'.
+    const double share =
+        u.windowBusiestQuarter > 0 ? u.windowBusiestQuarter : busiestQuarterShare(u, experts);
     double towardSkewed = 0;
     if (shares.skewed > shares.uniform)
-      towardSkewed = std::clamp((busiestQuarterShare(u, experts) - shares.uniform) /
-                                    (shares.skewed - shares.uniform),
-                                0.0, 1.0);
+      towardSkewed =
+          std::clamp((share - shares.uniform) / (shares.skewed - shares.uniform), 0.0, 1.0);
     const double full = std::floor(s.tokens / kGroupedChunkTokens),
                  rest = s.tokens - full * kGroupedChunkTokens;
     double t = 0;

@@ -8,6 +8,13 @@
 
 namespace kt::cost {
 
+namespace {
+bool isLayerKey(const std::string& key) {
+  return !key.empty() && key.size() < 9 &&
+         std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+} // namespace
+
 bool parseExpertStats(const std::string& jsonText, const std::string& origin, ExpertStats* out,
                       std::string* error) {
   using nlohmann::json;
@@ -24,8 +31,10 @@ bool parseExpertStats(const std::string& jsonText, const std::string& origin, Ex
   if (!doc.is_object())
     return bad("expected an object with a \"layers\" field");
   for (auto it = doc.begin(); it != doc.end(); ++it)
-    if (it.key() != "layers" && it.key() != "tokens" && it.key() != "model" && it.key()[0] != '_')
-      return bad(it.key() + ": unknown field (expected layers, tokens, model)");
+    if (it.key() != "layers" && it.key() != "tokens" && it.key() != "model" &&
+        it.key() != "window_busiest_quarter" && it.key()[0] != '_')
+      return bad(it.key() +
+                 ": unknown field (expected layers, tokens, model, window_busiest_quarter)");
   auto layers = doc.find("layers");
   if (layers == doc.end() || !layers->is_object())
     return bad("layers: missing or not an object of {\"<layer>\": [per-expert counts]}");
@@ -34,9 +43,7 @@ bool parseExpertStats(const std::string& jsonText, const std::string& origin, Ex
   for (auto it = layers->begin(); it != layers->end(); ++it) {
     const std::string& key = it.key();
     std::string path = "layers." + key;
-    bool digits = !key.empty() && key.size() < 9 &&
-                  std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; });
-    if (!digits)
+    if (!isLayerKey(key))
       return bad(path + ": layer keys must be layer numbers such as \"3\"");
     const json& list = it.value();
     if (!list.is_array() || list.empty())
@@ -54,7 +61,29 @@ bool parseExpertStats(const std::string& jsonText, const std::string& origin, Ex
       return bad(path + ": all values are zero");
     out->layers[std::stoi(key)] = std::move(values);
   }
+  out->windowBusiestQuarter.clear();
+  if (auto shares = doc.find("window_busiest_quarter"); shares != doc.end()) {
+    if (!shares->is_object())
+      return bad("window_busiest_quarter: expected an object of {\"<layer>\": share}");
+    for (auto it = shares->begin(); it != shares->end(); ++it) {
+      const std::string path = "window_busiest_quarter." + it.key();
+      const auto layer = out->layers.find(isLayerKey(it.key()) ? std::stoi(it.key()) : -1);
+      if (layer == out->layers.end())
+        return bad(path + ": not a layer of \"layers\"");
+      const json& v = it.value();
+      if (!v.is_number() || v.get<double>() <= 0 || v.get<double>() > 1)
+        return bad(path + ": expected a share in (0, 1], got " + v.dump());
+      out->windowBusiestQuarter[layer->first] = v.get<double>();
+    }
+  }
   return true;
+}
+
+double windowBusiestQuarter(const ExpertStats* stats, int layer) {
+  if (!stats)
+    return 0;
+  auto it = stats->windowBusiestQuarter.find(layer);
+  return it == stats->windowBusiestQuarter.end() ? 0 : it->second;
 }
 
 bool loadExpertStats(const std::string& path, ExpertStats* out, std::string* error) {

@@ -4,7 +4,11 @@
 // hottest experts on the GPU; without it every expert is equally likely. Format:
 //   {"tokens": 123456,                          (optional, informational)
 //    "layers": {"1": [812, 95, 1203, ...],      (one number per expert; layer keys are the
-//               "2": [...]}}                     `layer` attribute of kt.moe)
+//               "2": [...]},                     `layer` attribute of kt.moe)
+//    "window_busiest_quarter": {"1": 0.32, ...}} (optional: per layer, the mean over the
+//                                                 calibration's prefill windows of the share
+//                                                 of a window's choices that its busiest
+//                                                 quarter of experts took, in (0, 1])
 // Values are relative: each layer is normalised so that its experts' probabilities sum to
 // experts_per_token (every token picks k experts). Never throws (see HardwareProfile.h).
 #include <map>
@@ -16,7 +20,12 @@ namespace kt::cost {
 struct ExpertStats {
   std::string origin; // file name, for error messages
   std::map<int, std::vector<double>> layers;
+  std::map<int, double> windowBusiestQuarter; // layer -> share; absent: not measured
 };
+
+// The share of one prefill window's choices that `layer`'s busiest quarter of experts took
+// (kt-tune's window_busiest_quarter), or 0 when `stats` is null or lacks it.
+double windowBusiestQuarter(const ExpertStats* stats, int layer);
 
 bool parseExpertStats(const std::string& jsonText, const std::string& origin, ExpertStats* out,
                       std::string* error);

@@ -80,6 +80,10 @@ struct Unit {
   double expertFlopsPerToken = 0; // one routed expert applied to one token
   WeightFormat expertFormat = WeightFormat::F32;
   std::vector<double> expertProb; // P(a token activates expert e); sums to ~topK
+  // Share of one prefill window's (token, k) pairs that its busiest quarter of experts takes
+  // (the stats file's window_busiest_quarter): a prefill chunk is routed far more unevenly than
+  // the whole calibration set. 0: not measured (the share of expertProb's busiest quarter).
+  double windowBusiestQuarter = 0;
 
   int64_t hidden = 0; // f32 elements per token of the activation it hands on
 

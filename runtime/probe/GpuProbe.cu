@@ -571,12 +571,12 @@ std::vector<int32_t> skewedRouting(int64_t tokens, int K, int E, uint32_t popula
   return chosen;
 }
 
-// Share of the pairs counted in `count` that the busiest quarter of the experts took.
-double busiestQuarterShare(std::vector<int64_t> count) {
+// Share of a chunk's pairs (its per-expert counts) that the busiest quarter of the experts took.
+double busiestQuarterShare(std::vector<int32_t> count) {
   const int64_t total = std::accumulate(count.begin(), count.end(), int64_t(0));
   const size_t quarter = std::max<size_t>(1, count.size() / 4);
   std::partial_sort(count.begin(), count.begin() + long(quarter), count.end(),
-                    std::greater<int64_t>());
+                    std::greater<int32_t>());
   return total > 0
              ? double(std::accumulate(count.begin(), count.begin() + long(quarter), int64_t(0))) /
                    double(total)
@@ -592,8 +592,9 @@ double busiestQuarterShare(std::vector<int64_t> count) {
 // 2*3*T*K*H*I (padding shows up as a lower rate). Two layouts (MoeGrouping.h): the runtime's
 // default (KT_CUDA_MOE_GEMM) under the curve names, padded (or bucketed) under grouped_moe_alt_*
 // (the profile's diagnostics). Then the same chunk under skewedRouting in the default layout
-// (grouped_moe_skewed_gflops[_i768]), and both routings' busiest-quarter shares over all chunks
-// (grouped_moe_skew), between which the cost model places a layer by its expert stats.
+// (grouped_moe_skewed_gflops[_i768]), and both routings' busiest-quarter shares (the mean over
+// chunks of 256 tokens or more: grouped_moe_skew), between which the cost model places a layer by
+// its expert stats.
 //
 // The host's grouping (countChunk + fillChunkIndex) is outside the timed span: CUDA events see
 // GPU time only, and the grouping is host work done after the routing readback (which the cost
@@ -631,7 +632,10 @@ void measureGroupedMoe(const ProbeOptions& o, int device, GpuResult* g) {
     std::vector<std::vector<int32_t>> routing, skewed;
     // grouped[0]: the default layout, [1]: the other one, [2]: the skewed routing, default layout.
     std::vector<cudamoe::ChunkGrouping> grouped[3];
-    std::vector<int64_t> uniformCount(size_t(shape.E), 0), skewedCount(size_t(shape.E), 0);
+    // The routings' busiest-quarter shares: the mean over the chunks of 256 tokens or more of
+    // each chunk's share, as kt-tune measures one prefill window's (512 tokens by default).
+    double uniformShares = 0, skewedShares = 0;
+    int sharedChunks = 0;
     int64_t maxSlotRows = 0, maxIndex = 0;
     for (const int64_t T : tokensList) {
       routing.push_back(randomRouting(T, shape.K, shape.E, uint32_t(1000 + T + shape.E)));
@@ -643,13 +647,16 @@ void measureGroupedMoe(const ProbeOptions& o, int device, GpuResult* g) {
         maxSlotRows = std::max(maxSlotRows, grouped[l].back().slotRows());
         maxIndex = std::max(maxIndex, grouped[l].back().indexInts());
       }
-      for (int32_t e : routing.back())
-        ++uniformCount[size_t(e)];
-      for (int32_t e : skewed.back())
-        ++skewedCount[size_t(e)];
+      if (T >= 256) {
+        uniformShares += busiestQuarterShare(grouped[0].back().count);
+        skewedShares += busiestQuarterShare(grouped[2].back().count);
+        ++sharedChunks;
+      }
     }
-    g->groupedMoeShareUniform[small] = busiestQuarterShare(uniformCount);
-    g->groupedMoeShareSkewed[small] = busiestQuarterShare(skewedCount);
+    if (sharedChunks > 0) {
+      g->groupedMoeShareUniform[small] = uniformShares / sharedChunks;
+      g->groupedMoeShareSkewed[small] = skewedShares / sharedChunks;
+    }
     GroupedBuffers b(shape.E, shape.K, H, shape.I, tokensList.back(), maxSlotRows, maxIndex);
     if (!b.ok()) {
       if (o.progress)

@@ -10,7 +10,10 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
+#include <functional>
+#include <numeric>
 #include <set>
 
 namespace kt::tune {
@@ -109,6 +112,7 @@ ExpertCounts countExpertActivations(Model& model, const CalibInput& input, const
   }
   // The tap sees [T, K] chosen ids per MoE step; one window = one sequence in one prefill.
   std::set<int> seenThisWindow;
+  std::map<int, std::vector<int64_t>> windowCounts; // this window's choices per layer
   std::string tapError;
   std::function<void(const std::string&, const Activation&)> sink = [&](const std::string& name,
                                                                         const Activation& a) {
@@ -123,6 +127,8 @@ ExpertCounts countExpertActivations(Model& model, const CalibInput& input, const
     }
     seenThisWindow.insert(layer);
     std::vector<int64_t>& c = it->second;
+    std::vector<int64_t>& w = windowCounts[layer];
+    w.resize(c.size(), 0);
     for (int32_t e : a.i) {
       if (e < 0 || e >= int32_t(c.size())) {
         tapError = "tap '" + name + "' reports expert " + std::to_string(e) + " of " +
@@ -130,6 +136,7 @@ ExpertCounts countExpertActivations(Model& model, const CalibInput& input, const
         return;
       }
       ++c[static_cast<size_t>(e)];
+      ++w[static_cast<size_t>(e)];
     }
   };
   const int32_t bos = input.bos;
@@ -147,6 +154,7 @@ ExpertCounts countExpertActivations(Model& model, const CalibInput& input, const
     b.outputRows.push_back(len - 1); // the logits are not needed: compute one row only
     KvCache kv(model.plan().root(), 1);
     seenThisWindow.clear();
+    windowCounts.clear();
     model.executor().run("prefill", b, kv, &sink);
     if (!tapError.empty())
       throw Error(model.plan().origin() + ": " + tapError);
@@ -154,6 +162,8 @@ ExpertCounts countExpertActivations(Model& model, const CalibInput& input, const
       throw Error(model.plan().origin() + ": only " + std::to_string(seenThisWindow.size()) +
                   " of " + std::to_string(layers.size()) +
                   " MoE layers reported their routing (a backend without the route tap?)");
+    for (const auto& [layer, w] : windowCounts)
+      counts.windowShareSum[layer] += busiestQuarterShare(w);
     counts.tokens += len;
     ++counts.windows;
     if (progress)
@@ -175,8 +185,31 @@ std::string expertStatsJson(const ExpertCounts& counts, const std::string& model
            "\": " + nlohmann::json(c).dump();
     first = false;
   }
-  out += "\n  }\n}\n";
+  out += "\n  }";
+  if (counts.windows > 0 && !counts.windowShareSum.empty()) {
+    out += ",\n  \"window_busiest_quarter\": {";
+    first = true;
+    for (const auto& [layer, sum] : counts.windowShareSum) {
+      const double share = std::round(1000.0 * sum / double(counts.windows)) / 1000.0;
+      out += std::string(first ? "" : ", ") + "\"" + std::to_string(layer) +
+             "\": " + nlohmann::json(share).dump();
+      first = false;
+    }
+    out += "}";
+  }
+  out += "\n}\n";
   return out;
+}
+
+double busiestQuarterShare(std::vector<int64_t> counts) {
+  const int64_t total = std::accumulate(counts.begin(), counts.end(), int64_t(0));
+  if (counts.empty() || total <= 0)
+    return 0;
+  const size_t quarter = std::max<size_t>(1, counts.size() / 4);
+  std::partial_sort(counts.begin(), counts.begin() + long(quarter), counts.end(),
+                    std::greater<int64_t>());
+  return double(std::accumulate(counts.begin(), counts.begin() + long(quarter), int64_t(0))) /
+         double(total);
 }
 
 } // namespace kt::tune

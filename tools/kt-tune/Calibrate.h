@@ -28,7 +28,14 @@ struct ExpertCounts {
   int64_t windows = 0;     // prefill runs
   std::map<int, int> topK; // layer -> experts per token
   std::map<int, std::vector<int64_t>> perExpert; // layer -> how often each expert was chosen
+  // layer -> the sum over windows of the share of that window's choices that its busiest quarter
+  // of experts took (one sequence routes far more unevenly than the whole set: the
+  // random-weight DeepSeek-V2-Lite's deep layers 56-66% in one window, 34-39% over eight).
+  std::map<int, double> windowShareSum;
 };
+
+// Share of the counted choices that the busiest quarter of the experts (at least one) took.
+double busiestQuarterShare(std::vector<int64_t> counts);
 
 // Every MoE step of the plan's prefill: layer (MoeAttrs.layer) -> {num_experts, experts_per_token}.
 // Throws kt::Error when the plan has no MoE layer (nothing to count) or a MoE step lacks its layer.
@@ -46,7 +53,8 @@ CalibInput calibrationInput(const Model& model, const std::string& textPath,
 ExpertCounts countExpertActivations(Model& model, const CalibInput& input, const CalibOptions& opts,
                                     const std::function<void(int64_t, int64_t)>& progress);
 
-// The --expert-stats JSON: {"model": ..., "tokens": N, "windows": W, "layers": {"1": [...], ...}}.
+// The --expert-stats JSON: {"model": ..., "tokens": N, "windows": W, "layers": {"1": [...], ...},
+// "window_busiest_quarter": {"1": mean share over the windows, ...}}.
 std::string expertStatsJson(const ExpertCounts& counts, const std::string& modelName);
 
 } // namespace kt::tune

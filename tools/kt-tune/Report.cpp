@@ -18,20 +18,24 @@ std::string heatSummary(const ExpertCounts& counts) {
     const double total = double(std::accumulate(c.begin(), c.end(), int64_t(0)));
     if (total <= 0 || c.empty())
       continue;
-    std::vector<int64_t> sorted = c;
-    std::sort(sorted.begin(), sorted.end(), std::greater<int64_t>());
-    const size_t quarter = std::max<size_t>(1, sorted.size() / 4);
-    const double top =
-        double(std::accumulate(sorted.begin(), sorted.begin() + long(quarter), int64_t(0)));
+    const size_t quarter = std::max<size_t>(1, c.size() / 4);
     const auto hottest = std::max_element(c.begin(), c.end()) - c.begin();
     const auto coldest = std::min_element(c.begin(), c.end()) - c.begin();
     std::snprintf(line, sizeof line,
                   "  layer %-3d %zu experts: hottest #%ld %.1f%%, coldest #%ld %.1f%% of the "
-                  "choices; the hottest %zu take %.1f%% (uniform: %.1f%%)\n",
+                  "choices; the hottest %zu take %.1f%% (uniform: %.1f%%)",
                   layer, c.size(), long(hottest), 100.0 * double(c[size_t(hottest)]) / total,
                   long(coldest), 100.0 * double(c[size_t(coldest)]) / total, quarter,
-                  100.0 * top / total, 100.0 * double(quarter) / double(c.size()));
+                  100.0 * busiestQuarterShare(c), 100.0 * double(quarter) / double(c.size()));
     out += line;
+    // One window's busiest quarter (a prefill chunk's skew, which the GPU's grouped MoE pays).
+    if (auto w = counts.windowShareSum.find(layer);
+        w != counts.windowShareSum.end() && counts.windows > 1) {
+      std::snprintf(line, sizeof line, ", %.1f%% in one window",
+                    100.0 * w->second / counts.windows);
+      out += line;
+    }
+    out += "\n";
   }
   return out;
 }

@@ -493,6 +493,7 @@ private:
     if (!cost::expertProbabilities(stats_, int(moe.getLayer()), u.numExperts, u.topK, &u.expertProb,
                                    &why))
       return moe.emitError() << "kt-partition: " << why;
+    u.windowBusiestQuarter = cost::windowBusiestQuarter(stats_, int(moe.getLayer()));
     if (failed(verifyExpertPlacement(moe)))
       return failure();
     u.expertPinned.assign(size_t(u.numExperts), "");

@@ -324,6 +324,31 @@ TEST(ExpertStats, NormalisesAndChecksLengths) {
   EXPECT_EQ(why, "s.json: layers.1[1]: expected a non-negative number, got -2");
 }
 
+// kt-tune's per-window skew (window_busiest_quarter): a share in (0, 1] per layer of "layers".
+TEST(ExpertStats, WindowBusiestQuarterPerLayer) {
+  ExpertStats s;
+  std::string why;
+  ASSERT_TRUE(parseExpertStats(
+      R"({"layers": {"1": [1, 2], "2": [3, 4]}, "window_busiest_quarter": {"2": 0.62}})", "s.json",
+      &s, &why))
+      << why;
+  EXPECT_DOUBLE_EQ(windowBusiestQuarter(&s, 2), 0.62);
+  EXPECT_DOUBLE_EQ(windowBusiestQuarter(&s, 1), 0); // not measured
+  EXPECT_DOUBLE_EQ(windowBusiestQuarter(nullptr, 2), 0);
+  EXPECT_FALSE(parseExpertStats(R"({"layers": {"1": [1]}, "window_busiest_quarter": {"1": 1.5}})",
+                                "s.json", &s, &why));
+  EXPECT_EQ(why, "s.json: window_busiest_quarter.1: expected a share in (0, 1], got 1.5");
+  EXPECT_FALSE(parseExpertStats(R"({"layers": {"1": [1]}, "window_busiest_quarter": {"7": 0.5}})",
+                                "s.json", &s, &why));
+  EXPECT_EQ(why, "s.json: window_busiest_quarter.7: not a layer of \"layers\"");
+  EXPECT_FALSE(parseExpertStats(R"({"layers": {"1": [1]}, "window_busiest_quarter": [0.5]})",
+                                "s.json", &s, &why));
+  EXPECT_EQ(why, "s.json: window_busiest_quarter: expected an object of {\"<layer>\": share}");
+  EXPECT_FALSE(parseExpertStats(R"({"layers": {"1": [1]}, "windows": 3})", "s.json", &s, &why));
+  EXPECT_EQ(why, "s.json: windows: unknown field (expected layers, tokens, model, "
+                 "window_busiest_quarter)");
+}
+
 // ---- Partitioner -------------------------------------------------------------------------------
 
 // attention (10 MB + KV), one MoE layer of 8 experts of 10 MB, lm_head 20 MB.

@@ -619,6 +619,11 @@ TEST(ProbeFields, SkewedLayersArePricedTowardTheSkewedChunkCurve) {
   skewTo(0.9);
   EXPECT_NEAR(m.expertsTime(u, all, gpu, {512, 0, 1}), 2 * t512, 1e-9);
   EXPECT_NEAR(uniformOnly.expertsTime(u, all, gpu, {512, 0, 1}), t512, 1e-9);
+  // A calibration window's share (kt-tune's window_busiest_quarter) prices the chunk, not the
+  // whole set's probabilities: uniform probabilities, windows at 45% -> half way.
+  skewTo(0.25);
+  u.windowBusiestQuarter = 0.45;
+  EXPECT_NEAR(m.expertsTime(u, all, gpu, {512, 0, 1}), 1.5 * t512, 1e-9);
   // Errors name the field.
   EXPECT_EQ(errorOf(profileText(R"("grouped_moe_skewed_gflops": {"bf16": {"12": 1}},)")),
             "hw.json: gpus[0].grouped_moe_skew: missing: the skewed curves are priced by their "

@@ -10,8 +10,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -138,6 +140,19 @@ TEST_F(TuneTest, StatsMatchAnIndependentRecountAndFeedKtCompile) {
     got[std::stoi(it.key())] = c;
   }
   EXPECT_EQ(got.count(1) + got.count(2) + got.count(3), 3u) << "MoE layers are 1, 2, 3";
+  // Per layer, one window's busiest quarter (4 of 16 experts): at least its quarter of the
+  // choices, and on average at least the whole set's busiest quarter takes (each window's
+  // busiest experts take at least what the set's busiest take of that window).
+  ASSERT_TRUE(j.contains("window_busiest_quarter")) << j.dump();
+  for (const auto& [layer, c] : got) {
+    std::vector<int64_t> sorted = c;
+    std::sort(sorted.begin(), sorted.end(), std::greater<int64_t>());
+    const double whole = double(sorted[0] + sorted[1] + sorted[2] + sorted[3]) / double(tokens * 4);
+    const double window = j["window_busiest_quarter"].at(std::to_string(layer)).get<double>();
+    EXPECT_GE(window, 0.25) << "layer " << layer;
+    EXPECT_LE(window, 1.0) << "layer " << layer;
+    EXPECT_GE(window, whole - 0.02) << "layer " << layer; // the last window is shorter
+  }
 
   // The recount runs its own plan (kt-compile), so a kt-tune that counted the wrong windows,
   // layers or experts fails here.
