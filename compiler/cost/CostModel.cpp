@@ -1,10 +1,11 @@
 #include "compiler/cost/CostModel.h"
 
+#include "compiler/cost/ExpertStats.h"
+
 #include <algorithm>
 #include <cmath>
-#include <functional>
-#include <numeric>
 #include <optional>
+#include <utility>
 
 namespace kt::cost {
 
@@ -336,12 +337,7 @@ double CostModel::busiestQuarterShare(const Unit& u, const std::vector<int>& exp
   std::vector<double> p;
   for (int e : experts)
     p.push_back(u.expertProb[size_t(e)]);
-  const double total = std::accumulate(p.begin(), p.end(), 0.0);
-  if (p.empty() || total <= 0)
-    return 0;
-  const size_t quarter = std::max<size_t>(1, p.size() / 4);
-  std::partial_sort(p.begin(), p.begin() + long(quarter), p.end(), std::greater<double>());
-  return std::accumulate(p.begin(), p.begin() + long(quarter), 0.0) / total;
+  return cost::busiestQuarterShare(std::move(p));
 }
 
 double CostModel::expectedTokens(const Unit& u, const std::vector<int>& experts, double tokens) {
@@ -431,6 +427,22 @@ double CostModel::expertsTime(const Unit& u, const std::vector<int>& experts, co
   return withOverheads(d, work, 1, launches, syncs, launchMode(s, s.tokens));
 }
 
+namespace {
+// The grouped MoE's chunks of a step of `tokens` tokens (runtime/exec/cuda/MoeGrouped): as
+// many full chunks of kGroupedChunkTokens as fit, then the rest; each {tokens, how many}, empty
+// ones left out.
+std::vector<std::pair<double, double>> groupedChunks(double tokens) {
+  const double full = std::floor(tokens / kGroupedChunkTokens),
+               rest = tokens - full * kGroupedChunkTokens;
+  std::vector<std::pair<double, double>> chunks;
+  if (full > 0)
+    chunks.emplace_back(kGroupedChunkTokens, full);
+  if (rest > 0)
+    chunks.emplace_back(rest, 1.0);
+  return chunks;
+}
+} // namespace
+
 double CostModel::groupedExpertsSeconds(const Unit& u, const std::vector<int>& experts,
                                         const Device& d, const Shape& s,
                                         std::optional<WeightFormat> format) const {
@@ -446,21 +458,17 @@ double CostModel::groupedExpertsSeconds(const Unit& u, const std::vector<int>& e
     // batched GEMMs in layer 1, up to 12 in deep layers, 707 -> ~900 us a chunk).
     const double weights = u.expertFlopsPerToken / 2;
     const AcceleratorProfile::RoutingShares shares = a.groupedMoeSharesAt(weights);
-    // The layer's share: one calibration window's when the stats have it (a chunk's routing),
-    // else its experts' probabilities'.
-    const double share =
-        u.windowBusiestQuarter > 0 ? u.windowBusiestQuarter : busiestQuarterShare(u, experts);
     double towardSkewed = 0;
-    if (shares.skewed > shares.uniform)
+    if (shares.skewed > shares.uniform) {
+      // The layer's share: one calibration window's when the stats have it (a chunk's routing),
+      // else its experts' probabilities'.
+      const double share =
+          u.windowBusiestQuarter > 0 ? u.windowBusiestQuarter : busiestQuarterShare(u, experts);
       towardSkewed =
           std::clamp((share - shares.uniform) / (shares.skewed - shares.uniform), 0.0, 1.0);
-    const double full = std::floor(s.tokens / kGroupedChunkTokens),
-                 rest = s.tokens - full * kGroupedChunkTokens;
+    }
     double t = 0;
-    for (const auto& [chunkTokens, count] :
-         {std::make_pair(kGroupedChunkTokens, full), std::make_pair(rest, 1.0)}) {
-      if (chunkTokens <= 0 || count <= 0)
-        continue;
+    for (const auto& [chunkTokens, count] : groupedChunks(s.tokens)) {
       const double pairs = expectedTokens(u, experts, chunkTokens);
       const double rows = pairs / std::max(1, u.numExperts);
       const double rate = a.groupedMoeGflopsAt(f, weights, rows);
@@ -500,15 +508,11 @@ double CostModel::groupedHostSeconds(const Unit& u, const std::vector<int>& expe
   const AcceleratorProfile& a = accel(d);
   if (a.groupedMoeHostUs.empty())
     return 0;
-  const double full = std::floor(s.tokens / kGroupedChunkTokens),
-               rest = s.tokens - full * kGroupedChunkTokens;
   double t = 0;
-  for (const auto& [chunkTokens, count] :
-       {std::make_pair(kGroupedChunkTokens, full), std::make_pair(rest, 1.0)})
-    if (chunkTokens > 0 && count > 0)
-      t += count * a.groupedMoeHostSecondsAt(u.expertFlopsPerToken / 2,
-                                             expectedTokens(u, experts, chunkTokens) /
-                                                 std::max(1, u.numExperts));
+  for (const auto& [chunkTokens, count] : groupedChunks(s.tokens))
+    t += count * a.groupedMoeHostSecondsAt(u.expertFlopsPerToken / 2,
+                                           expectedTokens(u, experts, chunkTokens) /
+                                               std::max(1, u.numExperts));
   return t;
 }
 
@@ -522,13 +526,8 @@ double CostModel::groupedQuantExpertsSeconds(const Unit& u, const std::vector<in
   if (gemms <= 0)
     return 0;
   const double bw = bandwidth(d);
-  const double full = std::floor(s.tokens / kGroupedChunkTokens),
-               rest = s.tokens - full * kGroupedChunkTokens;
   double t = gemms;
-  for (const auto& [chunkTokens, count] :
-       {std::make_pair(kGroupedChunkTokens, full), std::make_pair(rest, 1.0)}) {
-    if (chunkTokens <= 0 || count <= 0)
-      continue;
+  for (const auto& [chunkTokens, count] : groupedChunks(s.tokens)) {
     // Each chunk widens its active experts' three matrices, and int8 rescales every pair's
     // outputs (read and write f32).
     const double active = expectedTouched(u, experts, chunkTokens);

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <fstream>
+#include <functional>
+#include <numeric>
 #include <sstream>
 
 namespace kt::cost {
@@ -77,6 +79,16 @@ bool parseExpertStats(const std::string& jsonText, const std::string& origin, Ex
     }
   }
   return true;
+}
+
+double busiestQuarterShare(std::vector<double> weights) {
+  const double total = std::accumulate(weights.begin(), weights.end(), 0.0);
+  if (weights.empty() || total <= 0)
+    return 0;
+  const size_t quarter = std::max<size_t>(1, weights.size() / 4);
+  std::partial_sort(weights.begin(), weights.begin() + long(quarter), weights.end(),
+                    std::greater<double>());
+  return std::accumulate(weights.begin(), weights.begin() + long(quarter), 0.0) / total;
 }
 
 double windowBusiestQuarter(const ExpertStats* stats, int layer) {

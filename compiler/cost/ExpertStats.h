@@ -23,6 +23,11 @@ struct ExpertStats {
   std::map<int, double> windowBusiestQuarter; // layer -> share; absent: not measured
 };
 
+// The share of the sum of `weights` (an expert's probability or count each) that the busiest
+// quarter of them (at least one) holds; 0 when empty or all zero. kt-tune measures it per layer
+// and window, the cost model compares it with the probe's routings (grouped_moe_skew).
+double busiestQuarterShare(std::vector<double> weights);
+
 // The share of one prefill window's choices that `layer`'s busiest quarter of experts took
 // (kt-tune's window_busiest_quarter), or 0 when `stats` is null or lacks it.
 double windowBusiestQuarter(const ExpertStats* stats, int layer);

@@ -571,7 +571,8 @@ std::vector<int32_t> skewedRouting(int64_t tokens, int K, int E, uint32_t popula
   return chosen;
 }
 
-// Share of a chunk's pairs (its per-expert counts) that the busiest quarter of the experts took.
+// Share of a chunk's pairs (its per-expert counts) that the busiest quarter of the experts took:
+// compiler/cost's busiestQuarterShare, which the runtime cannot link, for the same measure.
 double busiestQuarterShare(std::vector<int32_t> count) {
   const int64_t total = std::accumulate(count.begin(), count.end(), int64_t(0));
   const size_t quarter = std::max<size_t>(1, count.size() / 4);
@@ -690,9 +691,20 @@ void measureGroupedMoe(const ProbeOptions& o, int device, GpuResult* g) {
                 .count());
       }
       (small ? g->groupedMoeHostUsI768 : g->groupedMoeHostUs)[meanRows] = medianUs(hostUs);
-      for (int l = 0; l < 2; ++l) {
+      // The default layout (the curves), the other one (diagnostics), then the skewed routing's
+      // chunk of the same size in the default layout (grouped_moe_skewed_gflops).
+      for (int l = 0; l < 3; ++l) {
         const cudamoe::ChunkGrouping& grouping = grouped[l][i];
-        cudamoe::fillChunkIndex(grouping, chosen.data(), 0, nullptr, b.hostIndex);
+        const std::vector<int32_t>& routed = l == 2 ? skewed[i] : chosen;
+        if (l == 2) {
+          if (cudaMemcpy(b.experts, routed.data(), routed.size() * 4, cudaMemcpyHostToDevice) !=
+              cudaSuccess) {
+            cudaGetLastError();
+            break;
+          }
+          line += " skewed (busiest " + std::to_string(grouping.most) + "):";
+        }
+        cudamoe::fillChunkIndex(grouping, routed.data(), 0, nullptr, b.hostIndex);
         for (const bool bf16 : {true, false}) {
           b.fillWeights(bf16);
           const cudamoe::ExpertStacks w{b.gate, b.up, b.down, bf16, shape.I};
@@ -705,38 +717,15 @@ void measureGroupedMoe(const ProbeOptions& o, int device, GpuResult* g) {
             continue;
           }
           auto& curve = l == 0 ? (small ? g->groupedMoeGflopsI768 : g->groupedMoeGflops)
-                               : (small ? g->groupedMoeAltGflopsI768 : g->groupedMoeAltGflops);
+                        : l == 1
+                            ? (small ? g->groupedMoeAltGflopsI768 : g->groupedMoeAltGflops)
+                            : (small ? g->groupedMoeSkewedGflopsI768 : g->groupedMoeSkewedGflops);
           curve[format][meanRows] = flops / secs / 1e9;
           char rate[64];
           std::snprintf(rate, sizeof rate, "%.1f TFLOP/s (%.3f ms);", flops / secs / 1e12,
                         secs * 1e3);
           line += rate;
         }
-      }
-      // The skewed routing's chunk of the same size, default layout.
-      const std::vector<int32_t>& skewedChosen = skewed[i];
-      line += " skewed (busiest " + std::to_string(grouped[2][i].most) + "):";
-      if (cudaMemcpy(b.experts, skewedChosen.data(), skewedChosen.size() * 4,
-                     cudaMemcpyHostToDevice) == cudaSuccess) {
-        cudamoe::fillChunkIndex(grouped[2][i], skewedChosen.data(), 0, nullptr, b.hostIndex);
-        for (const bool bf16 : {true, false}) {
-          b.fillWeights(bf16);
-          const cudamoe::ExpertStacks w{b.gate, b.up, b.down, bf16, shape.I};
-          const double secs = timeChunk(*blas, b, w, grouped[2][i], H, /*upload=*/true, &err);
-          const char* format = bf16 ? "bf16" : "f32";
-          if (secs <= 0) {
-            line += std::string(" ") + format + " failed (" + err + ")";
-            continue;
-          }
-          (small ? g->groupedMoeSkewedGflopsI768 : g->groupedMoeSkewedGflops)[format][meanRows] =
-              flops / secs / 1e9;
-          char rate[64];
-          std::snprintf(rate, sizeof rate, " %s %.1f TFLOP/s (%.3f ms);", format,
-                        flops / secs / 1e12, secs * 1e3);
-          line += rate;
-        }
-      } else {
-        cudaGetLastError();
       }
       char host[48];
       std::snprintf(host, sizeof host, " host grouping %.1f us", medianUs(hostUs));

@@ -1,5 +1,6 @@
 #include "tools/kt-tune/Calibrate.h"
 
+#include "compiler/cost/ExpertStats.h"
 #include "runtime/exec/RouteTap.h"
 #include "runtime/generate/PlanTokenizer.h"
 #include "runtime/io/MappedFile.h"
@@ -12,8 +13,6 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
-#include <functional>
-#include <numeric>
 #include <set>
 
 namespace kt::tune {
@@ -201,15 +200,8 @@ std::string expertStatsJson(const ExpertCounts& counts, const std::string& model
   return out;
 }
 
-double busiestQuarterShare(std::vector<int64_t> counts) {
-  const int64_t total = std::accumulate(counts.begin(), counts.end(), int64_t(0));
-  if (counts.empty() || total <= 0)
-    return 0;
-  const size_t quarter = std::max<size_t>(1, counts.size() / 4);
-  std::partial_sort(counts.begin(), counts.begin() + long(quarter), counts.end(),
-                    std::greater<int64_t>());
-  return double(std::accumulate(counts.begin(), counts.begin() + long(quarter), int64_t(0))) /
-         double(total);
+double busiestQuarterShare(const std::vector<int64_t>& counts) {
+  return cost::busiestQuarterShare(std::vector<double>(counts.begin(), counts.end()));
 }
 
 } // namespace kt::tune

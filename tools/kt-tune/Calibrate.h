@@ -34,8 +34,9 @@ struct ExpertCounts {
   std::map<int, double> windowShareSum;
 };
 
-// Share of the counted choices that the busiest quarter of the experts (at least one) took.
-double busiestQuarterShare(std::vector<int64_t> counts);
+// Share of the counted choices that the busiest quarter of the experts (at least one) took
+// (cost::busiestQuarterShare over the counts).
+double busiestQuarterShare(const std::vector<int64_t>& counts);
 
 // Every MoE step of the plan's prefill: layer (MoeAttrs.layer) -> {num_experts, experts_per_token}.
 // Throws kt::Error when the plan has no MoE layer (nothing to count) or a MoE step lacks its layer.
