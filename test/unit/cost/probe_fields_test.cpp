@@ -69,6 +69,17 @@ Unit bf16Linear(double bytes, double matrices, double launches) {
   return u;
 }
 
+// An attention unit of `kind` with `heads` query heads and `flopsPerPair` FLOPs per (token,
+// position) pair, no weights: what the attention-rate tests price.
+Unit attentionUnit(UnitKind kind, double flopsPerPair, int heads) {
+  Unit u;
+  u.kind = kind;
+  u.attnFlopsPerPair = flopsPerPair;
+  u.attnHeads = heads;
+  u.hidden = 2048;
+  return u;
+}
+
 TEST(ProbeFields, ParseIntoTheProfile) {
   HardwareProfile p = parsed(profileText(
       std::string(kChain) + R"("prefill_attention_gflops": {"mla": {"512": 800, "2048": 400}},)",
@@ -228,11 +239,7 @@ TEST(ProbeFields, GpuPrefillAttentionRateByPromptLength) {
       old(parsed(profileText(rates)));
   Device gpu;
   ASSERT_TRUE(m.find("gpu:0", &gpu));
-  Unit u;
-  u.kind = UnitKind::MlaAttention;
-  u.attnFlopsPerPair = 1000;
-  u.attnHeads = 16;
-  u.hidden = 2048;
+  Unit u = attentionUnit(UnitKind::MlaAttention, 1000, 16);
   // (A hand-built unit without launch counts pays one launch overhead, 6 us, per kt op.)
   auto pairs = [](double n) { return n * (n + 1) / 2 * 1000; };
   const double op = 6 * kUs;
@@ -279,11 +286,7 @@ TEST(ProbeFields, CpuPrefillAttentionRateByPromptLength) {
       old(parsed(profileText("", rates)));
   Device cpu;
   ASSERT_TRUE(m.find("cpu:numa0", &cpu));
-  Unit u;
-  u.kind = UnitKind::Attention;
-  u.attnFlopsPerPair = 1000;
-  u.attnHeads = 32;
-  u.hidden = 2048;
+  const Unit u = attentionUnit(UnitKind::Attention, 1000, 32);
   auto pairs = [](double n) { return n * (n + 1) / 2 * 1000; };
   const double base = old.unitTime(u, cpu, {512, 0, 1}) - pairs(512) / 300e9; // the op overhead
   EXPECT_NEAR(m.unitTime(u, cpu, {512, 0, 1}), pairs(512) / 400e9 + base, 1e-12);
@@ -304,14 +307,10 @@ TEST(ProbeFields, CpuDecodeAttentionRunsAfterTheProjections) {
       old(parsed(profileText("", rates)));
   Device cpu;
   ASSERT_TRUE(m.find("cpu:numa0", &cpu));
-  Unit u;
-  u.kind = UnitKind::MlaAttention;
-  u.attnFlopsPerPair = 34816; // DeepSeek-V2-Lite's absorbed MLA, 16 heads
-  u.attnHeads = 16;
+  Unit u = attentionUnit(UnitKind::MlaAttention, 34816, 16); // DeepSeek-V2-Lite's absorbed MLA
   u.kvBytesPerToken = 576 * 4;
   u.weightBytes = 10e6; // 10 MB of projections at 100 GB/s: 100 us
   u.readsWholeWeights = true;
-  u.hidden = 2048;
   const double weights = 10e6 / 100e9, overhead = old.unitTime(Unit{}, cpu, {1, 0, 1});
   // 511 cached + 1 new = 512 positions at 100 GFLOP/s, after the 100 us of weights.
   EXPECT_NEAR(m.unitTime(u, cpu, {1, 511, 1}), weights + 512 * 34816 / 100e9 + overhead, 1e-9);
