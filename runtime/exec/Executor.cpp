@@ -4,6 +4,7 @@
 #include "runtime/support/Error.h"
 
 #include <chrono>
+#include <cstdio>
 
 namespace kt {
 
@@ -122,7 +123,12 @@ Executor::run(const std::string& entry, const Batch& batch, KvCache& kv,
                     pool_,      buffers, tapSink,  onBackend ? backend_ : nullptr,
                     lora_.get()};
       // While profiling: the step's key, and the parts an op times on the host ("key:part").
-      const std::string key = profiling_ ? entry + "/" + plan::opSignature(s->op())->name : "";
+      std::string key = profiling_ ? entry + "/" + plan::opSignature(s->op())->name : "";
+      if (profiling_ && profileByLayer_ && s->layer() >= 0) {
+        char layer[16];
+        std::snprintf(layer, sizeof layer, "@%02d", s->layer());
+        key += layer;
+      }
       std::function<void(const char*, double)> partSink;
       if (profiling_) {
         partSink = [this, &key](const char* part, double secs) {

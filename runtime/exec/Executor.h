@@ -32,11 +32,17 @@ public:
     double deviceSeconds = 0;
     double bytes = 0; // the move-to-host / move-to-device entries: activation bytes moved
   };
-  void setProfiling(bool on) { profiling_ = on; }
+  // `byLayer`: each decoder layer's steps apart, keyed "entry/op@LL" (kt-rt bench
+  // --profile-layers: where in depth a step's time goes, e.g. routing skew that grows with depth).
+  void setProfiling(bool on, bool byLayer = false) {
+    profiling_ = on;
+    profileByLayer_ = byLayer;
+  }
   std::map<std::string, OpTime>& profile() { return profile_; }
 
 private:
   bool profiling_ = false;
+  bool profileByLayer_ = false;
   std::map<std::string, OpTime> profile_;
   const LoadedPlan& plan_;
   const WeightStore& weights_;

@@ -60,7 +60,7 @@ BenchResult benchGenerate(Model& model, const BenchOptions& opts) {
   for (int r = -warmups; r < opts.reps; ++r) { // the first rep also warms the page cache
     if (opts.profileLastRep && r == opts.reps - 1) {
       model.executor().profile().clear();
-      model.executor().setProfiling(true);
+      model.executor().setProfiling(true, opts.profileByLayer);
     }
     // CPU time of the decode phase: from the first token (sampled from the prefill's logits) on.
     double cpuAtFirstToken = -1;

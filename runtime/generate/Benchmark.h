@@ -12,6 +12,7 @@ namespace kt {
 struct BenchOptions {
   int promptLen = 128, genLen = 32, batch = 1, reps = 2;
   bool profileLastRep = false; // collect per-op times (Executor::profile) during the last rep
+  bool profileByLayer = false; // ... with each decoder layer apart (Executor::setProfiling)
   uint32_t seed = 7;           // of the random prompt ids
 };
 

@@ -112,10 +112,10 @@ void printProfile(const std::map<std::string, Executor::OpTime>& profile, int pr
 int cmdBench(int argc, char** argv) {
   Args args(argc, argv, 2,
             {"--prompt-len", "--gen-len", "--threads", "--numa", "--batch", "--reps"},
-            {"--json", "--profile"});
+            {"--json", "--profile", "--profile-layers"});
   if (args.positional().size() != 1) {
     std::fprintf(stderr, "usage: kt-rt bench PLAN [--prompt-len 128] [--gen-len 32] [--batch 1] "
-                         "[--threads T] [--reps 2] [--json] [--profile]\n");
+                         "[--threads T] [--reps 2] [--json] [--profile] [--profile-layers]\n");
     return 2;
   }
   BenchOptions opts;
@@ -123,7 +123,9 @@ int cmdBench(int argc, char** argv) {
   opts.genLen = int(args.getInt("--gen-len", 32));
   opts.batch = int(args.getInt("--batch", 1));
   opts.reps = int(args.getInt("--reps", 2));
-  opts.profileLastRep = args.has("--profile"); // per-op times of the last rep only
+  // Per-op times of the last rep only; --profile-layers: per op and decoder layer.
+  opts.profileByLayer = args.has("--profile-layers");
+  opts.profileLastRep = args.has("--profile") || opts.profileByLayer;
   const int promptLen = opts.promptLen, genLen = opts.genLen, batch = opts.batch;
   if (promptLen < 1 || genLen < 1 || batch < 1 || opts.reps < 1)
     throw Error("--prompt-len, --gen-len, --batch and --reps must be >= 1");
@@ -140,7 +142,7 @@ int cmdBench(int argc, char** argv) {
   const BenchResult measured = benchGenerate(model, opts);
   const GenerateResult& best = measured.best;
   const double cpuShare = measured.cpuShare;
-  if (args.has("--profile"))
+  if (opts.profileLastRep)
     printProfile(model.executor().profile(), promptLen * batch, genLen * batch);
   const int threads = model.pool().size();
   // GPU plans: the CPU's roofline covers only the weights the CPU reads.

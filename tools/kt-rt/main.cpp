@@ -30,8 +30,8 @@ const Command kCommands[] = {
     {"perplexity", kt::cli::cmdPerplexity,
      "PLAN --text-file F [--ctx 512] [--max-tokens N]   loss and perplexity"},
     {"bench", kt::cli::cmdBench,
-     "PLAN [--prompt-len 128] [--gen-len 32] [--batch B] [--json] [--profile]   speed vs "
-     "roofline"},
+     "PLAN [--prompt-len 128] [--gen-len 32] [--batch B] [--json] [--profile[-layers]]   speed "
+     "vs roofline"},
     {"probe", kt::cli::cmdProbe,
      "[-o hw.json] [--quick] [--threads N] [--no-gpu]   measure this machine into a hardware "
      "profile"},

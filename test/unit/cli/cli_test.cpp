@@ -260,6 +260,15 @@ TEST(Tools, GenerateJsonAndHelp) {
   r = run(kRt + " bench " + d + "/p.ktplan --prompt-len 8 --gen-len 4 --reps 1 --profile");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_TRUE(std::regex_search(r.output, std::regex(R"(\nprefill/embedding +1 )"))) << r.output;
+  // --profile-layers: each decoder layer's steps apart (layer 0's and 1's attention), the
+  // embedding (no layer) as before.
+  r = run(kRt + " bench " + d + "/p.ktplan --prompt-len 8 --gen-len 4 --reps 1 --profile-layers");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex(R"(\nprefill/embedding +1 )"))) << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex(R"(\nprefill/\w*attention@00 +1 )")))
+      << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex(R"(\nprefill/\w*attention@01 +1 )")))
+      << r.output;
   r = run(kCompile + " --help");
   EXPECT_EQ(r.code, 0);
   EXPECT_NE(r.output.find("--target"), std::string::npos);
