@@ -30,8 +30,9 @@
 #       CPU-quantized plans, kt-rt bench; logs and JSON under $OUT. Environment:
 #       KEEP_CHECKPOINT=1 keep the checkpoint for a later call; REUSE=1 use a complete one that is
 #       there (its config.json is written last); PROFILE=1 add --profile (per-op table in the .err
-#       files); NO_EAGER=1 skip the KT_CUDA_GRAPHS=0 runs; NO_P2048=1 skip prompts of 2048;
-#       REPS=N repetitions per run (best of N; default 2 at 512 tokens, 1 at 2048); SPIN_US=N the
+#       files; PROFILE=layers: --profile-layers, each decoder layer apart); THREADS=N the CPU pool's
+#       threads for the hybrid and CPU plans (default 16); NO_EAGER=1 skip the KT_CUDA_GRAPHS=0
+#       runs; NO_P2048=1 skip prompts of 2048; REPS=N repetitions per run (best of N; default 2 at 512 tokens, 1 at 2048); SPIN_US=N the
 #       hybrid plans also run at 512 tokens with KT_POOL_SPIN_US=N (the CPU pool's workers poll N us
 #       before sleeping), as NAME-spinN.
 set -uo pipefail
@@ -133,8 +134,9 @@ for m in $MODELS; do
       tail -1 "$OUT/pack-$m-$v.txt" | tee -a "$LOG"
     fi
     threads=()
-    [[ "$v" == hybrid8g* ]] || [ "$v" = cpu-int8 ] && threads=(--threads 16)
+    [[ "$v" == hybrid8g* ]] || [ "$v" = cpu-int8 ] && threads=(--threads "${THREADS:-16}")
     [ -n "${PROFILE:-}" ] && threads+=(--profile)
+    [ "${PROFILE:-}" = layers ] && threads[-1]=--profile-layers
     bench "$m-$v-p512" "$plan" --prompt-len 512 --gen-len 32 --reps "${REPS:-2}" "${threads[@]}"
     [[ "$v" == hybrid8g* ]] && [ -n "${SPIN_US:-}" ] && KT_POOL_SPIN_US=$SPIN_US \
       bench "$m-$v-spin$SPIN_US-p512" "$plan" --prompt-len 512 --gen-len 32 --reps "${REPS:-2}" "${threads[@]}"
