@@ -95,7 +95,8 @@ void printProfile(const std::map<std::string, Executor::OpTime>& profile, int pr
   for (const auto& [name, t] : profile) {
     const bool decode = name.rfind("decode/", 0) == 0;
     const int tokens = std::max(1, decode ? decodeTokens : prefillTokens);
-    std::fprintf(stderr, "%-28s %10lld %10.3f %12.3f", name.c_str(), (long long)t.calls, t.seconds,
+    // 0.1 ms resolution: one layer's step (--profile-layers) often takes a few ms.
+    std::fprintf(stderr, "%-28s %10lld %10.4f %12.4f", name.c_str(), (long long)t.calls, t.seconds,
                  1e3 * t.seconds / tokens);
     if (device && t.deviceSeconds > 0)
       std::fprintf(stderr, " %10.4f %13.4f", t.deviceSeconds, 1e3 * t.deviceSeconds / tokens);
