@@ -11,6 +11,9 @@
 #       with --expert-stats FILE as well (e.g. the synthetic DeepSeek-V2-Lite's routing,
 #       docs/device/s11/g-synthetic-routing/): the grouped MoE priced by the layers' skew; the
 #       stats' layer count must match the model's (dsv2 only: qwen3 compiles without).
+#       EXTRA_qwen3_hybrid8g='--placement-override mlp\.gate\.weight=gpu:0' (any model and
+#       variant): more kt-compile flags for that plan — to predict the placement that was
+#       measured when this profile's partition places the plan otherwise (compare the digests).
 #   scripts/device-predictions.sh --table OUT_DIR MEASURED
 #       prints predicted vs measured prefill and decode tok/s and the count within 25%. MEASURED:
 #       the benchmark's directory of M-V-pP.json files, or its log (hybench.txt, or a call's
@@ -93,6 +96,12 @@ for m in dsv2 qwen3; do
       j=$OUTD/$m.$v.p$P.json
       st=()
       [ -n "${STATS:-}" ] && [ $m = dsv2 ] && [[ $v == gpu-*-all ]] && st=(--expert-stats "$STATS")
+      # EXTRA_<model>_<variant> (dashes as underscores): more flags for that plan, e.g. a
+      # --placement-override that places it as the measured plan (same digest) where this
+      # profile's partition would place it otherwise.
+      extra_var=EXTRA_${m}_${v//-/_}
+      read -r -a extra <<< "${!extra_var:-}"
+      st+=("${extra[@]}")
       "$KTC" "$CK-$m" -o /tmp/kt-bench/pred.ktplan --hw "$HW" --cpu-mem 100GiB \
         --prefill-offload never --prompt-len $P "${a[@]}" "${st[@]}" --explain-json "$j" > /tmp/kt-bench/pred.log 2>&1 ||
         { cat /tmp/kt-bench/pred.log; exit 1; }
