@@ -4,7 +4,7 @@
 # then the 8 GiB hybrid and cpu-int8 at P=512 with --profile-layers (the CPU experts per layer),
 # the hybrid again on 15 pool threads, kt_bench_moe under routing skew, and a second probe.
 set -u
-. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/../scripts/device/call-common.sh" # (ran as .s12/common.sh, the same lines)
 probe probe-a
 mkdir -p $OUT/m $OUT/h $OUT/t15
 OUT=$OUT/m VARIANTS="gpu-bf16-all gpu-int8-all" NO_EAGER=1 REPS=2 KEEP_CHECKPOINT=1 \

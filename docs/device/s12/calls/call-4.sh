@@ -3,7 +3,7 @@
 # (P=512), 8 GiB hybrid and all-GPU bf16 / int8 (P=512, 2048), best of 2, then a second probe
 # (call 3's probe on the machine of call 2 read 60 GB/s: not used).
 set -u
-. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/../scripts/device/call-common.sh" # (ran as .s12/common.sh, the same lines)
 probe probe-a
 mkdir -p $OUT/m
 OUT=$OUT/m VARIANTS="cpu-int8 hybrid8g gpu-bf16-all gpu-int8-all" NO_EAGER=1 REPS=2 \
