@@ -88,16 +88,19 @@ void printProfile(const std::map<std::string, Executor::OpTime>& profile, int pr
   // GPU plans: each GPU op's device time (CUDA events) beside the host's wall time, and the parts
   // the ops time ("op:part", device time only).
   bool device = false;
-  for (const auto& [name, t] : profile)
+  int width = 28; // the names' column: "prefill/mla_attention@05:o_proj" with --profile-layers
+  for (const auto& [name, t] : profile) {
     device = device || t.deviceSeconds > 0;
-  std::fprintf(stderr, "%-28s %10s %10s %12s%s\n", "entry/op", "calls", "total s", "ms/token",
+    width = std::max(width, int(name.size()));
+  }
+  std::fprintf(stderr, "%-*s %10s %10s %12s%s\n", width, "entry/op", "calls", "total s", "ms/token",
                device ? "      gpu s  gpu ms/token" : "");
   for (const auto& [name, t] : profile) {
     const bool decode = name.rfind("decode/", 0) == 0;
     const int tokens = std::max(1, decode ? decodeTokens : prefillTokens);
     // 0.1 ms resolution: one layer's step (--profile-layers) often takes a few ms.
-    std::fprintf(stderr, "%-28s %10lld %10.4f %12.4f", name.c_str(), (long long)t.calls, t.seconds,
-                 1e3 * t.seconds / tokens);
+    std::fprintf(stderr, "%-*s %10lld %10.4f %12.4f", width, name.c_str(), (long long)t.calls,
+                 t.seconds, 1e3 * t.seconds / tokens);
     if (device && t.deviceSeconds > 0)
       std::fprintf(stderr, " %10.4f %13.4f", t.deviceSeconds, 1e3 * t.deviceSeconds / tokens);
     // The activation moves: bytes and rate (a move to the host also waits for the GPU work queued
