@@ -132,6 +132,7 @@ struct Bf16Dot {
   using Acc = __m512;
   static constexpr int kBytesPerElement = 2;
   static Acc zero() { return _mm512_setzero_ps(); }
+  static __m512i bcast(const uint8_t* x) { return bcast32(x); } // 2 columns of one token
   static Acc dot(Acc acc, __m512i w, __m512i x) {
     return _mm512_dpbf16_ps(acc, (__m512bh)w, (__m512bh)x);
   }
@@ -152,6 +153,7 @@ struct Int8Dot {
   using Acc = __m512i;
   static constexpr int kBytesPerElement = 1;
   static Acc zero() { return _mm512_setzero_si512(); }
+  static __m512i bcast(const uint8_t* x) { return bcast32(x); } // 4 columns of one token
   static Acc dot(Acc acc, __m512i w, __m512i x) { return _mm512_dpbusd_epi32(acc, w, x); }
   template <int U>
   static __m512 finish(const Job& j, const uint8_t* panel, int64_t s, const Acc* acc) {
@@ -407,57 +409,43 @@ void gemvInt4(const Job& j, const Out& o, int64_t p0, int64_t p1) {
 // ==== GEMM: register tiles of NP panels x 8 tokens; weights stay in L1/L2 across token blocks ====
 constexpr int TT = 8;
 
-template <int NP> void tileF32(const Job& j, const Out& o, int64_t p, int64_t s0) {
-  const int64_t kp = j.w.kp;
-  const float* w[NP];
-  KT_UNROLL
-  for (int q = 0; q < NP; ++q)
-    w[q] = reinterpret_cast<const float*>(panelPtr(j.w, j.packed, p + q));
-  const float* x = reinterpret_cast<const float*>(actRow(j, s0));
-  const int64_t xs = int64_t(j.a.rowBytes / 4);
-  __m512 acc[TT][NP];
-  KT_UNROLL
-  for (int s = 0; s < TT; ++s) {
-    KT_UNROLL
-    for (int q = 0; q < NP; ++q)
-      acc[s][q] = _mm512_setzero_ps();
+// f32 weights through the same tile as bf16 and int8: a 64-byte line of a panel holds one f32
+// column of its 16 rows, against that column's activation broadcast (4 bytes, as the others).
+struct F32Dot {
+  using Acc = __m512;
+  static constexpr int kBytesPerElement = 4;
+  static Acc zero() { return _mm512_setzero_ps(); }
+  // A float broadcast (vbroadcastss): the FMA reads it in the FP domain, as it did before the
+  // three tiles shared one loop.
+  static __m512i bcast(const uint8_t* x) {
+    float v;
+    __builtin_memcpy(&v, x, 4);
+    return _mm512_castps_si512(_mm512_set1_ps(v));
   }
-  for (int64_t c = 0; c < kp; ++c) {
-    __m512 wv[NP];
-    KT_UNROLL
-    for (int q = 0; q < NP; ++q)
-      wv[q] = _mm512_loadu_ps(w[q] + c * 16);
-    KT_UNROLL
-    for (int s = 0; s < TT; ++s) {
-      const __m512 b = _mm512_set1_ps(x[s * xs + c]);
-      KT_UNROLL
-      for (int q = 0; q < NP; ++q)
-        acc[s][q] = _mm512_fmadd_ps(wv[q], b, acc[s][q]);
-    }
+  static Acc dot(Acc acc, __m512i w, __m512i x) {
+    return _mm512_fmadd_ps(_mm512_castsi512_ps(w), _mm512_castsi512_ps(x), acc);
   }
-  KT_UNROLL
-  for (int s = 0; s < TT; ++s) {
-    KT_UNROLL
-    for (int q = 0; q < NP; ++q)
-      if (s0 + s < j.a.t)
-        storeRows(o, s0 + s, (p + q) * 16, acc[s][q]);
+  template <int U> static __m512 finish(const Job&, const uint8_t*, int64_t, const Acc* acc) {
+    return sumChains<U>(acc);
   }
-}
+};
 
-template <int NP> void tileBf16(const Job& j, const Out& o, int64_t p, int64_t s0) {
-  const int64_t lines = j.w.kp / 2;
+// NP panels x TT tokens of products in f32 (F32Dot), bf16 (Bf16Dot) or int8 (Int8Dot): each
+// 64-byte weight line is loaded once and used by all TT tokens' broadcast activations.
+template <class D, int NP> void tileDot(const Job& j, const Out& o, int64_t p, int64_t s0) {
+  const int64_t lines = j.w.kp / (4 / D::kBytesPerElement);
   const uint8_t* w[NP];
   KT_UNROLL
   for (int q = 0; q < NP; ++q)
     w[q] = panelPtr(j.w, j.packed, p + q);
   const uint8_t* x = actRow(j, s0);
   const size_t xs = j.a.rowBytes;
-  __m512 acc[TT][NP];
+  typename D::Acc acc[TT][NP];
   KT_UNROLL
   for (int s = 0; s < TT; ++s) {
     KT_UNROLL
     for (int q = 0; q < NP; ++q)
-      acc[s][q] = _mm512_setzero_ps();
+      acc[s][q] = D::zero();
   }
   for (int64_t l = 0; l < lines; ++l) {
     __m512i wv[NP];
@@ -466,10 +454,10 @@ template <int NP> void tileBf16(const Job& j, const Out& o, int64_t p, int64_t s
       wv[q] = _mm512_loadu_si512(w[q] + l * 64);
     KT_UNROLL
     for (int s = 0; s < TT; ++s) {
-      const __m512i b = bcast32(x + s * xs + l * 4);
+      const __m512i b = D::bcast(x + s * xs + l * 4);
       KT_UNROLL
       for (int q = 0; q < NP; ++q)
-        acc[s][q] = _mm512_dpbf16_ps(acc[s][q], (__m512bh)wv[q], (__m512bh)b);
+        acc[s][q] = D::dot(acc[s][q], wv[q], b);
     }
   }
   KT_UNROLL
@@ -477,44 +465,7 @@ template <int NP> void tileBf16(const Job& j, const Out& o, int64_t p, int64_t s
     KT_UNROLL
     for (int q = 0; q < NP; ++q)
       if (s0 + s < j.a.t)
-        storeRows(o, s0 + s, (p + q) * 16, acc[s][q]);
-  }
-}
-
-template <int NP> void tileInt8(const Job& j, const Out& o, int64_t p, int64_t s0) {
-  const int64_t lines = j.w.kp / 4;
-  const uint8_t* w[NP];
-  KT_UNROLL
-  for (int q = 0; q < NP; ++q)
-    w[q] = panelPtr(j.w, j.packed, p + q);
-  const uint8_t* x = actRow(j, s0);
-  const size_t xs = j.a.rowBytes;
-  __m512i acc[TT][NP];
-  KT_UNROLL
-  for (int s = 0; s < TT; ++s) {
-    KT_UNROLL
-    for (int q = 0; q < NP; ++q)
-      acc[s][q] = _mm512_setzero_si512();
-  }
-  for (int64_t l = 0; l < lines; ++l) {
-    __m512i wv[NP];
-    KT_UNROLL
-    for (int q = 0; q < NP; ++q)
-      wv[q] = _mm512_loadu_si512(w[q] + l * 64);
-    KT_UNROLL
-    for (int s = 0; s < TT; ++s) {
-      const __m512i b = bcast32(x + s * xs + l * 4);
-      KT_UNROLL
-      for (int q = 0; q < NP; ++q)
-        acc[s][q] = _mm512_dpbusd_epi32(acc[s][q], wv[q], b);
-    }
-  }
-  KT_UNROLL
-  for (int s = 0; s < TT; ++s) {
-    KT_UNROLL
-    for (int q = 0; q < NP; ++q)
-      if (s0 + s < j.a.t)
-        storeRows(o, s0 + s, (p + q) * 16, int8Finish(j, w[q], s0 + s, acc[s][q]));
+        storeRows(o, s0 + s, (p + q) * 16, D::template finish<1>(j, w[q], s0 + s, &acc[s][q]));
   }
 }
 
@@ -697,11 +648,11 @@ void matmulAvx512(const Job& j) {
   }
   switch (j.w.fmt) {
   case WeightFormat::F32:
-    return gemmPairs<tileF32<2>, tileF32<1>>(j, o, p0, p1);
+    return gemmPairs<tileDot<F32Dot, 2>, tileDot<F32Dot, 1>>(j, o, p0, p1);
   case WeightFormat::BF16:
-    return gemmPairs<tileBf16<2>, tileBf16<1>>(j, o, p0, p1);
+    return gemmPairs<tileDot<Bf16Dot, 2>, tileDot<Bf16Dot, 1>>(j, o, p0, p1);
   case WeightFormat::Int8:
-    return gemmPairs<tileInt8<2>, tileInt8<1>>(j, o, p0, p1);
+    return gemmPairs<tileDot<Int8Dot, 2>, tileDot<Int8Dot, 1>>(j, o, p0, p1);
   case WeightFormat::Int4G32Sym:
     return gemmInt4<32, false>(j, o, p0, p1);
   case WeightFormat::Int4G32Asym:
