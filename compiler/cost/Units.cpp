@@ -1,5 +1,7 @@
 #include "compiler/cost/Units.h"
 
+#include "runtime/support/Text.h"
+
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -7,24 +9,8 @@
 
 namespace kt::cost {
 
-namespace {
-
-std::string lower(std::string s) {
-  for (char& c : s)
-    c = char(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-std::string trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t");
-  size_t e = s.find_last_not_of(" \t");
-  return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
-}
-
-} // namespace
-
 bool parseByteSize(const std::string& text, double* bytes, std::string* why) {
-  std::string t = lower(trim(text));
+  std::string t = asciiLower(trimBlanks(text));
   if (t == "unlimited" || t == "inf") {
     *bytes = kUnlimitedBytes;
     return true;
@@ -46,7 +32,7 @@ bool parseByteSize(const std::string& text, double* bytes, std::string* why) {
     return false;
   }
   double value = std::strtod(t.substr(0, i).c_str(), nullptr);
-  std::string unit = trim(t.substr(i));
+  std::string unit = trimBlanks(t.substr(i));
   struct Unit {
     const char* name;
     double scale;

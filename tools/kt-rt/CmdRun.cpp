@@ -1,6 +1,7 @@
 // kt-rt run (one prompt, streamed) and kt-rt chat (interactive, multi-turn).
 #include "runtime/generate/PlanTokenizer.h"
 #include "runtime/generate/Session.h"
+#include "runtime/generate/TextStream.h"
 #include "runtime/support/Error.h"
 #include "tools/kt-rt/Args.h"
 #include "tools/kt-rt/Commands.h"
@@ -29,66 +30,11 @@ void installSigint() {
   sigaction(SIGINT, &sa, nullptr);
 }
 
-// Streams decoded text; stops when a stop string appears (which is not printed).
-class TextStream {
-public:
-  // The decoder is primed with the prompt so the reply is decoded in context (SentencePiece
-  // strips the leading space of a text's first token, which the reply's first token is not).
-  TextStream(const tok::Tokenizer& tok, const std::vector<int32_t>& prompt,
-             std::vector<std::string> stops)
-      : dec_(tok, /*skipSpecial=*/true), stops_(std::move(stops)) {
-    for (int32_t id : prompt)
-      dec_.push(id);
-  }
-
-  // Returns false once a stop string was produced.
-  bool push(int32_t id) {
-    pending_ += dec_.push(id);
-    return drain(false);
-  }
-  void finish() {
-    pending_ += dec_.flush();
-    drain(true);
-  }
-  const std::string& text() const { return text_; }
-
-private:
-  bool drain(bool all) {
-    for (const std::string& s : stops_) {
-      auto at = pending_.find(s);
-      if (at != std::string::npos) {
-        emit(pending_.substr(0, at));
-        pending_.clear();
-        stopped_ = true;
-        return false;
-      }
-    }
-    // Hold back a tail that could still grow into a stop string.
-    size_t hold = 0;
-    if (!all)
-      for (const std::string& s : stops_)
-        for (size_t k = std::min(s.size() - 1, pending_.size()); k > hold; --k)
-          if (pending_.compare(pending_.size() - k, k, s, 0, k) == 0) {
-            hold = k;
-            break;
-          }
-    emit(pending_.substr(0, pending_.size() - hold));
-    pending_.erase(0, pending_.size() - hold);
-    return !stopped_;
-  }
-  void emit(const std::string& s) {
-    if (s.empty())
-      return;
-    text_ += s;
-    std::fwrite(s.data(), 1, s.size(), stdout);
-    std::fflush(stdout);
-  }
-
-  tok::StreamDecoder dec_;
-  std::vector<std::string> stops_;
-  std::string pending_, text_;
-  bool stopped_ = false;
-};
+// Decoded text to stdout as it is produced.
+void printText(const std::string& s) {
+  std::fwrite(s.data(), 1, s.size(), stdout);
+  std::fflush(stdout);
+}
 
 void summary(const TurnStats& st) {
   std::fprintf(stderr,
@@ -146,7 +92,7 @@ int cmdRun(int argc, char** argv) {
   Sampler sampler(parseSampling(args, 0.0));
   Session session(model);
   installSigint();
-  TextStream out(*tok, ids, args.all("--stop"));
+  TextStream out(*tok, ids, args.all("--stop"), printText);
   TurnStats st = session.generate(
       ids, limitsFrom(args, model, *tok), sampler, [&](int32_t id) { return out.push(id); },
       [] { return gInterrupted.load(); });
@@ -199,7 +145,7 @@ int cmdChat(int argc, char** argv) {
       transcript += (transcript.empty() ? "" : "\n") + line;
       ids = tok->encode(transcript, true);
     }
-    TextStream out(*tok, ids, args.all("--stop"));
+    TextStream out(*tok, ids, args.all("--stop"), printText);
     TurnStats st = session.generate(
         ids, limits, sampler, [&](int32_t id) { return out.push(id); },
         [] { return gInterrupted.load(); });

@@ -9,6 +9,7 @@ int cmdTokenize(int argc, char** argv);
 int cmdDetokenize(int argc, char** argv);
 int cmdRun(int argc, char** argv);
 int cmdChat(int argc, char** argv);
+int cmdServe(int argc, char** argv);
 int cmdPerplexity(int argc, char** argv);
 int cmdBench(int argc, char** argv);
 int cmdTrain(int argc, char** argv);

@@ -19,6 +19,8 @@ const Command kCommands[] = {
     {"run", kt::cli::cmdRun,
      "PLAN -p TEXT [-n N] [--chat] [sampling]   stream a continuation (or a chat reply)"},
     {"chat", kt::cli::cmdChat, "PLAN [--system S] [sampling]   interactive multi-turn chat"},
+    {"serve", kt::cli::cmdServe,
+     "PLAN [--host H] [--port 8000] [-n N] [sampling]   OpenAI-compatible HTTP server"},
     {"inspect", kt::cli::cmdInspect, "PLAN [--steps] [--weights]   print a plan's contents"},
     {"score", kt::cli::cmdScore,
      "PLAN --ids 1,2,3 [--ids ...] --out F.safetensors [--dump-hidden]   logits of whole "
