@@ -14,6 +14,11 @@ using nlohmann::json;
 
 namespace {
 
+// Invalid UTF-8 (a client's bytes quoted in an error message) is replaced, not thrown on.
+std::string dumped(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 // A request the client got wrong: answered with 400 and this message (naming `param`).
 struct BadRequest {
   std::string message, param;
@@ -25,7 +30,7 @@ void sendError(HttpResponder& out, int status, const std::string& message,
             {"type", status == 404 ? "not_found_error" : "invalid_request_error"},
             {"param", param.empty() ? json(nullptr) : json(param)},
             {"code", nullptr}};
-  out.send(status, "application/json", json{{"error", e}}.dump());
+  out.send(status, "application/json", dumped(json{{"error", e}}));
 }
 
 // The value of optional field `name` as a number in [lo, hi], else `fallback`.
@@ -166,7 +171,7 @@ SamplerConfig sampling(const json& body, const SamplerConfig& d) {
 }
 
 std::string sse(const json& j) {
-  return "data: " + j.dump() + "\n\n";
+  return "data: " + dumped(j) + "\n\n";
 }
 
 } // namespace
@@ -193,7 +198,7 @@ void OpenAiApi::handle(const HttpRequest& req, HttpResponder& out) {
               {"owned_by", "kt"},
               {"max_model_len", model_.info().max_position()}};
     return out.send(200, "application/json",
-                    json{{"object", "list"}, {"data", json::array({m})}}.dump());
+                    dumped(json{{"object", "list"}, {"data", json::array({m})}}));
   }
   sendError(out, 404,
             "no route " + req.method + " " + req.path +
@@ -314,13 +319,12 @@ void OpenAiApi::complete(const std::string& bodyText, bool chat, HttpResponder& 
       choice["logprobs"] = nullptr;
     }
     out.send(200, "application/json",
-             json{{"id", id},
-                  {"object", object},
-                  {"created", created},
-                  {"model", opt_.modelName},
-                  {"choices", json::array({choice})},
-                  {"usage", usage}}
-                 .dump());
+             dumped(json{{"id", id},
+                         {"object", object},
+                         {"created", created},
+                         {"model", opt_.modelName},
+                         {"choices", json::array({choice})},
+                         {"usage", usage}}));
   }
   if (opt_.log)
     std::fprintf(opt_.log,

@@ -238,6 +238,7 @@ TEST_F(Serve, BadRequestsNameTheFieldAtFault) {
   bad("/v1/chat/completions",
       R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})", 400,
       "messages[0].content", "text parts");
+  bad("/v1/completions", "{\"prompt\": \"\xff\xfe\"}", 400, "", "not valid JSON"); // bad UTF-8
   bad("/v1/nothing", "{}", 404, "", "no route POST /v1/nothing");
   Reply r = roundTrip(port(), "GET /v1/completions HTTP/1.1\r\n\r\n");
   EXPECT_EQ(r.status, 405) << r.body;
