@@ -89,7 +89,7 @@ HttpServer::HttpServer(const std::string& host, int port, HttpLimits limits) : l
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* res = nullptr;
   if (int rc = getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res); rc != 0)
-    throw Error("serve: cannot resolve " + where + ": " + gai_strerror(rc));
+    throw Error("cannot resolve the address " + where + ": " + gai_strerror(rc));
   std::string why = "no address";
   for (addrinfo* a = res; a && listenFd_ < 0; a = a->ai_next) {
     int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
@@ -114,7 +114,7 @@ HttpServer::HttpServer(const std::string& host, int port, HttpLimits limits) : l
   }
   freeaddrinfo(res);
   if (listenFd_ < 0)
-    throw Error("serve: cannot listen on " + where + ": " + why);
+    throw Error("cannot listen on " + where + ": " + why);
 }
 
 HttpServer::~HttpServer() {
