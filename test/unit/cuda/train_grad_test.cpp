@@ -117,6 +117,26 @@ std::vector<float> fetch(const float* p, size_t n) {
   return v;
 }
 
+// One layer forward and backward on the CPU (the reference) and on the GPU, over an input of
+// `xSize` and an output gradient of `ySize` values drawn from `b` (in that order, scale `sd`):
+// cpu(x, dy, y, dx) and gpu(gx, gdy, gy, gdx) each run the forward then the backward. The
+// outputs and input gradients must agree within `tol`, then (with `weightGrads`) the weight
+// gradients `b` tracks.
+template <class Cpu, class Gpu>
+void expectLayerMatches(Bench& b, size_t xSize, size_t ySize, float sd, double tol,
+                        const std::string& what, Cpu cpu, Gpu gpu, bool weightGrads = true) {
+  std::vector<float>& x = b.randn(xSize, sd);
+  std::vector<float>& dy = b.randn(ySize, sd);
+  std::vector<float> y(ySize), dx(xSize);
+  cpu(x.data(), dy.data(), y.data(), dx.data());
+  Dev gy(y.size() * 4), gdx(dx.size() * 4);
+  gpu(b.up(x), b.up(dy), gy.as(), gdx.as());
+  EXPECT_LT(relErr(fetch(gy.as(), y.size()), y), tol) << what;
+  EXPECT_LT(relErr(fetch(gdx.as(), dx.size()), dx), tol) << what;
+  if (weightGrads)
+    b.expectGrads(what);
+}
+
 TEST(TrainGradCuda, LinearWithLoraMatchesCpu) {
   KT_REQUIRE_GPU();
   ThreadPool pool(2);
@@ -127,21 +147,19 @@ TEST(TrainGradCuda, LinearWithLoraMatchesCpu) {
         for (bool bias : {false, true}) {
           Bench b;
           auto [cp, gp] = b.proj(out, in, bias, r, "linear");
-          std::vector<float>& x = b.randn(size_t(rows * in));
-          std::vector<float>& dy = b.randn(size_t(rows * out));
-          std::vector<float> y(size_t(rows * out)), dx(size_t(rows * in));
-          g::linearForward(pool, cp, x.data(), rows, y.data());
-          g::linearBackward(pool, cp, x.data(), rows, dy.data(), dx.data());
-          Dev gy(y.size() * 4), gdx(dx.size() * 4);
-          float* gx = b.up(x);
-          cg::linearForward(ctx, gp, gx, rows, gy.as());
-          cg::linearBackward(ctx, gp, gx, rows, b.up(dy), gdx.as(), false);
           const std::string what = "rows " + std::to_string(rows) + " out " + std::to_string(out) +
                                    " in " + std::to_string(in) + " r " + std::to_string(r) +
                                    (bias ? " bias" : "");
-          EXPECT_LT(relErr(fetch(gy.as(), y.size()), y), 1e-4) << what;
-          EXPECT_LT(relErr(fetch(gdx.as(), dx.size()), dx), 1e-4) << what;
-          b.expectGrads(what);
+          expectLayerMatches(
+              b, size_t(rows * in), size_t(rows * out), 0.5f, 1e-4, what,
+              [&, &cp = cp](const float* x, const float* dy, float* y, float* dx) {
+                g::linearForward(pool, cp, x, rows, y);
+                g::linearBackward(pool, cp, x, rows, dy, dx);
+              },
+              [&, &gp = gp](float* gx, float* gdy, float* gy, float* gdx) {
+                cg::linearForward(ctx, gp, gx, rows, gy);
+                cg::linearBackward(ctx, gp, gx, rows, gdy, gdx, false);
+              });
         }
 }
 
@@ -153,17 +171,20 @@ TEST(TrainGradCuda, RmsNormMatchesCpu) {
     for (int64_t dim : {40, 128}) {
       Bench b;
       std::vector<float>& w = b.normWeight(dim);
-      std::vector<float>& x = b.randn(size_t(rows * dim), 1.f);
-      std::vector<float>& dy = b.randn(size_t(rows * dim), 1.f);
-      std::vector<float> y(x.size()), dx(x.size());
-      g::rmsNormForward(pool, x.data(), rows, dim, b.view(w, 1, dim), 1e-6, y.data());
-      g::rmsNormBackward(pool, x.data(), rows, dim, b.view(w, 1, dim), 1e-6, dy.data(), dx.data());
-      Dev gy(y.size() * 4), gdx(dx.size() * 4);
-      float *gx = b.up(x), *gw = b.up(w);
-      cg::rmsNormForward(ctx, gx, rows, dim, gw, 1e-6f, gy.as());
-      cg::rmsNormBackward(ctx, gx, rows, dim, gw, 1e-6f, b.up(dy), gdx.as(), false);
-      EXPECT_LT(relErr(fetch(gy.as(), y.size()), y), 1e-5) << rows << "x" << dim;
-      EXPECT_LT(relErr(fetch(gdx.as(), dx.size()), dx), 1e-5) << rows << "x" << dim;
+      const cpu::MatrixView cw = b.view(w, 1, dim);
+      float* gw = b.up(w);
+      expectLayerMatches(
+          b, size_t(rows * dim), size_t(rows * dim), 1.f, 1e-5,
+          std::to_string(rows) + "x" + std::to_string(dim),
+          [&](const float* x, const float* dy, float* y, float* dx) {
+            g::rmsNormForward(pool, x, rows, dim, cw, 1e-6, y);
+            g::rmsNormBackward(pool, x, rows, dim, cw, 1e-6, dy, dx);
+          },
+          [&](float* gx, float* gdy, float* gy, float* gdx) {
+            cg::rmsNormForward(ctx, gx, rows, dim, gw, 1e-6f, gy);
+            cg::rmsNormBackward(ctx, gx, rows, dim, gw, 1e-6f, gdy, gdx, false);
+          },
+          /*weightGrads=*/false);
     }
 }
 
@@ -180,19 +201,17 @@ TEST(TrainGradCuda, MlpMatchesCpu) {
       auto [cd, gd] = b.proj(H, I, false, r, "down");
       g::MlpWeights cw{cg_, cu, cd};
       cg::DevMlp gw{gg, gu, gd};
-      std::vector<float>& x = b.randn(size_t(rows * H), 1.f);
-      std::vector<float>& dy = b.randn(size_t(rows * H), 1.f);
-      std::vector<float> y(x.size()), dx(x.size());
-      g::mlpForward(pool, cw, x.data(), rows, y.data());
-      g::mlpBackward(pool, cw, x.data(), rows, dy.data(), dx.data());
-      Dev gy(y.size() * 4), gdx(dx.size() * 4);
-      float* gx = b.up(x);
-      cg::mlpForward(ctx, gw, gx, rows, gy.as());
-      cg::mlpBackward(ctx, gw, gx, rows, b.up(dy), gdx.as(), false);
-      const std::string what = "rows " + std::to_string(rows) + " r " + std::to_string(r);
-      EXPECT_LT(relErr(fetch(gy.as(), y.size()), y), 1e-4) << what;
-      EXPECT_LT(relErr(fetch(gdx.as(), dx.size()), dx), 1e-4) << what;
-      b.expectGrads(what);
+      expectLayerMatches(
+          b, size_t(rows * H), size_t(rows * H), 1.f, 1e-4,
+          "rows " + std::to_string(rows) + " r " + std::to_string(r),
+          [&](const float* x, const float* dy, float* y, float* dx) {
+            g::mlpForward(pool, cw, x, rows, y);
+            g::mlpBackward(pool, cw, x, rows, dy, dx);
+          },
+          [&](float* gx, float* gdy, float* gy, float* gdx) {
+            cg::mlpForward(ctx, gw, gx, rows, gy);
+            cg::mlpBackward(ctx, gw, gx, rows, gdy, gdx, false);
+          });
     }
 }
 
@@ -250,21 +269,19 @@ TEST(TrainGradCuda, GqaAttentionMatchesCpu) {
         gw.scale = float(cp.scale);
         gw.rope = b.rope(cp.rope);
         gw.normEps = 1e-6f;
-        const int64_t rows = batch * L;
-        std::vector<float>& x = b.randn(size_t(rows * H), 1.f);
-        std::vector<float>& dy = b.randn(size_t(rows * H), 1.f);
-        std::vector<float> y(x.size()), dx(x.size());
-        g::gqaForward(pool, cp, cw, x.data(), batch, L, y.data());
-        g::gqaBackward(pool, cp, cw, x.data(), batch, L, dy.data(), dx.data());
-        Dev gy(y.size() * 4), gdx(dx.size() * 4);
-        float* gx = b.up(x);
-        cg::gqaForward(ctx, gw, gx, batch, L, gy.as());
-        cg::gqaBackward(ctx, gw, gx, batch, L, b.up(dy), gdx.as());
-        const std::string what = "heads " + std::to_string(heads) + "/" + std::to_string(kv) +
-                                 " L " + std::to_string(L) + " variant " + std::to_string(variant);
-        EXPECT_LT(relErr(fetch(gy.as(), y.size()), y), 1e-4) << what;
-        EXPECT_LT(relErr(fetch(gdx.as(), dx.size()), dx), 1e-4) << what;
-        b.expectGrads(what);
+        const size_t n = size_t(batch * L * H);
+        expectLayerMatches(
+            b, n, n, 1.f, 1e-4,
+            "heads " + std::to_string(heads) + "/" + std::to_string(kv) + " L " +
+                std::to_string(L) + " variant " + std::to_string(variant),
+            [&](const float* x, const float* dy, float* y, float* dx) {
+              g::gqaForward(pool, cp, cw, x, batch, L, y);
+              g::gqaBackward(pool, cp, cw, x, batch, L, dy, dx);
+            },
+            [&](float* gx, float* gdy, float* gy, float* gdx) {
+              cg::gqaForward(ctx, gw, gx, batch, L, gy);
+              cg::gqaBackward(ctx, gw, gx, batch, L, gdy, gdx);
+            });
         ++cases;
       }
   EXPECT_EQ(cases, 36);
@@ -316,21 +333,19 @@ TEST(TrainGradCuda, MlaAttentionMatchesCpu) {
         gw.scale = float(cp.scale);
         gw.rope = b.rope(cp.rope);
         gw.normEps = 1e-6f;
-        const int64_t rows = batch * L;
-        std::vector<float>& x = b.randn(size_t(rows * H), 1.f);
-        std::vector<float>& dy = b.randn(size_t(rows * H), 1.f);
-        std::vector<float> y(x.size()), dx(x.size());
-        g::mlaForward(pool, cp, cw, x.data(), batch, L, y.data());
-        g::mlaBackward(pool, cp, cw, x.data(), batch, L, dy.data(), dx.data());
-        Dev gy(y.size() * 4), gdx(dx.size() * 4);
-        float* gx = b.up(x);
-        cg::mlaForward(ctx, gw, gx, batch, L, gy.as());
-        cg::mlaBackward(ctx, gw, gx, batch, L, b.up(dy), gdx.as());
-        const std::string what = "heads " + std::to_string(heads) + " q_lora " +
-                                 std::to_string(qLora) + " L " + std::to_string(L);
-        EXPECT_LT(relErr(fetch(gy.as(), y.size()), y), 1e-4) << what;
-        EXPECT_LT(relErr(fetch(gdx.as(), dx.size()), dx), 1e-4) << what;
-        b.expectGrads(what);
+        const size_t n = size_t(batch * L * H);
+        expectLayerMatches(
+            b, n, n, 1.f, 1e-4,
+            "heads " + std::to_string(heads) + " q_lora " + std::to_string(qLora) + " L " +
+                std::to_string(L),
+            [&](const float* x, const float* dy, float* y, float* dx) {
+              g::mlaForward(pool, cp, cw, x, batch, L, y);
+              g::mlaBackward(pool, cp, cw, x, batch, L, dy, dx);
+            },
+            [&](float* gx, float* gdy, float* gy, float* gdx) {
+              cg::mlaForward(ctx, gw, gx, batch, L, gy);
+              cg::mlaBackward(ctx, gw, gx, batch, L, gdy, gdx);
+            });
       }
 }
 
