@@ -10,6 +10,7 @@
 #include "kernels/cuda/DeviceKernels.h"
 #include "runtime/support/ThreadPool.h"
 #include "test/unit/cuda/CudaTestUtil.h"
+#include "test/unit/cuda/MlaProblem.h"
 
 #include <algorithm>
 #include <cmath>
@@ -160,9 +161,9 @@ TEST(CudaAttentionPaged, GqaBitIdenticalToDense) {
   std::printf("[paged] GQA: %d cases bit-identical to dense\n", cases);
 }
 
-struct MlaShape {
-  int heads, lora, rope;
-};
+using kt::cudatest::MlaProblem;
+using kt::cudatest::mlaProblem;
+using kt::cudatest::MlaShape;
 
 TEST(CudaAttentionPaged, MlaBitIdenticalToDense) {
   KT_REQUIRE_GPU();
@@ -177,13 +178,9 @@ TEST(CudaAttentionPaged, MlaBitIdenticalToDense) {
             continue;
           const int64_t pos0 = ctx - len;
           const int64_t width = (ctx + P - 1) / P + 1, capacity = width * P;
-          const double scale = 1.0 / std::sqrt(double(m.lora + m.rope));
-          std::vector<float> qa = randomVector(rng, size_t(len * m.heads * m.lora), 0.5f),
-                             qp = randomVector(rng, size_t(len * m.heads * m.rope), 0.5f),
-                             lat = randomVector(rng, size_t(capacity * m.lora)),
-                             kpe = randomVector(rng, size_t(capacity * m.rope)), want(qa.size());
-          cpu::mlaAttentionRef(pool, qa.data(), qp.data(), len, m.heads, m.lora, m.rope, lat.data(),
-                               kpe.data(), pos0, scale, want.data());
+          MlaProblem p = mlaProblem(rng, pool, m, len, pos0, capacity);
+          const double scale = p.scale;
+          std::vector<float>&qa = p.qa, &qp = p.qp, &lat = p.lat, &kpe = p.kpe, &want = p.want;
           std::fill(lat.begin() + ctx * m.lora, lat.end(), kPoison);
           std::fill(kpe.begin() + ctx * m.rope, kpe.end(), kPoison);
           PagedCopy pc(rng, P, ctx, m.lora, m.rope, width);

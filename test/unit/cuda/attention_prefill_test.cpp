@@ -10,6 +10,7 @@
 #include "kernels/cuda/PrefillAttention.h"
 #include "runtime/support/ThreadPool.h"
 #include "test/unit/cuda/CudaTestUtil.h"
+#include "test/unit/cuda/MlaProblem.h"
 
 #include <algorithm>
 #include <cmath>
@@ -18,6 +19,9 @@
 using namespace kt;
 using kt::cudatest::Dev;
 using kt::cudatest::maxRelDiff;
+using kt::cudatest::MlaProblem;
+using kt::cudatest::mlaProblem;
+using kt::cudatest::MlaShape;
 using kt::cudatest::poisonPast;
 using kt::cudatest::randomVector;
 
@@ -98,26 +102,18 @@ TEST(CudaPrefillAttention, GqaMatchesCpuReference) {
         }
 }
 
-struct MlaCase {
-  int heads, lora, rope;
-};
-
 TEST(CudaPrefillAttention, MlaMatchesCpuReference) {
   KT_REQUIRE_GPU();
   ThreadPool pool(1);
   std::mt19937 rng(42);
-  for (MlaCase m : {MlaCase{16, 512, 64}, MlaCase{3, 72, 16}, MlaCase{1, 33, 7}})
+  for (MlaShape m : {MlaShape{16, 512, 64}, MlaShape{3, 72, 16}, MlaShape{1, 33, 7}})
     for (int64_t len : {33, 100})
       for (int64_t pos0 : {0, 5})
         for (int64_t bound : {int64_t(0), int64_t(2500)}) {
           const int64_t ctx = pos0 + len, capacity = ctx + 3;
-          const double scale = 1.0 / std::sqrt(double(m.lora + m.rope));
-          std::vector<float> qa = randomVector(rng, size_t(len * m.heads * m.lora), 0.5f),
-                             qp = randomVector(rng, size_t(len * m.heads * m.rope), 0.5f),
-                             lat = randomVector(rng, size_t(capacity * m.lora)),
-                             kpe = randomVector(rng, size_t(capacity * m.rope)), want(qa.size());
-          cpu::mlaAttentionRef(pool, qa.data(), qp.data(), len, m.heads, m.lora, m.rope, lat.data(),
-                               kpe.data(), pos0, scale, want.data());
+          MlaProblem p = mlaProblem(rng, pool, m, len, pos0, capacity);
+          const double scale = p.scale;
+          std::vector<float>&qa = p.qa, &qp = p.qp, &lat = p.lat, &kpe = p.kpe, &want = p.want;
           poisonPast(lat, ctx, m.lora);
           poisonPast(kpe, ctx, m.rope);
           Dev dqa(qa), dqp(qp), dlat(lat), dkpe(kpe), dOut(qa.size() * 4);

@@ -8,6 +8,7 @@
 #include "kernels/cuda/DeviceKernels.h"
 #include "runtime/support/ThreadPool.h"
 #include "test/unit/cuda/CudaTestUtil.h"
+#include "test/unit/cuda/MlaProblem.h"
 
 #include <algorithm>
 #include <cmath>
@@ -15,6 +16,9 @@
 using namespace kt;
 using kt::cudatest::Dev;
 using kt::cudatest::maxRelDiff;
+using kt::cudatest::MlaProblem;
+using kt::cudatest::mlaProblem;
+using kt::cudatest::MlaShape;
 using kt::cudatest::poisonPast;
 using kt::cudatest::randomVector;
 
@@ -98,27 +102,19 @@ TEST(CudaAttentionSplit, GqaMatchesCpuReference) {
       }
 }
 
-struct MlaCase {
-  int heads, lora, rope;
-};
-
 // Absorbed MLA (k1 = v = the latent, k2 = the rope key): DeepSeek's 512 + 64 and odd small sizes.
 TEST(CudaAttentionSplit, MlaMatchesCpuReference) {
   KT_REQUIRE_GPU();
   ThreadPool pool(1);
   std::mt19937 rng(32);
-  for (MlaCase m : {MlaCase{16, 512, 64}, MlaCase{3, 72, 16}, MlaCase{1, 33, 7}})
+  for (MlaShape m : {MlaShape{16, 512, 64}, MlaShape{3, 72, 16}, MlaShape{1, 33, 7}})
     for (int64_t ctx : {1, 63, 64, 65, 1000, 4097}) {
       const int64_t len = m.heads == 3 ? 2 : 1, pos0 = ctx - len, capacity = ctx + 5;
       if (len > ctx)
         continue;
-      const double scale = 1.0 / std::sqrt(double(m.lora + m.rope));
-      std::vector<float> qa = randomVector(rng, size_t(len * m.heads * m.lora), 0.5f),
-                         qp = randomVector(rng, size_t(len * m.heads * m.rope), 0.5f),
-                         lat = randomVector(rng, size_t(capacity * m.lora)),
-                         kpe = randomVector(rng, size_t(capacity * m.rope)), want(qa.size());
-      cpu::mlaAttentionRef(pool, qa.data(), qp.data(), len, m.heads, m.lora, m.rope, lat.data(),
-                           kpe.data(), pos0, scale, want.data());
+      MlaProblem p = mlaProblem(rng, pool, m, len, pos0, capacity);
+      const double scale = p.scale;
+      std::vector<float>&qa = p.qa, &qp = p.qp, &lat = p.lat, &kpe = p.kpe, &want = p.want;
       poisonPast(lat, ctx, m.lora);
       poisonPast(kpe, ctx, m.rope);
       std::vector<int32_t> p0 = {int32_t(pos0)};
