@@ -287,7 +287,7 @@ void OpenAiApi::complete(const std::string& bodyText, bool chat, HttpResponder& 
   try {
     st = session_.generate(
         ids, limits, sampler, [&](int32_t tokenId) { return text.push(tokenId); },
-        [&] { return clientGone; });
+        [&] { return clientGone || (opt_.stop && opt_.stop->load()); });
   } catch (const Error& e) {
     session_.reset(); // the cache may hold a half-run step
     if (!stream)

@@ -10,6 +10,7 @@
 #include "runtime/serve/HttpServer.h"
 #include "runtime/tokenizer/Tokenizer.h"
 
+#include <atomic>
 #include <cstdio>
 #include <string>
 
@@ -20,6 +21,8 @@ struct ApiOptions {
   int defaultMaxTokens = 256;    // when a request gives no max_tokens
   SamplerConfig defaultSampling; // fields a request leaves out (temperature 1: OpenAI's default)
   FILE* log = stderr;            // one line per request (null: silent)
+  // Set (e.g. by Ctrl-C) to end the request in progress at its next token; null: never.
+  const std::atomic<bool>* stop = nullptr;
   ApiOptions() { defaultSampling.temperature = 1.0; }
 };
 

@@ -46,6 +46,7 @@ int cmdServe(int argc, char** argv) {
   if (o.defaultMaxTokens < 1)
     throw Error("-n must be >= 1");
   o.defaultSampling = parseSampling(args, 1.0); // a request's own fields override these
+  o.stop = &gStop;                              // Ctrl-C also ends a request in progress
   Model model(planPath, int(args.getInt("--threads", 0)), args.get("--numa", "auto"));
   auto tok = planTokenizer(model.plan());
   serve::OpenAiApi api(model, *tok, o);
