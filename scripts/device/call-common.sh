@@ -2,8 +2,9 @@
 # on the device machine from a staging folder at the repository root (e.g. `.s13/`, carried with
 # `.hybench` and `.devdeps`; the staging folder holds the flatc header as `gen/`, a copy of
 # `.cudaparity/gen` made by scripts/device-cuda-plans.sh here). Links the tree at /tmp/src,
-# unpacks the .debs of .devdeps, configures and builds kt-rt, kt-synth and kt_bench_moe in
-# /tmp/ktc (kept between calls on a warm machine), and defines `probe NAME`: kt-rt probe into
+# unpacks the .debs of .devdeps, configures and builds $TARGETS (default kt-rt, kt-synth and
+# kt_bench_moe; e.g. TARGETS=kt_cuda_test for the CUDA tests) in /tmp/ktc (kept between calls on a
+# warm machine), and defines `probe NAME`: kt-rt probe into
 # $OUT/NAME.json, printing the CPU's bandwidth, op overhead, pool wake-up and prefill attention
 # (a disturbed machine shows there first: docs/cost-model.md, twelfth device run).
 STAGE=$(cd "$(dirname "$0")" && pwd)
@@ -19,7 +20,8 @@ SECONDS=0
 [ -f /tmp/ktc/build.ninja ] || cmake -S scripts/device -B /tmp/ktc -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DDEPS=/tmp/deps -DKT_GEN=/tmp/src/.cudaparity/gen > $OUT/cmake.txt 2>&1 ||
   { tail -20 $OUT/cmake.txt; exit 1; }
-ninja -C /tmp/ktc -j16 kt-rt kt-synth kt_bench_moe > $OUT/build.txt 2>&1 || { tail -30 $OUT/build.txt; exit 1; }
+ninja -C /tmp/ktc -j16 ${TARGETS:-kt-rt kt-synth kt_bench_moe} > $OUT/build.txt 2>&1 ||
+  { tail -30 $OUT/build.txt; exit 1; }
 echo "build ${SECONDS}s"
 probe() { # NAME
   timeout 150 /tmp/ktc/kt-rt probe -o $OUT/$1.json > $OUT/$1.txt 2>&1
