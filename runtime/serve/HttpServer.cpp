@@ -3,6 +3,8 @@
 #include "runtime/support/Error.h"
 #include "runtime/support/Text.h"
 
+#include <nlohmann/json.hpp>
+
 #include <arpa/inet.h>
 #include <cerrno>
 #include <cstring>
@@ -138,32 +140,26 @@ void HttpServer::run(const Handler& handler, const std::atomic<bool>& stop) {
   }
 }
 
-namespace {
-
-std::string errorJson(const std::string& message) {
-  std::string m;
-  for (char c : message) { // the few characters a JSON string must escape in our messages
-    if (c == '"' || c == '\\')
-      m += '\\';
-    if (static_cast<unsigned char>(c) >= 0x20)
-      m += c;
-  }
-  return "{\"error\": {\"message\": \"" + m + "\", \"type\": \"invalid_request_error\"}}";
+std::string errorBody(int status, const std::string& message, const std::string& param) {
+  using nlohmann::json;
+  json e = {{"message", message},
+            {"type", status == 404 ? "not_found_error" : "invalid_request_error"},
+            {"param", param.empty() ? json(nullptr) : json(param)},
+            {"code", nullptr}};
+  return json{{"error", e}}.dump(-1, ' ', false, json::error_handler_t::replace);
 }
-
-} // namespace
 
 void HttpServer::serveConnection(int fd, const Handler& handler) {
   HttpResponder out(fd);
   auto fail = [&](int status, const std::string& message) {
-    out.send(status, "application/json", errorJson(message));
+    out.send(status, "application/json", errorBody(status, message));
   };
-  // Reads until `need` bytes are buffered or `done` says the buffer is complete; false on a
-  // timeout, a closed connection or past `cap` bytes (*overflow set).
   std::string buf;
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(limits_.readTimeoutMs);
-  auto readMore = [&]() -> int { // 1 read, 0 closed, -1 timeout
+  // Appends what the client sent to `buf`, waiting at most until the request's read deadline:
+  // 1 read (or nothing yet), 0 closed, -1 past the deadline.
+  auto readMore = [&]() -> int {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                     deadline - std::chrono::steady_clock::now())
                     .count();

@@ -65,4 +65,9 @@ private:
 // "Not Found" etc. for the status codes the server uses.
 const char* statusText(int status);
 
+// An error response's body, shaped as OpenAI's (the server's own 4xx/5xx and the API's):
+// {"error": {"message", "type" (not_found_error for 404, else invalid_request_error), "param"
+// (null when empty), "code": null}}. Bytes of `message` that are not UTF-8 are replaced.
+std::string errorBody(int status, const std::string& message, const std::string& param = "");
+
 } // namespace kt::serve

@@ -26,11 +26,7 @@ struct BadRequest {
 
 void sendError(HttpResponder& out, int status, const std::string& message,
                const std::string& param = "") {
-  json e = {{"message", message},
-            {"type", status == 404 ? "not_found_error" : "invalid_request_error"},
-            {"param", param.empty() ? json(nullptr) : json(param)},
-            {"code", nullptr}};
-  out.send(status, "application/json", dumped(json{{"error", e}}));
+  out.send(status, "application/json", errorBody(status, message, param));
 }
 
 // The value of optional field `name` as a number in [lo, hi], else `fallback`.
