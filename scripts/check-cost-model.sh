@@ -90,20 +90,20 @@ for entry in "${MODELS[@]}"; do
     "$KTRT" probe --threads "$THREADS" --name probed -q -o "$PROFILE"
   fi
   for PROMPT in ${PROMPTS//,/ }; do
-  tag=$mtag-p$PROMPT
-  plan=$WORK/$tag.ktplan
-  echo "== $name --cpu-quant $quant, prompt $PROMPT $(date -u +%T)" >&2
-  "$KTC" "$dir" -o "$plan" --cpu-quant "$quant" --hw "$PROFILE" --prompt-len "$PROMPT" \
-    --explain-json "$WORK/$tag.explain.json" > "$WORK/$tag.compile.log" 2>&1 ||
-    { cat "$WORK/$tag.compile.log" >&2; exit 1; }
-  : > "$WORK/$tag.bench.jsonl"
-  load=$(cut -d' ' -f1 /proc/loadavg)
-  for ((r = 0; r < RUNS; r++)); do
-    "$KTRT" bench "$plan" --prompt-len "$PROMPT" --gen-len "$GEN" --threads "$THREADS" --reps 2 \
-      --json 2>/dev/null | tail -1 >> "$WORK/$tag.bench.jsonl"
-  done
-  "$PY" - "$name" "$quant" "$WORK/$tag.explain.json" "$WORK/$tag.bench.jsonl" "$load" \
-    "$PROFILE" "$PROMPT" >> "$RESULTS" <<'EOF'
+    tag=$mtag-p$PROMPT
+    plan=$WORK/$tag.ktplan
+    echo "== $name --cpu-quant $quant, prompt $PROMPT $(date -u +%T)" >&2
+    "$KTC" "$dir" -o "$plan" --cpu-quant "$quant" --hw "$PROFILE" --prompt-len "$PROMPT" \
+      --explain-json "$WORK/$tag.explain.json" > "$WORK/$tag.compile.log" 2>&1 ||
+      { cat "$WORK/$tag.compile.log" >&2; exit 1; }
+    : > "$WORK/$tag.bench.jsonl"
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    for ((r = 0; r < RUNS; r++)); do
+      "$KTRT" bench "$plan" --prompt-len "$PROMPT" --gen-len "$GEN" --threads "$THREADS" --reps 2 \
+        --json 2>/dev/null | tail -1 >> "$WORK/$tag.bench.jsonl"
+    done
+    "$PY" - "$name" "$quant" "$WORK/$tag.explain.json" "$WORK/$tag.bench.jsonl" "$load" \
+      "$PROFILE" "$PROMPT" >> "$RESULTS" <<'EOF'
 import json, statistics, sys
 name, quant, explain, bench, load, profile, prompt = sys.argv[1:8]
 bw = json.load(open(profile))["cpu"]["numa_nodes"][0]["bandwidth_gbs"]
